@@ -1,0 +1,319 @@
+//! Stdio backends: a child process per instance, speaking MCP on stdin/stdout.
+//!
+//! Each child is a session leader (and so its own process group), so the daemon
+//! can signal the whole tree it starts (`npx` → `npm exec` → `node`). Its stderr
+//! is captured into a ring buffer, never mixed into the protocol.
+
+use std::process::Stdio;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::{mpsc, watch};
+use tokio_util::codec::FramedRead;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, info, warn};
+
+use super::pending::PendingTable;
+use super::stderr::StderrRing;
+use super::{BACKEND_PROTOCOL_VERSION, Backend, BackendError, BackendEvent, SharingKey, stderr_suffix};
+use crate::config::{self, ServerConfig};
+use crate::framing::{Frame, LineCodec};
+use crate::jsonrpc::{self, Kind};
+
+/// Variables of the daemon's own environment that must not leak into backends.
+const PRIVATE_ENV: &[&str] =
+    &["MCP_GATEWAY_READY_FD", "NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "WATCHDOG_USEC", "WATCHDOG_PID"];
+
+pub struct SpawnOptions<'a> {
+    pub server: &'a str,
+    pub key: SharingKey,
+    pub config: &'a ServerConfig,
+    pub startup_timeout: Duration,
+    pub max_message_bytes: usize,
+    pub events: mpsc::UnboundedSender<BackendEvent>,
+}
+
+/// What the pool needs to stop a backend's process tree.
+pub struct ProcessHandle {
+    server: String,
+    pgid: Option<Pid>,
+    exited: watch::Receiver<bool>,
+    stop_io: CancellationToken,
+}
+
+impl ProcessHandle {
+    /// Closes stdin and sends SIGTERM to the process group, waits up to `grace`
+    /// for the group to go away, then sends SIGKILL to whatever is left.
+    pub async fn stop(&self, grace: Duration) {
+        self.stop_io.cancel();
+        let Some(pgid) = self.pgid else { return };
+        if killpg(pgid, Signal::SIGTERM).is_err() {
+            return; // The group is already gone.
+        }
+        let deadline = Instant::now() + grace;
+        let mut exited = self.exited.clone();
+        let _ = tokio::time::timeout(grace, exited.wait_for(|e| *e)).await;
+        // The leader is gone; children of children may still be winding down.
+        while Instant::now() < deadline && killpg(pgid, None).is_ok() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if killpg(pgid, Signal::SIGKILL).is_ok() {
+            warn!(server = %self.server, "backend did not stop within {grace:?} of SIGTERM; sent SIGKILL to its process group");
+        }
+    }
+}
+
+/// Expands `${VAR}` in one field of the server's definition.
+fn expanded(server: &str, field: &str, value: &str) -> Result<String, BackendError> {
+    config::expand(value, &|name| std::env::var(name).ok()).map_err(|missing| BackendError::Config {
+        server: server.to_string(),
+        message: format!("{missing}, needed by `{field}`"),
+    })
+}
+
+fn build_command(server: &str, def: &ServerConfig) -> Result<Command, BackendError> {
+    let program = def.command.as_deref().ok_or_else(|| BackendError::Config {
+        server: server.to_string(),
+        message: "no `command` to run".into(),
+    })?;
+    let mut command = Command::new(expanded(server, "command", program)?);
+    for arg in &def.args {
+        command.arg(expanded(server, "args", arg)?);
+    }
+    for name in PRIVATE_ENV {
+        command.env_remove(name);
+    }
+    for (name, value) in &def.env {
+        command.env(name, expanded(server, &format!("env.{name}"), value)?);
+    }
+    if let Some(cwd) = &def.cwd {
+        command.current_dir(expanded(server, "cwd", cwd)?);
+    }
+    command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(false);
+    // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        command.pre_exec(|| {
+            nix::unistd::setsid().map_err(std::io::Error::from)?;
+            Ok(())
+        });
+    }
+    Ok(command)
+}
+
+/// Starts a backend and completes its `initialize` handshake.
+pub async fn spawn(options: SpawnOptions<'_>) -> Result<(Arc<Backend>, ProcessHandle), BackendError> {
+    let server = options.server.to_string();
+    // A root span: the backend outlives the session whose request started it.
+    let span = tracing::info_span!(parent: None, "backend", server = %server, key = %options.key.0);
+    let mut command = build_command(&server, options.config)?;
+    let mut child = command.spawn().map_err(|e| BackendError::Spawn {
+        server: server.clone(),
+        reason: format!("`{}`: {e}", options.config.command.as_deref().unwrap_or_default()),
+    })?;
+    let pid = child.id();
+    let (Some(stdin), Some(stdout), Some(stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take()) else {
+        return Err(BackendError::Spawn { server, reason: "the child's pipes were not set up".into() });
+    };
+    let (writer_tx, writer_rx) = mpsc::unbounded_channel();
+    let backend = Arc::new(Backend {
+        server: server.clone(),
+        key: options.key.clone(),
+        initialize: std::sync::OnceLock::new(),
+        pid,
+        started: Instant::now(),
+        pending: PendingTable::default(),
+        writer: writer_tx,
+        alive: AtomicBool::new(true),
+        stderr: Arc::new(StderrRing::default()),
+        exit_status: Mutex::new(None),
+    });
+    let stop_io = CancellationToken::new();
+    let (exited_tx, exited_rx) = watch::channel(false);
+    tokio::spawn(write_stdin(stdin, writer_rx, stop_io.clone()).instrument(span.clone()));
+    tokio::spawn(read_stderr(stderr, backend.stderr.clone()).instrument(span.clone()));
+    tokio::spawn(
+        read_stdout(stdout, backend.clone(), options.events.clone(), options.max_message_bytes).instrument(span.clone()),
+    );
+    tokio::spawn(wait_exit(child, backend.clone(), exited_tx).instrument(span.clone()));
+    let process = ProcessHandle {
+        server: server.clone(),
+        pgid: pid.map(|p| Pid::from_raw(p as i32)),
+        exited: exited_rx,
+        stop_io,
+    };
+    info!(parent: &span, pid, "backend started");
+
+    match initialize(&backend, options.startup_timeout).await {
+        Ok(result) => {
+            let _ = backend.initialize.set(result);
+            backend.notify("notifications/initialized", Value::Null);
+            Ok((backend, process))
+        }
+        Err(e) => {
+            warn!(parent: &span, error = %e, "backend failed to initialize");
+            process.stop(Duration::from_secs(1)).await;
+            Err(e)
+        }
+    }
+}
+
+async fn initialize(backend: &Backend, timeout: Duration) -> Result<Value, BackendError> {
+    let params = json!({
+        "protocolVersion": BACKEND_PROTOCOL_VERSION,
+        // No roots, sampling or elicitation: a shared backend must not be steered
+        // by one terminal's capabilities (DESIGN.md, multiplexing rules).
+        "capabilities": {},
+        "clientInfo": {"name": "mcp-gateway", "version": crate::VERSION},
+    });
+    let response = match tokio::time::timeout(timeout, backend.request("initialize", params, None)).await {
+        Ok(response) => response?,
+        Err(_) => {
+            return Err(BackendError::StartupTimeout {
+                server: backend.server.clone(),
+                secs: timeout.as_secs(),
+                stderr: stderr_suffix(&backend.stderr_tail(5)),
+            });
+        }
+    };
+    if let Some(error) = response.get("error") {
+        return Err(BackendError::Initialize {
+            server: backend.server.clone(),
+            message: error.get("message").and_then(Value::as_str).unwrap_or("unknown error").to_string(),
+        });
+    }
+    Ok(response.get("result").cloned().unwrap_or(Value::Null))
+}
+
+async fn write_stdin(mut stdin: ChildStdin, mut lines: mpsc::UnboundedReceiver<Vec<u8>>, stop: CancellationToken) {
+    loop {
+        let line = tokio::select! {
+            _ = stop.cancelled() => break,
+            line = lines.recv() => match line { Some(line) => line, None => break },
+        };
+        if let Err(e) = stdin.write_all(&line).await {
+            debug!(error = %e, "backend stdin closed");
+            break;
+        }
+    }
+    // Dropping stdin closes it: the polite way to ask a stdio server to exit.
+}
+
+async fn read_stderr(stderr: tokio::process::ChildStderr, ring: Arc<StderrRing>) {
+    let mut reader = BufReader::new(stderr);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                let text = String::from_utf8_lossy(&line);
+                debug!(target: "mcp_gateway::backend::stderr", "{}", text.trim_end());
+                ring.push(&text);
+            }
+        }
+        if line.len() > 64 * 1024 {
+            line = Vec::new();
+        }
+    }
+}
+
+async fn read_stdout(
+    stdout: tokio::process::ChildStdout,
+    backend: Arc<Backend>,
+    events: mpsc::UnboundedSender<BackendEvent>,
+    max_message_bytes: usize,
+) {
+    let mut frames = FramedRead::new(stdout, LineCodec::new(max_message_bytes));
+    while let Some(frame) = frames.next().await {
+        let line = match frame {
+            Ok(Frame::Line(line)) => line,
+            Ok(Frame::TooLong) => {
+                warn!("dropped a message from the backend larger than {max_message_bytes} bytes");
+                continue;
+            }
+            Err(e) => {
+                debug!(error = %e, "backend stdout closed with an error");
+                break;
+            }
+        };
+        match serde_json::from_slice::<Value>(&line) {
+            Ok(message) => dispatch(&backend, &events, message),
+            Err(e) => warn!(error = %e, "dropped a line from the backend that is not JSON"),
+        }
+    }
+}
+
+/// Routes one message from the backend.
+fn dispatch(backend: &Backend, events: &mpsc::UnboundedSender<BackendEvent>, message: Value) {
+    match jsonrpc::kind(&message) {
+        Kind::Response => {
+            if !backend.pending.complete(message) {
+                warn!("dropped a response to an unknown or cancelled request id");
+            }
+        }
+        Kind::Request => {
+            let id = message.get("id").cloned().unwrap_or(Value::Null);
+            let reply = match jsonrpc::method(&message) {
+                "ping" => jsonrpc::result(id, json!({})),
+                other => {
+                    debug!(method = other, "refused a server-to-client request");
+                    jsonrpc::error(
+                        id,
+                        jsonrpc::METHOD_NOT_FOUND,
+                        format!("mcp-gateway does not forward `{other}` requests to clients"),
+                    )
+                }
+            };
+            let _ = backend.writer.send(jsonrpc::to_line(&reply));
+        }
+        Kind::Notification => {
+            let method = jsonrpc::method(&message).to_string();
+            match method.as_str() {
+                "notifications/progress" => {
+                    let mut message = message;
+                    if let Some(params) = message.get_mut("params")
+                        && let Some(sink) = backend.pending.route_progress(params)
+                    {
+                        sink.send(message);
+                    }
+                }
+                "notifications/tools/list_changed"
+                | "notifications/prompts/list_changed"
+                | "notifications/resources/list_changed" => {
+                    let _ = events.send(BackendEvent::ListChanged { server: backend.server.clone(), method });
+                }
+                _ => debug!(method, "dropped a backend notification"),
+            }
+        }
+        Kind::Invalid => warn!("dropped an invalid JSON-RPC message from the backend"),
+    }
+}
+
+async fn wait_exit(mut child: Child, backend: Arc<Backend>, exited: watch::Sender<bool>) {
+    let status = match child.wait().await {
+        Ok(status) => describe_exit(status),
+        Err(e) => format!("wait failed: {e}"),
+    };
+    info!(status, "backend exited");
+    backend.mark_exited(status);
+    let _ = exited.send(true);
+}
+
+fn describe_exit(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit code {code}"),
+        (None, Some(signal)) => match Signal::try_from(signal) {
+            Ok(signal) => format!("killed by {signal}"),
+            Err(_) => format!("killed by signal {signal}"),
+        },
+        _ => status.to_string(),
+    }
+}

@@ -1,0 +1,363 @@
+//! What clients see: every backend's tools, prompts and resources under one roof.
+//!
+//! Tool and prompt names become `<server>__<name>`, restricted to the characters
+//! clients accept (`[A-Za-z0-9_-]`) and to 64 characters. Exposed names are mapped
+//! back through a table built alongside them, never parsed, so a server or tool
+//! name containing `__` still routes correctly.
+//!
+//! Listings are persisted per server with the fingerprint of its definition so a
+//! fresh daemon can answer `tools/list` for a server it has not started yet.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// The longest tool name clients accept.
+pub const MAX_NAME_LEN: usize = 64;
+const HASH_SUFFIX_LEN: usize = 8;
+
+fn short_hash(input: &str) -> String {
+    Sha256::digest(input.as_bytes()).iter().take(HASH_SUFFIX_LEN / 2).map(|b| format!("{b:02x}")).collect()
+}
+
+fn sanitize(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).collect()
+}
+
+/// The name a backend tool or prompt is exposed as, before collisions are resolved.
+pub fn exposed_name(server: &str, name: &str, prefix: bool) -> String {
+    let joined = if prefix { format!("{server}__{name}") } else { name.to_string() };
+    let clean = sanitize(&joined);
+    if clean.len() <= MAX_NAME_LEN {
+        return clean;
+    }
+    let keep = MAX_NAME_LEN - HASH_SUFFIX_LEN - 1;
+    format!("{}_{}", &clean[..keep], short_hash(&format!("{server}/{name}")))
+}
+
+/// Assigns collision-free exposed names, in order, to `(server, name, prefix)` items.
+fn assign_names<'a>(items: impl Iterator<Item = (&'a str, &'a str, bool)>) -> Vec<String> {
+    let mut used = HashSet::new();
+    let mut names = Vec::new();
+    for (server, name, prefix) in items {
+        let mut candidate = exposed_name(server, name, prefix);
+        let mut attempt = 0u32;
+        while used.contains(&candidate) {
+            attempt += 1;
+            let suffix = short_hash(&format!("{server}/{name}#{attempt}"));
+            let base = exposed_name(server, name, prefix);
+            let keep = base.len().min(MAX_NAME_LEN - HASH_SUFFIX_LEN - 1);
+            candidate = format!("{}_{suffix}", &base[..keep]);
+        }
+        used.insert(candidate.clone());
+        names.push(candidate);
+    }
+    names
+}
+
+/// What one backend offers, as last listed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServerListing {
+    /// The backend's `initialize` result (capabilities, serverInfo, instructions).
+    #[serde(default)]
+    pub initialize: Value,
+    #[serde(default)]
+    pub tools: Vec<Value>,
+    #[serde(default)]
+    pub prompts: Vec<Value>,
+    #[serde(default)]
+    pub resources: Vec<Value>,
+    #[serde(default)]
+    pub resource_templates: Vec<Value>,
+}
+
+impl ServerListing {
+    /// Whether the backend declared a capability (`tools`, `prompts`, …).
+    pub fn has_capability(&self, name: &str) -> bool {
+        self.initialize.get("capabilities").and_then(|c| c.get(name)).is_some()
+    }
+
+    /// The backend's `instructions`, if any.
+    pub fn instructions(&self) -> Option<&str> {
+        self.initialize.get("instructions").and_then(Value::as_str).filter(|s| !s.trim().is_empty())
+    }
+}
+
+/// Where an exposed tool or prompt really lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub server: String,
+    pub name: String,
+}
+
+/// One server's contribution to the catalog: its name, prefixing and listing.
+pub struct CatalogInput<'a> {
+    pub server: &'a str,
+    pub prefix: bool,
+    pub listing: &'a ServerListing,
+}
+
+/// The aggregated view, rebuilt whenever a listing or the config changes.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    pub tools: Vec<Value>,
+    pub prompts: Vec<Value>,
+    pub resources: Vec<Value>,
+    pub resource_templates: Vec<Value>,
+    tool_targets: HashMap<String, Target>,
+    prompt_targets: HashMap<String, Target>,
+    /// Exact resource URI → server.
+    resource_servers: HashMap<String, String>,
+    /// Template URI prefix (up to the first `{`) → server, longest first.
+    template_prefixes: Vec<(String, String)>,
+}
+
+fn renamed(item: &Value, name: &str) -> Value {
+    let mut item = item.clone();
+    if let Some(obj) = item.as_object_mut() {
+        obj.insert("name".into(), Value::String(name.to_string()));
+    }
+    item
+}
+
+fn item_name(item: &Value) -> Option<&str> {
+    item.get("name").and_then(Value::as_str)
+}
+
+impl Catalog {
+    /// Builds the catalog from servers in config order.
+    pub fn build(inputs: &[CatalogInput<'_>]) -> Catalog {
+        let mut catalog = Catalog::default();
+        let (tools, tool_targets) = Self::expose(inputs, |l| &l.tools);
+        let (prompts, prompt_targets) = Self::expose(inputs, |l| &l.prompts);
+        catalog.tools = tools;
+        catalog.tool_targets = tool_targets;
+        catalog.prompts = prompts;
+        catalog.prompt_targets = prompt_targets;
+        for input in inputs {
+            for resource in &input.listing.resources {
+                if let Some(uri) = resource.get("uri").and_then(Value::as_str) {
+                    catalog.resource_servers.entry(uri.to_string()).or_insert_with(|| input.server.to_string());
+                }
+                catalog.resources.push(resource.clone());
+            }
+            for template in &input.listing.resource_templates {
+                if let Some(uri) = template.get("uriTemplate").and_then(Value::as_str) {
+                    let prefix = uri.split('{').next().unwrap_or(uri).to_string();
+                    catalog.template_prefixes.push((prefix, input.server.to_string()));
+                }
+                catalog.resource_templates.push(template.clone());
+            }
+        }
+        catalog.template_prefixes.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        catalog
+    }
+
+    fn expose(
+        inputs: &[CatalogInput<'_>],
+        items: impl Fn(&ServerListing) -> &Vec<Value>,
+    ) -> (Vec<Value>, HashMap<String, Target>) {
+        let flat: Vec<(&CatalogInput<'_>, &Value, &str)> = inputs
+            .iter()
+            .flat_map(|input| items(input.listing).iter().filter_map(move |item| Some((input, item, item_name(item)?))))
+            .collect();
+        let names = assign_names(flat.iter().map(|(input, _, name)| (input.server, *name, input.prefix)));
+        let mut exposed = Vec::with_capacity(flat.len());
+        let mut targets = HashMap::with_capacity(flat.len());
+        for ((input, item, name), exposed_as) in flat.into_iter().zip(names) {
+            exposed.push(renamed(item, &exposed_as));
+            targets.insert(exposed_as, Target { server: input.server.to_string(), name: name.to_string() });
+        }
+        (exposed, targets)
+    }
+
+    pub fn tool(&self, exposed: &str) -> Option<&Target> {
+        self.tool_targets.get(exposed)
+    }
+
+    pub fn prompt(&self, exposed: &str) -> Option<&Target> {
+        self.prompt_targets.get(exposed)
+    }
+
+    /// The server that serves a resource URI: an exact listing, else the longest
+    /// matching template prefix.
+    pub fn resource_server(&self, uri: &str) -> Option<&str> {
+        if let Some(server) = self.resource_servers.get(uri) {
+            return Some(server);
+        }
+        self.template_prefixes
+            .iter()
+            .find(|(prefix, _)| !prefix.is_empty() && uri.starts_with(prefix.as_str()))
+            .map(|(_, server)| server.as_str())
+    }
+
+    /// Exposed tool names closest to a wrong one, for error messages.
+    pub fn similar_tools(&self, wrong: &str, limit: usize) -> Vec<&str> {
+        let wrong_lower = wrong.to_ascii_lowercase();
+        let mut scored: Vec<(usize, &str)> = self
+            .tools
+            .iter()
+            .filter_map(item_name)
+            .map(|name| (edit_distance(&wrong_lower, &name.to_ascii_lowercase()), name))
+            .collect();
+        scored.sort();
+        let cutoff = (wrong.len() / 3).max(2);
+        scored.into_iter().filter(|(d, _)| *d <= cutoff).take(limit).map(|(_, n)| n).collect()
+    }
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+/// One persisted listing with the definition fingerprint it was taken under.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CachedListing {
+    fingerprint: String,
+    listing: ServerListing,
+}
+
+/// Listings on disk, keyed by server name.
+#[derive(Debug, Default)]
+pub struct ListingCache {
+    path: Option<PathBuf>,
+    entries: HashMap<String, CachedListing>,
+}
+
+impl ListingCache {
+    /// Loads the cache; a missing or unreadable file is an empty cache (it is only a cache).
+    pub fn load(path: &Path) -> ListingCache {
+        let entries = match std::fs::read(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                tracing::warn!(path = %path.display(), error = %e, "ignoring unreadable catalog cache");
+                HashMap::new()
+            }),
+            Err(_) => HashMap::new(),
+        };
+        ListingCache { path: Some(path.to_path_buf()), entries }
+    }
+
+    /// The cached listing of `server`, if it was taken under `fingerprint`.
+    pub fn get(&self, server: &str, fingerprint: &str) -> Option<Arc<ServerListing>> {
+        self.entries
+            .get(server)
+            .filter(|e| e.fingerprint == fingerprint)
+            .map(|e| Arc::new(e.listing.clone()))
+    }
+
+    /// Stores a listing and writes the file (atomically, via rename).
+    pub fn put(&mut self, server: &str, fingerprint: &str, listing: &ServerListing) {
+        self.entries.insert(
+            server.to_string(),
+            CachedListing { fingerprint: fingerprint.to_string(), listing: listing.clone() },
+        );
+        if let Err(e) = self.save() {
+            tracing::warn!(error = %e, "could not write the catalog cache");
+        }
+    }
+
+    fn save(&self) -> std::io::Result<()> {
+        let Some(path) = &self.path else { return Ok(()) };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+        std::fs::write(&tmp, serde_json::to_vec(&self.entries)?)?;
+        std::fs::rename(&tmp, path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn names_are_prefixed_sanitized_and_bounded() {
+        assert_eq!(exposed_name("everything", "echo", true), "everything__echo");
+        assert_eq!(exposed_name("everything", "echo", false), "echo");
+        assert_eq!(exposed_name("fs", "read.file", true), "fs__read_file");
+        let long = exposed_name("server", &"x".repeat(100), true);
+        assert_eq!(long.len(), MAX_NAME_LEN);
+        assert!(long.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'));
+        // Stable: the same input gives the same name.
+        assert_eq!(long, exposed_name("server", &"x".repeat(100), true));
+        // Different long names differ.
+        assert_ne!(long, exposed_name("server", &format!("{}y", "x".repeat(100)), true));
+    }
+
+    #[test]
+    fn collisions_get_distinct_names() {
+        let listing_a = ServerListing { tools: vec![json!({"name": "read.file"}), json!({"name": "read_file"})], ..Default::default() };
+        let listing_b = ServerListing { tools: vec![json!({"name": "read_file"})], ..Default::default() };
+        let catalog = Catalog::build(&[
+            CatalogInput { server: "a", prefix: false, listing: &listing_a },
+            CatalogInput { server: "b", prefix: false, listing: &listing_b },
+        ]);
+        let names: Vec<&str> = catalog.tools.iter().filter_map(item_name).collect();
+        assert_eq!(names.len(), 3);
+        assert_eq!(names.iter().collect::<HashSet<_>>().len(), 3, "{names:?}");
+        assert_eq!(names[0], "read_file");
+        for name in &names {
+            assert!(name.len() <= MAX_NAME_LEN);
+        }
+        assert_eq!(catalog.tool(names[0]), Some(&Target { server: "a".into(), name: "read.file".into() }));
+        assert_eq!(catalog.tool(names[1]), Some(&Target { server: "a".into(), name: "read_file".into() }));
+        assert_eq!(catalog.tool(names[2]), Some(&Target { server: "b".into(), name: "read_file".into() }));
+    }
+
+    #[test]
+    fn routes_names_without_parsing_them() {
+        let listing = ServerListing {
+            tools: vec![json!({"name": "x__y", "description": "d", "inputSchema": {"type": "object"}})],
+            prompts: vec![json!({"name": "p"})],
+            resources: vec![json!({"uri": "demo://a", "name": "a"})],
+            resource_templates: vec![json!({"uriTemplate": "demo://t/{id}", "name": "t"})],
+            ..Default::default()
+        };
+        let catalog = Catalog::build(&[CatalogInput { server: "my__server", prefix: true, listing: &listing }]);
+        assert_eq!(catalog.tools[0]["name"], "my__server__x__y");
+        assert_eq!(catalog.tools[0]["description"], "d");
+        assert_eq!(catalog.tool("my__server__x__y").unwrap().name, "x__y");
+        assert_eq!(catalog.prompt("my__server__p").unwrap().server, "my__server");
+        assert_eq!(catalog.resource_server("demo://a"), Some("my__server"));
+        assert_eq!(catalog.resource_server("demo://t/42"), Some("my__server"));
+        assert_eq!(catalog.resource_server("other://x"), None);
+    }
+
+    #[test]
+    fn suggests_close_names() {
+        let listing = ServerListing { tools: vec![json!({"name": "echo"}), json!({"name": "get-sum"})], ..Default::default() };
+        let catalog = Catalog::build(&[CatalogInput { server: "everything", prefix: true, listing: &listing }]);
+        assert_eq!(catalog.similar_tools("everything__ecko", 3), vec!["everything__echo"]);
+        assert!(catalog.similar_tools("zzzzzzzzzzzzzzzzzzzzzz", 3).is_empty());
+    }
+
+    #[test]
+    fn cache_round_trips_and_respects_fingerprints() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cache/catalog.json");
+        let listing = ServerListing { tools: vec![json!({"name": "echo"})], ..Default::default() };
+        ListingCache::load(&path).put("everything", "fp1", &listing);
+        let cache = ListingCache::load(&path);
+        assert_eq!(cache.get("everything", "fp1").as_deref(), Some(&listing));
+        assert!(cache.get("everything", "fp2").is_none());
+        std::fs::write(&path, b"garbage").unwrap();
+        assert!(ListingCache::load(&path).get("everything", "fp1").is_none());
+    }
+}

@@ -1,0 +1,80 @@
+//! Control connections: `mcp-gateway status` and `mcp-gateway stop` talk to the
+//! running daemon over the same socket, with a preamble that names a command.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::AsyncWriteExt;
+use tokio::net::unix::OwnedWriteHalf;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use crate::preamble::{PREAMBLE_VERSION, Preamble, PreambleReply};
+use crate::router::Gateway;
+
+/// Serves one control command on the daemon side.
+pub async fn handle(gateway: &Arc<Gateway>, command: &str, mut write: OwnedWriteHalf, shutdown: CancellationToken) {
+    let (reply, body) = match command {
+        "status" => (PreambleReply::accepted(None), Some(gateway.status())),
+        "stop" => (PreambleReply::accepted(None), None),
+        other => (PreambleReply::refused(format!("unknown control command `{other}`")), None),
+    };
+    let mut out = serde_json::to_vec(&reply).unwrap_or_default();
+    out.push(b'\n');
+    if let Some(body) = body {
+        out.extend(serde_json::to_vec(&body).unwrap_or_default());
+        out.push(b'\n');
+    }
+    let _ = write.write_all(&out).await;
+    let _ = write.shutdown().await;
+    if command == "stop" {
+        info!("stop requested over the control socket");
+        shutdown.cancel();
+    }
+}
+
+/// Why a control command could not be carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("no mcp-gateway daemon is listening on {path}: {source}")]
+    NotRunning { path: String, source: std::io::Error },
+    #[error("talking to the daemon failed: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the daemon refused: {0}")]
+    Refused(String),
+    #[error("the daemon sent an answer this client does not understand: {0}")]
+    BadReply(String),
+}
+
+/// Sends a control command and returns the daemon's answer body (if any).
+pub fn request(socket: &Path, command: &str) -> Result<Option<Value>, ControlError> {
+    let stream = UnixStream::connect(socket)
+        .map_err(|source| ControlError::NotRunning { path: socket.display().to_string(), source })?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let preamble = Preamble {
+        mcp_gateway_preamble: PREAMBLE_VERSION,
+        control: Some(command.to_string()),
+        shim_version: crate::VERSION.to_string(),
+        ..Default::default()
+    };
+    let mut line = serde_json::to_vec(&preamble).map_err(|e| ControlError::BadReply(e.to_string()))?;
+    line.push(b'\n');
+    (&stream).write_all(&line)?;
+    let mut reader = BufReader::new(&stream);
+    let mut reply = String::new();
+    reader.read_line(&mut reply)?;
+    let reply: PreambleReply = serde_json::from_str(&reply).map_err(|e| ControlError::BadReply(e.to_string()))?;
+    if let Some(error) = reply.error {
+        return Err(ControlError::Refused(error));
+    }
+    let mut body = String::new();
+    reader.read_line(&mut body)?;
+    if body.trim().is_empty() {
+        return Ok(None);
+    }
+    serde_json::from_str(&body).map(Some).map_err(|e| ControlError::BadReply(e.to_string()))
+}

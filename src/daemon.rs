@@ -1,0 +1,277 @@
+//! The daemon: the socket, the accept loop, signals and an orderly shutdown.
+//!
+//! `serve` is a library function so tests can run a daemon in-process; the
+//! `mcp-gateway serve` binary is a thin wrapper around it.
+
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nix::fcntl::{Flock, FlockArg};
+use tokio::net::UnixListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{error, info, warn};
+
+use crate::catalog::ListingCache;
+use crate::config::{Config, ConfigError};
+use crate::paths;
+use crate::preamble::PreambleReply;
+use crate::router::Gateway;
+
+/// How long a new daemon waits for the socket lock held by one that is exiting.
+const LOCK_WAIT: Duration = Duration::from_secs(5);
+/// How long shutdown waits for sessions to finish writing.
+const SESSION_DRAIN: Duration = Duration::from_secs(3);
+
+/// How `serve` gets its listener and tells its starter it is up.
+#[derive(Debug, Default)]
+pub struct ServeOptions {
+    /// `--config`.
+    pub config: Option<PathBuf>,
+    /// `--socket`.
+    pub socket: Option<PathBuf>,
+    /// A listener handed over by the service manager (systemd's LISTEN_FDS).
+    pub listener: Option<std::os::unix::net::UnixListener>,
+    /// Where to write the start-up handshake (`ready <pid>` or `error <reason>`):
+    /// the pipe a shim that autostarted the daemon waits on.
+    pub ready: Option<File>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("another mcp-gateway daemon is already listening on {0}")]
+    AlreadyRunning(PathBuf),
+    #[error("another mcp-gateway daemon holds {path}{holder}; it did not exit within {secs} s")]
+    Locked { path: PathBuf, holder: String, secs: u64 },
+    #[error("socket directory {path}: {reason}")]
+    SocketDir { path: PathBuf, reason: String },
+    #[error("cannot listen on {path}: {source}")]
+    Bind { path: PathBuf, source: std::io::Error },
+}
+
+/// A bound socket, removed again when dropped (only by the daemon that made it).
+struct OwnedSocket {
+    path: PathBuf,
+    _lock: Flock<File>,
+}
+
+impl Drop for OwnedSocket {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Runs the daemon until `shutdown` is cancelled (or SIGTERM/SIGINT arrives).
+pub async fn serve(options: ServeOptions, shutdown: CancellationToken) -> Result<(), DaemonError> {
+    let mut ready = options.ready;
+    match start(options.config.as_deref(), options.socket.as_deref(), options.listener).await {
+        Ok((gateway, listener, owned, socket)) => {
+            if let Some(ready) = ready.as_mut() {
+                let _ = writeln!(ready, "ready {}", std::process::id());
+            }
+            drop(ready);
+            let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+            info!(socket = %socket.display(), pid = std::process::id(), "mcp-gateway {} listening", crate::VERSION);
+            run(gateway, listener, shutdown).await;
+            drop(owned);
+            Ok(())
+        }
+        Err(e) => {
+            if let Some(ready) = ready.as_mut() {
+                let _ = writeln!(ready, "error {}", e.to_string().replace('\n', " "));
+            }
+            Err(e)
+        }
+    }
+}
+
+type Started = (Arc<Gateway>, UnixListener, Option<OwnedSocket>, PathBuf);
+
+async fn start(
+    config: Option<&Path>,
+    socket: Option<&Path>,
+    inherited: Option<std::os::unix::net::UnixListener>,
+) -> Result<Started, DaemonError> {
+    let location = paths::config_location(config);
+    let config = match Config::load(&location.path)? {
+        Some(config) => {
+            info!(path = %location.path.display(), servers = config.servers.len(), "config loaded");
+            config
+        }
+        None => {
+            let looked: Vec<String> = location.searched.iter().map(|p| p.display().to_string()).collect();
+            info!(
+                "no config file found (looked at {}); starting with no servers. To add one, create {} with for example:\n\
+                 servers:\n  everything:\n    command: npx\n    args: [\"-y\", \"@modelcontextprotocol/server-everything\"]",
+                looked.join(", "),
+                location.path.display()
+            );
+            Config::default()
+        }
+    };
+    let socket = paths::socket_path(socket);
+    let (listener, owned) = match inherited {
+        Some(listener) => {
+            info!("using the listening socket passed by the service manager");
+            listener.set_nonblocking(true).map_err(|source| DaemonError::Bind { path: socket.clone(), source })?;
+            (listener, None)
+        }
+        None => {
+            let (listener, owned) = bind(&socket).await?;
+            (listener, Some(owned))
+        }
+    };
+    let listener = UnixListener::from_std(listener).map_err(|source| DaemonError::Bind { path: socket.clone(), source })?;
+    let gateway = Gateway::new(config, ListingCache::load(&paths::catalog_cache_path()));
+    Ok((gateway, listener, owned, socket))
+}
+
+/// Prepares the socket directory: created 0700 when missing; refused when it
+/// belongs to someone else; tightened to 0700 when it is the gateway's own.
+fn prepare_dir(dir: &Path) -> Result<(), DaemonError> {
+    let fail = |reason: String| DaemonError::SocketDir { path: dir.to_path_buf(), reason };
+    if !dir.exists() {
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| fail(e.to_string()))?;
+    }
+    let meta = std::fs::metadata(dir).map_err(|e| fail(e.to_string()))?;
+    let uid = nix::unistd::getuid().as_raw();
+    if meta.uid() != uid && meta.uid() != 0 {
+        return Err(fail(format!("owned by uid {}, not by this user (uid {uid})", meta.uid())));
+    }
+    let ours = dir.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("mcp-gateway"));
+    if ours && meta.uid() == uid && meta.mode() & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| fail(e.to_string()))?;
+    }
+    Ok(())
+}
+
+fn try_lock(path: &Path) -> Result<Option<Flock<File>>, DaemonError> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|source| DaemonError::Bind { path: path.to_path_buf(), source })?;
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(mut lock) => {
+            let _ = lock.set_len(0);
+            let _ = writeln!(&mut *lock, "{}", std::process::id());
+            Ok(Some(lock))
+        }
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+        Err((_, errno)) => Err(DaemonError::Bind { path: path.to_path_buf(), source: errno.into() }),
+    }
+}
+
+async fn bind(socket: &Path) -> Result<(std::os::unix::net::UnixListener, OwnedSocket), DaemonError> {
+    let dir = socket.parent().unwrap_or(Path::new("/"));
+    prepare_dir(dir)?;
+    let lock_path = paths::lock_path(socket);
+    let deadline = Instant::now() + LOCK_WAIT;
+    let lock = loop {
+        if let Some(lock) = try_lock(&lock_path)? {
+            break lock;
+        }
+        if Instant::now() >= deadline {
+            let holder = std::fs::read_to_string(&lock_path)
+                .ok()
+                .map(|pid| format!(" (pid {})", pid.trim()))
+                .unwrap_or_default();
+            return Err(DaemonError::Locked { path: lock_path, holder, secs: LOCK_WAIT.as_secs() });
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    if socket.exists() {
+        // We hold the lock, so no daemon of ours serves this file; but something
+        // else (a service manager's socket) might, so probe before replacing it.
+        if std::os::unix::net::UnixStream::connect(socket).is_ok() {
+            return Err(DaemonError::AlreadyRunning(socket.to_path_buf()));
+        }
+        info!(socket = %socket.display(), "replacing a stale socket file");
+        std::fs::remove_file(socket).map_err(|source| DaemonError::Bind { path: socket.to_path_buf(), source })?;
+    }
+    let listener = std::os::unix::net::UnixListener::bind(socket)
+        .map_err(|source| DaemonError::Bind { path: socket.to_path_buf(), source })?;
+    let owned = OwnedSocket { path: socket.to_path_buf(), _lock: lock };
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))
+        .map_err(|source| DaemonError::Bind { path: socket.to_path_buf(), source })?;
+    listener.set_nonblocking(true).map_err(|source| DaemonError::Bind { path: socket.to_path_buf(), source })?;
+    Ok((listener, owned))
+}
+
+/// Accepts sessions until shutdown, then drains them and stops the backends.
+async fn run(gateway: Arc<Gateway>, listener: UnixListener, shutdown: CancellationToken) {
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    let sessions = TaskTracker::new();
+    let uid = nix::unistd::getuid().as_raw();
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                error!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        match stream.peer_cred() {
+            Ok(cred) if cred.uid() == uid => {}
+            Ok(cred) => {
+                warn!(peer_uid = cred.uid(), pid = ?cred.pid(), "refused a connection from another user");
+                refuse(stream, format!("this gateway belongs to uid {uid}; connections from uid {} are refused", cred.uid()));
+                continue;
+            }
+            Err(e) => {
+                warn!(error = %e, "refused a connection whose peer cannot be identified");
+                continue;
+            }
+        }
+        sessions.spawn(crate::session::serve_connection(gateway.clone(), stream, shutdown.clone()));
+    }
+    info!(sessions = gateway.session_count(), "shutting down");
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    drop(listener);
+    sessions.close();
+    if tokio::time::timeout(SESSION_DRAIN, sessions.wait()).await.is_err() {
+        warn!("sessions did not finish within {SESSION_DRAIN:?}");
+    }
+    gateway.shutdown_backends().await;
+    info!("stopped");
+}
+
+fn refuse(stream: tokio::net::UnixStream, reason: String) {
+    tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        let mut stream = stream;
+        let mut line = serde_json::to_vec(&PreambleReply::refused(reason)).unwrap_or_default();
+        line.push(b'\n');
+        let _ = stream.write_all(&line).await;
+        let _ = stream.shutdown().await;
+    });
+}
+
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        error!("cannot install signal handlers");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => info!("SIGTERM received"),
+        _ = int.recv() => info!("SIGINT received"),
+        _ = shutdown.cancelled() => return,
+    }
+    shutdown.cancel();
+}

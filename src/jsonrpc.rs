@@ -1,0 +1,133 @@
+//! JSON-RPC 2.0 on raw `serde_json::Value`s.
+//!
+//! The gateway never deserialises messages into typed structs: it reads the few
+//! fields it routes on (`id`, `method`, `params._meta`) and passes everything else
+//! through untouched, so that protocol fields newer than this build survive.
+
+use serde_json::{Map, Value, json};
+
+pub const PARSE_ERROR: i64 = -32700;
+pub const INVALID_REQUEST: i64 = -32600;
+pub const METHOD_NOT_FOUND: i64 = -32601;
+pub const INVALID_PARAMS: i64 = -32602;
+pub const INTERNAL_ERROR: i64 = -32603;
+/// MCP: a `resources/read` for a URI no server has.
+pub const RESOURCE_NOT_FOUND: i64 = -32002;
+
+/// What a decoded JSON value is, by the JSON-RPC rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Request,
+    Notification,
+    Response,
+    Invalid,
+}
+
+/// Classifies one JSON-RPC message (not a batch).
+pub fn kind(message: &Value) -> Kind {
+    let Some(obj) = message.as_object() else { return Kind::Invalid };
+    let has_method = obj.get("method").is_some_and(Value::is_string);
+    let id = obj.get("id");
+    let valid_id = id.is_some_and(|id| id.is_string() || id.is_number() || id.is_null());
+    match (has_method, id) {
+        (true, None) => Kind::Notification,
+        (true, Some(_)) if valid_id => Kind::Request,
+        (false, Some(_)) if obj.contains_key("result") || obj.contains_key("error") => {
+            Kind::Response
+        }
+        _ => Kind::Invalid,
+    }
+}
+
+/// The `method` of a request or notification.
+pub fn method(message: &Value) -> &str {
+    message.get("method").and_then(Value::as_str).unwrap_or_default()
+}
+
+/// The `params` of a message, or JSON null.
+pub fn params(message: &Value) -> &Value {
+    message.get("params").unwrap_or(&Value::Null)
+}
+
+/// A response carrying `result`.
+pub fn result(id: Value, result: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "result": result})
+}
+
+/// A response carrying an error object.
+pub fn error(id: Value, code: i64, message: impl Into<String>) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message.into()}})
+}
+
+/// A response carrying an error object with `data`.
+pub fn error_with_data(id: Value, code: i64, message: impl Into<String>, data: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message.into(), "data": data}})
+}
+
+/// A request.
+pub fn request(id: Value, method: &str, params: Value) -> Value {
+    let mut msg = Map::new();
+    msg.insert("jsonrpc".into(), "2.0".into());
+    msg.insert("id".into(), id);
+    msg.insert("method".into(), method.into());
+    if !params.is_null() {
+        msg.insert("params".into(), params);
+    }
+    Value::Object(msg)
+}
+
+/// A notification.
+pub fn notification(method: &str, params: Value) -> Value {
+    let mut msg = Map::new();
+    msg.insert("jsonrpc".into(), "2.0".into());
+    msg.insert("method".into(), method.into());
+    if !params.is_null() {
+        msg.insert("params".into(), params);
+    }
+    Value::Object(msg)
+}
+
+/// Serialises a message as one stdio line (compact JSON never contains a raw newline).
+pub fn to_line(message: &Value) -> Vec<u8> {
+    let mut line = serde_json::to_vec(message).unwrap_or_else(|_| b"null".to_vec());
+    line.push(b'\n');
+    line
+}
+
+/// The `params._meta.progressToken` of a request, if any.
+pub fn progress_token(params: &Value) -> Option<&Value> {
+    params.get("_meta")?.get("progressToken")
+}
+
+/// Replaces `params._meta.progressToken`, returning the old token.
+pub fn replace_progress_token(params: &mut Value, token: Value) -> Option<Value> {
+    let slot = params.get_mut("_meta")?.get_mut("progressToken")?;
+    Some(std::mem::replace(slot, token))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_messages() {
+        assert_eq!(kind(&json!({"jsonrpc":"2.0","id":1,"method":"ping"})), Kind::Request);
+        assert_eq!(kind(&json!({"jsonrpc":"2.0","id":"a","method":"ping"})), Kind::Request);
+        assert_eq!(kind(&json!({"jsonrpc":"2.0","method":"notifications/initialized"})), Kind::Notification);
+        assert_eq!(kind(&json!({"jsonrpc":"2.0","id":1,"result":{}})), Kind::Response);
+        assert_eq!(kind(&json!({"jsonrpc":"2.0","id":1,"error":{"code":1,"message":"x"}})), Kind::Response);
+        assert_eq!(kind(&json!({"jsonrpc":"2.0","id":{},"method":"ping"})), Kind::Invalid);
+        assert_eq!(kind(&json!({"jsonrpc":"2.0","id":1})), Kind::Invalid);
+        assert_eq!(kind(&json!([1, 2])), Kind::Invalid);
+        assert_eq!(kind(&json!("x")), Kind::Invalid);
+    }
+
+    #[test]
+    fn progress_token_round_trip() {
+        let mut params = json!({"name":"t","_meta":{"progressToken": 7}});
+        assert_eq!(progress_token(&params), Some(&json!(7)));
+        assert_eq!(replace_progress_token(&mut params, json!("gw-1")), Some(json!(7)));
+        assert_eq!(progress_token(&params), Some(&json!("gw-1")));
+        assert_eq!(replace_progress_token(&mut json!({}), json!(1)), None);
+    }
+}

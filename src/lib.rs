@@ -1,0 +1,27 @@
+//! mcp-gateway: one shared set of MCP servers for every AI client on the machine.
+//!
+//! Clients launch the stdio shim (`mcp-gateway-connect`, [`shim`]) instead of each
+//! MCP server. The shim relays to the per-user daemon ([`daemon`]) over a Unix
+//! socket; the daemon serves each connection as an MCP server ([`session`]) and
+//! multiplexes every session over one backend process per server and sharing key
+//! ([`backend`], [`router`]).
+//!
+//! The routing core works on raw `serde_json::Value`s so that fields this crate does
+//! not know about pass through unchanged.
+
+pub mod backend;
+pub mod catalog;
+pub mod cli;
+pub mod config;
+pub mod control;
+pub mod daemon;
+pub mod framing;
+pub mod jsonrpc;
+pub mod paths;
+pub mod preamble;
+pub mod router;
+pub mod session;
+pub mod shim;
+
+/// The version of this build, reported in the preamble reply and `serverInfo`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

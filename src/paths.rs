@@ -1,0 +1,98 @@
+//! Where things live: the gateway home, the config file, the socket.
+//!
+//! These locations are part of the contract in DESIGN.md: other tools (the shim,
+//! service units, editors' integrations) find the daemon through them, so every
+//! lookup is centralised here and follows the documented precedence exactly.
+
+use std::path::{Path, PathBuf};
+
+/// Environment variable overriding the gateway home.
+pub const HOME_ENV: &str = "MCP_GATEWAY_HOME";
+/// Environment variable overriding the config file.
+pub const CONFIG_ENV: &str = "MCP_GATEWAY_CONFIG";
+/// Environment variable overriding the socket path.
+pub const SOCKET_ENV: &str = "MCP_GATEWAY_SOCKET";
+
+/// The current user's home directory: `$HOME`, else the password database.
+fn user_home() -> PathBuf {
+    if let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+        return PathBuf::from(home);
+    }
+    nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map(|u| u.dir)
+        .unwrap_or_else(|| PathBuf::from("/"))
+}
+
+/// `$MCP_GATEWAY_HOME`, else `~/.mcp-gateway/`.
+pub fn gateway_home() -> PathBuf {
+    match std::env::var_os(HOME_ENV).filter(|h| !h.is_empty()) {
+        Some(home) => PathBuf::from(home),
+        None => user_home().join(".mcp-gateway"),
+    }
+}
+
+/// Where the config file is, and where else was looked, for messages.
+#[derive(Debug, Clone)]
+pub struct ConfigLocation {
+    /// The file to load (it may not exist).
+    pub path: PathBuf,
+    /// Every path that was considered, in order.
+    pub searched: Vec<PathBuf>,
+}
+
+/// `--config`, else `$MCP_GATEWAY_CONFIG`, else the first of `config.yaml`,
+/// `config.yml`, `config.toml` that exists in the gateway home (else `config.yaml`).
+pub fn config_location(explicit: Option<&Path>) -> ConfigLocation {
+    if let Some(path) = explicit {
+        return ConfigLocation { path: path.to_path_buf(), searched: vec![path.to_path_buf()] };
+    }
+    if let Some(path) = std::env::var_os(CONFIG_ENV).filter(|p| !p.is_empty()) {
+        let path = PathBuf::from(path);
+        return ConfigLocation { path: path.clone(), searched: vec![path] };
+    }
+    let home = gateway_home();
+    let searched: Vec<PathBuf> =
+        ["config.yaml", "config.yml", "config.toml"].iter().map(|n| home.join(n)).collect();
+    let path = searched.iter().find(|p| p.exists()).unwrap_or(&searched[0]).clone();
+    ConfigLocation { path, searched }
+}
+
+/// The gateway `.env`, beside the config file.
+pub fn gateway_dotenv(config: &Path) -> PathBuf {
+    config.parent().unwrap_or_else(|| Path::new(".")).join(".env")
+}
+
+/// `--socket`, else `$MCP_GATEWAY_SOCKET`, else `$XDG_RUNTIME_DIR/mcp-gateway/gateway.sock`,
+/// else `/tmp/mcp-gateway-$UID/gateway.sock`.
+pub fn socket_path(explicit: Option<&Path>) -> PathBuf {
+    if let Some(path) = explicit {
+        return path.to_path_buf();
+    }
+    if let Some(path) = std::env::var_os(SOCKET_ENV).filter(|p| !p.is_empty()) {
+        return PathBuf::from(path);
+    }
+    if let Some(runtime) = std::env::var_os("XDG_RUNTIME_DIR").filter(|p| !p.is_empty()) {
+        return PathBuf::from(runtime).join("mcp-gateway").join("gateway.sock");
+    }
+    PathBuf::from(format!("/tmp/mcp-gateway-{}", nix::unistd::getuid())).join("gateway.sock")
+}
+
+/// The lock a daemon holds for as long as it serves a socket, so that two daemons
+/// started at once (two shims racing to autostart) never both bind it.
+pub fn lock_path(socket: &Path) -> PathBuf {
+    let mut name = socket.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".lock");
+    socket.with_file_name(name)
+}
+
+/// The log file a daemon started by the shim writes to.
+pub fn daemon_log_path() -> PathBuf {
+    gateway_home().join("daemon.log")
+}
+
+/// The persisted catalog of backend listings (tools, prompts, resources).
+pub fn catalog_cache_path() -> PathBuf {
+    gateway_home().join("cache").join("catalog.json")
+}

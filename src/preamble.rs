@@ -1,0 +1,114 @@
+//! The one-line handshake between the shim (or a control client) and the daemon.
+//!
+//! Before any MCP traffic the shim sends one JSON line describing the terminal it
+//! runs in; the daemon answers with one JSON line. The version number lets a newer
+//! shim detect an older daemon (and the other way round) and say so clearly
+//! instead of failing on some later message.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// The preamble format this build speaks.
+pub const PREAMBLE_VERSION: u32 = 1;
+
+/// The first line a client of the socket sends.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct Preamble {
+    /// Must equal [`PREAMBLE_VERSION`].
+    pub mcp_gateway_preamble: u32,
+    /// `None` for an MCP session; a command name for a control connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control: Option<String>,
+    /// The client's working directory (its workspace is found from here).
+    #[serde(default)]
+    pub cwd: Option<PathBuf>,
+    /// The environment the client ran in (a source of credentials).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// `--profile` given to the shim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// The pid of the process that launched the shim (the AI client).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_pid: Option<u32>,
+    /// The shim's own version, for messages.
+    #[serde(default)]
+    pub shim_version: String,
+}
+
+/// The daemon's one-line answer.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct PreambleReply {
+    /// The preamble version the daemon speaks.
+    pub mcp_gateway_preamble: u32,
+    /// The daemon's version.
+    pub gateway_version: String,
+    /// The session id (MCP sessions only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
+    /// Set when the daemon refuses the connection; it closes the socket after.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl PreambleReply {
+    pub fn accepted(session: Option<String>) -> Self {
+        Self {
+            mcp_gateway_preamble: PREAMBLE_VERSION,
+            gateway_version: crate::VERSION.to_string(),
+            session,
+            error: None,
+        }
+    }
+
+    pub fn refused(error: impl Into<String>) -> Self {
+        Self {
+            mcp_gateway_preamble: PREAMBLE_VERSION,
+            gateway_version: crate::VERSION.to_string(),
+            session: None,
+            error: Some(error.into()),
+        }
+    }
+}
+
+/// Checks a received preamble line, returning the reason to refuse it.
+pub fn parse(line: &[u8]) -> Result<Preamble, String> {
+    let value: serde_json::Value = serde_json::from_slice(line)
+        .map_err(|e| format!("the first line is not a JSON preamble: {e}"))?;
+    let version = value.get("mcp_gateway_preamble").and_then(serde_json::Value::as_u64);
+    match version {
+        None => Err(
+            "the first line must be the mcp-gateway preamble; connect through mcp-gateway-connect"
+                .to_string(),
+        ),
+        Some(v) if v != u64::from(PREAMBLE_VERSION) => Err(format!(
+            "preamble version {v} is not supported: this daemon (mcp-gateway {}) speaks version {PREAMBLE_VERSION}; \
+             restart the daemon (`mcp-gateway stop`) so that the installed version starts",
+            crate::VERSION
+        )),
+        Some(_) => serde_json::from_value(value).map_err(|e| format!("invalid preamble: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_current_version() {
+        let p = parse(br#"{"mcp_gateway_preamble":1,"cwd":"/tmp","env":{"A":"b"}}"#).unwrap();
+        assert_eq!(p.cwd.as_deref(), Some(std::path::Path::new("/tmp")));
+        assert_eq!(p.env.get("A").map(String::as_str), Some("b"));
+    }
+
+    #[test]
+    fn refuses_other_versions_and_non_preambles() {
+        let err = parse(br#"{"mcp_gateway_preamble":99}"#).unwrap_err();
+        assert!(err.contains("version 99"), "{err}");
+        let err = parse(br#"{"jsonrpc":"2.0","id":1,"method":"initialize"}"#).unwrap_err();
+        assert!(err.contains("mcp-gateway-connect"), "{err}");
+        assert!(parse(b"not json").unwrap_err().contains("not a JSON preamble"));
+    }
+}

@@ -1,0 +1,399 @@
+//! The gateway as a whole: config, backends, listings, the catalog and the sessions.
+//!
+//! Sessions ask the router for "the backend of server S for me"; the router decides
+//! the sharing key, asks the pool, and keeps the aggregated catalog current when
+//! backends report that their lists changed.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use crate::backend::pending::{SessionId, SessionSink};
+use crate::backend::{Backend, BackendError, BackendEvent, BackendPool, SharingKey};
+use crate::catalog::{Catalog, CatalogInput, ListingCache, ServerListing};
+use crate::config::{Config, ServerConfig};
+use crate::jsonrpc;
+
+/// The notifications that tell clients to list again.
+const LIST_CHANGED: [&str; 3] =
+    ["notifications/tools/list_changed", "notifications/prompts/list_changed", "notifications/resources/list_changed"];
+
+/// What the router knows about a connected session.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    pub id: SessionId,
+    pub sink: SessionSink,
+    pub cwd: Option<PathBuf>,
+    pub profile: Option<String>,
+    pub client_pid: Option<u32>,
+    pub client_name: Option<String>,
+    pub connected: Instant,
+}
+
+/// A listing in memory, with where it came from.
+struct LiveListing {
+    fingerprint: String,
+    listing: Arc<ServerListing>,
+    /// The pid of the backend it was taken from; `None` when loaded from the disk cache.
+    source_pid: Option<u32>,
+}
+
+pub struct Gateway {
+    config: RwLock<Arc<Config>>,
+    pool: BackendPool,
+    disk_cache: Mutex<ListingCache>,
+    listings: Mutex<HashMap<String, LiveListing>>,
+    /// One listing fetch at a time per server, so N sessions listing at once cause one spawn.
+    listing_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    catalog: Mutex<Option<Arc<Catalog>>>,
+    sessions: Mutex<HashMap<SessionId, SessionInfo>>,
+    next_session: AtomicU64,
+    started: Instant,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Gateway {
+    /// Creates the gateway and the task that handles backend events.
+    pub fn new(config: Config, cache: ListingCache) -> Arc<Gateway> {
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let pool = BackendPool::new(events_tx);
+        pool.set_limits(Duration::from_secs(config.startup_timeout_secs), config.max_message_bytes);
+        let gateway = Arc::new(Gateway {
+            config: RwLock::new(Arc::new(config)),
+            pool,
+            disk_cache: Mutex::new(cache),
+            listings: Mutex::new(HashMap::new()),
+            listing_locks: Mutex::new(HashMap::new()),
+            catalog: Mutex::new(None),
+            sessions: Mutex::new(HashMap::new()),
+            next_session: AtomicU64::new(1),
+            started: Instant::now(),
+        });
+        tokio::spawn(handle_events(Arc::downgrade(&gateway), events_rx));
+        gateway
+    }
+
+    pub fn config(&self) -> Arc<Config> {
+        self.config.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The enabled servers, in config order.
+    fn servers(&self) -> Vec<(String, ServerConfig)> {
+        self.config().servers.iter().filter(|(_, s)| s.enabled).map(|(n, s)| (n.clone(), s.clone())).collect()
+    }
+
+    fn server(&self, name: &str) -> Option<ServerConfig> {
+        self.config().servers.get(name).filter(|s| s.enabled).cloned()
+    }
+
+    // ---- sessions ----
+
+    pub fn next_session_id(&self) -> SessionId {
+        self.next_session.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub fn register_session(&self, info: SessionInfo) {
+        lock(&self.sessions).insert(info.id, info);
+    }
+
+    pub fn set_client_name(&self, id: SessionId, name: Option<String>) {
+        if let Some(info) = lock(&self.sessions).get_mut(&id) {
+            info.client_name = name;
+        }
+    }
+
+    pub fn unregister_session(&self, id: SessionId) {
+        lock(&self.sessions).remove(&id);
+    }
+
+    pub fn session_count(&self) -> usize {
+        lock(&self.sessions).len()
+    }
+
+    fn broadcast(&self, message: &Value) {
+        let sinks: Vec<SessionSink> = lock(&self.sessions).values().map(|s| s.sink.clone()).collect();
+        for sink in sinks {
+            sink.send(message.clone());
+        }
+    }
+
+    // ---- backends ----
+
+    /// The sharing key of `server` for a session. Every server is shared globally
+    /// for now; the pool is keyed by `(server, key)` so other modes slot in here.
+    fn sharing_key(&self, _server: &ServerConfig, _session: Option<&SessionInfo>) -> SharingKey {
+        SharingKey::global()
+    }
+
+    /// The live backend of `server` for a session, started if needed.
+    pub async fn backend(self: &Arc<Self>, server: &str, session: Option<&SessionInfo>) -> Result<Arc<Backend>, BackendError> {
+        let config = self.server(server).ok_or_else(|| BackendError::Config {
+            server: server.to_string(),
+            message: "no such server is configured (or it is disabled)".into(),
+        })?;
+        let key = self.sharing_key(&config, session);
+        let backend = self.pool.get(server, &config, &key).await?;
+        self.refresh_if_stale(server, &config, &backend);
+        Ok(backend)
+    }
+
+    /// When the listing in use was not taken from this very backend (it came from
+    /// the disk cache or an earlier instance), re-list in the background and tell
+    /// sessions if anything changed.
+    fn refresh_if_stale(self: &Arc<Self>, server: &str, config: &ServerConfig, backend: &Arc<Backend>) {
+        let stale = lock(&self.listings)
+            .get(server)
+            .is_none_or(|l| l.fingerprint != config.fingerprint() || l.source_pid != backend.pid);
+        if stale {
+            let gateway = self.clone();
+            let server = server.to_string();
+            let backend = backend.clone();
+            tokio::spawn(async move {
+                match gateway.relist(&server, &backend, None).await {
+                    Ok((_, true)) => {
+                        for method in LIST_CHANGED {
+                            gateway.broadcast(&jsonrpc::notification(method, Value::Null));
+                        }
+                    }
+                    Ok((_, false)) => {}
+                    Err(e) => debug!(server, error = %e, "background re-listing failed"),
+                }
+            });
+        }
+    }
+
+    /// Forwards a request to `server` and returns the backend's response object.
+    pub async fn forward(
+        self: &Arc<Self>,
+        server: &str,
+        method: &str,
+        params: Value,
+        session: &SessionInfo,
+    ) -> Result<Value, BackendError> {
+        let backend = self.backend(server, Some(session)).await?;
+        backend.request(method, params, Some(&session.sink)).await
+    }
+
+    // ---- listings and the catalog ----
+
+    fn listing_lock(&self, server: &str) -> Arc<tokio::sync::Mutex<()>> {
+        lock(&self.listing_locks).entry(server.to_string()).or_default().clone()
+    }
+
+    /// What `server` offers: from memory, else from the disk cache (without starting
+    /// it), else by starting it and listing everything.
+    pub async fn listing(self: &Arc<Self>, server: &str) -> Result<Arc<ServerListing>, BackendError> {
+        let config = self.server(server).ok_or_else(|| BackendError::Config {
+            server: server.to_string(),
+            message: "no such server is configured (or it is disabled)".into(),
+        })?;
+        let fingerprint = config.fingerprint();
+        let known = |gateway: &Gateway| {
+            lock(&gateway.listings).get(server).filter(|l| l.fingerprint == fingerprint).map(|l| l.listing.clone())
+        };
+        if let Some(listing) = known(self) {
+            return Ok(listing);
+        }
+        let fetch = self.listing_lock(server);
+        let _one_at_a_time = fetch.lock().await;
+        if let Some(listing) = known(self) {
+            return Ok(listing);
+        }
+        if let Some(listing) = lock(&self.disk_cache).get(server, &fingerprint) {
+            debug!(server, "listing answered from the catalog cache");
+            lock(&self.listings)
+                .insert(server.to_string(), LiveListing { fingerprint, listing: listing.clone(), source_pid: None });
+            return Ok(listing);
+        }
+        let backend = self.backend(server, None).await?;
+        Ok(self.relist(server, &backend, Some(&fingerprint)).await?.0)
+    }
+
+    /// Lists everything a running backend offers and stores it.
+    async fn relist(
+        self: &Arc<Self>,
+        server: &str,
+        backend: &Backend,
+        fingerprint: Option<&str>,
+    ) -> Result<(Arc<ServerListing>, bool), BackendError> {
+        let fingerprint = match fingerprint {
+            Some(f) => f.to_string(),
+            None => self.server(server).map(|c| c.fingerprint()).unwrap_or_default(),
+        };
+        let listing = Arc::new(fetch_listing(backend).await?);
+        let changed = {
+            let mut listings = lock(&self.listings);
+            let changed = listings.get(server).is_none_or(|old| old.listing != listing);
+            listings.insert(
+                server.to_string(),
+                LiveListing { fingerprint: fingerprint.clone(), listing: listing.clone(), source_pid: backend.pid },
+            );
+            changed
+        };
+        if changed {
+            lock(&self.disk_cache).put(server, &fingerprint, &listing);
+            *lock(&self.catalog) = None;
+        }
+        Ok((listing, changed))
+    }
+
+    /// Re-lists after a backend said its lists changed, then tells every session
+    /// if anything did change (servers also send it once at start-up).
+    async fn on_list_changed(self: &Arc<Self>, server: &str, method: &str) {
+        let Some(backend) = self.server(server).and_then(|c| self.pool.running(server, &self.sharing_key(&c, None)))
+        else {
+            return;
+        };
+        match self.relist(server, &backend, None).await {
+            Ok((_, true)) => self.broadcast(&jsonrpc::notification(method, Value::Null)),
+            Ok((_, false)) => debug!(server, "{method} without a change"),
+            Err(e) => warn!(server, error = %e, "could not re-list after {method}"),
+        }
+    }
+
+    /// The aggregated catalog across every enabled server. Servers that cannot be
+    /// listed are left out (and logged); the catalog is then not kept, so the next
+    /// request tries them again.
+    pub async fn catalog(self: &Arc<Self>) -> Arc<Catalog> {
+        if let Some(catalog) = lock(&self.catalog).clone() {
+            return catalog;
+        }
+        let servers = self.servers();
+        let results = futures_util::future::join_all(servers.iter().map(|(name, _)| self.listing(name))).await;
+        let mut complete = true;
+        let mut listings = Vec::new();
+        for ((name, config), result) in servers.iter().zip(results) {
+            match result {
+                Ok(listing) => listings.push((name.as_str(), config.prefix, listing)),
+                Err(e) => {
+                    complete = false;
+                    warn!(server = name, error = %e, "server left out of the catalog");
+                }
+            }
+        }
+        let inputs: Vec<CatalogInput<'_>> = listings
+            .iter()
+            .map(|(server, prefix, listing)| CatalogInput { server, prefix: *prefix, listing })
+            .collect();
+        let catalog = Arc::new(Catalog::build(&inputs));
+        if complete {
+            *lock(&self.catalog) = Some(catalog.clone());
+        }
+        catalog
+    }
+
+    /// The listings already known without starting anything, in config order.
+    pub fn known_listings(&self) -> Vec<(String, Arc<ServerListing>)> {
+        let listings = lock(&self.listings);
+        let cache = lock(&self.disk_cache);
+        self.servers()
+            .into_iter()
+            .filter_map(|(name, config)| {
+                let fingerprint = config.fingerprint();
+                let listing = listings
+                    .get(&name)
+                    .filter(|l| l.fingerprint == fingerprint)
+                    .map(|l| l.listing.clone())
+                    .or_else(|| cache.get(&name, &fingerprint))?;
+                Some((name, listing))
+            })
+            .collect()
+    }
+
+    // ---- status and shutdown ----
+
+    pub fn status(&self) -> Value {
+        let sessions: Vec<Value> = {
+            let sessions = lock(&self.sessions);
+            let mut rows: Vec<&SessionInfo> = sessions.values().collect();
+            rows.sort_by_key(|s| s.id);
+            rows.iter()
+                .map(|s| {
+                    json!({
+                        "id": s.id,
+                        "client": s.client_name,
+                        "client_pid": s.client_pid,
+                        "cwd": s.cwd,
+                        "profile": s.profile,
+                        "connected_secs": s.connected.elapsed().as_secs(),
+                    })
+                })
+                .collect()
+        };
+        json!({
+            "version": crate::VERSION,
+            "pid": std::process::id(),
+            "uptime_secs": self.started.elapsed().as_secs(),
+            "servers": self.config().servers.keys().collect::<Vec<_>>(),
+            "backends": self.pool.status(),
+            "sessions": sessions,
+        })
+    }
+
+    /// Stops every backend (SIGTERM, grace, SIGKILL).
+    pub async fn shutdown_backends(&self) {
+        let grace = Duration::from_secs(self.config().shutdown_grace_secs);
+        info!(?grace, "stopping backends");
+        self.pool.shutdown(grace).await;
+    }
+}
+
+async fn handle_events(gateway: std::sync::Weak<Gateway>, mut events: mpsc::UnboundedReceiver<BackendEvent>) {
+    while let Some(event) = events.recv().await {
+        let Some(gateway) = gateway.upgrade() else { break };
+        match event {
+            BackendEvent::ListChanged { server, method } => {
+                tokio::spawn(async move { gateway.on_list_changed(&server, &method).await });
+            }
+        }
+    }
+}
+
+/// Calls a paginated list method until the backend has no next page.
+async fn list_all(backend: &Backend, method: &str, field: &str) -> Result<Vec<Value>, BackendError> {
+    const MAX_PAGES: usize = 1000;
+    let mut items = Vec::new();
+    let mut cursor: Option<Value> = None;
+    for _ in 0..MAX_PAGES {
+        let params = match &cursor {
+            Some(cursor) => json!({ "cursor": cursor }),
+            None => json!({}),
+        };
+        let response = backend.request(method, params, None).await?;
+        let Some(result) = response.get("result") else {
+            let message = response.pointer("/error/message").and_then(Value::as_str).unwrap_or("no result");
+            warn!(server = %backend.server, method, message, "backend refused a list request");
+            break;
+        };
+        items.extend(result.get(field).and_then(Value::as_array).cloned().unwrap_or_default());
+        cursor = result.get("nextCursor").filter(|c| !c.is_null()).cloned();
+        if cursor.is_none() {
+            break;
+        }
+    }
+    Ok(items)
+}
+
+async fn fetch_listing(backend: &Backend) -> Result<ServerListing, BackendError> {
+    let mut listing = ServerListing { initialize: backend.initialize_result().clone(), ..Default::default() };
+    if listing.has_capability("tools") {
+        listing.tools = list_all(backend, "tools/list", "tools").await?;
+    }
+    if listing.has_capability("prompts") {
+        listing.prompts = list_all(backend, "prompts/list", "prompts").await?;
+    }
+    if listing.has_capability("resources") {
+        listing.resources = list_all(backend, "resources/list", "resources").await?;
+        listing.resource_templates = list_all(backend, "resources/templates/list", "resourceTemplates").await?;
+    }
+    Ok(listing)
+}

@@ -1,0 +1,524 @@
+//! One client connection, served as an MCP server.
+//!
+//! The gateway answers `initialize`, `ping` and the `*/list` methods itself and
+//! forwards calls to the backend that owns the named tool, prompt or resource.
+//! Each request runs as its own task so a slow tool never holds up the session;
+//! a client's `notifications/cancelled`, or its disconnect, drops the task, which
+//! tells the backend (see `Backend::request`).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use tokio::io::AsyncWriteExt;
+use tokio::net::UnixStream;
+use tokio::net::unix::OwnedWriteHalf;
+use tokio::sync::mpsc;
+use tokio_util::codec::FramedRead;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{Instrument, debug, info, warn};
+
+use crate::backend::BackendError;
+use crate::backend::pending::SessionSink;
+use crate::catalog::Catalog;
+use crate::framing::{Frame, LineCodec};
+use crate::jsonrpc::{self, Kind};
+use crate::preamble::{self, Preamble, PreambleReply};
+use crate::router::{Gateway, SessionInfo};
+
+/// Protocol versions the front side speaks, newest first.
+pub const SUPPORTED_PROTOCOL_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
+
+/// How long a new connection may take to send its preamble.
+const PREAMBLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves one accepted connection until it closes or the daemon shuts down.
+pub async fn serve_connection(gateway: Arc<Gateway>, stream: UnixStream, shutdown: CancellationToken) {
+    let max = gateway.config().max_message_bytes;
+    let (read, mut write) = stream.into_split();
+    let mut frames = FramedRead::new(read, LineCodec::new(max));
+    let first = tokio::time::timeout(PREAMBLE_TIMEOUT, frames.next()).await;
+    let preamble = match first {
+        Ok(Some(Ok(Frame::Line(line)))) => preamble::parse(&line),
+        Ok(Some(Ok(Frame::TooLong))) => Err(format!("the preamble is larger than {max} bytes")),
+        Ok(Some(Err(e))) => Err(format!("reading the preamble failed: {e}")),
+        Ok(None) => return,
+        Err(_) => Err(format!("no preamble within {} s", PREAMBLE_TIMEOUT.as_secs())),
+    };
+    let preamble = match preamble {
+        Ok(p) => p,
+        Err(reason) => {
+            warn!(%reason, "refused a connection");
+            let _ = write_json(&mut write, &PreambleReply::refused(reason)).await;
+            return;
+        }
+    };
+    if let Some(command) = preamble.control.clone() {
+        crate::control::handle(&gateway, &command, write, shutdown).await;
+        return;
+    }
+    let id = gateway.next_session_id();
+    let span = tracing::info_span!("session", id, client_pid = preamble.client_pid);
+    async move {
+        if write_json(&mut write, &PreambleReply::accepted(Some(id.to_string()))).await.is_err() {
+            return;
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let writer = tokio::spawn(write_messages(write, rx).in_current_span());
+        let info = SessionInfo {
+            id,
+            sink: SessionSink::new(id, tx),
+            cwd: preamble.cwd.clone(),
+            profile: preamble.profile.clone(),
+            client_pid: preamble.client_pid,
+            client_name: None,
+            connected: Instant::now(),
+        };
+        gateway.register_session(info.clone());
+        info!(cwd = ?preamble.cwd, "session started");
+        let session = Arc::new(Session::new(gateway.clone(), info, preamble));
+        session.run(frames, shutdown).await;
+        gateway.unregister_session(id);
+        drop(session);
+        let _ = writer.await;
+        info!("session ended");
+    }
+    .instrument(span)
+    .await
+}
+
+async fn write_json<T: serde::Serialize>(write: &mut OwnedWriteHalf, value: &T) -> std::io::Result<()> {
+    let mut line = serde_json::to_vec(value).map_err(std::io::Error::other)?;
+    line.push(b'\n');
+    write.write_all(&line).await
+}
+
+async fn write_messages(mut write: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Value>) {
+    while let Some(message) = rx.recv().await {
+        if let Err(e) = write.write_all(&jsonrpc::to_line(&message)).await {
+            debug!(error = %e, "client connection closed while writing");
+            break;
+        }
+    }
+    let _ = write.shutdown().await;
+}
+
+/// What a session negotiated in `initialize`.
+#[derive(Debug, Default)]
+struct Negotiated {
+    protocol_version: Option<String>,
+    client_capabilities: Value,
+    log_level: Option<String>,
+}
+
+type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// A request's entry in the session's in-flight map, removed when it is dropped
+/// (answered, cancelled, or abandoned because the client went away).
+struct InFlight {
+    session: Arc<Session>,
+    key: String,
+}
+
+impl InFlight {
+    fn register(session: Arc<Session>, key: String, token: CancellationToken) -> Self {
+        session.in_flight.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone(), token);
+        Self { session, key }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.session.in_flight.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.key);
+    }
+}
+
+struct Session {
+    gateway: Arc<Gateway>,
+    info: SessionInfo,
+    #[allow(dead_code)]
+    preamble: Preamble,
+    negotiated: Mutex<Negotiated>,
+    /// Requests in flight, by the client's id as JSON text, so a cancellation finds them.
+    in_flight: Mutex<HashMap<String, CancellationToken>>,
+}
+
+/// The result of one request: a response to send, or nothing (cancelled).
+type Outcome = Option<Value>;
+
+impl Session {
+    fn new(gateway: Arc<Gateway>, info: SessionInfo, preamble: Preamble) -> Self {
+        Self {
+            gateway,
+            info,
+            preamble,
+            negotiated: Mutex::new(Negotiated::default()),
+            in_flight: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn send(&self, message: Value) {
+        self.info.sink.send(message);
+    }
+
+    async fn run(
+        self: &Arc<Self>,
+        mut frames: FramedRead<tokio::net::unix::OwnedReadHalf, LineCodec>,
+        shutdown: CancellationToken,
+    ) {
+        let requests = TaskTracker::new();
+        let cancel_all = shutdown.child_token();
+        let max = self.gateway.config().max_message_bytes;
+        loop {
+            let frame = tokio::select! {
+                _ = cancel_all.cancelled() => break,
+                frame = frames.next() => frame,
+            };
+            match frame {
+                None => break,
+                Some(Err(e)) => {
+                    debug!(error = %e, "client connection failed");
+                    break;
+                }
+                Some(Ok(Frame::TooLong)) => {
+                    warn!("client sent a message larger than {max} bytes");
+                    self.send(jsonrpc::error(
+                        Value::Null,
+                        jsonrpc::INVALID_REQUEST,
+                        format!("message larger than the limit of {max} bytes (max_message_bytes); it was dropped"),
+                    ));
+                }
+                Some(Ok(Frame::Line(line))) => self.on_line(&line, &requests, &cancel_all),
+            }
+        }
+        // The client is gone: drop every request task (each tells its backend).
+        cancel_all.cancel();
+        requests.close();
+        requests.wait().await;
+    }
+
+    fn on_line(self: &Arc<Self>, line: &[u8], requests: &TaskTracker, cancel_all: &CancellationToken) {
+        let text = match std::str::from_utf8(line) {
+            Ok(text) => text,
+            Err(e) => {
+                warn!("client sent a line that is not UTF-8");
+                self.send(jsonrpc::error(Value::Null, jsonrpc::PARSE_ERROR, format!("the message is not valid UTF-8: {e}")));
+                return;
+            }
+        };
+        let message: Value = match serde_json::from_str(text) {
+            Ok(message) => message,
+            Err(e) => {
+                warn!(error = %e, "client sent a line that is not JSON");
+                self.send(jsonrpc::error(Value::Null, jsonrpc::PARSE_ERROR, format!("parse error: {e}")));
+                return;
+            }
+        };
+        match message {
+            Value::Array(batch) if batch.is_empty() => {
+                self.send(jsonrpc::error(Value::Null, jsonrpc::INVALID_REQUEST, "empty batch"));
+            }
+            Value::Array(batch) => {
+                // Register every request of the batch now, so a cancellation on the
+                // next line finds it.
+                let outcomes: Vec<_> = batch.into_iter().map(|m| self.start(m, cancel_all)).collect();
+                let session = self.clone();
+                requests.spawn(
+                    async move {
+                        let replies: Vec<Value> =
+                            futures_util::future::join_all(outcomes).await.into_iter().flatten().collect();
+                        if !replies.is_empty() {
+                            session.send(Value::Array(replies));
+                        }
+                    }
+                    .in_current_span(),
+                );
+            }
+            message => {
+                let outcome = self.start(message, cancel_all);
+                let session = self.clone();
+                requests.spawn(
+                    async move {
+                        if let Some(reply) = outcome.await {
+                            session.send(reply);
+                        }
+                    }
+                    .in_current_span(),
+                );
+            }
+        }
+    }
+
+    /// Starts handling one message. Notifications and responses are handled at
+    /// once, in order; a request is registered as in flight at once and answered
+    /// by the returned future (which yields nothing if the request is cancelled).
+    fn start(self: &Arc<Self>, message: Value, cancel_all: &CancellationToken) -> BoxFuture<'static, Outcome> {
+        if jsonrpc::kind(&message) != Kind::Request {
+            let outcome = self.on_other(&message);
+            return Box::pin(std::future::ready(outcome));
+        }
+        let id = message.get("id").cloned().unwrap_or(Value::Null);
+        let token = cancel_all.child_token();
+        let registration = InFlight::register(self.clone(), id.to_string(), token.clone());
+        Box::pin(async move {
+            let session = registration.session.clone();
+            tokio::select! {
+                _ = token.cancelled() => None,
+                reply = session.on_request(id, message) => Some(reply),
+            }
+        })
+    }
+
+    /// Handles a message that is not a request; returns an error reply for invalid ones.
+    fn on_other(&self, message: &Value) -> Outcome {
+        match jsonrpc::kind(message) {
+            Kind::Notification => {
+                self.on_notification(message);
+                None
+            }
+            Kind::Response => {
+                debug!("dropped a response from the client: the gateway sent it no request");
+                None
+            }
+            Kind::Request | Kind::Invalid => {
+                let id = message.get("id").filter(|id| id.is_string() || id.is_number()).cloned().unwrap_or(Value::Null);
+                Some(jsonrpc::error(id, jsonrpc::INVALID_REQUEST, "not a JSON-RPC 2.0 request, notification or response"))
+            }
+        }
+    }
+
+    fn on_notification(&self, message: &Value) {
+        match jsonrpc::method(message) {
+            "notifications/initialized" => debug!("client initialized"),
+            "notifications/cancelled" => {
+                let id = jsonrpc::params(message).get("requestId").map(Value::to_string);
+                let token = id.and_then(|id| self.in_flight.lock().unwrap_or_else(|e| e.into_inner()).get(&id).cloned());
+                match token {
+                    Some(token) => token.cancel(),
+                    None => debug!("cancellation for a request that is not in flight"),
+                }
+            }
+            other => debug!(method = other, "dropped a client notification"),
+        }
+    }
+
+    async fn on_request(&self, id: Value, message: Value) -> Value {
+        let params = jsonrpc::params(&message).clone();
+        match jsonrpc::method(&message) {
+            "initialize" => jsonrpc::result(id, self.initialize(&params)),
+            "ping" => jsonrpc::result(id, json!({})),
+            "server/discover" => jsonrpc::error(
+                id,
+                jsonrpc::METHOD_NOT_FOUND,
+                "server/discover is not supported: this gateway speaks MCP 2024-11-05 to 2025-11-25; send `initialize`",
+            ),
+            "logging/setLevel" => {
+                let level = params.get("level").and_then(Value::as_str).map(str::to_string);
+                self.negotiated.lock().unwrap_or_else(|e| e.into_inner()).log_level = level;
+                jsonrpc::result(id, json!({}))
+            }
+            "tools/list" => self.list(id, &params, |c| &c.tools, "tools").await,
+            "prompts/list" => self.list(id, &params, |c| &c.prompts, "prompts").await,
+            "resources/list" => self.list(id, &params, |c| &c.resources, "resources").await,
+            "resources/templates/list" => {
+                self.list(id, &params, |c| &c.resource_templates, "resourceTemplates").await
+            }
+            "tools/call" => self.call_named(id, "tools/call", params, Named::Tool).await,
+            "prompts/get" => self.call_named(id, "prompts/get", params, Named::Prompt).await,
+            "resources/read" => self.read_resource(id, params).await,
+            "completion/complete" => self.complete(id, params).await,
+            other => jsonrpc::error(id, jsonrpc::METHOD_NOT_FOUND, format!("Method not found: {other}")),
+        }
+    }
+
+    fn initialize(&self, params: &Value) -> Value {
+        let requested = params.get("protocolVersion").and_then(Value::as_str).unwrap_or_default();
+        let version = SUPPORTED_PROTOCOL_VERSIONS
+            .iter()
+            .find(|v| **v == requested)
+            .copied()
+            .unwrap_or(SUPPORTED_PROTOCOL_VERSIONS[0]);
+        let client_name = params.pointer("/clientInfo/name").and_then(Value::as_str).map(str::to_string);
+        {
+            let mut negotiated = self.negotiated.lock().unwrap_or_else(|e| e.into_inner());
+            negotiated.protocol_version = Some(version.to_string());
+            negotiated.client_capabilities = params.get("capabilities").cloned().unwrap_or(Value::Null);
+        }
+        info!(client = ?client_name, version, "client initialized the session");
+        self.gateway.set_client_name(self.info.id, client_name);
+        let instructions: Vec<String> = self
+            .gateway
+            .known_listings()
+            .iter()
+            .filter_map(|(server, listing)| Some(format!("## {server}\n{}", listing.instructions()?)))
+            .collect();
+        let mut result = json!({
+            "protocolVersion": version,
+            "capabilities": {
+                "tools": {"listChanged": true},
+                "prompts": {"listChanged": true},
+                "resources": {"listChanged": true},
+                "completions": {},
+            },
+            "serverInfo": {"name": "mcp-gateway", "title": "MCP Gateway", "version": crate::VERSION},
+        });
+        if !instructions.is_empty() {
+            result["instructions"] = Value::String(instructions.join("\n\n"));
+        }
+        result
+    }
+
+    async fn list(&self, id: Value, params: &Value, items: fn(&Catalog) -> &Vec<Value>, field: &str) -> Value {
+        let catalog = self.gateway.catalog().await;
+        let page_size = self.gateway.config().page_size;
+        match paginate(items(&catalog), params.get("cursor"), page_size) {
+            Ok((page, next)) => {
+                let mut result = json!({ field: page });
+                if let Some(next) = next {
+                    result["nextCursor"] = Value::String(next);
+                }
+                jsonrpc::result(id, result)
+            }
+            Err(message) => jsonrpc::error(id, jsonrpc::INVALID_PARAMS, message),
+        }
+    }
+
+    async fn call_named(&self, id: Value, method: &str, mut params: Value, kind: Named) -> Value {
+        let Some(name) = params.get("name").and_then(Value::as_str).map(str::to_string) else {
+            return jsonrpc::error(id, jsonrpc::INVALID_PARAMS, format!("{method} needs a string `name`"));
+        };
+        let catalog = self.gateway.catalog().await;
+        let target = match kind {
+            Named::Tool => catalog.tool(&name),
+            Named::Prompt => catalog.prompt(&name),
+        };
+        let Some(target) = target.cloned() else {
+            return unknown_name(id, kind, &name, &catalog);
+        };
+        params["name"] = Value::String(target.name.clone());
+        self.forward(id, &target.server, method, params).await
+    }
+
+    async fn read_resource(&self, id: Value, params: Value) -> Value {
+        let Some(uri) = params.get("uri").and_then(Value::as_str).map(str::to_string) else {
+            return jsonrpc::error(id, jsonrpc::INVALID_PARAMS, "resources/read needs a string `uri`");
+        };
+        let catalog = self.gateway.catalog().await;
+        match catalog.resource_server(&uri) {
+            Some(server) => self.forward(id, &server.to_string(), "resources/read", params).await,
+            None => jsonrpc::error_with_data(
+                id,
+                jsonrpc::RESOURCE_NOT_FOUND,
+                format!("Resource not found: no configured server lists `{uri}` or a template matching it"),
+                json!({ "uri": uri }),
+            ),
+        }
+    }
+
+    async fn complete(&self, id: Value, mut params: Value) -> Value {
+        let catalog = self.gateway.catalog().await;
+        let reference = params.get("ref").cloned().unwrap_or(Value::Null);
+        let server = match reference.get("type").and_then(Value::as_str) {
+            Some("ref/prompt") => {
+                let name = reference.get("name").and_then(Value::as_str).unwrap_or_default();
+                match catalog.prompt(name) {
+                    Some(target) => {
+                        params["ref"]["name"] = Value::String(target.name.clone());
+                        Some(target.server.clone())
+                    }
+                    None => return unknown_name(id, Named::Prompt, name, &catalog),
+                }
+            }
+            Some("ref/resource") => {
+                let uri = reference.get("uri").and_then(Value::as_str).unwrap_or_default();
+                catalog.resource_server(uri).map(str::to_string)
+            }
+            _ => None,
+        };
+        match server {
+            Some(server) => self.forward(id, &server, "completion/complete", params).await,
+            None => jsonrpc::error(id, jsonrpc::INVALID_PARAMS, "completion/complete: `ref` names no known prompt or resource"),
+        }
+    }
+
+    /// Forwards to a backend and relays its response under the client's own id.
+    async fn forward(&self, id: Value, server: &str, method: &str, params: Value) -> Value {
+        match self.gateway.forward(server, method, params, &self.info).await {
+            Ok(mut response) => {
+                if let Some(obj) = response.as_object_mut() {
+                    obj.insert("id".into(), id);
+                    obj.entry("jsonrpc").or_insert_with(|| "2.0".into());
+                }
+                response
+            }
+            Err(e) => backend_error(id, server, &e),
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Named {
+    Tool,
+    Prompt,
+}
+
+fn unknown_name(id: Value, kind: Named, name: &str, catalog: &Catalog) -> Value {
+    let (what, suggestions) = match kind {
+        Named::Tool => ("tool", catalog.similar_tools(name, 3)),
+        Named::Prompt => ("prompt", Vec::new()),
+    };
+    let hint = if suggestions.is_empty() {
+        String::new()
+    } else {
+        format!("; did you mean {}?", suggestions.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", "))
+    };
+    jsonrpc::error_with_data(
+        id,
+        jsonrpc::INVALID_PARAMS,
+        format!("Unknown {what}: `{name}`{hint}"),
+        json!({ "name": name, "suggestions": suggestions }),
+    )
+}
+
+fn backend_error(id: Value, server: &str, error: &BackendError) -> Value {
+    warn!(server, error = %error, "request failed");
+    jsonrpc::error_with_data(id, jsonrpc::INTERNAL_ERROR, error.to_string(), json!({ "server": server }))
+}
+
+/// One page of `items` starting at `cursor` (an offset the gateway handed out).
+fn paginate(items: &[Value], cursor: Option<&Value>, page_size: usize) -> Result<(Vec<Value>, Option<String>), String> {
+    let start = match cursor {
+        None | Some(Value::Null) => 0,
+        Some(Value::String(c)) => c
+            .strip_prefix("offset:")
+            .and_then(|n| n.parse::<usize>().ok())
+            .filter(|n| *n <= items.len())
+            .ok_or_else(|| format!("Invalid cursor `{c}`"))?,
+        Some(other) => return Err(format!("Invalid cursor {other}")),
+    };
+    let end = (start + page_size).min(items.len());
+    let next = (end < items.len()).then(|| format!("offset:{end}"));
+    Ok((items[start..end].to_vec(), next))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paginates_with_opaque_cursors() {
+        let items: Vec<Value> = (0..5).map(|i| json!(i)).collect();
+        let (page, next) = paginate(&items, None, 2).unwrap();
+        assert_eq!(page, vec![json!(0), json!(1)]);
+        let (page, next) = paginate(&items, Some(&json!(next.unwrap())), 2).unwrap();
+        assert_eq!(page, vec![json!(2), json!(3)]);
+        let (page, next) = paginate(&items, Some(&json!(next.unwrap())), 2).unwrap();
+        assert_eq!((page, next), (vec![json!(4)], None));
+        assert!(paginate(&items, Some(&json!("offset:99")), 2).is_err());
+        assert!(paginate(&items, Some(&json!("bogus")), 2).is_err());
+        assert!(paginate(&items, Some(&json!(3)), 2).is_err());
+    }
+}

@@ -1,0 +1,479 @@
+//! `mcp-gateway-connect`: the stdio shim an MCP client launches.
+//!
+//! It is a byte relay, not an MCP peer: one preamble line, then lines both ways.
+//! It uses plain threads and blocking I/O (no async runtime) to stay small, since
+//! one runs per client per terminal. It does read the JSON it relays, lightly, for
+//! two things: to remember the client's `initialize` so that it can replay it to a
+//! restarted daemon, and to know which requests are in flight so that a request
+//! lost with a dying daemon is answered with an error instead of hanging.
+
+use std::collections::HashMap;
+use std::fs::OpenOptions;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::cli::{ConnectArgs, READY_FD_ENV};
+use crate::paths;
+use crate::preamble::{PREAMBLE_VERSION, Preamble, PreambleReply};
+
+/// The id under which a restarted daemon is sent the client's `initialize` again.
+const REPLAY_ID: &str = "mcp-gateway-connect:replay-initialize";
+/// How long to wait for a daemon (started by us or by someone else) to accept.
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ShimError {
+    #[error("cannot connect to the mcp-gateway daemon at {path}: {source} (start it with `mcp-gateway serve`, or drop --no-autostart)")]
+    Connect { path: PathBuf, source: std::io::Error },
+    #[error("cannot start the daemon `{program}`: {source}")]
+    Spawn { program: String, source: std::io::Error },
+    #[error("the daemon failed to start: {reason} (log: {log})")]
+    DaemonFailed { reason: String, log: String },
+    #[error("no daemon accepted connections on {path} within {secs} s (log: {log})")]
+    Timeout { path: PathBuf, secs: u64, log: String },
+    #[error("the daemon refused this connection: {0}")]
+    Refused(String),
+    #[error("talking to the daemon failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Entry point of `mcp-gateway-connect`.
+pub fn main() -> ExitCode {
+    let args = ConnectArgs::parse();
+    let connector = Connector::new(args);
+    match relay(connector) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mcp-gateway-connect: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Makes connections to the daemon, starting it when nothing listens.
+struct Connector {
+    socket: PathBuf,
+    profile: Option<String>,
+    autostart: bool,
+    timeout: Duration,
+    /// Daemons this shim started, reaped when they exit.
+    children: Vec<Child>,
+}
+
+impl Connector {
+    fn new(args: ConnectArgs) -> Self {
+        let timeout = std::env::var("MCP_GATEWAY_CONNECT_TIMEOUT")
+            .ok()
+            .and_then(|s| s.parse::<f64>().ok())
+            .map(Duration::from_secs_f64)
+            .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+        Self {
+            socket: paths::socket_path(args.socket.as_deref()),
+            profile: args.profile,
+            autostart: !args.no_autostart,
+            timeout,
+            children: Vec::new(),
+        }
+    }
+
+    /// Connects (starting the daemon if allowed) and exchanges the preamble.
+    fn connect(&mut self) -> Result<UnixStream, ShimError> {
+        self.children.retain_mut(|c| !matches!(c.try_wait(), Ok(Some(_))));
+        let stream = match UnixStream::connect(&self.socket) {
+            Ok(stream) => stream,
+            Err(e) if self.autostart && is_absent(&e) => self.start_daemon()?,
+            Err(e) if is_absent(&e) => self.wait_for_listener()?,
+            Err(source) => return Err(ShimError::Connect { path: self.socket.clone(), source }),
+        };
+        self.handshake(stream)
+    }
+
+    /// Without autostart, a service manager may still be bringing the socket up.
+    fn wait_for_listener(&self) -> Result<UnixStream, ShimError> {
+        let deadline = Instant::now() + self.timeout.min(Duration::from_secs(2));
+        loop {
+            match UnixStream::connect(&self.socket) {
+                Ok(stream) => return Ok(stream),
+                Err(source) if Instant::now() >= deadline => {
+                    return Err(ShimError::Connect { path: self.socket.clone(), source });
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(25)),
+            }
+        }
+    }
+
+    fn handshake(&self, stream: UnixStream) -> Result<UnixStream, ShimError> {
+        let preamble = Preamble {
+            mcp_gateway_preamble: PREAMBLE_VERSION,
+            control: None,
+            cwd: std::env::current_dir().ok(),
+            env: std::env::vars_os()
+                .map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned()))
+                .collect(),
+            profile: self.profile.clone(),
+            client_pid: Some(std::os::unix::process::parent_id()),
+            shim_version: crate::VERSION.to_string(),
+        };
+        let mut line = serde_json::to_vec(&preamble).map_err(std::io::Error::other)?;
+        line.push(b'\n');
+        (&stream).write_all(&line)?;
+        stream.set_read_timeout(Some(self.timeout))?;
+        let reply = read_line_unbuffered(&stream)?;
+        stream.set_read_timeout(None)?;
+        let reply: PreambleReply = serde_json::from_slice(&reply)
+            .map_err(|e| ShimError::Refused(format!("unreadable preamble reply: {e}")))?;
+        match reply.error {
+            Some(error) => Err(ShimError::Refused(error)),
+            None => Ok(stream),
+        }
+    }
+
+    /// Starts `mcp-gateway serve` detached (own session, log file in the gateway
+    /// home) and waits for it, or for whichever daemon won a race, to accept.
+    fn start_daemon(&mut self) -> Result<UnixStream, ShimError> {
+        let program = daemon_program();
+        let log_path = paths::daemon_log_path();
+        if let Some(dir) = log_path.parent() {
+            let _ = std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir);
+        }
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&log_path)
+            .map_err(|source| ShimError::Spawn { program: format!("{} (log {})", program.display(), log_path.display()), source })?;
+        let (ready_read, ready_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
+        let ready_fd = ready_write.as_raw_fd();
+        let mut command = Command::new(&program);
+        command
+            .arg("serve")
+            .arg("--socket")
+            .arg(&self.socket)
+            .env(READY_FD_ENV, ready_fd.to_string())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        // SAFETY: setsid and fcntl are async-signal-safe; nothing else runs in the child.
+        unsafe {
+            command.pre_exec(move || {
+                nix::unistd::setsid().map_err(std::io::Error::from)?;
+                let fd = std::os::fd::BorrowedFd::borrow_raw(ready_fd);
+                nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()))
+                    .map_err(std::io::Error::from)?;
+                Ok(())
+            });
+        }
+        let child = command
+            .spawn()
+            .map_err(|source| ShimError::Spawn { program: program.display().to_string(), source })?;
+        self.children.push(child);
+        drop(ready_write);
+        self.await_daemon(ready_read, &log_path)
+    }
+
+    fn await_daemon(&self, ready: OwnedFd, log: &Path) -> Result<UnixStream, ShimError> {
+        let deadline = Instant::now() + self.timeout;
+        let mut ready = Some(std::fs::File::from(ready));
+        let mut said = Vec::new();
+        loop {
+            if let Ok(stream) = UnixStream::connect(&self.socket) {
+                return Ok(stream);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(ShimError::Timeout {
+                    path: self.socket.clone(),
+                    secs: self.timeout.as_secs(),
+                    log: log.display().to_string(),
+                });
+            }
+            let wait = (deadline - now).min(Duration::from_millis(25));
+            match ready.as_mut() {
+                Some(pipe) if readable(pipe, wait) => {
+                    let mut buf = [0u8; 512];
+                    match pipe.read(&mut buf) {
+                        Ok(0) | Err(_) => ready = None, // It exited or closed the pipe: just poll.
+                        Ok(n) => said.extend_from_slice(&buf[..n]),
+                    }
+                    let text = String::from_utf8_lossy(&said);
+                    if let Some(reason) = text.lines().find_map(|l| l.strip_prefix("error ")) {
+                        // Another daemon holding the lock is fine: it is the one to use.
+                        if !reason.contains("another mcp-gateway daemon") {
+                            return Err(ShimError::DaemonFailed {
+                                reason: reason.to_string(),
+                                log: log.display().to_string(),
+                            });
+                        }
+                    }
+                }
+                Some(_) => {}
+                None => std::thread::sleep(wait),
+            }
+        }
+    }
+}
+
+fn is_absent(e: &std::io::Error) -> bool {
+    matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused)
+}
+
+fn readable(file: &std::fs::File, wait: Duration) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let mut fds = [PollFd::new(file.as_fd(), PollFlags::POLLIN)];
+    let timeout = PollTimeout::try_from(wait.as_millis().min(1000) as i32).unwrap_or(PollTimeout::ZERO);
+    matches!(poll(&mut fds, timeout), Ok(n) if n > 0)
+}
+
+/// `$MCP_GATEWAY_BIN`, else `mcp-gateway` beside this executable, else on PATH.
+fn daemon_program() -> PathBuf {
+    if let Some(bin) = std::env::var_os("MCP_GATEWAY_BIN").filter(|b| !b.is_empty()) {
+        return PathBuf::from(bin);
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        let sibling = exe.with_file_name("mcp-gateway");
+        if sibling.is_file() {
+            return sibling;
+        }
+    }
+    PathBuf::from("mcp-gateway")
+}
+
+/// Reads one line byte by byte, so nothing after it is consumed from the socket.
+fn read_line_unbuffered(mut stream: &UnixStream) -> std::io::Result<Vec<u8>> {
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    loop {
+        match stream.read(&mut byte)? {
+            0 => return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the daemon closed the connection")),
+            _ if byte[0] == b'\n' => return Ok(line),
+            _ => line.push(byte[0]),
+        }
+        if line.len() > 64 * 1024 {
+            return Err(std::io::Error::other("the preamble reply is too long"));
+        }
+    }
+}
+
+/// What the shim remembers of the client's side of the conversation.
+#[derive(Default)]
+struct Relay {
+    /// The write side of the current daemon connection; `None` while reconnecting.
+    conn: Option<UnixStream>,
+    /// Lines from the client waiting for a connection, with the request ids in them.
+    backlog: Vec<(Vec<u8>, Vec<Value>)>,
+    /// The client's `initialize` request, replayed to a restarted daemon.
+    initialize: Option<Value>,
+    /// Whether the client sent `notifications/initialized`.
+    initialized: bool,
+    /// Requests sent to the current daemon and not answered yet (id as JSON text → id).
+    in_flight: HashMap<String, Value>,
+    stdin_closed: bool,
+}
+
+type Shared = Arc<Mutex<Relay>>;
+
+fn lock(shared: &Shared) -> MutexGuard<'_, Relay> {
+    shared.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Just enough of a message to track requests and responses.
+#[derive(Deserialize)]
+struct Probe {
+    #[serde(default)]
+    id: Option<Value>,
+    #[serde(default)]
+    method: Option<String>,
+}
+
+fn probes(line: &[u8]) -> Vec<Probe> {
+    serde_json::from_slice::<Probe>(line)
+        .map(|p| vec![p])
+        .or_else(|_| serde_json::from_slice::<Vec<Probe>>(line))
+        .unwrap_or_default()
+}
+
+impl Relay {
+    /// Sends a client line now, or queues it until a connection is back.
+    fn send(&mut self, line: Vec<u8>, request_ids: Vec<Value>) {
+        if let Some(conn) = self.conn.as_mut() {
+            if conn.write_all(&line).is_ok() {
+                self.track(request_ids);
+                return;
+            }
+            let _ = conn.shutdown(std::net::Shutdown::Both);
+            self.conn = None;
+        }
+        self.backlog.push((line, request_ids));
+    }
+
+    fn track(&mut self, request_ids: Vec<Value>) {
+        for id in request_ids {
+            self.in_flight.insert(id.to_string(), id);
+        }
+    }
+}
+
+fn relay(mut connector: Connector) -> Result<(), ShimError> {
+    let stream = connector.connect()?;
+    let shared: Shared = Arc::new(Mutex::new(Relay { conn: Some(stream.try_clone()?), ..Default::default() }));
+    let reader_shared = shared.clone();
+    std::thread::Builder::new()
+        .name("stdin".into())
+        .stack_size(128 * 1024)
+        .spawn(move || read_client(reader_shared))?;
+
+    let mut from_daemon = BufReader::new(stream);
+    let stdout = std::io::stdout();
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = from_daemon.read_until(b'\n', &mut line).unwrap_or(0);
+        if n == 0 {
+            if lock(&shared).stdin_closed {
+                return Ok(());
+            }
+            from_daemon = BufReader::new(reconnect(&mut connector, &shared)?);
+            continue;
+        }
+        {
+            let mut relay = lock(&shared);
+            for probe in probes(&line) {
+                if probe.method.is_none()
+                    && let Some(id) = probe.id
+                {
+                    relay.in_flight.remove(&id.to_string());
+                }
+            }
+        }
+        let mut out = stdout.lock();
+        if out.write_all(&line).and_then(|_| out.flush()).is_err() {
+            return Ok(()); // The client is gone.
+        }
+    }
+}
+
+/// The stdin thread: client lines to the daemon.
+fn read_client(shared: Shared) {
+    let stdin = std::io::stdin();
+    let mut input = stdin.lock();
+    loop {
+        let mut line = Vec::new();
+        match input.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        if !line.ends_with(b"\n") {
+            line.push(b'\n');
+        }
+        let mut request_ids = Vec::new();
+        let mut relay = lock(&shared);
+        for probe in probes(&line) {
+            match (probe.method.as_deref(), probe.id) {
+                (Some("initialize"), Some(_)) => relay.initialize = serde_json::from_slice(&line).ok(),
+                (Some("notifications/initialized"), None) => relay.initialized = true,
+                _ => {}
+            }
+        }
+        for probe in probes(&line) {
+            if let (Some(_), Some(id)) = (probe.method, probe.id) {
+                request_ids.push(id);
+            }
+        }
+        relay.send(line, request_ids);
+    }
+    let mut relay = lock(&shared);
+    relay.stdin_closed = true;
+    if let Some(conn) = relay.conn.as_ref() {
+        let _ = conn.shutdown(std::net::Shutdown::Write);
+    }
+}
+
+/// After the daemon went away: answer what was lost, connect again (starting a
+/// daemon if needed), replay the client's `initialize`, then send what queued up.
+fn reconnect(connector: &mut Connector, shared: &Shared) -> Result<UnixStream, ShimError> {
+    let lost: Vec<Value> = {
+        let mut relay = lock(shared);
+        relay.conn = None;
+        relay.in_flight.drain().map(|(_, id)| id).collect()
+    };
+    eprintln!("mcp-gateway-connect: the daemon went away; reconnecting");
+    {
+        let stdout = std::io::stdout();
+        let mut out = stdout.lock();
+        for id in lost {
+            let error = json!({"jsonrpc": "2.0", "id": id, "error": {
+                "code": crate::jsonrpc::INTERNAL_ERROR,
+                "message": "the mcp-gateway daemon stopped while this request was in flight; it may not have completed, retry it",
+            }});
+            let _ = out.write_all(&crate::jsonrpc::to_line(&error));
+        }
+        let _ = out.flush();
+    }
+    let stream = connect_with_retries(connector)?;
+    let (initialize, initialized) = {
+        let relay = lock(shared);
+        (relay.initialize.clone(), relay.initialized)
+    };
+    if let Some(mut initialize) = initialize {
+        initialize["id"] = Value::String(REPLAY_ID.into());
+        (&stream).write_all(&crate::jsonrpc::to_line(&initialize))?;
+        wait_for_replay_answer(&stream)?;
+        if initialized {
+            let note = crate::jsonrpc::notification("notifications/initialized", Value::Null);
+            (&stream).write_all(&crate::jsonrpc::to_line(&note))?;
+        }
+    }
+    let mut relay = lock(shared);
+    let backlog = std::mem::take(&mut relay.backlog);
+    for (line, ids) in backlog {
+        (&stream).write_all(&line)?;
+        relay.track(ids);
+    }
+    relay.conn = Some(stream.try_clone()?);
+    if relay.stdin_closed {
+        let _ = stream.shutdown(std::net::Shutdown::Write);
+    }
+    eprintln!("mcp-gateway-connect: reconnected");
+    Ok(stream)
+}
+
+fn connect_with_retries(connector: &mut Connector) -> Result<UnixStream, ShimError> {
+    let deadline = Instant::now() + connector.timeout;
+    loop {
+        match connector.connect() {
+            Ok(stream) => return Ok(stream),
+            Err(e) if Instant::now() >= deadline => return Err(e),
+            Err(ShimError::DaemonFailed { reason, log }) => return Err(ShimError::DaemonFailed { reason, log }),
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+/// Reads (unbuffered) until the answer to the replayed `initialize`; the client
+/// already has its answer, so this one is not relayed.
+fn wait_for_replay_answer(stream: &UnixStream) -> Result<(), ShimError> {
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    loop {
+        let line = read_line_unbuffered(stream)?;
+        let answered = probes(&line).iter().any(|p| p.method.is_none() && p.id.as_ref().and_then(Value::as_str) == Some(REPLAY_ID));
+        if answered {
+            stream.set_read_timeout(None)?;
+            return Ok(());
+        }
+        // Anything else before it (a notification) goes to the client as usual.
+        let stdout = std::io::stdout();
+        let mut out = stdout.lock();
+        let _ = out.write_all(&line).and_then(|_| out.write_all(b"\n")).and_then(|_| out.flush());
+    }
+}
