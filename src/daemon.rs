@@ -180,6 +180,11 @@ async fn bind(socket: &Path) -> Result<(std::os::unix::net::UnixListener, OwnedS
         if let Some(lock) = try_lock(&lock_path)? {
             break lock;
         }
+        // The holder is serving: nothing to wait for. (It may also be starting up
+        // or shutting down; then wait a little for it to settle.)
+        if std::os::unix::net::UnixStream::connect(socket).is_ok() {
+            return Err(DaemonError::AlreadyRunning(socket.to_path_buf()));
+        }
         if Instant::now() >= deadline {
             let holder = std::fs::read_to_string(&lock_path)
                 .ok()

@@ -24,6 +24,31 @@ use crate::jsonrpc;
 const LIST_CHANGED: [&str; 3] =
     ["notifications/tools/list_changed", "notifications/prompts/list_changed", "notifications/resources/list_changed"];
 
+/// Which parts of a server's listing changed.
+#[derive(Debug, Clone, Copy, Default)]
+struct Changes {
+    tools: bool,
+    prompts: bool,
+    resources: bool,
+}
+
+impl Changes {
+    fn between(old: Option<&ServerListing>, new: &ServerListing) -> Changes {
+        match old {
+            None => Changes { tools: true, prompts: true, resources: true },
+            Some(old) => Changes {
+                tools: old.tools != new.tools,
+                prompts: old.prompts != new.prompts,
+                resources: old.resources != new.resources || old.resource_templates != new.resource_templates,
+            },
+        }
+    }
+
+    fn any(self) -> bool {
+        self.tools || self.prompts || self.resources
+    }
+}
+
 /// What the router knows about a connected session.
 #[derive(Debug, Clone)]
 pub struct SessionInfo {
@@ -152,22 +177,28 @@ impl Gateway {
     fn refresh_if_stale(self: &Arc<Self>, server: &str, config: &ServerConfig, backend: &Arc<Backend>) {
         let stale = lock(&self.listings)
             .get(server)
-            .is_none_or(|l| l.fingerprint != config.fingerprint() || l.source_pid != backend.pid);
+            // No listing yet: the listing path is taking one from this backend.
+            .is_some_and(|l| l.fingerprint != config.fingerprint() || l.source_pid != backend.pid);
         if stale {
             let gateway = self.clone();
             let server = server.to_string();
             let backend = backend.clone();
             tokio::spawn(async move {
                 match gateway.relist(&server, &backend, None).await {
-                    Ok((_, true)) => {
-                        for method in LIST_CHANGED {
-                            gateway.broadcast(&jsonrpc::notification(method, Value::Null));
-                        }
-                    }
-                    Ok((_, false)) => {}
+                    Ok((_, changes)) => gateway.announce(changes),
                     Err(e) => debug!(server, error = %e, "background re-listing failed"),
                 }
             });
+        }
+    }
+
+    /// Tells every session which lists changed.
+    fn announce(&self, changes: Changes) {
+        let parts = [changes.tools, changes.prompts, changes.resources];
+        for (method, changed) in LIST_CHANGED.iter().zip(parts) {
+            if changed {
+                self.broadcast(&jsonrpc::notification(method, Value::Null));
+            }
         }
     }
 
@@ -214,7 +245,8 @@ impl Gateway {
                 .insert(server.to_string(), LiveListing { fingerprint, listing: listing.clone(), source_pid: None });
             return Ok(listing);
         }
-        let backend = self.backend(server, None).await?;
+        let key = self.sharing_key(&config, None);
+        let backend = self.pool.get(server, &config, &key).await?;
         Ok(self.relist(server, &backend, Some(&fingerprint)).await?.0)
     }
 
@@ -224,7 +256,7 @@ impl Gateway {
         server: &str,
         backend: &Backend,
         fingerprint: Option<&str>,
-    ) -> Result<(Arc<ServerListing>, bool), BackendError> {
+    ) -> Result<(Arc<ServerListing>, Changes), BackendError> {
         let fingerprint = match fingerprint {
             Some(f) => f.to_string(),
             None => self.server(server).map(|c| c.fingerprint()).unwrap_or_default(),
@@ -232,14 +264,14 @@ impl Gateway {
         let listing = Arc::new(fetch_listing(backend).await?);
         let changed = {
             let mut listings = lock(&self.listings);
-            let changed = listings.get(server).is_none_or(|old| old.listing != listing);
+            let changed = Changes::between(listings.get(server).map(|old| &*old.listing), &listing);
             listings.insert(
                 server.to_string(),
                 LiveListing { fingerprint: fingerprint.clone(), listing: listing.clone(), source_pid: backend.pid },
             );
             changed
         };
-        if changed {
+        if changed.any() {
             lock(&self.disk_cache).put(server, &fingerprint, &listing);
             *lock(&self.catalog) = None;
         }
@@ -254,8 +286,12 @@ impl Gateway {
             return;
         };
         match self.relist(server, &backend, None).await {
-            Ok((_, true)) => self.broadcast(&jsonrpc::notification(method, Value::Null)),
-            Ok((_, false)) => debug!(server, "{method} without a change"),
+            Ok((_, changes)) => {
+                if !changes.any() {
+                    debug!(server, "{method} without a change");
+                }
+                self.announce(changes);
+            }
             Err(e) => warn!(server, error = %e, "could not re-list after {method}"),
         }
     }

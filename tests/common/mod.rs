@@ -1,0 +1,385 @@
+//! Shared pieces of the integration tests: a gateway in a temp home, real binaries,
+//! an MCP client over a real shim, process accounting, and the pinned test deps.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+pub const DAEMON: &str = env!("CARGO_BIN_EXE_mcp-gateway");
+pub const SHIM: &str = env!("CARGO_BIN_EXE_mcp-gateway-connect");
+
+/// Polls `condition` until it holds or `limit` passes; returns whether it held.
+pub fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Pinned test dependencies (Node 22, npm MCP servers, the Python SDK), installed
+/// and cached by `tests/support/deps.sh`.
+pub struct Deps {
+    pub vars: HashMap<String, String>,
+}
+
+impl Deps {
+    pub fn get(&self, key: &str) -> &str {
+        self.vars.get(key).unwrap_or_else(|| panic!("deps.sh did not print {key}"))
+    }
+    pub fn python(&self) -> &str {
+        self.get("MCP_TEST_PYTHON")
+    }
+    pub fn node(&self) -> &str {
+        self.get("MCP_TEST_NODE")
+    }
+    pub fn everything_js(&self) -> &str {
+        self.get("MCP_TEST_EVERYTHING_JS")
+    }
+    pub fn memory_js(&self) -> &str {
+        self.get("MCP_TEST_MEMORY_JS")
+    }
+    /// PATH with Node 22 first.
+    pub fn path(&self) -> String {
+        format!("{}:{}", self.get("MCP_TEST_BIN_DIR"), std::env::var("PATH").unwrap_or_default())
+    }
+}
+
+pub fn deps() -> &'static Deps {
+    static DEPS: OnceLock<Deps> = OnceLock::new();
+    DEPS.get_or_init(|| {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/deps.sh");
+        let out = Command::new("bash").arg(&script).stdin(Stdio::null()).output().expect("running deps.sh");
+        assert!(out.status.success(), "deps.sh failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        let vars = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Deps { vars }
+    })
+}
+
+/// The config entry for the real server-everything (stdio).
+pub fn everything_server() -> String {
+    let d = deps();
+    format!("    command: {}\n    args: [{:?}, \"stdio\"]\n", d.node(), d.everything_js())
+}
+
+/// The config entry for the stdlib-only fixture server.
+pub fn fixture_server(tag: &str) -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fixture_server.py");
+    format!("    command: python3\n    args: [{:?}, {tag:?}]\n", script.display().to_string())
+}
+
+/// One process seen in /proc.
+#[derive(Debug, Clone)]
+pub struct Proc {
+    pub pid: i32,
+    pub cmdline: String,
+}
+
+/// Live (non-zombie) processes whose environment carries `MCP_GATEWAY_TEST_TAG=tag`.
+pub fn tagged_processes(tag: &str) -> Vec<Proc> {
+    let needle = format!("MCP_GATEWAY_TEST_TAG={tag}");
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else { return found };
+    for entry in entries.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else { continue };
+        if !environ.split(|b| *b == 0).any(|v| v == needle.as_bytes()) {
+            continue;
+        }
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat.rsplit(')').next().and_then(|s| s.split_whitespace().next()).unwrap_or("?");
+        if state == "Z" || state == "X" {
+            continue;
+        }
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|c| String::from_utf8_lossy(&c).replace('\0', " ").trim().to_string())
+            .unwrap_or_default();
+        found.push(Proc { pid, cmdline });
+    }
+    found
+}
+
+/// Tagged processes whose command line contains `pattern`.
+pub fn count_matching(tag: &str, pattern: &str) -> usize {
+    tagged_processes(tag).iter().filter(|p| p.cmdline.contains(pattern)).count()
+}
+
+/// A gateway with its own home, socket and config, driven through the real binaries.
+pub struct TestGateway {
+    pub dir: tempfile::TempDir,
+    pub home: PathBuf,
+    pub socket: PathBuf,
+    pub tag: String,
+    pub daemon: Option<Child>,
+    pub extra_env: Vec<(String, String)>,
+}
+
+impl TestGateway {
+    pub fn new() -> Self {
+        let dir = tempfile::Builder::new().prefix("mcpgw-").tempdir().expect("tempdir");
+        let home = dir.path().join("home");
+        std::fs::create_dir_all(&home).expect("home");
+        let socket = dir.path().join("run").join("gateway.sock");
+        let tag = format!("{}-{}", std::process::id(), dir.path().file_name().unwrap().to_string_lossy());
+        Self { dir, home, socket, tag, daemon: None, extra_env: Vec::new() }
+    }
+
+    /// A gateway whose config has the given `servers:` entries (name → YAML body).
+    pub fn with_servers(servers: &[(&str, String)]) -> Self {
+        let gateway = Self::new();
+        let mut yaml = String::from("servers:\n");
+        for (name, body) in servers {
+            yaml.push_str(&format!("  {name}:\n{body}"));
+        }
+        gateway.write_config(&yaml);
+        gateway
+    }
+
+    pub fn write_config(&self, text: &str) {
+        std::fs::write(self.home.join("config.yaml"), text).expect("write config");
+    }
+
+    /// Environment every gateway process of this test gets.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let mut env = vec![
+            ("MCP_GATEWAY_HOME".to_string(), self.home.display().to_string()),
+            ("MCP_GATEWAY_SOCKET".to_string(), self.socket.display().to_string()),
+            ("MCP_GATEWAY_TEST_TAG".to_string(), self.tag.clone()),
+            ("MCP_GATEWAY_BIN".to_string(), DAEMON.to_string()),
+            ("MCP_GATEWAY_LOG".to_string(), "debug".to_string()),
+        ];
+        env.extend(self.extra_env.iter().cloned());
+        env
+    }
+
+    pub fn command(&self, program: &str) -> Command {
+        let mut command = Command::new(program);
+        command.envs(self.env()).env_remove("MCP_GATEWAY_CONFIG").env_remove("XDG_RUNTIME_DIR");
+        command
+    }
+
+    pub fn stderr_path(&self) -> PathBuf {
+        self.dir.path().join("daemon.stderr")
+    }
+
+    /// Starts `mcp-gateway serve` and waits until it accepts connections.
+    pub fn start(&mut self) {
+        let stderr = std::fs::File::create(self.stderr_path()).expect("stderr file");
+        let child = self
+            .command(DAEMON)
+            .arg("serve")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn daemon");
+        self.daemon = Some(child);
+        let socket = self.socket.clone();
+        let up = wait_until(Duration::from_secs(20), || std::os::unix::net::UnixStream::connect(&socket).is_ok());
+        assert!(up, "daemon did not start listening:\n{}", self.daemon_log());
+    }
+
+    /// What the daemon wrote to stderr (the test-started one) and daemon.log (autostarted).
+    pub fn daemon_log(&self) -> String {
+        let mut log = std::fs::read_to_string(self.stderr_path()).unwrap_or_default();
+        log.push_str(&std::fs::read_to_string(self.home.join("daemon.log")).unwrap_or_default());
+        log
+    }
+
+    /// Sends SIGTERM to the daemon and waits for it to exit; returns its exit status.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut child = self.daemon.take().expect("a daemon started by the test");
+        signal(child.id() as i32, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "daemon did not exit after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A client talking MCP through a real shim.
+    pub fn client(&self) -> Client {
+        self.client_with(&["--no-autostart"])
+    }
+
+    pub fn client_with(&self, args: &[&str]) -> Client {
+        let mut child = self
+            .command(SHIM)
+            .args(args)
+            .current_dir(self.dir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn shim");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let value: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("shim printed non-JSON {line:?}: {e}"));
+                if tx.send(value).is_err() {
+                    break;
+                }
+            }
+        });
+        Client { child, stdin: Some(stdin), rx, stash: Vec::new() }
+    }
+}
+
+impl Drop for TestGateway {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.daemon.take() {
+            signal(child.id() as i32, nix::sys::signal::Signal::SIGTERM);
+            if !wait_until(Duration::from_secs(10), || matches!(child.try_wait(), Ok(Some(_)))) {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        // Whatever a failed test left behind (autostarted daemons, backends).
+        for p in tagged_processes(&self.tag) {
+            signal(p.pid, nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+}
+
+pub fn signal(pid: i32, signal: nix::sys::signal::Signal) {
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
+}
+
+/// An MCP client over a shim's stdin/stdout.
+pub struct Client {
+    pub child: Child,
+    stdin: Option<ChildStdin>,
+    rx: Receiver<Value>,
+    /// Messages received while waiting for something else.
+    pub stash: Vec<Value>,
+}
+
+pub const TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Client {
+    pub fn send(&mut self, message: &Value) {
+        let mut line = serde_json::to_vec(message).unwrap();
+        line.push(b'\n');
+        self.send_raw(&line);
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        stdin.write_all(bytes).expect("write to shim");
+        stdin.flush().expect("flush shim");
+    }
+
+    /// The next message, or None after `limit`.
+    pub fn recv_within(&mut self, limit: Duration) -> Option<Value> {
+        if !self.stash.is_empty() {
+            return Some(self.stash.remove(0));
+        }
+        match self.rx.recv_timeout(limit) {
+            Ok(v) => Some(v),
+            Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => None,
+        }
+    }
+
+    /// Waits for the response with this id; other messages are stashed.
+    pub fn response(&mut self, id: &Value) -> Value {
+        if let Some(pos) = self.stash.iter().position(|m| m.get("id") == Some(id) && m.get("method").is_none()) {
+            return self.stash.remove(pos);
+        }
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let message = self.rx.recv_timeout(left).unwrap_or_else(|_| panic!("no response to id {id} within {TIMEOUT:?}"));
+            if message.get("id") == Some(id) && message.get("method").is_none() {
+                return message;
+            }
+            self.stash.push(message);
+        }
+    }
+
+    pub fn request(&mut self, id: Value, method: &str, params: Value) -> Value {
+        self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
+        self.response(&id)
+    }
+
+    pub fn initialize(&mut self) -> Value {
+        let response = self.request(
+            json!(0),
+            "initialize",
+            json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}}),
+        );
+        self.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+        response
+    }
+
+    /// All tool names, following pagination.
+    pub fn tool_names(&mut self) -> Vec<String> {
+        let mut names = Vec::new();
+        let mut cursor = Value::Null;
+        for page in 0..1000 {
+            let params = if cursor.is_null() { json!({}) } else { json!({"cursor": cursor}) };
+            let response = self.request(json!(format!("list-{page}")), "tools/list", params);
+            let result = &response["result"];
+            names.extend(result["tools"].as_array().unwrap_or_else(|| panic!("no tools in {response}")).iter().map(|t| t["name"].as_str().unwrap().to_string()));
+            cursor = result.get("nextCursor").cloned().unwrap_or(Value::Null);
+            if cursor.is_null() {
+                break;
+            }
+        }
+        names
+    }
+
+    pub fn call_tool(&mut self, id: Value, name: &str, arguments: Value) -> Value {
+        self.request(id, "tools/call", json!({"name": name, "arguments": arguments}))
+    }
+
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// Closes stdin and waits for the shim to exit.
+    pub fn finish(mut self) -> std::process::ExitStatus {
+        self.close_stdin();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "shim did not exit after stdin closed");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The text of the first content item of a tools/call response.
+pub fn first_text(response: &Value) -> &str {
+    response["result"]["content"][0]["text"].as_str().unwrap_or_else(|| panic!("no text content in {response}"))
+}
