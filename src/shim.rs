@@ -206,7 +206,9 @@ impl Connector {
                         Ok(0) | Err(_) => ready = None, // It exited or closed the pipe: just poll.
                         Ok(n) => said.extend_from_slice(&buf[..n]),
                     }
-                    let text = String::from_utf8_lossy(&said);
+                    // Only whole lines: the daemon's message may arrive in pieces.
+                    let whole = said.iter().rposition(|b| *b == b'\n').map_or(&said[..0], |end| &said[..end]);
+                    let text = String::from_utf8_lossy(whole);
                     if let Some(reason) = text.lines().find_map(|l| l.strip_prefix("error ")) {
                         // Another daemon holding the lock is fine: it is the one to use.
                         if !reason.contains("another mcp-gateway daemon") {

@@ -222,13 +222,16 @@ impl TestGateway {
     }
 
     pub fn client_with(&self, args: &[&str]) -> Client {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let stderr_path = self.dir.path().join(format!("shim-{n}.stderr"));
         let mut child = self
             .command(SHIM)
             .args(args)
             .current_dir(self.dir.path())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr_path).expect("shim stderr"))
             .spawn()
             .expect("spawn shim");
         let stdin = child.stdin.take().unwrap();
@@ -243,7 +246,7 @@ impl TestGateway {
                 }
             }
         });
-        Client { child, stdin: Some(stdin), rx, stash: Vec::new() }
+        Client { child, stdin: Some(stdin), rx, stash: Vec::new(), stderr_path }
     }
 }
 
@@ -274,6 +277,7 @@ pub struct Client {
     rx: Receiver<Value>,
     /// Messages received while waiting for something else.
     pub stash: Vec<Value>,
+    stderr_path: PathBuf,
 }
 
 pub const TIMEOUT: Duration = Duration::from_secs(30);
@@ -287,7 +291,9 @@ impl Client {
 
     pub fn send_raw(&mut self, bytes: &[u8]) {
         let stdin = self.stdin.as_mut().expect("stdin open");
-        stdin.write_all(bytes).expect("write to shim");
+        if let Err(e) = stdin.write_all(bytes) {
+            panic!("write to shim: {e}; shim stderr:\n{}", std::fs::read_to_string(&self.stderr_path).unwrap_or_default());
+        }
         stdin.flush().expect("flush shim");
     }
 
@@ -310,7 +316,9 @@ impl Client {
         let deadline = Instant::now() + TIMEOUT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let message = self.rx.recv_timeout(left).unwrap_or_else(|_| panic!("no response to id {id} within {TIMEOUT:?}"));
+            let message = self.rx.recv_timeout(left).unwrap_or_else(|e| {
+                panic!("no response to id {id} ({e}); shim stderr:\n{}", std::fs::read_to_string(&self.stderr_path).unwrap_or_default())
+            });
             if message.get("id") == Some(id) && message.get("method").is_none() {
                 return message;
             }
