@@ -434,3 +434,24 @@ fn tools_list_paginates() {
     assert_eq!(names[5], "b__echo");
     assert_eq!(first_text(&client.call_tool(json!(1), "b__echo", json!({"message": "x"}))), "b: x");
 }
+
+#[test]
+fn backends_die_with_a_daemon_killed_by_sigkill() {
+    // "linger": the fixture ignores the end of its stdin, so only the
+    // parent-death signal can stop it.
+    let mut gw = TestGateway::with_servers(&[("fx", fixture_server("linger"))]);
+    gw.start();
+    let mut client = gw.client();
+    client.initialize();
+    assert_eq!(first_text(&client.call_tool(json!(1), "fx__echo", json!({"message": "x"}))), "linger: x");
+    assert_eq!(count_matching(&gw.tag, "fixture_server.py"), 1);
+    let mut daemon = gw.daemon.take().unwrap();
+    daemon.kill().unwrap(); // SIGKILL: no shutdown code runs.
+    daemon.wait().unwrap();
+    drop(client);
+    assert!(
+        wait_until(TIMEOUT, || count_matching(&gw.tag, "fixture_server.py") == 0),
+        "backend outlived its daemon: {:?}",
+        tagged_processes(&gw.tag)
+    );
+}

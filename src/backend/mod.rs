@@ -2,6 +2,7 @@
 //! and the connection every session's requests are multiplexed over.
 
 pub mod pending;
+pub mod spawner;
 pub mod stderr;
 pub mod stdio;
 

@@ -112,8 +112,8 @@ pub async fn spawn(options: SpawnOptions<'_>) -> Result<(Arc<Backend>, ProcessHa
     let server = options.server.to_string();
     // A root span: the backend outlives the session whose request started it.
     let span = tracing::info_span!(parent: None, "backend", server = %server, key = %options.key.0);
-    let mut command = build_command(&server, options.config)?;
-    let mut child = command.spawn().map_err(|e| BackendError::Spawn {
+    let command = build_command(&server, options.config)?;
+    let mut child = super::spawner::spawn(command).await.map_err(|e| BackendError::Spawn {
         server: server.clone(),
         reason: format!("`{}`: {e}", options.config.command.as_deref().unwrap_or_default()),
     })?;
