@@ -153,7 +153,7 @@ impl Catalog {
                 catalog.resource_templates.push(template.clone());
             }
         }
-        catalog.template_prefixes.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        catalog.template_prefixes.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
         catalog
     }
 
@@ -254,10 +254,7 @@ impl ListingCache {
 
     /// The cached listing of `server`, if it was taken under `fingerprint`.
     pub fn get(&self, server: &str, fingerprint: &str) -> Option<Arc<ServerListing>> {
-        self.entries
-            .get(server)
-            .filter(|e| e.fingerprint == fingerprint)
-            .map(|e| Arc::new(e.listing.clone()))
+        self.entries.get(server).filter(|e| e.fingerprint == fingerprint).map(|e| Arc::new(e.listing.clone()))
     }
 
     /// Stores a listing and writes the file (atomically, via rename).
@@ -303,7 +300,10 @@ mod tests {
 
     #[test]
     fn collisions_get_distinct_names() {
-        let listing_a = ServerListing { tools: vec![json!({"name": "read.file"}), json!({"name": "read_file"})], ..Default::default() };
+        let listing_a = ServerListing {
+            tools: vec![json!({"name": "read.file"}), json!({"name": "read_file"})],
+            ..Default::default()
+        };
         let listing_b = ServerListing { tools: vec![json!({"name": "read_file"})], ..Default::default() };
         let catalog = Catalog::build(&[
             CatalogInput { server: "a", prefix: false, listing: &listing_a },
@@ -342,7 +342,8 @@ mod tests {
 
     #[test]
     fn suggests_close_names() {
-        let listing = ServerListing { tools: vec![json!({"name": "echo"}), json!({"name": "get-sum"})], ..Default::default() };
+        let listing =
+            ServerListing { tools: vec![json!({"name": "echo"}), json!({"name": "get-sum"})], ..Default::default() };
         let catalog = Catalog::build(&[CatalogInput { server: "everything", prefix: true, listing: &listing }]);
         assert_eq!(catalog.similar_tools("everything__ecko", 3), vec!["everything__echo"]);
         assert!(catalog.similar_tools("zzzzzzzzzzzzzzzzzzzzzz", 3).is_empty());

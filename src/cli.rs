@@ -158,8 +158,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Manpages { dir } => {
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-            for command in [<Cli as clap::CommandFactory>::command(), <ConnectArgs as clap::CommandFactory>::command()] {
-                clap_mangen::generate_to(command, &dir).with_context(|| format!("writing man pages to {}", dir.display()))?;
+            for command in [<Cli as clap::CommandFactory>::command(), <ConnectArgs as clap::CommandFactory>::command()]
+            {
+                clap_mangen::generate_to(command, &dir)
+                    .with_context(|| format!("writing man pages to {}", dir.display()))?;
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -300,7 +300,9 @@ impl Config {
         for (profile, p) in &self.profiles {
             for server in p.servers.iter().flatten() {
                 if !self.servers.contains_key(server) {
-                    return Err(invalid(format!("profile `{profile}` names server `{server}`, which is not defined under `servers`")));
+                    return Err(invalid(format!(
+                        "profile `{profile}` names server `{server}`, which is not defined under `servers`"
+                    )));
                 }
             }
         }

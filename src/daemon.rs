@@ -127,7 +127,8 @@ async fn start(
             (listener, Some(owned))
         }
     };
-    let listener = UnixListener::from_std(listener).map_err(|source| DaemonError::Bind { path: socket.clone(), source })?;
+    let listener =
+        UnixListener::from_std(listener).map_err(|source| DaemonError::Bind { path: socket.clone(), source })?;
     let gateway = Gateway::new(config, ListingCache::load(&paths::catalog_cache_path()));
     Ok((gateway, listener, owned, socket))
 }
@@ -235,7 +236,10 @@ async fn run(gateway: Arc<Gateway>, listener: UnixListener, shutdown: Cancellati
             Ok(cred) if cred.uid() == uid => {}
             Ok(cred) => {
                 warn!(peer_uid = cred.uid(), pid = ?cred.pid(), "refused a connection from another user");
-                refuse(stream, format!("this gateway belongs to uid {uid}; connections from uid {} are refused", cred.uid()));
+                refuse(
+                    stream,
+                    format!("this gateway belongs to uid {uid}; connections from uid {} are refused", cred.uid()),
+                );
                 continue;
             }
             Err(e) => {

@@ -29,9 +29,7 @@ pub struct LineCodec {
 
 impl LineCodec {
     pub fn new(max_len: usize) -> Self {
-        Self {
-            inner: AnyDelimiterCodec::new_with_max_length(b"\n".to_vec(), b"\n".to_vec(), max_len),
-        }
+        Self { inner: AnyDelimiterCodec::new_with_max_length(b"\n".to_vec(), b"\n".to_vec(), max_len) }
     }
 
     fn frame(&mut self, line: Bytes) -> Option<Frame> {

@@ -32,9 +32,7 @@ pub fn kind(message: &Value) -> Kind {
     match (has_method, id) {
         (true, None) => Kind::Notification,
         (true, Some(_)) if valid_id => Kind::Request,
-        (false, Some(_)) if obj.contains_key("result") || obj.contains_key("error") => {
-            Kind::Response
-        }
+        (false, Some(_)) if obj.contains_key("result") || obj.contains_key("error") => Kind::Response,
         _ => Kind::Invalid,
     }
 }

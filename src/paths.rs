@@ -53,8 +53,7 @@ pub fn config_location(explicit: Option<&Path>) -> ConfigLocation {
         return ConfigLocation { path: path.clone(), searched: vec![path] };
     }
     let home = gateway_home();
-    let searched: Vec<PathBuf> =
-        ["config.yaml", "config.yml", "config.toml"].iter().map(|n| home.join(n)).collect();
+    let searched: Vec<PathBuf> = ["config.yaml", "config.yml", "config.toml"].iter().map(|n| home.join(n)).collect();
     let path = searched.iter().find(|p| p.exists()).unwrap_or(&searched[0]).clone();
     ConfigLocation { path, searched }
 }

@@ -75,14 +75,11 @@ impl PreambleReply {
 
 /// Checks a received preamble line, returning the reason to refuse it.
 pub fn parse(line: &[u8]) -> Result<Preamble, String> {
-    let value: serde_json::Value = serde_json::from_slice(line)
-        .map_err(|e| format!("the first line is not a JSON preamble: {e}"))?;
+    let value: serde_json::Value =
+        serde_json::from_slice(line).map_err(|e| format!("the first line is not a JSON preamble: {e}"))?;
     let version = value.get("mcp_gateway_preamble").and_then(serde_json::Value::as_u64);
     match version {
-        None => Err(
-            "the first line must be the mcp-gateway preamble; connect through mcp-gateway-connect"
-                .to_string(),
-        ),
+        None => Err("the first line must be the mcp-gateway preamble; connect through mcp-gateway-connect".to_string()),
         Some(v) if v != u64::from(PREAMBLE_VERSION) => Err(format!(
             "preamble version {v} is not supported: this daemon (mcp-gateway {}) speaks version {PREAMBLE_VERSION}; \
              restart the daemon (`mcp-gateway stop`) so that the installed version starts",

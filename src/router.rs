@@ -160,7 +160,11 @@ impl Gateway {
     }
 
     /// The live backend of `server` for a session, started if needed.
-    pub async fn backend(self: &Arc<Self>, server: &str, session: Option<&SessionInfo>) -> Result<Arc<Backend>, BackendError> {
+    pub async fn backend(
+        self: &Arc<Self>,
+        server: &str,
+        session: Option<&SessionInfo>,
+    ) -> Result<Arc<Backend>, BackendError> {
         let config = self.server(server).ok_or_else(|| BackendError::Config {
             server: server.to_string(),
             message: "no such server is configured (or it is disabled)".into(),

@@ -205,7 +205,11 @@ impl Session {
             Ok(text) => text,
             Err(e) => {
                 warn!("client sent a line that is not UTF-8");
-                self.send(jsonrpc::error(Value::Null, jsonrpc::PARSE_ERROR, format!("the message is not valid UTF-8: {e}")));
+                self.send(jsonrpc::error(
+                    Value::Null,
+                    jsonrpc::PARSE_ERROR,
+                    format!("the message is not valid UTF-8: {e}"),
+                ));
                 return;
             }
         };
@@ -284,8 +288,13 @@ impl Session {
                 None
             }
             Kind::Request | Kind::Invalid => {
-                let id = message.get("id").filter(|id| id.is_string() || id.is_number()).cloned().unwrap_or(Value::Null);
-                Some(jsonrpc::error(id, jsonrpc::INVALID_REQUEST, "not a JSON-RPC 2.0 request, notification or response"))
+                let id =
+                    message.get("id").filter(|id| id.is_string() || id.is_number()).cloned().unwrap_or(Value::Null);
+                Some(jsonrpc::error(
+                    id,
+                    jsonrpc::INVALID_REQUEST,
+                    "not a JSON-RPC 2.0 request, notification or response",
+                ))
             }
         }
     }
@@ -295,7 +304,8 @@ impl Session {
             "notifications/initialized" => debug!("client initialized"),
             "notifications/cancelled" => {
                 let id = jsonrpc::params(message).get("requestId").map(Value::to_string);
-                let token = id.and_then(|id| self.in_flight.lock().unwrap_or_else(|e| e.into_inner()).get(&id).cloned());
+                let token =
+                    id.and_then(|id| self.in_flight.lock().unwrap_or_else(|e| e.into_inner()).get(&id).cloned());
                 match token {
                     Some(token) => token.cancel(),
                     None => debug!("cancellation for a request that is not in flight"),
@@ -323,9 +333,7 @@ impl Session {
             "tools/list" => self.list(id, &params, |c| &c.tools, "tools").await,
             "prompts/list" => self.list(id, &params, |c| &c.prompts, "prompts").await,
             "resources/list" => self.list(id, &params, |c| &c.resources, "resources").await,
-            "resources/templates/list" => {
-                self.list(id, &params, |c| &c.resource_templates, "resourceTemplates").await
-            }
+            "resources/templates/list" => self.list(id, &params, |c| &c.resource_templates, "resourceTemplates").await,
             "tools/call" => self.call_named(id, "tools/call", params, Named::Tool).await,
             "prompts/get" => self.call_named(id, "prompts/get", params, Named::Prompt).await,
             "resources/read" => self.read_resource(id, params).await,
@@ -408,7 +416,7 @@ impl Session {
         };
         let catalog = self.gateway.catalog().await;
         match catalog.resource_server(&uri) {
-            Some(server) => self.forward(id, &server.to_string(), "resources/read", params).await,
+            Some(server) => self.forward(id, server, "resources/read", params).await,
             None => jsonrpc::error_with_data(
                 id,
                 jsonrpc::RESOURCE_NOT_FOUND,
@@ -440,7 +448,11 @@ impl Session {
         };
         match server {
             Some(server) => self.forward(id, &server, "completion/complete", params).await,
-            None => jsonrpc::error(id, jsonrpc::INVALID_PARAMS, "completion/complete: `ref` names no known prompt or resource"),
+            None => jsonrpc::error(
+                id,
+                jsonrpc::INVALID_PARAMS,
+                "completion/complete: `ref` names no known prompt or resource",
+            ),
         }
     }
 

@@ -34,7 +34,9 @@ const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ShimError {
-    #[error("cannot connect to the mcp-gateway daemon at {path}: {source} (start it with `mcp-gateway serve`, or drop --no-autostart)")]
+    #[error(
+        "cannot connect to the mcp-gateway daemon at {path}: {source} (start it with `mcp-gateway serve`, or drop --no-autostart)"
+    )]
     Connect { path: PathBuf, source: std::io::Error },
     #[error("cannot start the daemon `{program}`: {source}")]
     Spawn { program: String, source: std::io::Error },
@@ -147,13 +149,11 @@ impl Connector {
         if let Some(dir) = log_path.parent() {
             let _ = std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir);
         }
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(&log_path)
-            .map_err(|source| ShimError::Spawn { program: format!("{} (log {})", program.display(), log_path.display()), source })?;
-        let (ready_read, ready_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
+        let log = OpenOptions::new().create(true).append(true).mode(0o600).open(&log_path).map_err(|source| {
+            ShimError::Spawn { program: format!("{} (log {})", program.display(), log_path.display()), source }
+        })?;
+        let (ready_read, ready_write) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
         let ready_fd = ready_write.as_raw_fd();
         let mut command = Command::new(&program);
         command
@@ -174,9 +174,8 @@ impl Connector {
                 Ok(())
             });
         }
-        let child = command
-            .spawn()
-            .map_err(|source| ShimError::Spawn { program: program.display().to_string(), source })?;
+        let child =
+            command.spawn().map_err(|source| ShimError::Spawn { program: program.display().to_string(), source })?;
         self.children.push(child);
         drop(ready_write);
         self.await_daemon(ready_read, &log_path)
@@ -257,7 +256,9 @@ fn read_line_unbuffered(mut stream: &UnixStream) -> std::io::Result<Vec<u8>> {
     let mut byte = [0u8; 1];
     loop {
         match stream.read(&mut byte)? {
-            0 => return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the daemon closed the connection")),
+            0 => {
+                return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the daemon closed the connection"));
+            }
             _ if byte[0] == b'\n' => return Ok(line),
             _ => line.push(byte[0]),
         }
@@ -468,7 +469,9 @@ fn wait_for_replay_answer(stream: &UnixStream) -> Result<(), ShimError> {
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     loop {
         let line = read_line_unbuffered(stream)?;
-        let answered = probes(&line).iter().any(|p| p.method.is_none() && p.id.as_ref().and_then(Value::as_str) == Some(REPLAY_ID));
+        let answered = probes(&line)
+            .iter()
+            .any(|p| p.method.is_none() && p.id.as_ref().and_then(Value::as_str) == Some(REPLAY_ID));
         if answered {
             stream.set_read_timeout(None)?;
             return Ok(());

@@ -275,7 +275,11 @@ fn a_crashed_backend_gives_a_clear_error_and_restarts_on_next_use() {
     assert!(message.contains("crashing on purpose"), "stderr tail quoted: {message}");
     let reply = client.call_tool(json!(3), "fx__echo", json!({"message": "again"}));
     assert_eq!(first_text(&reply), "a: again");
-    let pids: Vec<i32> = tagged_processes(&gw.tag).into_iter().filter(|p| p.cmdline.contains("fixture_server.py")).map(|p| p.pid).collect();
+    let pids: Vec<i32> = tagged_processes(&gw.tag)
+        .into_iter()
+        .filter(|p| p.cmdline.contains("fixture_server.py"))
+        .map(|p| p.pid)
+        .collect();
     assert_eq!(pids.len(), 1);
     assert_ne!(pids[0], first_pid);
 }
@@ -311,7 +315,9 @@ fn cancellation_reaches_the_backend_and_the_late_answer_is_dropped() {
     client.initialize();
     client.send(&json!({"jsonrpc":"2.0","id":"slow","method":"tools/call","params":{"name":"fx__slow","arguments":{"seconds":1}}}));
     assert!(wait_until(TIMEOUT, || status(&gw)["backends"][0]["in_flight"] == 1));
-    client.send(&json!({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"slow","reason":"test"}}));
+    client.send(
+        &json!({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"slow","reason":"test"}}),
+    );
     let mut seen = Vec::new();
     assert!(wait_until(TIMEOUT, || {
         seen = cancelled_at_backend(&mut client, 100 + seen.len() as i64);
@@ -330,7 +336,8 @@ fn cancellation_reaches_the_backend_and_the_late_answer_is_dropped() {
 
 fn status(gw: &TestGateway) -> Value {
     let out = gw.command(DAEMON).args(["status", "--json"]).output().unwrap();
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("status: {e}: {}", String::from_utf8_lossy(&out.stderr)))
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("status: {e}: {}", String::from_utf8_lossy(&out.stderr)))
 }
 
 #[test]
@@ -342,7 +349,9 @@ fn a_disconnecting_session_cancels_its_calls() {
     watcher.call_tool(json!(1), "fx__echo", json!({"message": "warm"}));
     let mut leaving = gw.client();
     leaving.initialize();
-    leaving.send(&json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"fx__slow","arguments":{"seconds":30}}}));
+    leaving.send(
+        &json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"fx__slow","arguments":{"seconds":30}}}),
+    );
     // Wait until the call is in flight at the backend, then drop the client.
     let status = || status(&gw);
     assert!(wait_until(TIMEOUT, || status()["backends"][0]["in_flight"] == 1));
@@ -352,7 +361,8 @@ fn a_disconnecting_session_cancels_its_calls() {
         n += 1;
         !cancelled_at_backend(&mut watcher, n).is_empty()
     }));
-    assert!(wait_until(TIMEOUT, || status()["backends"][0]["in_flight"] == 0 && status()["sessions"].as_array().unwrap().len() == 1));
+    assert!(wait_until(TIMEOUT, || status()["backends"][0]["in_flight"] == 0
+        && status()["sessions"].as_array().unwrap().len() == 1));
 }
 
 #[test]
@@ -367,7 +377,17 @@ fn connections_from_other_users_are_refused() {
     let socket = dir.join("gw.sock");
     let mut activator = gw
         .command("systemd-socket-activate")
-        .args(["-l", socket.to_str().unwrap(), "--fdname=gateway", "-E", "MCP_GATEWAY_HOME", "-E", "MCP_GATEWAY_TEST_TAG", DAEMON, "serve"])
+        .args([
+            "-l",
+            socket.to_str().unwrap(),
+            "--fdname=gateway",
+            "-E",
+            "MCP_GATEWAY_HOME",
+            "-E",
+            "MCP_GATEWAY_TEST_TAG",
+            DAEMON,
+            "serve",
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(gw.stderr_path()).unwrap())
@@ -385,7 +405,11 @@ fn connections_from_other_users_are_refused() {
         .output()
         .unwrap();
     let reply = String::from_utf8_lossy(&out.stdout);
-    assert!(reply.contains("connections from uid 65534 are refused"), "stdout {reply} stderr {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        reply.contains("connections from uid 65534 are refused"),
+        "stdout {reply} stderr {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // The owner is served by the same socket-activated daemon.
     let mut client = gw.client_with(&["--no-autostart", "--socket", socket.to_str().unwrap()]);
     assert!(client.initialize()["result"].is_object());
@@ -417,7 +441,9 @@ fn concurrent_shims_start_exactly_one_daemon() {
     }
     let out = gw.command(DAEMON).arg("stop").output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(wait_until(TIMEOUT, || tagged_processes(&gw.tag).iter().all(|p| !p.cmdline.contains("mcp-gateway serve") && !p.cmdline.contains("fixture_server"))));
+    assert!(wait_until(TIMEOUT, || tagged_processes(&gw.tag)
+        .iter()
+        .all(|p| !p.cmdline.contains("mcp-gateway serve") && !p.cmdline.contains("fixture_server"))));
 }
 
 #[test]

@@ -43,11 +43,7 @@ pub enum BackendError {
 
 /// Formats the last stderr lines of a backend for an error message.
 pub fn stderr_suffix(tail: &[String]) -> String {
-    if tail.is_empty() {
-        String::new()
-    } else {
-        format!("; last stderr lines:\n  {}", tail.join("\n  "))
-    }
+    if tail.is_empty() { String::new() } else { format!("; last stderr lines:\n  {}", tail.join("\n  ")) }
 }
 
 /// What decides whether two sessions share one backend instance.
@@ -88,7 +84,12 @@ impl Backend {
     /// If the returned future is dropped before the answer arrives (the client
     /// cancelled or disconnected), the request is forgotten and the backend is told
     /// with `notifications/cancelled`, so it can stop the work and no entry leaks.
-    pub async fn request(&self, method: &str, mut params: Value, sink: Option<&SessionSink>) -> Result<Value, BackendError> {
+    pub async fn request(
+        &self,
+        method: &str,
+        mut params: Value,
+        sink: Option<&SessionSink>,
+    ) -> Result<Value, BackendError> {
         if !self.is_alive() {
             return Err(self.exit_error());
         }
@@ -232,7 +233,12 @@ impl BackendPool {
 
     /// The live backend for `(server, key)`, spawning it first if needed.
     /// Concurrent callers wait for the one spawn.
-    pub async fn get(&self, server: &str, config: &ServerConfig, key: &SharingKey) -> Result<Arc<Backend>, BackendError> {
+    pub async fn get(
+        &self,
+        server: &str,
+        config: &ServerConfig,
+        key: &SharingKey,
+    ) -> Result<Arc<Backend>, BackendError> {
         let slot = self.slot(server, key);
         let mut instance = slot.instance.lock().await;
         if let Some(running) = instance.as_ref()
@@ -264,7 +270,8 @@ impl BackendPool {
 
     /// The live backend for `(server, key)` if one is running; never spawns.
     pub fn running(&self, server: &str, key: &SharingKey) -> Option<Arc<Backend>> {
-        let slot = self.slots.lock().unwrap_or_else(|e| e.into_inner()).get(&(server.to_string(), key.clone()))?.clone();
+        let slot =
+            self.slots.lock().unwrap_or_else(|e| e.into_inner()).get(&(server.to_string(), key.clone()))?.clone();
         let instance = slot.instance.try_lock().ok()?;
         instance.as_ref().map(|i| i.backend.clone()).filter(|b| b.is_alive())
     }

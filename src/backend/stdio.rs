@@ -28,8 +28,15 @@ use crate::framing::{Frame, LineCodec};
 use crate::jsonrpc::{self, Kind};
 
 /// Variables of the daemon's own environment that must not leak into backends.
-const PRIVATE_ENV: &[&str] =
-    &["MCP_GATEWAY_READY_FD", "NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "WATCHDOG_USEC", "WATCHDOG_PID"];
+const PRIVATE_ENV: &[&str] = &[
+    "MCP_GATEWAY_READY_FD",
+    "NOTIFY_SOCKET",
+    "LISTEN_FDS",
+    "LISTEN_PID",
+    "LISTEN_FDNAMES",
+    "WATCHDOG_USEC",
+    "WATCHDOG_PID",
+];
 
 pub struct SpawnOptions<'a> {
     pub server: &'a str,
@@ -79,10 +86,10 @@ fn expanded(server: &str, field: &str, value: &str) -> Result<String, BackendErr
 }
 
 fn build_command(server: &str, def: &ServerConfig) -> Result<Command, BackendError> {
-    let program = def.command.as_deref().ok_or_else(|| BackendError::Config {
-        server: server.to_string(),
-        message: "no `command` to run".into(),
-    })?;
+    let program = def
+        .command
+        .as_deref()
+        .ok_or_else(|| BackendError::Config { server: server.to_string(), message: "no `command` to run".into() })?;
     let mut command = Command::new(expanded(server, "command", program)?);
     for arg in &def.args {
         command.arg(expanded(server, "args", arg)?);
@@ -118,7 +125,8 @@ pub async fn spawn(options: SpawnOptions<'_>) -> Result<(Arc<Backend>, ProcessHa
         reason: format!("`{}`: {e}", options.config.command.as_deref().unwrap_or_default()),
     })?;
     let pid = child.id();
-    let (Some(stdin), Some(stdout), Some(stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take()) else {
+    let (Some(stdin), Some(stdout), Some(stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take())
+    else {
         return Err(BackendError::Spawn { server, reason: "the child's pipes were not set up".into() });
     };
     let (writer_tx, writer_rx) = mpsc::unbounded_channel();
@@ -139,7 +147,8 @@ pub async fn spawn(options: SpawnOptions<'_>) -> Result<(Arc<Backend>, ProcessHa
     tokio::spawn(write_stdin(stdin, writer_rx, stop_io.clone()).instrument(span.clone()));
     tokio::spawn(read_stderr(stderr, backend.stderr.clone()).instrument(span.clone()));
     tokio::spawn(
-        read_stdout(stdout, backend.clone(), options.events.clone(), options.max_message_bytes).instrument(span.clone()),
+        read_stdout(stdout, backend.clone(), options.events.clone(), options.max_message_bytes)
+            .instrument(span.clone()),
     );
     tokio::spawn(wait_exit(child, backend.clone(), exited_tx).instrument(span.clone()));
     let process = ProcessHandle {

@@ -240,7 +240,8 @@ impl TestGateway {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                let value: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("shim printed non-JSON {line:?}: {e}"));
+                let value: Value =
+                    serde_json::from_str(&line).unwrap_or_else(|e| panic!("shim printed non-JSON {line:?}: {e}"));
                 if tx.send(value).is_err() {
                     break;
                 }
@@ -292,7 +293,10 @@ impl Client {
     pub fn send_raw(&mut self, bytes: &[u8]) {
         let stdin = self.stdin.as_mut().expect("stdin open");
         if let Err(e) = stdin.write_all(bytes) {
-            panic!("write to shim: {e}; shim stderr:\n{}", std::fs::read_to_string(&self.stderr_path).unwrap_or_default());
+            panic!(
+                "write to shim: {e}; shim stderr:\n{}",
+                std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+            );
         }
         stdin.flush().expect("flush shim");
     }
@@ -317,7 +321,10 @@ impl Client {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let message = self.rx.recv_timeout(left).unwrap_or_else(|e| {
-                panic!("no response to id {id} ({e}); shim stderr:\n{}", std::fs::read_to_string(&self.stderr_path).unwrap_or_default())
+                panic!(
+                    "no response to id {id} ({e}); shim stderr:\n{}",
+                    std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+                )
             });
             if message.get("id") == Some(id) && message.get("method").is_none() {
                 return message;
@@ -349,7 +356,13 @@ impl Client {
             let params = if cursor.is_null() { json!({}) } else { json!({"cursor": cursor}) };
             let response = self.request(json!(format!("list-{page}")), "tools/list", params);
             let result = &response["result"];
-            names.extend(result["tools"].as_array().unwrap_or_else(|| panic!("no tools in {response}")).iter().map(|t| t["name"].as_str().unwrap().to_string()));
+            names.extend(
+                result["tools"]
+                    .as_array()
+                    .unwrap_or_else(|| panic!("no tools in {response}"))
+                    .iter()
+                    .map(|t| t["name"].as_str().unwrap().to_string()),
+            );
             cursor = result.get("nextCursor").cloned().unwrap_or(Value::Null);
             if cursor.is_null() {
                 break;
