@@ -317,6 +317,7 @@ impl Session {
 
     async fn on_request(&self, id: Value, message: Value) -> Value {
         let params = jsonrpc::params(&message).clone();
+        debug!(method = jsonrpc::method(&message), %id, "request");
         match jsonrpc::method(&message) {
             "initialize" => jsonrpc::result(id, self.initialize(&params)),
             "ping" => jsonrpc::result(id, json!({})),
