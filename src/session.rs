@@ -32,6 +32,9 @@ use crate::router::{Gateway, SessionInfo};
 /// Protocol versions the front side speaks, newest first.
 pub const SUPPORTED_PROTOCOL_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
 
+/// The largest preamble accepted.
+const PREAMBLE_MAX_BYTES: usize = 4 * 1024 * 1024;
+
 /// How long a new connection may take to send its preamble.
 const PREAMBLE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -39,11 +42,15 @@ const PREAMBLE_TIMEOUT: Duration = Duration::from_secs(10);
 pub async fn serve_connection(gateway: Arc<Gateway>, stream: UnixStream, shutdown: CancellationToken) {
     let max = gateway.config().max_message_bytes;
     let (read, mut write) = stream.into_split();
-    let mut frames = FramedRead::new(read, LineCodec::new(max));
+    // The preamble carries the client's whole environment: its own limit, not the
+    // (possibly small) message limit.
+    let mut frames = FramedRead::new(read, LineCodec::new(PREAMBLE_MAX_BYTES));
     let first = tokio::time::timeout(PREAMBLE_TIMEOUT, frames.next()).await;
+    // Between frames the codec holds no partial state, so it can be swapped.
+    *frames.decoder_mut() = LineCodec::new(max);
     let preamble = match first {
         Ok(Some(Ok(Frame::Line(line)))) => preamble::parse(&line),
-        Ok(Some(Ok(Frame::TooLong))) => Err(format!("the preamble is larger than {max} bytes")),
+        Ok(Some(Ok(Frame::TooLong))) => Err(format!("the preamble is larger than {PREAMBLE_MAX_BYTES} bytes")),
         Ok(Some(Err(e))) => Err(format!("reading the preamble failed: {e}")),
         Ok(None) => return,
         Err(_) => Err(format!("no preamble within {} s", PREAMBLE_TIMEOUT.as_secs())),
