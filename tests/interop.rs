@@ -251,6 +251,22 @@ fn two_real_servers_side_by_side() {
         .clone();
     let got = client.request(json!(6), "prompts/get", json!({"name": prompt["name"]}));
     assert!(got["result"]["messages"].is_array(), "{got}");
+
+    // Completion routes by the prompt's exposed name.
+    let completion = client.request(
+        json!(7),
+        "completion/complete",
+        json!({"ref": {"type": "ref/prompt", "name": "everything__completable-prompt"},
+               "argument": {"name": "department", "value": "Eng"}}),
+    );
+    assert_eq!(completion["result"]["completion"]["values"], json!(["Engineering"]), "{completion}");
+
+    // A URI that only a template matches goes to the template's server.
+    let templates = client.request(json!(8), "resources/templates/list", json!({}));
+    let template = templates["result"]["resourceTemplates"][0]["uriTemplate"].as_str().unwrap().to_string();
+    let uri = template.split('{').next().unwrap().to_string() + "1";
+    let read = client.request(json!(9), "resources/read", json!({"uri": uri}));
+    assert_eq!(read["result"]["contents"][0]["uri"], uri, "{template} → {read}");
 }
 
 #[test]
