@@ -222,12 +222,6 @@ fn init_logging() {
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(false).init();
 }
 
-fn rss_kib(pid: u64) -> Option<u64> {
-    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    Some(pages * 4)
-}
-
 fn format_status(status: &Value) -> String {
     use std::fmt::Write;
     let mut out = String::new();
@@ -238,10 +232,10 @@ fn format_status(status: &Value) -> String {
         "mcp-gateway {} (pid {pid}, up {} s, {} KiB)",
         get(status, "version"),
         get(status, "uptime_secs"),
-        rss_kib(pid).map(|k| k.to_string()).unwrap_or_else(|| "?".into())
+        u32::try_from(pid).ok().and_then(crate::backend::rss_kib).map(|k| k.to_string()).unwrap_or_else(|| "?".into())
     );
     let backends = status.get("backends").and_then(Value::as_array).cloned().unwrap_or_default();
-    let _ = writeln!(out, "\nBACKEND              KEY          STATE     PID      RSS KiB  UP s   IN FLIGHT");
+    let _ = writeln!(out, "\nBACKEND              KEY          STATE     PID      RSS KiB  UP s   RESTARTS IN FLIGHT");
     if backends.is_empty() {
         let _ = writeln!(out, "(none running)");
     }
@@ -249,13 +243,14 @@ fn format_status(status: &Value) -> String {
         let pid = b.get("pid").and_then(Value::as_u64);
         let _ = writeln!(
             out,
-            "{:<20} {:<12} {:<9} {:<8} {:<8} {:<6} {}",
+            "{:<20} {:<12} {:<9} {:<8} {:<8} {:<6} {:<8} {}",
             get(b, "server"),
             get(b, "key"),
             get(b, "state"),
             pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
-            pid.and_then(rss_kib).map(|k| k.to_string()).unwrap_or_else(|| "-".into()),
+            get(b, "rss_kib"),
             get(b, "uptime_secs"),
+            get(b, "restarts"),
             get(b, "in_flight"),
         );
     }

@@ -57,6 +57,11 @@ pub struct ServerConfig {
     /// `false`: tool and prompt names are exposed without the `<server>__` prefix.
     pub prefix: bool,
     pub enabled: bool,
+    /// Run session requests one at a time, so server→client requests (sampling,
+    /// elicitation) are always attributed to the one caller.
+    pub serialize: bool,
+    /// Overrides the global `request_timeout_secs` for this server.
+    pub request_timeout_secs: Option<u64>,
     /// One line shown to people and models about what the server is for.
     pub description: Option<String>,
 }
@@ -83,6 +88,9 @@ struct RawServer {
     prefix: bool,
     #[serde(default = "yes")]
     enabled: bool,
+    #[serde(default)]
+    serialize: bool,
+    request_timeout_secs: Option<u64>,
     description: Option<String>,
 }
 
@@ -128,27 +136,10 @@ impl TryFrom<RawServer> for ServerConfig {
             share: raw.share,
             prefix: raw.prefix,
             enabled: raw.enabled,
+            serialize: raw.serialize,
+            request_timeout_secs: raw.request_timeout_secs,
             description: raw.description,
         })
-    }
-}
-
-impl From<ServerConfig> for RawServer {
-    fn from(s: ServerConfig) -> Self {
-        Self {
-            transport: Some(s.transport),
-            command: s.command,
-            args: s.args,
-            env: s.env,
-            cwd: s.cwd,
-            url: s.url,
-            headers: s.headers,
-            image: s.image,
-            share: s.share,
-            prefix: s.prefix,
-            enabled: s.enabled,
-            description: s.description,
-        }
     }
 }
 
@@ -218,6 +209,10 @@ pub struct Config {
     /// How long a backend may take to start and answer `initialize`, in seconds.
     #[serde(default = "default_startup_timeout")]
     pub startup_timeout_secs: u64,
+    /// How long a request may wait for its backend's answer before it fails (and
+    /// the backend is told it was cancelled), in seconds.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_secs: u64,
     /// How long shutdown waits for backends after SIGTERM before SIGKILL, in seconds.
     #[serde(default = "default_shutdown_grace")]
     pub shutdown_grace_secs: u64,
@@ -231,6 +226,9 @@ fn default_page_size() -> usize {
 }
 fn default_startup_timeout() -> u64 {
     60
+}
+fn default_request_timeout() -> u64 {
+    600
 }
 fn default_shutdown_grace() -> u64 {
     5
@@ -247,6 +245,7 @@ impl Default for Config {
             max_message_bytes: default_max_message_bytes(),
             page_size: default_page_size(),
             startup_timeout_secs: default_startup_timeout(),
+            request_timeout_secs: default_request_timeout(),
             shutdown_grace_secs: default_shutdown_grace(),
         }
     }

@@ -27,7 +27,7 @@ use crate::catalog::Catalog;
 use crate::framing::{Frame, LineCodec};
 use crate::jsonrpc::{self, Kind};
 use crate::preamble::{self, Preamble, PreambleReply};
-use crate::router::{Gateway, SessionInfo};
+use crate::router::{Gateway, LogLevel, SessionInfo};
 
 /// Protocol versions the front side speaks, newest first.
 pub const SUPPORTED_PROTOCOL_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
@@ -82,6 +82,8 @@ pub async fn serve_connection(gateway: Arc<Gateway>, stream: UnixStream, shutdow
             profile: preamble.profile.clone(),
             client_pid: preamble.client_pid,
             client_name: None,
+            capabilities: Value::Null,
+            log_level: None,
             connected: Instant::now(),
         };
         gateway.register_session(info.clone());
@@ -117,8 +119,6 @@ async fn write_messages(mut write: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiv
 #[derive(Debug, Default)]
 struct Negotiated {
     protocol_version: Option<String>,
-    client_capabilities: Value,
-    log_level: Option<String>,
 }
 
 type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
@@ -291,7 +291,7 @@ impl Session {
                 None
             }
             Kind::Response => {
-                debug!("dropped a response from the client: the gateway sent it no request");
+                self.gateway.on_client_response(self.info.id, message.clone());
                 None
             }
             Kind::Request | Kind::Invalid => {
@@ -334,9 +334,27 @@ impl Session {
                 "server/discover is not supported: this gateway speaks MCP 2024-11-05 to 2025-11-25; send `initialize`",
             ),
             "logging/setLevel" => {
-                let level = params.get("level").and_then(Value::as_str).map(str::to_string);
-                self.negotiated.lock().unwrap_or_else(|e| e.into_inner()).log_level = level;
-                jsonrpc::result(id, json!({}))
+                match params.get("level").and_then(Value::as_str).unwrap_or_default().parse::<LogLevel>() {
+                    Ok(level) => {
+                        self.gateway.set_log_level(self.info.id, level);
+                        jsonrpc::result(id, json!({}))
+                    }
+                    Err(message) => jsonrpc::error(id, jsonrpc::INVALID_PARAMS, message),
+                }
+            }
+            "resources/subscribe" | "resources/unsubscribe" => {
+                let Some(uri) = params.get("uri").and_then(Value::as_str) else {
+                    return jsonrpc::error(id, jsonrpc::INVALID_PARAMS, "needs a string `uri`");
+                };
+                let done = if jsonrpc::method(&message) == "resources/subscribe" {
+                    self.gateway.subscribe(&self.info, uri).await
+                } else {
+                    self.gateway.unsubscribe(&self.info, uri).await
+                };
+                match done {
+                    Ok(()) => jsonrpc::result(id, json!({})),
+                    Err((code, message)) => jsonrpc::error(id, code, message),
+                }
             }
             "tools/list" => self.list(id, &params, |c| &c.tools, "tools").await,
             "prompts/list" => self.list(id, &params, |c| &c.prompts, "prompts").await,
@@ -358,13 +376,10 @@ impl Session {
             .copied()
             .unwrap_or(SUPPORTED_PROTOCOL_VERSIONS[0]);
         let client_name = params.pointer("/clientInfo/name").and_then(Value::as_str).map(str::to_string);
-        {
-            let mut negotiated = self.negotiated.lock().unwrap_or_else(|e| e.into_inner());
-            negotiated.protocol_version = Some(version.to_string());
-            negotiated.client_capabilities = params.get("capabilities").cloned().unwrap_or(Value::Null);
-        }
+        self.negotiated.lock().unwrap_or_else(|e| e.into_inner()).protocol_version = Some(version.to_string());
         info!(client = ?client_name, version, "client initialized the session");
-        self.gateway.set_client_name(self.info.id, client_name);
+        let capabilities = params.get("capabilities").cloned().unwrap_or(Value::Null);
+        self.gateway.set_client_info(self.info.id, client_name, capabilities);
         let instructions: Vec<String> = self
             .gateway
             .known_listings()
@@ -376,8 +391,9 @@ impl Session {
             "capabilities": {
                 "tools": {"listChanged": true},
                 "prompts": {"listChanged": true},
-                "resources": {"listChanged": true},
+                "resources": {"listChanged": true, "subscribe": true},
                 "completions": {},
+                "logging": {},
             },
             "serverInfo": {"name": "mcp-gateway", "title": "MCP Gateway", "version": crate::VERSION},
         });
@@ -503,9 +519,16 @@ fn unknown_name(id: Value, kind: Named, name: &str, catalog: &Catalog) -> Value 
     )
 }
 
+/// The JSON-RPC code for a timed-out request (as the MCP SDKs use it).
+const REQUEST_TIMEOUT: i64 = -32001;
+
 fn backend_error(id: Value, server: &str, error: &BackendError) -> Value {
     warn!(server, error = %error, "request failed");
-    jsonrpc::error_with_data(id, jsonrpc::INTERNAL_ERROR, error.to_string(), json!({ "server": server }))
+    let code = match error {
+        BackendError::Timeout { .. } => REQUEST_TIMEOUT,
+        _ => jsonrpc::INTERNAL_ERROR,
+    };
+    jsonrpc::error_with_data(id, code, error.to_string(), json!({ "server": server }))
 }
 
 /// One page of `items` starting at `cursor` (an offset the gateway handed out).

@@ -37,6 +37,8 @@ pub enum BackendError {
     Initialize { server: String, message: String },
     #[error("server `{server}`: {message}")]
     Config { server: String, message: String },
+    #[error("server `{server}` did not answer within {secs} s (request_timeout_secs); the request was cancelled")]
+    Timeout { server: String, secs: u64 },
     #[error("server `{server}` uses the {transport} transport, which this build does not run yet")]
     Unsupported { server: String, transport: &'static str },
 }
@@ -56,11 +58,16 @@ impl SharingKey {
     }
 }
 
-/// Something a backend tells the gateway as a whole.
-#[derive(Debug, Clone)]
-pub enum BackendEvent {
-    /// `notifications/{tools,prompts,resources}/list_changed`: the method.
-    ListChanged { server: String, method: String },
+/// What a backend says that is not an answer to the gateway: requests for a
+/// client, notifications, its exit. Called from the backend's reader task, in
+/// the order the backend wrote them, so it must not block.
+pub trait BackendHandler: Send + Sync {
+    /// A server→client request other than `ping` (which is answered locally).
+    fn on_request(&self, backend: &Arc<Backend>, message: Value);
+    /// A notification other than `notifications/progress` (routed by the pending table).
+    fn on_notification(&self, backend: &Arc<Backend>, message: Value);
+    /// The backend process exited.
+    fn on_exit(&self, backend: &Arc<Backend>);
 }
 
 /// A live connection to one backend instance.
@@ -73,6 +80,11 @@ pub struct Backend {
     pub started: Instant,
     pending: PendingTable,
     writer: mpsc::UnboundedSender<Vec<u8>>,
+    /// `serialize: true`: one session request at a time, so that a server→client
+    /// request can always be attributed to the one caller.
+    serial: Option<tokio::sync::Semaphore>,
+    /// The `logging/setLevel` last sent to the backend.
+    log_level: Mutex<Option<String>>,
     alive: AtomicBool,
     stderr: Arc<StderrRing>,
     exit_status: Mutex<Option<String>>,
@@ -111,7 +123,35 @@ impl Backend {
 
     /// Sends a notification.
     pub fn notify(&self, method: &str, params: Value) {
-        let _ = self.writer.send(jsonrpc::to_line(&jsonrpc::notification(method, params)));
+        self.send(&jsonrpc::notification(method, params));
+    }
+
+    /// Sends any message (used for answers to the backend's own requests).
+    pub fn send(&self, message: &Value) {
+        let _ = self.writer.send(jsonrpc::to_line(message));
+    }
+
+    /// Waits for this session request's turn on a `serialize: true` backend.
+    pub async fn turn(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        match &self.serial {
+            Some(serial) => serial.acquire().await.ok(),
+            None => None,
+        }
+    }
+
+    /// Records the level the backend was asked to log at; true when it changed.
+    pub fn set_log_level(&self, level: &str) -> bool {
+        let mut current = self.log_level.lock().unwrap_or_else(|e| e.into_inner());
+        if current.as_deref() == Some(level) {
+            return false;
+        }
+        *current = Some(level.to_string());
+        true
+    }
+
+    /// Whether the backend declared a capability in its `initialize` result.
+    pub fn has_capability(&self, name: &str) -> bool {
+        self.initialize_result().get("capabilities").and_then(|c| c.get(name)).is_some()
     }
 
     /// The backend's `initialize` result (null before it answered).
@@ -188,6 +228,15 @@ struct Instance {
 #[derive(Default)]
 struct Slot {
     instance: tokio::sync::Mutex<Option<Instance>>,
+    /// How many times an instance was started here.
+    starts: std::sync::atomic::AtomicU32,
+}
+
+/// Resident memory of a process, from /proc (Linux).
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4)
 }
 
 /// One row of `status`.
@@ -199,22 +248,25 @@ pub struct BackendStatus {
     pub pid: Option<u32>,
     pub uptime_secs: u64,
     pub in_flight: usize,
+    pub progress_routes: usize,
+    pub rss_kib: Option<u64>,
+    pub restarts: u32,
     pub last_exit: Option<String>,
 }
 
 /// Every backend instance of the daemon, keyed by `(server, sharing key)`.
 pub struct BackendPool {
     slots: Mutex<HashMap<(String, SharingKey), Arc<Slot>>>,
-    events: mpsc::UnboundedSender<BackendEvent>,
+    handler: Arc<dyn BackendHandler>,
     startup_timeout: Mutex<Duration>,
     max_message_bytes: Mutex<usize>,
 }
 
 impl BackendPool {
-    pub fn new(events: mpsc::UnboundedSender<BackendEvent>) -> Self {
+    pub fn new(handler: Arc<dyn BackendHandler>) -> Self {
         Self {
             slots: Mutex::new(HashMap::new()),
-            events,
+            handler,
             startup_timeout: Mutex::new(Duration::from_secs(60)),
             max_message_bytes: Mutex::new(crate::framing::DEFAULT_MAX_MESSAGE_BYTES),
         }
@@ -261,11 +313,22 @@ impl BackendPool {
             config,
             startup_timeout: *self.startup_timeout.lock().unwrap_or_else(|e| e.into_inner()),
             max_message_bytes: *self.max_message_bytes.lock().unwrap_or_else(|e| e.into_inner()),
-            events: self.events.clone(),
+            handler: self.handler.clone(),
         };
+        slot.starts.fetch_add(1, Ordering::Relaxed);
         let (backend, process) = stdio::spawn(options).await?;
         *instance = Some(Instance { backend: backend.clone(), process });
         Ok(backend)
+    }
+
+    /// Every live backend.
+    pub fn running_all(&self) -> Vec<Arc<Backend>> {
+        let slots: Vec<Arc<Slot>> = self.slots.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        slots
+            .iter()
+            .filter_map(|slot| slot.instance.try_lock().ok()?.as_ref().map(|i| i.backend.clone()))
+            .filter(|b| b.is_alive())
+            .collect()
     }
 
     /// The live backend for `(server, key)` if one is running; never spawns.
@@ -292,6 +355,9 @@ impl BackendPool {
                     pid: None,
                     uptime_secs: 0,
                     in_flight: 0,
+                    progress_routes: 0,
+                    rss_kib: None,
+                    restarts: slot.starts.load(Ordering::Relaxed).saturating_sub(1),
                     last_exit: None,
                 };
                 match slot.instance.try_lock() {
@@ -301,7 +367,8 @@ impl BackendPool {
                             row.state = if b.is_alive() { "ready" } else { "exited" };
                             row.pid = b.pid.filter(|_| b.is_alive());
                             row.uptime_secs = b.started.elapsed().as_secs();
-                            row.in_flight = b.in_flight().0;
+                            (row.in_flight, row.progress_routes) = b.in_flight();
+                            row.rss_kib = row.pid.and_then(rss_kib);
                             row.last_exit = b.exit_status();
                         }
                     }

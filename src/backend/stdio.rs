@@ -22,7 +22,7 @@ use tracing::{Instrument, debug, info, warn};
 
 use super::pending::PendingTable;
 use super::stderr::StderrRing;
-use super::{BACKEND_PROTOCOL_VERSION, Backend, BackendError, BackendEvent, SharingKey, stderr_suffix};
+use super::{BACKEND_PROTOCOL_VERSION, Backend, BackendError, BackendHandler, SharingKey, stderr_suffix};
 use crate::config::{self, ServerConfig};
 use crate::framing::{Frame, LineCodec};
 use crate::jsonrpc::{self, Kind};
@@ -44,7 +44,7 @@ pub struct SpawnOptions<'a> {
     pub config: &'a ServerConfig,
     pub startup_timeout: Duration,
     pub max_message_bytes: usize,
-    pub events: mpsc::UnboundedSender<BackendEvent>,
+    pub handler: Arc<dyn BackendHandler>,
 }
 
 /// What the pool needs to stop a backend's process tree.
@@ -138,6 +138,8 @@ pub async fn spawn(options: SpawnOptions<'_>) -> Result<(Arc<Backend>, ProcessHa
         started: Instant::now(),
         pending: PendingTable::default(),
         writer: writer_tx,
+        serial: options.config.serialize.then(|| tokio::sync::Semaphore::new(1)),
+        log_level: Mutex::new(None),
         alive: AtomicBool::new(true),
         stderr: Arc::new(StderrRing::default()),
         exit_status: Mutex::new(None),
@@ -147,10 +149,10 @@ pub async fn spawn(options: SpawnOptions<'_>) -> Result<(Arc<Backend>, ProcessHa
     tokio::spawn(write_stdin(stdin, writer_rx, stop_io.clone()).instrument(span.clone()));
     tokio::spawn(read_stderr(stderr, backend.stderr.clone()).instrument(span.clone()));
     tokio::spawn(
-        read_stdout(stdout, backend.clone(), options.events.clone(), options.max_message_bytes)
+        read_stdout(stdout, backend.clone(), options.handler.clone(), options.max_message_bytes)
             .instrument(span.clone()),
     );
-    tokio::spawn(wait_exit(child, backend.clone(), exited_tx).instrument(span.clone()));
+    tokio::spawn(wait_exit(child, backend.clone(), options.handler.clone(), exited_tx).instrument(span.clone()));
     let process = ProcessHandle {
         server: server.clone(),
         pgid: pid.map(|p| Pid::from_raw(p as i32)),
@@ -176,9 +178,10 @@ pub async fn spawn(options: SpawnOptions<'_>) -> Result<(Arc<Backend>, ProcessHa
 async fn initialize(backend: &Backend, timeout: Duration) -> Result<Value, BackendError> {
     let params = json!({
         "protocolVersion": BACKEND_PROTOCOL_VERSION,
-        // No roots, sampling or elicitation: a shared backend must not be steered
-        // by one terminal's capabilities (DESIGN.md, multiplexing rules).
-        "capabilities": {},
+        // Sampling and elicitation are relayed to the client that caused them. No
+        // roots: a shared backend must not be steered by one terminal's roots
+        // (DESIGN.md, multiplexing rules).
+        "capabilities": {"sampling": {}, "elicitation": {"form": {}, "url": {}}},
         "clientInfo": {"name": "mcp-gateway", "version": crate::VERSION},
     });
     let response = match tokio::time::timeout(timeout, backend.request("initialize", params, None)).await {
@@ -236,7 +239,7 @@ async fn read_stderr(stderr: tokio::process::ChildStderr, ring: Arc<StderrRing>)
 async fn read_stdout(
     stdout: tokio::process::ChildStdout,
     backend: Arc<Backend>,
-    events: mpsc::UnboundedSender<BackendEvent>,
+    handler: Arc<dyn BackendHandler>,
     max_message_bytes: usize,
 ) {
     let mut frames = FramedRead::new(stdout, LineCodec::new(max_message_bytes));
@@ -253,65 +256,53 @@ async fn read_stdout(
             }
         };
         match serde_json::from_slice::<Value>(&line) {
-            Ok(message) => dispatch(&backend, &events, message),
+            Ok(message) => dispatch(&backend, handler.as_ref(), message),
             Err(e) => warn!(error = %e, "dropped a line from the backend that is not JSON"),
         }
     }
 }
 
 /// Routes one message from the backend.
-fn dispatch(backend: &Backend, events: &mpsc::UnboundedSender<BackendEvent>, message: Value) {
+fn dispatch(backend: &Arc<Backend>, handler: &dyn BackendHandler, message: Value) {
     match jsonrpc::kind(&message) {
         Kind::Response => {
             if !backend.pending.complete(message) {
                 warn!("dropped a response to an unknown or cancelled request id");
             }
         }
-        Kind::Request => {
+        Kind::Request if jsonrpc::method(&message) == "ping" => {
             let id = message.get("id").cloned().unwrap_or(Value::Null);
-            let reply = match jsonrpc::method(&message) {
-                "ping" => jsonrpc::result(id, json!({})),
-                other => {
-                    debug!(method = other, "refused a server-to-client request");
-                    jsonrpc::error(
-                        id,
-                        jsonrpc::METHOD_NOT_FOUND,
-                        format!("mcp-gateway does not forward `{other}` requests to clients"),
-                    )
-                }
-            };
-            let _ = backend.writer.send(jsonrpc::to_line(&reply));
+            backend.send(&jsonrpc::result(id, json!({})));
         }
-        Kind::Notification => {
-            let method = jsonrpc::method(&message).to_string();
-            match method.as_str() {
-                "notifications/progress" => {
-                    let mut message = message;
-                    if let Some(params) = message.get_mut("params")
-                        && let Some(sink) = backend.pending.route_progress(params)
-                    {
-                        sink.send(message);
-                    }
-                }
-                "notifications/tools/list_changed"
-                | "notifications/prompts/list_changed"
-                | "notifications/resources/list_changed" => {
-                    let _ = events.send(BackendEvent::ListChanged { server: backend.server.clone(), method });
-                }
-                _ => debug!(method, "dropped a backend notification"),
+        Kind::Request => handler.on_request(backend, message),
+        Kind::Notification if jsonrpc::method(&message) == "notifications/progress" => {
+            let mut message = message;
+            if let Some(params) = message.get_mut("params")
+                && let Some(sink) = backend.pending.route_progress(params)
+            {
+                sink.send(message);
+            } else {
+                debug!("dropped progress for a request that is no longer in flight");
             }
         }
+        Kind::Notification => handler.on_notification(backend, message),
         Kind::Invalid => warn!("dropped an invalid JSON-RPC message from the backend"),
     }
 }
 
-async fn wait_exit(mut child: Child, backend: Arc<Backend>, exited: watch::Sender<bool>) {
+async fn wait_exit(
+    mut child: Child,
+    backend: Arc<Backend>,
+    handler: Arc<dyn BackendHandler>,
+    exited: watch::Sender<bool>,
+) {
     let status = match child.wait().await {
         Ok(status) => describe_exit(status),
         Err(e) => format!("wait failed: {e}"),
     };
     info!(status, "backend exited");
     backend.mark_exited(status);
+    handler.on_exit(&backend);
     let _ = exited.send(true);
 }
 

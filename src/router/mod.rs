@@ -11,14 +11,19 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::backend::pending::{SessionId, SessionSink};
-use crate::backend::{Backend, BackendError, BackendEvent, BackendPool, SharingKey};
+use crate::backend::{Backend, BackendError, BackendHandler, BackendPool, SharingKey};
 use crate::catalog::{Catalog, CatalogInput, ListingCache, ServerListing};
 use crate::config::{Config, ServerConfig};
 use crate::jsonrpc;
+
+mod logging;
+mod server_requests;
+mod subscriptions;
+
+pub use logging::LogLevel;
 
 /// The notifications that tell clients to list again.
 const LIST_CHANGED: [&str; 3] =
@@ -58,6 +63,10 @@ pub struct SessionInfo {
     pub profile: Option<String>,
     pub client_pid: Option<u32>,
     pub client_name: Option<String>,
+    /// What the client declared in `initialize` (sampling, elicitation, roots…).
+    pub capabilities: Value,
+    /// The level set with `logging/setLevel`; no log messages reach a session without one.
+    pub log_level: Option<LogLevel>,
     pub connected: Instant,
 }
 
@@ -79,6 +88,8 @@ pub struct Gateway {
     catalog: Mutex<Option<Arc<Catalog>>>,
     sessions: Mutex<HashMap<SessionId, SessionInfo>>,
     next_session: AtomicU64,
+    server_requests: server_requests::ServerRequests,
+    subscriptions: subscriptions::Subscriptions,
     started: Instant,
 }
 
@@ -87,24 +98,25 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Gateway {
-    /// Creates the gateway and the task that handles backend events.
+    /// Creates the gateway; backends report back to it through [`Hooks`].
     pub fn new(config: Config, cache: ListingCache) -> Arc<Gateway> {
-        let (events_tx, events_rx) = mpsc::unbounded_channel();
-        let pool = BackendPool::new(events_tx);
-        pool.set_limits(Duration::from_secs(config.startup_timeout_secs), config.max_message_bytes);
-        let gateway = Arc::new(Gateway {
-            config: RwLock::new(Arc::new(config)),
-            pool,
-            disk_cache: Mutex::new(cache),
-            listings: Mutex::new(HashMap::new()),
-            listing_locks: Mutex::new(HashMap::new()),
-            catalog: Mutex::new(None),
-            sessions: Mutex::new(HashMap::new()),
-            next_session: AtomicU64::new(1),
-            started: Instant::now(),
-        });
-        tokio::spawn(handle_events(Arc::downgrade(&gateway), events_rx));
-        gateway
+        Arc::new_cyclic(|gateway| {
+            let pool = BackendPool::new(Arc::new(Hooks { gateway: gateway.clone() }));
+            pool.set_limits(Duration::from_secs(config.startup_timeout_secs), config.max_message_bytes);
+            Gateway {
+                config: RwLock::new(Arc::new(config)),
+                pool,
+                disk_cache: Mutex::new(cache),
+                listings: Mutex::new(HashMap::new()),
+                listing_locks: Mutex::new(HashMap::new()),
+                catalog: Mutex::new(None),
+                sessions: Mutex::new(HashMap::new()),
+                next_session: AtomicU64::new(1),
+                server_requests: Default::default(),
+                subscriptions: Default::default(),
+                started: Instant::now(),
+            }
+        })
     }
 
     pub fn config(&self) -> Arc<Config> {
@@ -130,14 +142,35 @@ impl Gateway {
         lock(&self.sessions).insert(info.id, info);
     }
 
-    pub fn set_client_name(&self, id: SessionId, name: Option<String>) {
+    /// Records what the client said about itself in `initialize`.
+    pub fn set_client_info(&self, id: SessionId, name: Option<String>, capabilities: Value) {
         if let Some(info) = lock(&self.sessions).get_mut(&id) {
             info.client_name = name;
+            info.capabilities = capabilities;
         }
     }
 
-    pub fn unregister_session(&self, id: SessionId) {
+    /// A session's current record.
+    pub fn session(&self, id: SessionId) -> Option<SessionInfo> {
+        lock(&self.sessions).get(&id).cloned()
+    }
+
+    /// Forgets a session and everything that was pending for it: requests the
+    /// backends sent it are answered with an error, its subscriptions are dropped
+    /// (unsubscribing where it was the last subscriber), its log level no longer counts.
+    pub fn unregister_session(self: &Arc<Self>, id: SessionId) {
         lock(&self.sessions).remove(&id);
+        self.drop_server_requests_of_session(id);
+        self.sync_log_levels();
+        let gateway = self.clone();
+        tokio::spawn(async move { gateway.drop_subscriptions_of_session(id).await });
+    }
+
+    /// The sessions that share `backend` (whose sharing key for its server is the backend's).
+    fn sessions_of(&self, backend: &Backend) -> Vec<SessionInfo> {
+        let Some(config) = self.server(&backend.server) else { return Vec::new() };
+        let sessions: Vec<SessionInfo> = lock(&self.sessions).values().cloned().collect();
+        sessions.into_iter().filter(|s| self.sharing_key(&config, Some(s)) == backend.key).collect()
     }
 
     pub fn session_count(&self) -> usize {
@@ -172,6 +205,7 @@ impl Gateway {
         let key = self.sharing_key(&config, session);
         let backend = self.pool.get(server, &config, &key).await?;
         self.refresh_if_stale(server, &config, &backend);
+        self.sync_log_level(&backend);
         Ok(backend)
     }
 
@@ -207,6 +241,9 @@ impl Gateway {
     }
 
     /// Forwards a request to `server` and returns the backend's response object.
+    /// On a `serialize: true` server it waits for its turn first. A request that
+    /// takes longer than the request timeout fails, and the backend is told it was
+    /// cancelled (dropping the request future does that).
     pub async fn forward(
         self: &Arc<Self>,
         server: &str,
@@ -214,8 +251,19 @@ impl Gateway {
         params: Value,
         session: &SessionInfo,
     ) -> Result<Value, BackendError> {
-        let backend = self.backend(server, Some(session)).await?;
-        backend.request(method, params, Some(&session.sink)).await
+        let secs = self
+            .server(server)
+            .and_then(|c| c.request_timeout_secs)
+            .unwrap_or_else(|| self.config().request_timeout_secs);
+        let call = async {
+            let backend = self.backend(server, Some(session)).await?;
+            let _turn = backend.turn().await;
+            backend.request(method, params, Some(&session.sink)).await
+        };
+        match tokio::time::timeout(Duration::from_secs(secs), call).await {
+            Ok(result) => result,
+            Err(_) => Err(BackendError::Timeout { server: server.to_string(), secs }),
+        }
     }
 
     // ---- listings and the catalog ----
@@ -376,6 +424,10 @@ impl Gateway {
             "servers": self.config().servers.keys().collect::<Vec<_>>(),
             "backends": self.pool.status(),
             "sessions": sessions,
+            "pending": {
+                "server_requests": self.server_requests.len(),
+                "subscriptions": self.subscriptions.len(),
+            },
         })
     }
 
@@ -387,13 +439,40 @@ impl Gateway {
     }
 }
 
-async fn handle_events(gateway: std::sync::Weak<Gateway>, mut events: mpsc::UnboundedReceiver<BackendEvent>) {
-    while let Some(event) = events.recv().await {
-        let Some(gateway) = gateway.upgrade() else { break };
-        match event {
-            BackendEvent::ListChanged { server, method } => {
+/// The gateway's side of [`BackendHandler`]; weak, so backends do not keep the
+/// gateway alive.
+struct Hooks {
+    gateway: std::sync::Weak<Gateway>,
+}
+
+impl BackendHandler for Hooks {
+    fn on_request(&self, backend: &Arc<Backend>, message: Value) {
+        if let Some(gateway) = self.gateway.upgrade() {
+            gateway.route_server_request(backend, message);
+        }
+    }
+
+    fn on_notification(&self, backend: &Arc<Backend>, message: Value) {
+        let Some(gateway) = self.gateway.upgrade() else { return };
+        let method = jsonrpc::method(&message).to_string();
+        match method.as_str() {
+            "notifications/tools/list_changed"
+            | "notifications/prompts/list_changed"
+            | "notifications/resources/list_changed" => {
+                let server = backend.server.clone();
                 tokio::spawn(async move { gateway.on_list_changed(&server, &method).await });
             }
+            "notifications/message" => gateway.route_log_message(backend, message),
+            "notifications/resources/updated" => gateway.route_resource_update(backend, message),
+            "notifications/cancelled" => gateway.on_backend_cancelled(backend, jsonrpc::params(&message)),
+            "notifications/elicitation/complete" => gateway.route_elicitation_complete(backend, message),
+            _ => debug!(server = %backend.server, method, "dropped a backend notification"),
+        }
+    }
+
+    fn on_exit(&self, backend: &Arc<Backend>) {
+        if let Some(gateway) = self.gateway.upgrade() {
+            gateway.drop_server_requests_of_backend(backend);
         }
     }
 }

@@ -1,0 +1,261 @@
+//! Requests a backend sends to a client (`sampling/createMessage`,
+//! `elicitation/create`, `roots/list`), routed to the one session that caused
+//! them, under an id of the gateway's own, and their answers routed back.
+//!
+//! On stdio there is no per-request channel, so the cause is inferred: the only
+//! session with calls in flight on that backend. When that is ambiguous the
+//! gateway does not guess: it answers `roots/list` itself and refuses sampling
+//! and elicitation with an error that says why and what to do (`serialize: true`).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+use serde_json::{Value, json};
+use tracing::{debug, info, warn};
+
+use super::{Gateway, SessionInfo, lock};
+use crate::backend::Backend;
+use crate::backend::pending::SessionId;
+use crate::jsonrpc;
+
+/// One backend request waiting for a client's answer.
+struct Pending {
+    session: SessionId,
+    backend: Weak<Backend>,
+    backend_id: Value,
+}
+
+#[derive(Default)]
+pub(super) struct ServerRequests {
+    next: AtomicU64,
+    /// Session-side id (as JSON text) → the request it stands for.
+    pending: Mutex<HashMap<String, Pending>>,
+    /// URL-mode elicitation id → the session that was asked.
+    elicitations: Mutex<HashMap<String, SessionId>>,
+}
+
+impl ServerRequests {
+    pub(super) fn len(&self) -> usize {
+        lock(&self.pending).len() + lock(&self.elicitations).len()
+    }
+}
+
+/// Why a session cannot take a server→client request, if it cannot.
+fn missing_capability(capabilities: &Value, method: &str, params: &Value) -> Option<String> {
+    let declared = |path: &str| capabilities.pointer(path).is_some();
+    match method {
+        "sampling/createMessage" if !declared("/sampling") => Some("sampling".into()),
+        "sampling/createMessage" if params.get("tools").is_some() && !declared("/sampling/tools") => {
+            Some("sampling with tools".into())
+        }
+        "elicitation/create" => match capabilities.get("elicitation") {
+            None => Some("elicitation".into()),
+            Some(elicitation) => {
+                let url_mode = params.get("mode").and_then(Value::as_str) == Some("url");
+                // `elicitation: {}` is form mode only (2025-11-25).
+                let form = elicitation.as_object().is_some_and(|o| o.is_empty() || o.contains_key("form"));
+                let url = elicitation.get("url").is_some();
+                match (url_mode, form, url) {
+                    (true, _, false) => Some("URL-mode elicitation".into()),
+                    (false, false, _) => Some("form-mode elicitation".into()),
+                    _ => None,
+                }
+            }
+        },
+        _ => None,
+    }
+}
+
+impl Gateway {
+    /// Routes a request from a backend to the session that caused it.
+    pub(super) fn route_server_request(&self, backend: &Arc<Backend>, message: Value) {
+        let id = message.get("id").cloned().unwrap_or(Value::Null);
+        let method = jsonrpc::method(&message).to_string();
+        let params = jsonrpc::params(&message).clone();
+        let refuse = |code: i64, reason: String| {
+            info!(server = %backend.server, method, "refused a server request: {reason}");
+            backend.send(&jsonrpc::error(id.clone(), code, reason));
+        };
+        match method.as_str() {
+            "sampling/createMessage" | "elicitation/create" => {}
+            "roots/list" => {
+                // Shared backends are never offered roots (one terminal's roots
+                // would replace the server's own); if one asks anyway, it has none.
+                backend.send(&jsonrpc::result(id, json!({ "roots": [] })));
+                return;
+            }
+            other => {
+                return refuse(jsonrpc::METHOD_NOT_FOUND, format!("mcp-gateway does not relay `{other}` to clients"));
+            }
+        }
+        let session = match self.cause_of(backend) {
+            Ok(session) => session,
+            Err(reason) => return refuse(jsonrpc::INVALID_REQUEST, reason),
+        };
+        if let Some(missing) = missing_capability(&session.capabilities, &method, &params) {
+            return refuse(
+                jsonrpc::INVALID_REQUEST,
+                format!("the client that made this call (session {}) did not declare {missing} support", session.id),
+            );
+        }
+        let n = self.server_requests.next.fetch_add(1, Ordering::Relaxed) + 1;
+        let session_id = Value::String(format!("mcp-gateway-{n}"));
+        if method == "elicitation/create"
+            && let Some(elicitation) = params.get("elicitationId").and_then(Value::as_str)
+        {
+            lock(&self.server_requests.elicitations).insert(elicitation.to_string(), session.id);
+        }
+        lock(&self.server_requests.pending).insert(
+            session_id.to_string(),
+            Pending { session: session.id, backend: Arc::downgrade(backend), backend_id: id },
+        );
+        let mut forwarded = message;
+        forwarded["id"] = session_id;
+        debug!(server = %backend.server, session = session.id, method, "relayed a server request");
+        session.sink.send(forwarded);
+    }
+
+    /// The one session whose calls are in flight on `backend`.
+    fn cause_of(&self, backend: &Backend) -> Result<SessionInfo, String> {
+        let in_flight = backend.sessions_in_flight();
+        let mut sessions = in_flight.iter();
+        match (sessions.next(), sessions.next()) {
+            (Some(id), None) => self.session(*id).ok_or_else(|| "the client that made this call has disconnected".into()),
+            (None, _) => Err(format!(
+                "no client has a call in flight on server `{}`, so there is no one to ask",
+                backend.server
+            )),
+            (Some(_), Some(_)) => Err(format!(
+                "{} clients have calls in flight on server `{}`, so mcp-gateway cannot tell which one this request \
+                 belongs to; set `serialize: true` (or `share: session`) on this server to make it unambiguous",
+                in_flight.len(),
+                backend.server
+            )),
+        }
+    }
+
+    /// A client's answer to a request the gateway relayed: back to the backend
+    /// under the backend's own id.
+    pub fn on_client_response(&self, session: SessionId, message: Value) {
+        let key = message.get("id").map(Value::to_string).unwrap_or_default();
+        let pending = {
+            let mut pending = lock(&self.server_requests.pending);
+            match pending.get(&key) {
+                Some(p) if p.session == session => pending.remove(&key),
+                _ => None,
+            }
+        };
+        let Some(pending) = pending else {
+            debug!(session, "dropped a client response to no pending request");
+            return;
+        };
+        let Some(backend) = pending.backend.upgrade().filter(|b| b.is_alive()) else { return };
+        let mut answer = message;
+        answer["id"] = pending.backend_id;
+        backend.send(&answer);
+    }
+
+    /// The backend cancelled a request it had sent to a client: tell that client.
+    pub(super) fn on_backend_cancelled(&self, backend: &Arc<Backend>, params: &Value) {
+        let Some(backend_id) = params.get("requestId") else { return };
+        let found = {
+            let mut pending = lock(&self.server_requests.pending);
+            let key = pending
+                .iter()
+                .find(|(_, p)| &p.backend_id == backend_id && p.backend.as_ptr() == Arc::as_ptr(backend))
+                .map(|(k, _)| k.clone());
+            key.and_then(|k| pending.remove(&k).map(|p| (k, p.session)))
+        };
+        let Some((session_id, session)) = found else { return };
+        if let Some(session) = self.session(session) {
+            let mut params = params.clone();
+            params["requestId"] = serde_json::from_str(&session_id).unwrap_or(Value::Null);
+            session.sink.send(jsonrpc::notification("notifications/cancelled", params));
+        }
+    }
+
+    /// `notifications/elicitation/complete` goes to the session that got that elicitation.
+    pub(super) fn route_elicitation_complete(&self, backend: &Arc<Backend>, message: Value) {
+        let id = jsonrpc::params(&message).get("elicitationId").and_then(Value::as_str).unwrap_or_default();
+        let session = lock(&self.server_requests.elicitations).remove(id);
+        match session.and_then(|s| self.session(s)) {
+            Some(session) => {
+                session.sink.send(message);
+            }
+            None => debug!(server = %backend.server, "dropped an elicitation/complete for no known session"),
+        }
+    }
+
+    /// A session left: the backends that asked it something get an error answer.
+    pub(super) fn drop_server_requests_of_session(&self, session: SessionId) {
+        let dropped: Vec<Pending> = {
+            let mut pending = lock(&self.server_requests.pending);
+            let keys: Vec<String> = pending.iter().filter(|(_, p)| p.session == session).map(|(k, _)| k.clone()).collect();
+            keys.iter().filter_map(|k| pending.remove(k)).collect()
+        };
+        lock(&self.server_requests.elicitations).retain(|_, s| *s != session);
+        for p in dropped {
+            if let Some(backend) = p.backend.upgrade() {
+                warn!(server = %backend.server, session, "the client disconnected before answering a server request");
+                backend.send(&jsonrpc::error(
+                    p.backend_id,
+                    jsonrpc::INTERNAL_ERROR,
+                    "the client this request was relayed to disconnected before answering",
+                ));
+            }
+        }
+    }
+
+    /// A backend exited: its open requests to clients are withdrawn.
+    pub(super) fn drop_server_requests_of_backend(&self, backend: &Arc<Backend>) {
+        let dropped: Vec<(String, SessionId)> = {
+            let mut pending = lock(&self.server_requests.pending);
+            let keys: Vec<String> = pending
+                .iter()
+                .filter(|(_, p)| p.backend.as_ptr() == Arc::as_ptr(backend))
+                .map(|(k, _)| k.clone())
+                .collect();
+            keys.into_iter().filter_map(|k| pending.remove(&k).map(|p| (k, p.session))).collect()
+        };
+        for (session_id, session) in dropped {
+            if let Some(session) = self.session(session) {
+                let params = json!({
+                    "requestId": serde_json::from_str::<Value>(&session_id).unwrap_or(Value::Null),
+                    "reason": format!("server `{}` exited", backend.server),
+                });
+                session.sink.send(jsonrpc::notification("notifications/cancelled", params));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capability_checks() {
+        let none = json!({});
+        let all = json!({"sampling": {"tools": {}}, "elicitation": {"form": {}, "url": {}}});
+        let legacy_elicitation = json!({"elicitation": {}});
+        let url_only = json!({"elicitation": {"url": {}}});
+        let sampling = "sampling/createMessage";
+        let elicit = "elicitation/create";
+        assert_eq!(missing_capability(&none, sampling, &json!({})).as_deref(), Some("sampling"));
+        assert_eq!(missing_capability(&all, sampling, &json!({"tools": []})), None);
+        assert_eq!(
+            missing_capability(&json!({"sampling": {}}), sampling, &json!({"tools": []})).as_deref(),
+            Some("sampling with tools")
+        );
+        assert_eq!(missing_capability(&none, elicit, &json!({})).as_deref(), Some("elicitation"));
+        assert_eq!(missing_capability(&legacy_elicitation, elicit, &json!({})), None);
+        assert_eq!(
+            missing_capability(&legacy_elicitation, elicit, &json!({"mode": "url"})).as_deref(),
+            Some("URL-mode elicitation")
+        );
+        assert_eq!(missing_capability(&url_only, elicit, &json!({"mode": "url"})), None);
+        assert_eq!(missing_capability(&url_only, elicit, &json!({})).as_deref(), Some("form-mode elicitation"));
+        assert_eq!(missing_capability(&all, elicit, &json!({"mode": "url"})), None);
+    }
+}
