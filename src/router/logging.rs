@@ -43,9 +43,11 @@ impl FromStr for LogLevel {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        NAMES.iter().find(|(name, _)| *name == s).map(|(_, level)| *level).ok_or_else(|| {
-            format!("unknown log level `{s}`; use one of {}", NAMES.map(|(n, _)| n).join(", "))
-        })
+        NAMES
+            .iter()
+            .find(|(name, _)| *name == s)
+            .map(|(_, level)| *level)
+            .ok_or_else(|| format!("unknown log level `{s}`; use one of {}", NAMES.map(|(n, _)| n).join(", ")))
     }
 }
 
@@ -87,7 +89,8 @@ impl Gateway {
 
     /// A backend's `notifications/message`: to the sessions whose level admits it.
     pub(super) fn route_log_message(&self, backend: &Arc<Backend>, message: Value) {
-        let level = jsonrpc::params(&message).get("level").and_then(Value::as_str).and_then(|l| l.parse::<LogLevel>().ok());
+        let level =
+            jsonrpc::params(&message).get("level").and_then(Value::as_str).and_then(|l| l.parse::<LogLevel>().ok());
         let Some(level) = level else {
             debug!(server = %backend.server, "dropped a log message without a valid level");
             return;

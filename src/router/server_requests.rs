@@ -121,11 +121,12 @@ impl Gateway {
         let in_flight = backend.sessions_in_flight();
         let mut sessions = in_flight.iter();
         match (sessions.next(), sessions.next()) {
-            (Some(id), None) => self.session(*id).ok_or_else(|| "the client that made this call has disconnected".into()),
-            (None, _) => Err(format!(
-                "no client has a call in flight on server `{}`, so there is no one to ask",
-                backend.server
-            )),
+            (Some(id), None) => {
+                self.session(*id).ok_or_else(|| "the client that made this call has disconnected".into())
+            }
+            (None, _) => {
+                Err(format!("no client has a call in flight on server `{}`, so there is no one to ask", backend.server))
+            }
             (Some(_), Some(_)) => Err(format!(
                 "{} clients have calls in flight on server `{}`, so mcp-gateway cannot tell which one this request \
                  belongs to; set `serialize: true` (or `share: session`) on this server to make it unambiguous",
@@ -191,7 +192,8 @@ impl Gateway {
     pub(super) fn drop_server_requests_of_session(&self, session: SessionId) {
         let dropped: Vec<Pending> = {
             let mut pending = lock(&self.server_requests.pending);
-            let keys: Vec<String> = pending.iter().filter(|(_, p)| p.session == session).map(|(k, _)| k.clone()).collect();
+            let keys: Vec<String> =
+                pending.iter().filter(|(_, p)| p.session == session).map(|(k, _)| k.clone()).collect();
             keys.iter().filter_map(|k| pending.remove(k)).collect()
         };
         lock(&self.server_requests.elicitations).retain(|_, s| *s != session);

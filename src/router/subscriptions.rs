@@ -55,7 +55,10 @@ impl Gateway {
         })?;
         let backend = self.backend(server, Some(session)).await.map_err(backend_failure)?;
         if backend.initialize_result().pointer("/capabilities/resources/subscribe") != Some(&Value::Bool(true)) {
-            return Err((jsonrpc::METHOD_NOT_FOUND, format!("server `{server}` does not support resource subscriptions")));
+            return Err((
+                jsonrpc::METHOD_NOT_FOUND,
+                format!("server `{server}` does not support resource subscriptions"),
+            ));
         }
         let key = (server.to_string(), backend.key.clone(), uri.to_string());
         Ok((backend, key))

@@ -222,13 +222,18 @@ impl TestGateway {
     }
 
     pub fn client_with(&self, args: &[&str]) -> Client {
+        self.client_in(args, self.dir.path())
+    }
+
+    /// A client whose shim runs in `cwd`.
+    pub fn client_in(&self, args: &[&str], cwd: &Path) -> Client {
         static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let stderr_path = self.dir.path().join(format!("shim-{n}.stderr"));
         let mut child = self
             .command(SHIM)
             .args(args)
-            .current_dir(self.dir.path())
+            .current_dir(cwd)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&stderr_path).expect("shim stderr"))
@@ -312,6 +317,13 @@ impl Client {
         }
     }
 
+    /// Moves whatever arrives within `wait` (of silence) into the stash.
+    pub fn gather(&mut self, wait: Duration) {
+        while let Ok(m) = self.rx.recv_timeout(wait) {
+            self.stash.push(m);
+        }
+    }
+
     /// Waits for the response with this id; other messages are stashed.
     pub fn response(&mut self, id: &Value) -> Value {
         if let Some(pos) = self.stash.iter().position(|m| m.get("id") == Some(id) && m.get("method").is_none()) {
@@ -339,10 +351,15 @@ impl Client {
     }
 
     pub fn initialize(&mut self) -> Value {
+        self.initialize_with(json!({}))
+    }
+
+    /// `initialize` declaring these client capabilities.
+    pub fn initialize_with(&mut self, capabilities: Value) -> Value {
         let response = self.request(
             json!(0),
             "initialize",
-            json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}}),
+            json!({"protocolVersion": "2025-06-18", "capabilities": capabilities, "clientInfo": {"name": "test", "version": "1"}}),
         );
         self.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
         response
@@ -401,6 +418,23 @@ impl Drop for Client {
 }
 
 /// The text of the first content item of a tools/call response.
+/// `mcp-gateway status --json` for this gateway.
+pub fn status(gw: &TestGateway) -> Value {
+    let out = gw.command(DAEMON).args(["status", "--json"]).output().unwrap();
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("status: {e}: {}", String::from_utf8_lossy(&out.stderr)))
+}
+
+/// Whether the gateway holds no per-request state: nothing in flight at any
+/// backend, no progress routes, no relayed server requests.
+pub fn maps_are_empty(gw: &TestGateway) -> bool {
+    let status = status(gw);
+    let backends_idle = status["backends"]
+        .as_array()
+        .is_some_and(|b| b.iter().all(|b| b["in_flight"] == 0 && b["progress_routes"] == 0));
+    backends_idle && status["pending"]["server_requests"] == 0
+}
+
 pub fn first_text(response: &Value) -> &str {
     response["result"]["content"][0]["text"].as_str().unwrap_or_else(|| panic!("no text content in {response}"))
 }

@@ -17,14 +17,14 @@ def parser(description):
     return p
 
 
-def client(args):
+def client(args, **callbacks):
     shim_args = ["--socket", args.socket]
     if not args.autostart:
         shim_args.append("--no-autostart")
     # The SDK passes only an allow-list of variables by default; the gateway's
     # home, socket and test tag must reach the shim.
     params = StdioServerParameters(command=args.shim, args=shim_args, env=dict(os.environ))
-    return Client(params, mode=args.mode, raise_exceptions=True)
+    return Client(params, mode=args.mode, raise_exceptions=True, **callbacks)
 
 
 def text_of(result):

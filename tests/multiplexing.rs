@@ -1,0 +1,434 @@
+//! The multiplexing rules (DESIGN.md): every response, progress update, server
+//! request and notification reaches exactly the right session. Real
+//! server-everything and the real Python SDK where they can show it; the fixture
+//! server where a behaviour must be produced on demand (log levels, list changes).
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{Value, json};
+
+fn python(gw: &TestGateway, script: &str, args: &[&str]) -> Value {
+    let script_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop").join(script);
+    let out = gw
+        .command(deps().python())
+        .arg(script_path)
+        .args(["--shim", SHIM, "--socket", gw.socket.to_str().unwrap()])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{script} {args:?} failed:\n{stdout}\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        gw.daemon_log()
+    );
+    serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap()
+}
+
+fn everything(extra: &str) -> TestGateway {
+    TestGateway::with_servers(&[("everything", format!("{}{extra}", everything_server()))])
+}
+
+fn started(mut gw: TestGateway) -> TestGateway {
+    gw.start();
+    gw
+}
+
+/// Messages with this method among what a client received so far (and within `wait`).
+fn drain(client: &mut Client, wait: Duration) -> Vec<Value> {
+    let mut all = std::mem::take(&mut client.stash);
+    while let Some(m) = client.recv_within(wait) {
+        all.push(m);
+    }
+    all
+}
+
+fn with_method<'a>(messages: &'a [Value], method: &str) -> Vec<&'a Value> {
+    messages.iter().filter(|m| m["method"] == method).collect()
+}
+
+#[test]
+fn same_request_id_and_progress_token_in_two_sessions() {
+    let gw = started(everything(""));
+    let result = python(&gw, "progress.py", &["--duration", "2", "--steps", "4"]);
+    assert_eq!(result["progress"], json!([4, 4]), "each session sees exactly its own 4 updates");
+    assert!(wait_until(TIMEOUT, || maps_are_empty(&gw)), "{}", status(&gw));
+}
+
+#[test]
+fn sampling_and_elicitation_reach_their_own_caller_on_a_serialized_backend() {
+    let gw = started(everything("    serialize: true\n"));
+    for kind in ["sampling", "elicitation"] {
+        let result = python(&gw, "server_requests.py", &["--kind", kind, "--sessions", "2"]);
+        assert_eq!(result["asked"], json!([1, 1]), "{kind}: each callback asked exactly once: {result}");
+    }
+    assert!(wait_until(TIMEOUT, || maps_are_empty(&gw)), "{}", status(&gw));
+}
+
+#[test]
+fn sampling_and_elicitation_without_serialize_when_one_session_is_calling() {
+    let gw = started(everything(""));
+    for kind in ["sampling", "elicitation"] {
+        let result = python(&gw, "server_requests.py", &["--kind", kind, "--sessions", "2", "--sequential"]);
+        assert_eq!(result["asked"], json!([1, 1]), "{kind}: {result}");
+    }
+}
+
+#[test]
+fn ambiguous_sampling_is_refused_and_says_why() {
+    let gw = started(everything(""));
+    let mut busy = gw.client();
+    busy.initialize();
+    let mut asker = gw.client();
+    asker.initialize_with(json!({"sampling": {}}));
+    busy.send(&json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{
+        "name":"everything__trigger-long-running-operation","arguments":{"duration":3,"steps":3}}}));
+    assert!(wait_until(TIMEOUT, || status(&gw)["backends"][0]["in_flight"] == 1));
+    let reply =
+        asker.call_tool(json!(1), "everything__trigger-sampling-request", json!({"prompt": "hi", "maxTokens": 5}));
+    let text = serde_json::to_string(&reply).unwrap();
+    assert!(text.contains("cannot tell which one") && text.contains("serialize: true"), "{reply}");
+    assert!(
+        with_method(&asker.stash, "sampling/createMessage").is_empty(),
+        "nobody is asked when the cause is ambiguous: {:?}",
+        asker.stash
+    );
+    assert!(busy.response(&json!(1)).get("result").is_some());
+}
+
+#[test]
+fn a_server_request_needs_the_callers_capability() {
+    let gw = started(everything(""));
+    let mut client = gw.client();
+    client.initialize(); // declares no sampling
+    let reply =
+        client.call_tool(json!(1), "everything__trigger-sampling-request", json!({"prompt": "hi", "maxTokens": 5}));
+    let text = serde_json::to_string(&reply).unwrap();
+    assert!(text.contains("did not declare sampling support"), "{reply}");
+    assert!(with_method(&client.stash, "sampling/createMessage").is_empty());
+}
+
+#[test]
+fn a_client_that_leaves_with_a_server_request_pending_is_answered_for() {
+    let gw = started(everything("    serialize: true\n"));
+    let mut leaving = gw.client();
+    leaving.initialize_with(json!({"sampling": {}}));
+    leaving.send(&json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{
+        "name":"everything__trigger-sampling-request","arguments":{"prompt":"hi","maxTokens":5}}}));
+    // The sampling request arrives under a gateway id, not the backend's.
+    let request = loop {
+        let m = leaving.recv_within(TIMEOUT).expect("a sampling request");
+        if m["method"] == "sampling/createMessage" {
+            break m;
+        }
+    };
+    assert!(request["id"].as_str().is_some_and(|id| id.starts_with("mcp-gateway-")), "{request}");
+    assert_eq!(status(&gw)["pending"]["server_requests"], 1);
+    drop(leaving);
+    assert!(wait_until(TIMEOUT, || maps_are_empty(&gw)), "{}", status(&gw));
+    // The backend was answered (with an error) and is free for the next caller.
+    let mut next = gw.client();
+    next.initialize();
+    let reply = next.call_tool(json!(2), "everything__echo", json!({"message": "still serving"}));
+    assert!(first_text(&reply).contains("still serving"));
+}
+
+#[test]
+fn cancelling_one_call_leaves_the_identical_call_of_another_session_alone() {
+    let gw = started(everything(""));
+    let mut a = gw.client();
+    let mut b = gw.client();
+    a.initialize();
+    b.initialize();
+    let call = json!({"jsonrpc":"2.0","id":"same","method":"tools/call","params":{
+        "name":"everything__trigger-long-running-operation","arguments":{"duration":2,"steps":2}}});
+    a.send(&call);
+    b.send(&call);
+    assert!(wait_until(TIMEOUT, || status(&gw)["backends"][0]["in_flight"] == 2));
+    let started = Instant::now();
+    a.send(&json!({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"same"}}));
+    assert!(wait_until(TIMEOUT, || status(&gw)["backends"][0]["in_flight"] == 1), "A's call ends at once");
+    let cancel_took = started.elapsed();
+    let reply = b.response(&json!("same"));
+    assert!(reply.get("result").is_some(), "{reply}");
+    assert!(cancel_took < Duration::from_secs(2), "cancellation did not wait for the call: {cancel_took:?}");
+    let rest = drain(&mut a, Duration::from_millis(300));
+    assert!(rest.iter().all(|m| m["id"] != "same"), "A got an answer after cancelling: {rest:?}");
+    assert!(wait_until(TIMEOUT, || maps_are_empty(&gw)), "{}", status(&gw));
+}
+
+#[test]
+fn a_disconnect_mid_call_leaves_no_pending_state() {
+    let gw = started(everything(""));
+    let mut client = gw.client();
+    client.initialize();
+    client.send(&json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{
+        "name":"everything__trigger-long-running-operation","arguments":{"duration":10,"steps":10},
+        "_meta":{"progressToken":"p"}}}));
+    assert!(wait_until(TIMEOUT, || {
+        let s = status(&gw);
+        s["backends"][0]["in_flight"] == 1 && s["backends"][0]["progress_routes"] == 1
+    }));
+    drop(client);
+    assert!(wait_until(TIMEOUT, || maps_are_empty(&gw) && status(&gw)["sessions"] == json!([])), "{}", status(&gw));
+}
+
+#[test]
+fn resource_updates_reach_subscribers_only_and_subscribe_is_forwarded_once() {
+    let gw = started(everything(""));
+    let mut logger = gw.client();
+    logger.initialize();
+    assert_eq!(logger.request(json!("lvl"), "logging/setLevel", json!({"level": "info"}))["result"], json!({}));
+    let mut a = gw.client();
+    let mut b = gw.client();
+    let mut c = gw.client();
+    for client in [&mut a, &mut b, &mut c] {
+        client.initialize();
+    }
+    let resources = a.request(json!("r"), "resources/list", json!({}));
+    let uri = resources["result"]["resources"][0]["uri"].clone();
+    assert_eq!(a.request(json!("s"), "resources/subscribe", json!({"uri": uri}))["result"], json!({}));
+    // Updates start at once for subscribed URIs.
+    let toggle = a.call_tool(json!("t1"), "everything__toggle-subscriber-updates", json!({}));
+    assert!(toggle.get("result").is_some(), "{toggle}");
+    assert!(wait_until(TIMEOUT, || {
+        a.gather(Duration::from_millis(50));
+        !with_method(&a.stash, "notifications/resources/updated").is_empty()
+    }));
+    assert!(with_method(&a.stash, "notifications/resources/updated").iter().all(|m| m["params"]["uri"] == uri));
+    let b_saw = drain(&mut b, Duration::from_millis(300));
+    assert!(with_method(&b_saw, "notifications/resources/updated").is_empty(), "B did not subscribe: {b_saw:?}");
+    // A second subscriber and its unsubscribe do not reach the backend; the last one does.
+    assert_eq!(c.request(json!("s"), "resources/subscribe", json!({"uri": uri}))["result"], json!({}));
+    assert_eq!(c.request(json!("u"), "resources/unsubscribe", json!({"uri": uri}))["result"], json!({}));
+    assert_eq!(a.request(json!("u"), "resources/unsubscribe", json!({"uri": uri}))["result"], json!({}));
+    a.call_tool(json!("t2"), "everything__toggle-subscriber-updates", json!({}));
+    let count = |messages: &[Value], text: &str| {
+        messages
+            .iter()
+            .filter(|m| {
+                m["method"] == "notifications/message" && m["params"]["data"].as_str().is_some_and(|d| d.contains(text))
+            })
+            .count()
+    };
+    let mut logged = Vec::new();
+    assert!(wait_until(TIMEOUT, || {
+        logged.extend(drain(&mut logger, Duration::from_millis(50)));
+        count(&logged, "Received Unsubscribe Resource request") >= 1
+    }));
+    logged.extend(drain(&mut logger, Duration::from_millis(300)));
+    assert_eq!(count(&logged, "Received Subscribe Resource request"), 1, "{logged:?}");
+    assert_eq!(count(&logged, "Received Unsubscribe Resource request"), 1, "{logged:?}");
+    assert_eq!(status(&gw)["pending"]["subscriptions"], 0);
+}
+
+#[test]
+fn each_session_gets_log_messages_at_its_own_level_only() {
+    let gw = started(TestGateway::with_servers(&[("fx", fixture_server("a"))]));
+    let mut verbose = gw.client();
+    let mut terse = gw.client();
+    let mut silent = gw.client();
+    for client in [&mut verbose, &mut terse, &mut silent] {
+        client.initialize();
+    }
+    verbose.request(json!("l"), "logging/setLevel", json!({"level": "debug"}));
+    terse.request(json!("l"), "logging/setLevel", json!({"level": "error"}));
+    assert_eq!(terse.request(json!("bad"), "logging/setLevel", json!({"level": "loud"}))["error"]["code"], -32602);
+    verbose.call_tool(json!(1), "fx__log", json!({}));
+    let levels = |client: &mut Client, n: usize| -> Vec<String> {
+        let mut got = Vec::new();
+        wait_until(TIMEOUT, || {
+            got.extend(drain(client, Duration::from_millis(50)));
+            with_method(&got, "notifications/message").len() >= n
+        });
+        got.extend(drain(client, Duration::from_millis(200)));
+        with_method(&got, "notifications/message")
+            .iter()
+            .map(|m| m["params"]["level"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        levels(&mut verbose, 8),
+        ["debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"]
+    );
+    assert_eq!(levels(&mut terse, 4), ["error", "critical", "alert", "emergency"]);
+    assert!(levels(&mut silent, 0).is_empty(), "a session that set no level gets no log messages");
+    // The backend was set to the most verbose level asked for, once.
+    let calls = first_text(&silent.call_tool(json!(2), "fx__calls", json!({}))).to_string();
+    assert_eq!(calls.matches("logging/setLevel").count(), 1, "{calls}");
+    // When the verbose session leaves, the backend goes back to the terse level.
+    drop(verbose);
+    assert!(wait_until(TIMEOUT, || {
+        first_text(&silent.call_tool(json!(3), "fx__calls", json!({}))).matches("logging/setLevel").count() == 2
+    }));
+    silent.call_tool(json!(4), "fx__log", json!({}));
+    assert_eq!(levels(&mut terse, 4), ["error", "critical", "alert", "emergency"]);
+}
+
+#[test]
+fn list_changed_reaches_every_session_and_changes_the_list() {
+    let gw = started(TestGateway::with_servers(&[("fx", fixture_server("a"))]));
+    let mut a = gw.client();
+    let mut b = gw.client();
+    a.initialize();
+    b.initialize();
+    assert!(!a.tool_names().contains(&"fx__fresh".to_string()));
+    a.call_tool(json!(1), "fx__add_tool", json!({"name": "fresh"}));
+    for client in [&mut a, &mut b] {
+        assert!(wait_until(TIMEOUT, || {
+            client.gather(Duration::from_millis(50));
+            !with_method(&client.stash, "notifications/tools/list_changed").is_empty()
+        }));
+        assert!(client.tool_names().contains(&"fx__fresh".to_string()));
+    }
+    let reply = b.call_tool(json!(2), "fx__fresh", json!({}));
+    assert_eq!(first_text(&reply), "fresh called");
+}
+
+#[test]
+fn a_request_that_times_out_is_cancelled_at_the_backend() {
+    let gw = TestGateway::with_servers(&[("fx", format!("{}    request_timeout_secs: 1\n", fixture_server("a")))]);
+    let gw = started(gw);
+    let mut client = gw.client();
+    client.initialize();
+    let reply = client.call_tool(json!(1), "fx__slow", json!({"seconds": 5}));
+    assert_eq!(reply["error"]["code"], -32001, "{reply}");
+    assert!(reply["error"]["message"].as_str().unwrap().contains("did not answer within 1 s"), "{reply}");
+    let cancelled = first_text(&client.call_tool(json!(2), "fx__cancelled", json!({}))).to_string();
+    assert_ne!(cancelled, "[]", "the backend was told");
+    assert!(maps_are_empty(&gw));
+}
+
+#[test]
+fn a_globally_shared_filesystem_server_keeps_its_directories() {
+    let d = deps();
+    let shared = tempfile::tempdir().unwrap();
+    let elsewhere_a = tempfile::tempdir().unwrap();
+    let elsewhere_b = tempfile::tempdir().unwrap();
+    let shared_dir = std::fs::canonicalize(shared.path()).unwrap().display().to_string();
+    let gw = started(TestGateway::with_servers(&[(
+        "fs",
+        format!("    command: {}\n    args: [{:?}, {:?}]\n", d.node(), d.get("MCP_TEST_FILESYSTEM_JS"), shared_dir),
+    )]));
+    let roots = json!({"roots": {"listChanged": true}});
+    let mut a = gw.client_in(&["--no-autostart"], elsewhere_a.path());
+    let mut b = gw.client_in(&["--no-autostart"], elsewhere_b.path());
+    a.initialize_with(roots.clone());
+    b.initialize_with(roots);
+    a.send(&json!({"jsonrpc":"2.0","method":"notifications/roots/list_changed"}));
+    for client in [&mut a, &mut b] {
+        let reply = client.call_tool(json!(1), "fs__list_allowed_directories", json!({}));
+        let text = first_text(&reply);
+        assert!(text.contains(&shared_dir), "{text}");
+        assert!(!text.contains(&elsewhere_a.path().display().to_string()), "{text}");
+        assert!(!text.contains(&elsewhere_b.path().display().to_string()), "{text}");
+        assert!(with_method(&client.stash, "roots/list").is_empty(), "the shared server never asks for roots");
+    }
+}
+
+/// A small deterministic generator (xorshift), so a failure can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+#[test]
+fn randomized_interleaving_routes_every_answer_exactly_once_and_leaves_no_state() {
+    const SESSIONS: usize = 6;
+    const REQUESTS: usize = 150;
+    let seed = std::env::var("MCP_GATEWAY_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5eed_1234_u64);
+    let mut rng = Rng(seed);
+    let gw = started(TestGateway::with_servers(&[("fx", fixture_server("r"))]));
+    let mut clients: Vec<Option<Client>> = (0..SESSIONS)
+        .map(|_| {
+            let mut c = gw.client();
+            c.initialize();
+            Some(c)
+        })
+        .collect();
+    // Per session: id (JSON text) → the message it expects back.
+    let mut expected: Vec<HashMap<String, String>> = vec![HashMap::new(); SESSIONS];
+    let mut cancelled: Vec<HashSet<String>> = vec![HashSet::new(); SESSIONS];
+    let mut tokens: Vec<HashSet<String>> = vec![HashSet::new(); SESSIONS];
+    let leavers: HashSet<usize> = [1, 4].into();
+    for step in 0..REQUESTS {
+        for s in 0..SESSIONS {
+            let Some(client) = clients[s].as_mut() else { continue };
+            if leavers.contains(&s) && step == REQUESTS / 2 {
+                clients[s] = None; // disconnects with calls in flight
+                continue;
+            }
+            // Ids collide across sessions on purpose: numbers and look-alike strings.
+            let n = step as u64;
+            let id = if rng.below(2) == 0 { json!(n) } else { json!(n.to_string()) };
+            let message = format!("s{s}-q{step}");
+            let slow = rng.below(4) == 0;
+            let mut params = if slow {
+                json!({"name": "fx__slow", "arguments": {"seconds": 0.05 * rng.below(4) as f64, "message": message}})
+            } else {
+                json!({"name": "fx__echo", "arguments": {"message": message}})
+            };
+            if slow && rng.below(2) == 0 {
+                // The same token in every session that uses one.
+                params["_meta"] = json!({"progressToken": "tok"});
+                tokens[s].insert(id.to_string());
+            }
+            client.send(&json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params}));
+            expected[s].insert(id.to_string(), message);
+            if slow && rng.below(3) == 0 {
+                client.send(&json!({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId": id}}));
+                cancelled[s].insert(id.to_string());
+            }
+        }
+    }
+    for s in 0..SESSIONS {
+        let Some(client) = clients[s].as_mut() else { continue };
+        let mut answered: HashMap<String, usize> = HashMap::new();
+        let must_answer: HashSet<&String> = expected[s].keys().filter(|id| !cancelled[s].contains(*id)).collect();
+        let deadline = Instant::now() + TIMEOUT;
+        while must_answer.iter().any(|id| !answered.contains_key(*id)) && Instant::now() < deadline {
+            let Some(message) = client.recv_within(Duration::from_millis(200)) else { continue };
+            if message["method"] == "notifications/progress" {
+                assert_eq!(message["params"]["progressToken"], "tok", "session {s}: token restored");
+                continue;
+            }
+            let id = message["id"].to_string();
+            let want =
+                expected[s].get(&id).unwrap_or_else(|| panic!("session {s} got an answer to {id} it never sent"));
+            let text = first_text(&message);
+            // Ids repeat within a session (step n as number and as string differ),
+            // so the text tells which request this answers.
+            assert!(text.ends_with(want.as_str()), "session {s}, id {id}: wanted {want}, got {text}");
+            *answered.entry(id).or_default() += 1;
+        }
+        for id in &must_answer {
+            assert_eq!(answered.get(*id), Some(&1), "session {s}: id {id} answered {:?} times", answered.get(*id));
+        }
+        for (id, n) in &answered {
+            assert_eq!(*n, 1, "session {s}: id {id} answered {n} times");
+        }
+    }
+    drop(clients);
+    assert!(
+        wait_until(TIMEOUT, || maps_are_empty(&gw) && status(&gw)["sessions"] == json!([])),
+        "state left behind: {}",
+        status(&gw)
+    );
+}
