@@ -364,6 +364,10 @@ impl Session {
             "prompts/get" => self.call_named(id, "prompts/get", params, Named::Prompt).await,
             "resources/read" => self.read_resource(id, params).await,
             "completion/complete" => self.complete(id, params).await,
+            "tasks/get" | "tasks/result" | "tasks/cancel" => {
+                self.task_request(id, jsonrpc::method(&message), params).await
+            }
+            "tasks/list" => self.list_tasks(id).await,
             other => jsonrpc::error(id, jsonrpc::METHOD_NOT_FOUND, format!("Method not found: {other}")),
         }
     }
@@ -380,9 +384,8 @@ impl Session {
         info!(client = ?client_name, version, "client initialized the session");
         let capabilities = params.get("capabilities").cloned().unwrap_or(Value::Null);
         self.gateway.set_client_info(self.info.id, client_name, capabilities);
-        let instructions: Vec<String> = self
-            .gateway
-            .known_listings()
+        let known = self.gateway.known_listings();
+        let instructions: Vec<String> = known
             .iter()
             .filter_map(|(server, listing)| Some(format!("## {server}\n{}", listing.instructions()?)))
             .collect();
@@ -399,6 +402,17 @@ impl Session {
         });
         if !instructions.is_empty() {
             result["instructions"] = Value::String(instructions.join("\n\n"));
+        }
+        // Tasks are offered when a backend offers them (what one offers, the gateway routes).
+        let tasks = known.iter().filter_map(|(_, l)| l.initialize.pointer("/capabilities/tasks")).fold(
+            Value::Null,
+            |mut merged, caps| {
+                merge(&mut merged, caps);
+                merged
+            },
+        );
+        if !tasks.is_null() {
+            result["capabilities"]["tasks"] = tasks;
         }
         result
     }
@@ -480,10 +494,42 @@ impl Session {
         }
     }
 
+    /// `tasks/get`, `tasks/result`, `tasks/cancel`: to the task's server, for its owner only.
+    async fn task_request(&self, id: Value, method: &str, params: Value) -> Value {
+        let task = params.get("taskId").and_then(Value::as_str).unwrap_or_default().to_string();
+        let Some(server) = self.gateway.task_server(self.info.id, &task) else {
+            return jsonrpc::error(id, jsonrpc::INVALID_PARAMS, format!("Unknown task `{task}`"));
+        };
+        let response = self.forward(id, &server, method, params).await;
+        if method != "tasks/get" && response.get("result").is_some() {
+            self.gateway.forget_task(&task);
+        }
+        response
+    }
+
+    /// `tasks/list`: this session's tasks only, as their servers report them.
+    async fn list_tasks(&self, id: Value) -> Value {
+        let mut tasks = Vec::new();
+        for (server, owned) in self.gateway.tasks_of(self.info.id) {
+            if let Ok(response) = self.gateway.forward(&server, "tasks/list", json!({}), &self.info).await {
+                let listed = response.pointer("/result/tasks").and_then(Value::as_array).cloned().unwrap_or_default();
+                tasks.extend(
+                    listed.into_iter().filter(|t| {
+                        t.get("taskId").and_then(Value::as_str).is_some_and(|t| owned.iter().any(|o| o == t))
+                    }),
+                );
+            }
+        }
+        jsonrpc::result(id, json!({ "tasks": tasks }))
+    }
+
     /// Forwards to a backend and relays its response under the client's own id.
     async fn forward(&self, id: Value, server: &str, method: &str, params: Value) -> Value {
         match self.gateway.forward(server, method, params, &self.info).await {
             Ok(mut response) => {
+                if method == "tools/call" {
+                    self.gateway.record_task(self.info.id, server, &response);
+                }
                 if let Some(obj) = response.as_object_mut() {
                     obj.insert("id".into(), id);
                     obj.entry("jsonrpc").or_insert_with(|| "2.0".into());
@@ -492,6 +538,19 @@ impl Session {
             }
             Err(e) => backend_error(id, server, &e),
         }
+    }
+}
+
+/// Merges JSON objects (capability sets): keys of `extra` are added recursively.
+fn merge(into: &mut Value, extra: &Value) {
+    match (into, extra) {
+        (Value::Object(into), Value::Object(extra)) => {
+            for (key, value) in extra {
+                merge(into.entry(key.clone()).or_insert(Value::Null), value);
+            }
+        }
+        (into @ Value::Null, extra) => *into = extra.clone(),
+        _ => {}
     }
 }
 

@@ -432,3 +432,53 @@ fn randomized_interleaving_routes_every_answer_exactly_once_and_leaves_no_state(
         status(&gw)
     );
 }
+
+#[test]
+fn a_task_belongs_to_its_creator_and_its_questions_reach_it() {
+    let gw = started(everything(""));
+    let mut owner = gw.client();
+    let mut other = gw.client();
+    owner.initialize_with(json!({"elicitation": {}}));
+    other.initialize_with(json!({"elicitation": {}}));
+    owner.tool_names();
+    // Once a backend offering tasks is known, sessions are offered tasks too.
+    let mut late = gw.client();
+    assert!(late.initialize()["result"]["capabilities"]["tasks"].is_object());
+
+    let created = owner.request(
+        json!(1),
+        "tools/call",
+        json!({"name": "everything__simulate-research-query", "arguments": {"topic": "jaguar", "ambiguous": true},
+               "task": {"ttl": 60000}}),
+    );
+    let task = created["result"]["task"]["taskId"].as_str().unwrap_or_else(|| panic!("{created}")).to_string();
+    let foreign = other.request(json!(2), "tasks/get", json!({"taskId": task}));
+    assert_eq!(foreign["error"]["code"], -32602, "another session cannot see the task: {foreign}");
+    assert_eq!(other.request(json!(3), "tasks/list", json!({}))["result"]["tasks"], json!([]));
+    let listed = owner.request(json!(4), "tasks/list", json!({}));
+    assert_eq!(listed["result"]["tasks"][0]["taskId"], task, "{listed}");
+
+    // With another session's call in flight, only the related task says who is asked.
+    other.send(&json!({"jsonrpc":"2.0","id":5,"method":"tools/call","params":{
+        "name":"everything__trigger-long-running-operation","arguments":{"duration":3,"steps":3}}}));
+    owner.send(&json!({"jsonrpc":"2.0","id":6,"method":"tasks/result","params":{"taskId": task}}));
+    let mut before = Vec::new();
+    let question = loop {
+        let m = owner.recv_within(TIMEOUT).expect("the task's question");
+        if m["method"] == "elicitation/create" {
+            break m;
+        }
+        before.push(m);
+    };
+    owner.stash.extend(before);
+    let choice = question["params"]["requestedSchema"]["properties"]["interpretation"]["oneOf"][0]["const"].clone();
+    owner.send(
+        &json!({"jsonrpc":"2.0","id":question["id"],"result":{"action":"accept","content":{"interpretation":choice}}}),
+    );
+    let result = owner.response(&json!(6));
+    let text = serde_json::to_string(&result).unwrap();
+    assert!(text.contains("After receiving clarification"), "{result}");
+    assert!(other.response(&json!(5)).get("result").is_some());
+    assert!(with_method(&other.stash, "elicitation/create").is_empty(), "the other session was not asked");
+    assert!(wait_until(TIMEOUT, || status(&gw)["pending"]["tasks"] == 0 && maps_are_empty(&gw)), "{}", status(&gw));
+}

@@ -22,6 +22,7 @@ use crate::jsonrpc;
 mod logging;
 mod server_requests;
 mod subscriptions;
+mod tasks;
 
 pub use logging::LogLevel;
 
@@ -90,6 +91,7 @@ pub struct Gateway {
     next_session: AtomicU64,
     server_requests: server_requests::ServerRequests,
     subscriptions: subscriptions::Subscriptions,
+    tasks: tasks::Tasks,
     started: Instant,
 }
 
@@ -114,6 +116,7 @@ impl Gateway {
                 next_session: AtomicU64::new(1),
                 server_requests: Default::default(),
                 subscriptions: Default::default(),
+                tasks: Default::default(),
                 started: Instant::now(),
             }
         })
@@ -161,6 +164,7 @@ impl Gateway {
     pub fn unregister_session(self: &Arc<Self>, id: SessionId) {
         lock(&self.sessions).remove(&id);
         self.drop_server_requests_of_session(id);
+        self.drop_tasks_of_session(id);
         self.sync_log_levels();
         let gateway = self.clone();
         tokio::spawn(async move { gateway.drop_subscriptions_of_session(id).await });
@@ -427,6 +431,7 @@ impl Gateway {
             "pending": {
                 "server_requests": self.server_requests.len(),
                 "subscriptions": self.subscriptions.len(),
+                "tasks": self.tasks.len(),
             },
         })
     }
@@ -466,6 +471,7 @@ impl BackendHandler for Hooks {
             "notifications/resources/updated" => gateway.route_resource_update(backend, message),
             "notifications/cancelled" => gateway.on_backend_cancelled(backend, jsonrpc::params(&message)),
             "notifications/elicitation/complete" => gateway.route_elicitation_complete(backend, message),
+            "notifications/tasks/status" => gateway.route_task_status(backend, message),
             _ => debug!(server = %backend.server, method, "dropped a backend notification"),
         }
     }

@@ -89,7 +89,7 @@ impl Gateway {
                 return refuse(jsonrpc::METHOD_NOT_FOUND, format!("mcp-gateway does not relay `{other}` to clients"));
             }
         }
-        let session = match self.cause_of(backend) {
+        let session = match self.cause_of(backend, &params) {
             Ok(session) => session,
             Err(reason) => return refuse(jsonrpc::INVALID_REQUEST, reason),
         };
@@ -116,8 +116,15 @@ impl Gateway {
         session.sink.send(forwarded);
     }
 
-    /// The one session whose calls are in flight on `backend`.
-    fn cause_of(&self, backend: &Backend) -> Result<SessionInfo, String> {
+    /// The session a server request belongs to: the owner of the task it names,
+    /// else the one session whose calls are in flight on `backend`.
+    fn cause_of(&self, backend: &Backend, params: &Value) -> Result<SessionInfo, String> {
+        if let Some(task) = super::tasks::related_task(params) {
+            return self
+                .task_owner(task)
+                .and_then(|owner| self.session(owner))
+                .ok_or_else(|| format!("the client that owns task `{task}` is not connected"));
+        }
         let in_flight = backend.sessions_in_flight();
         let mut sessions = in_flight.iter();
         match (sessions.next(), sessions.next()) {

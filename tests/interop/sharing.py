@@ -1,39 +1,66 @@
-"""N concurrent sessions through N shims, each calling echo with distinct messages;
-every reply must reach its own caller."""
+"""N concurrent sessions, each through its own shim, each calling echo with its own
+distinct messages, a few calls in flight per session: every reply must carry
+exactly its own caller's message.
+
+Output: {"sessions": N, "calls": total, "ok": true, "tools": <tools seen by session 0>}
+"""
 import asyncio
+import re
+import sys
+import time
 import uuid
 
-from _common import client, fail, finish, parser, text_of
+from _common import client, fail, finish, parser, run, text_of
+
+TOKEN = re.compile(r"s\d+-c\d+-[0-9a-f]{32}")
 
 
-async def session(args, index, results):
+async def session(args, index, ready, results):
     async with client(args) as c:
         tools = [t.name for t in (await c.list_tools()).tools]
         echo = f"{args.tool_prefix}echo"
         if echo not in tools:
             fail(f"session {index}: {echo} not in {tools}")
-        results.setdefault("tools", len(tools))
-        run = uuid.uuid4().hex
-        for call in range(args.calls):
-            message = f"s{index}-c{call}-{run}"
-            reply = text_of(await c.call_tool(echo, {"message": message}))
-            if message not in reply:
-                fail(f"session {index} call {call}: sent {message!r}, got {reply!r}")
-            for other in range(args.sessions):
-                if other != index and f"s{other}-c" in reply:
-                    fail(f"session {index} got session {other}'s reply: {reply!r}")
-        results[index] = args.calls
+        results["tools"][index] = len(tools)
+        # Every session connected before any calls: the calls overlap across sessions.
+        await ready.wait()
+
+        inflight = asyncio.Semaphore(max(1, args.inflight))
+        done = 0
+
+        async def call(number):
+            nonlocal done
+            message = f"s{index}-c{number}-{uuid.uuid4().hex}"
+            async with inflight:
+                result = await c.call_tool(echo, {"message": message})
+            reply = text_of(result)
+            if result.is_error:
+                fail(f"session {index} call {number}: tool error {reply!r}")
+            tokens = TOKEN.findall(reply)
+            if tokens != [message]:
+                fail(f"session {index} call {number}: sent {message!r}, got {reply!r}")
+            done += 1
+
+        await asyncio.gather(*(call(n) for n in range(args.calls)))
+        results["calls"][index] = done
 
 
 async def main():
     p = parser(__doc__)
     p.add_argument("--sessions", type=int, default=5)
-    p.add_argument("--calls", type=int, default=100)
+    p.add_argument("--calls", type=int, default=100, help="calls per session")
+    p.add_argument("--inflight", type=int, default=4, help="calls in flight at once within one session")
     args = p.parse_args()
-    results = {}
-    await asyncio.gather(*(session(args, i, results) for i in range(args.sessions)))
-    total = sum(v for k, v in results.items() if isinstance(k, int))
-    finish({"sessions": args.sessions, "calls": total, "ok": total == args.sessions * args.calls, "tools": results.get("tools")})
+    results = {"tools": {}, "calls": {}}
+    ready = asyncio.Barrier(args.sessions)
+
+    started = time.monotonic()
+    await asyncio.gather(*(session(args, i, ready, results) for i in range(args.sessions)))
+    total = sum(results["calls"].values())
+    if total != args.sessions * args.calls:
+        fail(f"{total} calls answered, not {args.sessions * args.calls}")
+    print(f"{total} calls in {args.sessions} sessions took {time.monotonic() - started:.2f} s", file=sys.stderr)
+    finish({"sessions": args.sessions, "calls": total, "ok": True, "tools": results["tools"].get(0)})
 
 
-asyncio.run(main())
+run(main)

