@@ -7,11 +7,24 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 /// The preamble format this build speaks.
 pub const PREAMBLE_VERSION: u32 = 1;
+
+/// A client's environment (credentials included). Its `Debug` shows only how
+/// many variables it has, so no log line or error can ever print a value.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ClientEnv(pub Arc<BTreeMap<String, String>>);
+
+impl std::fmt::Debug for ClientEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ClientEnv(<{} variables>)", self.0.len())
+    }
+}
 
 /// The first line a client of the socket sends.
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -26,7 +39,7 @@ pub struct Preamble {
     pub cwd: Option<PathBuf>,
     /// The environment the client ran in (a source of credentials).
     #[serde(default)]
-    pub env: BTreeMap<String, String>,
+    pub env: ClientEnv,
     /// `--profile` given to the shim.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<String>,
@@ -97,7 +110,8 @@ mod tests {
     fn accepts_current_version() {
         let p = parse(br#"{"mcp_gateway_preamble":1,"cwd":"/tmp","env":{"A":"b"}}"#).unwrap();
         assert_eq!(p.cwd.as_deref(), Some(std::path::Path::new("/tmp")));
-        assert_eq!(p.env.get("A").map(String::as_str), Some("b"));
+        assert_eq!(p.env.0.get("A").map(String::as_str), Some("b"));
+        assert_eq!(format!("{:?}", p.env), "ClientEnv(<1 variables>)", "values never reach Debug output");
     }
 
     #[test]

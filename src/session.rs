@@ -26,7 +26,7 @@ use crate::backend::pending::SessionSink;
 use crate::catalog::Catalog;
 use crate::framing::{Frame, LineCodec};
 use crate::jsonrpc::{self, Kind};
-use crate::preamble::{self, Preamble, PreambleReply};
+use crate::preamble::{self, PreambleReply};
 use crate::router::{Gateway, LogLevel, SessionInfo};
 
 /// Protocol versions the front side speaks, newest first.
@@ -81,14 +81,16 @@ pub async fn serve_connection(gateway: Arc<Gateway>, stream: UnixStream, shutdow
             cwd: preamble.cwd.clone(),
             profile: preamble.profile.clone(),
             client_pid: preamble.client_pid,
+            env: preamble.env,
             client_name: None,
+            protocol_version: None,
             capabilities: Value::Null,
             log_level: None,
             connected: Instant::now(),
         };
         gateway.register_session(info.clone());
-        info!(cwd = ?preamble.cwd, "session started");
-        let session = Arc::new(Session::new(gateway.clone(), info, preamble));
+        info!(cwd = ?info.cwd, "session started");
+        let session = Arc::new(Session::new(gateway.clone(), info));
         session.run(frames, shutdown).await;
         gateway.unregister_session(id);
         drop(session);
@@ -113,12 +115,6 @@ async fn write_messages(mut write: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiv
         }
     }
     let _ = write.shutdown().await;
-}
-
-/// What a session negotiated in `initialize`.
-#[derive(Debug, Default)]
-struct Negotiated {
-    protocol_version: Option<String>,
 }
 
 type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
@@ -146,9 +142,6 @@ impl Drop for InFlight {
 struct Session {
     gateway: Arc<Gateway>,
     info: SessionInfo,
-    #[allow(dead_code)]
-    preamble: Preamble,
-    negotiated: Mutex<Negotiated>,
     /// Requests in flight, by the client's id as JSON text, so a cancellation finds them.
     in_flight: Mutex<HashMap<String, CancellationToken>>,
 }
@@ -157,14 +150,8 @@ struct Session {
 type Outcome = Option<Value>;
 
 impl Session {
-    fn new(gateway: Arc<Gateway>, info: SessionInfo, preamble: Preamble) -> Self {
-        Self {
-            gateway,
-            info,
-            preamble,
-            negotiated: Mutex::new(Negotiated::default()),
-            in_flight: Mutex::new(HashMap::new()),
-        }
+    fn new(gateway: Arc<Gateway>, info: SessionInfo) -> Self {
+        Self { gateway, info, in_flight: Mutex::new(HashMap::new()) }
     }
 
     fn send(&self, message: Value) {
@@ -380,10 +367,9 @@ impl Session {
             .copied()
             .unwrap_or(SUPPORTED_PROTOCOL_VERSIONS[0]);
         let client_name = params.pointer("/clientInfo/name").and_then(Value::as_str).map(str::to_string);
-        self.negotiated.lock().unwrap_or_else(|e| e.into_inner()).protocol_version = Some(version.to_string());
         info!(client = ?client_name, version, "client initialized the session");
         let capabilities = params.get("capabilities").cloned().unwrap_or(Value::Null);
-        self.gateway.set_client_info(self.info.id, client_name, capabilities);
+        self.gateway.set_client_info(self.info.id, client_name, version, capabilities);
         let known = self.gateway.known_listings();
         let instructions: Vec<String> = known
             .iter()

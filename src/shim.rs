@@ -120,9 +120,11 @@ impl Connector {
             mcp_gateway_preamble: PREAMBLE_VERSION,
             control: None,
             cwd: std::env::current_dir().ok(),
-            env: std::env::vars_os()
-                .map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned()))
-                .collect(),
+            env: crate::preamble::ClientEnv(Arc::new(
+                std::env::vars_os()
+                    .map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned()))
+                    .collect(),
+            )),
             profile: self.profile.clone(),
             client_pid: Some(std::os::unix::process::parent_id()),
             shim_version: crate::VERSION.to_string(),

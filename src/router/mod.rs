@@ -18,6 +18,7 @@ use crate::backend::{Backend, BackendError, BackendHandler, BackendPool, Sharing
 use crate::catalog::{Catalog, CatalogInput, ListingCache, ServerListing};
 use crate::config::{Config, ServerConfig};
 use crate::jsonrpc;
+use crate::preamble::ClientEnv;
 
 mod logging;
 mod server_requests;
@@ -63,7 +64,11 @@ pub struct SessionInfo {
     pub cwd: Option<PathBuf>,
     pub profile: Option<String>,
     pub client_pid: Option<u32>,
+    /// The environment the client ran in (a credential source; never shown).
+    pub env: ClientEnv,
     pub client_name: Option<String>,
+    /// The protocol version negotiated in `initialize`.
+    pub protocol_version: Option<String>,
     /// What the client declared in `initialize` (sampling, elicitation, roots…).
     pub capabilities: Value,
     /// The level set with `logging/setLevel`; no log messages reach a session without one.
@@ -146,9 +151,10 @@ impl Gateway {
     }
 
     /// Records what the client said about itself in `initialize`.
-    pub fn set_client_info(&self, id: SessionId, name: Option<String>, capabilities: Value) {
+    pub fn set_client_info(&self, id: SessionId, name: Option<String>, version: &str, capabilities: Value) {
         if let Some(info) = lock(&self.sessions).get_mut(&id) {
             info.client_name = name;
+            info.protocol_version = Some(version.to_string());
             info.capabilities = capabilities;
         }
     }
@@ -414,6 +420,8 @@ impl Gateway {
                         "id": s.id,
                         "client": s.client_name,
                         "client_pid": s.client_pid,
+                        "protocol_version": s.protocol_version,
+                        "log_level": s.log_level.map(LogLevel::as_str),
                         "cwd": s.cwd,
                         "profile": s.profile,
                         "connected_secs": s.connected.elapsed().as_secs(),

@@ -67,9 +67,14 @@ def finish(summary):
     print(json.dumps(summary), flush=True)
 
 
+class Failed(Exception):
+    """A check failed; its FAILED line is already on stderr."""
+
+
 def fail(message):
+    """Reports a failed check and raises Failed (run() turns it into exit status 1)."""
     print(f"FAILED: {message}", file=sys.stderr, flush=True)
-    sys.exit(1)
+    raise Failed(message)
 
 
 def _leaves(error):
@@ -81,16 +86,15 @@ def _leaves(error):
 
 
 def run(main):
-    """asyncio.run(main()), turning any exception into a traceback and a FAILED line."""
+    """asyncio.run(main()); on any failure exits 1 with a FAILED line on stderr
+    (and the traceback, for anything but a failed check)."""
     try:
         asyncio.run(main())
     except SystemExit:
-        raise
+        raise  # argparse: --help, a usage error
     except BaseException as error:  # noqa: BLE001 - report everything, exception groups too
-        leaves = list(_leaves(error))
-        exits = [e for e in leaves if isinstance(e, SystemExit)]
-        if exits and len(exits) == len(leaves):
-            # fail() inside the SDK's task groups: its FAILED line is already out.
-            sys.exit(exits[0].code)
-        traceback.print_exc()
-        fail("; ".join(f"{type(e).__name__}: {e}" for e in leaves if not isinstance(e, SystemExit)))
+        unexpected = [e for e in _leaves(error) if not isinstance(e, Failed)]
+        if unexpected:
+            traceback.print_exc()
+            print("FAILED: " + "; ".join(f"{type(e).__name__}: {e}" for e in unexpected), file=sys.stderr, flush=True)
+        sys.exit(1)

