@@ -62,6 +62,8 @@ pub struct ServerConfig {
     pub serialize: bool,
     /// Overrides the global `request_timeout_secs` for this server.
     pub request_timeout_secs: Option<u64>,
+    /// Overrides the global `idle_timeout` for this server.
+    pub idle_timeout: Option<std::time::Duration>,
     /// One line shown to people and models about what the server is for.
     pub description: Option<String>,
 }
@@ -91,6 +93,8 @@ struct RawServer {
     #[serde(default)]
     serialize: bool,
     request_timeout_secs: Option<u64>,
+    #[serde(default, with = "humantime_serde")]
+    idle_timeout: Option<std::time::Duration>,
     description: Option<String>,
 }
 
@@ -138,6 +142,7 @@ impl TryFrom<RawServer> for ServerConfig {
             enabled: raw.enabled,
             serialize: raw.serialize,
             request_timeout_secs: raw.request_timeout_secs,
+            idle_timeout: raw.idle_timeout,
             description: raw.description,
         })
     }
@@ -176,12 +181,15 @@ pub struct Profile {
     pub tools: Option<ToolsMode>,
 }
 
-/// A workspace mapping: a path (with `~`) to a profile.
+/// A workspace mapping: a path (with `~`) to a profile, and whether the
+/// workspace's own `.mcp-gateway.yaml` may add servers (it runs their commands).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WorkspaceMapping {
     #[serde(default)]
     pub profile: Option<String>,
+    #[serde(default)]
+    pub trust: bool,
 }
 
 /// The whole config file.
@@ -213,6 +221,12 @@ pub struct Config {
     /// the backend is told it was cancelled), in seconds.
     #[serde(default = "default_request_timeout")]
     pub request_timeout_secs: u64,
+    /// A backend no session has used for this long is stopped (`10m`, `30s`, …).
+    #[serde(default = "default_idle_timeout", with = "humantime_serde")]
+    pub idle_timeout: std::time::Duration,
+    /// Files or directories that mark a workspace root.
+    #[serde(default = "crate::workspace::default_markers")]
+    pub workspace_markers: Vec<String>,
     /// How long shutdown waits for backends after SIGTERM before SIGKILL, in seconds.
     #[serde(default = "default_shutdown_grace")]
     pub shutdown_grace_secs: u64,
@@ -230,6 +244,9 @@ fn default_startup_timeout() -> u64 {
 fn default_request_timeout() -> u64 {
     600
 }
+fn default_idle_timeout() -> std::time::Duration {
+    std::time::Duration::from_secs(600)
+}
 fn default_shutdown_grace() -> u64 {
     5
 }
@@ -246,6 +263,8 @@ impl Default for Config {
             page_size: default_page_size(),
             startup_timeout_secs: default_startup_timeout(),
             request_timeout_secs: default_request_timeout(),
+            idle_timeout: default_idle_timeout(),
+            workspace_markers: crate::workspace::default_markers(),
             shutdown_grace_secs: default_shutdown_grace(),
         }
     }
@@ -293,6 +312,15 @@ impl Config {
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
                 return Err(invalid(format!(
                     "server name {name:?} may only use letters, digits, `_` and `-` (it becomes part of tool names)"
+                )));
+            }
+        }
+        for (path, mapping) in &self.workspaces {
+            if let Some(profile) = &mapping.profile
+                && !self.profiles.contains_key(profile)
+            {
+                return Err(invalid(format!(
+                    "workspace {path:?} names profile `{profile}`, which is not defined under `profiles`"
                 )));
             }
         }

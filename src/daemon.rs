@@ -129,7 +129,7 @@ async fn start(
     };
     let listener =
         UnixListener::from_std(listener).map_err(|source| DaemonError::Bind { path: socket.clone(), source })?;
-    let gateway = Gateway::new(config, ListingCache::load(&paths::catalog_cache_path()));
+    let gateway = Gateway::new(config, &location.path, ListingCache::load(&paths::catalog_cache_path()));
     Ok((gateway, listener, owned, socket))
 }
 

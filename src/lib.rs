@@ -14,6 +14,7 @@ pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod credentials;
 pub mod daemon;
 pub mod framing;
 pub mod jsonrpc;
@@ -22,6 +23,7 @@ pub mod preamble;
 pub mod router;
 pub mod session;
 pub mod shim;
+pub mod workspace;
 
 /// The version of this build, reported in the preamble reply and `serverInfo`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

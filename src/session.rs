@@ -67,6 +67,14 @@ pub async fn serve_connection(gateway: Arc<Gateway>, stream: UnixStream, shutdow
         crate::control::handle(&gateway, &command, write, shutdown).await;
         return;
     }
+    let (workspace, profile) = match gateway.session_context(preamble.cwd.as_deref(), preamble.profile.as_deref()) {
+        Ok(context) => context,
+        Err(reason) => {
+            warn!(%reason, "refused a session");
+            let _ = write_json(&mut write, &PreambleReply::refused(reason)).await;
+            return;
+        }
+    };
     let id = gateway.next_session_id();
     let span = tracing::info_span!("session", id, client_pid = preamble.client_pid);
     async move {
@@ -79,7 +87,8 @@ pub async fn serve_connection(gateway: Arc<Gateway>, stream: UnixStream, shutdow
             id,
             sink: SessionSink::new(id, tx),
             cwd: preamble.cwd.clone(),
-            profile: preamble.profile.clone(),
+            workspace,
+            profile,
             client_pid: preamble.client_pid,
             env: preamble.env,
             client_name: None,
@@ -89,7 +98,7 @@ pub async fn serve_connection(gateway: Arc<Gateway>, stream: UnixStream, shutdow
             connected: Instant::now(),
         };
         gateway.register_session(info.clone());
-        info!(cwd = ?info.cwd, "session started");
+        info!(cwd = ?info.cwd, workspace = %info.workspace.display(), profile = ?info.profile, "session started");
         let session = Arc::new(Session::new(gateway.clone(), info));
         session.run(frames, shutdown).await;
         gateway.unregister_session(id);
@@ -370,7 +379,7 @@ impl Session {
         info!(client = ?client_name, version, "client initialized the session");
         let capabilities = params.get("capabilities").cloned().unwrap_or(Value::Null);
         self.gateway.set_client_info(self.info.id, client_name, version, capabilities);
-        let known = self.gateway.known_listings();
+        let known = self.gateway.known_listings(&self.info);
         let instructions: Vec<String> = known
             .iter()
             .filter_map(|(server, listing)| Some(format!("## {server}\n{}", listing.instructions()?)))
@@ -404,7 +413,7 @@ impl Session {
     }
 
     async fn list(&self, id: Value, params: &Value, items: fn(&Catalog) -> &Vec<Value>, field: &str) -> Value {
-        let catalog = self.gateway.catalog().await;
+        let catalog = self.gateway.catalog(&self.info).await;
         let page_size = self.gateway.config().page_size;
         match paginate(items(&catalog), params.get("cursor"), page_size) {
             Ok((page, next)) => {
@@ -422,7 +431,7 @@ impl Session {
         let Some(name) = params.get("name").and_then(Value::as_str).map(str::to_string) else {
             return jsonrpc::error(id, jsonrpc::INVALID_PARAMS, format!("{method} needs a string `name`"));
         };
-        let catalog = self.gateway.catalog().await;
+        let catalog = self.gateway.catalog(&self.info).await;
         let target = match kind {
             Named::Tool => catalog.tool(&name),
             Named::Prompt => catalog.prompt(&name),
@@ -438,7 +447,7 @@ impl Session {
         let Some(uri) = params.get("uri").and_then(Value::as_str).map(str::to_string) else {
             return jsonrpc::error(id, jsonrpc::INVALID_PARAMS, "resources/read needs a string `uri`");
         };
-        let catalog = self.gateway.catalog().await;
+        let catalog = self.gateway.catalog(&self.info).await;
         match catalog.resource_server(&uri) {
             Some(server) => self.forward(id, server, "resources/read", params).await,
             None => jsonrpc::error_with_data(
@@ -451,7 +460,7 @@ impl Session {
     }
 
     async fn complete(&self, id: Value, mut params: Value) -> Value {
-        let catalog = self.gateway.catalog().await;
+        let catalog = self.gateway.catalog(&self.info).await;
         let reference = params.get("ref").cloned().unwrap_or(Value::Null);
         let server = match reference.get("type").and_then(Value::as_str) {
             Some("ref/prompt") => {

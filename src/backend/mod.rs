@@ -6,7 +6,7 @@ pub mod spawner;
 pub mod stderr;
 pub mod stdio;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use self::pending::{PendingTable, SessionSink};
+use self::pending::{PendingTable, SessionId, SessionSink};
 use self::stderr::StderrRing;
 use crate::config::{ServerConfig, Transport};
 use crate::jsonrpc;
@@ -48,14 +48,29 @@ pub fn stderr_suffix(tail: &[String]) -> String {
     if tail.is_empty() { String::new() } else { format!("; last stderr lines:\n  {}", tail.join("\n  ")) }
 }
 
-/// What decides whether two sessions share one backend instance.
+/// What decides whether two sessions share one backend instance: `global`,
+/// `workspace:<root>`, `session:<id>` or `credential:<keyed hash>`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SharingKey(pub String);
 
-impl SharingKey {
-    pub fn global() -> Self {
-        SharingKey("global".to_string())
-    }
+/// One backend instance: its server, sharing key, and a keyed hash of its
+/// resolved definition (so that new credentials or a changed definition get a
+/// new instance while the old one drains).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Identity {
+    pub server: String,
+    pub key: SharingKey,
+    pub instance: String,
+}
+
+/// A server definition with every `${VAR}` resolved for one sharing key. It
+/// holds credentials: never logged, never shown.
+#[derive(Clone)]
+pub struct Resolved {
+    pub command: String,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub cwd: Option<String>,
 }
 
 /// What a backend says that is not an answer to the gateway: requests for a
@@ -74,6 +89,14 @@ pub trait BackendHandler: Send + Sync {
 pub struct Backend {
     pub server: String,
     pub key: SharingKey,
+    pub identity: Identity,
+    /// The definition it was started from (its settings: serialize, timeouts).
+    pub config: ServerConfig,
+    /// Sessions that have used this instance and are still connected.
+    users: Mutex<HashSet<SessionId>>,
+    /// When a session request last started or ended here.
+    last_used: Mutex<Instant>,
+    handed_out: AtomicBool,
     /// The backend's `initialize` result, once it answered.
     initialize: std::sync::OnceLock<Value>,
     pub pid: Option<u32>,
@@ -105,6 +128,11 @@ impl Backend {
         if !self.is_alive() {
             return Err(self.exit_error());
         }
+        if let Some(sink) = sink {
+            self.touch();
+            lock(&self.users).insert(sink.id);
+        }
+        let _touch_when_done = sink.map(|_| TouchOnDrop(self));
         let (id, rx) = self.pending.register(sink, &mut params);
         let guard = CancelOnDrop { backend: self, id, armed: true };
         let message = jsonrpc::request(Value::from(id), method, params);
@@ -137,6 +165,35 @@ impl Backend {
             Some(serial) => serial.acquire().await.ok(),
             None => None,
         }
+    }
+
+    fn touch(&self) {
+        *lock(&self.last_used) = Instant::now();
+    }
+
+    /// How long no session request has started or ended here.
+    pub fn idle_for(&self) -> Duration {
+        lock(&self.last_used).elapsed()
+    }
+
+    /// The sessions that have used this instance.
+    pub fn users(&self) -> HashSet<SessionId> {
+        lock(&self.users).clone()
+    }
+
+    /// Counts a session as a user of this instance (it gets its log messages).
+    pub fn attach(&self, session: SessionId) {
+        lock(&self.users).insert(session);
+    }
+
+    /// True exactly once: the first time the gateway hands this instance out.
+    pub fn first_use(&self) -> bool {
+        !self.handed_out.swap(true, Ordering::AcqRel)
+    }
+
+    /// Forgets a session that disconnected.
+    pub fn detach(&self, session: SessionId) {
+        lock(&self.users).remove(&session);
     }
 
     /// Records the level the backend was asked to log at; true when it changed.
@@ -202,6 +259,19 @@ impl Backend {
     }
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Marks the backend used when a session request ends, however it ends.
+struct TouchOnDrop<'a>(&'a Backend);
+
+impl Drop for TouchOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.touch();
+    }
+}
+
 struct CancelOnDrop<'a> {
     backend: &'a Backend,
     id: u64,
@@ -244,6 +314,9 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
 pub struct BackendStatus {
     pub server: String,
     pub key: String,
+    pub instance: String,
+    pub sessions: usize,
+    pub idle_secs: u64,
     pub state: &'static str,
     pub pid: Option<u32>,
     pub uptime_secs: u64,
@@ -256,7 +329,7 @@ pub struct BackendStatus {
 
 /// Every backend instance of the daemon, keyed by `(server, sharing key)`.
 pub struct BackendPool {
-    slots: Mutex<HashMap<(String, SharingKey), Arc<Slot>>>,
+    slots: Mutex<HashMap<Identity, Arc<Slot>>>,
     handler: Arc<dyn BackendHandler>,
     startup_timeout: Mutex<Duration>,
     max_message_bytes: Mutex<usize>,
@@ -278,20 +351,20 @@ impl BackendPool {
         *self.max_message_bytes.lock().unwrap_or_else(|e| e.into_inner()) = max_message_bytes;
     }
 
-    fn slot(&self, server: &str, key: &SharingKey) -> Arc<Slot> {
-        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-        slots.entry((server.to_string(), key.clone())).or_default().clone()
+    fn slot(&self, identity: &Identity) -> Arc<Slot> {
+        lock(&self.slots).entry(identity.clone()).or_default().clone()
     }
 
-    /// The live backend for `(server, key)`, spawning it first if needed.
+    /// The live backend for `identity`, spawning it first if needed.
     /// Concurrent callers wait for the one spawn.
     pub async fn get(
         &self,
-        server: &str,
+        identity: &Identity,
         config: &ServerConfig,
-        key: &SharingKey,
+        resolved: &Resolved,
     ) -> Result<Arc<Backend>, BackendError> {
-        let slot = self.slot(server, key);
+        let server = identity.server.as_str();
+        let slot = self.slot(identity);
         let mut instance = slot.instance.lock().await;
         if let Some(running) = instance.as_ref()
             && running.backend.is_alive()
@@ -308,9 +381,9 @@ impl BackendPool {
             Transport::Docker => return Err(BackendError::Unsupported { server: server.into(), transport: "docker" }),
         }
         let options = stdio::SpawnOptions {
-            server,
-            key: key.clone(),
+            identity: identity.clone(),
             config,
+            resolved,
             startup_timeout: *self.startup_timeout.lock().unwrap_or_else(|e| e.into_inner()),
             max_message_bytes: *self.max_message_bytes.lock().unwrap_or_else(|e| e.into_inner()),
             handler: self.handler.clone(),
@@ -331,26 +404,43 @@ impl BackendPool {
             .collect()
     }
 
-    /// The live backend for `(server, key)` if one is running; never spawns.
-    pub fn running(&self, server: &str, key: &SharingKey) -> Option<Arc<Backend>> {
-        let slot =
-            self.slots.lock().unwrap_or_else(|e| e.into_inner()).get(&(server.to_string(), key.clone()))?.clone();
+    /// The live backend of `identity` if one is running; never spawns.
+    pub fn running(&self, identity: &Identity) -> Option<Arc<Backend>> {
+        let slot = lock(&self.slots).get(identity)?.clone();
         let instance = slot.instance.try_lock().ok()?;
         instance.as_ref().map(|i| i.backend.clone()).filter(|b| b.is_alive())
     }
 
+    /// Stops one instance (idle, or replaced) and forgets its slot.
+    pub async fn stop(&self, identity: &Identity, grace: Duration) {
+        let Some(slot) = lock(&self.slots).remove(identity) else { return };
+        if let Some(instance) = slot.instance.lock().await.take() {
+            instance.process.stop(grace).await;
+        }
+    }
+
+    /// Forgets a disconnected session in every instance.
+    pub fn detach(&self, session: SessionId) {
+        for backend in self.running_all() {
+            backend.detach(session);
+        }
+    }
+
     /// A row per known instance, for `status`.
     pub fn status(&self) -> Vec<BackendStatus> {
-        let slots: Vec<((String, SharingKey), Arc<Slot>)> = {
-            let slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        let slots: Vec<(Identity, Arc<Slot>)> = {
+            let slots = lock(&self.slots);
             slots.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
         };
         let mut rows: Vec<BackendStatus> = slots
             .into_iter()
-            .map(|((server, key), slot)| {
+            .map(|(identity, slot)| {
                 let mut row = BackendStatus {
-                    server,
-                    key: key.0,
+                    server: identity.server,
+                    key: identity.key.0,
+                    instance: identity.instance,
+                    sessions: 0,
+                    idle_secs: 0,
                     state: "stopped",
                     pid: None,
                     uptime_secs: 0,
@@ -368,6 +458,8 @@ impl BackendPool {
                             row.pid = b.pid.filter(|_| b.is_alive());
                             row.uptime_secs = b.started.elapsed().as_secs();
                             (row.in_flight, row.progress_routes) = b.in_flight();
+                            row.sessions = lock(&b.users).len();
+                            row.idle_secs = b.idle_for().as_secs();
                             row.rss_kib = row.pid.and_then(rss_kib);
                             row.last_exit = b.exit_status();
                         }
@@ -377,7 +469,7 @@ impl BackendPool {
                 row
             })
             .collect();
-        rows.sort_by(|a, b| (&a.server, &a.key).cmp(&(&b.server, &b.key)));
+        rows.sort_by(|a, b| (&a.server, &a.key, &a.instance).cmp(&(&b.server, &b.key, &b.instance)));
         rows
     }
 

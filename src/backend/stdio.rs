@@ -22,8 +22,8 @@ use tracing::{Instrument, debug, info, warn};
 
 use super::pending::PendingTable;
 use super::stderr::StderrRing;
-use super::{BACKEND_PROTOCOL_VERSION, Backend, BackendError, BackendHandler, SharingKey, stderr_suffix};
-use crate::config::{self, ServerConfig};
+use super::{BACKEND_PROTOCOL_VERSION, Backend, BackendError, BackendHandler, Identity, Resolved, stderr_suffix};
+use crate::config::ServerConfig;
 use crate::framing::{Frame, LineCodec};
 use crate::jsonrpc::{self, Kind};
 
@@ -39,9 +39,9 @@ const PRIVATE_ENV: &[&str] = &[
 ];
 
 pub struct SpawnOptions<'a> {
-    pub server: &'a str,
-    pub key: SharingKey,
+    pub identity: Identity,
     pub config: &'a ServerConfig,
+    pub resolved: &'a Resolved,
     pub startup_timeout: Duration,
     pub max_message_bytes: usize,
     pub handler: Arc<dyn BackendHandler>,
@@ -77,31 +77,15 @@ impl ProcessHandle {
     }
 }
 
-/// Expands `${VAR}` in one field of the server's definition.
-fn expanded(server: &str, field: &str, value: &str) -> Result<String, BackendError> {
-    config::expand(value, &|name| std::env::var(name).ok()).map_err(|missing| BackendError::Config {
-        server: server.to_string(),
-        message: format!("{missing}, needed by `{field}`"),
-    })
-}
-
-fn build_command(server: &str, def: &ServerConfig) -> Result<Command, BackendError> {
-    let program = def
-        .command
-        .as_deref()
-        .ok_or_else(|| BackendError::Config { server: server.to_string(), message: "no `command` to run".into() })?;
-    let mut command = Command::new(expanded(server, "command", program)?);
-    for arg in &def.args {
-        command.arg(expanded(server, "args", arg)?);
-    }
+fn build_command(resolved: &Resolved) -> Command {
+    let mut command = Command::new(&resolved.command);
+    command.args(&resolved.args);
     for name in PRIVATE_ENV {
         command.env_remove(name);
     }
-    for (name, value) in &def.env {
-        command.env(name, expanded(server, &format!("env.{name}"), value)?);
-    }
-    if let Some(cwd) = &def.cwd {
-        command.current_dir(expanded(server, "cwd", cwd)?);
+    command.envs(resolved.env.iter().map(|(k, v)| (k, v)));
+    if let Some(cwd) = &resolved.cwd {
+        command.current_dir(cwd);
     }
     command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(false);
     // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
@@ -111,17 +95,18 @@ fn build_command(server: &str, def: &ServerConfig) -> Result<Command, BackendErr
             Ok(())
         });
     }
-    Ok(command)
+    command
 }
 
 /// Starts a backend and completes its `initialize` handshake.
 pub async fn spawn(options: SpawnOptions<'_>) -> Result<(Arc<Backend>, ProcessHandle), BackendError> {
-    let server = options.server.to_string();
+    let server = options.identity.server.clone();
     // A root span: the backend outlives the session whose request started it.
-    let span = tracing::info_span!(parent: None, "backend", server = %server, key = %options.key.0);
-    let command = build_command(&server, options.config)?;
+    let span = tracing::info_span!(parent: None, "backend", server = %server, key = %options.identity.key.0);
+    let command = build_command(options.resolved);
     let mut child = super::spawner::spawn(command).await.map_err(|e| BackendError::Spawn {
         server: server.clone(),
+        // The configured command, not the resolved one: that may hold credentials.
         reason: format!("`{}`: {e}", options.config.command.as_deref().unwrap_or_default()),
     })?;
     let pid = child.id();
@@ -132,7 +117,12 @@ pub async fn spawn(options: SpawnOptions<'_>) -> Result<(Arc<Backend>, ProcessHa
     let (writer_tx, writer_rx) = mpsc::unbounded_channel();
     let backend = Arc::new(Backend {
         server: server.clone(),
-        key: options.key.clone(),
+        key: options.identity.key.clone(),
+        identity: options.identity.clone(),
+        config: options.config.clone(),
+        users: Mutex::new(Default::default()),
+        last_used: Mutex::new(Instant::now()),
+        handed_out: AtomicBool::new(false),
         initialize: std::sync::OnceLock::new(),
         pid,
         started: Instant::now(),

@@ -60,8 +60,17 @@ impl LogLevel {
 impl Gateway {
     /// A session's `logging/setLevel`.
     pub fn set_log_level(&self, session: SessionId, level: LogLevel) {
-        if let Some(info) = lock(&self.sessions).get_mut(&session) {
+        let info = {
+            let mut sessions = lock(&self.sessions);
+            let Some(info) = sessions.get_mut(&session) else { return };
             info.log_level = Some(level);
+            info.clone()
+        };
+        // It now listens to every running backend that serves it.
+        for backend in self.pool.running_all() {
+            if self.resolves_to(&info, &backend) {
+                backend.attach(session);
+            }
         }
         self.sync_log_levels();
     }

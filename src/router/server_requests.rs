@@ -143,6 +143,11 @@ impl Gateway {
         }
     }
 
+    /// Whether a request of this backend is waiting for a client's answer.
+    pub(super) fn has_server_requests(&self, backend: &Backend) -> bool {
+        lock(&self.server_requests.pending).values().any(|p| std::ptr::eq(p.backend.as_ptr(), backend))
+    }
+
     /// A client's answer to a request the gateway relayed: back to the backend
     /// under the backend's own id.
     pub fn on_client_response(&self, session: SessionId, message: Value) {

@@ -11,10 +11,11 @@ use tracing::{debug, warn};
 
 use super::{Gateway, SessionInfo, lock};
 use crate::backend::pending::SessionId;
-use crate::backend::{Backend, BackendError, SharingKey};
+use crate::backend::{Backend, BackendError, Identity};
 use crate::jsonrpc;
 
-type Key = (String, SharingKey, String);
+/// The backend instance and the URI.
+type Key = (Identity, String);
 
 #[derive(Default)]
 pub(super) struct Subscriptions {
@@ -49,18 +50,18 @@ impl Gateway {
         session: &SessionInfo,
         uri: &str,
     ) -> Result<(Arc<Backend>, Key), SubscriptionError> {
-        let catalog = self.catalog().await;
+        let catalog = self.catalog(session).await;
         let server = catalog.resource_server(uri).ok_or_else(|| {
             (jsonrpc::RESOURCE_NOT_FOUND, format!("Resource not found: no configured server lists `{uri}`"))
         })?;
-        let backend = self.backend(server, Some(session)).await.map_err(backend_failure)?;
+        let backend = self.backend(server, session).await.map_err(backend_failure)?;
         if backend.initialize_result().pointer("/capabilities/resources/subscribe") != Some(&Value::Bool(true)) {
             return Err((
                 jsonrpc::METHOD_NOT_FOUND,
                 format!("server `{server}` does not support resource subscriptions"),
             ));
         }
-        let key = (server.to_string(), backend.key.clone(), uri.to_string());
+        let key = (backend.identity.clone(), uri.to_string());
         Ok((backend, key))
     }
 
@@ -106,7 +107,7 @@ impl Gateway {
             last
         };
         if last && backend.is_alive() {
-            let uri = &key.2;
+            let uri = &key.1;
             if let Err(e) = backend.request("resources/unsubscribe", json!({ "uri": uri }), None).await {
                 warn!(server = %backend.server, uri, error = %e, "unsubscribe failed");
             }
@@ -122,7 +123,7 @@ impl Gateway {
             .map(|(k, _)| k.clone())
             .collect();
         for key in keys {
-            match self.pool.running(&key.0, &key.1) {
+            match self.pool.running(&key.0) {
                 Some(backend) => self.leave(&backend, &key, session).await,
                 None => {
                     lock(&self.subscriptions.subscribers).remove(&key);
@@ -131,10 +132,15 @@ impl Gateway {
         }
     }
 
+    /// Whether any session is subscribed to something on this backend.
+    pub(super) fn has_subscribers(&self, backend: &Backend) -> bool {
+        lock(&self.subscriptions.subscribers).keys().any(|(identity, _)| *identity == backend.identity)
+    }
+
     /// `notifications/resources/updated`: to the URI's subscribers only.
     pub(super) fn route_resource_update(&self, backend: &Arc<Backend>, message: Value) {
         let Some(uri) = jsonrpc::params(&message).get("uri").and_then(Value::as_str) else { return };
-        let key = (backend.server.clone(), backend.key.clone(), uri.to_string());
+        let key = (backend.identity.clone(), uri.to_string());
         let subscribers: Vec<SessionId> =
             lock(&self.subscriptions.subscribers).get(&key).map(|s| s.iter().copied().collect()).unwrap_or_default();
         if subscribers.is_empty() {

@@ -1,0 +1,228 @@
+//! Where a server's `${VAR}`s come from, and the keyed hashes that let the
+//! gateway tell credential sets apart without ever keeping them in the clear.
+//!
+//! Resolution order, highest first (DESIGN.md, "Credentials"): the workspace's
+//! `.env`, the gateway's `.env`, the profile's `env:` block, the environment the
+//! client ran in (forwarded by the shim), the daemon's own environment.
+//!
+//! `.env` files are re-read when they change (by modification time, size and
+//! inode), so the next call after an edit uses the new values.
+
+use std::collections::{BTreeMap, HashMap};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use hmac::{KeyInit, Mac};
+use tracing::warn;
+
+/// Variables parsed from one `.env` file.
+pub type Vars = Arc<HashMap<String, String>>;
+
+/// A `.env` file that could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}:{line}: {message}")]
+pub struct EnvFileError {
+    pub path: String,
+    pub line: usize,
+    pub message: String,
+}
+
+/// Parses a `.env` file's text (dotenvy's syntax); errors name the line.
+pub fn parse_env(path: &Path, text: &str) -> Result<HashMap<String, String>, EnvFileError> {
+    let mut vars = HashMap::new();
+    for item in dotenvy::from_read_iter(text.as_bytes()) {
+        match item {
+            Ok((key, value)) => {
+                vars.insert(key, value);
+            }
+            Err(dotenvy::Error::LineParse(bad, column)) => {
+                let first = bad.lines().next().unwrap_or_default().trim();
+                let line = text.lines().position(|l| l.trim() == first).map_or(0, |i| i + 1);
+                return Err(EnvFileError {
+                    path: path.display().to_string(),
+                    line,
+                    message: format!("cannot parse this line (at column {})", column + 1),
+                });
+            }
+            Err(e) => {
+                return Err(EnvFileError { path: path.display().to_string(), line: 0, message: e.to_string() });
+            }
+        }
+    }
+    Ok(vars)
+}
+
+#[derive(Clone, PartialEq, Eq)]
+struct Stamp {
+    modified: Option<SystemTime>,
+    len: u64,
+    inode: u64,
+}
+
+struct Cached {
+    stamp: Option<Stamp>,
+    vars: Vars,
+}
+
+/// `.env` files, parsed once per change.
+#[derive(Default)]
+pub struct EnvFiles {
+    cache: Mutex<HashMap<PathBuf, Cached>>,
+}
+
+impl EnvFiles {
+    /// The variables of `path`: empty when it does not exist or cannot be parsed
+    /// (then a warning names the file and line, once per version of the file).
+    pub fn load(&self, path: &Path) -> Vars {
+        let meta = std::fs::metadata(path).ok();
+        let stamp = meta.as_ref().map(|m| Stamp { modified: m.modified().ok(), len: m.len(), inode: m.ino() });
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(cached) = cache.get(path)
+            && cached.stamp == stamp
+        {
+            return cached.vars.clone();
+        }
+        let vars = match (&meta, std::fs::read_to_string(path)) {
+            (Some(meta), Ok(text)) => {
+                if meta.mode() & 0o004 != 0 {
+                    warn!(path = %path.display(), "this .env file is readable by every user on the machine; chmod 600 it");
+                }
+                match parse_env(path, &text) {
+                    Ok(vars) => vars,
+                    Err(e) => {
+                        warn!("ignoring a .env file that cannot be parsed: {e}");
+                        HashMap::new()
+                    }
+                }
+            }
+            _ => HashMap::new(),
+        };
+        let vars = Arc::new(vars);
+        cache.insert(path.to_path_buf(), Cached { stamp, vars: vars.clone() });
+        vars
+    }
+}
+
+/// The sources of one lookup, highest first.
+pub struct Sources {
+    pub workspace_env: Option<Vars>,
+    pub gateway_env: Vars,
+    pub profile_env: BTreeMap<String, String>,
+    pub client_env: crate::preamble::ClientEnv,
+}
+
+impl Sources {
+    /// The value of `name`: the first source that has it, else the daemon's environment.
+    pub fn lookup(&self, name: &str) -> Option<String> {
+        self.workspace_env
+            .as_ref()
+            .and_then(|v| v.get(name).cloned())
+            .or_else(|| self.gateway_env.get(name).cloned())
+            .or_else(|| self.profile_env.get(name).cloned())
+            .or_else(|| self.client_env.0.get(name).cloned())
+            .or_else(|| std::env::var(name).ok())
+    }
+}
+
+/// A keyed hash (HMAC-SHA256 under a key made at daemon start): it tells equal
+/// credential sets apart from different ones, and says nothing about the values
+/// to anyone without the key, which never leaves the daemon's memory.
+pub struct Hasher {
+    key: [u8; 32],
+}
+
+impl Hasher {
+    pub fn new() -> Self {
+        let mut key = [0u8; 32];
+        if let Err(e) =
+            std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut key))
+        {
+            // Still keyed by something no other process knows; never a constant.
+            warn!(error = %e, "no /dev/urandom; keying credential hashes with the clock");
+            let seed = format!("{:?}{:?}", SystemTime::now(), std::process::id());
+            key[..seed.len().min(32)].copy_from_slice(&seed.as_bytes()[..seed.len().min(32)]);
+        }
+        Self { key }
+    }
+
+    /// A short hex digest of `parts`, each length-prefixed so no two lists collide.
+    pub fn digest<'a>(&self, parts: impl IntoIterator<Item = &'a str>) -> String {
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.key).expect("HMAC takes any key length");
+        for part in parts {
+            mac.update(&(part.len() as u64).to_le_bytes());
+            mac.update(part.as_bytes());
+        }
+        mac.finalize().into_bytes().iter().take(8).map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+impl Default for Hasher {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_env_files_and_names_the_bad_line() {
+        let vars = parse_env(Path::new(".env"), "A=1\n# comment\nexport B=\"two words\"\n\nC='x'\n").unwrap();
+        assert_eq!(vars["A"], "1");
+        assert_eq!(vars["B"], "two words");
+        assert_eq!(vars["C"], "x");
+        let err = parse_env(Path::new("/w/.env"), "A=1\nB=2\nthis is not a line\n").unwrap_err();
+        assert_eq!((err.path.as_str(), err.line), ("/w/.env", 3), "{err}");
+        assert!(err.to_string().starts_with("/w/.env:3:"), "{err}");
+    }
+
+    #[test]
+    fn env_files_are_reread_when_they_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".env");
+        let files = EnvFiles::default();
+        assert!(files.load(&path).is_empty());
+        std::fs::write(&path, "TOKEN=one\n").unwrap();
+        assert_eq!(files.load(&path)["TOKEN"], "one");
+        std::fs::write(&path, "TOKEN=second\n").unwrap();
+        assert_eq!(files.load(&path)["TOKEN"], "second");
+        std::fs::write(&path, "broken line\n").unwrap();
+        assert!(files.load(&path).is_empty(), "a broken file contributes nothing");
+    }
+
+    #[test]
+    fn lookup_follows_the_documented_order() {
+        let vars = |pairs: &[(&str, &str)]| -> Vars {
+            Arc::new(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+        };
+        let sources = Sources {
+            workspace_env: Some(vars(&[("A", "workspace")])),
+            gateway_env: vars(&[("A", "gateway"), ("B", "gateway")]),
+            profile_env: [("A", "profile"), ("B", "profile"), ("C", "profile")]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            client_env: crate::preamble::ClientEnv(Arc::new(
+                [("A", "client"), ("D", "client")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            )),
+        };
+        assert_eq!(sources.lookup("A").as_deref(), Some("workspace"));
+        assert_eq!(sources.lookup("B").as_deref(), Some("gateway"));
+        assert_eq!(sources.lookup("C").as_deref(), Some("profile"));
+        assert_eq!(sources.lookup("D").as_deref(), Some("client"));
+        assert_eq!(sources.lookup("PATH"), std::env::var("PATH").ok());
+    }
+
+    #[test]
+    fn digests_are_keyed_and_unambiguous() {
+        let a = Hasher::new();
+        let b = Hasher::new();
+        assert_eq!(a.digest(["x", "y"]), a.digest(["x", "y"]));
+        assert_ne!(a.digest(["x", "y"]), b.digest(["x", "y"]), "another key, another digest");
+        assert_ne!(a.digest(["xy", ""]), a.digest(["x", "y"]));
+        assert_eq!(a.digest(["secret"]).len(), 16);
+    }
+}

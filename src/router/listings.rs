@@ -1,0 +1,260 @@
+//! What each server offers (its listing) and the catalog a session sees.
+//!
+//! A listing is taken once per server definition, kept in memory and on disk,
+//! and refreshed when the backend says its lists changed. A session's catalog is
+//! built from the listings of the servers it sees and cached per server set.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Value, json};
+use tracing::{debug, warn};
+
+use super::{Gateway, SessionInfo, lock};
+use crate::backend::{Backend, BackendError};
+use crate::catalog::{Catalog, CatalogInput, ListingCache, ServerListing};
+use crate::config::ServerConfig;
+use crate::jsonrpc;
+
+/// The notifications that tell clients to list again.
+const LIST_CHANGED: [&str; 3] =
+    ["notifications/tools/list_changed", "notifications/prompts/list_changed", "notifications/resources/list_changed"];
+
+/// Which parts of a server's listing changed.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Changes {
+    tools: bool,
+    prompts: bool,
+    resources: bool,
+}
+
+impl Changes {
+    fn between(old: Option<&ServerListing>, new: &ServerListing) -> Changes {
+        match old {
+            None => Changes { tools: true, prompts: true, resources: true },
+            Some(old) => Changes {
+                tools: old.tools != new.tools,
+                prompts: old.prompts != new.prompts,
+                resources: old.resources != new.resources || old.resource_templates != new.resource_templates,
+            },
+        }
+    }
+
+    fn any(self) -> bool {
+        self.tools || self.prompts || self.resources
+    }
+}
+
+/// A listing in memory, with where it came from.
+struct LiveListing {
+    listing: Arc<ServerListing>,
+    /// Whether it was taken from a running backend (else: from the disk cache).
+    from_backend: bool,
+}
+
+/// `(server name, definition fingerprint)`.
+type ListingKey = (String, String);
+
+pub(super) struct Listings {
+    disk: Mutex<ListingCache>,
+    live: Mutex<HashMap<ListingKey, LiveListing>>,
+    /// One fetch at a time per listing, so N sessions listing at once cause one spawn.
+    fetching: Mutex<HashMap<ListingKey, Arc<tokio::sync::Mutex<()>>>>,
+    /// Catalogs by the exact set of servers they were built from.
+    catalogs: Mutex<HashMap<String, Arc<Catalog>>>,
+}
+
+impl Listings {
+    pub(super) fn new(disk: ListingCache) -> Self {
+        Self { disk: Mutex::new(disk), live: Mutex::default(), fetching: Mutex::default(), catalogs: Mutex::default() }
+    }
+
+    fn known(&self, key: &ListingKey) -> Option<Arc<ServerListing>> {
+        lock(&self.live).get(key).map(|l| l.listing.clone())
+    }
+
+    /// In memory, else from the disk cache (without starting anything).
+    fn cached(&self, key: &ListingKey) -> Option<Arc<ServerListing>> {
+        if let Some(listing) = self.known(key) {
+            return Some(listing);
+        }
+        let listing = lock(&self.disk).get(&key.0, &key.1)?;
+        lock(&self.live).insert(key.clone(), LiveListing { listing: listing.clone(), from_backend: false });
+        Some(listing)
+    }
+}
+
+fn listing_key(name: &str, config: &ServerConfig) -> ListingKey {
+    (name.to_string(), config.fingerprint())
+}
+
+impl Gateway {
+    /// What `server` offers: from memory, else from the disk cache (without
+    /// starting it), else by starting it for `session` and listing everything.
+    pub async fn listing(
+        self: &Arc<Self>,
+        name: &str,
+        config: &ServerConfig,
+        session: &SessionInfo,
+    ) -> Result<Arc<ServerListing>, BackendError> {
+        let key = listing_key(name, config);
+        if let Some(listing) = self.listings.cached(&key) {
+            return Ok(listing);
+        }
+        let fetch = lock(&self.listings.fetching).entry(key.clone()).or_default().clone();
+        let _one_at_a_time = fetch.lock().await;
+        if let Some(listing) = self.listings.cached(&key) {
+            return Ok(listing);
+        }
+        let backend = self.backend(name, session).await?;
+        if let Some(listing) = self.listings.known(&key) {
+            return Ok(listing); // Starting it listed it already (see refresh_if_stale).
+        }
+        Ok(self.relist(&backend).await?.0)
+    }
+
+    /// Lists everything a running backend offers and stores it.
+    async fn relist(self: &Arc<Self>, backend: &Backend) -> Result<(Arc<ServerListing>, Changes), BackendError> {
+        let key = listing_key(&backend.server, &backend.config);
+        let listing = Arc::new(fetch_listing(backend).await?);
+        let changes = {
+            let mut live = lock(&self.listings.live);
+            let changes = Changes::between(live.get(&key).map(|l| &*l.listing), &listing);
+            live.insert(key.clone(), LiveListing { listing: listing.clone(), from_backend: true });
+            changes
+        };
+        if changes.any() {
+            lock(&self.listings.disk).put(&key.0, &key.1, &listing);
+            lock(&self.listings.catalogs).clear();
+        }
+        Ok((listing, changes))
+    }
+
+    /// A listing that came from the disk cache is refreshed from the first
+    /// backend that runs, and sessions are told if anything changed.
+    pub(super) fn refresh_if_stale(self: &Arc<Self>, backend: &Arc<Backend>) {
+        let key = listing_key(&backend.server, &backend.config);
+        let stale = lock(&self.listings.live).get(&key).is_some_and(|l| !l.from_backend);
+        if stale {
+            if let Some(live) = lock(&self.listings.live).get_mut(&key) {
+                live.from_backend = true; // One refresh, however many callers.
+            }
+            let gateway = self.clone();
+            let backend = backend.clone();
+            tokio::spawn(async move {
+                match gateway.relist(&backend).await {
+                    Ok((_, changes)) => gateway.announce(changes),
+                    Err(e) => debug!(server = %backend.server, error = %e, "background re-listing failed"),
+                }
+            });
+        }
+    }
+
+    /// Tells every session which lists changed.
+    fn announce(&self, changes: Changes) {
+        let parts = [changes.tools, changes.prompts, changes.resources];
+        for (method, changed) in LIST_CHANGED.iter().zip(parts) {
+            if changed {
+                self.broadcast(&jsonrpc::notification(method, Value::Null));
+            }
+        }
+    }
+
+    /// Re-lists after a backend said its lists changed, then tells every session
+    /// if anything did change (servers also send it once at start-up).
+    pub(super) async fn on_list_changed(self: &Arc<Self>, backend: &Arc<Backend>, method: &str) {
+        match self.relist(backend).await {
+            Ok((_, changes)) => {
+                if !changes.any() {
+                    debug!(server = %backend.server, "{method} without a change");
+                }
+                self.announce(changes);
+            }
+            Err(e) => warn!(server = %backend.server, error = %e, "could not re-list after {method}"),
+        }
+    }
+
+    /// The catalog a session sees. Servers that cannot be listed are left out
+    /// (and logged); such a catalog is not kept, so the next request tries again.
+    pub async fn catalog(self: &Arc<Self>, session: &SessionInfo) -> Arc<Catalog> {
+        let servers = self.servers_for(session);
+        let signature: String = servers
+            .iter()
+            .map(|(name, config)| format!("{name}\u{1f}{}\u{1f}{}\u{1e}", config.fingerprint(), config.prefix))
+            .collect();
+        if let Some(catalog) = lock(&self.listings.catalogs).get(&signature).cloned() {
+            return catalog;
+        }
+        let results =
+            futures_util::future::join_all(servers.iter().map(|(name, config)| self.listing(name, config, session)))
+                .await;
+        let mut complete = true;
+        let mut listings = Vec::new();
+        for ((name, config), result) in servers.iter().zip(results) {
+            match result {
+                Ok(listing) => listings.push((name.as_str(), config.prefix, listing)),
+                Err(e) => {
+                    complete = false;
+                    warn!(server = name, error = %e, "server left out of the catalog");
+                }
+            }
+        }
+        let inputs: Vec<CatalogInput<'_>> = listings
+            .iter()
+            .map(|(server, prefix, listing)| CatalogInput { server, prefix: *prefix, listing })
+            .collect();
+        let catalog = Arc::new(Catalog::build(&inputs));
+        if complete {
+            lock(&self.listings.catalogs).insert(signature, catalog.clone());
+        }
+        catalog
+    }
+
+    /// The listings a session's servers already have, without starting anything.
+    pub fn known_listings(&self, session: &SessionInfo) -> Vec<(String, Arc<ServerListing>)> {
+        self.servers_for(session)
+            .into_iter()
+            .filter_map(|(name, config)| Some((name.clone(), self.listings.cached(&listing_key(&name, &config))?)))
+            .collect()
+    }
+}
+
+/// Calls a paginated list method until the backend has no next page.
+async fn list_all(backend: &Backend, method: &str, field: &str) -> Result<Vec<Value>, BackendError> {
+    const MAX_PAGES: usize = 1000;
+    let mut items = Vec::new();
+    let mut cursor: Option<Value> = None;
+    for _ in 0..MAX_PAGES {
+        let params = match &cursor {
+            Some(cursor) => json!({ "cursor": cursor }),
+            None => json!({}),
+        };
+        let response = backend.request(method, params, None).await?;
+        let Some(result) = response.get("result") else {
+            let message = response.pointer("/error/message").and_then(Value::as_str).unwrap_or("no result");
+            warn!(server = %backend.server, method, message, "backend refused a list request");
+            break;
+        };
+        items.extend(result.get(field).and_then(Value::as_array).cloned().unwrap_or_default());
+        cursor = result.get("nextCursor").filter(|c| !c.is_null()).cloned();
+        if cursor.is_none() {
+            break;
+        }
+    }
+    Ok(items)
+}
+
+async fn fetch_listing(backend: &Backend) -> Result<ServerListing, BackendError> {
+    let mut listing = ServerListing { initialize: backend.initialize_result().clone(), ..Default::default() };
+    if listing.has_capability("tools") {
+        listing.tools = list_all(backend, "tools/list", "tools").await?;
+    }
+    if listing.has_capability("prompts") {
+        listing.prompts = list_all(backend, "prompts/list", "prompts").await?;
+    }
+    if listing.has_capability("resources") {
+        listing.resources = list_all(backend, "resources/list", "resources").await?;
+        listing.resource_templates = list_all(backend, "resources/templates/list", "resourceTemplates").await?;
+    }
+    Ok(listing)
+}

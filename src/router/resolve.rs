@@ -1,0 +1,239 @@
+//! From "server S for session X" to a backend instance: which servers a session
+//! sees (its profile, its trusted workspace's own servers), where each `${VAR}`
+//! comes from (the credential order), and which sharing key that gives.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use serde_json::Value;
+use tracing::{info, warn};
+
+use super::{Gateway, SessionInfo};
+use crate::backend::{Backend, BackendError, Identity, Resolved, SharingKey};
+use crate::config::{self, ServerConfig, Share};
+use crate::credentials::Sources;
+use crate::workspace;
+
+impl Gateway {
+    /// The workspace root and profile of a new session. A profile named by the
+    /// shim must exist; otherwise the workspace's own file, then the config's
+    /// `workspaces:` mapping, may pick one.
+    pub fn session_context(
+        &self,
+        cwd: Option<&Path>,
+        requested: Option<&str>,
+    ) -> Result<(PathBuf, Option<String>), String> {
+        let config = self.config();
+        let cwd = cwd.unwrap_or(Path::new("/"));
+        let root = workspace::root_of(cwd, &config.workspace_markers);
+        if let Some(profile) = requested {
+            if !config.profiles.contains_key(profile) {
+                let known: Vec<&String> = config.profiles.keys().collect();
+                return Err(format!("unknown profile `{profile}` (the config defines {known:?})"));
+            }
+            return Ok((root, Some(profile.to_string())));
+        }
+        let from_file = self.workspace_files.load(&root).profile.filter(|p| {
+            let known = config.profiles.contains_key(p);
+            if !known {
+                warn!(workspace = %root.display(), profile = p, "the workspace file names an unknown profile; ignoring it");
+            }
+            known
+        });
+        let from_mapping = || workspace::mapping_for(&config, &root).and_then(|(_, m)| m.profile.clone());
+        Ok((root.clone(), from_file.or_else(from_mapping)))
+    }
+
+    /// The servers a session sees, in order: the config's (narrowed by its
+    /// profile), then its workspace's own when the workspace is trusted (a
+    /// workspace server replaces a config server of the same name).
+    pub fn servers_for(&self, session: &SessionInfo) -> Vec<(String, ServerConfig)> {
+        let config = self.config();
+        let allowed = session.profile.as_ref().and_then(|p| config.profiles.get(p)).and_then(|p| p.servers.clone());
+        let mut servers: Vec<(String, ServerConfig)> = config
+            .servers
+            .iter()
+            .filter(|(name, s)| s.enabled && allowed.as_ref().is_none_or(|a| a.contains(name)))
+            .map(|(n, s)| (n.clone(), s.clone()))
+            .collect();
+        let trusted = workspace::mapping_for(&config, &session.workspace).is_some_and(|(_, m)| m.trust);
+        let own = self.workspace_files.load(&session.workspace).servers;
+        if !own.is_empty() && !trusted {
+            warn!(
+                workspace = %session.workspace.display(),
+                "ignoring the servers in {}: add `workspaces: {{ {:?}: {{ trust: true }} }}` to the config to allow them",
+                workspace::WORKSPACE_FILE,
+                session.workspace.display().to_string()
+            );
+        }
+        if trusted {
+            for (name, server) in own.into_iter().filter(|(_, s)| s.enabled) {
+                match servers.iter_mut().find(|(n, _)| *n == name) {
+                    Some(slot) => slot.1 = server,
+                    None => servers.push((name, server)),
+                }
+            }
+        }
+        servers
+    }
+
+    pub fn server_for(&self, session: &SessionInfo, name: &str) -> Option<ServerConfig> {
+        self.servers_for(session).into_iter().find(|(n, _)| n == name).map(|(_, s)| s)
+    }
+
+    /// The credential sources of a session, highest first.
+    fn sources(&self, session: &SessionInfo) -> Sources {
+        let config = self.config();
+        Sources {
+            workspace_env: Some(self.env_files.load(&session.workspace.join(".env"))),
+            gateway_env: self.env_files.load(&self.gateway_env),
+            profile_env: session
+                .profile
+                .as_ref()
+                .and_then(|p| config.profiles.get(p))
+                .map(|p| p.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .unwrap_or_default(),
+            client_env: session.env.clone(),
+        }
+    }
+
+    /// Resolves every `${VAR}` of a server for a session and works out which
+    /// instance serves it. A missing variable is an error naming it and the server.
+    fn resolve(
+        &self,
+        name: &str,
+        def: &ServerConfig,
+        session: &SessionInfo,
+    ) -> Result<(Identity, Resolved), BackendError> {
+        let sources = self.sources(session);
+        let used: RefCell<BTreeMap<String, String>> = RefCell::default();
+        let lookup = |var: &str| {
+            let value = sources.lookup(var);
+            if let Some(value) = &value {
+                used.borrow_mut().insert(var.to_string(), value.clone());
+            }
+            value
+        };
+        let expand = |field: &str, value: &str| {
+            config::expand(value, &lookup).map_err(|missing| BackendError::Config {
+                server: name.to_string(),
+                message: format!("{missing}, needed by `{field}` (looked in the workspace .env, the gateway .env, the profile, the client's and the daemon's environment)"),
+            })
+        };
+        let command = expand("command", def.command.as_deref().unwrap_or_default())?;
+        let args = def.args.iter().map(|a| expand("args", a)).collect::<Result<Vec<_>, _>>()?;
+        let env = def
+            .env
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), expand(&format!("env.{k}"), v)?)))
+            .collect::<Result<Vec<_>, BackendError>>()?;
+        let cwd = def.cwd.as_deref().map(|c| expand("cwd", c)).transpose()?;
+        let used = used.into_inner();
+        let key = match def.share {
+            Share::Global => "global".to_string(),
+            Share::Workspace => format!("workspace:{}", session.workspace.display()),
+            Share::Session => format!("session:{}", session.id),
+            Share::Credential => {
+                let parts = used.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]);
+                format!("credential:{}", self.hasher.digest(parts))
+            }
+        };
+        let resolved = Resolved { command, args, env, cwd };
+        let instance = {
+            let mut parts: Vec<&str> = vec![&resolved.command];
+            parts.extend(resolved.args.iter().map(String::as_str));
+            parts.extend(resolved.env.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]));
+            parts.extend(resolved.cwd.as_deref());
+            self.hasher.digest(parts)
+        };
+        Ok((Identity { server: name.to_string(), key: SharingKey(key), instance }, resolved))
+    }
+
+    /// The live backend of `server` for a session, started if needed.
+    pub async fn backend(self: &Arc<Self>, server: &str, session: &SessionInfo) -> Result<Arc<Backend>, BackendError> {
+        let config = self.server_for(session, server).ok_or_else(|| BackendError::Config {
+            server: server.to_string(),
+            message: "no such server is configured for this session (or it is disabled)".into(),
+        })?;
+        let (identity, resolved) = self.resolve(server, &config, session)?;
+        let backend = self.pool.get(&identity, &config, &resolved).await?;
+        if backend.first_use() {
+            self.attach_listeners(&backend);
+        }
+        self.refresh_if_stale(&backend);
+        self.sync_log_level(&backend);
+        Ok(backend)
+    }
+
+    /// Forwards a request to `server` and returns the backend's response object.
+    /// On a `serialize: true` server it waits for its turn first. A request that
+    /// takes longer than the request timeout fails, and the backend is told it was
+    /// cancelled (dropping the request future does that).
+    pub async fn forward(
+        self: &Arc<Self>,
+        server: &str,
+        method: &str,
+        params: Value,
+        session: &SessionInfo,
+    ) -> Result<Value, BackendError> {
+        let secs = self
+            .server_for(session, server)
+            .and_then(|c| c.request_timeout_secs)
+            .unwrap_or_else(|| self.config().request_timeout_secs);
+        let call = async {
+            let backend = self.backend(server, session).await?;
+            let _turn = backend.turn().await;
+            backend.request(method, params, Some(&session.sink)).await
+        };
+        match tokio::time::timeout(Duration::from_secs(secs), call).await {
+            Ok(result) => result,
+            Err(_) => Err(BackendError::Timeout { server: server.to_string(), secs }),
+        }
+    }
+
+    /// Whether this session would be served by `backend` (same resolved identity).
+    pub(super) fn resolves_to(&self, session: &SessionInfo, backend: &Backend) -> bool {
+        self.server_for(session, &backend.server)
+            .and_then(|config| self.resolve(&backend.server, &config, session).ok())
+            .is_some_and(|(identity, _)| identity == backend.identity)
+    }
+
+    /// Sessions that asked for log messages and would be served by a new backend
+    /// count as its users from the start, before they call it themselves.
+    fn attach_listeners(&self, backend: &Backend) {
+        let listening: Vec<SessionInfo> =
+            super::lock(&self.sessions).values().filter(|s| s.log_level.is_some()).cloned().collect();
+        for session in listening {
+            if self.resolves_to(&session, backend) {
+                backend.attach(session.id);
+            }
+        }
+    }
+
+    /// Whether a backend is still needed although idle: it has calls in flight,
+    /// subscribers, or requests out to clients.
+    fn busy(&self, backend: &Backend) -> bool {
+        backend.in_flight().0 > 0 || self.has_subscribers(backend) || self.has_server_requests(backend)
+    }
+}
+
+/// Stops backends no session has used for their idle timeout.
+pub(super) async fn reap_idle(gateway: Weak<Gateway>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tick.tick().await;
+        let Some(gateway) = gateway.upgrade() else { return };
+        let default = gateway.config().idle_timeout;
+        for backend in gateway.pool.running_all() {
+            let limit = backend.config.idle_timeout.unwrap_or(default);
+            if backend.idle_for() >= limit && !gateway.busy(&backend) {
+                info!(server = %backend.server, key = %backend.key.0, idle = ?backend.idle_for(), "stopping an idle backend");
+                let grace = Duration::from_secs(gateway.config().shutdown_grace_secs);
+                gateway.pool.stop(&backend.identity, grace).await;
+            }
+        }
+    }
+}
