@@ -114,6 +114,8 @@ pub struct Catalog {
     resource_servers: HashMap<String, String>,
     /// Template URI prefix (up to the first `{`) → server, longest first.
     template_prefixes: Vec<(String, String)>,
+    /// Servers that could not be listed, and why (said when a name is not found).
+    pub unavailable: Vec<(String, String)>,
 }
 
 fn renamed(item: &Value, name: &str) -> Value {

@@ -556,6 +556,11 @@ enum Named {
 }
 
 fn unknown_name(id: Value, kind: Named, name: &str, catalog: &Catalog) -> Value {
+    // A name of a server that could not be listed: say why that server is unavailable.
+    if let Some((server, why)) = catalog.unavailable.iter().find(|(server, _)| name.starts_with(&format!("{server}__")))
+    {
+        return jsonrpc::error_with_data(id, jsonrpc::INTERNAL_ERROR, why.clone(), json!({ "server": server }));
+    }
     let (what, suggestions) = match kind {
         Named::Tool => ("tool", catalog.similar_tools(name, 3)),
         Named::Prompt => ("prompt", Vec::new()),
@@ -568,9 +573,17 @@ fn unknown_name(id: Value, kind: Named, name: &str, catalog: &Catalog) -> Value 
     jsonrpc::error_with_data(
         id,
         jsonrpc::INVALID_PARAMS,
-        format!("Unknown {what}: `{name}`{hint}"),
+        format!("Unknown {what}: `{name}`{hint}{}", unavailable_note(catalog)),
         json!({ "name": name, "suggestions": suggestions }),
     )
+}
+
+fn unavailable_note(catalog: &Catalog) -> String {
+    if catalog.unavailable.is_empty() {
+        return String::new();
+    }
+    let servers: Vec<String> = catalog.unavailable.iter().map(|(s, why)| format!("`{s}` ({why})")).collect();
+    format!(" (servers that could not be listed: {})", servers.join("; "))
 }
 
 /// The JSON-RPC code for a timed-out request (as the MCP SDKs use it).

@@ -137,12 +137,14 @@ pub async fn spawn(options: SpawnOptions<'_>) -> Result<(Arc<Backend>, ProcessHa
     let stop_io = CancellationToken::new();
     let (exited_tx, exited_rx) = watch::channel(false);
     tokio::spawn(write_stdin(stdin, writer_rx, stop_io.clone()).instrument(span.clone()));
-    tokio::spawn(read_stderr(stderr, backend.stderr.clone()).instrument(span.clone()));
+    let stderr_done = tokio::spawn(read_stderr(stderr, backend.stderr.clone()).instrument(span.clone()));
     tokio::spawn(
         read_stdout(stdout, backend.clone(), options.handler.clone(), options.max_message_bytes)
             .instrument(span.clone()),
     );
-    tokio::spawn(wait_exit(child, backend.clone(), options.handler.clone(), exited_tx).instrument(span.clone()));
+    tokio::spawn(
+        wait_exit(child, backend.clone(), options.handler.clone(), stderr_done, exited_tx).instrument(span.clone()),
+    );
     let process = ProcessHandle {
         server: server.clone(),
         pgid: pid.map(|p| Pid::from_raw(p as i32)),
@@ -284,12 +286,16 @@ async fn wait_exit(
     mut child: Child,
     backend: Arc<Backend>,
     handler: Arc<dyn BackendHandler>,
+    stderr_done: tokio::task::JoinHandle<()>,
     exited: watch::Sender<bool>,
 ) {
     let status = match child.wait().await {
         Ok(status) => describe_exit(status),
         Err(e) => format!("wait failed: {e}"),
     };
+    // Let the last stderr lines (usually the reason) land before the error that
+    // quotes them is made; a grandchild holding stderr open must not stall us.
+    let _ = tokio::time::timeout(Duration::from_millis(500), stderr_done).await;
     info!(status, "backend exited");
     backend.mark_exited(status);
     handler.on_exit(&backend);

@@ -188,14 +188,14 @@ impl Gateway {
         let results =
             futures_util::future::join_all(servers.iter().map(|(name, config)| self.listing(name, config, session)))
                 .await;
-        let mut complete = true;
+        let mut unavailable = Vec::new();
         let mut listings = Vec::new();
         for ((name, config), result) in servers.iter().zip(results) {
             match result {
                 Ok(listing) => listings.push((name.as_str(), config.prefix, listing)),
                 Err(e) => {
-                    complete = false;
                     warn!(server = name, error = %e, "server left out of the catalog");
+                    unavailable.push((name.clone(), e.to_string()));
                 }
             }
         }
@@ -203,7 +203,10 @@ impl Gateway {
             .iter()
             .map(|(server, prefix, listing)| CatalogInput { server, prefix: *prefix, listing })
             .collect();
-        let catalog = Arc::new(Catalog::build(&inputs));
+        let mut catalog = Catalog::build(&inputs);
+        let complete = unavailable.is_empty();
+        catalog.unavailable = unavailable;
+        let catalog = Arc::new(catalog);
         if complete {
             lock(&self.listings.catalogs).insert(signature, catalog.clone());
         }

@@ -127,7 +127,10 @@ pub struct TestGateway {
     pub socket: PathBuf,
     pub tag: String,
     pub daemon: Option<Child>,
+    /// Environment for every process of the test (daemon and shims).
     pub extra_env: Vec<(String, String)>,
+    /// Environment for the daemon only.
+    pub daemon_env: Vec<(String, String)>,
 }
 
 impl TestGateway {
@@ -137,7 +140,7 @@ impl TestGateway {
         std::fs::create_dir_all(&home).expect("home");
         let socket = dir.path().join("run").join("gateway.sock");
         let tag = format!("{}-{}", std::process::id(), dir.path().file_name().unwrap().to_string_lossy());
-        Self { dir, home, socket, tag, daemon: None, extra_env: Vec::new() }
+        Self { dir, home, socket, tag, daemon: None, extra_env: Vec::new(), daemon_env: Vec::new() }
     }
 
     /// A gateway whose config has the given `servers:` entries (name → YAML body).
@@ -183,6 +186,7 @@ impl TestGateway {
         let stderr = std::fs::File::create(self.stderr_path()).expect("stderr file");
         let child = self
             .command(DAEMON)
+            .envs(self.daemon_env.iter().cloned())
             .arg("serve")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -227,12 +231,18 @@ impl TestGateway {
 
     /// A client whose shim runs in `cwd`.
     pub fn client_in(&self, args: &[&str], cwd: &Path) -> Client {
+        self.client_full(args, cwd, &[])
+    }
+
+    /// A client whose shim runs in `cwd` with extra environment (the client's own).
+    pub fn client_full(&self, args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Client {
         static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let stderr_path = self.dir.path().join(format!("shim-{n}.stderr"));
         let mut child = self
             .command(SHIM)
             .args(args)
+            .envs(env.iter().map(|(k, v)| (k.to_string(), v.to_string())))
             .current_dir(cwd)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
