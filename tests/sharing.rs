@@ -332,3 +332,35 @@ fn status_shows_workspaces_and_profiles_but_no_environment() {
     assert_eq!(session["workspace"], Value::String(project.display().to_string()));
     assert!(!serde_json::to_string(&status).unwrap().contains("hunter2-value"));
 }
+
+#[test]
+fn a_per_workspace_filesystem_server_is_given_its_workspace_as_root() {
+    let d = deps();
+    let mut gw = TestGateway::new();
+    let fallback = tempfile::tempdir().unwrap();
+    let project = workspace(gw.dir.path(), "project", None);
+    let project = std::fs::canonicalize(project).unwrap();
+    gw.write_config(&format!(
+        "servers:\n  fs:\n    command: {}\n    args: [{:?}, {:?}]\n    share: workspace\n",
+        d.node(),
+        d.get("MCP_TEST_FILESYSTEM_JS"),
+        fallback.path().display().to_string()
+    ));
+    gw.start();
+    let mut client = client_at(&gw, &project);
+    // server-filesystem asks for roots once initialized and replaces its
+    // directories with them; poll until it has.
+    let mut text = String::new();
+    assert!(
+        wait_until(TIMEOUT, || {
+            text = first_text(&client.call_tool(json!("l"), "fs__list_allowed_directories", json!({}))).to_string();
+            text.contains(&project.display().to_string())
+        }),
+        "{text}"
+    );
+    assert!(with_no(&client.stash, "roots/list"), "the gateway answered roots/list itself");
+}
+
+fn with_no(messages: &[Value], method: &str) -> bool {
+    messages.iter().all(|m| m["method"] != method)
+}

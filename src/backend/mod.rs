@@ -53,6 +53,14 @@ pub fn stderr_suffix(tail: &[String]) -> String {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SharingKey(pub String);
 
+impl SharingKey {
+    /// The workspace root of a per-workspace instance: the one root its
+    /// sessions share, and so the only roots it may be offered.
+    pub fn workspace_root(&self) -> Option<&std::path::Path> {
+        self.0.strip_prefix("workspace:").map(std::path::Path::new)
+    }
+}
+
 /// One backend instance: its server, sharing key, and a keyed hash of its
 /// resolved definition (so that new credentials or a changed definition get a
 /// new instance while the old one drains).

@@ -168,12 +168,16 @@ pub async fn spawn(options: SpawnOptions<'_>) -> Result<(Arc<Backend>, ProcessHa
 }
 
 async fn initialize(backend: &Backend, timeout: Duration) -> Result<Value, BackendError> {
+    // Sampling and elicitation are relayed to the client that caused them. Roots
+    // only for a per-workspace instance, whose sessions share one root; other
+    // shared backends must not be steered by one terminal's roots (DESIGN.md).
+    let mut capabilities = json!({"sampling": {}, "elicitation": {"form": {}, "url": {}}});
+    if backend.key.workspace_root().is_some() {
+        capabilities["roots"] = json!({});
+    }
     let params = json!({
         "protocolVersion": BACKEND_PROTOCOL_VERSION,
-        // Sampling and elicitation are relayed to the client that caused them. No
-        // roots: a shared backend must not be steered by one terminal's roots
-        // (DESIGN.md, multiplexing rules).
-        "capabilities": {"sampling": {}, "elicitation": {"form": {}, "url": {}}},
+        "capabilities": capabilities,
         "clientInfo": {"name": "mcp-gateway", "version": crate::VERSION},
     });
     let response = match tokio::time::timeout(timeout, backend.request("initialize", params, None)).await {

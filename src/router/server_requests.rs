@@ -80,9 +80,17 @@ impl Gateway {
         match method.as_str() {
             "sampling/createMessage" | "elicitation/create" => {}
             "roots/list" => {
-                // Shared backends are never offered roots (one terminal's roots
-                // would replace the server's own); if one asks anyway, it has none.
-                backend.send(&jsonrpc::result(id, json!({ "roots": [] })));
+                // A per-workspace instance gets its workspace. Other shared backends
+                // are never offered roots (one terminal's roots would replace the
+                // server's own directories); if one asks anyway, it has none.
+                let roots = match backend.key.workspace_root() {
+                    Some(root) => vec![json!({
+                        "uri": format!("file://{}", root.display()),
+                        "name": root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                    })],
+                    None => Vec::new(),
+                };
+                backend.send(&jsonrpc::result(id, json!({ "roots": roots })));
                 return;
             }
             other => {
