@@ -169,7 +169,17 @@ impl ServerConfig {
     }
 }
 
-/// A profile selects servers and adds environment (used by the sharing issue).
+impl ServerConfig {
+    /// A digest of the whole definition, settings included: any edit makes it
+    /// a different instance (the old one drains).
+    pub fn revision(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(serde_json::to_vec(self).unwrap_or_default());
+        digest.iter().take(12).map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// A profile selects servers and adds environment.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Profile {

@@ -94,11 +94,11 @@ pub async fn serve(options: ServeOptions, shutdown: CancellationToken) -> Result
 type Started = (Arc<Gateway>, UnixListener, Option<OwnedSocket>, PathBuf);
 
 async fn start(
-    config: Option<&Path>,
+    explicit: Option<&Path>,
     socket: Option<&Path>,
     inherited: Option<std::os::unix::net::UnixListener>,
 ) -> Result<Started, DaemonError> {
-    let location = paths::config_location(config);
+    let location = paths::config_location(explicit);
     let config = match Config::load(&location.path)? {
         Some(config) => {
             info!(path = %location.path.display(), servers = config.servers.len(), "config loaded");
@@ -129,7 +129,9 @@ async fn start(
     };
     let listener =
         UnixListener::from_std(listener).map_err(|source| DaemonError::Bind { path: socket.clone(), source })?;
-    let gateway = Gateway::new(config, &location.path, ListingCache::load(&paths::catalog_cache_path()));
+    let cache = ListingCache::load(&paths::catalog_cache_path());
+    let gateway = Gateway::new(config, &location.path, explicit.map(Path::to_path_buf), cache);
+    gateway.watch(location.path.parent().unwrap_or(Path::new(".")));
     Ok((gateway, listener, owned, socket))
 }
 
@@ -216,6 +218,7 @@ async fn bind(socket: &Path) -> Result<(std::os::unix::net::UnixListener, OwnedS
 /// Accepts sessions until shutdown, then drains them and stops the backends.
 async fn run(gateway: Arc<Gateway>, listener: UnixListener, shutdown: CancellationToken) {
     tokio::spawn(cancel_on_signal(shutdown.clone()));
+    tokio::spawn(reload_on_sighup(gateway.clone(), shutdown.clone()));
     let sessions = TaskTracker::new();
     let uid = nix::unistd::getuid().as_raw();
     loop {
@@ -269,6 +272,23 @@ fn refuse(stream: tokio::net::UnixStream, reason: String) {
         let _ = stream.write_all(&line).await;
         let _ = stream.shutdown().await;
     });
+}
+
+async fn reload_on_sighup(gateway: Arc<Gateway>, shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        error!("cannot install the SIGHUP handler");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = hup.recv() => {
+                info!("SIGHUP received: reloading the config");
+                gateway.reload();
+            }
+        }
+    }
 }
 
 async fn cancel_on_signal(shutdown: CancellationToken) {

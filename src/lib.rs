@@ -23,6 +23,7 @@ pub mod preamble;
 pub mod router;
 pub mod session;
 pub mod shim;
+pub mod watch;
 pub mod workspace;
 
 /// The version of this build, reported in the preamble reply and `serverInfo`.

@@ -150,6 +150,13 @@ impl Gateway {
         }
     }
 
+    /// The servers (or what they offer) changed: catalogs are rebuilt on the next
+    /// request, and every session is told to list again.
+    pub(super) fn lists_changed(&self) {
+        lock(&self.listings.catalogs).clear();
+        self.announce(Changes { tools: true, prompts: true, resources: true });
+    }
+
     /// Tells every session which lists changed.
     fn announce(&self, changes: Changes) {
         let parts = [changes.tools, changes.prompts, changes.resources];

@@ -24,6 +24,7 @@ use crate::workspace::WorkspaceFiles;
 
 mod listings;
 mod logging;
+mod reload;
 mod resolve;
 mod server_requests;
 mod subscriptions;
@@ -55,6 +56,10 @@ pub struct SessionInfo {
 
 pub struct Gateway {
     config: RwLock<Arc<Config>>,
+    /// `--config` as given (else the config is looked up again on each reload).
+    explicit_config: Option<PathBuf>,
+    /// Why the file on disk is not the config in force, if it is not.
+    config_error: Mutex<Option<String>>,
     /// The gateway `.env`, beside the config file.
     gateway_env: PathBuf,
     pool: BackendPool,
@@ -62,6 +67,7 @@ pub struct Gateway {
     env_files: EnvFiles,
     workspace_files: WorkspaceFiles,
     hasher: Hasher,
+    watcher: std::sync::OnceLock<Arc<crate::watch::Watcher>>,
     sessions: Mutex<HashMap<SessionId, SessionInfo>>,
     next_session: AtomicU64,
     server_requests: server_requests::ServerRequests,
@@ -77,19 +83,27 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Gateway {
     /// Creates the gateway (backends report back to it through [`Hooks`]) and
     /// its idle reaper. `config_path` locates the gateway `.env`.
-    pub fn new(config: Config, config_path: &std::path::Path, cache: ListingCache) -> Arc<Gateway> {
+    pub fn new(
+        config: Config,
+        config_path: &std::path::Path,
+        explicit_config: Option<PathBuf>,
+        cache: ListingCache,
+    ) -> Arc<Gateway> {
         crate::workspace::check_mappings(&config);
         let gateway = Arc::new_cyclic(|gateway| {
             let pool = BackendPool::new(Arc::new(Hooks { gateway: gateway.clone() }));
             pool.set_limits(Duration::from_secs(config.startup_timeout_secs), config.max_message_bytes);
             Gateway {
                 config: RwLock::new(Arc::new(config)),
+                explicit_config,
+                config_error: Mutex::new(None),
                 gateway_env: crate::paths::gateway_dotenv(config_path),
                 pool,
                 listings: listings::Listings::new(cache),
                 env_files: EnvFiles::default(),
                 workspace_files: WorkspaceFiles::default(),
                 hasher: Hasher::new(),
+                watcher: std::sync::OnceLock::new(),
                 sessions: Mutex::new(HashMap::new()),
                 next_session: AtomicU64::new(1),
                 server_requests: Default::default(),
@@ -112,7 +126,20 @@ impl Gateway {
         self.next_session.fetch_add(1, Ordering::Relaxed)
     }
 
+    /// Starts watching the config directory and the workspaces of sessions.
+    pub fn watch(self: &Arc<Self>, config_dir: &std::path::Path) {
+        match crate::watch::Watcher::start(Arc::downgrade(self), config_dir) {
+            Ok(watcher) => {
+                let _ = self.watcher.set(watcher);
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot watch the config; SIGHUP still reloads it"),
+        }
+    }
+
     pub fn register_session(&self, info: SessionInfo) {
+        if let Some(watcher) = self.watcher.get() {
+            watcher.enter(&info.workspace);
+        }
         lock(&self.sessions).insert(info.id, info);
     }
 
@@ -134,7 +161,10 @@ impl Gateway {
     /// backends sent it are answered with an error, its subscriptions are dropped
     /// (unsubscribing where it was the last subscriber), its log level no longer counts.
     pub fn unregister_session(self: &Arc<Self>, id: SessionId) {
-        lock(&self.sessions).remove(&id);
+        let gone = lock(&self.sessions).remove(&id);
+        if let (Some(watcher), Some(gone)) = (self.watcher.get(), gone) {
+            watcher.leave(&gone.workspace);
+        }
         self.pool.detach(id);
         self.drop_server_requests_of_session(id);
         self.drop_tasks_of_session(id);
@@ -189,6 +219,7 @@ impl Gateway {
             "uptime_secs": self.started.elapsed().as_secs(),
             "servers": self.config().servers.keys().collect::<Vec<_>>(),
             "idle_timeout_secs": self.config().idle_timeout.as_secs(),
+            "config_error": self.config_error(),
             "backends": self.pool.status(),
             "sessions": sessions,
             "pending": {

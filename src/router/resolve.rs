@@ -142,8 +142,9 @@ impl Gateway {
             }
         };
         let resolved = Resolved { command, args, env, cwd };
+        let revision = def.revision();
         let instance = {
-            let mut parts: Vec<&str> = vec![&resolved.command];
+            let mut parts: Vec<&str> = vec![&revision, &resolved.command];
             parts.extend(resolved.args.iter().map(String::as_str));
             parts.extend(resolved.env.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]));
             parts.extend(resolved.cwd.as_deref());

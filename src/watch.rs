@@ -1,0 +1,113 @@
+//! Watching the files the gateway reads: the config directory (config file and
+//! gateway `.env`) and the workspace roots of connected sessions.
+//!
+//! Directories are watched, not files: editors save by writing a new file and
+//! renaming it over the old one, which a watch on the old file would miss.
+//! Events are debounced, so one save gives one reload.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use notify::RecursiveMode;
+use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use crate::router::Gateway;
+use crate::workspace::WORKSPACE_FILE;
+
+const DEBOUNCE: Duration = Duration::from_millis(150);
+
+/// The file watcher of a running gateway.
+pub struct Watcher {
+    debouncer: Mutex<Debouncer<notify::RecommendedWatcher, RecommendedCache>>,
+    /// Watched workspace roots, by how many sessions are in each.
+    roots: Mutex<HashMap<PathBuf, usize>>,
+    config_dir: PathBuf,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Watcher {
+    /// Starts watching `config_dir`; changes are applied to `gateway`.
+    pub fn start(gateway: Weak<Gateway>, config_dir: &Path) -> notify::Result<Arc<Watcher>> {
+        let (tx, rx) = mpsc::unbounded_channel::<PathBuf>();
+        let mut debouncer = new_debouncer(DEBOUNCE, None, move |result: DebounceEventResult| match result {
+            Ok(events) => {
+                for event in events {
+                    for path in &event.paths {
+                        let _ = tx.send(path.clone());
+                    }
+                }
+            }
+            Err(errors) => warn!(?errors, "file watching reported errors"),
+        })?;
+        if !config_dir.exists() {
+            use std::os::unix::fs::DirBuilderExt;
+            let _ = std::fs::DirBuilder::new().recursive(true).mode(0o700).create(config_dir);
+        }
+        debouncer.watch(config_dir, RecursiveMode::NonRecursive)?;
+        info!(dir = %config_dir.display(), "watching the config directory");
+        let watcher = Arc::new(Watcher {
+            debouncer: Mutex::new(debouncer),
+            roots: Mutex::new(HashMap::new()),
+            config_dir: config_dir.to_path_buf(),
+        });
+        tokio::spawn(apply(gateway, Arc::downgrade(&watcher), rx));
+        Ok(watcher)
+    }
+
+    /// A session entered a workspace: watch its root (once per root).
+    pub fn enter(&self, root: &Path) {
+        let mut roots = lock(&self.roots);
+        let count = roots.entry(root.to_path_buf()).or_default();
+        *count += 1;
+        if *count == 1
+            && root != self.config_dir
+            && let Err(e) = lock(&self.debouncer).watch(root, RecursiveMode::NonRecursive)
+        {
+            debug!(root = %root.display(), error = %e, "cannot watch a workspace root");
+        }
+    }
+
+    /// A session left a workspace: stop watching it when it was the last.
+    pub fn leave(&self, root: &Path) {
+        let mut roots = lock(&self.roots);
+        let Some(count) = roots.get_mut(root) else { return };
+        *count -= 1;
+        if *count == 0 {
+            roots.remove(root);
+            if root != self.config_dir {
+                let _ = lock(&self.debouncer).unwatch(root);
+            }
+        }
+    }
+}
+
+async fn apply(gateway: Weak<Gateway>, watcher: Weak<Watcher>, mut changes: mpsc::UnboundedReceiver<PathBuf>) {
+    while let Some(first) = changes.recv().await {
+        // Take everything that arrived together: one reload for one save.
+        let mut paths = vec![first];
+        while let Ok(more) = changes.try_recv() {
+            paths.push(more);
+        }
+        let (Some(gateway), Some(watcher)) = (gateway.upgrade(), watcher.upgrade()) else { return };
+        let config_changed =
+            paths.iter().any(|p| p.parent() == Some(watcher.config_dir.as_path()) && is_config_file(p));
+        let workspace_changed = paths.iter().any(|p| p.file_name().is_some_and(|n| n == WORKSPACE_FILE));
+        if config_changed {
+            gateway.reload();
+        }
+        if workspace_changed {
+            gateway.workspace_changed();
+        }
+    }
+}
+
+fn is_config_file(path: &Path) -> bool {
+    matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "toml"))
+}
