@@ -41,6 +41,41 @@ pub enum Transport {
     Docker,
 }
 
+/// `tools: { allow: [...], deny: [...] }` on a server: tool names, `*` matching
+/// any run of characters. With `allow`, only those; `deny` always wins.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolFilter {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deny: Vec<String>,
+}
+
+impl ToolFilter {
+    /// Whether a tool (by its own name) is offered.
+    pub fn permits(&self, tool: &str) -> bool {
+        let allowed = self.allow.as_ref().is_none_or(|allow| allow.iter().any(|p| glob(p, tool)));
+        allowed && !self.deny.iter().any(|p| glob(p, tool))
+    }
+}
+
+/// `*` matches any run of characters; everything else matches itself.
+fn glob(pattern: &str, name: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or_default();
+    let Some(mut rest) = name.strip_prefix(first) else { return false };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else { return rest.is_empty() };
+    for part in middle {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
+}
+
 /// One backend MCP server, as the user wrote it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "RawServer")]
@@ -64,6 +99,8 @@ pub struct ServerConfig {
     pub request_timeout_secs: Option<u64>,
     /// Overrides the global `idle_timeout` for this server.
     pub idle_timeout: Option<std::time::Duration>,
+    /// Which of the server's tools are offered (and may be called).
+    pub tools: ToolFilter,
     /// One line shown to people and models about what the server is for.
     pub description: Option<String>,
 }
@@ -95,6 +132,8 @@ struct RawServer {
     request_timeout_secs: Option<u64>,
     #[serde(default, with = "humantime_serde")]
     idle_timeout: Option<std::time::Duration>,
+    #[serde(default)]
+    tools: ToolFilter,
     description: Option<String>,
 }
 
@@ -143,6 +182,7 @@ impl TryFrom<RawServer> for ServerConfig {
             serialize: raw.serialize,
             request_timeout_secs: raw.request_timeout_secs,
             idle_timeout: raw.idle_timeout,
+            tools: raw.tools,
             description: raw.description,
         })
     }
@@ -224,6 +264,10 @@ pub struct Config {
     /// How many items one page of an aggregated `*/list` result holds.
     #[serde(default = "default_page_size")]
     pub page_size: usize,
+    /// With `tools: auto`, the estimated size (in tokens, bytes/4) of the full
+    /// tool list above which sessions get the lazy meta-tools instead.
+    #[serde(default = "default_lazy_threshold")]
+    pub lazy_threshold_tokens: usize,
     /// How long a backend may take to start and answer `initialize`, in seconds.
     #[serde(default = "default_startup_timeout")]
     pub startup_timeout_secs: u64,
@@ -244,6 +288,9 @@ pub struct Config {
 
 fn default_max_message_bytes() -> usize {
     DEFAULT_MAX_MESSAGE_BYTES
+}
+fn default_lazy_threshold() -> usize {
+    10_000
 }
 fn default_page_size() -> usize {
     1000
@@ -271,6 +318,7 @@ impl Default for Config {
             http: None,
             max_message_bytes: default_max_message_bytes(),
             page_size: default_page_size(),
+            lazy_threshold_tokens: default_lazy_threshold(),
             startup_timeout_secs: default_startup_timeout(),
             request_timeout_secs: default_request_timeout(),
             idle_timeout: default_idle_timeout(),
@@ -499,6 +547,20 @@ http:       { listen: "127.0.0.1:8989", auth: { bearer_tokens: ["${GATEWAY_TOKEN
 
         let err = Config::parse(Path::new("c.yaml"), "servers:\n  'a b':\n    command: x\n").unwrap_err().to_string();
         assert!(err.contains("may only use"), "{err}");
+    }
+
+    #[test]
+    fn tool_filters_glob_allow_and_deny() {
+        let filter = ToolFilter { allow: Some(vec!["read_*".into(), "list".into()]), deny: vec!["*_secret".into()] };
+        assert!(filter.permits("read_file"));
+        assert!(filter.permits("list"));
+        assert!(!filter.permits("write_file"));
+        assert!(!filter.permits("read_secret"));
+        assert!(!filter.permits("listing"));
+        let deny_only = ToolFilter { allow: None, deny: vec!["delete*".into()] };
+        assert!(deny_only.permits("create"));
+        assert!(!deny_only.permits("delete_repo"));
+        assert!(glob("a*b*c", "axxbyyc") && !glob("a*b*c", "axxbyy") && glob("*", "") && glob("ab", "ab"));
     }
 
     #[test]

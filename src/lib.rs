@@ -17,6 +17,7 @@ pub mod control;
 pub mod credentials;
 pub mod daemon;
 pub mod framing;
+pub mod install;
 pub mod jsonrpc;
 pub mod paths;
 pub mod preamble;

@@ -185,10 +185,8 @@ impl Gateway {
     /// (and logged); such a catalog is not kept, so the next request tries again.
     pub async fn catalog(self: &Arc<Self>, session: &SessionInfo) -> Arc<Catalog> {
         let servers = self.servers_for(session);
-        let signature: String = servers
-            .iter()
-            .map(|(name, config)| format!("{name}\u{1f}{}\u{1f}{}\u{1e}", config.fingerprint(), config.prefix))
-            .collect();
+        let signature: String =
+            servers.iter().map(|(name, config)| format!("{name}\u{1f}{}\u{1e}", config.revision())).collect();
         if let Some(catalog) = lock(&self.listings.catalogs).get(&signature).cloned() {
             return catalog;
         }
@@ -199,7 +197,7 @@ impl Gateway {
         let mut listings = Vec::new();
         for ((name, config), result) in servers.iter().zip(results) {
             match result {
-                Ok(listing) => listings.push((name.as_str(), config.prefix, listing)),
+                Ok(listing) => listings.push((name.as_str(), config, listing)),
                 Err(e) => {
                     warn!(server = name, error = %e, "server left out of the catalog");
                     unavailable.push((name.clone(), e.to_string()));
@@ -208,7 +206,12 @@ impl Gateway {
         }
         let inputs: Vec<CatalogInput<'_>> = listings
             .iter()
-            .map(|(server, prefix, listing)| CatalogInput { server, prefix: *prefix, listing })
+            .map(|(server, config, listing)| CatalogInput {
+                server,
+                prefix: config.prefix,
+                filter: &config.tools,
+                listing,
+            })
             .collect();
         let mut catalog = Catalog::build(&inputs);
         let complete = unavailable.is_empty();

@@ -8,6 +8,9 @@
 //! Listings are persisted per server with the fingerprint of its definition so a
 //! fresh daemon can answer `tools/list` for a server it has not started yet.
 
+pub mod registry;
+pub mod search;
+
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -94,10 +97,11 @@ pub struct Target {
     pub name: String,
 }
 
-/// One server's contribution to the catalog: its name, prefixing and listing.
+/// One server's contribution to the catalog: its name, prefixing, tool filter and listing.
 pub struct CatalogInput<'a> {
     pub server: &'a str,
     pub prefix: bool,
+    pub filter: &'a crate::config::ToolFilter,
     pub listing: &'a ServerListing,
 }
 
@@ -134,8 +138,8 @@ impl Catalog {
     /// Builds the catalog from servers in config order.
     pub fn build(inputs: &[CatalogInput<'_>]) -> Catalog {
         let mut catalog = Catalog::default();
-        let (tools, tool_targets) = Self::expose(inputs, |l| &l.tools);
-        let (prompts, prompt_targets) = Self::expose(inputs, |l| &l.prompts);
+        let (tools, tool_targets) = Self::expose(inputs, |l| &l.tools, true);
+        let (prompts, prompt_targets) = Self::expose(inputs, |l| &l.prompts, false);
         catalog.tools = tools;
         catalog.tool_targets = tool_targets;
         catalog.prompts = prompts;
@@ -162,10 +166,12 @@ impl Catalog {
     fn expose(
         inputs: &[CatalogInput<'_>],
         items: impl Fn(&ServerListing) -> &Vec<Value>,
+        filtered: bool,
     ) -> (Vec<Value>, HashMap<String, Target>) {
         let flat: Vec<(&CatalogInput<'_>, &Value, &str)> = inputs
             .iter()
             .flat_map(|input| items(input.listing).iter().filter_map(move |item| Some((input, item, item_name(item)?))))
+            .filter(|(input, _, name)| !filtered || input.filter.permits(name))
             .collect();
         let names = assign_names(flat.iter().map(|(input, _, name)| (input.server, *name, input.prefix)));
         let mut exposed = Vec::with_capacity(flat.len());
@@ -308,8 +314,8 @@ mod tests {
         };
         let listing_b = ServerListing { tools: vec![json!({"name": "read_file"})], ..Default::default() };
         let catalog = Catalog::build(&[
-            CatalogInput { server: "a", prefix: false, listing: &listing_a },
-            CatalogInput { server: "b", prefix: false, listing: &listing_b },
+            CatalogInput { server: "a", prefix: false, filter: &Default::default(), listing: &listing_a },
+            CatalogInput { server: "b", prefix: false, filter: &Default::default(), listing: &listing_b },
         ]);
         let names: Vec<&str> = catalog.tools.iter().filter_map(item_name).collect();
         assert_eq!(names.len(), 3);
@@ -332,7 +338,12 @@ mod tests {
             resource_templates: vec![json!({"uriTemplate": "demo://t/{id}", "name": "t"})],
             ..Default::default()
         };
-        let catalog = Catalog::build(&[CatalogInput { server: "my__server", prefix: true, listing: &listing }]);
+        let catalog = Catalog::build(&[CatalogInput {
+            server: "my__server",
+            prefix: true,
+            filter: &Default::default(),
+            listing: &listing,
+        }]);
         assert_eq!(catalog.tools[0]["name"], "my__server__x__y");
         assert_eq!(catalog.tools[0]["description"], "d");
         assert_eq!(catalog.tool("my__server__x__y").unwrap().name, "x__y");
@@ -346,7 +357,12 @@ mod tests {
     fn suggests_close_names() {
         let listing =
             ServerListing { tools: vec![json!({"name": "echo"}), json!({"name": "get-sum"})], ..Default::default() };
-        let catalog = Catalog::build(&[CatalogInput { server: "everything", prefix: true, listing: &listing }]);
+        let catalog = Catalog::build(&[CatalogInput {
+            server: "everything",
+            prefix: true,
+            filter: &Default::default(),
+            listing: &listing,
+        }]);
         assert_eq!(catalog.similar_tools("everything__ecko", 3), vec!["everything__echo"]);
         assert!(catalog.similar_tools("zzzzzzzzzzzzzzzzzzzzzz", 3).is_empty());
     }
