@@ -23,7 +23,8 @@ use tracing::{Instrument, debug, info, warn};
 
 use crate::backend::BackendError;
 use crate::backend::pending::SessionSink;
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, meta};
+use crate::config::ToolsMode;
 use crate::framing::{Frame, LineCodec};
 use crate::jsonrpc::{self, Kind};
 use crate::preamble::{self, PreambleReply};
@@ -153,6 +154,9 @@ struct Session {
     info: SessionInfo,
     /// Requests in flight, by the client's id as JSON text, so a cancellation finds them.
     in_flight: Mutex<HashMap<String, CancellationToken>>,
+    /// The gateway's own questions to the client (elicitation), by id.
+    asks: Mutex<HashMap<String, tokio::sync::oneshot::Sender<Value>>>,
+    next_ask: std::sync::atomic::AtomicU64,
 }
 
 /// The result of one request: a response to send, or nothing (cancelled).
@@ -160,7 +164,13 @@ type Outcome = Option<Value>;
 
 impl Session {
     fn new(gateway: Arc<Gateway>, info: SessionInfo) -> Self {
-        Self { gateway, info, in_flight: Mutex::new(HashMap::new()) }
+        Self {
+            gateway,
+            info,
+            in_flight: Mutex::new(HashMap::new()),
+            asks: Mutex::new(HashMap::new()),
+            next_ask: std::sync::atomic::AtomicU64::new(1),
+        }
     }
 
     fn send(&self, message: Value) {
@@ -287,7 +297,14 @@ impl Session {
                 None
             }
             Kind::Response => {
-                self.gateway.on_client_response(self.info.id, message.clone());
+                let key = message.get("id").map(Value::to_string).unwrap_or_default();
+                let asked = self.asks.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
+                match asked {
+                    Some(reply) => {
+                        let _ = reply.send(message.clone());
+                    }
+                    None => self.gateway.on_client_response(self.info.id, message.clone()),
+                }
                 None
             }
             Kind::Request | Kind::Invalid => {
@@ -352,10 +369,17 @@ impl Session {
                     Err((code, message)) => jsonrpc::error(id, code, message),
                 }
             }
-            "tools/list" => self.list(id, &params, |c| &c.tools, "tools").await,
+            "tools/list" => self.list_tools(id, &params).await,
             "prompts/list" => self.list(id, &params, |c| &c.prompts, "prompts").await,
             "resources/list" => self.list(id, &params, |c| &c.resources, "resources").await,
             "resources/templates/list" => self.list(id, &params, |c| &c.resource_templates, "resourceTemplates").await,
+            "tools/call" if params.get("name").and_then(Value::as_str).is_some_and(meta::is_meta) => {
+                let name = params["name"].as_str().unwrap_or_default().to_string();
+                let mut response = meta::call(&self.gateway, &self.info, self, &name, &params).await;
+                response["jsonrpc"] = "2.0".into();
+                response["id"] = id;
+                response
+            }
             "tools/call" => self.call_named(id, "tools/call", params, Named::Tool).await,
             "prompts/get" => self.call_named(id, "prompts/get", params, Named::Prompt).await,
             "resources/read" => self.read_resource(id, params).await,
@@ -412,10 +436,31 @@ impl Session {
         result
     }
 
+    /// `tools/list`: every tool, or the meta-tools (lazy, or auto above the threshold).
+    async fn list_tools(&self, id: Value, params: &Value) -> Value {
+        let catalog = self.gateway.catalog(&self.info).await;
+        let lazy = match self.gateway.tools_mode(&self.info) {
+            ToolsMode::Full => false,
+            ToolsMode::Lazy => true,
+            ToolsMode::Auto => {
+                let bytes = serde_json::to_vec(&catalog.tools).map_or(0, |b| b.len());
+                bytes / 4 > self.gateway.config().lazy_threshold_tokens
+            }
+        };
+        if lazy {
+            return self.page(id, params, &meta::definitions(), "tools");
+        }
+        self.page(id, params, &catalog.tools, "tools")
+    }
+
     async fn list(&self, id: Value, params: &Value, items: fn(&Catalog) -> &Vec<Value>, field: &str) -> Value {
         let catalog = self.gateway.catalog(&self.info).await;
+        self.page(id, params, items(&catalog), field)
+    }
+
+    fn page(&self, id: Value, params: &Value, items: &[Value], field: &str) -> Value {
         let page_size = self.gateway.config().page_size;
-        match paginate(items(&catalog), params.get("cursor"), page_size) {
+        match paginate(items, params.get("cursor"), page_size) {
             Ok((page, next)) => {
                 let mut result = json!({ field: page });
                 if let Some(next) = next {
@@ -546,6 +591,32 @@ fn merge(into: &mut Value, extra: &Value) {
         }
         (into @ Value::Null, extra) => *into = extra.clone(),
         _ => {}
+    }
+}
+
+/// How long the gateway waits for the client to answer its own question.
+const ASK_TIMEOUT: Duration = Duration::from_secs(600);
+
+impl meta::Ask for Session {
+    fn can_elicit(&self) -> bool {
+        let capabilities = self.gateway.session(self.info.id).map(|s| s.capabilities).unwrap_or_default();
+        capabilities
+            .get("elicitation")
+            .and_then(Value::as_object)
+            .is_some_and(|e| e.is_empty() || e.contains_key("form"))
+    }
+
+    fn elicit(&self, params: Value) -> futures_util::future::BoxFuture<'_, Option<Value>> {
+        Box::pin(async move {
+            let n = self.next_ask.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let id = Value::String(format!("mcp-gateway-ask-{n}"));
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            self.asks.lock().unwrap_or_else(|e| e.into_inner()).insert(id.to_string(), tx);
+            self.send(jsonrpc::request(id.clone(), "elicitation/create", params));
+            let answer = tokio::time::timeout(ASK_TIMEOUT, rx).await.ok().and_then(Result::ok);
+            self.asks.lock().unwrap_or_else(|e| e.into_inner()).remove(&id.to_string());
+            answer.and_then(|a| a.get("result").cloned())
+        })
     }
 }
 

@@ -66,6 +66,9 @@ pub struct WorkspaceFile {
     /// The profile sessions in this workspace use (unless the shim names one).
     #[serde(default)]
     pub profile: Option<String>,
+    /// How tools are exposed to sessions in this workspace.
+    #[serde(default)]
+    pub tools: Option<crate::config::ToolsMode>,
 }
 
 #[derive(Clone, PartialEq)]

@@ -80,6 +80,53 @@ impl Gateway {
         servers
     }
 
+    /// Whether the config lets this session's workspace add its own servers.
+    pub fn workspace_trusted(&self, session: &SessionInfo) -> bool {
+        workspace::mapping_for(&self.config(), &session.workspace).is_some_and(|(_, m)| m.trust)
+    }
+
+    /// How tools are exposed to a session: its workspace file, else its
+    /// profile, else the config.
+    pub fn tools_mode(&self, session: &SessionInfo) -> crate::config::ToolsMode {
+        let config = self.config();
+        self.workspace_files
+            .load(&session.workspace)
+            .tools
+            .or_else(|| session.profile.as_ref().and_then(|p| config.profiles.get(p)).and_then(|p| p.tools))
+            .unwrap_or(config.tools)
+    }
+
+    /// Whether a variable has a value for this session (the value is not returned).
+    pub fn variable_is_set(&self, session: &SessionInfo, name: &str) -> bool {
+        self.sources(session).lookup(name).is_some_and(|v| !v.is_empty())
+    }
+
+    /// The config file the gateway loads (and installs into).
+    pub fn config_path(&self) -> PathBuf {
+        crate::paths::config_location(self.explicit_config.as_deref()).path
+    }
+
+    /// The server catalog: shipped, plus the user's `catalog.yaml` beside the config.
+    pub fn registry(&self) -> crate::catalog::registry::Registry {
+        let path = self.config_path();
+        crate::catalog::registry::load(&path.with_file_name("catalog.yaml"))
+    }
+
+    /// Names of servers with a running instance.
+    pub fn running_servers(&self) -> std::collections::HashSet<String> {
+        self.pool.running_all().iter().map(|b| b.server.clone()).collect()
+    }
+
+    pub fn confirmations(&self) -> &crate::catalog::meta::Confirmations {
+        &self.confirmations
+    }
+
+    /// A fresh, unguessable confirmation code.
+    pub fn confirmation_code(&self) -> String {
+        let nonce = format!("{:?}{:?}", std::time::SystemTime::now(), std::thread::current().id());
+        self.hasher.digest([nonce.as_str(), "confirmation"])[..8].to_string()
+    }
+
     pub fn server_for(&self, session: &SessionInfo, name: &str) -> Option<ServerConfig> {
         self.servers_for(session).into_iter().find(|(n, _)| n == name).map(|(_, s)| s)
     }
