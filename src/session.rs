@@ -438,11 +438,12 @@ impl Session {
 
     /// `tools/list`: every tool, or the meta-tools (lazy, or auto above the threshold).
     async fn list_tools(&self, id: Value, params: &Value) -> Value {
-        let catalog = self.gateway.catalog(&self.info).await;
         let lazy = match self.gateway.tools_mode(&self.info) {
             ToolsMode::Full => false,
+            // Lazy needs no listing at all: nothing is started to answer it.
             ToolsMode::Lazy => true,
             ToolsMode::Auto => {
+                let catalog = self.gateway.catalog(&self.info).await;
                 let bytes = serde_json::to_vec(&catalog.tools).map_or(0, |b| b.len());
                 bytes / 4 > self.gateway.config().lazy_threshold_tokens
             }
@@ -450,7 +451,7 @@ impl Session {
         if lazy {
             return self.page(id, params, &meta::definitions(), "tools");
         }
-        self.page(id, params, &catalog.tools, "tools")
+        self.list(id, params, |c| &c.tools, "tools").await
     }
 
     async fn list(&self, id: Value, params: &Value, items: fn(&Catalog) -> &Vec<Value>, field: &str) -> Value {
