@@ -278,6 +278,9 @@ pub struct Config {
     /// A backend no session has used for this long is stopped (`10m`, `30s`, …).
     #[serde(default = "default_idle_timeout", with = "humantime_serde")]
     pub idle_timeout: std::time::Duration,
+    /// Restarts, backoff, the circuit breaker and health pings.
+    #[serde(default)]
+    pub supervision: crate::backend::Supervision,
     /// Files or directories that mark a workspace root.
     #[serde(default = "crate::workspace::default_markers")]
     pub workspace_markers: Vec<String>,
@@ -323,6 +326,7 @@ impl Default for Config {
             request_timeout_secs: default_request_timeout(),
             idle_timeout: default_idle_timeout(),
             workspace_markers: crate::workspace::default_markers(),
+            supervision: Default::default(),
             shutdown_grace_secs: default_shutdown_grace(),
         }
     }

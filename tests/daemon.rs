@@ -267,7 +267,7 @@ fn a_crashed_backend_gives_a_clear_error_and_restarts_on_next_use() {
     client.initialize();
     let first_pid = {
         client.call_tool(json!(1), "fx__echo", json!({"message": "up"}));
-        tagged_processes(&gw.tag).into_iter().find(|p| p.cmdline.contains("fixture_server.py")).unwrap().pid
+        gw.processes().into_iter().find(|p| p.cmdline.contains("fixture_server.py")).unwrap().pid
     };
     let reply = client.call_tool(json!(2), "fx__crash", json!({}));
     let message = reply["error"]["message"].as_str().unwrap_or_else(|| panic!("{reply}"));
@@ -275,11 +275,8 @@ fn a_crashed_backend_gives_a_clear_error_and_restarts_on_next_use() {
     assert!(message.contains("crashing on purpose"), "stderr tail quoted: {message}");
     let reply = client.call_tool(json!(3), "fx__echo", json!({"message": "again"}));
     assert_eq!(first_text(&reply), "a: again");
-    let pids: Vec<i32> = tagged_processes(&gw.tag)
-        .into_iter()
-        .filter(|p| p.cmdline.contains("fixture_server.py"))
-        .map(|p| p.pid)
-        .collect();
+    let pids: Vec<i32> =
+        gw.processes().into_iter().filter(|p| p.cmdline.contains("fixture_server.py")).map(|p| p.pid).collect();
     assert_eq!(pids.len(), 1);
     assert_ne!(pids[0], first_pid);
 }
@@ -429,9 +426,9 @@ fn concurrent_shims_start_exactly_one_daemon() {
         assert_eq!(first_text(&reply), format!("a: c{i}"));
     }
     // The daemons that lost the race exit at once; one serves everybody.
-    let daemons = || tagged_processes(&gw.tag).into_iter().filter(|p| p.cmdline.contains("mcp-gateway serve")).count();
-    assert!(wait_until(TIMEOUT, || daemons() == 1), "{:?}", tagged_processes(&gw.tag));
-    assert_eq!(count_matching(&gw.tag, "fixture_server.py"), 1);
+    let daemons = || gw.processes().into_iter().filter(|p| p.cmdline.contains("mcp-gateway serve")).count();
+    assert!(wait_until(TIMEOUT, || daemons() == 1), "{:?}", gw.processes());
+    assert_eq!(gw.count("fixture_server.py"), 1);
     let log = std::fs::read_to_string(gw.home.join("daemon.log")).unwrap();
     assert!(log.contains("listening"), "autostarted daemon logs to the gateway home: {log}");
     // Stop it through the CLI once the clients are gone (attached shims would
@@ -441,7 +438,8 @@ fn concurrent_shims_start_exactly_one_daemon() {
     }
     let out = gw.command(DAEMON).arg("stop").output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(wait_until(TIMEOUT, || tagged_processes(&gw.tag)
+    assert!(wait_until(TIMEOUT, || gw
+        .processes()
         .iter()
         .all(|p| !p.cmdline.contains("mcp-gateway serve") && !p.cmdline.contains("fixture_server"))));
 }
@@ -474,14 +472,14 @@ fn backends_die_with_a_daemon_killed_by_sigkill() {
     let mut client = gw.client();
     client.initialize();
     assert_eq!(first_text(&client.call_tool(json!(1), "fx__echo", json!({"message": "x"}))), "linger: x");
-    assert_eq!(count_matching(&gw.tag, "fixture_server.py"), 1);
+    assert_eq!(gw.count("fixture_server.py"), 1);
     let mut daemon = gw.daemon.take().unwrap();
     daemon.kill().unwrap(); // SIGKILL: no shutdown code runs.
     daemon.wait().unwrap();
     drop(client);
     assert!(
-        wait_until(TIMEOUT, || count_matching(&gw.tag, "fixture_server.py") == 0),
+        wait_until(TIMEOUT, || gw.count("fixture_server.py") == 0),
         "backend outlived its daemon: {:?}",
-        tagged_processes(&gw.tag)
+        gw.processes()
     );
 }

@@ -44,7 +44,7 @@ fn everything_gateway() -> TestGateway {
 
 /// server-everything processes of this test (the entry script is on their command line).
 fn everything_count(gw: &TestGateway) -> usize {
-    count_matching(&gw.tag, "server-everything")
+    gw.count("server-everything")
 }
 
 #[test]
@@ -81,11 +81,7 @@ fn five_python_sessions_share_one_server_everything() {
     assert_eq!(most, 1, "exactly one server-everything process throughout");
     assert_eq!(everything_count(&gw), 1);
     assert!(gw.stop().success());
-    assert!(
-        wait_until(TIMEOUT, || tagged_processes(&gw.tag).is_empty()),
-        "left after SIGTERM: {:?}",
-        tagged_processes(&gw.tag)
-    );
+    assert!(wait_until(TIMEOUT, || gw.processes().is_empty()), "left after SIGTERM: {:?}", gw.processes());
 }
 
 #[test]
@@ -120,11 +116,7 @@ fn daemon_killed_mid_session_the_client_carries_on() {
     let ready = lines.by_ref().map_while(Result::ok).any(|l| l.trim() == "READY");
     assert!(ready, "the client never got going:\n{}", gw.daemon_log());
     let daemons = || -> Vec<i32> {
-        tagged_processes(&gw.tag)
-            .into_iter()
-            .filter(|p| p.cmdline.contains("mcp-gateway serve"))
-            .map(|p| p.pid)
-            .collect()
+        gw.processes().into_iter().filter(|p| p.cmdline.contains("mcp-gateway serve")).map(|p| p.pid).collect()
     };
     let first = daemons();
     assert_eq!(first.len(), 1, "the shim started one daemon");
@@ -141,7 +133,7 @@ fn daemon_killed_mid_session_the_client_carries_on() {
     assert_ne!(second[0], first[0], "a new daemon serves the client");
     let out = gw.command(DAEMON).arg("stop").output().unwrap();
     assert!(out.status.success());
-    assert!(wait_until(TIMEOUT, || tagged_processes(&gw.tag).is_empty()), "{:?}", tagged_processes(&gw.tag));
+    assert!(wait_until(TIMEOUT, || gw.processes().is_empty()), "{:?}", gw.processes());
 }
 
 #[test]
@@ -160,16 +152,11 @@ fn sigterm_stops_the_whole_npx_process_tree() {
     client.initialize();
     let reply = client.call_tool(json!(1), "everything__echo", json!({"message": "via npx"}));
     assert!(first_text(&reply).contains("via npx"), "{reply}");
-    let tree: Vec<Proc> =
-        tagged_processes(&gw.tag).into_iter().filter(|p| !p.cmdline.contains("mcp-gateway")).collect();
+    let tree: Vec<Proc> = gw.processes().into_iter().filter(|p| !p.cmdline.contains("mcp-gateway serve") && !p.cmdline.contains("mcp-gateway-connect")).collect();
     assert!(tree.len() >= 2, "npx and node at least: {tree:?}");
     drop(client);
     assert!(gw.stop().success());
-    assert!(
-        wait_until(TIMEOUT, || tagged_processes(&gw.tag).is_empty()),
-        "survived the daemon: {:?}",
-        tagged_processes(&gw.tag)
-    );
+    assert!(wait_until(TIMEOUT, || gw.processes().is_empty()), "survived the daemon: {:?}", gw.processes());
     assert!(!gw.socket.exists());
 }
 

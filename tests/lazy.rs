@@ -165,7 +165,7 @@ fn allow_and_deny_lists_hold_in_both_modes() {
     }));
     let reply = meta(&mut client, "m", "mcpgw_call", json!({"tool": "fx__crash", "arguments": {}}));
     assert_eq!(reply["result"]["isError"], true, "{reply}");
-    assert_eq!(count_matching(&gw.tag, "filtered"), 1, "the backend still runs: nothing crashed it");
+    assert_eq!(gw.count("filtered"), 1, "the backend still runs: nothing crashed it");
     let search = first_text(&meta(&mut client, "s", "mcpgw_search", json!({"query": "crash exit"}))).to_string();
     assert!(!search.contains("fx__crash"), "{search}");
 }

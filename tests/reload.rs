@@ -63,7 +63,7 @@ fn a_server_added_mid_session_is_usable_within_two_seconds_and_removal_drains() 
         let reply = one.call_tool(json!("gone"), "b__echo", json!({"message": "x"}));
         reply["error"]["message"].as_str().is_some_and(|m| m.contains("Unknown tool: `b__echo`"))
     }));
-    assert!(wait_until(TIMEOUT, || count_matching(&gw.tag, "fixture_server.py b") == 0), "b stopped after draining");
+    assert!(wait_until(TIMEOUT, || gw.count("fixture_server.py b") == 0), "b stopped after draining");
     // Nothing was interrupted: both sessions still work.
     for (client, id) in [(&mut one, 1), (&mut two, 2)] {
         assert_eq!(first_text(&client.call_tool(json!(id), "a__echo", json!({"message": "still"}))), "a: still");
@@ -87,8 +87,8 @@ fn a_changed_definition_gets_a_new_instance_while_the_old_one_drains() {
         )) == "new-def: x"
     }));
     assert_eq!(first_text(&client.response(&json!("long"))), "slow done: old");
-    assert!(wait_until(TIMEOUT, || count_matching(&gw.tag, "old-def") == 0), "the old instance stopped");
-    assert_eq!(count_matching(&gw.tag, "new-def"), 1);
+    assert!(wait_until(TIMEOUT, || gw.count("old-def") == 0), "the old instance stopped");
+    assert_eq!(gw.count("new-def"), 1);
 }
 
 #[test]

@@ -60,7 +60,7 @@ fn credential_servers_keep_each_workspaces_token_apart() {
         assert!(env.contains(own.as_str()), "its own token: {env}");
         assert!(!env.contains(other.as_str()), "never the other workspace's token");
     }
-    assert_eq!(count_matching(&gw.tag, "server-everything"), 2, "one instance per credential set");
+    assert_eq!(gw.count("server-everything"), 2, "one instance per credential set");
     let status = serde_json::to_string(&status(&gw)).unwrap();
     let log = gw.daemon_log();
     for token in [&token_a, &token_b] {
@@ -89,9 +89,9 @@ fn sharing_modes_decide_how_many_processes_run() {
             assert!(first_text(&reply).ends_with(": x"), "{reply}");
         }
     }
-    assert_eq!(count_matching(&gw.tag, "mode-global"), 1);
-    assert_eq!(count_matching(&gw.tag, "mode-workspace"), 2);
-    assert_eq!(count_matching(&gw.tag, "mode-session"), 3);
+    assert_eq!(gw.count("mode-global"), 1);
+    assert_eq!(gw.count("mode-workspace"), 2);
+    assert_eq!(gw.count("mode-session"), 3);
     // A session's own instance goes when it is no longer used (idle reaping is
     // what stops it; here the session leaves and the instance idles out).
     let keys: Vec<String> =
@@ -197,7 +197,7 @@ fn editing_a_workspace_env_takes_effect_on_the_next_call() {
     write_private(&project.join(".env"), "TOKEN=second-value\n");
     assert_eq!(env_of(&mut client, 2, "fx__env", "TOKEN"), "second-value");
     // The old instance, no longer used, is reaped when idle; the new one serves on.
-    assert!(wait_until(TIMEOUT, || count_matching(&gw.tag, "fixture_server.py edit") <= 1));
+    assert!(wait_until(TIMEOUT, || gw.count("fixture_server.py edit") <= 1));
     assert_eq!(env_of(&mut client, 3, "fx__env", "TOKEN"), "second-value");
 }
 
@@ -208,8 +208,8 @@ fn idle_backends_are_stopped_and_come_back_on_use() {
     let mut client = gw.client();
     client.initialize();
     client.call_tool(json!(1), "fx__echo", json!({"message": "x"}));
-    assert_eq!(count_matching(&gw.tag, "fixture_server.py idle"), 1);
-    assert!(wait_until(TIMEOUT, || count_matching(&gw.tag, "fixture_server.py idle") == 0), "reaped when idle");
+    assert_eq!(gw.count("fixture_server.py idle"), 1);
+    assert!(wait_until(TIMEOUT, || gw.count("fixture_server.py idle") == 0), "reaped when idle");
     assert!(gw.daemon_log().contains("stopping an idle backend"));
     assert_eq!(first_text(&client.call_tool(json!(2), "fx__echo", json!({"message": "back"}))), "idle: back");
 }
@@ -293,7 +293,7 @@ fn a_trusted_workspace_adds_its_own_servers_and_an_untrusted_one_cannot() {
     assert_eq!(first_text(&inside.call_tool(json!(1), "local__echo", json!({"message": "hi"}))), "workspace-own: hi");
     let mut elsewhere = client_at(&gw, &untrusted);
     assert!(!elsewhere.tool_names().iter().any(|n| n.starts_with("local__")));
-    assert_eq!(count_matching(&gw.tag, "workspace-own"), 1, "the untrusted file never ran anything");
+    assert_eq!(gw.count("workspace-own"), 1, "the untrusted file never ran anything");
     assert!(gw.daemon_log().contains("trust: true"), "the log says how to trust it");
 }
 

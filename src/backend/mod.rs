@@ -2,11 +2,16 @@
 //! and the connection every session's requests are multiplexed over.
 
 pub mod pending;
+mod pool;
 pub mod spawner;
 pub mod stderr;
 pub mod stdio;
+mod supervisor;
 
-use std::collections::{HashMap, HashSet};
+pub use pool::{BackendPool, BackendStatus, rss_kib};
+pub use supervisor::Supervision;
+
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -16,7 +21,7 @@ use tokio::sync::mpsc;
 
 use self::pending::{PendingTable, SessionId, SessionSink};
 use self::stderr::StderrRing;
-use crate::config::{ServerConfig, Transport};
+use crate::config::ServerConfig;
 use crate::jsonrpc;
 
 /// The protocol version the gateway asks backends for.
@@ -37,6 +42,14 @@ pub enum BackendError {
     Initialize { server: String, message: String },
     #[error("server `{server}`: {message}")]
     Config { server: String, message: String },
+    #[error(
+        "server `{server}` failed to start after {failures} failures; the next attempt is in {retry_in_ms} ms (last error: {last_error})"
+    )]
+    BackingOff { server: String, failures: u32, retry_in_ms: u64, last_error: String },
+    #[error(
+        "server `{server}` failed {failures} times in a row, so calls to it are refused for now; it will be retried in {retry_in_secs} s (last error: {last_error})"
+    )]
+    CircuitOpen { server: String, failures: usize, retry_in_secs: u64, last_error: String },
     #[error("server `{server}` did not answer within {secs} s (request_timeout_secs); the request was cancelled")]
     Timeout { server: String, secs: u64 },
     #[error("server `{server}` uses the {transport} transport, which this build does not run yet")]
@@ -105,6 +118,8 @@ pub struct Backend {
     /// When a session request last started or ended here.
     last_used: Mutex<Instant>,
     handed_out: AtomicBool,
+    /// When a health ping last went out (or the instance started).
+    last_ping: Mutex<Instant>,
     /// The backend's `initialize` result, once it answered.
     initialize: std::sync::OnceLock<Value>,
     pub pid: Option<u32>,
@@ -117,6 +132,10 @@ pub struct Backend {
     /// The `logging/setLevel` last sent to the backend.
     log_level: Mutex<Option<String>>,
     alive: AtomicBool,
+    /// Set when the gateway itself stops the instance (its exit is no failure).
+    stopping: AtomicBool,
+    /// Why the gateway killed it, when it did so because it stopped answering.
+    fault: Mutex<Option<String>>,
     stderr: Arc<StderrRing>,
     exit_status: Mutex<Option<String>>,
 }
@@ -189,6 +208,16 @@ impl Backend {
         lock(&self.users).clone()
     }
 
+    /// Whether an idle instance is due a health ping (and marks it pinged).
+    pub fn ping_due(&self, interval: Duration) -> bool {
+        let mut last = lock(&self.last_ping);
+        let due = self.in_flight().0 == 0 && self.idle_for() >= interval && last.elapsed() >= interval;
+        if due {
+            *last = Instant::now();
+        }
+        due
+    }
+
     /// Counts a session as a user of this instance (it gets its log messages).
     pub fn attach(&self, session: SessionId) {
         lock(&self.users).insert(session);
@@ -248,7 +277,23 @@ impl Backend {
         self.exit_status.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    fn exit_error(&self) -> BackendError {
+    pub fn mark_stopping(&self) {
+        self.stopping.store(true, Ordering::Release);
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+
+    fn set_fault(&self, reason: String) {
+        *lock(&self.fault) = Some(reason);
+    }
+
+    /// Why the instance is gone, for callers and for the restart record.
+    pub fn exit_error(&self) -> BackendError {
+        if let Some(fault) = lock(&self.fault).clone() {
+            return BackendError::Exited { server: self.server.clone(), status: fault, stderr: String::new() };
+        }
         match self.exit_status() {
             Some(status) => BackendError::Exited {
                 server: self.server.clone(),
@@ -294,208 +339,5 @@ impl Drop for CancelOnDrop<'_> {
                 serde_json::json!({"requestId": self.id, "reason": "the client cancelled or disconnected"}),
             );
         }
-    }
-}
-
-/// A running backend: its connection plus what is needed to stop it.
-struct Instance {
-    backend: Arc<Backend>,
-    process: stdio::ProcessHandle,
-}
-
-#[derive(Default)]
-struct Slot {
-    instance: tokio::sync::Mutex<Option<Instance>>,
-    /// How many times an instance was started here.
-    starts: std::sync::atomic::AtomicU32,
-}
-
-/// Resident memory of a process, from /proc (Linux).
-pub fn rss_kib(pid: u32) -> Option<u64> {
-    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    Some(pages * 4)
-}
-
-/// One row of `status`.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct BackendStatus {
-    pub server: String,
-    pub key: String,
-    pub instance: String,
-    pub sessions: usize,
-    pub idle_secs: u64,
-    pub state: &'static str,
-    pub pid: Option<u32>,
-    pub uptime_secs: u64,
-    pub in_flight: usize,
-    pub progress_routes: usize,
-    pub rss_kib: Option<u64>,
-    pub restarts: u32,
-    pub last_exit: Option<String>,
-}
-
-/// Every backend instance of the daemon, keyed by `(server, sharing key)`.
-pub struct BackendPool {
-    slots: Mutex<HashMap<Identity, Arc<Slot>>>,
-    handler: Arc<dyn BackendHandler>,
-    startup_timeout: Mutex<Duration>,
-    max_message_bytes: Mutex<usize>,
-}
-
-impl BackendPool {
-    pub fn new(handler: Arc<dyn BackendHandler>) -> Self {
-        Self {
-            slots: Mutex::new(HashMap::new()),
-            handler,
-            startup_timeout: Mutex::new(Duration::from_secs(60)),
-            max_message_bytes: Mutex::new(crate::framing::DEFAULT_MAX_MESSAGE_BYTES),
-        }
-    }
-
-    /// Applies the limits from the config.
-    pub fn set_limits(&self, startup_timeout: Duration, max_message_bytes: usize) {
-        *self.startup_timeout.lock().unwrap_or_else(|e| e.into_inner()) = startup_timeout;
-        *self.max_message_bytes.lock().unwrap_or_else(|e| e.into_inner()) = max_message_bytes;
-    }
-
-    fn slot(&self, identity: &Identity) -> Arc<Slot> {
-        lock(&self.slots).entry(identity.clone()).or_default().clone()
-    }
-
-    /// The live backend for `identity`, spawning it first if needed.
-    /// Concurrent callers wait for the one spawn.
-    pub async fn get(
-        &self,
-        identity: &Identity,
-        config: &ServerConfig,
-        resolved: &Resolved,
-    ) -> Result<Arc<Backend>, BackendError> {
-        let server = identity.server.as_str();
-        let slot = self.slot(identity);
-        let mut instance = slot.instance.lock().await;
-        if let Some(running) = instance.as_ref()
-            && running.backend.is_alive()
-        {
-            return Ok(running.backend.clone());
-        }
-        if let Some(dead) = instance.take() {
-            // Reap what is left of the old process group before starting anew.
-            dead.process.stop(Duration::from_millis(200)).await;
-        }
-        match config.transport {
-            Transport::Stdio => {}
-            Transport::Http => return Err(BackendError::Unsupported { server: server.into(), transport: "HTTP" }),
-            Transport::Docker => return Err(BackendError::Unsupported { server: server.into(), transport: "docker" }),
-        }
-        let options = stdio::SpawnOptions {
-            identity: identity.clone(),
-            config,
-            resolved,
-            startup_timeout: *self.startup_timeout.lock().unwrap_or_else(|e| e.into_inner()),
-            max_message_bytes: *self.max_message_bytes.lock().unwrap_or_else(|e| e.into_inner()),
-            handler: self.handler.clone(),
-        };
-        slot.starts.fetch_add(1, Ordering::Relaxed);
-        let (backend, process) = stdio::spawn(options).await?;
-        *instance = Some(Instance { backend: backend.clone(), process });
-        Ok(backend)
-    }
-
-    /// Every live backend.
-    pub fn running_all(&self) -> Vec<Arc<Backend>> {
-        let slots: Vec<Arc<Slot>> = self.slots.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
-        slots
-            .iter()
-            .filter_map(|slot| slot.instance.try_lock().ok()?.as_ref().map(|i| i.backend.clone()))
-            .filter(|b| b.is_alive())
-            .collect()
-    }
-
-    /// The live backend of `identity` if one is running; never spawns.
-    pub fn running(&self, identity: &Identity) -> Option<Arc<Backend>> {
-        let slot = lock(&self.slots).get(identity)?.clone();
-        let instance = slot.instance.try_lock().ok()?;
-        instance.as_ref().map(|i| i.backend.clone()).filter(|b| b.is_alive())
-    }
-
-    /// Stops one instance (idle, or replaced) and forgets its slot.
-    pub async fn stop(&self, identity: &Identity, grace: Duration) {
-        let Some(slot) = lock(&self.slots).remove(identity) else { return };
-        if let Some(instance) = slot.instance.lock().await.take() {
-            instance.process.stop(grace).await;
-        }
-    }
-
-    /// Forgets a disconnected session in every instance.
-    pub fn detach(&self, session: SessionId) {
-        for backend in self.running_all() {
-            backend.detach(session);
-        }
-    }
-
-    /// A row per known instance, for `status`.
-    pub fn status(&self) -> Vec<BackendStatus> {
-        let slots: Vec<(Identity, Arc<Slot>)> = {
-            let slots = lock(&self.slots);
-            slots.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
-        };
-        let mut rows: Vec<BackendStatus> = slots
-            .into_iter()
-            .map(|(identity, slot)| {
-                let mut row = BackendStatus {
-                    server: identity.server,
-                    key: identity.key.0,
-                    instance: identity.instance,
-                    sessions: 0,
-                    idle_secs: 0,
-                    state: "stopped",
-                    pid: None,
-                    uptime_secs: 0,
-                    in_flight: 0,
-                    progress_routes: 0,
-                    rss_kib: None,
-                    restarts: slot.starts.load(Ordering::Relaxed).saturating_sub(1),
-                    last_exit: None,
-                };
-                match slot.instance.try_lock() {
-                    Ok(instance) => {
-                        if let Some(i) = instance.as_ref() {
-                            let b = &i.backend;
-                            row.state = if b.is_alive() { "ready" } else { "exited" };
-                            row.pid = b.pid.filter(|_| b.is_alive());
-                            row.uptime_secs = b.started.elapsed().as_secs();
-                            (row.in_flight, row.progress_routes) = b.in_flight();
-                            row.sessions = lock(&b.users).len();
-                            row.idle_secs = b.idle_for().as_secs();
-                            row.rss_kib = row.pid.and_then(rss_kib);
-                            row.last_exit = b.exit_status();
-                        }
-                    }
-                    Err(_) => row.state = "starting",
-                }
-                row
-            })
-            .collect();
-        rows.sort_by(|a, b| (&a.server, &a.key, &a.instance).cmp(&(&b.server, &b.key, &b.instance)));
-        rows
-    }
-
-    /// Stops every backend: SIGTERM to each process group, up to `grace` to exit,
-    /// then SIGKILL for what is left.
-    pub async fn shutdown(&self, grace: Duration) {
-        let slots: Vec<Arc<Slot>> = {
-            let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-            slots.drain().map(|(_, slot)| slot).collect()
-        };
-        let mut stops = Vec::new();
-        for slot in slots {
-            stops.push(async move {
-                if let Some(instance) = slot.instance.lock().await.take() {
-                    instance.process.stop(grace).await;
-                }
-            });
-        }
-        futures_util::future::join_all(stops).await;
     }
 }

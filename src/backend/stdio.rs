@@ -123,6 +123,7 @@ pub async fn spawn(options: SpawnOptions<'_>) -> Result<(Arc<Backend>, ProcessHa
         users: Mutex::new(Default::default()),
         last_used: Mutex::new(Instant::now()),
         handed_out: AtomicBool::new(false),
+        last_ping: Mutex::new(Instant::now()),
         initialize: std::sync::OnceLock::new(),
         pid,
         started: Instant::now(),
@@ -131,6 +132,8 @@ pub async fn spawn(options: SpawnOptions<'_>) -> Result<(Arc<Backend>, ProcessHa
         serial: options.config.serialize.then(|| tokio::sync::Semaphore::new(1)),
         log_level: Mutex::new(None),
         alive: AtomicBool::new(true),
+        stopping: AtomicBool::new(false),
+        fault: Mutex::new(None),
         stderr: Arc::new(StderrRing::default()),
         exit_status: Mutex::new(None),
     });

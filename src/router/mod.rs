@@ -94,6 +94,7 @@ impl Gateway {
         let gateway = Arc::new_cyclic(|gateway| {
             let pool = BackendPool::new(Arc::new(Hooks { gateway: gateway.clone() }));
             pool.set_limits(Duration::from_secs(config.startup_timeout_secs), config.max_message_bytes);
+            pool.set_supervision(config.supervision.clone());
             Gateway {
                 config: RwLock::new(Arc::new(config)),
                 explicit_config,
@@ -274,6 +275,7 @@ impl BackendHandler for Hooks {
 
     fn on_exit(&self, backend: &Arc<Backend>) {
         if let Some(gateway) = self.gateway.upgrade() {
+            gateway.pool.exited(backend);
             gateway.drop_server_requests_of_backend(backend);
         }
     }

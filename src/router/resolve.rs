@@ -268,14 +268,30 @@ impl Gateway {
     }
 }
 
-/// Stops backends no session has used for their idle timeout.
+/// Stops backends no session has used for their idle timeout, and pings the
+/// idle ones that stay: one that does not answer is killed (and restarted on
+/// its next use).
 pub(super) async fn reap_idle(gateway: Weak<Gateway>) {
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
         tick.tick().await;
         let Some(gateway) = gateway.upgrade() else { return };
         let default = gateway.config().idle_timeout;
+        let supervision = gateway.pool.supervision();
         for backend in gateway.pool.running_all() {
+            if backend.ping_due(supervision.health_interval) {
+                let gateway = gateway.clone();
+                let backend = backend.clone();
+                let timeout = supervision.health_timeout;
+                tokio::spawn(async move {
+                    let answered = tokio::time::timeout(timeout, backend.request("ping", Value::Null, None)).await;
+                    if answered.is_err() {
+                        let reason = format!("did not answer a health ping within {timeout:?}; restarted");
+                        tracing::warn!(server = %backend.server, "{reason}");
+                        gateway.pool.kill_unhealthy(&backend, reason).await;
+                    }
+                });
+            }
             let limit = backend.config.idle_timeout.unwrap_or(default);
             if backend.idle_for() >= limit && !gateway.busy(&backend) {
                 info!(server = %backend.server, key = %backend.key.0, idle = ?backend.idle_for(), "stopping an idle backend");

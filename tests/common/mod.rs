@@ -2,12 +2,12 @@
 //! an MCP client over a real shim, process accounting, and the pinned test deps.
 #![allow(dead_code)]
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::OnceLock;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -91,33 +91,46 @@ pub struct Proc {
     pub cmdline: String,
 }
 
-/// Live (non-zombie) processes whose environment carries `MCP_GATEWAY_TEST_TAG=tag`.
-pub fn tagged_processes(tag: &str) -> Vec<Proc> {
+/// Live (non-zombie) processes of a test: those whose environment carries
+/// `MCP_GATEWAY_TEST_TAG=tag`, whose working directory is under `dir`, or that
+/// belong to a session (process group tree) one of those leads. Node may
+/// overwrite its environment block when it sets its process title, so the
+/// environment alone misses some.
+pub fn tagged_processes_in(tag: &str, dir: Option<&Path>, sessions: &Mutex<HashSet<i32>>) -> Vec<Proc> {
     let needle = format!("MCP_GATEWAY_TEST_TAG={tag}");
-    let mut found = Vec::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else { return found };
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let mut candidates = Vec::new();
     for entry in entries.flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
-        let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else { continue };
-        if !environ.split(|b| *b == 0).any(|v| v == needle.as_bytes()) {
-            continue;
-        }
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let state = stat.rsplit(')').next().and_then(|s| s.split_whitespace().next()).unwrap_or("?");
-        if state == "Z" || state == "X" {
+        let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or_default().split_whitespace().collect();
+        let state = fields.first().copied().unwrap_or("?");
+        if state == "Z" || state == "X" || fields.len() < 4 {
             continue;
         }
+        let sid: i32 = fields[3].parse().unwrap_or(0);
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        let by_env = environ.split(|b| *b == 0).any(|v| v == needle.as_bytes());
+        let by_cwd =
+            dir.is_some_and(|d| std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|c| c.starts_with(d)));
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
             .map(|c| String::from_utf8_lossy(&c).replace('\0', " ").trim().to_string())
             .unwrap_or_default();
-        found.push(Proc { pid, cmdline });
+        candidates.push((Proc { pid, cmdline }, sid, by_env || by_cwd));
     }
-    found
+    let mut known = sessions.lock().unwrap();
+    for (p, sid, tagged) in &candidates {
+        // A tagged session leader: its session is the test's (a backend's tree).
+        if *tagged && p.pid == *sid {
+            known.insert(*sid);
+        }
+    }
+    candidates.into_iter().filter(|(_, sid, tagged)| *tagged || known.contains(sid)).map(|(p, _, _)| p).collect()
 }
 
-/// Tagged processes whose command line contains `pattern`.
-pub fn count_matching(tag: &str, pattern: &str) -> usize {
-    tagged_processes(tag).iter().filter(|p| p.cmdline.contains(pattern)).count()
+/// Live processes carrying the test tag in their environment.
+pub fn tagged_processes(tag: &str) -> Vec<Proc> {
+    tagged_processes_in(tag, None, &Mutex::new(HashSet::new()))
 }
 
 /// A gateway with its own home, socket and config, driven through the real binaries.
@@ -131,6 +144,8 @@ pub struct TestGateway {
     pub extra_env: Vec<(String, String)>,
     /// Environment for the daemon only.
     pub daemon_env: Vec<(String, String)>,
+    /// Sessions (setsid process trees) seen led by a process of this test.
+    sessions: Mutex<HashSet<i32>>,
 }
 
 impl TestGateway {
@@ -140,7 +155,26 @@ impl TestGateway {
         std::fs::create_dir_all(&home).expect("home");
         let socket = dir.path().join("run").join("gateway.sock");
         let tag = format!("{}-{}", std::process::id(), dir.path().file_name().unwrap().to_string_lossy());
-        Self { dir, home, socket, tag, daemon: None, extra_env: Vec::new(), daemon_env: Vec::new() }
+        Self {
+            dir,
+            home,
+            socket,
+            tag,
+            daemon: None,
+            extra_env: Vec::new(),
+            daemon_env: Vec::new(),
+            sessions: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// The live processes of this test (daemons, shims, backends and their children).
+    pub fn processes(&self) -> Vec<Proc> {
+        tagged_processes_in(&self.tag, Some(self.dir.path()), &self.sessions)
+    }
+
+    /// This test's processes whose command line contains `pattern`.
+    pub fn count(&self, pattern: &str) -> usize {
+        self.processes().iter().filter(|p| p.cmdline.contains(pattern)).count()
     }
 
     /// A gateway whose config has the given `servers:` entries (name → YAML body).
@@ -187,6 +221,7 @@ impl TestGateway {
         let child = self
             .command(DAEMON)
             .envs(self.daemon_env.iter().cloned())
+            .current_dir(self.dir.path())
             .arg("serve")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -276,7 +311,7 @@ impl Drop for TestGateway {
             }
         }
         // Whatever a failed test left behind (autostarted daemons, backends).
-        for p in tagged_processes(&self.tag) {
+        for p in self.processes() {
             signal(p.pid, nix::sys::signal::Signal::SIGKILL);
         }
     }

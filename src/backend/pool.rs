@@ -1,0 +1,282 @@
+//! Every backend instance of the daemon, started on first use and restarted
+//! under supervision (see `supervisor`).
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::pending::SessionId;
+use super::supervisor::{Health, Supervision};
+use super::{Backend, BackendError, BackendHandler, Identity, Resolved, lock, stdio};
+use crate::config::{ServerConfig, Transport};
+
+/// A running backend: its connection plus what is needed to stop it.
+struct Instance {
+    backend: Arc<Backend>,
+    process: stdio::ProcessHandle,
+}
+
+#[derive(Default)]
+struct Slot {
+    instance: tokio::sync::Mutex<Option<Instance>>,
+    /// How many times an instance was started here.
+    starts: std::sync::atomic::AtomicU32,
+    health: Mutex<Health>,
+}
+
+/// Resident memory of a process, from /proc (Linux).
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4)
+}
+
+/// One row of `status`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BackendStatus {
+    pub server: String,
+    pub key: String,
+    pub instance: String,
+    pub sessions: usize,
+    pub idle_secs: u64,
+    pub state: &'static str,
+    pub pid: Option<u32>,
+    pub uptime_secs: u64,
+    pub in_flight: usize,
+    pub progress_routes: usize,
+    pub rss_kib: Option<u64>,
+    pub restarts: u32,
+    pub last_exit: Option<String>,
+    /// Seconds until the next start is allowed (backing off, or breaker open).
+    pub next_retry_secs: Option<f64>,
+}
+
+/// Every backend instance of the daemon, keyed by `(server, sharing key)`.
+pub struct BackendPool {
+    slots: Mutex<HashMap<Identity, Arc<Slot>>>,
+    handler: Arc<dyn BackendHandler>,
+    startup_timeout: Mutex<Duration>,
+    max_message_bytes: Mutex<usize>,
+    supervision: Mutex<Supervision>,
+}
+
+impl BackendPool {
+    pub fn new(handler: Arc<dyn BackendHandler>) -> Self {
+        Self {
+            slots: Mutex::new(HashMap::new()),
+            handler,
+            startup_timeout: Mutex::new(Duration::from_secs(60)),
+            max_message_bytes: Mutex::new(crate::framing::DEFAULT_MAX_MESSAGE_BYTES),
+            supervision: Mutex::new(Supervision::default()),
+        }
+    }
+
+    /// Applies the restart policy from the config.
+    pub fn set_supervision(&self, supervision: Supervision) {
+        *lock(&self.supervision) = supervision;
+    }
+
+    pub fn supervision(&self) -> Supervision {
+        lock(&self.supervision).clone()
+    }
+
+    /// Applies the limits from the config.
+    pub fn set_limits(&self, startup_timeout: Duration, max_message_bytes: usize) {
+        *self.startup_timeout.lock().unwrap_or_else(|e| e.into_inner()) = startup_timeout;
+        *self.max_message_bytes.lock().unwrap_or_else(|e| e.into_inner()) = max_message_bytes;
+    }
+
+    fn slot(&self, identity: &Identity) -> Arc<Slot> {
+        lock(&self.slots).entry(identity.clone()).or_default().clone()
+    }
+
+    /// The live backend for `identity`, spawning it first if needed.
+    /// Concurrent callers wait for the one spawn.
+    pub async fn get(
+        &self,
+        identity: &Identity,
+        config: &ServerConfig,
+        resolved: &Resolved,
+    ) -> Result<Arc<Backend>, BackendError> {
+        let server = identity.server.as_str();
+        let slot = self.slot(identity);
+        let mut instance = slot.instance.lock().await;
+        if let Some(running) = instance.as_ref()
+            && running.backend.is_alive()
+        {
+            return Ok(running.backend.clone());
+        }
+        if let Some(dead) = instance.take() {
+            // Reap what is left of the old process group before starting anew.
+            dead.backend.mark_stopping();
+            dead.process.stop(Duration::from_millis(200)).await;
+        }
+        lock(&slot.health).admit(server, Instant::now())?;
+        match config.transport {
+            Transport::Stdio => {}
+            Transport::Http => return Err(BackendError::Unsupported { server: server.into(), transport: "HTTP" }),
+            Transport::Docker => return Err(BackendError::Unsupported { server: server.into(), transport: "docker" }),
+        }
+        let options = stdio::SpawnOptions {
+            identity: identity.clone(),
+            config,
+            resolved,
+            startup_timeout: *self.startup_timeout.lock().unwrap_or_else(|e| e.into_inner()),
+            max_message_bytes: *self.max_message_bytes.lock().unwrap_or_else(|e| e.into_inner()),
+            handler: self.handler.clone(),
+        };
+        slot.starts.fetch_add(1, Ordering::Relaxed);
+        match stdio::spawn(options).await {
+            Ok((backend, process)) => {
+                lock(&slot.health).started();
+                *instance = Some(Instance { backend: backend.clone(), process });
+                Ok(backend)
+            }
+            Err(e) => {
+                let policy = self.supervision();
+                lock(&slot.health).failed(&policy, Instant::now(), Duration::ZERO, e.to_string());
+                Err(e)
+            }
+        }
+    }
+
+    /// An instance exited. Unless the gateway stopped it, that is a failure
+    /// that counts towards backoff and the breaker.
+    pub fn exited(&self, backend: &Backend) {
+        // A start that failed was counted where it failed.
+        if backend.is_stopping() || backend.initialize_result().is_null() {
+            return;
+        }
+        let Some(slot) = lock(&self.slots).get(&backend.identity).cloned() else { return };
+        let policy = self.supervision();
+        let error = backend.exit_error().to_string();
+        lock(&slot.health).failed(&policy, Instant::now(), backend.started.elapsed(), error);
+    }
+
+    /// Kills an instance that stopped answering; the exit counts as a failure
+    /// and the next use starts a new one.
+    pub async fn kill_unhealthy(&self, backend: &Backend, reason: String) {
+        backend.set_fault(reason);
+        let slot = lock(&self.slots).get(&backend.identity).cloned();
+        if let Some(slot) = slot
+            && let Some(instance) = slot.instance.lock().await.as_ref()
+            && std::ptr::eq(Arc::as_ptr(&instance.backend), backend)
+        {
+            instance.process.stop(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// Every live backend.
+    pub fn running_all(&self) -> Vec<Arc<Backend>> {
+        let slots: Vec<Arc<Slot>> = self.slots.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        slots
+            .iter()
+            .filter_map(|slot| slot.instance.try_lock().ok()?.as_ref().map(|i| i.backend.clone()))
+            .filter(|b| b.is_alive())
+            .collect()
+    }
+
+    /// The live backend of `identity` if one is running; never spawns.
+    pub fn running(&self, identity: &Identity) -> Option<Arc<Backend>> {
+        let slot = lock(&self.slots).get(identity)?.clone();
+        let instance = slot.instance.try_lock().ok()?;
+        instance.as_ref().map(|i| i.backend.clone()).filter(|b| b.is_alive())
+    }
+
+    /// Stops one instance (idle, or replaced) and forgets its slot.
+    pub async fn stop(&self, identity: &Identity, grace: Duration) {
+        let Some(slot) = lock(&self.slots).remove(identity) else { return };
+        if let Some(instance) = slot.instance.lock().await.take() {
+            instance.backend.mark_stopping();
+            instance.process.stop(grace).await;
+        }
+    }
+
+    /// Forgets a disconnected session in every instance.
+    pub fn detach(&self, session: SessionId) {
+        for backend in self.running_all() {
+            backend.detach(session);
+        }
+    }
+
+    /// A row per known instance, for `status`.
+    pub fn status(&self) -> Vec<BackendStatus> {
+        let slots: Vec<(Identity, Arc<Slot>)> = {
+            let slots = lock(&self.slots);
+            slots.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        };
+        let mut rows: Vec<BackendStatus> = slots
+            .into_iter()
+            .map(|(identity, slot)| {
+                let mut row = BackendStatus {
+                    server: identity.server,
+                    key: identity.key.0,
+                    instance: identity.instance,
+                    sessions: 0,
+                    idle_secs: 0,
+                    state: "stopped",
+                    pid: None,
+                    uptime_secs: 0,
+                    in_flight: 0,
+                    progress_routes: 0,
+                    rss_kib: None,
+                    restarts: slot.starts.load(Ordering::Relaxed).saturating_sub(1),
+                    last_exit: None,
+                    next_retry_secs: None,
+                };
+                let now = Instant::now();
+                {
+                    let health = lock(&slot.health);
+                    row.last_exit = health.last_error().map(str::to_string);
+                    row.next_retry_secs = health.next_retry_secs(now);
+                    if let Some(state) = health.state(now) {
+                        row.state = state;
+                    }
+                }
+                match slot.instance.try_lock() {
+                    Ok(instance) => {
+                        if let Some(i) = instance.as_ref() {
+                            let b = &i.backend;
+                            if b.is_alive() {
+                                row.state = if b.in_flight().0 > 0 { "busy" } else { "idle" };
+                            } else if row.next_retry_secs.is_none() {
+                                row.state = "exited";
+                            }
+                            row.pid = b.pid.filter(|_| b.is_alive());
+                            row.uptime_secs = b.started.elapsed().as_secs();
+                            (row.in_flight, row.progress_routes) = b.in_flight();
+                            row.sessions = lock(&b.users).len();
+                            row.idle_secs = b.idle_for().as_secs();
+                            row.rss_kib = row.pid.and_then(rss_kib);
+                            row.last_exit = row.last_exit.take().or_else(|| b.exit_status());
+                        }
+                    }
+                    Err(_) => row.state = "starting",
+                }
+                row
+            })
+            .collect();
+        rows.sort_by(|a, b| (&a.server, &a.key, &a.instance).cmp(&(&b.server, &b.key, &b.instance)));
+        rows
+    }
+
+    /// Stops every backend: SIGTERM to each process group, up to `grace` to exit,
+    /// then SIGKILL for what is left.
+    pub async fn shutdown(&self, grace: Duration) {
+        let slots: Vec<Arc<Slot>> = {
+            let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+            slots.drain().map(|(_, slot)| slot).collect()
+        };
+        let mut stops = Vec::new();
+        for slot in slots {
+            stops.push(async move {
+                if let Some(instance) = slot.instance.lock().await.take() {
+                    instance.backend.mark_stopping();
+                    instance.process.stop(grace).await;
+                }
+            });
+        }
+        futures_util::future::join_all(stops).await;
+    }
+}
