@@ -214,12 +214,24 @@ unsafe fn libc_fcntl_getfd(fd: i32) -> i32 {
     nix::fcntl::fcntl(borrowed, nix::fcntl::FcntlArg::F_GETFD).unwrap_or(-1)
 }
 
+/// Whether stderr is the journal: `JOURNAL_STREAM` names its device and inode.
+fn stderr_is_journal() -> bool {
+    let Some(expected) = std::env::var("JOURNAL_STREAM").ok() else { return false };
+    let Ok(meta) = nix::sys::stat::fstat(std::io::stderr()) else { return false };
+    expected == format!("{}:{}", meta.st_dev, meta.st_ino)
+}
+
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = EnvFilter::try_from_env("MCP_GATEWAY_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(false).init();
+    // Under systemd, log to the journal with levels and fields; else plain text on stderr.
+    let journald = stderr_is_journal().then(|| tracing_journald::layer().ok()).flatten();
+    let fmt = journald.is_none().then(|| tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(false));
+    tracing_subscriber::registry().with(filter).with(journald).with(fmt).init();
 }
 
 fn format_status(status: &Value) -> String {

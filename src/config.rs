@@ -278,6 +278,11 @@ pub struct Config {
     /// A backend no session has used for this long is stopped (`10m`, `30s`, …).
     #[serde(default = "default_idle_timeout", with = "humantime_serde")]
     pub idle_timeout: std::time::Duration,
+    /// When socket-activated (systemd, launchd): exit after this long with no
+    /// session and no backend, so the service manager starts it again on the
+    /// next connect. Off unless set.
+    #[serde(default, with = "humantime_serde")]
+    pub idle_exit: Option<std::time::Duration>,
     /// Restarts, backoff, the circuit breaker and health pings.
     #[serde(default)]
     pub supervision: crate::backend::Supervision,
@@ -327,6 +332,7 @@ impl Default for Config {
             idle_timeout: default_idle_timeout(),
             workspace_markers: crate::workspace::default_markers(),
             supervision: Default::default(),
+            idle_exit: None,
             shutdown_grace_secs: default_shutdown_grace(),
         }
     }

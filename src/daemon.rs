@@ -51,6 +51,8 @@ pub enum DaemonError {
     Locked { path: PathBuf, holder: String, secs: u64 },
     #[error("socket directory {path}: {reason}")]
     SocketDir { path: PathBuf, reason: String },
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
     #[error("cannot listen on {path}: {source}")]
     Bind { path: PathBuf, source: std::io::Error },
 }
@@ -70,6 +72,7 @@ impl Drop for OwnedSocket {
 /// Runs the daemon until `shutdown` is cancelled (or SIGTERM/SIGINT arrives).
 pub async fn serve(options: ServeOptions, shutdown: CancellationToken) -> Result<(), DaemonError> {
     let mut ready = options.ready;
+    let signals = Signals::install().map_err(DaemonError::Signals)?;
     match start(options.config.as_deref(), options.socket.as_deref(), options.listener).await {
         Ok((gateway, listener, owned, socket)) => {
             if let Some(ready) = ready.as_mut() {
@@ -78,7 +81,8 @@ pub async fn serve(options: ServeOptions, shutdown: CancellationToken) -> Result
             drop(ready);
             let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
             info!(socket = %socket.display(), pid = std::process::id(), "mcp-gateway {} listening", crate::VERSION);
-            run(gateway, listener, shutdown).await;
+            tokio::spawn(supervise(gateway.clone(), shutdown.clone(), owned.is_none()));
+            run(gateway, listener, signals, shutdown).await;
             drop(owned);
             Ok(())
         }
@@ -92,6 +96,42 @@ pub async fn serve(options: ServeOptions, shutdown: CancellationToken) -> Result
 }
 
 type Started = (Arc<Gateway>, UnixListener, Option<OwnedSocket>, PathBuf);
+
+/// Talks to the service manager while the daemon runs: `WATCHDOG=1` at half the
+/// watchdog interval (from the event loop, so a wedged loop stops it), `STATUS=`
+/// when the counts change, and the idle exit of a socket-activated daemon.
+async fn supervise(gateway: Arc<Gateway>, shutdown: CancellationToken, socket_activated: bool) {
+    let watchdog = sd_notify::watchdog_enabled();
+    let tick = watchdog.map_or(Duration::from_secs(1), |w| (w / 2).min(Duration::from_secs(1)));
+    let mut interval = tokio::time::interval(tick);
+    let mut last_status = String::new();
+    let mut idle_since = Instant::now();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = interval.tick() => {}
+        }
+        if watchdog.is_some() {
+            let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+        }
+        let sessions = gateway.session_count();
+        let backends = gateway.running_servers().len();
+        let status = format!("{sessions} session(s), {backends} backend(s) running");
+        if status != last_status {
+            let _ = sd_notify::notify(&[sd_notify::NotifyState::Status(&status)]);
+            last_status = status;
+        }
+        if sessions > 0 || backends > 0 {
+            idle_since = Instant::now();
+        } else if let Some(limit) = gateway.config().idle_exit.filter(|_| socket_activated)
+            && idle_since.elapsed() >= limit
+        {
+            info!(idle = ?limit, "no sessions and no backends: exiting until the next connect");
+            shutdown.cancel();
+            return;
+        }
+    }
+}
 
 async fn start(
     explicit: Option<&Path>,
@@ -216,9 +256,8 @@ async fn bind(socket: &Path) -> Result<(std::os::unix::net::UnixListener, OwnedS
 }
 
 /// Accepts sessions until shutdown, then drains them and stops the backends.
-async fn run(gateway: Arc<Gateway>, listener: UnixListener, shutdown: CancellationToken) {
-    tokio::spawn(cancel_on_signal(shutdown.clone()));
-    tokio::spawn(reload_on_sighup(gateway.clone(), shutdown.clone()));
+async fn run(gateway: Arc<Gateway>, listener: UnixListener, signals: Signals, shutdown: CancellationToken) {
+    tokio::spawn(signals.handle(gateway.clone(), shutdown.clone()));
     let sessions = TaskTracker::new();
     let uid = nix::unistd::getuid().as_raw();
     loop {
@@ -274,33 +313,48 @@ fn refuse(stream: tokio::net::UnixStream, reason: String) {
     });
 }
 
-async fn reload_on_sighup(gateway: Arc<Gateway>, shutdown: CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut hup) = signal(SignalKind::hangup()) else {
-        error!("cannot install the SIGHUP handler");
-        return;
-    };
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = hup.recv() => {
-                info!("SIGHUP received: reloading the config");
-                gateway.reload();
-            }
-        }
-    }
+/// The signals the daemon handles, registered before the socket is bound: a
+/// SIGTERM that arrives as soon as a client can connect must already mean a
+/// clean shutdown (socket removed, backends stopped), not the default death.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
 }
 
-async fn cancel_on_signal(shutdown: CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
-        error!("cannot install signal handlers");
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => info!("SIGTERM received"),
-        _ = int.recv() => info!("SIGINT received"),
-        _ = shutdown.cancelled() => return,
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
     }
-    shutdown.cancel();
+
+    /// SIGTERM/SIGINT cancel `shutdown`; SIGHUP reloads the config.
+    async fn handle(mut self, gateway: Arc<Gateway>, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = self.term.recv() => {
+                    info!("SIGTERM received");
+                    break;
+                }
+                _ = self.int.recv() => {
+                    info!("SIGINT received");
+                    break;
+                }
+                _ = self.hup.recv() => {
+                    info!("SIGHUP received: reloading the config");
+                    let mut reloading = vec![sd_notify::NotifyState::Reloading];
+                    reloading.extend(sd_notify::NotifyState::monotonic_usec_now().ok());
+                    let _ = sd_notify::notify(&reloading);
+                    gateway.reload();
+                    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+                }
+            }
+        }
+        shutdown.cancel();
+    }
 }
