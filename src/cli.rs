@@ -61,12 +61,29 @@ pub enum Command {
     /// Check or locate the config file.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Install the per-user service (systemd user units, or a LaunchAgent on macOS).
+    #[command(subcommand)]
+    Service(ServiceCommand),
     /// Write the man pages into a directory (used to keep `man/` current).
     #[command(hide = true)]
     Manpages {
         /// Where to write them.
         dir: PathBuf,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServiceCommand {
+    /// Write the service files with this binary's absolute path and enable the socket.
+    Install {
+        /// Only print what would be written.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Disable and remove the service files.
+    Uninstall,
+    /// Print the LaunchAgent plist this binary would install (any OS).
+    Plist,
 }
 
 #[derive(Debug, Subcommand)]
@@ -156,6 +173,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+        Command::Service(command) => crate::service::run(command),
         Command::Manpages { dir } => {
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
             for command in [<Cli as clap::CommandFactory>::command(), <ConnectArgs as clap::CommandFactory>::command()]
@@ -179,7 +197,10 @@ fn wait_for_exit(socket: &std::path::Path, limit: Duration) {
 fn serve(config: Option<PathBuf>, socket: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     // Read what the service manager and the shim hand over before any thread
     // exists: listenfd edits the environment, which is only safe single-threaded.
-    let listener = listenfd::ListenFd::from_env().take_unix_listener(0).context("reading LISTEN_FDS")?;
+    let listener = match listenfd::ListenFd::from_env().take_unix_listener(0).context("reading LISTEN_FDS")? {
+        Some(listener) => Some(listener),
+        None => crate::launchd::activated_listener("gateway"),
+    };
     let ready = take_ready_fd();
     init_logging();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
@@ -230,7 +251,8 @@ fn init_logging() {
         .unwrap_or_else(|_| EnvFilter::new("info"));
     // Under systemd, log to the journal with levels and fields; else plain text on stderr.
     let journald = stderr_is_journal().then(|| tracing_journald::layer().ok()).flatten();
-    let fmt = journald.is_none().then(|| tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(false));
+    let fmt =
+        journald.is_none().then(|| tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(false));
     tracing_subscriber::registry().with(filter).with(journald).with(fmt).init();
 }
 

@@ -152,7 +152,11 @@ fn sigterm_stops_the_whole_npx_process_tree() {
     client.initialize();
     let reply = client.call_tool(json!(1), "everything__echo", json!({"message": "via npx"}));
     assert!(first_text(&reply).contains("via npx"), "{reply}");
-    let tree: Vec<Proc> = gw.processes().into_iter().filter(|p| !p.cmdline.contains("mcp-gateway serve") && !p.cmdline.contains("mcp-gateway-connect")).collect();
+    let tree: Vec<Proc> = gw
+        .processes()
+        .into_iter()
+        .filter(|p| !p.cmdline.contains("mcp-gateway serve") && !p.cmdline.contains("mcp-gateway-connect"))
+        .collect();
     assert!(tree.len() >= 2, "npx and node at least: {tree:?}");
     drop(client);
     assert!(gw.stop().success());

@@ -117,7 +117,11 @@ fn fifty_sessions_three_backends_and_sigterm_leave_no_process_behind() {
         let reply = client.call_tool(json!(i), tool, json!({"message": format!("m{i}")}));
         assert!(first_text(&reply).contains(&format!("m{i}")), "{reply}");
     }
-    let backends: Vec<Proc> = gw.processes().into_iter().filter(|p| !p.cmdline.contains("mcp-gateway serve") && !p.cmdline.contains("mcp-gateway-connect")).collect();
+    let backends: Vec<Proc> = gw
+        .processes()
+        .into_iter()
+        .filter(|p| !p.cmdline.contains("mcp-gateway serve") && !p.cmdline.contains("mcp-gateway-connect"))
+        .collect();
     let ps = std::process::Command::new("sh")
         .args(["-c", "ps -eo pid,ppid,stat,cmd | grep -i -e everything -e npm | grep -v grep"])
         .output()

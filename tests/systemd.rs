@@ -59,7 +59,8 @@ fn socket_activation_and_sd_notify_ready_status_watchdog_stopping() {
     client.initialize();
     assert_eq!(first_text(&client.call_tool(json!(1), "fx__echo", json!({"message": "hi"}))), "activated: hi");
     let messages = received(&notify, TIMEOUT, |m| {
-        m.iter().filter(|l| *l == "WATCHDOG=1").count() >= 3 && m.iter().any(|l| l.contains("backend(s) running") && l.contains("1 backend"))
+        m.iter().filter(|l| *l == "WATCHDOG=1").count() >= 3
+            && m.iter().any(|l| l.contains("backend(s) running") && l.contains("1 backend"))
     });
     assert_eq!(messages.first().map(String::as_str), Some("READY=1"), "{messages:?}");
     assert!(messages.iter().filter(|l| *l == "WATCHDOG=1").count() >= 3, "{messages:?}");
@@ -68,7 +69,9 @@ fn socket_activation_and_sd_notify_ready_status_watchdog_stopping() {
 
     // SIGHUP: RELOADING=1 (with the monotonic time) then READY=1.
     signal(activator.id() as i32, nix::sys::signal::Signal::SIGHUP);
-    let messages = received(&notify, TIMEOUT, |m| m.iter().any(|l| l == "RELOADING=1") && m.iter().skip_while(|l| *l != "RELOADING=1").any(|l| l == "READY=1"));
+    let messages = received(&notify, TIMEOUT, |m| {
+        m.iter().any(|l| l == "RELOADING=1") && m.iter().skip_while(|l| *l != "RELOADING=1").any(|l| l == "READY=1")
+    });
     assert!(messages.iter().any(|l| l.starts_with("MONOTONIC_USEC=")), "{messages:?}");
     let reloading = messages.iter().position(|l| l == "RELOADING=1").unwrap();
     assert!(messages[reloading..].iter().any(|l| l == "READY=1"), "{messages:?}");
@@ -84,7 +87,10 @@ fn socket_activation_and_sd_notify_ready_status_watchdog_stopping() {
 #[test]
 fn a_socket_activated_daemon_exits_when_idle_and_comes_back_on_connect() {
     let gw = TestGateway::new();
-    gw.write_config(&format!("idle_exit: 1s\nservers:\n  fx:\n{}    idle_timeout: 500ms\n", fixture_server("idle-exit")));
+    gw.write_config(&format!(
+        "idle_exit: 1s\nservers:\n  fx:\n{}    idle_timeout: 500ms\n",
+        fixture_server("idle-exit")
+    ));
     let socket = gw.dir.path().join("idle.sock");
     let notify_path = gw.dir.path().join("notify.sock");
     let _notify = UnixDatagram::bind(&notify_path).unwrap();
@@ -118,7 +124,15 @@ fn a_real_systemd_user_manager_runs_the_units() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "harness failed:\n{stdout}\n{stderr}");
-    for check in ["verify: clean", "socket: active", "service: active", "status: 1 session(s)", "echo: ok", "watchdog: restarted", "stop: no backend left"] {
+    for check in [
+        "verify: clean",
+        "socket: active",
+        "service: active",
+        "status: 1 session(s)",
+        "echo: ok",
+        "watchdog: restarted",
+        "stop: no backend left",
+    ] {
         assert!(stdout.lines().any(|l| l.starts_with(check)), "missing `{check}`:\n{stdout}\n{stderr}");
     }
 }
