@@ -88,6 +88,10 @@ pub struct ServerConfig {
     pub url: Option<String>,
     pub headers: IndexMap<String, String>,
     pub image: Option<String>,
+    /// Docker: `-v` mounts (`host:container[:ro]`).
+    pub volumes: Vec<String>,
+    /// Docker: `--network`.
+    pub network: Option<String>,
     pub share: Share,
     /// `false`: tool and prompt names are exposed without the `<server>__` prefix.
     pub prefix: bool,
@@ -121,6 +125,9 @@ struct RawServer {
     #[serde(default)]
     headers: IndexMap<String, String>,
     image: Option<String>,
+    #[serde(default)]
+    volumes: Vec<String>,
+    network: Option<String>,
     #[serde(default)]
     share: Share,
     #[serde(default = "yes")]
@@ -176,6 +183,8 @@ impl TryFrom<RawServer> for ServerConfig {
             url: raw.url,
             headers: raw.headers,
             image: raw.image,
+            volumes: raw.volumes,
+            network: raw.network,
             share: raw.share,
             prefix: raw.prefix,
             enabled: raw.enabled,

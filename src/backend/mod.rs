@@ -1,6 +1,7 @@
 //! Backend MCP servers: the pool that spawns them lazily, once per sharing key,
 //! and the connection every session's requests are multiplexed over.
 
+pub mod docker;
 pub mod pending;
 mod pool;
 pub mod spawner;
@@ -92,6 +93,10 @@ pub struct Resolved {
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
     pub cwd: Option<String>,
+    /// Docker: the image, mounts and network.
+    pub image: Option<String>,
+    pub volumes: Vec<String>,
+    pub network: Option<String>,
 }
 
 /// What a backend says that is not an answer to the gateway: requests for a

@@ -113,15 +113,19 @@ impl BackendPool {
             dead.process.stop(Duration::from_millis(200)).await;
         }
         lock(&slot.health).admit(server, Instant::now())?;
-        match config.transport {
-            Transport::Stdio => {}
+        let (docker, container) = match config.transport {
+            Transport::Stdio => (None, None),
             Transport::Http => return Err(BackendError::Unsupported { server: server.into(), transport: "HTTP" }),
-            Transport::Docker => return Err(BackendError::Unsupported { server: server.into(), transport: "docker" }),
-        }
+            Transport::Docker => {
+                let name = super::docker::container_name(identity);
+                (Some(super::docker::run_command(resolved, &name)), Some(name))
+            }
+        };
         let options = stdio::SpawnOptions {
             identity: identity.clone(),
             config,
-            resolved,
+            resolved: docker.as_ref().unwrap_or(resolved),
+            container,
             startup_timeout: *self.startup_timeout.lock().unwrap_or_else(|e| e.into_inner()),
             max_message_bytes: *self.max_message_bytes.lock().unwrap_or_else(|e| e.into_inner()),
             handler: self.handler.clone(),

@@ -42,6 +42,8 @@ pub struct SpawnOptions<'a> {
     pub identity: Identity,
     pub config: &'a ServerConfig,
     pub resolved: &'a Resolved,
+    /// Docker: the container to `docker stop` when the instance is stopped.
+    pub container: Option<String>,
     pub startup_timeout: Duration,
     pub max_message_bytes: usize,
     pub handler: Arc<dyn BackendHandler>,
@@ -50,6 +52,7 @@ pub struct SpawnOptions<'a> {
 /// What the pool needs to stop a backend's process tree.
 pub struct ProcessHandle {
     server: String,
+    container: Option<String>,
     pgid: Option<Pid>,
     exited: watch::Receiver<bool>,
     stop_io: CancellationToken,
@@ -60,6 +63,10 @@ impl ProcessHandle {
     /// for the group to go away, then sends SIGKILL to whatever is left.
     pub async fn stop(&self, grace: Duration) {
         self.stop_io.cancel();
+        if let Some(container) = &self.container {
+            // Killing the docker CLI would leave the container running.
+            super::docker::stop(container, grace).await;
+        }
         let Some(pgid) = self.pgid else { return };
         if killpg(pgid, Signal::SIGTERM).is_err() {
             return; // The group is already gone.
@@ -150,6 +157,7 @@ pub async fn spawn(options: SpawnOptions<'_>) -> Result<(Arc<Backend>, ProcessHa
     );
     let process = ProcessHandle {
         server: server.clone(),
+        container: options.container.clone(),
         pgid: pid.map(|p| Pid::from_raw(p as i32)),
         exited: exited_rx,
         stop_io,

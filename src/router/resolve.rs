@@ -178,6 +178,8 @@ impl Gateway {
             .map(|(k, v)| Ok((k.clone(), expand(&format!("env.{k}"), v)?)))
             .collect::<Result<Vec<_>, BackendError>>()?;
         let cwd = def.cwd.as_deref().map(|c| expand("cwd", c)).transpose()?;
+        let image = def.image.as_deref().map(|i| expand("image", i)).transpose()?;
+        let volumes = def.volumes.iter().map(|v| expand("volumes", v)).collect::<Result<Vec<_>, _>>()?;
         let used = used.into_inner();
         let key = match def.share {
             Share::Global => "global".to_string(),
@@ -188,13 +190,15 @@ impl Gateway {
                 format!("credential:{}", self.hasher.digest(parts))
             }
         };
-        let resolved = Resolved { command, args, env, cwd };
+        let resolved = Resolved { command, args, env, cwd, image, volumes, network: def.network.clone() };
         let revision = def.revision();
         let instance = {
             let mut parts: Vec<&str> = vec![&revision, &resolved.command];
             parts.extend(resolved.args.iter().map(String::as_str));
             parts.extend(resolved.env.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]));
             parts.extend(resolved.cwd.as_deref());
+            parts.extend(resolved.image.as_deref());
+            parts.extend(resolved.volumes.iter().map(String::as_str));
             self.hasher.digest(parts)
         };
         Ok((Identity { server: name.to_string(), key: SharingKey(key), instance }, resolved))
