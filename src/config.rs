@@ -228,6 +228,87 @@ impl ServerConfig {
     }
 }
 
+/// The `http:` section: a Streamable HTTP front door at `/mcp`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address to listen on; loopback by default.
+    #[serde(default = "default_http_listen")]
+    pub listen: String,
+    #[serde(default)]
+    pub auth: HttpAuth,
+    /// `Origin`s allowed besides the loopback ones (DNS-rebinding protection).
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    /// `Host`s allowed besides the loopback ones.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+    #[serde(default = "default_http_body")]
+    pub max_body_bytes: usize,
+}
+
+fn default_http_listen() -> String {
+    "127.0.0.1:8989".into()
+}
+fn default_http_body() -> usize {
+    4 * 1024 * 1024
+}
+
+/// Who may use the HTTP front door, strongest first.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpAuth {
+    /// `Authorization: Bearer <token>`.
+    #[serde(default)]
+    pub bearer_tokens: Vec<TokenEntry>,
+    /// An API key in a header (`api_key_header`, default `X-API-Key`).
+    #[serde(default)]
+    pub api_keys: Vec<TokenEntry>,
+    #[serde(default = "default_api_key_header")]
+    pub api_key_header: String,
+    /// Trust loopback peers without credentials (off unless enabled).
+    #[serde(default)]
+    pub localhost: bool,
+}
+
+fn default_api_key_header() -> String {
+    "x-api-key".into()
+}
+
+/// A token, optionally tied to a profile or a workspace (one token per project).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum TokenEntry {
+    Plain(String),
+    Mapped {
+        token: String,
+        #[serde(default)]
+        profile: Option<String>,
+        #[serde(default)]
+        workspace: Option<String>,
+    },
+}
+
+impl TokenEntry {
+    pub fn token(&self) -> &str {
+        match self {
+            TokenEntry::Plain(token) | TokenEntry::Mapped { token, .. } => token,
+        }
+    }
+    pub fn profile(&self) -> Option<&str> {
+        match self {
+            TokenEntry::Mapped { profile, .. } => profile.as_deref(),
+            TokenEntry::Plain(_) => None,
+        }
+    }
+    pub fn workspace(&self) -> Option<&str> {
+        match self {
+            TokenEntry::Mapped { workspace, .. } => workspace.as_deref(),
+            TokenEntry::Plain(_) => None,
+        }
+    }
+}
+
 /// A profile selects servers and adds environment.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -263,10 +344,9 @@ pub struct Config {
     pub profiles: IndexMap<String, Profile>,
     #[serde(default)]
     pub workspaces: IndexMap<String, WorkspaceMapping>,
-    /// The HTTP front door (not served by this build yet; accepted so configs
-    /// written for it still load).
+    /// The HTTP front door (off unless this section is present).
     #[serde(default)]
-    pub http: Option<serde_json::Value>,
+    pub http: Option<HttpConfig>,
     /// The largest message accepted from a client or backend, in bytes.
     #[serde(default = "default_max_message_bytes")]
     pub max_message_bytes: usize,

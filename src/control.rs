@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
-use tokio::net::unix::OwnedWriteHalf;
+use tokio::io::{AsyncWrite, WriteHalf};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
@@ -17,7 +17,12 @@ use crate::preamble::{PREAMBLE_VERSION, Preamble, PreambleReply};
 use crate::router::Gateway;
 
 /// Serves one control command on the daemon side.
-pub async fn handle(gateway: &Arc<Gateway>, command: &str, mut write: OwnedWriteHalf, shutdown: CancellationToken) {
+pub async fn handle<W: AsyncWrite>(
+    gateway: &Arc<Gateway>,
+    command: &str,
+    mut write: WriteHalf<W>,
+    shutdown: CancellationToken,
+) {
     let (reply, body) = match command {
         "status" => (PreambleReply::accepted(None), Some(gateway.status())),
         "stop" => (PreambleReply::accepted(None), None),

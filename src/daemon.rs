@@ -51,6 +51,8 @@ pub enum DaemonError {
     Locked { path: PathBuf, holder: String, secs: u64 },
     #[error("socket directory {path}: {reason}")]
     SocketDir { path: PathBuf, reason: String },
+    #[error("cannot start the HTTP front door on {listen}: {source}")]
+    Http { listen: String, source: std::io::Error },
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
     #[error("cannot listen on {path}: {source}")]
@@ -73,7 +75,7 @@ impl Drop for OwnedSocket {
 pub async fn serve(options: ServeOptions, shutdown: CancellationToken) -> Result<(), DaemonError> {
     let mut ready = options.ready;
     let signals = Signals::install().map_err(DaemonError::Signals)?;
-    match start(options.config.as_deref(), options.socket.as_deref(), options.listener).await {
+    match start(options.config.as_deref(), options.socket.as_deref(), options.listener, &shutdown).await {
         Ok((gateway, listener, owned, socket)) => {
             if let Some(ready) = ready.as_mut() {
                 let _ = writeln!(ready, "ready {}", std::process::id());
@@ -137,6 +139,7 @@ async fn start(
     explicit: Option<&Path>,
     socket: Option<&Path>,
     inherited: Option<std::os::unix::net::UnixListener>,
+    shutdown: &CancellationToken,
 ) -> Result<Started, DaemonError> {
     let location = paths::config_location(explicit);
     let config = match Config::load(&location.path)? {
@@ -172,6 +175,11 @@ async fn start(
     let cache = ListingCache::load(&paths::catalog_cache_path());
     let gateway = Gateway::new(config, &location.path, explicit.map(Path::to_path_buf), cache);
     gateway.watch(location.path.parent().unwrap_or(Path::new(".")));
+    if let Some(http) = &gateway.config().http {
+        crate::http::serve(gateway.clone(), shutdown.clone())
+            .await
+            .map_err(|source| DaemonError::Http { listen: http.listen.clone(), source })?;
+    }
     Ok((gateway, listener, owned, socket))
 }
 

@@ -17,6 +17,7 @@ pub mod control;
 pub mod credentials;
 pub mod daemon;
 pub mod framing;
+pub mod http;
 pub mod install;
 pub mod jsonrpc;
 pub mod launchd;

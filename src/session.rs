@@ -13,8 +13,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
-use tokio::net::UnixStream;
-use tokio::net::unix::OwnedWriteHalf;
+use tokio::io::{AsyncRead, AsyncWrite, ReadHalf, WriteHalf};
 use tokio::sync::mpsc;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
@@ -39,10 +38,14 @@ const PREAMBLE_MAX_BYTES: usize = 4 * 1024 * 1024;
 /// How long a new connection may take to send its preamble.
 const PREAMBLE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Serves one accepted connection until it closes or the daemon shuts down.
-pub async fn serve_connection(gateway: Arc<Gateway>, stream: UnixStream, shutdown: CancellationToken) {
+/// Serves one accepted connection (the Unix socket, or an in-memory pipe from
+/// the HTTP front door) until it closes or the daemon shuts down.
+pub async fn serve_connection<S>(gateway: Arc<Gateway>, stream: S, shutdown: CancellationToken)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
     let max = gateway.config().max_message_bytes;
-    let (read, mut write) = stream.into_split();
+    let (read, mut write) = tokio::io::split(stream);
     // The preamble carries the client's whole environment: its own limit, not the
     // (possibly small) message limit.
     let mut frames = FramedRead::new(read, LineCodec::new(PREAMBLE_MAX_BYTES));
@@ -111,13 +114,13 @@ pub async fn serve_connection(gateway: Arc<Gateway>, stream: UnixStream, shutdow
     .await
 }
 
-async fn write_json<T: serde::Serialize>(write: &mut OwnedWriteHalf, value: &T) -> std::io::Result<()> {
+async fn write_json<W: AsyncWrite, T: serde::Serialize>(write: &mut WriteHalf<W>, value: &T) -> std::io::Result<()> {
     let mut line = serde_json::to_vec(value).map_err(std::io::Error::other)?;
     line.push(b'\n');
     write.write_all(&line).await
 }
 
-async fn write_messages(mut write: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Value>) {
+async fn write_messages<W: AsyncWrite>(mut write: WriteHalf<W>, mut rx: mpsc::UnboundedReceiver<Value>) {
     while let Some(message) = rx.recv().await {
         if let Err(e) = write.write_all(&jsonrpc::to_line(&message)).await {
             debug!(error = %e, "client connection closed while writing");
@@ -179,7 +182,7 @@ impl Session {
 
     async fn run(
         self: &Arc<Self>,
-        mut frames: FramedRead<tokio::net::unix::OwnedReadHalf, LineCodec>,
+        mut frames: FramedRead<ReadHalf<impl AsyncRead>, LineCodec>,
         shutdown: CancellationToken,
     ) {
         let requests = TaskTracker::new();

@@ -69,6 +69,8 @@ pub struct Gateway {
     hasher: Hasher,
     confirmations: crate::catalog::meta::Confirmations,
     watcher: std::sync::OnceLock<Arc<crate::watch::Watcher>>,
+    /// Where the HTTP front door listens, once it does.
+    pub http_addr: std::sync::OnceLock<std::net::SocketAddr>,
     sessions: Mutex<HashMap<SessionId, SessionInfo>>,
     next_session: AtomicU64,
     server_requests: server_requests::ServerRequests,
@@ -107,6 +109,7 @@ impl Gateway {
                 hasher: Hasher::new(),
                 confirmations: Default::default(),
                 watcher: std::sync::OnceLock::new(),
+                http_addr: std::sync::OnceLock::new(),
                 sessions: Mutex::new(HashMap::new()),
                 next_session: AtomicU64::new(1),
                 server_requests: Default::default(),
@@ -223,6 +226,7 @@ impl Gateway {
             "servers": self.config().servers.keys().collect::<Vec<_>>(),
             "idle_timeout_secs": self.config().idle_timeout.as_secs(),
             "config_error": self.config_error(),
+            "http": self.http_addr.get().map(|a| format!("http://{a}/mcp")),
             "backends": self.pool.status(),
             "sessions": sessions,
             "pending": {

@@ -96,6 +96,13 @@ impl Gateway {
             .unwrap_or(config.tools)
     }
 
+    /// Expands `${VAR}` in a gateway-level value (HTTP tokens) from the gateway
+    /// `.env`, then the daemon's environment; `None` when a variable is unset.
+    pub fn expand_gateway_value(&self, value: &str) -> Option<String> {
+        let env = self.env_files.load(&self.gateway_env);
+        config::expand(value, &|name| env.get(name).cloned().or_else(|| std::env::var(name).ok())).ok()
+    }
+
     /// Whether a variable has a value for this session (the value is not returned).
     pub fn variable_is_set(&self, session: &SessionInfo, name: &str) -> bool {
         self.sources(session).lookup(name).is_some_and(|v| !v.is_empty())

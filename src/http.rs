@@ -1,0 +1,485 @@
+//! The HTTP front door: MCP Streamable HTTP at `/mcp`, for clients that prefer
+//! a URL to a command.
+//!
+//! Each HTTP session is an ordinary gateway session: the front door opens an
+//! in-memory pipe, speaks the same preamble and line protocol the shim speaks,
+//! and so gets the same sharing, workspaces, multiplexing and routing. What it
+//! adds is HTTP: authentication, DNS-rebinding protection, session ids, and
+//! sorting the session's outgoing messages onto the right stream (the answer
+//! and the progress of a request go back on the POST that sent it; anything
+//! else on the session's GET stream).
+
+use std::collections::{HashMap, VecDeque};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::mpsc;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::UnboundedReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::config::{HttpConfig, TokenEntry};
+use crate::jsonrpc::{self, Kind};
+use crate::preamble::{PREAMBLE_VERSION, Preamble};
+use crate::router::Gateway;
+
+const SESSION_HEADER: &str = "mcp-session-id";
+const VERSION_HEADER: &str = "mcp-protocol-version";
+/// The header a client may use to name its working directory (its workspace).
+const CWD_HEADER: &str = "x-mcp-gateway-cwd";
+/// Messages kept for a session that has no GET stream open.
+const BACKLOG: usize = 256;
+
+/// Who a request was authenticated as.
+#[derive(Debug, Clone, Default)]
+struct Caller {
+    profile: Option<String>,
+    workspace: Option<String>,
+}
+
+/// One HTTP session: the pipe into its gateway session and the open streams.
+struct HttpSession {
+    to_gateway: mpsc::UnboundedSender<Vec<u8>>,
+    /// Request id (as JSON text) → the POST stream waiting for its answer.
+    waiting: Mutex<HashMap<String, mpsc::UnboundedSender<Value>>>,
+    /// Progress token (as JSON text) → request id (as JSON text).
+    tokens: Mutex<HashMap<String, String>>,
+    get_stream: Mutex<Option<mpsc::UnboundedSender<Value>>>,
+    backlog: Mutex<VecDeque<Value>>,
+    closed: CancellationToken,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl HttpSession {
+    /// Sorts one message from the gateway session onto a stream.
+    fn dispatch(&self, message: Value) {
+        let key = message.get("id").map(Value::to_string);
+        let target = match jsonrpc::kind(&message) {
+            Kind::Response => key.and_then(|k| lock(&self.waiting).remove(&k)),
+            Kind::Notification if jsonrpc::method(&message) == "notifications/progress" => {
+                let token = jsonrpc::params(&message).get("progressToken").map(Value::to_string);
+                let request = token.and_then(|t| lock(&self.tokens).get(&t).cloned());
+                request.and_then(|r| lock(&self.waiting).get(&r).cloned())
+            }
+            // A server request goes out on a POST stream still waiting for its
+            // answer (the call that caused it), else on the GET stream.
+            Kind::Request => lock(&self.waiting).values().next().cloned(),
+            _ => None,
+        };
+        let message = match target {
+            Some(stream) => match stream.send(message) {
+                Ok(()) => return,
+                Err(mpsc::error::SendError(message)) => message,
+            },
+            None => message,
+        };
+        self.to_get_stream(message);
+    }
+
+    fn to_get_stream(&self, message: Value) {
+        if let Some(stream) = lock(&self.get_stream).as_ref()
+            && stream.send(message.clone()).is_ok()
+        {
+            return;
+        }
+        let mut backlog = lock(&self.backlog);
+        if backlog.len() == BACKLOG {
+            backlog.pop_front();
+        }
+        backlog.push_back(message);
+    }
+
+    fn forget(&self, request: &str) {
+        lock(&self.waiting).remove(request);
+        lock(&self.tokens).retain(|_, r| r != request);
+    }
+}
+
+struct FrontDoor {
+    gateway: Arc<Gateway>,
+    config: HttpConfig,
+    /// Tokens with `${VAR}` resolved; entries whose variables are unset are dropped.
+    bearer: Vec<TokenEntry>,
+    api_keys: Vec<TokenEntry>,
+    allowed_hosts: Vec<String>,
+    allowed_origins: Vec<String>,
+    sessions: Mutex<HashMap<String, Arc<HttpSession>>>,
+    shutdown: CancellationToken,
+}
+
+/// Starts the front door if the config has an `http:` section.
+pub async fn serve(gateway: Arc<Gateway>, shutdown: CancellationToken) -> std::io::Result<Option<SocketAddr>> {
+    let Some(config) = gateway.config().http.clone() else { return Ok(None) };
+    let listener = tokio::net::TcpListener::bind(&config.listen).await?;
+    let addr = listener.local_addr()?;
+    let _ = gateway.http_addr.set(addr);
+    let resolve = |entries: &[TokenEntry], what: &str| -> Vec<TokenEntry> {
+        entries
+            .iter()
+            .filter_map(|entry| match gateway.expand_gateway_value(entry.token()) {
+                Some(token) if !token.is_empty() => Some(match entry {
+                    TokenEntry::Plain(_) => TokenEntry::Plain(token),
+                    TokenEntry::Mapped { profile, workspace, .. } => {
+                        TokenEntry::Mapped { token, profile: profile.clone(), workspace: workspace.clone() }
+                    }
+                }),
+                _ => {
+                    warn!("an HTTP {what} is empty or names an unset variable; it is disabled");
+                    None
+                }
+            })
+            .collect()
+    };
+    let bearer = resolve(&config.auth.bearer_tokens, "bearer token");
+    let api_keys = resolve(&config.auth.api_keys, "API key");
+    if bearer.is_empty() && api_keys.is_empty() && !config.auth.localhost {
+        warn!("the HTTP front door has no credentials configured: every request will be refused");
+    }
+    let port = addr.port();
+    let mut allowed_hosts: Vec<String> =
+        ["127.0.0.1", "localhost", "[::1]"].iter().map(|h| format!("{h}:{port}")).collect();
+    allowed_hosts.extend(config.allowed_hosts.iter().cloned());
+    let mut allowed_origins: Vec<String> =
+        ["127.0.0.1", "localhost", "[::1]"].iter().map(|h| format!("http://{h}:{port}")).collect();
+    allowed_origins.extend(config.allowed_origins.iter().cloned());
+    let front = Arc::new(FrontDoor {
+        gateway,
+        bearer,
+        api_keys,
+        allowed_hosts,
+        allowed_origins,
+        sessions: Mutex::new(HashMap::new()),
+        shutdown: shutdown.clone(),
+        config: config.clone(),
+    });
+    let app = Router::new()
+        .route("/mcp", axum::routing::post(post).get(get).delete(delete))
+        .layer(middleware::from_fn_with_state(front.clone(), guard))
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .with_state(front);
+    info!(%addr, "HTTP front door listening at /mcp");
+    tokio::spawn(async move {
+        let serve = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move { shutdown.cancelled().await });
+        if let Err(e) = serve.await {
+            warn!(error = %e, "the HTTP front door stopped");
+        }
+    });
+    Ok(Some(addr))
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response {
+    (status, text).into_response()
+}
+
+fn unauthorized() -> Response {
+    let mut response = plain(StatusCode::UNAUTHORIZED, "unauthorized");
+    response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"mcp-gateway\""));
+    response
+}
+
+/// Compares a presented secret with every configured one, in constant time
+/// per comparison and without stopping at the first match.
+fn matching<'a>(entries: &'a [TokenEntry], presented: &str) -> Option<&'a TokenEntry> {
+    let mut found = None;
+    for entry in entries {
+        if constant_time_eq::constant_time_eq(entry.token().as_bytes(), presented.as_bytes()) {
+            found = Some(entry);
+        }
+    }
+    found
+}
+
+/// DNS-rebinding protection (Host, Origin), then authentication.
+async fn guard(
+    State(front): State<Arc<FrontDoor>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let headers = request.headers();
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
+    if !front.allowed_hosts.iter().any(|h| h.eq_ignore_ascii_case(host)) {
+        return plain(StatusCode::FORBIDDEN, "forbidden host");
+    }
+    if let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok())
+        && !front.allowed_origins.iter().any(|o| o.eq_ignore_ascii_case(origin))
+    {
+        return plain(StatusCode::FORBIDDEN, "forbidden origin");
+    }
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
+    let api_key = headers.get(front.config.auth.api_key_header.as_str()).and_then(|v| v.to_str().ok());
+    let entry =
+        bearer.and_then(|t| matching(&front.bearer, t)).or_else(|| api_key.and_then(|k| matching(&front.api_keys, k)));
+    let caller = match entry {
+        Some(entry) => {
+            Caller { profile: entry.profile().map(str::to_string), workspace: entry.workspace().map(str::to_string) }
+        }
+        None if front.config.auth.localhost && peer.ip().is_loopback() && bearer.is_none() && api_key.is_none() => {
+            Caller::default()
+        }
+        None => return unauthorized(),
+    };
+    request.extensions_mut().insert(caller);
+    next.run(request).await
+}
+
+/// The session a request names; else the status and reason to answer with.
+fn session_of(front: &FrontDoor, headers: &HeaderMap) -> Result<Arc<HttpSession>, (StatusCode, &'static str)> {
+    let Some(id) = headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok()) else {
+        return Err((StatusCode::BAD_REQUEST, "missing Mcp-Session-Id"));
+    };
+    lock(&front.sessions).get(id).cloned().ok_or((StatusCode::NOT_FOUND, "unknown or expired session"))
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+}
+
+async fn post(State(front): State<Arc<FrontDoor>>, request: Request) -> Response {
+    let caller = request.extensions().get::<Caller>().cloned().unwrap_or_default();
+    let (parts, body) = request.into_parts();
+    let body = match axum::body::to_bytes(body, front.config.max_body_bytes).await {
+        Ok(body) => body,
+        Err(_) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "body too large"),
+    };
+    let message: Value = match serde_json::from_slice(&body) {
+        Ok(message) => message,
+        Err(e) => {
+            return json_response(
+                StatusCode::BAD_REQUEST,
+                &jsonrpc::error(Value::Null, jsonrpc::PARSE_ERROR, format!("parse error: {e}")),
+            );
+        }
+    };
+    if message.is_array() {
+        let error = jsonrpc::error(Value::Null, jsonrpc::INVALID_REQUEST, "batches are not supported over HTTP");
+        return json_response(StatusCode::BAD_REQUEST, &error);
+    }
+    if let Some(version) = parts.headers.get(VERSION_HEADER).and_then(|v| v.to_str().ok())
+        && !crate::session::SUPPORTED_PROTOCOL_VERSIONS.contains(&version)
+    {
+        return plain(StatusCode::BAD_REQUEST, "unsupported MCP-Protocol-Version");
+    }
+    let is_initialize = jsonrpc::method(&message) == "initialize";
+    let (session, new_id) = if is_initialize && !parts.headers.contains_key(SESSION_HEADER) {
+        let cwd = parts.headers.get(CWD_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string);
+        match open_session(&front, &caller, cwd).await {
+            Ok((id, session)) => (session, Some(id)),
+            Err(reason) => {
+                return json_response(
+                    StatusCode::BAD_REQUEST,
+                    &jsonrpc::error(
+                        message.get("id").cloned().unwrap_or(Value::Null),
+                        jsonrpc::INVALID_REQUEST,
+                        reason,
+                    ),
+                );
+            }
+        }
+    } else {
+        match session_of(&front, &parts.headers) {
+            Ok(session) => (session, None),
+            Err((status, reason)) => return plain(status, reason),
+        }
+    };
+    let mut line = body.to_vec();
+    line.retain(|b| *b != b'\n' && *b != b'\r');
+    line.push(b'\n');
+    if jsonrpc::kind(&message) != Kind::Request {
+        let _ = session.to_gateway.send(line);
+        return StatusCode::ACCEPTED.into_response();
+    }
+    let request_key = message.get("id").map(Value::to_string).unwrap_or_default();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    lock(&session.waiting).insert(request_key.clone(), tx);
+    if let Some(token) = jsonrpc::progress_token(jsonrpc::params(&message)) {
+        lock(&session.tokens).insert(token.to_string(), request_key.clone());
+    }
+    if session.to_gateway.send(line).is_err() {
+        session.forget(&request_key);
+        return plain(StatusCode::NOT_FOUND, "session closed");
+    }
+    if is_initialize {
+        // The handshake answers in plain JSON, with the session id.
+        let answer = rx.recv().await;
+        session.forget(&request_key);
+        let Some(answer) = answer else { return plain(StatusCode::INTERNAL_SERVER_ERROR, "session closed") };
+        let mut response = json_response(StatusCode::OK, &answer);
+        if let Some(id) = new_id.and_then(|id| HeaderValue::from_str(&id).ok()) {
+            response.headers_mut().insert(SESSION_HEADER, id);
+        }
+        return response;
+    }
+    // Everything for this request, then its answer, on one SSE stream.
+    Sse::new(request_stream(rx, session.clone(), request_key)).keep_alive(KeepAlive::default()).into_response()
+}
+
+/// The events of one POST: messages until (and including) the answer.
+fn request_stream(
+    rx: mpsc::UnboundedReceiver<Value>,
+    session: Arc<HttpSession>,
+    request_key: String,
+) -> impl tokio_stream::Stream<Item = Result<Event, Infallible>> {
+    let guard = ForgetOnDrop { session, request_key: request_key.clone() };
+    let mut finished = false;
+    UnboundedReceiverStream::new(rx)
+        .take_while(move |message| {
+            let keep = !finished;
+            if message.get("id").map(Value::to_string).as_deref() == Some(request_key.as_str())
+                && jsonrpc::kind(message) == Kind::Response
+            {
+                finished = true;
+            }
+            keep
+        })
+        .map(move |message| {
+            let _keep_alive = &guard;
+            Ok(Event::default().event("message").data(message.to_string()))
+        })
+}
+
+/// A POST stream that ends (answered, or the client went away) forgets its request.
+struct ForgetOnDrop {
+    session: Arc<HttpSession>,
+    request_key: String,
+}
+
+impl Drop for ForgetOnDrop {
+    fn drop(&mut self) {
+        self.session.forget(&self.request_key);
+    }
+}
+
+async fn open_session(
+    front: &Arc<FrontDoor>,
+    caller: &Caller,
+    cwd: Option<String>,
+) -> Result<(String, Arc<HttpSession>), String> {
+    let (ours, theirs) = tokio::io::duplex(256 * 1024);
+    tokio::spawn(crate::session::serve_connection(front.gateway.clone(), theirs, front.shutdown.clone()));
+    let (read, mut write) = tokio::io::split(ours);
+    let workspace = caller.workspace.clone().map(|w| crate::workspace::expand_home(&w));
+    let preamble = Preamble {
+        mcp_gateway_preamble: PREAMBLE_VERSION,
+        cwd: workspace.or_else(|| cwd.map(Into::into)),
+        profile: caller.profile.clone(),
+        shim_version: format!("http/{}", crate::VERSION),
+        ..Default::default()
+    };
+    let mut line = serde_json::to_vec(&preamble).map_err(|e| e.to_string())?;
+    line.push(b'\n');
+    write.write_all(&line).await.map_err(|e| e.to_string())?;
+    let mut lines = BufReader::new(read).lines();
+    let reply = lines.next_line().await.map_err(|e| e.to_string())?.ok_or("the session closed")?;
+    let reply: crate::preamble::PreambleReply = serde_json::from_str(&reply).map_err(|e| e.to_string())?;
+    if let Some(error) = reply.error {
+        return Err(error);
+    }
+    let (to_gateway, mut outgoing) = mpsc::unbounded_channel::<Vec<u8>>();
+    let session = Arc::new(HttpSession {
+        to_gateway,
+        waiting: Mutex::new(HashMap::new()),
+        tokens: Mutex::new(HashMap::new()),
+        get_stream: Mutex::new(None),
+        backlog: Mutex::new(VecDeque::new()),
+        closed: CancellationToken::new(),
+    });
+    let closed = session.closed.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = closed.cancelled() => break,
+                line = outgoing.recv() => match line {
+                    Some(line) => if write.write_all(&line).await.is_err() { break },
+                    None => break,
+                },
+            }
+        }
+        // Dropping the pipe ends the gateway session (its calls are cancelled).
+    });
+    let reader = session.clone();
+    let closed = session.closed.clone();
+    tokio::spawn(async move {
+        loop {
+            let line = tokio::select! {
+                _ = closed.cancelled() => break,
+                line = lines.next_line() => line,
+            };
+            let Ok(Some(line)) = line else { break };
+            if let Ok(message) = serde_json::from_str::<Value>(&line) {
+                reader.dispatch(message);
+            }
+        }
+        // With both halves of the pipe dropped, the gateway session ends.
+    });
+    let id = front.gateway.confirmation_code() + &front.gateway.confirmation_code();
+    lock(&front.sessions).insert(id.clone(), session.clone());
+    Ok((id, session))
+}
+
+async fn get(State(front): State<Arc<FrontDoor>>, headers: HeaderMap) -> Response {
+    let accepts_sse =
+        headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/event-stream"));
+    if !accepts_sse {
+        return plain(StatusCode::NOT_ACCEPTABLE, "the GET stream is text/event-stream");
+    }
+    let session = match session_of(&front, &headers) {
+        Ok(session) => session,
+        Err((status, reason)) => return plain(status, reason),
+    };
+    let (tx, rx) = mpsc::unbounded_channel();
+    for message in lock(&session.backlog).drain(..) {
+        let _ = tx.send(message);
+    }
+    *lock(&session.get_stream) = Some(tx);
+    let stream = UnboundedReceiverStream::new(rx)
+        .map(|m: Value| Ok::<_, Infallible>(Event::default().event("message").data(m.to_string())));
+    Sse::new(stream).keep_alive(KeepAlive::default()).into_response()
+}
+
+async fn delete(State(front): State<Arc<FrontDoor>>, headers: HeaderMap) -> Response {
+    let Some(id) = headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok()) else {
+        return plain(StatusCode::BAD_REQUEST, "missing Mcp-Session-Id");
+    };
+    match lock(&front.sessions).remove(id) {
+        Some(session) => {
+            session.closed.cancel();
+            StatusCode::NO_CONTENT.into_response()
+        }
+        None => plain(StatusCode::NOT_FOUND, "unknown or expired session"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_matching_checks_every_entry() {
+        let entries = vec![
+            TokenEntry::Plain("alpha".into()),
+            TokenEntry::Mapped { token: "beta".into(), profile: Some("p".into()), workspace: None },
+        ];
+        assert!(matching(&entries, "alpha").is_some());
+        assert_eq!(matching(&entries, "beta").and_then(TokenEntry::profile), Some("p"));
+        assert!(matching(&entries, "alph").is_none());
+        assert!(matching(&entries, "").is_none());
+    }
+}

@@ -1,0 +1,170 @@
+//! The HTTP front door: Streamable HTTP at /mcp, authentication, DNS-rebinding
+//! protection, and sessions that are ordinary gateway sessions.
+
+mod common;
+
+use common::*;
+use reqwest::blocking::{Client as Http, Response};
+use serde_json::{Value, json};
+
+fn front_door(auth: &str) -> (TestGateway, String) {
+    let mut gw = TestGateway::new();
+    gw.write_config(&format!(
+        "http:\n  listen: \"127.0.0.1:0\"\n  auth: {auth}\nservers:\n  fx:\n{}",
+        fixture_server("http")
+    ));
+    gw.daemon_env.push(("GATEWAY_TOKEN".into(), "tok-123".into()));
+    gw.start();
+    let url = status(&gw)["http"].as_str().expect("the front door is listening").to_string();
+    (gw, url)
+}
+
+fn post(http: &Http, url: &str, headers: &[(&str, &str)], body: &Value) -> Response {
+    let mut request = http.post(url).header("accept", "application/json, text/event-stream").json(body);
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    request.send().unwrap()
+}
+
+/// The JSON-RPC messages of a response: a JSON body, or every `data:` of an SSE body.
+fn messages(response: Response) -> Vec<Value> {
+    let sse =
+        response.headers().get("content-type").is_some_and(|c| c.to_str().unwrap().starts_with("text/event-stream"));
+    let text = response.text().unwrap();
+    if !sse {
+        return vec![serde_json::from_str(&text).unwrap()];
+    }
+    text.lines().filter_map(|l| l.strip_prefix("data:")).map(|d| serde_json::from_str(d.trim()).unwrap()).collect()
+}
+
+fn initialize(http: &Http, url: &str, auth: &[(&str, &str)]) -> String {
+    let response = post(
+        http,
+        url,
+        auth,
+        &json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"http-test","version":"1"}}}),
+    );
+    assert_eq!(response.status(), 200);
+    let session = response.headers().get("mcp-session-id").expect("a session id").to_str().unwrap().to_string();
+    let init = messages(response);
+    assert_eq!(init[0]["result"]["serverInfo"]["name"], "mcp-gateway");
+    session
+}
+
+#[test]
+fn a_full_session_over_http_with_a_bearer_token() {
+    let (gw, url) = front_door("{ bearer_tokens: [\"${GATEWAY_TOKEN}\"] }");
+    let http = Http::new();
+    let auth = [("authorization", "Bearer tok-123")];
+    let session = initialize(&http, &url, &auth);
+    let with_session = [auth[0], ("mcp-session-id", session.as_str()), ("mcp-protocol-version", "2025-06-18")];
+    let accepted = post(&http, &url, &with_session, &json!({"jsonrpc":"2.0","method":"notifications/initialized"}));
+    assert_eq!(accepted.status(), 202);
+    let tools = messages(post(&http, &url, &with_session, &json!({"jsonrpc":"2.0","id":1,"method":"tools/list"})));
+    let names: Vec<&str> = tools.last().unwrap()["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"fx__echo"), "{names:?}");
+    // Progress and the answer come back on the POST's own stream.
+    let events = messages(post(
+        &http,
+        &url,
+        &with_session,
+        &json!({"jsonrpc":"2.0","id":"call","method":"tools/call","params":{"name":"fx__slow","arguments":{"seconds":0.2,"message":"via http"},"_meta":{"progressToken":"p1"}}}),
+    ));
+    assert!(
+        events.iter().any(|m| m["method"] == "notifications/progress" && m["params"]["progressToken"] == "p1"),
+        "{events:?}"
+    );
+    assert_eq!(events.last().unwrap()["id"], "call");
+    assert_eq!(events.last().unwrap()["result"]["content"][0]["text"], "slow done: via http");
+    // It is an ordinary gateway session.
+    assert_eq!(status(&gw)["sessions"].as_array().unwrap().len(), 1);
+    // DELETE ends it.
+    let deleted = http.delete(&url).header(auth[0].0, auth[0].1).header("mcp-session-id", &session).send().unwrap();
+    assert_eq!(deleted.status(), 204);
+    let after = post(&http, &url, &with_session, &json!({"jsonrpc":"2.0","id":2,"method":"ping"}));
+    assert_eq!(after.status(), 404);
+    assert!(wait_until(TIMEOUT, || status(&gw)["sessions"] == json!([])));
+}
+
+#[test]
+fn authentication_is_required_and_says_nothing_about_why_it_failed() {
+    let (gw, url) =
+        front_door("{ bearer_tokens: [\"${GATEWAY_TOKEN}\"], api_keys: [{ token: key-456, profile: null }] }");
+    let http = Http::new();
+    let init = json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}});
+    for headers in [
+        vec![],
+        vec![("authorization", "Bearer wrong")],
+        vec![("x-api-key", "wrong")],
+        vec![("authorization", "Basic dG9rLTEyMw==")],
+    ] {
+        let response = post(&http, &url, &headers, &init);
+        assert_eq!(response.status(), 401, "{headers:?}");
+        assert_eq!(response.headers().get("www-authenticate").unwrap(), "Bearer realm=\"mcp-gateway\"");
+        assert_eq!(response.text().unwrap(), "unauthorized");
+    }
+    assert_eq!(post(&http, &url, &[("x-api-key", "key-456")], &init).status(), 200, "an API key works");
+    assert_eq!(post(&http, &url, &[("authorization", "Bearer tok-123")], &init).status(), 200);
+    assert!(!gw.daemon_log().contains("tok-123"), "tokens are never logged");
+    // Nothing refused ever reached a backend.
+    assert_eq!(gw.count("fixture_server.py http"), 0);
+}
+
+#[test]
+fn localhost_trust_only_when_enabled() {
+    let (_gw, url) = front_door("{ localhost: true }");
+    let http = Http::new();
+    let session = initialize(&http, &url, &[]);
+    assert!(!session.is_empty());
+    let (_gw2, url2) = front_door("{}");
+    let init = json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}});
+    assert_eq!(post(&http, &url2, &[], &init).status(), 401, "no credentials configured: nobody gets in");
+}
+
+#[test]
+fn bad_origins_and_hosts_are_forbidden() {
+    let (_gw, url) = front_door("{ localhost: true }");
+    let http = Http::new();
+    let init = json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}});
+    assert_eq!(post(&http, &url, &[("origin", "http://evil.example")], &init).status(), 403);
+    assert_eq!(post(&http, &url, &[("host", "evil.example")], &init).status(), 403);
+    let port = url.split(':').nth(2).unwrap().split('/').next().unwrap();
+    assert_eq!(post(&http, &url, &[("origin", &format!("http://localhost:{port}"))], &init).status(), 200);
+}
+
+#[test]
+fn the_python_sdk_speaks_to_the_front_door() {
+    let mut gw = TestGateway::new();
+    gw.write_config(&format!(
+        "http:\n  listen: \"127.0.0.1:0\"\n  auth: {{ localhost: true }}\nservers:\n  everything:\n{}",
+        everything_server()
+    ));
+    gw.start();
+    let url = status(&gw)["http"].as_str().unwrap().to_string();
+    for mode in ["legacy", "auto"] {
+        let out = gw
+            .command(deps().python())
+            .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/http_client.py"))
+            .args(["--url", &url, "--mode", mode])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{mode}: {stdout}\n{}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            gw.daemon_log()
+        );
+        let result: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+        assert_eq!(result["server"], "mcp-gateway", "{result}");
+        assert!(result["echo"].as_str().unwrap().contains("over http"), "{result}");
+        assert_eq!(result["progress"], 2, "progress on the POST stream: {result}");
+        assert_eq!(result["slow_error"], false);
+    }
+}
