@@ -42,6 +42,8 @@ pub fn run_command(resolved: &Resolved, name: &str) -> Resolved {
     args.push(resolved.image.clone().unwrap_or_default());
     args.extend(resolved.args.iter().cloned());
     Resolved {
+        url: None,
+        headers: Vec::new(),
         command: program(),
         args,
         env: resolved.env.clone(),
@@ -78,6 +80,8 @@ mod tests {
     #[test]
     fn the_command_line_passes_environment_by_name_only() {
         let resolved = Resolved {
+            url: None,
+            headers: Vec::new(),
             command: String::new(),
             args: vec!["--flag".into()],
             env: vec![("TOKEN".into(), "s3cret".into())],

@@ -2,6 +2,7 @@
 //! and the connection every session's requests are multiplexed over.
 
 pub mod docker;
+pub mod http;
 pub mod pending;
 mod pool;
 pub mod spawner;
@@ -89,6 +90,9 @@ pub struct Identity {
 /// holds credentials: never logged, never shown.
 #[derive(Clone)]
 pub struct Resolved {
+    /// Remote servers: the URL and headers.
+    pub url: Option<String>,
+    pub headers: Vec<(String, String)>,
     pub command: String,
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
@@ -103,8 +107,9 @@ pub struct Resolved {
 /// client, notifications, its exit. Called from the backend's reader task, in
 /// the order the backend wrote them, so it must not block.
 pub trait BackendHandler: Send + Sync {
-    /// A server→client request other than `ping` (which is answered locally).
-    fn on_request(&self, backend: &Arc<Backend>, message: Value);
+    /// A server→client request other than `ping` (which is answered locally);
+    /// `origin` is the session whose request's stream carried it, when known.
+    fn on_request(&self, backend: &Arc<Backend>, message: Value, origin: Option<SessionId>);
     /// A notification other than `notifications/progress` (routed by the pending table).
     fn on_notification(&self, backend: &Arc<Backend>, message: Value);
     /// The backend process exited.
@@ -146,6 +151,52 @@ pub struct Backend {
 }
 
 impl Backend {
+    /// A backend that has just been started, before `initialize`.
+    pub fn new(
+        identity: Identity,
+        config: ServerConfig,
+        pid: Option<u32>,
+        writer: mpsc::UnboundedSender<Vec<u8>>,
+    ) -> Backend {
+        Backend {
+            server: identity.server.clone(),
+            key: identity.key.clone(),
+            serial: config.serialize.then(|| tokio::sync::Semaphore::new(1)),
+            identity,
+            config,
+            users: Mutex::new(HashSet::new()),
+            last_used: Mutex::new(Instant::now()),
+            handed_out: AtomicBool::new(false),
+            last_ping: Mutex::new(Instant::now()),
+            initialize: std::sync::OnceLock::new(),
+            pid,
+            started: Instant::now(),
+            pending: PendingTable::default(),
+            writer,
+            log_level: Mutex::new(None),
+            alive: AtomicBool::new(true),
+            stopping: AtomicBool::new(false),
+            fault: Mutex::new(None),
+            stderr: Arc::new(StderrRing::default()),
+            exit_status: Mutex::new(None),
+        }
+    }
+
+    /// Records the `initialize` result.
+    pub(crate) fn set_initialized(&self, result: Value) {
+        let _ = self.initialize.set(result);
+    }
+
+    /// Delivers a response as if the backend had sent it (transport errors).
+    pub(crate) fn deliver(&self, response: Value) {
+        self.pending.complete(response);
+    }
+
+    /// The session whose request has this backend-side id, if it is in flight.
+    pub fn session_of_request(&self, id: &Value) -> Option<SessionId> {
+        self.pending.session_of(id.as_u64()?)
+    }
+
     /// Sends a request and waits for the backend's whole response object.
     ///
     /// If the returned future is dropped before the answer arrives (the client
@@ -310,7 +361,7 @@ impl Backend {
     }
 
     /// Records that the backend is gone and fails whatever was in flight.
-    fn mark_exited(&self, status: String) {
+    pub(crate) fn mark_exited(&self, status: String) {
         *self.exit_status.lock().unwrap_or_else(|e| e.into_inner()) = Some(status);
         self.alive.store(false, Ordering::Release);
         self.pending.fail_all(&self.exit_error());

@@ -139,6 +139,11 @@ impl PendingTable {
         }
     }
 
+    /// The session of one request in flight.
+    pub fn session_of(&self, id: u64) -> Option<SessionId> {
+        self.lock().calls.get(&id).and_then(|c| c.session)
+    }
+
     /// The sessions that have requests in flight.
     pub fn sessions_in_flight(&self) -> HashSet<SessionId> {
         self.lock().calls.values().filter_map(|c| c.session).collect()

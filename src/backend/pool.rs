@@ -14,7 +14,7 @@ use crate::config::{ServerConfig, Transport};
 /// A running backend: its connection plus what is needed to stop it.
 struct Instance {
     backend: Arc<Backend>,
-    process: stdio::ProcessHandle,
+    process: Stopper,
 }
 
 #[derive(Default)]
@@ -23,6 +23,21 @@ struct Slot {
     /// How many times an instance was started here.
     starts: std::sync::atomic::AtomicU32,
     health: Mutex<Health>,
+}
+
+/// How an instance is stopped: a process tree, or an HTTP session.
+enum Stopper {
+    Process(stdio::ProcessHandle),
+    Http(super::http::HttpHandle),
+}
+
+impl Stopper {
+    async fn stop(&self, grace: Duration) {
+        match self {
+            Stopper::Process(process) => process.stop(grace).await,
+            Stopper::Http(http) => http.stop().await,
+        }
+    }
 }
 
 /// Resident memory of a process, from /proc (Linux).
@@ -113,9 +128,15 @@ impl BackendPool {
             dead.process.stop(Duration::from_millis(200)).await;
         }
         lock(&slot.health).admit(server, Instant::now())?;
+        let startup_timeout = *lock(&self.startup_timeout);
+        if config.transport == Transport::Http {
+            slot.starts.fetch_add(1, Ordering::Relaxed);
+            let connected =
+                super::http::connect(identity.clone(), config, resolved, startup_timeout, self.handler.clone()).await;
+            return self.started(&slot, &mut instance, connected.map(|(b, h)| (b, Stopper::Http(h))));
+        }
         let (docker, container) = match config.transport {
-            Transport::Stdio => (None, None),
-            Transport::Http => return Err(BackendError::Unsupported { server: server.into(), transport: "HTTP" }),
+            Transport::Stdio | Transport::Http => (None, None),
             Transport::Docker => {
                 let name = super::docker::container_name(identity);
                 (Some(super::docker::run_command(resolved, &name)), Some(name))
@@ -126,12 +147,23 @@ impl BackendPool {
             config,
             resolved: docker.as_ref().unwrap_or(resolved),
             container,
-            startup_timeout: *self.startup_timeout.lock().unwrap_or_else(|e| e.into_inner()),
+            startup_timeout,
             max_message_bytes: *self.max_message_bytes.lock().unwrap_or_else(|e| e.into_inner()),
             handler: self.handler.clone(),
         };
         slot.starts.fetch_add(1, Ordering::Relaxed);
-        match stdio::spawn(options).await {
+        let spawned = stdio::spawn(options).await;
+        self.started(&slot, &mut instance, spawned.map(|(b, p)| (b, Stopper::Process(p))))
+    }
+
+    /// Records a start attempt in the slot's restart record.
+    fn started(
+        &self,
+        slot: &Slot,
+        instance: &mut Option<Instance>,
+        result: Result<(Arc<Backend>, Stopper), BackendError>,
+    ) -> Result<Arc<Backend>, BackendError> {
+        match result {
             Ok((backend, process)) => {
                 lock(&slot.health).started();
                 *instance = Some(Instance { backend: backend.clone(), process });

@@ -5,8 +5,7 @@
 //! is captured into a ring buffer, never mixed into the protocol.
 
 use std::process::Stdio;
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -20,7 +19,7 @@ use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, warn};
 
-use super::pending::PendingTable;
+use super::pending::SessionId;
 use super::stderr::StderrRing;
 use super::{BACKEND_PROTOCOL_VERSION, Backend, BackendError, BackendHandler, Identity, Resolved, stderr_suffix};
 use crate::config::ServerConfig;
@@ -122,28 +121,7 @@ pub async fn spawn(options: SpawnOptions<'_>) -> Result<(Arc<Backend>, ProcessHa
         return Err(BackendError::Spawn { server, reason: "the child's pipes were not set up".into() });
     };
     let (writer_tx, writer_rx) = mpsc::unbounded_channel();
-    let backend = Arc::new(Backend {
-        server: server.clone(),
-        key: options.identity.key.clone(),
-        identity: options.identity.clone(),
-        config: options.config.clone(),
-        users: Mutex::new(Default::default()),
-        last_used: Mutex::new(Instant::now()),
-        handed_out: AtomicBool::new(false),
-        last_ping: Mutex::new(Instant::now()),
-        initialize: std::sync::OnceLock::new(),
-        pid,
-        started: Instant::now(),
-        pending: PendingTable::default(),
-        writer: writer_tx,
-        serial: options.config.serialize.then(|| tokio::sync::Semaphore::new(1)),
-        log_level: Mutex::new(None),
-        alive: AtomicBool::new(true),
-        stopping: AtomicBool::new(false),
-        fault: Mutex::new(None),
-        stderr: Arc::new(StderrRing::default()),
-        exit_status: Mutex::new(None),
-    });
+    let backend = Arc::new(Backend::new(options.identity.clone(), options.config.clone(), pid, writer_tx));
     let stop_io = CancellationToken::new();
     let (exited_tx, exited_rx) = watch::channel(false);
     tokio::spawn(write_stdin(stdin, writer_rx, stop_io.clone()).instrument(span.clone()));
@@ -166,7 +144,7 @@ pub async fn spawn(options: SpawnOptions<'_>) -> Result<(Arc<Backend>, ProcessHa
 
     match initialize(&backend, options.startup_timeout).await {
         Ok(result) => {
-            let _ = backend.initialize.set(result);
+            backend.set_initialized(result);
             backend.notify("notifications/initialized", Value::Null);
             Ok((backend, process))
         }
@@ -178,7 +156,7 @@ pub async fn spawn(options: SpawnOptions<'_>) -> Result<(Arc<Backend>, ProcessHa
     }
 }
 
-async fn initialize(backend: &Backend, timeout: Duration) -> Result<Value, BackendError> {
+pub(crate) async fn initialize(backend: &Backend, timeout: Duration) -> Result<Value, BackendError> {
     // Sampling and elicitation are relayed to the client that caused them. Roots
     // only for a per-workspace instance, whose sessions share one root; other
     // shared backends must not be steered by one terminal's roots (DESIGN.md).
@@ -263,14 +241,15 @@ async fn read_stdout(
             }
         };
         match serde_json::from_slice::<Value>(&line) {
-            Ok(message) => dispatch(&backend, handler.as_ref(), message),
+            Ok(message) => dispatch(&backend, handler.as_ref(), message, None),
             Err(e) => warn!(error = %e, "dropped a line from the backend that is not JSON"),
         }
     }
 }
 
-/// Routes one message from the backend.
-fn dispatch(backend: &Arc<Backend>, handler: &dyn BackendHandler, message: Value) {
+/// Routes one message from the backend. `origin`: the session whose request
+/// opened the stream it came on (HTTP backends), when known.
+pub fn dispatch(backend: &Arc<Backend>, handler: &dyn BackendHandler, message: Value, origin: Option<SessionId>) {
     match jsonrpc::kind(&message) {
         Kind::Response => {
             if !backend.pending.complete(message) {
@@ -281,7 +260,7 @@ fn dispatch(backend: &Arc<Backend>, handler: &dyn BackendHandler, message: Value
             let id = message.get("id").cloned().unwrap_or(Value::Null);
             backend.send(&jsonrpc::result(id, json!({})));
         }
-        Kind::Request => handler.on_request(backend, message),
+        Kind::Request => handler.on_request(backend, message, origin),
         Kind::Notification if jsonrpc::method(&message) == "notifications/progress" => {
             let mut message = message;
             if let Some(params) = message.get_mut("params")

@@ -252,9 +252,9 @@ struct Hooks {
 }
 
 impl BackendHandler for Hooks {
-    fn on_request(&self, backend: &Arc<Backend>, message: Value) {
+    fn on_request(&self, backend: &Arc<Backend>, message: Value, origin: Option<SessionId>) {
         if let Some(gateway) = self.gateway.upgrade() {
-            gateway.route_server_request(backend, message);
+            gateway.route_server_request(backend, message, origin);
         }
     }
 

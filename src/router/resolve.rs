@@ -187,6 +187,12 @@ impl Gateway {
         let cwd = def.cwd.as_deref().map(|c| expand("cwd", c)).transpose()?;
         let image = def.image.as_deref().map(|i| expand("image", i)).transpose()?;
         let volumes = def.volumes.iter().map(|v| expand("volumes", v)).collect::<Result<Vec<_>, _>>()?;
+        let url = def.url.as_deref().map(|u| expand("url", u)).transpose()?;
+        let headers = def
+            .headers
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), expand(&format!("headers.{k}"), v)?)))
+            .collect::<Result<Vec<_>, BackendError>>()?;
         let used = used.into_inner();
         let key = match def.share {
             Share::Global => "global".to_string(),
@@ -197,7 +203,7 @@ impl Gateway {
                 format!("credential:{}", self.hasher.digest(parts))
             }
         };
-        let resolved = Resolved { command, args, env, cwd, image, volumes, network: def.network.clone() };
+        let resolved = Resolved { url, headers, command, args, env, cwd, image, volumes, network: def.network.clone() };
         let revision = def.revision();
         let instance = {
             let mut parts: Vec<&str> = vec![&revision, &resolved.command];
@@ -205,6 +211,8 @@ impl Gateway {
             parts.extend(resolved.env.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]));
             parts.extend(resolved.cwd.as_deref());
             parts.extend(resolved.image.as_deref());
+            parts.extend(resolved.url.as_deref());
+            parts.extend(resolved.headers.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]));
             parts.extend(resolved.volumes.iter().map(String::as_str));
             self.hasher.digest(parts)
         };

@@ -69,7 +69,7 @@ fn missing_capability(capabilities: &Value, method: &str, params: &Value) -> Opt
 
 impl Gateway {
     /// Routes a request from a backend to the session that caused it.
-    pub(super) fn route_server_request(&self, backend: &Arc<Backend>, message: Value) {
+    pub(super) fn route_server_request(&self, backend: &Arc<Backend>, message: Value, origin: Option<SessionId>) {
         let id = message.get("id").cloned().unwrap_or(Value::Null);
         let method = jsonrpc::method(&message).to_string();
         let params = jsonrpc::params(&message).clone();
@@ -97,7 +97,7 @@ impl Gateway {
                 return refuse(jsonrpc::METHOD_NOT_FOUND, format!("mcp-gateway does not relay `{other}` to clients"));
             }
         }
-        let session = match self.cause_of(backend, &params) {
+        let session = match self.cause_of(backend, &params, origin) {
             Ok(session) => session,
             Err(reason) => return refuse(jsonrpc::INVALID_REQUEST, reason),
         };
@@ -124,9 +124,14 @@ impl Gateway {
         session.sink.send(forwarded);
     }
 
-    /// The session a server request belongs to: the owner of the task it names,
-    /// else the one session whose calls are in flight on `backend`.
-    fn cause_of(&self, backend: &Backend, params: &Value) -> Result<SessionInfo, String> {
+    /// The session a server request belongs to: the session of the request whose
+    /// stream carried it (HTTP), else the owner of the task it names, else the one
+    /// session whose calls are in flight on `backend`.
+    fn cause_of(&self, backend: &Backend, params: &Value, origin: Option<SessionId>) -> Result<SessionInfo, String> {
+        // An HTTP backend said on which request's stream it asked: exact.
+        if let Some(origin) = origin {
+            return self.session(origin).ok_or_else(|| "the client that made this call has disconnected".into());
+        }
         if let Some(task) = super::tasks::related_task(params) {
             return self
                 .task_owner(task)

@@ -1,0 +1,113 @@
+//! Remote backends over Streamable HTTP: real server-everything in its
+//! streamableHttp mode on loopback.
+
+mod common;
+
+use std::process::{Child, Stdio};
+
+use common::*;
+use serde_json::json;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A server process the test owns: killed and reaped when dropped.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// server-everything over Streamable HTTP on `port`, ready to accept.
+fn remote_everything(gw: &TestGateway, port: u16) -> Server {
+    let d = deps();
+    let child = gw
+        .command(d.node())
+        .args([d.everything_js(), "streamableHttp"])
+        .env("PORT", port.to_string())
+        .current_dir(gw.dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(
+        wait_until(TIMEOUT, || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()),
+        "the remote server did not start"
+    );
+    Server(child)
+}
+
+#[test]
+fn a_remote_server_routes_progress_and_sampling_exactly_and_survives_a_restart() {
+    let port = free_port();
+    let mut gw = TestGateway::new();
+    gw.write_config(&format!(
+        "servers:\n  remote:\n    url: \"http://127.0.0.1:{port}/mcp\"\n    headers: {{ X-Test-Token: \"${{REMOTE_TOKEN}}\" }}\n"
+    ));
+    gw.daemon_env.push(("REMOTE_TOKEN".into(), "remote-secret".into()));
+    let server = remote_everything(&gw, port);
+    gw.start();
+    let mut busy = gw.client();
+    let mut asker = gw.client();
+    busy.initialize_with(json!({"sampling": {}}));
+    asker.initialize_with(json!({"sampling": {}}));
+    // The server adds its sampling tools once initialized and says so on its
+    // GET stream; the gateway re-lists.
+    let mut names = Vec::new();
+    assert!(
+        wait_until(TIMEOUT, || {
+            names = asker.tool_names();
+            names.contains(&"remote__trigger-sampling-request".to_string())
+        }),
+        "{names:?}"
+    );
+    assert!(names.contains(&"remote__echo".to_string()), "{names:?}");
+    assert_eq!(
+        first_text(&asker.call_tool(json!(1), "remote__echo", json!({"message": "over the wire"}))),
+        "Echo: over the wire"
+    );
+
+    // Progress comes back to its caller with its own token.
+    busy.send(&json!({"jsonrpc":"2.0","id":"long","method":"tools/call","params":{
+        "name":"remote__trigger-long-running-operation","arguments":{"duration":3,"steps":3},"_meta":{"progressToken":"mine"}}}));
+    assert!(wait_until(TIMEOUT, || status(&gw)["backends"][0]["in_flight"] == 1));
+    // With another session's call in flight, a sampling request still reaches
+    // exactly its caller: it arrives on the caller's own POST stream.
+    asker.send(&json!({"jsonrpc":"2.0","id":"ask","method":"tools/call","params":{
+        "name":"remote__trigger-sampling-request","arguments":{"prompt":"which?","maxTokens":5}}}));
+    let mut seen = Vec::new();
+    let request = loop {
+        let m = asker
+            .recv_within(TIMEOUT)
+            .unwrap_or_else(|| panic!("no sampling request; got {seen:?}\n{}", gw.daemon_log()));
+        if m["method"] == "sampling/createMessage" {
+            break m;
+        }
+        seen.push(m);
+    };
+    asker.send(&json!({"jsonrpc":"2.0","id":request["id"],"result":{"role":"assistant","content":{"type":"text","text":"answer-for-asker"},"model":"m"}}));
+    let reply = asker.response(&json!("ask"));
+    assert!(serde_json::to_string(&reply).unwrap().contains("answer-for-asker"), "{reply}");
+    let long = busy.response(&json!("long"));
+    assert!(long.get("result").is_some(), "{long}");
+    let progress: Vec<_> = busy.stash.iter().filter(|m| m["method"] == "notifications/progress").collect();
+    assert!(
+        !progress.is_empty() && progress.iter().all(|p| p["params"]["progressToken"] == "mine"),
+        "{:?}",
+        busy.stash
+    );
+    assert!(busy.stash.iter().all(|m| m["method"] != "sampling/createMessage"), "the busy session was not asked");
+
+    // The server restarts (and forgets its sessions): the next call still works.
+    drop(server);
+    let _server = remote_everything(&gw, port);
+    let again = asker.call_tool(json!(2), "remote__echo", json!({"message": "after restart"}));
+    assert_eq!(first_text(&again), "Echo: after restart", "{again}");
+    assert!(gw.daemon_log().contains("initialized again"));
+    assert!(!gw.daemon_log().contains("remote-secret"), "header values never reach the log");
+}
