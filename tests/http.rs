@@ -148,20 +148,7 @@ fn the_python_sdk_speaks_to_the_front_door() {
     gw.start();
     let url = status(&gw)["http"].as_str().unwrap().to_string();
     for mode in ["legacy", "auto"] {
-        let out = gw
-            .command(deps().python())
-            .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/http_client.py"))
-            .args(["--url", &url, "--mode", mode])
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{mode}: {stdout}\n{}\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            gw.daemon_log()
-        );
-        let result: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+        let result = run_script(&gw, "http_client.py", &["--url", &url, "--mode", mode]);
         assert_eq!(result["server"], "mcp-gateway", "{result}");
         assert!(result["echo"].as_str().unwrap().contains("over http"), "{result}");
         assert_eq!(result["progress"], 2, "progress on the POST stream: {result}");

@@ -5,38 +5,11 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use common::*;
 use serde_json::{Value, json};
-
-fn interop_script(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop").join(name).display().to_string()
-}
-
-/// Runs a Python interop script and returns its last stdout line as JSON.
-fn python(gw: &TestGateway, script: &str, args: &[&str]) -> Value {
-    let out = gw
-        .command(deps().python())
-        .arg(interop_script(script))
-        .args(["--shim", SHIM, "--socket", gw.socket.to_str().unwrap()])
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run python");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{script} failed ({}):\nstdout:\n{stdout}\nstderr:\n{}\ndaemon log:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr),
-        gw.daemon_log()
-    );
-    let last = stdout.lines().last().unwrap_or_default();
-    serde_json::from_str(last).unwrap_or_else(|e| panic!("{script} printed {last:?}: {e}"))
-}
 
 fn everything_gateway() -> TestGateway {
     TestGateway::with_servers(&[("everything", everything_server())])
@@ -89,7 +62,7 @@ fn python_client_in_legacy_and_auto_mode() {
     let mut gw = everything_gateway();
     gw.start();
     for mode in ["legacy", "auto"] {
-        let summary = python(&gw, "basic.py", &["--mode", mode]);
+        let summary = run_client_script(&gw, "basic.py", &["--mode", mode]);
         assert_eq!(summary["server"], "mcp-gateway", "{mode}: {summary}");
         assert!(summary["tools"].as_u64().unwrap() >= 5, "{mode}: {summary}");
         assert!(summary["echo"].as_str().unwrap().contains("hello"), "{mode}: {summary}");

@@ -6,32 +6,10 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::{Value, json};
-
-fn python(gw: &TestGateway, script: &str, args: &[&str]) -> Value {
-    let script_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop").join(script);
-    let out = gw
-        .command(deps().python())
-        .arg(script_path)
-        .args(["--shim", SHIM, "--socket", gw.socket.to_str().unwrap()])
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{script} {args:?} failed:\n{stdout}\n{}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        gw.daemon_log()
-    );
-    serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap()
-}
 
 fn everything(extra: &str) -> TestGateway {
     TestGateway::with_servers(&[("everything", format!("{}{extra}", everything_server()))])
@@ -58,7 +36,7 @@ fn with_method<'a>(messages: &'a [Value], method: &str) -> Vec<&'a Value> {
 #[test]
 fn same_request_id_and_progress_token_in_two_sessions() {
     let gw = started(everything(""));
-    let result = python(&gw, "progress.py", &["--duration", "2", "--steps", "4"]);
+    let result = run_client_script(&gw, "progress.py", &["--duration", "2", "--steps", "4"]);
     assert_eq!(result["progress"], json!([4, 4]), "each session sees exactly its own 4 updates");
     assert!(wait_until(TIMEOUT, || maps_are_empty(&gw)), "{}", status(&gw));
 }
@@ -67,7 +45,7 @@ fn same_request_id_and_progress_token_in_two_sessions() {
 fn sampling_and_elicitation_reach_their_own_caller_on_a_serialized_backend() {
     let gw = started(everything("    serialize: true\n"));
     for kind in ["sampling", "elicitation"] {
-        let result = python(&gw, "server_requests.py", &["--kind", kind, "--sessions", "2"]);
+        let result = run_client_script(&gw, "server_requests.py", &["--kind", kind, "--sessions", "2"]);
         assert_eq!(result["asked"], json!([1, 1]), "{kind}: each callback asked exactly once: {result}");
     }
     assert!(wait_until(TIMEOUT, || maps_are_empty(&gw)), "{}", status(&gw));
@@ -77,7 +55,7 @@ fn sampling_and_elicitation_reach_their_own_caller_on_a_serialized_backend() {
 fn sampling_and_elicitation_without_serialize_when_one_session_is_calling() {
     let gw = started(everything(""));
     for kind in ["sampling", "elicitation"] {
-        let result = python(&gw, "server_requests.py", &["--kind", kind, "--sessions", "2", "--sequential"]);
+        let result = run_client_script(&gw, "server_requests.py", &["--kind", kind, "--sessions", "2", "--sequential"]);
         assert_eq!(result["asked"], json!([1, 1]), "{kind}: {result}");
     }
 }

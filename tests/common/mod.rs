@@ -463,6 +463,41 @@ impl Drop for Client {
 }
 
 /// The text of the first content item of a tools/call response.
+/// Path of a Python client script in `tests/interop`.
+pub fn interop_script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop").join(name)
+}
+
+/// Runs a Python client script (with the pinned SDK) and returns the JSON of
+/// its last line; fails the test with everything it and the daemon said.
+pub fn run_script(gw: &TestGateway, script: &str, args: &[&str]) -> Value {
+    let out = gw
+        .command(deps().python())
+        .arg(interop_script(script))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run python");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{script} {args:?} failed ({}):\nstdout:\n{stdout}\nstderr:\n{}\ndaemon log:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+        gw.daemon_log()
+    );
+    let last = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("{script} printed {last:?}: {e}"))
+}
+
+/// [`run_script`] for the scripts that launch shims (`--shim`, `--socket`).
+pub fn run_client_script(gw: &TestGateway, script: &str, args: &[&str]) -> Value {
+    let socket = gw.socket.display().to_string();
+    let mut all = vec!["--shim", SHIM, "--socket", socket.as_str()];
+    all.extend_from_slice(args);
+    run_script(gw, script, &all)
+}
+
 /// `mcp-gateway status --json` for this gateway.
 pub fn status(gw: &TestGateway) -> Value {
     let out = gw.command(DAEMON).args(["status", "--json"]).output().unwrap();
