@@ -201,7 +201,6 @@ impl ServerConfig {
     /// A fingerprint of everything that changes what the server is. Listings cached
     /// under another fingerprint belong to an older definition and are not reused.
     pub fn fingerprint(&self) -> String {
-        use sha2::{Digest, Sha256};
         let json = serde_json::to_vec(&(
             &self.transport,
             &self.command,
@@ -213,18 +212,22 @@ impl ServerConfig {
             &self.image,
         ))
         .unwrap_or_default();
-        let digest = Sha256::digest(&json);
-        digest.iter().take(12).map(|b| format!("{b:02x}")).collect()
+        hex_digest(&json, 12)
     }
+}
+
+/// The first `bytes` bytes of the SHA-256 of `data`, in hex (for names and
+/// fingerprints, never for secrets: those get the keyed hash in `credentials`).
+pub(crate) fn hex_digest(data: &[u8], bytes: usize) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(data).iter().take(bytes).map(|b| format!("{b:02x}")).collect()
 }
 
 impl ServerConfig {
     /// A digest of the whole definition, settings included: any edit makes it
     /// a different instance (the old one drains).
     pub fn revision(&self) -> String {
-        use sha2::{Digest, Sha256};
-        let digest = Sha256::digest(serde_json::to_vec(self).unwrap_or_default());
-        digest.iter().take(12).map(|b| format!("{b:02x}")).collect()
+        hex_digest(&serde_json::to_vec(self).unwrap_or_default(), 12)
     }
 }
 

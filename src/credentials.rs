@@ -78,7 +78,7 @@ impl EnvFiles {
     pub fn load(&self, path: &Path) -> Vars {
         let meta = std::fs::metadata(path).ok();
         let stamp = meta.as_ref().map(|m| Stamp { modified: m.modified().ok(), len: m.len(), inode: m.ino() });
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cache = crate::lock(&self.cache);
         if let Some(cached) = cache.get(path)
             && cached.stamp == stamp
         {

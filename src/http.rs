@@ -9,6 +9,7 @@
 //! and the progress of a request go back on the POST that sent it; anything
 //! else on the session's GET stream).
 
+use crate::lock;
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -57,10 +58,6 @@ struct HttpSession {
     get_stream: Mutex<Option<mpsc::UnboundedSender<Value>>>,
     backlog: Mutex<VecDeque<Value>>,
     closed: CancellationToken,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl HttpSession {

@@ -30,5 +30,11 @@ pub mod shim;
 pub mod watch;
 pub mod workspace;
 
+/// Locks a mutex, recovering it if a panic poisoned it: the daemon's maps stay
+/// usable, which matters more than the poison flag in a long-lived service.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// The version of this build, reported in the preamble reply and `serverInfo`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -141,14 +141,14 @@ struct InFlight {
 
 impl InFlight {
     fn register(session: Arc<Session>, key: String, token: CancellationToken) -> Self {
-        session.in_flight.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone(), token);
+        crate::lock(&session.in_flight).insert(key.clone(), token);
         Self { session, key }
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.session.in_flight.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.key);
+        crate::lock(&self.session.in_flight).remove(&self.key);
     }
 }
 
@@ -301,7 +301,7 @@ impl Session {
             }
             Kind::Response => {
                 let key = message.get("id").map(Value::to_string).unwrap_or_default();
-                let asked = self.asks.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
+                let asked = crate::lock(&self.asks).remove(&key);
                 match asked {
                     Some(reply) => {
                         let _ = reply.send(message.clone());
@@ -327,8 +327,7 @@ impl Session {
             "notifications/initialized" => debug!("client initialized"),
             "notifications/cancelled" => {
                 let id = jsonrpc::params(message).get("requestId").map(Value::to_string);
-                let token =
-                    id.and_then(|id| self.in_flight.lock().unwrap_or_else(|e| e.into_inner()).get(&id).cloned());
+                let token = id.and_then(|id| crate::lock(&self.in_flight).get(&id).cloned());
                 match token {
                     Some(token) => token.cancel(),
                     None => debug!("cancellation for a request that is not in flight"),
@@ -615,10 +614,10 @@ impl meta::Ask for Session {
             let n = self.next_ask.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let id = Value::String(format!("mcp-gateway-ask-{n}"));
             let (tx, rx) = tokio::sync::oneshot::channel();
-            self.asks.lock().unwrap_or_else(|e| e.into_inner()).insert(id.to_string(), tx);
+            crate::lock(&self.asks).insert(id.to_string(), tx);
             self.send(jsonrpc::request(id.clone(), "elicitation/create", params));
             let answer = tokio::time::timeout(ASK_TIMEOUT, rx).await.ok().and_then(Result::ok);
-            self.asks.lock().unwrap_or_else(|e| e.into_inner()).remove(&id.to_string());
+            crate::lock(&self.asks).remove(&id.to_string());
             answer.and_then(|a| a.get("result").cloned())
         })
     }

@@ -289,7 +289,7 @@ struct Relay {
 type Shared = Arc<Mutex<Relay>>;
 
 fn lock(shared: &Shared) -> MutexGuard<'_, Relay> {
-    shared.lock().unwrap_or_else(|e| e.into_inner())
+    crate::lock(shared)
 }
 
 /// Just enough of a message to track requests and responses.

@@ -5,6 +5,7 @@
 //! renaming it over the old one, which a watch on the old file would miss.
 //! Events are debounced, so one save gives one reload.
 
+use crate::lock;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
@@ -26,10 +27,6 @@ pub struct Watcher {
     /// Watched workspace roots, by how many sessions are in each.
     roots: Mutex<HashMap<PathBuf, usize>>,
     config_dir: PathBuf,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Watcher {

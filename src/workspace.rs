@@ -87,7 +87,7 @@ impl WorkspaceFiles {
         let path = root.join(WORKSPACE_FILE);
         let meta = std::fs::metadata(&path).ok();
         let stamp = Stamp(meta.as_ref().and_then(|m| m.modified().ok()), meta.as_ref().map_or(0, |m| m.len()));
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cache = crate::lock(&self.cache);
         if let Some((cached, file)) = cache.get(&path)
             && *cached == stamp
         {

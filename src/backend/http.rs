@@ -8,6 +8,7 @@
 //! session, and the gateway initializes again and resends, without the clients
 //! noticing. The session is deleted when the instance stops.
 
+use crate::lock;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -39,10 +40,6 @@ struct Transport {
     headers: Vec<(String, String)>,
     conversation: Mutex<Conversation>,
     server: String,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Stops an HTTP instance: ends the transport and deletes the server's session.

@@ -13,6 +13,7 @@ mod supervisor;
 pub use pool::{BackendPool, BackendStatus, rss_kib};
 pub use supervisor::Supervision;
 
+use crate::lock;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -291,7 +292,7 @@ impl Backend {
 
     /// Records the level the backend was asked to log at; true when it changed.
     pub fn set_log_level(&self, level: &str) -> bool {
-        let mut current = self.log_level.lock().unwrap_or_else(|e| e.into_inner());
+        let mut current = crate::lock(&self.log_level);
         if current.as_deref() == Some(level) {
             return false;
         }
@@ -330,7 +331,7 @@ impl Backend {
 
     /// How the backend ended, once it has.
     pub fn exit_status(&self) -> Option<String> {
-        self.exit_status.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        crate::lock(&self.exit_status).clone()
     }
 
     pub fn mark_stopping(&self) {
@@ -362,14 +363,10 @@ impl Backend {
 
     /// Records that the backend is gone and fails whatever was in flight.
     pub(crate) fn mark_exited(&self, status: String) {
-        *self.exit_status.lock().unwrap_or_else(|e| e.into_inner()) = Some(status);
+        *crate::lock(&self.exit_status) = Some(status);
         self.alive.store(false, Ordering::Release);
         self.pending.fail_all(&self.exit_error());
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Marks the backend used when a session request ends, however it ends.

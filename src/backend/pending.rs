@@ -70,7 +70,7 @@ impl PendingTable {
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding this lock cannot leave the maps inconsistent in a
         // way that matters more than losing the daemon, so recover the guard.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        crate::lock(&self.inner)
     }
 
     /// Registers a request: assigns the backend-side id and rewrites

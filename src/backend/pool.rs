@@ -98,8 +98,8 @@ impl BackendPool {
 
     /// Applies the limits from the config.
     pub fn set_limits(&self, startup_timeout: Duration, max_message_bytes: usize) {
-        *self.startup_timeout.lock().unwrap_or_else(|e| e.into_inner()) = startup_timeout;
-        *self.max_message_bytes.lock().unwrap_or_else(|e| e.into_inner()) = max_message_bytes;
+        *crate::lock(&self.startup_timeout) = startup_timeout;
+        *crate::lock(&self.max_message_bytes) = max_message_bytes;
     }
 
     fn slot(&self, identity: &Identity) -> Arc<Slot> {
@@ -148,7 +148,7 @@ impl BackendPool {
             resolved: docker.as_ref().unwrap_or(resolved),
             container,
             startup_timeout,
-            max_message_bytes: *self.max_message_bytes.lock().unwrap_or_else(|e| e.into_inner()),
+            max_message_bytes: *crate::lock(&self.max_message_bytes),
             handler: self.handler.clone(),
         };
         slot.starts.fetch_add(1, Ordering::Relaxed);
@@ -205,7 +205,7 @@ impl BackendPool {
 
     /// Every live backend.
     pub fn running_all(&self) -> Vec<Arc<Backend>> {
-        let slots: Vec<Arc<Slot>> = self.slots.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        let slots: Vec<Arc<Slot>> = crate::lock(&self.slots).values().cloned().collect();
         slots
             .iter()
             .filter_map(|slot| slot.instance.try_lock().ok()?.as_ref().map(|i| i.backend.clone()))
@@ -301,7 +301,7 @@ impl BackendPool {
     /// then SIGKILL for what is left.
     pub async fn shutdown(&self, grace: Duration) {
         let slots: Vec<Arc<Slot>> = {
-            let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+            let mut slots = crate::lock(&self.slots);
             slots.drain().map(|(_, slot)| slot).collect()
         };
         let mut stops = Vec::new();

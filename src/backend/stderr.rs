@@ -23,7 +23,7 @@ impl StderrRing {
             line.truncate(cut);
             line.push('…');
         }
-        let mut lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        let mut lines = crate::lock(&self.lines);
         if lines.len() == MAX_LINES {
             lines.pop_front();
         }
@@ -32,7 +32,7 @@ impl StderrRing {
 
     /// The last `n` lines, oldest first.
     pub fn tail(&self, n: usize) -> Vec<String> {
-        let lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        let lines = crate::lock(&self.lines);
         lines.iter().skip(lines.len().saturating_sub(n)).cloned().collect()
     }
 }

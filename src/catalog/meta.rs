@@ -69,7 +69,7 @@ pub struct Confirmations {
 
 impl Confirmations {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Pending>> {
-        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+        crate::lock(&self.pending)
     }
 
     pub fn len(&self) -> usize {

@@ -18,14 +18,13 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 /// The longest tool name clients accept.
 pub const MAX_NAME_LEN: usize = 64;
 const HASH_SUFFIX_LEN: usize = 8;
 
 fn short_hash(input: &str) -> String {
-    Sha256::digest(input.as_bytes()).iter().take(HASH_SUFFIX_LEN / 2).map(|b| format!("{b:02x}")).collect()
+    crate::config::hex_digest(input.as_bytes(), HASH_SUFFIX_LEN / 2)
 }
 
 fn sanitize(name: &str) -> String {

@@ -4,6 +4,7 @@
 //! the sharing key, asks the pool, and keeps the aggregated catalog current when
 //! backends report that their lists changed.
 
+use crate::lock;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -77,10 +78,6 @@ pub struct Gateway {
     subscriptions: subscriptions::Subscriptions,
     tasks: tasks::Tasks,
     started: Instant,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Gateway {
