@@ -221,12 +221,26 @@ impl Gateway {
 
     /// The live backend of `server` for a session, started if needed.
     pub async fn backend(self: &Arc<Self>, server: &str, session: &SessionInfo) -> Result<Arc<Backend>, BackendError> {
-        let config = self.server_for(session, server).ok_or_else(|| BackendError::Config {
+        self.backend_of(server, &self.configured(server, session)?, session).await
+    }
+
+    /// The definition of `server` this session sees.
+    fn configured(&self, server: &str, session: &SessionInfo) -> Result<ServerConfig, BackendError> {
+        self.server_for(session, server).ok_or_else(|| BackendError::Config {
             server: server.to_string(),
             message: "no such server is configured for this session (or it is disabled)".into(),
-        })?;
-        let (identity, resolved) = self.resolve(server, &config, session)?;
-        let backend = self.pool.get(&identity, &config, &resolved).await?;
+        })
+    }
+
+    /// The live backend of an already looked-up definition.
+    async fn backend_of(
+        self: &Arc<Self>,
+        server: &str,
+        config: &ServerConfig,
+        session: &SessionInfo,
+    ) -> Result<Arc<Backend>, BackendError> {
+        let (identity, resolved) = self.resolve(server, config, session)?;
+        let backend = self.pool.get(&identity, config, &resolved).await?;
         if backend.first_use() {
             self.attach_listeners(&backend);
         }
@@ -246,12 +260,10 @@ impl Gateway {
         params: Value,
         session: &SessionInfo,
     ) -> Result<Value, BackendError> {
-        let secs = self
-            .server_for(session, server)
-            .and_then(|c| c.request_timeout_secs)
-            .unwrap_or_else(|| self.config().request_timeout_secs);
+        let config = self.configured(server, session)?;
+        let secs = config.request_timeout_secs.unwrap_or_else(|| self.config().request_timeout_secs);
         let call = async {
-            let backend = self.backend(server, session).await?;
+            let backend = self.backend_of(server, &config, session).await?;
             let _turn = backend.turn().await;
             backend.request(method, params, Some(&session.sink)).await
         };
