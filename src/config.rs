@@ -107,6 +107,16 @@ pub struct ServerConfig {
     pub tools: ToolFilter,
     /// One line shown to people and models about what the server is for.
     pub description: Option<String>,
+    /// Digests of the definition, made once when it is read: they are asked
+    /// for on every call (the catalog's key), and a definition never changes.
+    #[serde(skip)]
+    digests: Digests,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Digests {
+    fingerprint: String,
+    revision: String,
 }
 
 /// The shape on disk; validated into [`ServerConfig`].
@@ -174,7 +184,7 @@ impl TryFrom<RawServer> for ServerConfig {
         if raw.command.as_deref().is_some_and(|c| c.trim().is_empty()) {
             return Err("`command` is empty".into());
         }
-        Ok(Self {
+        let mut server = Self {
             transport,
             command: raw.command,
             args: raw.args,
@@ -193,7 +203,10 @@ impl TryFrom<RawServer> for ServerConfig {
             idle_timeout: raw.idle_timeout,
             tools: raw.tools,
             description: raw.description,
-        })
+            digests: Digests::default(),
+        };
+        server.digests = Digests { fingerprint: server.compute_fingerprint(), revision: server.compute_revision() };
+        Ok(server)
     }
 }
 
@@ -201,6 +214,16 @@ impl ServerConfig {
     /// A fingerprint of everything that changes what the server is. Listings cached
     /// under another fingerprint belong to an older definition and are not reused.
     pub fn fingerprint(&self) -> String {
+        self.digests.fingerprint.clone()
+    }
+
+    /// A digest of the whole definition, settings included: any edit makes it
+    /// a different instance (the old one drains).
+    pub fn revision(&self) -> String {
+        self.digests.revision.clone()
+    }
+
+    fn compute_fingerprint(&self) -> String {
         let json = serde_json::to_vec(&(
             &self.transport,
             &self.command,
@@ -224,9 +247,7 @@ pub(crate) fn hex_digest(data: &[u8], bytes: usize) -> String {
 }
 
 impl ServerConfig {
-    /// A digest of the whole definition, settings included: any edit makes it
-    /// a different instance (the old one drains).
-    pub fn revision(&self) -> String {
+    fn compute_revision(&self) -> String {
         hex_digest(&serde_json::to_vec(self).unwrap_or_default(), 12)
     }
 }
@@ -663,6 +684,18 @@ http:       { listen: "127.0.0.1:8989", auth: { bearer_tokens: ["${GATEWAY_TOKEN
         assert!(deny_only.permits("create"));
         assert!(!deny_only.permits("delete_repo"));
         assert!(glob("a*b*c", "axxbyyc") && !glob("a*b*c", "axxbyy") && glob("*", "") && glob("ab", "ab"));
+    }
+
+    #[test]
+    fn digests_follow_the_definition() {
+        let server = |extra: &str| -> ServerConfig {
+            serde_norway::from_str(&format!("command: x\nargs: [a]\n{extra}")).unwrap()
+        };
+        assert_eq!(server("").revision(), server("").revision());
+        assert_eq!(server("").revision(), server("").compute_revision(), "made once, the same as made now");
+        assert_eq!(server("serialize: true\n").fingerprint(), server("").fingerprint(), "settings keep the listing");
+        assert_ne!(server("serialize: true\n").revision(), server("").revision(), "but make a new instance");
+        assert_ne!(server("cwd: /tmp\n").fingerprint(), server("").fingerprint());
     }
 
     #[test]
