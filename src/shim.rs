@@ -385,14 +385,13 @@ fn read_client(shared: Shared) {
         let mut relay = lock(&shared);
         for probe in probes(&line) {
             match (probe.method.as_deref(), probe.id) {
-                (Some("initialize"), Some(_)) => relay.initialize = serde_json::from_slice(&line).ok(),
+                (Some("initialize"), Some(id)) => {
+                    relay.initialize = serde_json::from_slice(&line).ok();
+                    request_ids.push(id);
+                }
                 (Some("notifications/initialized"), None) => relay.initialized = true,
+                (Some(_), Some(id)) => request_ids.push(id),
                 _ => {}
-            }
-        }
-        for probe in probes(&line) {
-            if let (Some(_), Some(id)) = (probe.method, probe.id) {
-                request_ids.push(id);
             }
         }
         relay.send(line, request_ids);
