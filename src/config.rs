@@ -223,6 +223,10 @@ impl ServerConfig {
         self.digests.revision.clone()
     }
 
+    fn compute_revision(&self) -> String {
+        hex_digest(&serde_json::to_vec(self).unwrap_or_default(), 12)
+    }
+
     fn compute_fingerprint(&self) -> String {
         let json = serde_json::to_vec(&(
             &self.transport,
@@ -244,12 +248,6 @@ impl ServerConfig {
 pub(crate) fn hex_digest(data: &[u8], bytes: usize) -> String {
     use sha2::{Digest, Sha256};
     Sha256::digest(data).iter().take(bytes).map(|b| format!("{b:02x}")).collect()
-}
-
-impl ServerConfig {
-    fn compute_revision(&self) -> String {
-        hex_digest(&serde_json::to_vec(self).unwrap_or_default(), 12)
-    }
 }
 
 /// The `http:` section: a Streamable HTTP front door at `/mcp`.

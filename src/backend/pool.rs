@@ -67,7 +67,8 @@ pub struct BackendStatus {
     pub next_retry_secs: Option<f64>,
 }
 
-/// Every backend instance of the daemon, keyed by `(server, sharing key)`.
+/// Every backend instance of the daemon, keyed by its [`Identity`] (server,
+/// sharing key, definition).
 pub struct BackendPool {
     slots: Mutex<HashMap<Identity, Arc<Slot>>>,
     handler: Arc<dyn BackendHandler>,
