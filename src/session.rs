@@ -257,6 +257,12 @@ impl Session {
                     .in_current_span(),
                 );
             }
+            // Notifications and responses are handled at once, in order; no task.
+            message if jsonrpc::kind(&message) != Kind::Request => {
+                if let Some(reply) = self.on_other(&message) {
+                    self.send(reply);
+                }
+            }
             message => {
                 let outcome = self.start(message, cancel_all);
                 let session = self.clone();
