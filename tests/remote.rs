@@ -111,3 +111,86 @@ fn a_remote_server_routes_progress_and_sampling_exactly_and_survives_a_restart()
     assert!(gw.daemon_log().contains("initialized again"));
     assert!(!gw.daemon_log().contains("remote-secret"), "header values never reach the log");
 }
+
+/// server-everything in its `sse` mode speaks only the 2024-11-05 HTTP+SSE
+/// transport: a POST to its stream URL is a 404, so the gateway opens the
+/// event stream, learns the endpoint and talks through that, sampling included.
+#[test]
+fn a_server_of_the_2024_11_05_http_sse_era_is_reached_through_its_event_stream() {
+    let port = free_port();
+    let mut gw = TestGateway::new();
+    gw.write_config(&format!("servers:\n  old:\n    url: \"http://127.0.0.1:{port}/sse\"\n"));
+    let d = deps();
+    let child = gw
+        .command(d.node())
+        .args([d.everything_js(), "sse"])
+        .env("PORT", port.to_string())
+        .current_dir(gw.dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = Server(child);
+    assert!(
+        wait_until(TIMEOUT, || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()),
+        "the server did not start"
+    );
+    gw.start();
+    let mut client = gw.client();
+    client.initialize_with(json!({"sampling": {}}));
+    let reply = client.call_tool(json!(1), "old__echo", json!({"message": "through the old transport"}));
+    assert_eq!(first_text(&reply), "Echo: through the old transport", "{reply}\n{}", gw.daemon_log());
+    assert!(gw.daemon_log().contains("2024-11-05 HTTP+SSE"), "{}", gw.daemon_log());
+
+    // A server request on the one shared stream reaches the only caller.
+    let mut names = Vec::new();
+    assert!(
+        wait_until(TIMEOUT, || {
+            names = client.tool_names();
+            names.contains(&"old__trigger-sampling-request".to_string())
+        }),
+        "{names:?}"
+    );
+    client.send(&json!({"jsonrpc":"2.0","id":"ask","method":"tools/call","params":{
+        "name":"old__trigger-sampling-request","arguments":{"prompt":"which?","maxTokens":5}}}));
+    let request = loop {
+        let m = client.recv_within(TIMEOUT).unwrap_or_else(|| panic!("no sampling request\n{}", gw.daemon_log()));
+        if m["method"] == "sampling/createMessage" {
+            break m;
+        }
+    };
+    client.send(&json!({"jsonrpc":"2.0","id":request["id"],"result":{"role":"assistant","content":{"type":"text","text":"old-answer"},"model":"m"}}));
+    let reply = client.response(&json!("ask"));
+    assert!(serde_json::to_string(&reply).unwrap().contains("old-answer"), "{reply}");
+
+    // The stream is the session: when the server goes away the instance ends,
+    // and the next call after the server is back opens a new stream.
+    drop(server);
+    assert!(
+        wait_until(TIMEOUT, || !matches!(status(&gw)["backends"][0]["state"].as_str(), Some("idle" | "busy"))),
+        "{}",
+        status(&gw)
+    );
+    let child = gw
+        .command(d.node())
+        .args([d.everything_js(), "sse"])
+        .env("PORT", port.to_string())
+        .current_dir(gw.dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _server = Server(child);
+    let mut reply = json!(null);
+    assert!(
+        wait_until(TIMEOUT, || {
+            reply = client.call_tool(json!("again"), "old__echo", json!({"message": "back"}));
+            reply.get("result").is_some()
+        }),
+        "{reply}\n{}",
+        gw.daemon_log()
+    );
+    assert_eq!(first_text(&reply), "Echo: back");
+}

@@ -198,6 +198,11 @@ impl Backend {
         self.pending.session_of(id.as_u64()?)
     }
 
+    /// Whether a request sent to the backend still waits for its answer.
+    pub fn awaits_answer(&self, id: &Value) -> bool {
+        id.as_u64().is_some_and(|id| self.pending.is_in_flight(id))
+    }
+
     /// Sends a request and waits for the backend's whole response object.
     ///
     /// If the returned future is dropped before the answer arrives (the client

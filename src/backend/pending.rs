@@ -144,6 +144,11 @@ impl PendingTable {
         self.lock().calls.get(&id).and_then(|c| c.session)
     }
 
+    /// Whether a request is still waiting for its answer.
+    pub fn is_in_flight(&self, id: u64) -> bool {
+        self.lock().calls.contains_key(&id)
+    }
+
     /// The sessions that have requests in flight.
     pub fn sessions_in_flight(&self) -> HashSet<SessionId> {
         self.lock().calls.values().filter_map(|c| c.session).collect()

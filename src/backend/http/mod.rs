@@ -1,0 +1,509 @@
+//! Remote backends: MCP over Streamable HTTP (`url:`), or the 2024-11-05
+//! HTTP+SSE transport when the server predates it (see [`legacy`]).
+//!
+//! Every message to the server is a POST. Answers come back as JSON or as an
+//! event stream; what arrives on a request's stream (progress, sampling or
+//! elicitation requests) belongs to the session that sent that request, so
+//! server requests are attributed exactly, with no guessing. A request's stream
+//! that ends before its answer (a server that polls, or a dropped connection)
+//! is resumed with `Last-Event-ID` after the server's `retry`. The server's
+//! `Mcp-Session-Id` is kept and sent back; a 404 means the server forgot the
+//! session, and the gateway initializes again and resends, without the clients
+//! noticing. A server that is unreachable or overloaded (429, 502–504) is tried
+//! again a few times with backoff before a call fails. The session is deleted
+//! when the instance stops.
+
+mod legacy;
+
+use crate::lock;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use eventsource_stream::Eventsource;
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, info, warn};
+
+use super::pending::SessionId;
+use super::stdio::dispatch;
+use super::{Backend, BackendError, BackendHandler, Identity, Resolved};
+use crate::config::ServerConfig;
+use crate::jsonrpc::{self, Kind};
+
+/// How many times a request the server never received is sent again.
+const RETRIES: u32 = 3;
+/// The first pause before sending again; it doubles each time.
+const FIRST_RETRY: Duration = Duration::from_millis(250);
+/// The longest `Retry-After` or SSE `retry` the gateway waits for.
+const LONGEST_PAUSE: Duration = Duration::from_secs(5);
+/// Resumptions of a request's stream in a row that bring nothing new.
+const RESUMPTIONS: u32 = 5;
+
+/// What the transport keeps between messages.
+#[derive(Default)]
+struct Conversation {
+    session_id: Option<String>,
+    protocol_version: Option<String>,
+    /// The `initialize` request, resent when the server forgets the session.
+    initialize: Option<Value>,
+    /// Where messages go once the server turned out to speak the 2024-11-05
+    /// HTTP+SSE transport (the `endpoint` its event stream named).
+    legacy_endpoint: Option<reqwest::Url>,
+}
+
+struct Transport {
+    client: reqwest::Client,
+    url: String,
+    headers: Vec<(String, String)>,
+    conversation: Mutex<Conversation>,
+    server: String,
+    /// Cancelled when the instance stops: ends every stream and retry.
+    stop: CancellationToken,
+}
+
+/// Where an event stream ended, to resume it from there.
+#[derive(Default)]
+struct StreamPosition {
+    last_event_id: Option<String>,
+    retry: Option<Duration>,
+}
+
+/// Stops an HTTP instance: ends the transport and deletes the server's session.
+pub struct HttpHandle {
+    transport: Arc<Transport>,
+    backend: Arc<Backend>,
+}
+
+impl HttpHandle {
+    pub async fn stop(&self) {
+        self.transport.stop.cancel();
+        let session = lock(&self.transport.conversation).session_id.clone();
+        if let Some(session) = session {
+            let request = self.transport.request(reqwest::Method::DELETE).header("mcp-session-id", session);
+            let _ = tokio::time::timeout(Duration::from_secs(2), request.send()).await;
+        }
+        self.backend.mark_exited("stopped by the gateway".into());
+    }
+}
+
+impl Transport {
+    fn request(&self, method: reqwest::Method) -> reqwest::RequestBuilder {
+        self.request_to(method, &self.url)
+    }
+
+    fn request_to(&self, method: reqwest::Method, url: impl reqwest::IntoUrl) -> reqwest::RequestBuilder {
+        let mut request = self.client.request(method, url);
+        for (name, value) in &self.headers {
+            request = request.header(name, value);
+        }
+        request
+    }
+
+    fn legacy_endpoint(&self) -> Option<reqwest::Url> {
+        lock(&self.conversation).legacy_endpoint.clone()
+    }
+
+    /// Sends what `build` makes; again, after a pause, when the server could not
+    /// be reached or said it is overloaded (429, 502, 503, 504): the message
+    /// never arrived, so sending it again is safe. The pause doubles from
+    /// [`FIRST_RETRY`], or is the server's `Retry-After` (at most [`LONGEST_PAUSE`]).
+    async fn send(&self, build: impl Fn() -> reqwest::RequestBuilder) -> Result<reqwest::Response, reqwest::Error> {
+        let mut pause = FIRST_RETRY;
+        let mut attempt = 0;
+        loop {
+            let result = build().send().await;
+            let wait = match &result {
+                Err(e) if e.is_connect() => Some(pause),
+                Ok(r) if matches!(r.status().as_u16(), 429 | 502 | 503 | 504) => {
+                    Some(retry_after(r).unwrap_or(pause).min(LONGEST_PAUSE))
+                }
+                _ => None,
+            };
+            let Some(wait) = wait.filter(|_| attempt < RETRIES && !self.stop.is_cancelled()) else {
+                return result;
+            };
+            attempt += 1;
+            let why = match &result {
+                Ok(r) => format!("HTTP {}", r.status()),
+                Err(e) => e.to_string(),
+            };
+            debug!(server = %self.server, attempt, ?wait, why, "sending again");
+            tokio::select! {
+                _ = self.stop.cancelled() => return result,
+                _ = tokio::time::sleep(wait) => {}
+            }
+            pause *= 2;
+        }
+    }
+
+    /// POSTs one message and returns the response, with the session headers.
+    async fn post(&self, message: &Value) -> Result<reqwest::Response, reqwest::Error> {
+        let (session, version) = {
+            let conversation = lock(&self.conversation);
+            (conversation.session_id.clone(), conversation.protocol_version.clone())
+        };
+        let version = version.filter(|_| jsonrpc::method(message) != "initialize");
+        self.send(|| {
+            let mut request = self
+                .request(reqwest::Method::POST)
+                .header("accept", "application/json, text/event-stream")
+                .json(message);
+            if let Some(session) = &session {
+                request = request.header("mcp-session-id", session);
+            }
+            if let Some(version) = &version {
+                request = request.header("mcp-protocol-version", version);
+            }
+            request
+        })
+        .await
+    }
+
+    /// Opens a GET event stream: the standalone one, or (with `last_event_id`)
+    /// the rest of a stream that ended early.
+    async fn get_stream(&self, last_event_id: Option<&str>) -> Result<reqwest::Response, reqwest::Error> {
+        let (session, version) = {
+            let conversation = lock(&self.conversation);
+            (conversation.session_id.clone(), conversation.protocol_version.clone())
+        };
+        self.send(|| {
+            let mut request = self.request(reqwest::Method::GET).header("accept", "text/event-stream");
+            if let Some(session) = &session {
+                request = request.header("mcp-session-id", session);
+            }
+            if let Some(version) = &version {
+                request = request.header("mcp-protocol-version", version);
+            }
+            if let Some(id) = last_event_id {
+                request = request.header("last-event-id", id);
+            }
+            request
+        })
+        .await
+    }
+
+    /// The messages of a response: a JSON body (one message or an array) or the
+    /// `data` of each event of an event stream, each handed to `each` as it
+    /// comes. Returns where an event stream ended; a body that is not JSON is an error.
+    async fn read(&self, response: reqwest::Response, mut each: impl FnMut(Value)) -> Result<StreamPosition, String> {
+        if let Some(session) = response.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()) {
+            lock(&self.conversation).session_id = Some(session.to_string());
+        }
+        let event_stream = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|c| c.starts_with("text/event-stream"));
+        if event_stream {
+            let mut position = StreamPosition::default();
+            let mut events = response.bytes_stream().eventsource();
+            loop {
+                let event = tokio::select! {
+                    _ = self.stop.cancelled() => break,
+                    event = events.next() => event,
+                };
+                let event = match event {
+                    Some(Ok(event)) => event,
+                    Some(Err(e)) => {
+                        debug!(server = %self.server, error = %e, "the event stream broke");
+                        break;
+                    }
+                    None => break,
+                };
+                if !event.id.is_empty() {
+                    position.last_event_id = Some(event.id.clone());
+                }
+                if let Some(retry) = event.retry {
+                    position.retry = Some(retry.min(LONGEST_PAUSE));
+                }
+                if event.data.trim().is_empty() {
+                    continue;
+                }
+                match serde_json::from_str::<Value>(&event.data) {
+                    Ok(message) => each(message),
+                    Err(e) => warn!(server = %self.server, error = %e, "dropped an event that is not JSON"),
+                }
+            }
+            return Ok(position);
+        }
+        let body = response.bytes().await.map_err(|e| e.to_string())?;
+        if body.is_empty() {
+            return Ok(StreamPosition::default());
+        }
+        match serde_json::from_slice::<Value>(&body).map_err(|e| format!("the answer is not JSON: {e}"))? {
+            Value::Array(messages) => messages.into_iter().for_each(each),
+            message => each(message),
+        }
+        Ok(StreamPosition::default())
+    }
+
+    /// The server forgot our session: initialize again (same parameters).
+    async fn reinitialize(&self) -> Result<(), String> {
+        let Some(mut initialize) = lock(&self.conversation).initialize.clone() else {
+            return Err("no initialize to replay".into());
+        };
+        lock(&self.conversation).session_id = None;
+        initialize["id"] = json!("mcp-gateway-reinitialize");
+        let response = self.post(&initialize).await.map_err(|e| e.to_string())?;
+        if !response.status().is_success() {
+            return Err(format!("initialize answered HTTP {}", response.status()));
+        }
+        self.read(response, |_| {}).await?;
+        let initialized = jsonrpc::notification("notifications/initialized", Value::Null);
+        let _ = self.post(&initialized).await;
+        info!(server = %self.server, "the server had forgotten the session; initialized again");
+        Ok(())
+    }
+}
+
+/// The pause a 429 or 503 asks for, when it says one in seconds.
+fn retry_after(response: &reqwest::Response) -> Option<Duration> {
+    let seconds = response.headers().get("retry-after")?.to_str().ok()?.trim().parse::<u64>().ok()?;
+    Some(Duration::from_secs(seconds))
+}
+
+/// Connects to a remote server and completes its `initialize` handshake.
+pub async fn connect(
+    identity: Identity,
+    config: &ServerConfig,
+    resolved: &Resolved,
+    startup_timeout: Duration,
+    handler: Arc<dyn BackendHandler>,
+) -> Result<(Arc<Backend>, HttpHandle), BackendError> {
+    let server = identity.server.clone();
+    let url = resolved
+        .url
+        .clone()
+        .ok_or_else(|| BackendError::Config { server: server.clone(), message: "no `url`".into() })?;
+    let client = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| BackendError::Spawn { server: server.clone(), reason: e.to_string() })?;
+    let transport = Arc::new(Transport {
+        client,
+        url,
+        headers: resolved.headers.clone(),
+        conversation: Mutex::new(Conversation::default()),
+        server: server.clone(),
+        stop: CancellationToken::new(),
+    });
+    let (writer, lines) = mpsc::unbounded_channel();
+    let backend = Arc::new(Backend::new(identity.clone(), config.clone(), None, writer));
+    let span = tracing::info_span!(parent: None, "backend", server = %server, key = %identity.key.0);
+    tokio::spawn(send_loop(transport.clone(), backend.clone(), handler.clone(), lines).instrument(span));
+    let handle = HttpHandle { transport, backend: backend.clone() };
+    match super::stdio::initialize(&backend, startup_timeout).await {
+        Ok(result) => {
+            if let Some(version) = result.get("protocolVersion").and_then(Value::as_str) {
+                lock(&handle.transport.conversation).protocol_version = Some(version.to_string());
+            }
+            backend.set_initialized(result);
+            // A 2024-11-05 server already has its one stream open. Otherwise open
+            // the GET stream before `initialized`: servers announce what they add
+            // on becoming initialized there, and an unheard notification is lost.
+            if handle.transport.legacy_endpoint().is_none() {
+                let (ready, opened) = tokio::sync::oneshot::channel();
+                tokio::spawn(listen(handle.transport.clone(), backend.clone(), handler, ready).in_current_span());
+                let _ = tokio::time::timeout(Duration::from_secs(2), opened).await;
+            }
+            backend.notify("notifications/initialized", Value::Null);
+            Ok((backend, handle))
+        }
+        Err(e) => {
+            handle.stop().await;
+            Err(e)
+        }
+    }
+}
+
+/// The standalone GET stream: what the server says outside any request
+/// (list changes, log messages, resource updates). Reconnects after the
+/// server's `retry` (default 1 s) with `Last-Event-ID`, so nothing is lost in
+/// between; a server that answers 405 has no such stream.
+async fn listen(
+    transport: Arc<Transport>,
+    backend: Arc<Backend>,
+    handler: Arc<dyn BackendHandler>,
+    ready: tokio::sync::oneshot::Sender<()>,
+) {
+    // Said once the first attempt is answered (open, refused or failed).
+    let mut ready = Some(ready);
+    let mut position = StreamPosition::default();
+    loop {
+        let response = tokio::select! {
+            _ = transport.stop.cancelled() => return,
+            response = transport.get_stream(position.last_event_id.as_deref()) => response,
+        };
+        if let Some(ready) = ready.take() {
+            let _ = ready.send(());
+        }
+        match response {
+            Ok(r) if r.status() == reqwest::StatusCode::METHOD_NOT_ALLOWED => {
+                debug!(server = %transport.server, "the server offers no GET stream");
+                return;
+            }
+            Ok(r) if r.status().is_success() => {
+                match transport.read(r, |message| dispatch(&backend, handler.as_ref(), message, None)).await {
+                    Ok(ended) => {
+                        position.last_event_id = ended.last_event_id.or(position.last_event_id.take());
+                        position.retry = ended.retry.or(position.retry);
+                    }
+                    Err(e) => debug!(server = %transport.server, error = %e, "the GET stream failed"),
+                }
+            }
+            Ok(r) => debug!(server = %transport.server, status = %r.status(), "the GET stream was refused"),
+            Err(e) => debug!(server = %transport.server, error = %e, "the GET stream failed"),
+        }
+        tokio::select! {
+            _ = transport.stop.cancelled() => return,
+            _ = tokio::time::sleep(position.retry.unwrap_or(Duration::from_secs(1))) => {}
+        }
+    }
+}
+
+/// Takes messages the gateway writes to the backend and POSTs each.
+async fn send_loop(
+    transport: Arc<Transport>,
+    backend: Arc<Backend>,
+    handler: Arc<dyn BackendHandler>,
+    mut lines: mpsc::UnboundedReceiver<Vec<u8>>,
+) {
+    loop {
+        let line = tokio::select! {
+            _ = transport.stop.cancelled() => break,
+            line = lines.recv() => match line { Some(line) => line, None => break },
+        };
+        let Ok(message) = serde_json::from_slice::<Value>(&line) else { continue };
+        if jsonrpc::method(&message) == "initialize" {
+            lock(&transport.conversation).initialize = Some(message.clone());
+        }
+        // Each message on its own task: a long call must not hold up others.
+        let (transport, backend, handler) = (transport.clone(), backend.clone(), handler.clone());
+        tokio::spawn(async move { exchange(&transport, &backend, &handler, message).await }.in_current_span());
+    }
+}
+
+/// One POST and what comes back on it.
+async fn exchange(
+    transport: &Arc<Transport>,
+    backend: &Arc<Backend>,
+    handler: &Arc<dyn BackendHandler>,
+    message: Value,
+) {
+    let is_request = jsonrpc::kind(&message) == Kind::Request;
+    // The id to answer with an error when the message cannot be delivered.
+    let reply_id = message.get("id").cloned().filter(|_| is_request);
+    if let Some(endpoint) = transport.legacy_endpoint() {
+        return legacy::post(transport, backend, &endpoint, &message, reply_id).await;
+    }
+    let origin: Option<SessionId> = reply_id.as_ref().and_then(|id| backend.session_of_request(id));
+    let is_initialize = jsonrpc::method(&message) == "initialize";
+    let had_session = lock(&transport.conversation).session_id.is_some() && !is_initialize;
+    let response = match transport.post(&message).await {
+        // The spec says 404 for a session the server no longer knows; some
+        // servers (server-everything) say 400 "No valid session ID".
+        Ok(r)
+            if had_session
+                && matches!(r.status(), reqwest::StatusCode::NOT_FOUND | reqwest::StatusCode::BAD_REQUEST) =>
+        {
+            let status = r.status();
+            let body = r.text().await.unwrap_or_default();
+            if status == reqwest::StatusCode::BAD_REQUEST && !body.to_ascii_lowercase().contains("session") {
+                return fail(backend, reply_id, format!("HTTP 400: {}", snippet(&body)));
+            }
+            debug!(server = %transport.server, body, "the server lost the session");
+            match transport.reinitialize().await {
+                Ok(()) => transport.post(&message).await,
+                Err(e) => {
+                    let reason = format!("the server forgot the session and initializing again failed: {e}");
+                    return fail(backend, reply_id, reason);
+                }
+            }
+        }
+        other => other,
+    };
+    let response = match response {
+        Ok(response) => response,
+        Err(e) => return fail(backend, reply_id, format!("cannot reach {}: {e}", transport.url)),
+    };
+    let status = response.status();
+    if status == reqwest::StatusCode::ACCEPTED {
+        return;
+    }
+    // A server of the 2024-11-05 era has no POST at its URL: it wants a GET
+    // event stream first, which names where to POST.
+    if is_initialize && matches!(status.as_u16(), 400 | 404 | 405) {
+        return match legacy::open(transport.clone(), backend.clone(), handler.clone()).await {
+            Ok(endpoint) => legacy::post(transport, backend, &endpoint, &message, reply_id).await,
+            Err(e) => {
+                let reason =
+                    format!("initialize answered HTTP {status}, and the 2024-11-05 HTTP+SSE transport failed: {e}");
+                fail(backend, reply_id, reason)
+            }
+        };
+    }
+    if !status.is_success() {
+        let body = response.text().await.unwrap_or_default();
+        return fail(backend, reply_id, format!("HTTP {status}: {}", snippet(&body)));
+    }
+    let each = |m: Value| dispatch(backend, handler.as_ref(), m, origin);
+    let mut position = match transport.read(response, each).await {
+        Ok(position) => position,
+        Err(e) => return fail(backend, reply_id, e),
+    };
+    let Some(id) = reply_id.clone() else { return };
+    // The stream ended before the answer: the server may be polling (it closes
+    // streams and expects a GET with `Last-Event-ID`), or the connection
+    // dropped. Resume where it ended, after the server's `retry`. (Answered or
+    // cancelled, the request is no longer awaited.)
+    let mut fruitless = 0;
+    while !transport.stop.is_cancelled() && backend.awaits_answer(&id) {
+        let Some(last) = position.last_event_id.clone() else {
+            return fail(backend, reply_id, "the server's answer held no response".into());
+        };
+        if fruitless == RESUMPTIONS {
+            return fail(backend, reply_id, format!("the answer stream stopped after event {last}"));
+        }
+        fruitless += 1;
+        tokio::select! {
+            _ = transport.stop.cancelled() => return,
+            _ = tokio::time::sleep(position.retry.unwrap_or(Duration::from_millis(500))) => {}
+        }
+        debug!(server = %transport.server, last, "resuming the answer stream");
+        match transport.get_stream(Some(&last)).await {
+            Ok(r) if r.status().is_success() => {
+                if let Ok(resumed) = transport.read(r, each).await
+                    && resumed.last_event_id.is_some()
+                {
+                    fruitless = 0;
+                    position.last_event_id = resumed.last_event_id;
+                    position.retry = resumed.retry.or(position.retry);
+                }
+            }
+            Ok(r) => {
+                let reason = format!("resuming the answer stream answered HTTP {}", r.status());
+                return fail(backend, reply_id, reason);
+            }
+            Err(e) => debug!(server = %transport.server, error = %e, "resuming the answer stream failed"),
+        }
+    }
+}
+
+/// The start of a body, for an error message.
+fn snippet(body: &str) -> String {
+    body.chars().take(200).collect()
+}
+
+/// Answers a request that could not be delivered with an error naming the server.
+fn fail(backend: &Backend, id: Option<Value>, reason: String) {
+    warn!(server = %backend.server, "{reason}");
+    if let Some(id) = id {
+        let message = format!("server `{}`: {reason}", backend.server);
+        backend.deliver(jsonrpc::error(id, jsonrpc::INTERNAL_ERROR, message));
+    }
+}
+
+#[cfg(test)]
+mod tests;
