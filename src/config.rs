@@ -267,6 +267,20 @@ pub struct HttpConfig {
     pub allowed_hosts: Vec<String>,
     #[serde(default = "default_http_body")]
     pub max_body_bytes: usize,
+    /// Open connections at most; more are closed as they arrive.
+    #[serde(default = "default_http_connections")]
+    pub max_connections: usize,
+    /// Live sessions at most; an `initialize` beyond gets 503.
+    #[serde(default = "default_http_sessions")]
+    pub max_sessions: usize,
+    /// A session with no request in flight and no stream open for this long is
+    /// closed; its next request gets 404, which tells the client to start anew.
+    #[serde(default = "default_http_session_idle", with = "humantime_serde")]
+    pub session_idle_timeout: std::time::Duration,
+    /// How long a client may take to send a request's headers, and again its
+    /// body; a slower one is cut off (slowloris).
+    #[serde(default = "default_http_read_timeout", with = "humantime_serde")]
+    pub read_timeout: std::time::Duration,
 }
 
 fn default_http_listen() -> String {
@@ -274,6 +288,18 @@ fn default_http_listen() -> String {
 }
 fn default_http_body() -> usize {
     4 * 1024 * 1024
+}
+fn default_http_connections() -> usize {
+    512
+}
+fn default_http_sessions() -> usize {
+    256
+}
+fn default_http_read_timeout() -> std::time::Duration {
+    std::time::Duration::from_secs(10)
+}
+fn default_http_session_idle() -> std::time::Duration {
+    std::time::Duration::from_secs(3600)
 }
 
 /// Who may use the HTTP front door, strongest first.

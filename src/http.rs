@@ -8,12 +8,19 @@
 //! sorting the session's outgoing messages onto the right stream (the answer
 //! and the progress of a request go back on the POST that sent it; anything
 //! else on the session's GET stream).
+//!
+//! Everything an outsider controls is bounded: connections (`max_connections`),
+//! the time to send headers and then a body (`read_timeout`), body size,
+//! sessions (`max_sessions`), how far a client may fall behind reading its
+//! streams ([`STREAM_QUEUE`], then its session is closed), and how long an
+//! unused session lives (`session_idle_timeout`).
 
 use crate::lock;
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
@@ -24,10 +31,11 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
 use tokio_stream::StreamExt;
-use tokio_stream::wrappers::UnboundedReceiverStream;
+use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::config::{HttpConfig, TokenEntry};
 use crate::jsonrpc::{self, Kind};
@@ -40,6 +48,9 @@ const VERSION_HEADER: &str = "mcp-protocol-version";
 const CWD_HEADER: &str = "x-mcp-gateway-cwd";
 /// Messages kept for a session that has no GET stream open.
 const BACKLOG: usize = 256;
+/// Messages a stream holds for a client that is slow to read it; a client that
+/// falls this far behind has its session closed, so it cannot grow the daemon.
+const STREAM_QUEUE: usize = 1024;
 
 /// Who a request was authenticated as.
 #[derive(Debug, Clone, Default)]
@@ -50,17 +61,57 @@ struct Caller {
 
 /// One HTTP session: the pipe into its gateway session and the open streams.
 struct HttpSession {
+    id: String,
     to_gateway: mpsc::UnboundedSender<Vec<u8>>,
     /// Request id (as JSON text) → the POST stream waiting for its answer.
-    waiting: Mutex<HashMap<String, mpsc::UnboundedSender<Value>>>,
+    waiting: Mutex<HashMap<String, mpsc::Sender<Value>>>,
     /// Progress token (as JSON text) → request id (as JSON text).
     tokens: Mutex<HashMap<String, String>>,
-    get_stream: Mutex<Option<mpsc::UnboundedSender<Value>>>,
+    get_stream: Mutex<Option<mpsc::Sender<Value>>>,
     backlog: Mutex<VecDeque<Value>>,
+    /// When the client last sent a request or a stream of its ended.
+    last_active: Mutex<Instant>,
     closed: CancellationToken,
 }
 
 impl HttpSession {
+    fn touch(&self) {
+        *lock(&self.last_active) = Instant::now();
+    }
+
+    /// Unused for `timeout`: nothing in flight, no stream open.
+    fn idle_for(&self, timeout: Duration) -> bool {
+        lock(&self.waiting).is_empty()
+            && lock(&self.get_stream).as_ref().is_none_or(mpsc::Sender::is_closed)
+            && lock(&self.last_active).elapsed() >= timeout
+    }
+
+    /// Ends the session: its gateway session ends with the pipe, and dropping
+    /// the streams' senders ends the streams.
+    fn close(&self) {
+        self.closed.cancel();
+        lock(&self.waiting).clear();
+        lock(&self.tokens).clear();
+        *lock(&self.get_stream) = None;
+        lock(&self.backlog).clear();
+    }
+
+    /// Puts a message on a stream; `Err` gives it back when the stream is gone.
+    fn offer(&self, stream: &mpsc::Sender<Value>, message: Value) -> Result<(), Value> {
+        match stream.try_send(message) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Closed(message)) => Err(message),
+            Err(TrySendError::Full(_)) => {
+                warn!(
+                    session = self.id,
+                    "the HTTP client is not reading its event stream ({STREAM_QUEUE} messages behind); closing its session"
+                );
+                self.close();
+                Ok(())
+            }
+        }
+    }
+
     /// Sorts one message from the gateway session onto a stream.
     fn dispatch(&self, message: Value) {
         let key = message.get("id").map(Value::to_string);
@@ -77,9 +128,9 @@ impl HttpSession {
             _ => None,
         };
         let message = match target {
-            Some(stream) => match stream.send(message) {
+            Some(stream) => match self.offer(&stream, message) {
                 Ok(()) => return,
-                Err(mpsc::error::SendError(message)) => message,
+                Err(message) => message,
             },
             None => message,
         };
@@ -87,9 +138,15 @@ impl HttpSession {
     }
 
     fn to_get_stream(&self, message: Value) {
-        if let Some(stream) = lock(&self.get_stream).as_ref()
-            && stream.send(message.clone()).is_ok()
-        {
+        let stream = lock(&self.get_stream).clone();
+        let message = match stream {
+            Some(stream) => match self.offer(&stream, message) {
+                Ok(()) => return,
+                Err(message) => message,
+            },
+            None => message,
+        };
+        if self.closed.is_cancelled() {
             return;
         }
         let mut backlog = lock(&self.backlog);
@@ -102,6 +159,7 @@ impl HttpSession {
     fn forget(&self, request: &str) {
         lock(&self.waiting).remove(request);
         lock(&self.tokens).retain(|_, r| r != request);
+        self.touch();
     }
 }
 
@@ -162,20 +220,86 @@ pub async fn serve(gateway: Arc<Gateway>, shutdown: CancellationToken) -> std::i
         shutdown: shutdown.clone(),
         config: config.clone(),
     });
+    tokio::spawn(expire_idle_sessions(front.clone()));
     let app = Router::new()
         .route("/mcp", axum::routing::post(post).get(get).delete(delete))
         .layer(middleware::from_fn_with_state(front.clone(), guard))
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .with_state(front);
     info!(%addr, "HTTP front door listening at /mcp");
-    tokio::spawn(async move {
-        let serve = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move { shutdown.cancelled().await });
-        if let Err(e) = serve.await {
-            warn!(error = %e, "the HTTP front door stopped");
-        }
-    });
+    tokio::spawn(accept_loop(listener, app, config, shutdown));
     Ok(Some(addr))
+}
+
+/// Serves each connection, up to `max_connections` at once (more are closed as
+/// they arrive), each with a deadline for its request headers.
+async fn accept_loop(listener: tokio::net::TcpListener, app: Router, config: HttpConfig, shutdown: CancellationToken) {
+    let connections = Arc::new(tokio::sync::Semaphore::new(config.max_connections));
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of file descriptors, most likely: pause rather than spin.
+                warn!(error = %e, "the HTTP front door could not accept a connection");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            warn!(%peer, limit = config.max_connections, "too many HTTP connections; closed a new one");
+            continue;
+        };
+        let (app, shutdown, read_timeout) = (app.clone(), shutdown.clone(), config.read_timeout);
+        tokio::spawn(async move {
+            let _permit = permit;
+            let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                let mut request = request.map(axum::body::Body::new);
+                request.extensions_mut().insert(ConnectInfo(peer));
+                tower_service::Service::call(&mut app.clone(), request)
+            });
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(read_timeout);
+            let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            tokio::select! {
+                result = connection.as_mut() => {
+                    if let Err(e) = result {
+                        debug!(%peer, error = %e, "an HTTP connection ended with an error");
+                    }
+                    return;
+                }
+                _ = shutdown.cancelled() => connection.as_mut().graceful_shutdown(),
+            }
+            let _ = connection.await;
+        });
+    }
+}
+
+/// Closes sessions unused for `session_idle_timeout`, so that clients that go
+/// away without a DELETE do not keep gateway sessions forever.
+async fn expire_idle_sessions(front: Arc<FrontDoor>) {
+    let timeout = front.config.session_idle_timeout;
+    let period = (timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = front.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(period) => {}
+        }
+        let expired: Vec<Arc<HttpSession>> = {
+            let mut sessions = lock(&front.sessions);
+            let ids: Vec<String> =
+                sessions.iter().filter(|(_, s)| s.idle_for(timeout)).map(|(id, _)| id.clone()).collect();
+            ids.iter().filter_map(|id| sessions.remove(id)).collect()
+        };
+        for session in expired {
+            info!(session = session.id, ?timeout, "closed an HTTP session unused for its idle timeout");
+            session.close();
+        }
+    }
 }
 
 fn plain(status: StatusCode, text: &'static str) -> Response {
@@ -252,10 +376,14 @@ fn json_response(status: StatusCode, body: &Value) -> Response {
 async fn post(State(front): State<Arc<FrontDoor>>, request: Request) -> Response {
     let caller = request.extensions().get::<Caller>().cloned().unwrap_or_default();
     let (parts, body) = request.into_parts();
-    let body = match axum::body::to_bytes(body, front.config.max_body_bytes).await {
-        Ok(body) => body,
-        Err(_) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "body too large"),
-    };
+    let body =
+        match tokio::time::timeout(front.config.read_timeout, axum::body::to_bytes(body, front.config.max_body_bytes))
+            .await
+        {
+            Ok(Ok(body)) => body,
+            Ok(Err(_)) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "body too large"),
+            Err(_) => return plain(StatusCode::REQUEST_TIMEOUT, "the body took too long"),
+        };
     let message: Value = match serde_json::from_slice(&body) {
         Ok(message) => message,
         Err(e) => {
@@ -279,7 +407,8 @@ async fn post(State(front): State<Arc<FrontDoor>>, request: Request) -> Response
         let cwd = parts.headers.get(CWD_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string);
         match open_session(&front, &caller, cwd).await {
             Ok((id, session)) => (session, Some(id)),
-            Err(reason) => {
+            Err(OpenError::Full) => return plain(StatusCode::SERVICE_UNAVAILABLE, "too many sessions"),
+            Err(OpenError::Refused(reason)) => {
                 return json_response(
                     StatusCode::BAD_REQUEST,
                     &jsonrpc::error(
@@ -296,6 +425,7 @@ async fn post(State(front): State<Arc<FrontDoor>>, request: Request) -> Response
             Err((status, reason)) => return plain(status, reason),
         }
     };
+    session.touch();
     let mut line = body.to_vec();
     line.retain(|b| *b != b'\n' && *b != b'\r');
     line.push(b'\n');
@@ -304,7 +434,7 @@ async fn post(State(front): State<Arc<FrontDoor>>, request: Request) -> Response
         return StatusCode::ACCEPTED.into_response();
     }
     let request_key = message.get("id").map(Value::to_string).unwrap_or_default();
-    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (tx, mut rx) = mpsc::channel(STREAM_QUEUE);
     lock(&session.waiting).insert(request_key.clone(), tx);
     if let Some(token) = jsonrpc::progress_token(jsonrpc::params(&message)) {
         lock(&session.tokens).insert(token.to_string(), request_key.clone());
@@ -330,13 +460,13 @@ async fn post(State(front): State<Arc<FrontDoor>>, request: Request) -> Response
 
 /// The events of one POST: messages until (and including) the answer.
 fn request_stream(
-    rx: mpsc::UnboundedReceiver<Value>,
+    rx: mpsc::Receiver<Value>,
     session: Arc<HttpSession>,
     request_key: String,
 ) -> impl tokio_stream::Stream<Item = Result<Event, Infallible>> {
     let guard = ForgetOnDrop { session, request_key: request_key.clone() };
     let mut finished = false;
-    UnboundedReceiverStream::new(rx)
+    ReceiverStream::new(rx)
         .take_while(move |message| {
             let keep = !finished;
             if message.get("id").map(Value::to_string).as_deref() == Some(request_key.as_str())
@@ -364,11 +494,38 @@ impl Drop for ForgetOnDrop {
     }
 }
 
+/// Why no session was opened.
+enum OpenError {
+    /// `max_sessions` are live.
+    Full,
+    /// The gateway refused the session (its reason).
+    Refused(String),
+}
+
+impl From<String> for OpenError {
+    fn from(reason: String) -> Self {
+        OpenError::Refused(reason)
+    }
+}
+
+/// The GET stream's hold on its session: its end counts as use.
+struct TouchOnDrop(Arc<HttpSession>);
+
+impl Drop for TouchOnDrop {
+    fn drop(&mut self) {
+        self.0.touch();
+    }
+}
+
 async fn open_session(
     front: &Arc<FrontDoor>,
     caller: &Caller,
     cwd: Option<String>,
-) -> Result<(String, Arc<HttpSession>), String> {
+) -> Result<(String, Arc<HttpSession>), OpenError> {
+    if lock(&front.sessions).len() >= front.config.max_sessions {
+        warn!(limit = front.config.max_sessions, "too many HTTP sessions; refused a new one");
+        return Err(OpenError::Full);
+    }
     let (ours, theirs) = tokio::io::duplex(256 * 1024);
     tokio::spawn(crate::session::serve_connection(front.gateway.clone(), theirs, front.shutdown.clone()));
     let (read, mut write) = tokio::io::split(ours);
@@ -384,18 +541,21 @@ async fn open_session(
     line.push(b'\n');
     write.write_all(&line).await.map_err(|e| e.to_string())?;
     let mut lines = BufReader::new(read).lines();
-    let reply = lines.next_line().await.map_err(|e| e.to_string())?.ok_or("the session closed")?;
+    let reply = lines.next_line().await.map_err(|e| e.to_string())?.ok_or("the session closed".to_string())?;
     let reply: crate::preamble::PreambleReply = serde_json::from_str(&reply).map_err(|e| e.to_string())?;
     if let Some(error) = reply.error {
-        return Err(error);
+        return Err(error.into());
     }
     let (to_gateway, mut outgoing) = mpsc::unbounded_channel::<Vec<u8>>();
+    let id = front.gateway.unguessable_id("http-session", 32);
     let session = Arc::new(HttpSession {
+        id: id.clone(),
         to_gateway,
         waiting: Mutex::new(HashMap::new()),
         tokens: Mutex::new(HashMap::new()),
         get_stream: Mutex::new(None),
         backlog: Mutex::new(VecDeque::new()),
+        last_active: Mutex::new(Instant::now()),
         closed: CancellationToken::new(),
     });
     let closed = session.closed.clone();
@@ -413,6 +573,7 @@ async fn open_session(
     });
     let reader = session.clone();
     let closed = session.closed.clone();
+    let front_for_reader = front.clone();
     tokio::spawn(async move {
         loop {
             let line = tokio::select! {
@@ -424,9 +585,11 @@ async fn open_session(
                 reader.dispatch(message);
             }
         }
-        // With both halves of the pipe dropped, the gateway session ends.
+        // With both halves of the pipe dropped, the gateway session ends; and
+        // a gateway session that ended (the daemon is stopping) ends this one.
+        lock(&front_for_reader.sessions).remove(&reader.id);
+        reader.close();
     });
-    let id = front.gateway.confirmation_code() + &front.gateway.confirmation_code();
     lock(&front.sessions).insert(id.clone(), session.clone());
     Ok((id, session))
 }
@@ -441,13 +604,18 @@ async fn get(State(front): State<Arc<FrontDoor>>, headers: HeaderMap) -> Respons
         Ok(session) => session,
         Err((status, reason)) => return plain(status, reason),
     };
-    let (tx, rx) = mpsc::unbounded_channel();
+    session.touch();
+    let (tx, rx) = mpsc::channel(STREAM_QUEUE);
     for message in lock(&session.backlog).drain(..) {
-        let _ = tx.send(message);
+        let _ = tx.try_send(message);
     }
     *lock(&session.get_stream) = Some(tx);
-    let stream = UnboundedReceiverStream::new(rx)
-        .map(|m: Value| Ok::<_, Infallible>(Event::default().event("message").data(m.to_string())));
+    // The session counts as used until the stream ends.
+    let guard = TouchOnDrop(session);
+    let stream = ReceiverStream::new(rx).map(move |m: Value| {
+        let _keep_alive = &guard;
+        Ok::<_, Infallible>(Event::default().event("message").data(m.to_string()))
+    });
     Sse::new(stream).keep_alive(KeepAlive::default()).into_response()
 }
 
@@ -457,7 +625,7 @@ async fn delete(State(front): State<Arc<FrontDoor>>, headers: HeaderMap) -> Resp
     };
     match lock(&front.sessions).remove(id) {
         Some(session) => {
-            session.closed.cancel();
+            session.close();
             StatusCode::NO_CONTENT.into_response()
         }
         None => plain(StatusCode::NOT_FOUND, "unknown or expired session"),

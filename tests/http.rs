@@ -8,9 +8,14 @@ use reqwest::blocking::{Client as Http, Response};
 use serde_json::{Value, json};
 
 fn front_door(auth: &str) -> (TestGateway, String) {
+    front_door_with(auth, "")
+}
+
+/// A front door with `settings` (indented lines) added to its `http:` section.
+fn front_door_with(auth: &str, settings: &str) -> (TestGateway, String) {
     let mut gw = TestGateway::new();
     gw.write_config(&format!(
-        "http:\n  listen: \"127.0.0.1:0\"\n  auth: {auth}\nservers:\n  fx:\n{}",
+        "http:\n  listen: \"127.0.0.1:0\"\n  auth: {auth}\n{settings}servers:\n  fx:\n{}",
         fixture_server("http")
     ));
     gw.daemon_env.push(("GATEWAY_TOKEN".into(), "tok-123".into()));
@@ -154,4 +159,75 @@ fn the_python_sdk_speaks_to_the_front_door() {
         assert_eq!(result["progress"], 2, "progress on the POST stream: {result}");
         assert_eq!(result["slow_error"], false);
     }
+}
+
+/// Reads from a raw connection until the server closes it; what it sent.
+fn read_to_close(stream: &mut std::net::TcpStream) -> Vec<u8> {
+    use std::io::Read;
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let mut seen = Vec::new();
+    let _ = stream.read_to_end(&mut seen);
+    seen
+}
+
+#[test]
+fn limits_hold_against_greedy_and_slow_clients_and_unused_sessions_expire() {
+    use std::io::Write;
+    let (gw, url) = front_door_with(
+        "{ bearer_tokens: [\"${GATEWAY_TOKEN}\"] }",
+        "  max_connections: 3\n  max_sessions: 2\n  read_timeout: 2s\n  session_idle_timeout: 1s\n",
+    );
+    let addr = url.trim_start_matches("http://").trim_end_matches("/mcp").to_string();
+    let request = format!("POST /mcp HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 2\r\n\r\n{{}}");
+
+    // Connections: three idle ones fill the front door; a fourth is closed
+    // unanswered, and once they are gone a new one is served.
+    let idle: Vec<_> = (0..3).map(|_| std::net::TcpStream::connect(&addr).unwrap()).collect();
+    let mut fourth = std::net::TcpStream::connect(&addr).unwrap();
+    let _ = fourth.write_all(request.as_bytes());
+    assert_eq!(read_to_close(&mut fourth), b"", "the connection over the limit got no answer");
+    drop(idle);
+    let mut served = Vec::new();
+    assert!(
+        wait_until(TIMEOUT, || {
+            let mut next = std::net::TcpStream::connect(&addr).unwrap();
+            let _ = next.write_all(request.as_bytes());
+            served = read_to_close(&mut next);
+            !served.is_empty()
+        }),
+        "a connection under the limit is served"
+    );
+    assert!(String::from_utf8_lossy(&served).starts_with("HTTP/1.1 401"), "{}", String::from_utf8_lossy(&served));
+
+    // Slow headers: a client that never finishes its request is cut off.
+    let mut slow = std::net::TcpStream::connect(&addr).unwrap();
+    slow.write_all(b"POST /mcp HTTP/1.1\r\nHost: ").unwrap();
+    let started = std::time::Instant::now();
+    let answer = read_to_close(&mut slow);
+    assert!(started.elapsed() < TIMEOUT, "the slow client was cut off, not left hanging");
+    assert!(!String::from_utf8_lossy(&answer).contains("200"), "{}", String::from_utf8_lossy(&answer));
+
+    // Sessions: two at most; unused ones expire, and their ids then get 404.
+    let http = Http::builder().pool_max_idle_per_host(0).build().unwrap();
+    let auth = [("authorization", "Bearer tok-123")];
+    let first = initialize(&http, &url, &auth);
+    let _second = initialize(&http, &url, &auth);
+    let third = post(
+        &http,
+        &url,
+        &auth,
+        &json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"third","version":"1"}}}),
+    );
+    assert_eq!(third.status(), 503, "a third session is refused");
+    // (Watched through the daemon's status: a request would be a use.)
+    assert!(
+        wait_until(TIMEOUT, || status(&gw)["sessions"].as_array().is_some_and(Vec::is_empty)),
+        "unused sessions expire, and their gateway sessions end: {}",
+        status(&gw)
+    );
+    let with_first = [auth[0], ("mcp-session-id", first.as_str())];
+    let list = json!({"jsonrpc":"2.0","id":1,"method":"tools/list"});
+    assert_eq!(post(&http, &url, &with_first, &list).status(), 404, "an expired session id is unknown");
+    initialize(&http, &url, &auth);
+    assert!(gw.daemon_log().contains("closed an HTTP session unused"), "{}", gw.daemon_log());
 }

@@ -130,8 +130,17 @@ impl Gateway {
 
     /// A fresh, unguessable confirmation code.
     pub fn confirmation_code(&self) -> String {
-        let nonce = format!("{:?}{:?}", std::time::SystemTime::now(), std::thread::current().id());
-        self.hasher.digest([nonce.as_str(), "confirmation"])[..8].to_string()
+        self.unguessable_id("confirmation", 8)
+    }
+
+    /// `len` hex digits no outsider can predict: a keyed hash (under the key
+    /// made at daemon start) of the time and a counter.
+    pub fn unguessable_id(&self, purpose: &str, len: usize) -> String {
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let count = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let nonce = format!("{:?}/{count}", std::time::SystemTime::now());
+        let digest = self.hasher.digest([nonce.as_str(), purpose]);
+        digest[..len.min(digest.len())].to_string()
     }
 
     pub fn server_for(&self, session: &SessionInfo, name: &str) -> Option<ServerConfig> {
