@@ -231,3 +231,52 @@ fn limits_hold_against_greedy_and_slow_clients_and_unused_sessions_expire() {
     initialize(&http, &url, &auth);
     assert!(gw.daemon_log().contains("closed an HTTP session unused"), "{}", gw.daemon_log());
 }
+
+/// Reads an SSE body until a line starting with `prefix`; returns that line.
+fn read_until_line(response: &mut Response, prefix: &str) -> String {
+    use std::io::BufRead;
+    let mut reader = std::io::BufReader::new(response);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(reader.read_line(&mut line).unwrap() > 0, "the stream ended before `{prefix}`");
+        if line.starts_with(prefix) {
+            return line.trim_end().to_string();
+        }
+    }
+}
+
+#[test]
+fn a_request_stream_that_drops_is_resumed_with_last_event_id() {
+    let (_gw, url) = front_door("{ bearer_tokens: [\"${GATEWAY_TOKEN}\"] }");
+    let http = Http::new();
+    let auth = [("authorization", "Bearer tok-123")];
+    let session = initialize(&http, &url, &auth);
+    let with_session = [auth[0], ("mcp-session-id", session.as_str()), ("mcp-protocol-version", "2025-11-25")];
+    post(&http, &url, &with_session, &json!({"jsonrpc":"2.0","method":"notifications/initialized"}));
+    // A 2025-11-25 client is given the stream's event id first (priming)...
+    let mut call = post(
+        &http,
+        &url,
+        &with_session,
+        &json!({"jsonrpc":"2.0","id":"long","method":"tools/call","params":{"name":"fx__slow","arguments":{"seconds":1.0,"message":"resumed"},"_meta":{"progressToken":"p"}}}),
+    );
+    let priming = read_until_line(&mut call, "id:");
+    // ...and its connection drops mid-call, which does not cancel the call.
+    drop(call);
+    let last_event_id = priming.trim_start_matches("id:").trim().to_string();
+    let resumed = http
+        .get(&url)
+        .header(auth[0].0, auth[0].1)
+        .header("mcp-session-id", &session)
+        .header("accept", "text/event-stream")
+        .header("last-event-id", &last_event_id)
+        .send()
+        .unwrap();
+    assert_eq!(resumed.status(), 200);
+    let events = messages(resumed);
+    let answer = events.last().expect("the rest of the stream");
+    assert_eq!(answer["id"], "long", "{events:?}");
+    assert_eq!(answer["result"]["content"][0]["text"], "slow done: resumed", "{events:?}");
+    assert!(events.iter().any(|m| m["params"]["progressToken"] == "p"), "progress is part of the stream: {events:?}");
+}

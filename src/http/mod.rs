@@ -12,15 +12,17 @@
 //! Everything an outsider controls is bounded: connections (`max_connections`),
 //! the time to send headers and then a body (`read_timeout`), body size,
 //! sessions (`max_sessions`), how far a client may fall behind reading its
-//! streams ([`STREAM_QUEUE`], then its session is closed), and how long an
+//! streams ([`session::STREAM_QUEUE`], then its session is closed), and how long an
 //! unused session lives (`session_idle_timeout`).
 
+mod session;
+
 use crate::lock;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
@@ -31,7 +33,6 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
-use tokio::sync::mpsc::error::TrySendError;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
@@ -41,126 +42,17 @@ use crate::config::{HttpConfig, TokenEntry};
 use crate::jsonrpc::{self, Kind};
 use crate::preamble::{PREAMBLE_VERSION, Preamble};
 use crate::router::Gateway;
+use session::{HttpSession, Outgoing, RequestStream};
 
 const SESSION_HEADER: &str = "mcp-session-id";
 const VERSION_HEADER: &str = "mcp-protocol-version";
 /// The header a client may use to name its working directory (its workspace).
 const CWD_HEADER: &str = "x-mcp-gateway-cwd";
-/// Messages kept for a session that has no GET stream open.
-const BACKLOG: usize = 256;
-/// Messages a stream holds for a client that is slow to read it; a client that
-/// falls this far behind has its session closed, so it cannot grow the daemon.
-const STREAM_QUEUE: usize = 1024;
-
 /// Who a request was authenticated as.
 #[derive(Debug, Clone, Default)]
 struct Caller {
     profile: Option<String>,
     workspace: Option<String>,
-}
-
-/// One HTTP session: the pipe into its gateway session and the open streams.
-struct HttpSession {
-    id: String,
-    to_gateway: mpsc::UnboundedSender<Vec<u8>>,
-    /// Request id (as JSON text) → the POST stream waiting for its answer.
-    waiting: Mutex<HashMap<String, mpsc::Sender<Value>>>,
-    /// Progress token (as JSON text) → request id (as JSON text).
-    tokens: Mutex<HashMap<String, String>>,
-    get_stream: Mutex<Option<mpsc::Sender<Value>>>,
-    backlog: Mutex<VecDeque<Value>>,
-    /// When the client last sent a request or a stream of its ended.
-    last_active: Mutex<Instant>,
-    closed: CancellationToken,
-}
-
-impl HttpSession {
-    fn touch(&self) {
-        *lock(&self.last_active) = Instant::now();
-    }
-
-    /// Unused for `timeout`: nothing in flight, no stream open.
-    fn idle_for(&self, timeout: Duration) -> bool {
-        lock(&self.waiting).is_empty()
-            && lock(&self.get_stream).as_ref().is_none_or(mpsc::Sender::is_closed)
-            && lock(&self.last_active).elapsed() >= timeout
-    }
-
-    /// Ends the session: its gateway session ends with the pipe, and dropping
-    /// the streams' senders ends the streams.
-    fn close(&self) {
-        self.closed.cancel();
-        lock(&self.waiting).clear();
-        lock(&self.tokens).clear();
-        *lock(&self.get_stream) = None;
-        lock(&self.backlog).clear();
-    }
-
-    /// Puts a message on a stream; `Err` gives it back when the stream is gone.
-    fn offer(&self, stream: &mpsc::Sender<Value>, message: Value) -> Result<(), Value> {
-        match stream.try_send(message) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Closed(message)) => Err(message),
-            Err(TrySendError::Full(_)) => {
-                warn!(
-                    session = self.id,
-                    "the HTTP client is not reading its event stream ({STREAM_QUEUE} messages behind); closing its session"
-                );
-                self.close();
-                Ok(())
-            }
-        }
-    }
-
-    /// Sorts one message from the gateway session onto a stream.
-    fn dispatch(&self, message: Value) {
-        let key = message.get("id").map(Value::to_string);
-        let target = match jsonrpc::kind(&message) {
-            Kind::Response => key.and_then(|k| lock(&self.waiting).remove(&k)),
-            Kind::Notification if jsonrpc::method(&message) == "notifications/progress" => {
-                let token = jsonrpc::params(&message).get("progressToken").map(Value::to_string);
-                let request = token.and_then(|t| lock(&self.tokens).get(&t).cloned());
-                request.and_then(|r| lock(&self.waiting).get(&r).cloned())
-            }
-            // A server request goes out on a POST stream still waiting for its
-            // answer (the call that caused it), else on the GET stream.
-            Kind::Request => lock(&self.waiting).values().next().cloned(),
-            _ => None,
-        };
-        let message = match target {
-            Some(stream) => match self.offer(&stream, message) {
-                Ok(()) => return,
-                Err(message) => message,
-            },
-            None => message,
-        };
-        self.to_get_stream(message);
-    }
-
-    fn to_get_stream(&self, message: Value) {
-        let stream = lock(&self.get_stream).clone();
-        let message = match stream {
-            Some(stream) => match self.offer(&stream, message) {
-                Ok(()) => return,
-                Err(message) => message,
-            },
-            None => message,
-        };
-        if self.closed.is_cancelled() {
-            return;
-        }
-        let mut backlog = lock(&self.backlog);
-        if backlog.len() == BACKLOG {
-            backlog.pop_front();
-        }
-        backlog.push_back(message);
-    }
-
-    fn forget(&self, request: &str) {
-        lock(&self.waiting).remove(request);
-        lock(&self.tokens).retain(|_, r| r != request);
-        self.touch();
-    }
 }
 
 struct FrontDoor {
@@ -434,63 +326,92 @@ async fn post(State(front): State<Arc<FrontDoor>>, request: Request) -> Response
         return StatusCode::ACCEPTED.into_response();
     }
     let request_key = message.get("id").map(Value::to_string).unwrap_or_default();
-    let (tx, mut rx) = mpsc::channel(STREAM_QUEUE);
-    lock(&session.waiting).insert(request_key.clone(), tx);
-    if let Some(token) = jsonrpc::progress_token(jsonrpc::params(&message)) {
-        lock(&session.tokens).insert(token.to_string(), request_key.clone());
-    }
+    let (stream, mut rx) = session.open_request(&request_key, jsonrpc::progress_token(jsonrpc::params(&message)));
     if session.to_gateway.send(line).is_err() {
-        session.forget(&request_key);
+        session.abandon(&request_key, &stream);
         return plain(StatusCode::NOT_FOUND, "session closed");
     }
     if is_initialize {
         // The handshake answers in plain JSON, with the session id.
         let answer = rx.recv().await;
-        session.forget(&request_key);
-        let Some(answer) = answer else { return plain(StatusCode::INTERNAL_SERVER_ERROR, "session closed") };
+        session.detach(&stream, true);
+        let Some((_, answer, _)) = answer else { return plain(StatusCode::INTERNAL_SERVER_ERROR, "session closed") };
         let mut response = json_response(StatusCode::OK, &answer);
         if let Some(id) = new_id.and_then(|id| HeaderValue::from_str(&id).ok()) {
             response.headers_mut().insert(SESSION_HEADER, id);
         }
         return response;
     }
-    // Everything for this request, then its answer, on one SSE stream.
-    Sse::new(request_stream(rx, session.clone(), request_key)).keep_alive(KeepAlive::default()).into_response()
+    // Everything for this request, then its answer, on one SSE stream. A
+    // client of 2025-11-25 or later is first given the stream's event id, so it
+    // can resume even before the first message; older clients would take the
+    // empty event for a malformed message.
+    let version = parts.headers.get(VERSION_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("2025-03-26");
+    let priming = (version >= "2025-11-25").then(|| format!("{}-0", stream.number));
+    event_stream(request_events(rx, session, stream, priming))
 }
 
-/// The events of one POST: messages until (and including) the answer.
-fn request_stream(
-    rx: mpsc::Receiver<Value>,
+/// An SSE response, with keep-alive comments.
+fn event_stream(events: impl tokio_stream::Stream<Item = Result<Event, Infallible>> + Send + 'static) -> Response {
+    Sse::new(events).keep_alive(KeepAlive::default()).into_response()
+}
+
+/// How a client is told to wait before resuming a stream that dropped.
+const RESUME_AFTER: Duration = Duration::from_millis(500);
+
+/// The events of one request's stream: messages until (and including) the
+/// answer, each with its event id. `priming`: an empty first event with an id.
+fn request_events(
+    rx: mpsc::Receiver<Outgoing>,
     session: Arc<HttpSession>,
-    request_key: String,
+    stream: Arc<RequestStream>,
+    priming: Option<String>,
 ) -> impl tokio_stream::Stream<Item = Result<Event, Infallible>> {
-    let guard = ForgetOnDrop { session, request_key: request_key.clone() };
+    let mut guard = DetachOnDrop { session, stream, answer_sent: false };
+    let first = priming.map(|id| Ok(Event::default().id(id).retry(RESUME_AFTER).data("")));
     let mut finished = false;
-    ReceiverStream::new(rx)
-        .take_while(move |message| {
+    let messages = ReceiverStream::new(rx)
+        .take_while(move |(_, _, answer)| {
             let keep = !finished;
-            if message.get("id").map(Value::to_string).as_deref() == Some(request_key.as_str())
-                && jsonrpc::kind(message) == Kind::Response
-            {
-                finished = true;
-            }
+            finished |= *answer;
             keep
         })
-        .map(move |message| {
-            let _keep_alive = &guard;
-            Ok(Event::default().event("message").data(message.to_string()))
-        })
+        .map(move |(id, message, answer)| {
+            let guard = &mut guard; // the whole guard: it lives as long as the stream
+            guard.answer_sent |= answer;
+            Ok(to_event(id, &message))
+        });
+    tokio_stream::iter(first).chain(messages)
 }
 
-/// A POST stream that ends (answered, or the client went away) forgets its request.
-struct ForgetOnDrop {
+fn to_event(id: Option<String>, message: &Value) -> Event {
+    let event = Event::default().event("message").data(message.to_string());
+    match id {
+        Some(id) => event.id(id),
+        None => event,
+    }
+}
+
+/// A request's stream whose connection ends: forgotten once the answer went
+/// out, else kept for the client to resume.
+struct DetachOnDrop {
     session: Arc<HttpSession>,
-    request_key: String,
+    stream: Arc<RequestStream>,
+    answer_sent: bool,
 }
 
-impl Drop for ForgetOnDrop {
+impl Drop for DetachOnDrop {
     fn drop(&mut self) {
-        self.session.forget(&self.request_key);
+        self.session.detach(&self.stream, self.answer_sent);
+    }
+}
+
+/// The standalone GET stream's hold on its session: its end counts as use.
+struct TouchOnDrop(Arc<HttpSession>);
+
+impl Drop for TouchOnDrop {
+    fn drop(&mut self) {
+        self.0.touch();
     }
 }
 
@@ -505,15 +426,6 @@ enum OpenError {
 impl From<String> for OpenError {
     fn from(reason: String) -> Self {
         OpenError::Refused(reason)
-    }
-}
-
-/// The GET stream's hold on its session: its end counts as use.
-struct TouchOnDrop(Arc<HttpSession>);
-
-impl Drop for TouchOnDrop {
-    fn drop(&mut self) {
-        self.0.touch();
     }
 }
 
@@ -548,16 +460,7 @@ async fn open_session(
     }
     let (to_gateway, mut outgoing) = mpsc::unbounded_channel::<Vec<u8>>();
     let id = front.gateway.unguessable_id("http-session", 32);
-    let session = Arc::new(HttpSession {
-        id: id.clone(),
-        to_gateway,
-        waiting: Mutex::new(HashMap::new()),
-        tokens: Mutex::new(HashMap::new()),
-        get_stream: Mutex::new(None),
-        backlog: Mutex::new(VecDeque::new()),
-        last_active: Mutex::new(Instant::now()),
-        closed: CancellationToken::new(),
-    });
+    let session = Arc::new(HttpSession::new(id.clone(), to_gateway));
     let closed = session.closed.clone();
     tokio::spawn(async move {
         loop {
@@ -605,18 +508,19 @@ async fn get(State(front): State<Arc<FrontDoor>>, headers: HeaderMap) -> Respons
         Err((status, reason)) => return plain(status, reason),
     };
     session.touch();
-    let (tx, rx) = mpsc::channel(STREAM_QUEUE);
-    for message in lock(&session.backlog).drain(..) {
-        let _ = tx.try_send(message);
+    // A client resuming a request's stream gets the rest of it.
+    let last_event = headers.get("last-event-id").and_then(|v| v.to_str().ok());
+    if let Some((stream, rx)) = last_event.and_then(|id| session.resume(id)) {
+        return event_stream(request_events(rx, session, stream, None));
     }
-    *lock(&session.get_stream) = Some(tx);
+    let rx = session.open_get_stream();
     // The session counts as used until the stream ends.
     let guard = TouchOnDrop(session);
-    let stream = ReceiverStream::new(rx).map(move |m: Value| {
+    let events = ReceiverStream::new(rx).map(move |(id, message, _)| {
         let _keep_alive = &guard;
-        Ok::<_, Infallible>(Event::default().event("message").data(m.to_string()))
+        Ok::<_, Infallible>(to_event(id, &message))
     });
-    Sse::new(stream).keep_alive(KeepAlive::default()).into_response()
+    event_stream(events)
 }
 
 async fn delete(State(front): State<Arc<FrontDoor>>, headers: HeaderMap) -> Response {
