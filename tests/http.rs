@@ -44,11 +44,15 @@ fn messages(response: Response) -> Vec<Value> {
 }
 
 fn initialize(http: &Http, url: &str, auth: &[(&str, &str)]) -> String {
+    initialize_at(http, url, auth, "2025-06-18")
+}
+
+fn initialize_at(http: &Http, url: &str, auth: &[(&str, &str)], version: &str) -> String {
     let response = post(
         http,
         url,
         auth,
-        &json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"http-test","version":"1"}}}),
+        &json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":version,"capabilities":{},"clientInfo":{"name":"http-test","version":"1"}}}),
     );
     assert_eq!(response.status(), 200);
     let session = response.headers().get("mcp-session-id").expect("a session id").to_str().unwrap().to_string();
@@ -251,7 +255,7 @@ fn a_request_stream_that_drops_is_resumed_with_last_event_id() {
     let (_gw, url) = front_door("{ bearer_tokens: [\"${GATEWAY_TOKEN}\"] }");
     let http = Http::new();
     let auth = [("authorization", "Bearer tok-123")];
-    let session = initialize(&http, &url, &auth);
+    let session = initialize_at(&http, &url, &auth, "2025-11-25");
     let with_session = [auth[0], ("mcp-session-id", session.as_str()), ("mcp-protocol-version", "2025-11-25")];
     post(&http, &url, &with_session, &json!({"jsonrpc":"2.0","method":"notifications/initialized"}));
     // A 2025-11-25 client is given the stream's event id first (priming)...
@@ -262,6 +266,7 @@ fn a_request_stream_that_drops_is_resumed_with_last_event_id() {
         &json!({"jsonrpc":"2.0","id":"long","method":"tools/call","params":{"name":"fx__slow","arguments":{"seconds":1.0,"message":"resumed"},"_meta":{"progressToken":"p"}}}),
     );
     let priming = read_until_line(&mut call, "id:");
+    assert!(priming.ends_with("-0"), "the first event is the priming one: {priming}");
     // ...and its connection drops mid-call, which does not cancel the call.
     drop(call);
     let last_event_id = priming.trim_start_matches("id:").trim().to_string();

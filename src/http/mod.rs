@@ -336,6 +336,9 @@ async fn post(State(front): State<Arc<FrontDoor>>, request: Request) -> Response
         let answer = rx.recv().await;
         session.detach(&stream, true);
         let Some((_, answer, _)) = answer else { return plain(StatusCode::INTERNAL_SERVER_ERROR, "session closed") };
+        if let Some(version) = answer["result"]["protocolVersion"].as_str() {
+            let _ = session.protocol_version.set(version.to_string());
+        }
         let mut response = json_response(StatusCode::OK, &answer);
         if let Some(id) = new_id.and_then(|id| HeaderValue::from_str(&id).ok()) {
             response.headers_mut().insert(SESSION_HEADER, id);
@@ -343,10 +346,11 @@ async fn post(State(front): State<Arc<FrontDoor>>, request: Request) -> Response
         return response;
     }
     // Everything for this request, then its answer, on one SSE stream. A
-    // client of 2025-11-25 or later is first given the stream's event id, so it
-    // can resume even before the first message; older clients would take the
-    // empty event for a malformed message.
-    let version = parts.headers.get(VERSION_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("2025-03-26");
+    // session of 2025-11-25 or later is first given the stream's event id, so
+    // it can resume even before the first message; older clients would take
+    // the empty event for a malformed message. (The version the session
+    // negotiated, not the header: some clients send a stale one.)
+    let version = session.protocol_version.get().map_or("2025-03-26", String::as_str);
     let priming = (version >= "2025-11-25").then(|| format!("{}-0", stream.number));
     event_stream(request_events(rx, session, stream, priming))
 }

@@ -117,6 +117,8 @@ pub(super) struct HttpSession {
     backlog: Mutex<VecDeque<Value>>,
     /// When the client last sent a request or a stream of its ended.
     last_active: Mutex<Instant>,
+    /// The protocol version `initialize` settled on.
+    pub protocol_version: std::sync::OnceLock<String>,
     pub closed: CancellationToken,
 }
 
@@ -132,6 +134,7 @@ impl HttpSession {
             get_stream: Mutex::default(),
             backlog: Mutex::default(),
             last_active: Mutex::new(Instant::now()),
+            protocol_version: std::sync::OnceLock::new(),
             closed: CancellationToken::new(),
         }
     }

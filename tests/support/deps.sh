@@ -6,7 +6,8 @@
 #
 #   cache: $MCP_GATEWAY_TEST_DEPS, else ${XDG_CACHE_HOME:-$HOME/.cache}/mcp-gateway-test-deps
 #   <cache>/npm    an npm project: Node 22 (the node-linux-<arch> package), npm,
-#                  and the MCP reference servers, all at exact versions
+#                  the MCP reference servers and the conformance suite, all at
+#                  exact versions
 #   <cache>/bin    node, npm, npx, all running on that Node 22
 #   <cache>/venv   a Python venv with the `mcp` SDK (and its dependencies pinned)
 #   <cache>/env    the KEY=VALUE lines, printed as they are on every later run
@@ -20,6 +21,7 @@ NPM_VERSION=10.9.9 # the npm line Node 22 ships with
 EVERYTHING_VERSION=2026.8.31
 MEMORY_VERSION=2026.8.31
 FILESYSTEM_VERSION=2026.8.31
+CONFORMANCE_VERSION=0.1.16 # the official conformance suite (its `server` mode)
 PYTHON_MCP_VERSION=2.3.0
 # Everything `mcp` pulls in, as resolved for it, so a new release of a
 # dependency cannot change the client under the tests.
@@ -52,7 +54,7 @@ typing-inspection==0.4.5
 typing_extensions==4.16.0
 uvicorn==0.54.0
 "
-LAYOUT=2 # bump when the cache layout or the printed lines change
+LAYOUT=3 # bump when the cache layout or the printed lines change
 
 log() { echo "deps.sh: $*" >&2; }
 die() {
@@ -92,7 +94,7 @@ ENV_FILE="$CACHE/env"
 STAMP="$CACHE/.stamp"
 NODE_REAL="$NPM_DIR/node_modules/$NODE_PKG/bin/node"
 
-NPM_PINS="layout=$LAYOUT $NODE_PKG=$NODE_VERSION npm=$NPM_VERSION everything=$EVERYTHING_VERSION memory=$MEMORY_VERSION filesystem=$FILESYSTEM_VERSION"
+NPM_PINS="layout=$LAYOUT $NODE_PKG=$NODE_VERSION npm=$NPM_VERSION everything=$EVERYTHING_VERSION memory=$MEMORY_VERSION filesystem=$FILESYSTEM_VERSION conformance=$CONFORMANCE_VERSION"
 PY_PINS="layout=$LAYOUT mcp=$PYTHON_MCP_VERSION $(tr '\n' ' ' <<<"$PYTHON_CONSTRAINTS")"
 ALL_PINS="$NPM_PINS | $PY_PINS"
 
@@ -206,7 +208,8 @@ install_npm() {
     "npm": "$NPM_VERSION",
     "@modelcontextprotocol/server-everything": "$EVERYTHING_VERSION",
     "@modelcontextprotocol/server-memory": "$MEMORY_VERSION",
-    "@modelcontextprotocol/server-filesystem": "$FILESYSTEM_VERSION"
+    "@modelcontextprotocol/server-filesystem": "$FILESYSTEM_VERSION",
+    "@modelcontextprotocol/conformance": "$CONFORMANCE_VERSION"
   }
 }
 JSON
@@ -288,6 +291,7 @@ install_all() {
     echo "MCP_TEST_EVERYTHING_JS=$(entry_js @modelcontextprotocol/server-everything)"
     echo "MCP_TEST_MEMORY_JS=$(entry_js @modelcontextprotocol/server-memory)"
     echo "MCP_TEST_FILESYSTEM_JS=$(entry_js @modelcontextprotocol/server-filesystem)"
+    echo "MCP_TEST_CONFORMANCE_JS=$(entry_js @modelcontextprotocol/conformance)"
     echo "MCP_TEST_PYTHON=$VENV/bin/python"
   } >"$ENV_FILE.tmp"
   mv "$ENV_FILE.tmp" "$ENV_FILE"
