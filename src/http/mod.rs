@@ -352,7 +352,22 @@ async fn post(State(front): State<Arc<FrontDoor>>, request: Request) -> Response
     // negotiated, not the header: some clients send a stale one.)
     let version = session.protocol_version.get().map_or("2025-03-26", String::as_str);
     let priming = (version >= "2025-11-25").then(|| format!("{}-0", stream.number));
-    event_stream(request_events(rx, session, stream, priming))
+    let response = event_stream(request_events(rx, session, stream));
+    match priming {
+        Some(id) => primed(response, &id),
+        None => response,
+    }
+}
+
+/// Puts a priming event (an id, a `retry`, empty data) before an event
+/// stream's first event. axum's encoder leaves out a `data` field that is
+/// empty, and an event without one is never dispatched, so clients would not
+/// learn the id: this one frame is written here, the rest stays axum's.
+fn primed(response: Response, id: &str) -> Response {
+    let frame = format!("id: {id}\nretry: {}\ndata:\n\n", RESUME_AFTER.as_millis());
+    let (parts, body) = response.into_parts();
+    let first = tokio_stream::once(Ok::<_, axum::Error>(bytes::Bytes::from(frame)));
+    Response::from_parts(parts, axum::body::Body::from_stream(first.chain(body.into_data_stream())))
 }
 
 /// An SSE response, with keep-alive comments.
@@ -364,17 +379,15 @@ fn event_stream(events: impl tokio_stream::Stream<Item = Result<Event, Infallibl
 const RESUME_AFTER: Duration = Duration::from_millis(500);
 
 /// The events of one request's stream: messages until (and including) the
-/// answer, each with its event id. `priming`: an empty first event with an id.
+/// answer, each with its event id.
 fn request_events(
     rx: mpsc::Receiver<Outgoing>,
     session: Arc<HttpSession>,
     stream: Arc<RequestStream>,
-    priming: Option<String>,
 ) -> impl tokio_stream::Stream<Item = Result<Event, Infallible>> {
     let mut guard = DetachOnDrop { session, stream, answer_sent: false };
-    let first = priming.map(|id| Ok(Event::default().id(id).retry(RESUME_AFTER).data("")));
     let mut finished = false;
-    let messages = ReceiverStream::new(rx)
+    ReceiverStream::new(rx)
         .take_while(move |(_, _, answer)| {
             let keep = !finished;
             finished |= *answer;
@@ -384,8 +397,7 @@ fn request_events(
             let guard = &mut guard; // the whole guard: it lives as long as the stream
             guard.answer_sent |= answer;
             Ok(to_event(id, &message))
-        });
-    tokio_stream::iter(first).chain(messages)
+        })
 }
 
 fn to_event(id: Option<String>, message: &Value) -> Event {
@@ -515,7 +527,7 @@ async fn get(State(front): State<Arc<FrontDoor>>, headers: HeaderMap) -> Respons
     // A client resuming a request's stream gets the rest of it.
     let last_event = headers.get("last-event-id").and_then(|v| v.to_str().ok());
     if let Some((stream, rx)) = last_event.and_then(|id| session.resume(id)) {
-        return event_stream(request_events(rx, session, stream, None));
+        return event_stream(request_events(rx, session, stream));
     }
     let rx = session.open_get_stream();
     // The session counts as used until the stream ends.

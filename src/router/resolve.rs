@@ -139,8 +139,15 @@ impl Gateway {
         static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let count = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let nonce = format!("{:?}/{count}", std::time::SystemTime::now());
-        let digest = self.hasher.digest([nonce.as_str(), purpose]);
-        digest[..len.min(digest.len())].to_string()
+        let mut id = String::new();
+        for part in 0u32.. {
+            if id.len() >= len {
+                break;
+            }
+            id.push_str(&self.hasher.digest([nonce.as_str(), purpose, &part.to_string()]));
+        }
+        id.truncate(len);
+        id
     }
 
     pub fn server_for(&self, session: &SessionInfo, name: &str) -> Option<ServerConfig> {
