@@ -61,9 +61,14 @@ fn five_python_sessions_share_one_server_everything() {
 fn python_client_in_legacy_and_auto_mode() {
     let mut gw = everything_gateway();
     gw.start();
-    for mode in ["legacy", "auto"] {
+    for (mode, era) in [("legacy", "2025-11-25"), ("auto", "2026-07-28")] {
         let summary = run_client_script(&gw, "basic.py", &["--mode", mode]);
         assert_eq!(summary["server"], "mcp-gateway", "{mode}: {summary}");
+        // auto probes `server/discover`: the gateway answers it (the modern era,
+        // in front of a handshake-era server) rather than let the client wait
+        // out its 10 s probe timeout.
+        assert_eq!(summary["protocolVersion"], era, "{mode}: {summary}");
+        assert!(summary["connectSeconds"].as_f64().unwrap() < 5.0, "{mode}: no probe stall: {summary}");
         assert!(summary["tools"].as_u64().unwrap() >= 5, "{mode}: {summary}");
         assert!(summary["echo"].as_str().unwrap().contains("hello"), "{mode}: {summary}");
         assert!(summary["prompts"].as_u64().unwrap() >= 1, "{mode}: {summary}");

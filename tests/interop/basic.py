@@ -1,15 +1,19 @@
 """One session through the shim: the handshake, the tool list, echo and get-sum of
 server-everything, the prompt and resource lists, and one resource read.
 
-Output: {"protocolVersion", "server", "tools", "echo", "sum", "prompts",
-"resources", "resourceTemplates", "read"}
+Output: {"protocolVersion", "connectSeconds", "server", "tools", "echo", "sum",
+"prompts", "resources", "resourceTemplates", "read"}
 """
+import time
+
 from _common import client, fail, finish, parser, run, text_of
 
 
 async def main():
     args = parser(__doc__).parse_args()
+    started = time.monotonic()
     async with client(args) as c:
+        connect_seconds = time.monotonic() - started
         version = c.protocol_version
         server = c.server_info.name if c.server_info else None
         print(f"protocolVersion={version} server={server}", flush=True)
@@ -45,6 +49,7 @@ async def main():
 
     finish({
         "protocolVersion": version,
+        "connectSeconds": connect_seconds,
         "server": server,
         "tools": len(names),
         "echo": echo_text,

@@ -5,6 +5,12 @@
 //! Each request runs as its own task so a slow tool never holds up the session;
 //! a client's `notifications/cancelled`, or its disconnect, drops the task, which
 //! tells the backend (see `Backend::request`).
+//!
+//! A connection speaks the handshake era (`initialize`) or the modern one
+//! (2026-07-28, an envelope on every request), decided by its first request;
+//! [`modern`] holds what the modern era adds.
+
+mod modern;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -28,6 +34,7 @@ use crate::framing::{Frame, LineCodec};
 use crate::jsonrpc::{self, Kind};
 use crate::preamble::{self, PreambleReply};
 use crate::router::{Gateway, LogLevel, SessionInfo};
+use modern::{Era, ModernFront};
 
 /// Protocol versions the front side speaks, newest first.
 pub const SUPPORTED_PROTOCOL_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
@@ -86,7 +93,8 @@ where
             return;
         }
         let (tx, rx) = mpsc::unbounded_channel();
-        let writer = tokio::spawn(write_messages(write, rx).in_current_span());
+        let front = Arc::new(ModernFront::default());
+        let writer = tokio::spawn(write_messages(write, rx, front.clone()).in_current_span());
         let info = SessionInfo {
             id,
             sink: SessionSink::new(id, tx),
@@ -103,7 +111,7 @@ where
         };
         gateway.register_session(info.clone());
         info!(cwd = ?info.cwd, workspace = %info.workspace.display(), profile = ?info.profile, "session started");
-        let session = Arc::new(Session::new(gateway.clone(), info));
+        let session = Arc::new(Session::new(gateway.clone(), info, front));
         session.run(frames, shutdown).await;
         gateway.unregister_session(id);
         drop(session);
@@ -120,11 +128,18 @@ async fn write_json<W: AsyncWrite, T: serde::Serialize>(write: &mut WriteHalf<W>
     write.write_all(&line).await
 }
 
-async fn write_messages<W: AsyncWrite>(mut write: WriteHalf<W>, mut rx: mpsc::UnboundedReceiver<Value>) {
-    while let Some(message) = rx.recv().await {
-        if let Err(e) = write.write_all(&jsonrpc::to_line(&message)).await {
-            debug!(error = %e, "client connection closed while writing");
-            break;
+async fn write_messages<W: AsyncWrite>(
+    mut write: WriteHalf<W>,
+    mut rx: mpsc::UnboundedReceiver<Value>,
+    front: Arc<ModernFront>,
+) {
+    'messages: while let Some(message) = rx.recv().await {
+        let messages = if front.is_modern() { front.outgoing(message) } else { vec![message] };
+        for message in messages {
+            if let Err(e) = write.write_all(&jsonrpc::to_line(&message)).await {
+                debug!(error = %e, "client connection closed while writing");
+                break 'messages;
+            }
         }
     }
     let _ = write.shutdown().await;
@@ -160,19 +175,22 @@ struct Session {
     /// The gateway's own questions to the client (elicitation), by id.
     asks: Mutex<HashMap<String, tokio::sync::oneshot::Sender<Value>>>,
     next_ask: std::sync::atomic::AtomicU64,
+    /// The modern era's state (listen streams, parked calls), shared with the writer.
+    modern: Arc<ModernFront>,
 }
 
 /// The result of one request: a response to send, or nothing (cancelled).
 type Outcome = Option<Value>;
 
 impl Session {
-    fn new(gateway: Arc<Gateway>, info: SessionInfo) -> Self {
+    fn new(gateway: Arc<Gateway>, info: SessionInfo, modern: Arc<ModernFront>) -> Self {
         Self {
             gateway,
             info,
             in_flight: Mutex::new(HashMap::new()),
             asks: Mutex::new(HashMap::new()),
             next_ask: std::sync::atomic::AtomicU64::new(1),
+            modern,
         }
     }
 
@@ -343,9 +361,20 @@ impl Session {
         }
     }
 
-    async fn on_request(&self, id: Value, message: Value) -> Value {
+    async fn on_request(self: &Arc<Self>, id: Value, message: Value) -> Value {
+        let method = jsonrpc::method(&message);
+        debug!(method, %id, "request");
+        let era = *self.modern.era.get_or_init(|| {
+            if modern::opens_modern(method, jsonrpc::params(&message)) { Era::Modern } else { Era::Handshake }
+        });
+        match era {
+            Era::Handshake => self.on_handshake_request(id, message).await,
+            Era::Modern => self.on_modern_request(id, message).await,
+        }
+    }
+
+    async fn on_handshake_request(&self, id: Value, message: Value) -> Value {
         let params = jsonrpc::params(&message).clone();
-        debug!(method = jsonrpc::method(&message), %id, "request");
         match jsonrpc::method(&message) {
             "initialize" => jsonrpc::result(id, self.initialize(&params)),
             "ping" => jsonrpc::result(id, json!({})),
@@ -411,13 +440,20 @@ impl Session {
         info!(client = ?client_name, version, "client initialized the session");
         let capabilities = params.get("capabilities").cloned().unwrap_or(Value::Null);
         self.gateway.set_client_info(self.info.id, client_name, version, capabilities);
+        let mut result = self.server_description();
+        result["protocolVersion"] = version.into();
+        result
+    }
+
+    /// The gateway's capabilities, info and instructions (the backends' own,
+    /// for those it knows), as `initialize` and `server/discover` give them.
+    fn server_description(&self) -> Value {
         let known = self.gateway.known_listings(&self.info);
         let instructions: Vec<String> = known
             .iter()
             .filter_map(|(server, listing)| Some(format!("## {server}\n{}", listing.instructions()?)))
             .collect();
         let mut result = json!({
-            "protocolVersion": version,
             "capabilities": {
                 "tools": {"listChanged": true},
                 "prompts": {"listChanged": true},
