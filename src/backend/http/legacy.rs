@@ -23,6 +23,8 @@ use crate::lock;
 
 /// How long the server has to name its endpoint once the stream is open.
 const ENDPOINT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the server has to take a message (its answer comes later, on the stream).
+const POST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Opens the event stream, waits for its `endpoint` event and keeps reading the
 /// stream on a task of its own. Returns the endpoint, also kept in the transport.
@@ -103,7 +105,11 @@ pub(super) async fn post(
     message: &Value,
     reply_id: Option<Value>,
 ) {
-    let sent = transport.send(|| transport.request_to(reqwest::Method::POST, endpoint.clone()).json(message)).await;
+    // The answer comes on the stream: the POST itself is answered at once, and
+    // one that is not (a server that lost our session may never answer) must not
+    // hold the call forever.
+    let post = || transport.request_to(reqwest::Method::POST, endpoint.clone()).timeout(POST_TIMEOUT).json(message);
+    let sent = transport.send(post).await;
     match sent {
         Ok(r) if r.status().is_success() => {}
         Ok(r) => {
