@@ -107,6 +107,8 @@ pub struct ServerConfig {
     pub tools: ToolFilter,
     /// One line shown to people and models about what the server is for.
     pub description: Option<String>,
+    /// Which protocol era to speak to the server.
+    pub protocol: Protocol,
     /// Digests of the definition, made once when it is read: they are asked
     /// for on every call (the catalog's key), and a definition never changes.
     #[serde(skip)]
@@ -152,6 +154,21 @@ struct RawServer {
     #[serde(default)]
     tools: ToolFilter,
     description: Option<String>,
+    #[serde(default)]
+    protocol: Protocol,
+}
+
+/// Which protocol era the gateway speaks to a server: `auto` asks with
+/// `server/discover` (2026-07-28) first and falls back to `initialize`, once per
+/// definition; `handshake` and `modern` skip the question (for a server that
+/// mishandles an unknown first request, or one known to be modern).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    #[default]
+    Auto,
+    Handshake,
+    Modern,
 }
 
 fn yes() -> bool {
@@ -203,6 +220,7 @@ impl TryFrom<RawServer> for ServerConfig {
             idle_timeout: raw.idle_timeout,
             tools: raw.tools,
             description: raw.description,
+            protocol: raw.protocol,
             digests: Digests::default(),
         };
         server.digests = Digests { fingerprint: server.compute_fingerprint(), revision: server.compute_revision() };

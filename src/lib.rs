@@ -16,6 +16,7 @@ pub mod config;
 pub mod control;
 pub mod credentials;
 pub mod daemon;
+pub mod era;
 pub mod framing;
 pub mod http;
 pub mod install;

@@ -155,3 +155,121 @@ fn a_backend_question_to_a_modern_client_is_an_input_required_round() {
     assert_eq!(replay["error"]["code"], -32602, "{replay}");
     assert!(wait_until(TIMEOUT, || maps_are_empty(&gw)), "{}", status(&gw));
 }
+
+/// The config entry for the modern fixture server (Python SDK 2.x, stdio).
+fn modern_server() -> String {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/modern_server.py");
+    format!("    command: {}\n    args: [{script:?}]\n", deps().python())
+}
+
+/// A handshake-era client named `name` declaring `capabilities`.
+fn legacy_client(gw: &TestGateway, name: &str, capabilities: Value) -> Client {
+    let mut client = gw.client();
+    let init = client.request(
+        json!(0),
+        "initialize",
+        json!({"protocolVersion": "2025-11-25", "capabilities": capabilities, "clientInfo": {"name": name, "version": "1"}}),
+    );
+    assert!(init.get("result").is_some(), "{init}");
+    client.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    client
+}
+
+fn named_envelope(name: &str, capabilities: &Value) -> Value {
+    let mut meta = envelope(capabilities.clone());
+    meta["io.modelcontextprotocol/clientInfo"]["name"] = name.into();
+    meta
+}
+
+/// A modern client's request `params` with its own named envelope.
+fn as_modern(name: &str, capabilities: &Value, mut params: Value) -> Value {
+    params["_meta"] = named_envelope(name, capabilities);
+    params
+}
+
+/// What `whoami` says the backend saw for this call.
+fn whoami(reply: &Value) -> Value {
+    serde_json::from_str(first_text(reply)).unwrap_or_else(|e| panic!("{e}: {reply}"))
+}
+
+#[test]
+fn one_modern_backend_serves_legacy_and_modern_clients_each_as_itself() {
+    let mut gw = TestGateway::with_servers(&[("m", modern_server())]);
+    gw.start();
+    let elicit = json!({"elicitation": {}});
+    let mut legacy_a = legacy_client(&gw, "legacy-a", elicit.clone());
+    let mut legacy_b = legacy_client(&gw, "legacy-b", json!({"sampling": {}}));
+    let mut modern_c = gw.client();
+    let mut modern_d = gw.client();
+    let c_caps = json!({"elicitation": {"form": {}}});
+    let d_caps = json!({});
+    modern_c.request(json!(1), "server/discover", as_modern("modern-c", &c_caps, json!({})));
+    modern_d.request(json!(1), "server/discover", as_modern("modern-d", &d_caps, json!({})));
+
+    // Each request reaches the one backend with its own client's envelope.
+    let a = whoami(&legacy_a.call_tool(json!(1), "m__whoami", json!({})));
+    let b = whoami(&legacy_b.call_tool(json!(1), "m__whoami", json!({})));
+    let c =
+        whoami(&modern_c.request(json!(2), "tools/call", as_modern("modern-c", &c_caps, json!({"name": "m__whoami"}))));
+    let d =
+        whoami(&modern_d.request(json!(2), "tools/call", as_modern("modern-d", &d_caps, json!({"name": "m__whoami"}))));
+    assert_eq!((a["era"].as_str(), a["clientInfo"].as_str()), (Some("modern"), Some("legacy-a")), "{a}");
+    assert_eq!(a["capabilities"], elicit, "{a}");
+    assert_eq!(b["clientInfo"], "legacy-b", "{b}");
+    assert_eq!(b["capabilities"], json!({"sampling": {}}), "{b}");
+    assert_eq!(c["clientInfo"], "modern-c", "{c}");
+    assert_eq!(c["capabilities"], c_caps, "{c}");
+    assert_eq!(d["clientInfo"], "modern-d", "{d}");
+    assert_eq!(gw.count("modern_server.py"), 1, "one backend process for all four");
+    let backends = status(&gw)["backends"].clone();
+    assert_eq!(backends.as_array().map(Vec::len), Some(1), "{backends}");
+
+    // A question from the server: the legacy client is asked for real (the
+    // gateway runs the rounds), the modern one gets input_required and retries.
+    legacy_a.send(&json!({"jsonrpc": "2.0", "id": "ask", "method": "tools/call",
+        "params": {"name": "m__two_rounds", "arguments": {}}}));
+    for answer in ["one", "two"] {
+        let question = loop {
+            let m = legacy_a.recv_within(TIMEOUT).unwrap_or_else(|| panic!("no question\n{}", gw.daemon_log()));
+            if m["method"] == "elicitation/create" {
+                break m;
+            }
+        };
+        legacy_a.send(&json!({"jsonrpc": "2.0", "id": question["id"],
+            "result": {"action": "accept", "content": {"answer": answer}}}));
+    }
+    let done = legacy_a.response(&json!("ask"));
+    assert_eq!(first_text(&done), "first=one, second=two", "{done}");
+    assert!(done["result"].get("resultType").is_none(), "a handshake-era client gets no modern fields: {done}");
+
+    let asked = modern_c.request(
+        json!(3),
+        "tools/call",
+        as_modern("modern-c", &c_caps, json!({"name": "m__ask", "arguments": {"question": "colour?"}})),
+    );
+    assert_eq!(asked["result"]["resultType"], "input_required", "{asked}");
+    let (key, question) = asked["result"]["inputRequests"].as_object().unwrap().iter().next().unwrap();
+    assert_eq!(question["method"], "elicitation/create");
+    let mut retry = json!({"name": "m__ask", "arguments": {"question": "colour?"},
+        "inputResponses": {key.clone(): {"action": "accept", "content": {"answer": "blue"}}},
+        "requestState": asked["result"]["requestState"]});
+    retry["_meta"] = named_envelope("modern-c", &c_caps);
+    let answered = modern_c.request(json!(4), "tools/call", retry);
+    assert_eq!(first_text(&answered), "answer: blue", "{answered}");
+
+    // List changes: to the listening modern client (stamped), to the legacy
+    // clients as ever, and not to the modern client that does not listen.
+    modern_c.send(&json!({"jsonrpc": "2.0", "id": "L", "method": "subscriptions/listen",
+        "params": as_modern("modern-c", &c_caps, json!({"notifications": {"toolsListChanged": true}}))}));
+    let ack = modern_c.recv_within(TIMEOUT).expect("acknowledged");
+    assert_eq!(ack["method"], "notifications/subscriptions/acknowledged", "{ack}");
+    let added = legacy_b.call_tool(json!(2), "m__add_tool", json!({"name": "fresh"}));
+    assert!(added.get("result").is_some(), "{added}");
+    let changed = modern_c.recv_within(TIMEOUT).unwrap_or_else(|| panic!("no list change\n{}", gw.daemon_log()));
+    assert_eq!(changed["method"], "notifications/tools/list_changed", "{changed}");
+    assert_eq!(changed["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], "L");
+    assert!(wait_until(TIMEOUT, || legacy_a.tool_names().contains(&"m__fresh".to_string())), "the new tool is listed");
+    modern_d.gather(Duration::from_millis(200));
+    assert!(modern_d.stash.iter().all(|m| m["method"] != "notifications/tools/list_changed"), "{:?}", modern_d.stash);
+    assert!(wait_until(TIMEOUT, || maps_are_empty(&gw)), "{}", status(&gw));
+}

@@ -131,8 +131,13 @@ pub struct Backend {
     handed_out: AtomicBool,
     /// When a health ping last went out (or the instance started).
     last_ping: Mutex<Instant>,
-    /// The backend's `initialize` result, once it answered.
+    /// The backend's `initialize` result, once it answered (for a modern
+    /// server, its `server/discover` result seen as one).
     initialize: std::sync::OnceLock<Value>,
+    /// The server speaks the modern era: every request carries an envelope.
+    modern: AtomicBool,
+    /// A modern server's listen stream, held by the gateway.
+    listening: Mutex<Listening>,
     pub pid: Option<u32>,
     pub started: Instant,
     pending: PendingTable,
@@ -170,6 +175,8 @@ impl Backend {
             handed_out: AtomicBool::new(false),
             last_ping: Mutex::new(Instant::now()),
             initialize: std::sync::OnceLock::new(),
+            modern: AtomicBool::new(false),
+            listening: Mutex::default(),
             pid,
             started: Instant::now(),
             pending: PendingTable::default(),
@@ -181,6 +188,49 @@ impl Backend {
             stderr: Arc::new(StderrRing::default()),
             exit_status: Mutex::new(None),
         }
+    }
+
+    /// Records that the server speaks the modern era.
+    pub(crate) fn set_modern(&self) {
+        self.modern.store(true, Ordering::Release);
+    }
+
+    /// Whether the server speaks the modern era (an envelope on every request).
+    pub fn is_modern(&self) -> bool {
+        self.modern.load(Ordering::Acquire)
+    }
+
+    /// (Re)opens the gateway's listen stream on a modern server, for every list
+    /// change and the resources sessions subscribed to (the modern era's
+    /// `resources/subscribe`), after adding or removing `change`'s URI. A
+    /// listen never ends, so it is sent outside the pending table; the one it
+    /// replaces is cancelled.
+    pub(crate) fn listen(&self, change: Option<(&str, bool)>) {
+        let mut listening = lock(&self.listening);
+        match change {
+            Some((uri, true)) => {
+                listening.uris.insert(uri.to_string());
+            }
+            Some((uri, false)) => {
+                listening.uris.remove(uri);
+            }
+            None => {}
+        }
+        if let Some(old) = listening.id.take() {
+            self.notify("notifications/cancelled", serde_json::json!({ "requestId": old }));
+        }
+        listening.opened += 1;
+        let id = format!("{LISTEN_PREFIX}{}", listening.opened);
+        let mut notifications = serde_json::json!({
+            "toolsListChanged": true, "promptsListChanged": true, "resourcesListChanged": true,
+        });
+        if !listening.uris.is_empty() {
+            notifications["resourceSubscriptions"] = serde_json::json!(listening.uris);
+        }
+        let mut params = serde_json::json!({ "notifications": notifications });
+        crate::era::stamp(&mut params, &crate::era::gateway_envelope());
+        self.send(&jsonrpc::request(Value::from(id.clone()), "subscriptions/listen", params));
+        listening.id = Some(id);
     }
 
     /// Records the `initialize` result.
@@ -222,6 +272,11 @@ impl Backend {
             lock(&self.users).insert(sink.id);
         }
         let _touch_when_done = sink.map(|_| TouchOnDrop(self));
+        // A modern server needs an envelope on everything: the caller's (see
+        // `Gateway::forward`), else the gateway's own.
+        if self.is_modern() && !crate::era::has_envelope(&params) {
+            crate::era::stamp(&mut params, &crate::era::gateway_envelope());
+        }
         let (id, rx) = self.pending.register(sink, &mut params);
         let guard = CancelOnDrop { backend: self, id, armed: true };
         let message = jsonrpc::request(Value::from(id), method, params);
@@ -372,6 +427,17 @@ impl Backend {
         self.alive.store(false, Ordering::Release);
         self.pending.fail_all(&self.exit_error());
     }
+}
+
+/// The ids of the gateway's listen streams on modern servers.
+pub const LISTEN_PREFIX: &str = "mcp-gateway-listen-";
+
+#[derive(Default)]
+struct Listening {
+    /// The open listen request's id.
+    id: Option<String>,
+    uris: std::collections::BTreeSet<String>,
+    opened: u64,
 }
 
 /// Marks the backend used when a session request ends, however it ends.

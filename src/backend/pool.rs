@@ -7,9 +7,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::pending::SessionId;
+use super::stdio::EraPlan;
 use super::supervisor::{Health, Supervision};
 use super::{Backend, BackendError, BackendHandler, Identity, Resolved, lock, stdio};
-use crate::config::{ServerConfig, Transport};
+use crate::config::{Protocol, ServerConfig, Transport};
 
 /// A running backend: its connection plus what is needed to stop it.
 struct Instance {
@@ -75,6 +76,9 @@ pub struct BackendPool {
     startup_timeout: Mutex<Duration>,
     max_message_bytes: Mutex<usize>,
     supervision: Mutex<Supervision>,
+    /// Whether a server (by name and definition) speaks the modern era: asked
+    /// once, at its first start, and remembered for the daemon's life.
+    eras: Mutex<HashMap<(String, String), bool>>,
 }
 
 impl BackendPool {
@@ -85,6 +89,7 @@ impl BackendPool {
             startup_timeout: Mutex::new(Duration::from_secs(60)),
             max_message_bytes: Mutex::new(crate::framing::DEFAULT_MAX_MESSAGE_BYTES),
             supervision: Mutex::new(Supervision::default()),
+            eras: Mutex::new(HashMap::new()),
         }
     }
 
@@ -143,6 +148,16 @@ impl BackendPool {
                 (Some(super::docker::run_command(resolved, &name)), Some(name))
             }
         };
+        let era_key = (identity.server.clone(), config.fingerprint());
+        let era = match config.protocol {
+            Protocol::Handshake => EraPlan::Handshake,
+            Protocol::Modern => EraPlan::Modern,
+            Protocol::Auto => match lock(&self.eras).get(&era_key) {
+                Some(true) => EraPlan::Modern,
+                Some(false) => EraPlan::Handshake,
+                None => EraPlan::Probe,
+            },
+        };
         let options = stdio::SpawnOptions {
             identity: identity.clone(),
             config,
@@ -151,9 +166,22 @@ impl BackendPool {
             startup_timeout,
             max_message_bytes: *crate::lock(&self.max_message_bytes),
             handler: self.handler.clone(),
+            era,
         };
         slot.starts.fetch_add(1, Ordering::Relaxed);
         let spawned = stdio::spawn(options).await;
+        // The era is asked once per definition. A server that died on the
+        // question (some exit on any first request but `initialize`) is of the
+        // handshake era.
+        match &spawned {
+            Ok((backend, _)) => {
+                lock(&self.eras).insert(era_key, backend.is_modern());
+            }
+            Err(BackendError::Exited { .. } | BackendError::Closed { .. }) if era == EraPlan::Probe => {
+                lock(&self.eras).insert(era_key, false);
+            }
+            Err(_) => {}
+        }
         self.started(&slot, &mut instance, spawned.map(|(b, p)| (b, Stopper::Process(p))))
     }
 

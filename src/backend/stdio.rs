@@ -46,6 +46,17 @@ pub struct SpawnOptions<'a> {
     pub startup_timeout: Duration,
     pub max_message_bytes: usize,
     pub handler: Arc<dyn BackendHandler>,
+    /// Which era to speak, or whether to ask.
+    pub era: EraPlan,
+}
+
+/// How a new instance's era is settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EraPlan {
+    /// Ask with `server/discover`, fall back to `initialize`.
+    Probe,
+    Handshake,
+    Modern,
 }
 
 /// What the pool needs to stop a backend's process tree.
@@ -142,10 +153,14 @@ pub async fn spawn(options: SpawnOptions<'_>) -> Result<(Arc<Backend>, ProcessHa
     };
     info!(parent: &span, pid, "backend started");
 
-    match initialize(&backend, options.startup_timeout).await {
+    match initialize(&backend, options.startup_timeout, options.era).await {
         Ok(result) => {
             backend.set_initialized(result);
-            backend.notify("notifications/initialized", Value::Null);
+            if backend.is_modern() {
+                backend.listen(None);
+            } else {
+                backend.notify("notifications/initialized", Value::Null);
+            }
             Ok((backend, process))
         }
         Err(e) => {
@@ -156,7 +171,49 @@ pub async fn spawn(options: SpawnOptions<'_>) -> Result<(Arc<Backend>, ProcessHa
     }
 }
 
-pub(crate) async fn initialize(backend: &Backend, timeout: Duration) -> Result<Value, BackendError> {
+/// Settles the era and completes the start: `server/discover` for a modern
+/// server (the answer, seen as an `initialize` result), else `initialize`.
+pub(crate) async fn initialize(backend: &Backend, timeout: Duration, era: EraPlan) -> Result<Value, BackendError> {
+    if era != EraPlan::Handshake {
+        let started = std::time::Instant::now();
+        match discover(backend, timeout).await? {
+            Some(result) => {
+                backend.set_modern();
+                return Ok(result);
+            }
+            None if era == EraPlan::Modern => {
+                return Err(BackendError::Initialize {
+                    server: backend.server.clone(),
+                    message: "configured `protocol: modern`, but it does not answer server/discover".into(),
+                });
+            }
+            None => debug!(elapsed = ?started.elapsed(), "the server is of the handshake era"),
+        }
+        return handshake(backend, timeout.saturating_sub(started.elapsed())).await;
+    }
+    handshake(backend, timeout).await
+}
+
+/// Asks `server/discover`; `Some` with the answer seen as an `initialize` result
+/// when the server speaks a modern version, `None` when it answers anything
+/// else (an error, or only handshake versions).
+async fn discover(backend: &Backend, timeout: Duration) -> Result<Option<Value>, BackendError> {
+    let mut params = json!({});
+    crate::era::stamp(&mut params, &crate::era::gateway_envelope());
+    let response = match tokio::time::timeout(timeout, backend.request("server/discover", params, None)).await {
+        Ok(response) => response?,
+        Err(_) => {
+            return Err(BackendError::StartupTimeout {
+                server: backend.server.clone(),
+                secs: timeout.as_secs(),
+                stderr: stderr_suffix(&backend.stderr_tail(5)),
+            });
+        }
+    };
+    Ok(response.get("result").and_then(crate::era::initialize_from_discover))
+}
+
+async fn handshake(backend: &Backend, timeout: Duration) -> Result<Value, BackendError> {
     // Sampling and elicitation are relayed to the client that caused them. Roots
     // only for a per-workspace instance, whose sessions share one root; other
     // shared backends must not be steered by one terminal's roots (DESIGN.md).
@@ -251,6 +308,12 @@ async fn read_stdout(
 /// opened the stream it came on (HTTP backends), when known.
 pub fn dispatch(backend: &Arc<Backend>, handler: &dyn BackendHandler, message: Value, origin: Option<SessionId>) {
     match jsonrpc::kind(&message) {
+        Kind::Response
+            if message.get("id").and_then(Value::as_str).is_some_and(|id| id.starts_with(super::LISTEN_PREFIX)) =>
+        {
+            let error = message.get("error").map(ToString::to_string).unwrap_or_default();
+            debug!(error, "the server ended the gateway's listen stream (list changes will not be heard)");
+        }
         Kind::Response => {
             if !backend.pending.complete(message) {
                 warn!("dropped a response to an unknown or cancelled request id");

@@ -83,7 +83,8 @@ impl Gateway {
     }
 
     pub(super) fn sync_log_level(&self, backend: &Arc<Backend>) {
-        if !backend.has_capability("logging") {
+        // A modern server takes the level with each request (its envelope).
+        if !backend.has_capability("logging") || backend.is_modern() {
             return;
         }
         let Some(level) = self.sessions_of(backend).iter().filter_map(|s| s.log_level).min() else { return };

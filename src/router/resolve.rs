@@ -280,6 +280,16 @@ impl Gateway {
         let secs = config.request_timeout_secs.unwrap_or_else(|| self.config().request_timeout_secs);
         let call = async {
             let backend = self.backend_of(server, &config, session).await?;
+            let mut params = params;
+            if backend.is_modern() {
+                // Each request speaks for its own client: that client's
+                // capabilities, info and log level (as it declared them last).
+                let current = self.session(session.id);
+                let current = current.as_ref().unwrap_or(session);
+                let level = current.log_level.map(|l| l.as_str());
+                let envelope = crate::era::envelope(&current.capabilities, current.client_name.as_deref(), level);
+                crate::era::stamp(&mut params, &envelope);
+            }
             let _turn = backend.turn().await;
             backend.request(method, params, Some(&session.sink)).await
         };
@@ -331,7 +341,9 @@ pub(super) async fn reap_idle(gateway: Weak<Gateway>) {
                 let backend = backend.clone();
                 let timeout = supervision.health_timeout;
                 tokio::spawn(async move {
-                    let answered = tokio::time::timeout(timeout, backend.request("ping", Value::Null, None)).await;
+                    // The modern era has no `ping`: its cheapest question is discover.
+                    let method = if backend.is_modern() { "server/discover" } else { "ping" };
+                    let answered = tokio::time::timeout(timeout, backend.request(method, Value::Null, None)).await;
                     if answered.is_err() {
                         let reason = format!("did not answer a health ping within {timeout:?}; restarted");
                         tracing::warn!(server = %backend.server, "{reason}");

@@ -70,7 +70,9 @@ impl Gateway {
         let (backend, key) = self.subscription_target(session, uri).await?;
         let _one_change_at_a_time = self.subscriptions.changes.lock().await;
         let first = lock(&self.subscriptions.subscribers).get(&key).is_none_or(HashSet::is_empty);
-        if first {
+        if first && backend.is_modern() {
+            backend.listen(Some((uri, true)));
+        } else if first {
             let response =
                 backend.request("resources/subscribe", json!({ "uri": uri }), None).await.map_err(backend_failure)?;
             if let Some(error) = refused(&response) {
@@ -106,7 +108,9 @@ impl Gateway {
             }
             last
         };
-        if last && backend.is_alive() {
+        if last && backend.is_alive() && backend.is_modern() {
+            backend.listen(Some((&key.1, false)));
+        } else if last && backend.is_alive() {
             let uri = &key.1;
             if let Err(e) = backend.request("resources/unsubscribe", json!({ "uri": uri }), None).await {
                 warn!(server = %backend.server, uri, error = %e, "unsubscribe failed");

@@ -609,9 +609,20 @@ impl Session {
     }
 
     /// Forwards to a backend and relays its response under the client's own id.
+    /// A modern server's answer to a handshake-era client is translated: its
+    /// `input_required` rounds run here, its modern-only fields go.
     async fn forward(&self, id: Value, server: &str, method: &str, params: Value) -> Value {
-        match self.gateway.forward(server, method, params, &self.info).await {
+        let rounds = !self.modern.is_modern() && modern::may_need_input(method);
+        let retry = if rounds { params.clone() } else { Value::Null };
+        let mut answer = self.gateway.forward(server, method, params, &self.info).await;
+        if rounds && let Ok(response) = answer {
+            answer = self.run_input_rounds(server, method, retry, response).await;
+        }
+        match answer {
             Ok(mut response) => {
+                if !self.modern.is_modern() {
+                    crate::era::strip_modern_result(&mut response);
+                }
                 if method == "tools/call" {
                     self.gateway.record_task(self.info.id, server, &response);
                 }
@@ -652,16 +663,23 @@ impl meta::Ask for Session {
     }
 
     fn elicit(&self, params: Value) -> futures_util::future::BoxFuture<'_, Option<Value>> {
-        Box::pin(async move {
-            let n = self.next_ask.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let id = Value::String(format!("mcp-gateway-ask-{n}"));
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            crate::lock(&self.asks).insert(id.to_string(), tx);
-            self.send(jsonrpc::request(id.clone(), "elicitation/create", params));
-            let answer = tokio::time::timeout(ASK_TIMEOUT, rx).await.ok().and_then(Result::ok);
-            crate::lock(&self.asks).remove(&id.to_string());
-            answer.and_then(|a| a.get("result").cloned())
-        })
+        Box::pin(self.ask_client("elicitation/create", params))
+    }
+}
+
+impl Session {
+    /// Asks the client something of the gateway's own (an elicitation, or a
+    /// modern server's question for a handshake-era client); its `result`, or
+    /// `None` if it answered with an error, went away or took too long.
+    async fn ask_client(&self, method: &str, params: Value) -> Option<Value> {
+        let n = self.next_ask.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = Value::String(format!("mcp-gateway-ask-{n}"));
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        crate::lock(&self.asks).insert(id.to_string(), tx);
+        self.send(jsonrpc::request(id.clone(), method, params));
+        let answer = tokio::time::timeout(ASK_TIMEOUT, rx).await.ok().and_then(Result::ok);
+        crate::lock(&self.asks).remove(&id.to_string());
+        answer.and_then(|a| a.get("result").cloned())
     }
 }
 

@@ -23,20 +23,14 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{Instrument, debug};
 
 use super::Session;
+use crate::era::{
+    CAPABILITIES_KEY, CLIENT_INFO_KEY, LOG_LEVEL_KEY, MODERN_VERSIONS, SERVER_INFO_KEY, SUBSCRIPTION_ID_KEY,
+    UNSUPPORTED_VERSION, VERSION_KEY, strip_envelope,
+};
 use crate::jsonrpc::{self, Kind};
 use crate::lock;
 use crate::router::LogLevel;
 
-/// Protocol versions of the modern era the front side speaks.
-pub const MODERN_VERSIONS: &[&str] = &["2026-07-28"];
-pub const VERSION_KEY: &str = "io.modelcontextprotocol/protocolVersion";
-pub const CAPABILITIES_KEY: &str = "io.modelcontextprotocol/clientCapabilities";
-pub const CLIENT_INFO_KEY: &str = "io.modelcontextprotocol/clientInfo";
-pub const LOG_LEVEL_KEY: &str = "io.modelcontextprotocol/logLevel";
-pub const SUBSCRIPTION_ID_KEY: &str = "io.modelcontextprotocol/subscriptionId";
-pub const SERVER_INFO_KEY: &str = "io.modelcontextprotocol/serverInfo";
-/// -32022: the request names a protocol version the server does not speak.
-pub const UNSUPPORTED_VERSION: i64 = -32022;
 /// How long a parked call waits for the client's retry.
 const PARK_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -88,18 +82,6 @@ pub fn envelope(id: &Value, params: &Value, all_versions: &[&str]) -> Result<Env
             .map(str::to_string),
         log_level: meta.get(LOG_LEVEL_KEY).and_then(Value::as_str).map(str::to_string),
     })
-}
-
-/// Removes the envelope from params before they go to a backend (which gets
-/// its own, or none).
-pub fn strip_envelope(params: &mut Value) {
-    let Some(meta) = params.get_mut("_meta").and_then(Value::as_object_mut) else { return };
-    meta.retain(|key, _| !key.starts_with("io.modelcontextprotocol/"));
-    if meta.is_empty()
-        && let Some(params) = params.as_object_mut()
-    {
-        params.remove("_meta");
-    }
 }
 
 /// Adds what a modern result carries to a handshake-era answer: `resultType`,
@@ -402,7 +384,8 @@ impl Session {
     /// and answered `input_required`; the retry carrying `requestState` hands
     /// over the answers and waits on.
     async fn call_in_rounds(self: &Arc<Self>, id: Value, method: &str, mut params: Value) -> Value {
-        if let Some(state) = params.get("requestState").and_then(Value::as_str) {
+        if let Some(state) = params.get("requestState").and_then(Value::as_str).filter(|s| s.starts_with(STATE_PREFIX))
+        {
             let Some(parked) = self.modern.unpark(state) else {
                 return jsonrpc::error(id, jsonrpc::INVALID_PARAMS, "Invalid or expired requestState");
             };
@@ -466,12 +449,72 @@ impl Session {
             input_requests.insert(key.clone(), ask);
             pending.push((key, request.get("id").cloned().unwrap_or(Value::Null)));
         }
-        let state = self.gateway.unguessable_id("request-state", 32);
+        let state = format!("{STATE_PREFIX}{}", self.gateway.unguessable_id("request-state", 32));
         self.modern.park(state.clone(), call, pending);
         jsonrpc::result(
             id,
             json!({ "resultType": "input_required", "inputRequests": input_requests, "requestState": state }),
         )
+    }
+}
+
+/// The methods whose answer may be `input_required`.
+pub fn may_need_input(method: &str) -> bool {
+    matches!(method, "tools/call" | "prompts/get" | "resources/read")
+}
+
+/// Rounds of questions a call may take before the gateway gives up on it.
+const MAX_ROUNDS: usize = 16;
+
+/// What the gateway mints as a `requestState`: recognisable, so that a modern
+/// server's own state (passed through to a modern client) is never taken for one.
+const STATE_PREFIX: &str = "mcp-gateway:";
+
+impl Session {
+    /// A modern server answered a handshake-era client's call `input_required`:
+    /// the gateway asks the client each question as a real request (roots it
+    /// answers itself: the session's workspace), and retries with the answers,
+    /// until the call completes.
+    pub(super) async fn run_input_rounds(
+        &self,
+        server: &str,
+        method: &str,
+        mut params: Value,
+        mut response: Value,
+    ) -> Result<Value, crate::backend::BackendError> {
+        for _ in 0..MAX_ROUNDS {
+            let Some(result) = response.get("result").filter(|r| r["resultType"] == "input_required") else {
+                return Ok(response);
+            };
+            let questions = result.get("inputRequests").and_then(Value::as_object).cloned().unwrap_or_default();
+            let mut answers = serde_json::Map::new();
+            for (key, question) in questions {
+                let asked = jsonrpc::method(&question).to_string();
+                let answer = match asked.as_str() {
+                    "roots/list" => Some(json!({ "roots": [{
+                        "uri": format!("file://{}", self.info.workspace.display()),
+                        "name": self.info.workspace.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                    }] })),
+                    _ => self.ask_client(&asked, jsonrpc::params(&question).clone()).await,
+                };
+                let Some(answer) = answer else {
+                    return Ok(jsonrpc::error(
+                        Value::Null,
+                        jsonrpc::INTERNAL_ERROR,
+                        format!("server `{server}` needed the client to answer `{asked}`, and it did not"),
+                    ));
+                };
+                answers.insert(key, answer);
+            }
+            params["inputResponses"] = Value::Object(answers);
+            params["requestState"] = result.get("requestState").cloned().unwrap_or(Value::Null);
+            response = self.gateway.forward(server, method, params.clone(), &self.info).await?;
+        }
+        Ok(jsonrpc::error(
+            Value::Null,
+            jsonrpc::INTERNAL_ERROR,
+            format!("server `{server}` kept asking for input after {MAX_ROUNDS} rounds; the call was given up"),
+        ))
     }
 }
 

@@ -294,7 +294,7 @@ pub async fn connect(
     let span = tracing::info_span!(parent: None, "backend", server = %server, key = %identity.key.0);
     tokio::spawn(send_loop(transport.clone(), backend.clone(), handler.clone(), lines).instrument(span));
     let handle = HttpHandle { transport, backend: backend.clone() };
-    match super::stdio::initialize(&backend, startup_timeout).await {
+    match super::stdio::initialize(&backend, startup_timeout, super::stdio::EraPlan::Handshake).await {
         Ok(result) => {
             if let Some(version) = result.get("protocolVersion").and_then(Value::as_str) {
                 lock(&handle.transport.conversation).protocol_version = Some(version.to_string());

@@ -1,0 +1,125 @@
+//! The two protocol eras, as far as both sides of the gateway need them: the
+//! handshake era (`initialize`, 2024-11-05 to 2025-11-25) and the modern one
+//! (2026-07-28: no handshake, an envelope in `params._meta` on every request).
+
+use serde_json::{Value, json};
+
+/// Protocol versions of the modern era, newest first.
+pub const MODERN_VERSIONS: &[&str] = &["2026-07-28"];
+pub const VERSION_KEY: &str = "io.modelcontextprotocol/protocolVersion";
+pub const CAPABILITIES_KEY: &str = "io.modelcontextprotocol/clientCapabilities";
+pub const CLIENT_INFO_KEY: &str = "io.modelcontextprotocol/clientInfo";
+pub const LOG_LEVEL_KEY: &str = "io.modelcontextprotocol/logLevel";
+pub const SUBSCRIPTION_ID_KEY: &str = "io.modelcontextprotocol/subscriptionId";
+pub const SERVER_INFO_KEY: &str = "io.modelcontextprotocol/serverInfo";
+/// -32022: the request names a protocol version the peer does not speak.
+pub const UNSUPPORTED_VERSION: i64 = -32022;
+
+/// The envelope a request carries to a modern server for one client.
+pub fn envelope(capabilities: &Value, client_name: Option<&str>, log_level: Option<&str>) -> Value {
+    let mut envelope = json!({
+        VERSION_KEY: MODERN_VERSIONS[0],
+        CAPABILITIES_KEY: if capabilities.is_object() { capabilities.clone() } else { json!({}) },
+        CLIENT_INFO_KEY: {"name": client_name.unwrap_or("mcp-gateway"), "version": crate::VERSION},
+    });
+    if let Some(level) = log_level {
+        envelope[LOG_LEVEL_KEY] = level.into();
+    }
+    envelope
+}
+
+/// The gateway's own envelope (listings, probes): it asks for nothing.
+pub fn gateway_envelope() -> Value {
+    envelope(&json!({}), None, None)
+}
+
+/// Whether `params` already carry an envelope.
+pub fn has_envelope(params: &Value) -> bool {
+    params.get("_meta").and_then(|m| m.get(VERSION_KEY)).is_some()
+}
+
+/// Puts `envelope` into `params._meta`, replacing any envelope there and
+/// keeping the rest (a progress token).
+pub fn stamp(params: &mut Value, envelope: &Value) {
+    if !params.is_object() {
+        *params = json!({});
+    }
+    let meta = params.as_object_mut().map(|p| p.entry("_meta").or_insert_with(|| json!({})));
+    if let Some(meta) = meta.and_then(Value::as_object_mut)
+        && let Some(envelope) = envelope.as_object()
+    {
+        meta.retain(|key, _| !key.starts_with("io.modelcontextprotocol/"));
+        meta.extend(envelope.clone());
+    }
+}
+
+/// Removes the envelope from params (what a handshake-era server gets).
+pub fn strip_envelope(params: &mut Value) {
+    let Some(meta) = params.get_mut("_meta").and_then(Value::as_object_mut) else { return };
+    meta.retain(|key, _| !key.starts_with("io.modelcontextprotocol/"));
+    if meta.is_empty()
+        && let Some(params) = params.as_object_mut()
+    {
+        params.remove("_meta");
+    }
+}
+
+/// A `server/discover` result that names a modern version, seen as the
+/// `initialize` result the rest of the gateway reads (capabilities, info,
+/// instructions); `None` when the server is of the handshake era after all.
+pub fn initialize_from_discover(result: &Value) -> Option<Value> {
+    let versions = result.get("supportedVersions")?.as_array()?;
+    let version = MODERN_VERSIONS.iter().find(|v| versions.iter().any(|s| s == *v))?;
+    let mut initialize = json!({
+        "protocolVersion": version,
+        "capabilities": result.get("capabilities").cloned().unwrap_or_else(|| json!({})),
+        "serverInfo": result.pointer(&format!("/_meta/{}", SERVER_INFO_KEY.replace('/', "~1"))).cloned()
+            .unwrap_or_else(|| json!({"name": "unknown", "version": "unknown"})),
+    });
+    if let Some(instructions) = result.get("instructions") {
+        initialize["instructions"] = instructions.clone();
+    }
+    Some(initialize)
+}
+
+/// Takes what only the modern era has off a result for a handshake-era client.
+pub fn strip_modern_result(response: &mut Value) {
+    if let Some(result) = response.get_mut("result").and_then(Value::as_object_mut)
+        && result.get("resultType").and_then(Value::as_str).is_none_or(|t| t == "complete")
+    {
+        for key in ["resultType", "ttlMs", "cacheScope"] {
+            result.remove(key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamping_replaces_an_envelope_and_keeps_the_rest() {
+        let mut params = json!({"name": "t", "_meta": {"progressToken": 3, VERSION_KEY: "old"}});
+        stamp(&mut params, &envelope(&json!({"sampling": {}}), Some("client"), Some("debug")));
+        assert_eq!(params["_meta"]["progressToken"], 3);
+        assert_eq!(params["_meta"][VERSION_KEY], MODERN_VERSIONS[0]);
+        assert_eq!(params["_meta"][CAPABILITIES_KEY], json!({"sampling": {}}));
+        assert_eq!(params["_meta"][LOG_LEVEL_KEY], "debug");
+        strip_envelope(&mut params);
+        assert_eq!(params, json!({"name": "t", "_meta": {"progressToken": 3}}));
+        let mut bare = Value::Null;
+        stamp(&mut bare, &gateway_envelope());
+        assert!(has_envelope(&bare));
+    }
+
+    #[test]
+    fn a_discover_result_reads_as_an_initialize_result() {
+        let discovered = json!({"resultType": "complete", "supportedVersions": ["2026-07-28"],
+            "capabilities": {"tools": {}}, "ttlMs": 0, "cacheScope": "public",
+            "_meta": {SERVER_INFO_KEY: {"name": "modern", "version": "1"}}});
+        let initialize = initialize_from_discover(&discovered).unwrap();
+        assert_eq!(initialize["serverInfo"]["name"], "modern");
+        assert_eq!(initialize["protocolVersion"], "2026-07-28");
+        assert!(initialize_from_discover(&json!({"supportedVersions": ["2025-11-25"]})).is_none());
+    }
+}
