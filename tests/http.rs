@@ -156,9 +156,12 @@ fn the_python_sdk_speaks_to_the_front_door() {
     ));
     gw.start();
     let url = status(&gw)["http"].as_str().unwrap().to_string();
-    for mode in ["legacy", "auto"] {
+    // auto: the modern era (no session; each POST stands alone) when the
+    // front door speaks it.
+    for (mode, era) in [("legacy", "2025-11-25"), ("auto", "2026-07-28")] {
         let result = run_script(&gw, "http_client.py", &["--url", &url, "--mode", mode]);
         assert_eq!(result["server"], "mcp-gateway", "{result}");
+        assert_eq!(result["protocolVersion"], era, "{mode}: {result}");
         assert!(result["echo"].as_str().unwrap().contains("over http"), "{result}");
         assert_eq!(result["progress"], 2, "progress on the POST stream: {result}");
         assert_eq!(result["slow_error"], false);
@@ -284,4 +287,79 @@ fn a_request_stream_that_drops_is_resumed_with_last_event_id() {
     assert_eq!(answer["id"], "long", "{events:?}");
     assert_eq!(answer["result"]["content"][0]["text"], "slow done: resumed", "{events:?}");
     assert!(events.iter().any(|m| m["params"]["progressToken"] == "p"), "progress is part of the stream: {events:?}");
+}
+
+/// Reads SSE `data:` messages from a response until one satisfies `done`.
+fn read_messages_until(response: &mut Response, mut done: impl FnMut(&Value) -> bool) -> Vec<Value> {
+    use std::io::BufRead;
+    let mut reader = std::io::BufReader::new(response);
+    let mut seen = Vec::new();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(reader.read_line(&mut line).unwrap() > 0, "the stream ended; saw {seen:?}");
+        if let Some(data) = line.strip_prefix("data:").map(str::trim).filter(|d| !d.is_empty()) {
+            let message: Value = serde_json::from_str(data).unwrap();
+            let stop = done(&message);
+            seen.push(message);
+            if stop {
+                return seen;
+            }
+        }
+    }
+}
+
+#[test]
+fn modern_clients_post_without_a_session_and_keep_their_own_ids() {
+    let (_gw, url) = front_door("{ bearer_tokens: [\"${GATEWAY_TOKEN}\"] }");
+    let http = Http::new();
+    let modern = [("authorization", "Bearer tok-123"), ("mcp-protocol-version", "2026-07-28")];
+    let envelope = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {}, "io.modelcontextprotocol/clientInfo": {"name": "h", "version": "1"}});
+    let request = |id: Value, method: &str, mut params: Value| {
+        params["_meta"] = envelope.clone();
+        json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
+    };
+
+    let discovered = messages(post(&http, &url, &modern, &request(json!(1), "server/discover", json!({}))));
+    assert!(discovered.last().unwrap()["result"]["supportedVersions"].to_string().contains("2026-07-28"));
+    let mut mismatched = request(json!(2), "tools/list", json!({}));
+    mismatched["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"] = "2025-11-25".into();
+    let refused = post(&http, &url, &modern, &mismatched);
+    assert_eq!(refused.status(), 400);
+    assert_eq!(messages(refused)[0]["error"]["code"], -32020);
+
+    // Two clients, the same id at once: each gets its own answer under it.
+    let (a, b) = std::thread::scope(|scope| {
+        let slow = scope.spawn(|| {
+            let call = request(
+                json!(7),
+                "tools/call",
+                json!({"name": "fx__slow", "arguments": {"seconds": 0.5, "message": "a"}}),
+            );
+            messages(post(&http, &url, &modern, &call))
+        });
+        let call = request(json!(7), "tools/call", json!({"name": "fx__echo", "arguments": {"message": "b"}}));
+        let b = messages(post(&http, &url, &modern, &call));
+        (slow.join().unwrap(), b)
+    });
+    assert_eq!(a.last().unwrap()["id"], 7);
+    assert_eq!(first_text(a.last().unwrap()), "slow done: a", "{a:?}");
+    assert_eq!(b.last().unwrap()["id"], 7);
+    assert!(first_text(b.last().unwrap()).contains('b'), "{b:?}");
+
+    // A listen stream, over its own POST, with the client's own id on every frame.
+    let listen = request(json!("L"), "subscriptions/listen", json!({"notifications": {"toolsListChanged": true}}));
+    let mut stream = post(&http, &url, &modern, &listen);
+    let ack = read_messages_until(&mut stream, |m| m["method"] == "notifications/subscriptions/acknowledged");
+    assert_eq!(ack.last().unwrap()["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], "L", "{ack:?}");
+    let added = messages(post(
+        &http,
+        &url,
+        &modern,
+        &request(json!(8), "tools/call", json!({"name": "fx__add_tool", "arguments": {"name": "extra"}})),
+    ));
+    assert!(added.last().unwrap().get("result").is_some(), "{added:?}");
+    let changed = read_messages_until(&mut stream, |m| m["method"] == "notifications/tools/list_changed");
+    assert_eq!(changed.last().unwrap()["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], "L");
 }

@@ -15,6 +15,7 @@
 //! streams ([`session::STREAM_QUEUE`], then its session is closed), and how long an
 //! unused session lives (`session_idle_timeout`).
 
+mod modern;
 mod session;
 
 use crate::lock;
@@ -30,7 +31,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
@@ -64,6 +65,8 @@ struct FrontDoor {
     allowed_hosts: Vec<String>,
     allowed_origins: Vec<String>,
     sessions: Mutex<HashMap<String, Arc<HttpSession>>>,
+    /// The shared modern-era session of each caller (see [`modern`]), by caller.
+    modern_sessions: Mutex<HashMap<String, String>>,
     shutdown: CancellationToken,
 }
 
@@ -109,6 +112,7 @@ pub async fn serve(gateway: Arc<Gateway>, shutdown: CancellationToken) -> std::i
         allowed_hosts,
         allowed_origins,
         sessions: Mutex::new(HashMap::new()),
+        modern_sessions: Mutex::new(HashMap::new()),
         shutdown: shutdown.clone(),
         config: config.clone(),
     });
@@ -289,6 +293,9 @@ async fn post(State(front): State<Arc<FrontDoor>>, request: Request) -> Response
         let error = jsonrpc::error(Value::Null, jsonrpc::INVALID_REQUEST, "batches are not supported over HTTP");
         return json_response(StatusCode::BAD_REQUEST, &error);
     }
+    if modern::is_modern(&parts.headers) {
+        return modern::post(&front, &caller, &parts.headers, message).await;
+    }
     if let Some(version) = parts.headers.get(VERSION_HEADER).and_then(|v| v.to_str().ok())
         && !crate::session::SUPPORTED_PROTOCOL_VERSIONS.contains(&version)
     {
@@ -352,7 +359,7 @@ async fn post(State(front): State<Arc<FrontDoor>>, request: Request) -> Response
     // negotiated, not the header: some clients send a stale one.)
     let version = session.protocol_version.get().map_or("2025-03-26", String::as_str);
     let priming = (version >= "2025-11-25").then(|| format!("{}-0", stream.number));
-    let response = event_stream(request_events(rx, session, stream));
+    let response = event_stream(request_events(rx, session, stream, None));
     match priming {
         Some(id) => primed(response, &id),
         None => response,
@@ -379,13 +386,16 @@ fn event_stream(events: impl tokio_stream::Stream<Item = Result<Event, Infallibl
 const RESUME_AFTER: Duration = Duration::from_millis(500);
 
 /// The events of one request's stream: messages until (and including) the
-/// answer, each with its event id.
+/// answer, each with its event id. A modern request's (`restore`) has its ids
+/// put back, and is cancelled if the client closes it early.
 fn request_events(
     rx: mpsc::Receiver<Outgoing>,
     session: Arc<HttpSession>,
     stream: Arc<RequestStream>,
+    restore: Option<modern::Restore>,
 ) -> impl tokio_stream::Stream<Item = Result<Event, Infallible>> {
-    let mut guard = DetachOnDrop { session, stream, answer_sent: false };
+    let cancel = restore.as_ref().map(modern::Restore::wire_id);
+    let mut guard = DetachOnDrop { session, stream, answer_sent: false, cancel };
     let mut finished = false;
     ReceiverStream::new(rx)
         .take_while(move |(_, _, answer)| {
@@ -396,7 +406,10 @@ fn request_events(
         .map(move |(id, message, answer)| {
             let guard = &mut guard; // the whole guard: it lives as long as the stream
             guard.answer_sent |= answer;
-            Ok(to_event(id, &message))
+            match &restore {
+                Some(restore) => Ok(to_event(None, &restore.apply(message))),
+                None => Ok(to_event(id, &message)),
+            }
         })
 }
 
@@ -414,11 +427,21 @@ struct DetachOnDrop {
     session: Arc<HttpSession>,
     stream: Arc<RequestStream>,
     answer_sent: bool,
+    /// A modern request's wire id: closing its stream early cancels it.
+    cancel: Option<Value>,
 }
 
 impl Drop for DetachOnDrop {
     fn drop(&mut self) {
-        self.session.detach(&self.stream, self.answer_sent);
+        match &self.cancel {
+            Some(wire_id) if !self.answer_sent => {
+                let cancelled = jsonrpc::notification("notifications/cancelled", json!({ "requestId": wire_id }));
+                let _ = self.session.to_gateway.send(jsonrpc::to_line(&cancelled));
+                self.session.abandon(&wire_id.to_string(), &self.stream);
+            }
+            Some(_) => self.session.abandon("", &self.stream),
+            None => self.session.detach(&self.stream, self.answer_sent),
+        }
     }
 }
 
@@ -527,7 +550,7 @@ async fn get(State(front): State<Arc<FrontDoor>>, headers: HeaderMap) -> Respons
     // A client resuming a request's stream gets the rest of it.
     let last_event = headers.get("last-event-id").and_then(|v| v.to_str().ok());
     if let Some((stream, rx)) = last_event.and_then(|id| session.resume(id)) {
-        return event_stream(request_events(rx, session, stream));
+        return event_stream(request_events(rx, session, stream, None));
     }
     let rx = session.open_get_stream();
     // The session counts as used until the stream ends.

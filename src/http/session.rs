@@ -250,6 +250,11 @@ impl HttpSession {
             // answer and read by a connection now (the call that caused it);
             // else on the GET stream, as it needs an answer soon.
             Kind::Request => (lock(&self.waiting).values().find(|s| s.is_live()).cloned(), false),
+            // A modern listen stream's frames: on that request's stream.
+            Kind::Notification if Self::subscription_of(&message).is_some() => {
+                let listen = Self::subscription_of(&message).map(|id| id.to_string());
+                (listen.and_then(|l| lock(&self.waiting).get(&l).cloned()), false)
+            }
             _ => (None, false),
         };
         match target {
@@ -259,6 +264,10 @@ impl HttpSession {
             },
             None => self.to_get_stream(message),
         }
+    }
+
+    fn subscription_of(message: &Value) -> Option<&Value> {
+        jsonrpc::params(message).get("_meta")?.get(crate::era::SUBSCRIPTION_ID_KEY)
     }
 
     fn to_get_stream(&self, message: Value) {

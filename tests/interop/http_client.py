@@ -21,6 +21,7 @@ async def main():
         echo = await c.call_tool("everything__echo", {"message": "over http"})
         slow = await c.call_tool("everything__trigger-long-running-operation", {"duration": 1, "steps": 2}, progress_callback=on_progress)
         print(json.dumps({
+            "protocolVersion": c.protocol_version,
             "server": c.server_info.name if c.server_info else None,
             "tools": len(tools),
             "echo": echo.content[0].text,
