@@ -1,11 +1,13 @@
 //! What each server offers (its listing) and the catalog a session sees.
 //!
 //! A listing is taken once per server definition, kept in memory and on disk,
-//! and refreshed when the backend says its lists changed. A session's catalog is
+//! and refreshed when the backend says its lists changed, or (a modern server
+//! that gives its lists a `ttlMs`) once that has passed and the server is used. A session's catalog is
 //! built from the listings of the servers it sees and cached per server set.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tracing::{debug, warn};
@@ -50,7 +52,12 @@ struct LiveListing {
     listing: Arc<ServerListing>,
     /// Whether it was taken from a running backend (else: from the disk cache).
     from_backend: bool,
+    /// Until when the server said its lists stay fresh (`ttlMs`), if it did.
+    fresh_until: Option<Instant>,
 }
+
+/// The longest a server's `ttlMs` is believed (as the SDKs clamp it).
+const LONGEST_TTL: Duration = Duration::from_secs(24 * 3600);
 
 /// `(server name, definition fingerprint)`.
 type ListingKey = (String, String);
@@ -79,7 +86,8 @@ impl Listings {
             return Some(listing);
         }
         let listing = lock(&self.disk).get(&key.0, &key.1)?;
-        lock(&self.live).insert(key.clone(), LiveListing { listing: listing.clone(), from_backend: false });
+        let live = LiveListing { listing: listing.clone(), from_backend: false, fresh_until: None };
+        lock(&self.live).insert(key.clone(), live);
         Some(listing)
     }
 }
@@ -116,11 +124,13 @@ impl Gateway {
     /// Lists everything a running backend offers and stores it.
     async fn relist(self: &Arc<Self>, backend: &Backend) -> Result<(Arc<ServerListing>, Changes), BackendError> {
         let key = listing_key(&backend.server, &backend.config);
-        let listing = Arc::new(fetch_listing(backend).await?);
+        let (listing, ttl) = fetch_listing(backend).await?;
+        let listing = Arc::new(listing);
+        let fresh_until = ttl.map(|ttl| Instant::now() + ttl);
         let changes = {
             let mut live = lock(&self.listings.live);
             let changes = Changes::between(live.get(&key).map(|l| &*l.listing), &listing);
-            live.insert(key.clone(), LiveListing { listing: listing.clone(), from_backend: true });
+            live.insert(key.clone(), LiveListing { listing: listing.clone(), from_backend: true, fresh_until });
             changes
         };
         if changes.any() {
@@ -130,14 +140,20 @@ impl Gateway {
         Ok((listing, changes))
     }
 
-    /// A listing that came from the disk cache is refreshed from the first
-    /// backend that runs, and sessions are told if anything changed.
+    /// A listing that came from the disk cache, or whose `ttlMs` has passed, is
+    /// refreshed from the running backend, and sessions are told if anything
+    /// changed.
     pub(super) fn refresh_if_stale(self: &Arc<Self>, backend: &Arc<Backend>) {
         let key = listing_key(&backend.server, &backend.config);
-        let stale = lock(&self.listings.live).get(&key).is_some_and(|l| !l.from_backend);
+        let now = Instant::now();
+        let stale = lock(&self.listings.live)
+            .get(&key)
+            .is_some_and(|l| !l.from_backend || l.fresh_until.is_some_and(|until| now >= until));
         if stale {
             if let Some(live) = lock(&self.listings.live).get_mut(&key) {
-                live.from_backend = true; // One refresh, however many callers.
+                // One refresh, however many callers.
+                live.from_backend = true;
+                live.fresh_until = None;
             }
             let gateway = self.clone();
             let backend = backend.clone();
@@ -233,9 +249,17 @@ impl Gateway {
 }
 
 /// Calls a paginated list method until the backend has no next page.
-async fn list_all(backend: &Backend, method: &str, field: &str) -> Result<Vec<Value>, BackendError> {
+/// Every page of a list, and the `ttlMs` its first page gave (a positive one:
+/// 0, "stale at once", would mean listing on every call; list changes are
+/// heard anyway).
+async fn list_all(
+    backend: &Backend,
+    method: &str,
+    field: &str,
+) -> Result<(Vec<Value>, Option<Duration>), BackendError> {
     const MAX_PAGES: usize = 1000;
     let mut items = Vec::new();
+    let mut ttl = None;
     let mut cursor: Option<Value> = None;
     for _ in 0..MAX_PAGES {
         let params = match &cursor {
@@ -248,26 +272,43 @@ async fn list_all(backend: &Backend, method: &str, field: &str) -> Result<Vec<Va
             warn!(server = %backend.server, method, message, "backend refused a list request");
             break;
         };
+        if cursor.is_none() {
+            ttl = result
+                .get("ttlMs")
+                .and_then(Value::as_u64)
+                .filter(|ms| *ms > 0)
+                .map(|ms| Duration::from_millis(ms).clamp(Duration::from_secs(1), LONGEST_TTL));
+        }
         items.extend(result.get(field).and_then(Value::as_array).cloned().unwrap_or_default());
         cursor = result.get("nextCursor").filter(|c| !c.is_null()).cloned();
         if cursor.is_none() {
             break;
         }
     }
-    Ok(items)
+    Ok((items, ttl))
 }
 
-async fn fetch_listing(backend: &Backend) -> Result<ServerListing, BackendError> {
+/// Everything a backend offers, and the shortest `ttlMs` its lists gave.
+async fn fetch_listing(backend: &Backend) -> Result<(ServerListing, Option<Duration>), BackendError> {
     let mut listing = ServerListing { initialize: backend.initialize_result().clone(), ..Default::default() };
+    let mut ttls = Vec::new();
     if listing.has_capability("tools") {
-        listing.tools = list_all(backend, "tools/list", "tools").await?;
+        let (tools, ttl) = list_all(backend, "tools/list", "tools").await?;
+        listing.tools = tools;
+        ttls.push(ttl);
     }
     if listing.has_capability("prompts") {
-        listing.prompts = list_all(backend, "prompts/list", "prompts").await?;
+        let (prompts, ttl) = list_all(backend, "prompts/list", "prompts").await?;
+        listing.prompts = prompts;
+        ttls.push(ttl);
     }
     if listing.has_capability("resources") {
-        listing.resources = list_all(backend, "resources/list", "resources").await?;
-        listing.resource_templates = list_all(backend, "resources/templates/list", "resourceTemplates").await?;
+        let (resources, ttl) = list_all(backend, "resources/list", "resources").await?;
+        listing.resources = resources;
+        ttls.push(ttl);
+        let (templates, ttl) = list_all(backend, "resources/templates/list", "resourceTemplates").await?;
+        listing.resource_templates = templates;
+        ttls.push(ttl);
     }
-    Ok(listing)
+    Ok((listing, ttls.into_iter().flatten().min()))
 }
