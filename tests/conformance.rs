@@ -144,7 +144,7 @@ fn the_official_conformance_suite_passes_through_the_gateway_wherever_it_passes_
     let (stdio_gw, stdio_url) = gateway(&stdio_server);
     let (via_stdio, stdio_ok, stdio_log) = run_suite(&stdio_url, "baseline-gateway.yml", &out("stdio"), &names);
 
-    let (http_gw, http_url) = gateway(&format!("    url: {:?}\n", fixture.url));
+    let (http_gw, http_url) = gateway(&format!("    url: {:?}\n    protocol: handshake\n", fixture.url));
     let (via_http, http_ok, http_log) = run_suite(&http_url, "baseline-gateway.yml", &out("http"), &names);
 
     let mark = |results: &BTreeMap<String, bool>, name: &str| match results.get(name) {

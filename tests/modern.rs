@@ -273,3 +273,77 @@ fn one_modern_backend_serves_legacy_and_modern_clients_each_as_itself() {
     assert!(modern_d.stash.iter().all(|m| m["method"] != "notifications/tools/list_changed"), "{:?}", modern_d.stash);
     assert!(wait_until(TIMEOUT, || maps_are_empty(&gw)), "{}", status(&gw));
 }
+
+/// The modern fixture over Streamable HTTP, on an ephemeral port; killed when dropped.
+struct HttpModern(std::process::Child, String);
+
+impl Drop for HttpModern {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn modern_over_http(gw: &TestGateway) -> HttpModern {
+    let port_file = gw.dir.path().join("modern.port");
+    let child = std::process::Command::new(deps().python())
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/modern_server.py"))
+        .args(["--http", "0", "--port-file"])
+        .arg(&port_file)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut port = String::new();
+    assert!(wait_until(TIMEOUT, || {
+        port = std::fs::read_to_string(&port_file).unwrap_or_default();
+        port.ends_with('\n')
+    }));
+    HttpModern(child, format!("http://127.0.0.1:{}/mcp", port.trim()))
+}
+
+#[test]
+fn a_remote_modern_server_gets_each_request_as_its_own_post_with_its_clients_envelope() {
+    let mut gw = TestGateway::new();
+    let server = modern_over_http(&gw);
+    gw.write_config(&format!("servers:\n  m:\n    url: {:?}\n", server.1));
+    gw.start();
+    let mut legacy = legacy_client(&gw, "legacy-remote", json!({"elicitation": {}}));
+    let mut modern = gw.client();
+    let caps = json!({"sampling": {}});
+    modern.request(json!(1), "server/discover", as_modern("modern-remote", &caps, json!({})));
+
+    let l = whoami(&legacy.call_tool(json!(1), "m__whoami", json!({})));
+    assert_eq!((l["era"].as_str(), l["clientInfo"].as_str()), (Some("modern"), Some("legacy-remote")), "{l}");
+    let m = whoami(&modern.request(
+        json!(2),
+        "tools/call",
+        as_modern("modern-remote", &caps, json!({"name": "m__whoami"})),
+    ));
+    assert_eq!(m["clientInfo"], "modern-remote", "{m}");
+    assert_eq!(m["capabilities"], caps, "{m}");
+    assert!(gw.daemon_log().contains("speaks MCP 2026-07-28"), "{}", gw.daemon_log());
+
+    // The handshake-era client's question rounds, run by the gateway over HTTP.
+    legacy.send(&json!({"jsonrpc": "2.0", "id": "ask", "method": "tools/call",
+        "params": {"name": "m__ask", "arguments": {"question": "remote?"}}}));
+    let question = loop {
+        let m = legacy.recv_within(TIMEOUT).unwrap_or_else(|| panic!("no question\n{}", gw.daemon_log()));
+        if m["method"] == "elicitation/create" {
+            break m;
+        }
+    };
+    legacy.send(
+        &json!({"jsonrpc": "2.0", "id": question["id"], "result": {"action": "accept", "content": {"answer": "yes"}}}),
+    );
+    assert_eq!(first_text(&legacy.response(&json!("ask"))), "answer: yes");
+    // Progress comes back on the call's own stream, to its caller.
+    legacy.send(&json!({"jsonrpc": "2.0", "id": "slow", "method": "tools/call",
+        "params": {"name": "m__slow", "arguments": {"seconds": 0.3}, "_meta": {"progressToken": "p"}}}));
+    assert_eq!(first_text(&legacy.response(&json!("slow"))), "slow done");
+    assert!(
+        legacy.stash.iter().any(|m| m["method"] == "notifications/progress" && m["params"]["progressToken"] == "p")
+    );
+    assert!(wait_until(TIMEOUT, || maps_are_empty(&gw)), "{}", status(&gw));
+}

@@ -135,19 +135,6 @@ impl BackendPool {
         }
         lock(&slot.health).admit(server, Instant::now())?;
         let startup_timeout = *lock(&self.startup_timeout);
-        if config.transport == Transport::Http {
-            slot.starts.fetch_add(1, Ordering::Relaxed);
-            let connected =
-                super::http::connect(identity.clone(), config, resolved, startup_timeout, self.handler.clone()).await;
-            return self.started(&slot, &mut instance, connected.map(|(b, h)| (b, Stopper::Http(h))));
-        }
-        let (docker, container) = match config.transport {
-            Transport::Stdio | Transport::Http => (None, None),
-            Transport::Docker => {
-                let name = super::docker::container_name(identity);
-                (Some(super::docker::run_command(resolved, &name)), Some(name))
-            }
-        };
         let era_key = (identity.server.clone(), config.fingerprint());
         let era = match config.protocol {
             Protocol::Handshake => EraPlan::Handshake,
@@ -157,6 +144,23 @@ impl BackendPool {
                 Some(false) => EraPlan::Handshake,
                 None => EraPlan::Probe,
             },
+        };
+        if config.transport == Transport::Http {
+            slot.starts.fetch_add(1, Ordering::Relaxed);
+            let connected =
+                super::http::connect(identity.clone(), config, resolved, startup_timeout, self.handler.clone(), era)
+                    .await;
+            if let Ok((backend, _)) = &connected {
+                lock(&self.eras).insert(era_key, backend.is_modern());
+            }
+            return self.started(&slot, &mut instance, connected.map(|(b, h)| (b, Stopper::Http(h))));
+        }
+        let (docker, container) = match config.transport {
+            Transport::Stdio | Transport::Http => (None, None),
+            Transport::Docker => {
+                let name = super::docker::container_name(identity);
+                (Some(super::docker::run_command(resolved, &name)), Some(name))
+            }
         };
         let options = stdio::SpawnOptions {
             identity: identity.clone(),

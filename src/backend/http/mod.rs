@@ -14,6 +14,7 @@
 //! when the instance stops.
 
 mod legacy;
+mod modern;
 
 use crate::lock;
 use std::sync::{Arc, Mutex};
@@ -27,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, warn};
 
 use super::pending::SessionId;
-use super::stdio::dispatch;
+use super::stdio::{EraPlan, dispatch};
 use super::{Backend, BackendError, BackendHandler, Identity, Resolved};
 use crate::config::ServerConfig;
 use crate::jsonrpc::{self, Kind};
@@ -61,6 +62,10 @@ struct Transport {
     server: String,
     /// Cancelled when the instance stops: ends every stream and retry.
     stop: CancellationToken,
+    /// A modern server's requests on their way (see [`modern`]).
+    open_streams: modern::OpenStreams,
+    /// The server speaks the modern era (it answered `server/discover`).
+    modern: std::sync::atomic::AtomicBool,
 }
 
 /// Where an event stream ended, to resume it from there.
@@ -271,6 +276,7 @@ pub async fn connect(
     resolved: &Resolved,
     startup_timeout: Duration,
     handler: Arc<dyn BackendHandler>,
+    era: EraPlan,
 ) -> Result<(Arc<Backend>, HttpHandle), BackendError> {
     let server = identity.server.clone();
     let url = resolved
@@ -288,13 +294,36 @@ pub async fn connect(
         conversation: Mutex::new(Conversation::default()),
         server: server.clone(),
         stop: CancellationToken::new(),
+        open_streams: modern::OpenStreams::default(),
+        modern: std::sync::atomic::AtomicBool::new(false),
     });
     let (writer, lines) = mpsc::unbounded_channel();
     let backend = Arc::new(Backend::new(identity.clone(), config.clone(), None, writer));
     let span = tracing::info_span!(parent: None, "backend", server = %server, key = %identity.key.0);
     tokio::spawn(send_loop(transport.clone(), backend.clone(), handler.clone(), lines).instrument(span));
     let handle = HttpHandle { transport, backend: backend.clone() };
-    match super::stdio::initialize(&backend, startup_timeout, super::stdio::EraPlan::Handshake).await {
+    if era != EraPlan::Handshake {
+        let discovered = tokio::time::timeout(startup_timeout, modern::discover(&handle.transport)).await;
+        match discovered {
+            Ok(Some(initialize)) => {
+                handle.transport.modern.store(true, std::sync::atomic::Ordering::Release);
+                backend.set_modern();
+                backend.set_initialized(initialize);
+                backend.listen(None);
+                info!(server = %server, "the server speaks MCP 2026-07-28");
+                return Ok((backend, handle));
+            }
+            _ if era == EraPlan::Modern => {
+                handle.stop().await;
+                return Err(BackendError::Initialize {
+                    server,
+                    message: "configured `protocol: modern`, but it does not answer server/discover".into(),
+                });
+            }
+            _ => {}
+        }
+    }
+    match super::stdio::initialize(&backend, startup_timeout, EraPlan::Handshake).await {
         Ok(result) => {
             if let Some(version) = result.get("protocolVersion").and_then(Value::as_str) {
                 lock(&handle.transport.conversation).protocol_version = Some(version.to_string());
@@ -376,6 +405,10 @@ async fn send_loop(
             line = lines.recv() => match line { Some(line) => line, None => break },
         };
         let Ok(message) = serde_json::from_slice::<Value>(&line) else { continue };
+        if transport.modern.load(std::sync::atomic::Ordering::Acquire) {
+            modern::send(&transport, &backend, &handler, message);
+            continue;
+        }
         if jsonrpc::method(&message) == "initialize" {
             lock(&transport.conversation).initialize = Some(message.clone());
         }

@@ -90,7 +90,9 @@ async fn an_overloaded_server_is_tried_again_and_a_closed_answer_stream_is_resum
         network: None,
     };
     let (backend, handle) =
-        connect(identity, &config, &resolved, Duration::from_secs(5), Arc::new(Quiet)).await.unwrap();
+        connect(identity, &config, &resolved, Duration::from_secs(5), Arc::new(Quiet), EraPlan::Handshake)
+            .await
+            .unwrap();
     let reply =
         tokio::time::timeout(Duration::from_secs(10), backend.request("tools/call", json!({"name": "x"}), None))
             .await
