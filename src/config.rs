@@ -447,6 +447,36 @@ pub struct Config {
     /// How long shutdown waits for backends after SIGTERM before SIGKILL, in seconds.
     #[serde(default = "default_shutdown_grace")]
     pub shutdown_grace_secs: u64,
+    /// Bounds on what clients can make the daemon hold.
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// The `limits:` section: bounds on everything a client controls, each
+/// refused with an error that names the limit when reached.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Sessions at once over the Unix socket (the HTTP front door has its own).
+    pub sessions: usize,
+    /// Requests one session may have in flight.
+    pub requests_per_session: usize,
+    /// Messages queued for a session that is not reading them; past this the
+    /// session is disconnected (its calls are cancelled), and the reason logged.
+    pub backlog_per_session: usize,
+    /// Resource subscriptions one session may hold.
+    pub subscriptions_per_session: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            sessions: 1024,
+            requests_per_session: 1000,
+            backlog_per_session: 10_000,
+            subscriptions_per_session: 1000,
+        }
+    }
 }
 
 fn default_max_message_bytes() -> usize {
@@ -489,6 +519,7 @@ impl Default for Config {
             supervision: Default::default(),
             idle_exit: None,
             shutdown_grace_secs: default_shutdown_grace(),
+            limits: Limits::default(),
         }
     }
 }

@@ -10,10 +10,12 @@
 //! future is dropped), or when the backend dies: no entry outlives its request.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 
 use super::BackendError;
 use crate::jsonrpc;
@@ -21,21 +23,71 @@ use crate::jsonrpc;
 /// Identifies a client session inside the daemon.
 pub type SessionId = u64;
 
-/// Where messages for one session go (its connection's writer).
+/// Where messages for one session go (its connection's writer), and how far
+/// behind its client is. Senders must never wait (a backend's reader feeds
+/// many sessions), so the queue is unbounded but counted: past its limit the
+/// session is cut off, and a client that stops reading cannot grow the daemon.
 #[derive(Debug, Clone)]
 pub struct SessionSink {
     pub id: SessionId,
     tx: mpsc::UnboundedSender<Value>,
+    backlog: Arc<Backlog>,
+}
+
+/// How far behind a session's client is, shared by its sink and its writer
+/// (which must not hold a sender: the queue ends when the senders are gone).
+#[derive(Debug)]
+pub struct Backlog {
+    /// Messages queued and not yet written.
+    queued: AtomicUsize,
+    limit: usize,
+    overflowed: CancellationToken,
+}
+
+impl Backlog {
+    /// The writer has taken a message off the queue.
+    pub fn written(&self) {
+        self.queued.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Cancelled when the session fell `limit` messages behind.
+    pub fn overflowed(&self) -> &CancellationToken {
+        &self.overflowed
+    }
 }
 
 impl SessionSink {
     pub fn new(id: SessionId, tx: mpsc::UnboundedSender<Value>) -> Self {
-        Self { id, tx }
+        Self::with_limit(id, tx, usize::MAX)
     }
 
-    /// Queues a message for the session; false when the session is gone.
+    /// A sink whose session is cut off once `limit` messages wait unwritten.
+    pub fn with_limit(id: SessionId, tx: mpsc::UnboundedSender<Value>, limit: usize) -> Self {
+        let backlog = Backlog { queued: AtomicUsize::new(0), limit, overflowed: CancellationToken::new() };
+        Self { id, tx, backlog: Arc::new(backlog) }
+    }
+
+    /// Queues a message for the session; false when the session is gone or
+    /// too far behind.
     pub fn send(&self, message: Value) -> bool {
+        if self.backlog.overflowed.is_cancelled() {
+            return false;
+        }
+        if self.backlog.queued.fetch_add(1, Ordering::Relaxed) >= self.backlog.limit {
+            self.backlog.overflowed.cancel();
+            return false;
+        }
         self.tx.send(message).is_ok()
+    }
+
+    /// How far behind the session's client is.
+    pub fn backlog(&self) -> Arc<Backlog> {
+        self.backlog.clone()
+    }
+
+    /// Cancelled when the session fell `limit` messages behind.
+    pub fn overflowed(&self) -> &CancellationToken {
+        &self.backlog.overflowed
     }
 }
 

@@ -67,6 +67,14 @@ impl Gateway {
 
     /// A session subscribes to `uri`; the backend is asked only for the first subscriber.
     pub async fn subscribe(self: &Arc<Self>, session: &SessionInfo, uri: &str) -> Result<(), SubscriptionError> {
+        let limit = self.config().limits.subscriptions_per_session;
+        let held = lock(&self.subscriptions.subscribers).values().filter(|s| s.contains(&session.id)).count();
+        if held >= limit {
+            return Err((
+                jsonrpc::INVALID_REQUEST,
+                format!("this session already holds {limit} subscriptions (limits.subscriptions_per_session)"),
+            ));
+        }
         let (backend, key) = self.subscription_target(session, uri).await?;
         let _one_change_at_a_time = self.subscriptions.changes.lock().await;
         let first = lock(&self.subscriptions.subscribers).get(&key).is_none_or(HashSet::is_empty);

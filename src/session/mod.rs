@@ -86,6 +86,14 @@ where
             return;
         }
     };
+    let limits = gateway.config().limits.clone();
+    if gateway.session_count() >= limits.sessions {
+        let reason =
+            format!("the gateway already serves {} sessions (limits.sessions); try again later", limits.sessions);
+        warn!("refused a session: {reason}");
+        let _ = write_json(&mut write, &PreambleReply::refused(reason)).await;
+        return;
+    }
     let id = gateway.next_session_id();
     let span = tracing::info_span!("session", id, client_pid = preamble.client_pid);
     async move {
@@ -93,11 +101,12 @@ where
             return;
         }
         let (tx, rx) = mpsc::unbounded_channel();
+        let sink = SessionSink::with_limit(id, tx, limits.backlog_per_session);
         let front = Arc::new(ModernFront::default());
-        let writer = tokio::spawn(write_messages(write, rx, front.clone()).in_current_span());
+        let writer = tokio::spawn(write_messages(write, rx, sink.backlog(), front.clone()).in_current_span());
         let info = SessionInfo {
             id,
-            sink: SessionSink::new(id, tx),
+            sink,
             cwd: preamble.cwd.clone(),
             workspace,
             profile,
@@ -131,12 +140,26 @@ async fn write_json<W: AsyncWrite, T: serde::Serialize>(write: &mut WriteHalf<W>
 async fn write_messages<W: AsyncWrite>(
     mut write: WriteHalf<W>,
     mut rx: mpsc::UnboundedReceiver<Value>,
+    backlog: Arc<crate::backend::pending::Backlog>,
     front: Arc<ModernFront>,
 ) {
-    'messages: while let Some(message) = rx.recv().await {
+    'messages: loop {
+        let message = tokio::select! {
+            // A client too far behind is cut off; what is queued is dropped.
+            _ = backlog.overflowed().cancelled() => break,
+            message = rx.recv() => match message { Some(message) => message, None => break },
+        };
+        backlog.written();
         let messages = if front.is_modern() { front.outgoing(message) } else { vec![message] };
         for message in messages {
-            if let Err(e) = write.write_all(&jsonrpc::to_line(&message)).await {
+            // A client that does not read blocks this write: the cut-off must
+            // not wait for it.
+            let line = jsonrpc::to_line(&message);
+            let written = tokio::select! {
+                _ = backlog.overflowed().cancelled() => break 'messages,
+                written = write.write_all(&line) => written,
+            };
+            if let Err(e) = written {
                 debug!(error = %e, "client connection closed while writing");
                 break 'messages;
             }
@@ -209,6 +232,11 @@ impl Session {
         loop {
             let frame = tokio::select! {
                 _ = cancel_all.cancelled() => break,
+                _ = self.info.sink.overflowed().cancelled() => {
+                    let limit = self.gateway.config().limits.backlog_per_session;
+                    warn!(limit, "the client stopped reading ({limit} messages behind, limits.backlog_per_session); disconnected it");
+                    break;
+                }
                 frame = frames.next() => frame,
             };
             match frame {
@@ -305,6 +333,12 @@ impl Session {
             return Box::pin(std::future::ready(outcome));
         }
         let id = message.get("id").cloned().unwrap_or(Value::Null);
+        let limit = self.gateway.config().limits.requests_per_session;
+        if crate::lock(&self.in_flight).len() >= limit {
+            let reason = format!("this session already has {limit} requests in flight (limits.requests_per_session)");
+            warn!("refused a request: {reason}");
+            return Box::pin(std::future::ready(Some(jsonrpc::error(id, jsonrpc::INVALID_REQUEST, reason))));
+        }
         let token = cancel_all.child_token();
         let registration = InFlight::register(self.clone(), id.to_string(), token.clone());
         Box::pin(async move {
