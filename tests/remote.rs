@@ -24,10 +24,15 @@ impl Drop for Server {
 
 /// server-everything over Streamable HTTP on `port`, ready to accept.
 fn remote_everything(gw: &TestGateway, port: u16) -> Server {
+    everything_in_mode(gw, port, "streamableHttp")
+}
+
+/// server-everything in a transport `mode` on `port`, ready to accept.
+fn everything_in_mode(gw: &TestGateway, port: u16, mode: &str) -> Server {
     let d = deps();
     let child = gw
         .command(d.node())
-        .args([d.everything_js(), "streamableHttp"])
+        .args([d.everything_js(), mode])
         .env("PORT", port.to_string())
         .current_dir(gw.dir.path())
         .stdin(Stdio::null())
@@ -120,22 +125,7 @@ fn a_server_of_the_2024_11_05_http_sse_era_is_reached_through_its_event_stream()
     let port = free_port();
     let mut gw = TestGateway::new();
     gw.write_config(&format!("servers:\n  old:\n    url: \"http://127.0.0.1:{port}/sse\"\n"));
-    let d = deps();
-    let child = gw
-        .command(d.node())
-        .args([d.everything_js(), "sse"])
-        .env("PORT", port.to_string())
-        .current_dir(gw.dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let server = Server(child);
-    assert!(
-        wait_until(TIMEOUT, || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()),
-        "the server did not start"
-    );
+    let server = everything_in_mode(&gw, port, "sse");
     gw.start();
     let mut client = gw.client();
     client.initialize_with(json!({"sampling": {}}));
@@ -172,17 +162,7 @@ fn a_server_of_the_2024_11_05_http_sse_era_is_reached_through_its_event_stream()
         "{}",
         status(&gw)
     );
-    let child = gw
-        .command(d.node())
-        .args([d.everything_js(), "sse"])
-        .env("PORT", port.to_string())
-        .current_dir(gw.dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _server = Server(child);
+    let _server = everything_in_mode(&gw, port, "sse");
     let mut reply = json!(null);
     assert!(
         wait_until(TIMEOUT, || {

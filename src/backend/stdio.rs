@@ -200,17 +200,25 @@ pub(crate) async fn initialize(backend: &Backend, timeout: Duration, era: EraPla
 async fn discover(backend: &Backend, timeout: Duration) -> Result<Option<Value>, BackendError> {
     let mut params = json!({});
     crate::era::stamp(&mut params, &crate::era::gateway_envelope());
-    let response = match tokio::time::timeout(timeout, backend.request("server/discover", params, None)).await {
-        Ok(response) => response?,
-        Err(_) => {
-            return Err(BackendError::StartupTimeout {
-                server: backend.server.clone(),
-                secs: timeout.as_secs(),
-                stderr: stderr_suffix(&backend.stderr_tail(5)),
-            });
-        }
-    };
+    let response = startup_request(backend, "server/discover", params, timeout).await?;
     Ok(response.get("result").and_then(crate::era::initialize_from_discover))
+}
+
+/// A request of the start-up, which must be answered within `timeout`.
+async fn startup_request(
+    backend: &Backend,
+    method: &str,
+    params: Value,
+    timeout: Duration,
+) -> Result<Value, BackendError> {
+    match tokio::time::timeout(timeout, backend.request(method, params, None)).await {
+        Ok(response) => response,
+        Err(_) => Err(BackendError::StartupTimeout {
+            server: backend.server.clone(),
+            secs: timeout.as_secs(),
+            stderr: stderr_suffix(&backend.stderr_tail(5)),
+        }),
+    }
 }
 
 async fn handshake(backend: &Backend, timeout: Duration) -> Result<Value, BackendError> {
@@ -226,16 +234,7 @@ async fn handshake(backend: &Backend, timeout: Duration) -> Result<Value, Backen
         "capabilities": capabilities,
         "clientInfo": {"name": "mcp-gateway", "version": crate::VERSION},
     });
-    let response = match tokio::time::timeout(timeout, backend.request("initialize", params, None)).await {
-        Ok(response) => response?,
-        Err(_) => {
-            return Err(BackendError::StartupTimeout {
-                server: backend.server.clone(),
-                secs: timeout.as_secs(),
-                stderr: stderr_suffix(&backend.stderr_tail(5)),
-            });
-        }
-    };
+    let response = startup_request(backend, "initialize", params, timeout).await?;
     if let Some(error) = response.get("error") {
         return Err(BackendError::Initialize {
             server: backend.server.clone(),
