@@ -141,3 +141,38 @@ fn fifty_sessions_three_backends_and_sigterm_leave_no_process_behind() {
     );
     assert!(wait_until(TIMEOUT, || gw.processes().is_empty()), "{:?}", gw.processes());
 }
+
+/// A caller that gives up while its backend is still starting (it cancels, or
+/// disconnects) must not leave that process running unowned: the next caller
+/// would start a second one, and the first would live as long as the daemon.
+#[test]
+fn a_start_abandoned_by_its_caller_leaves_no_process_behind() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/fixture_server.py");
+    let mut gw = TestGateway::new();
+    gw.write_config(&format!(
+        "servers:\n  slow:\n    command: sh\n    args: [\"-c\", \"sleep 1; exec python3 {script} slowstart\"]\n"
+    ));
+    gw.start();
+    for (n, leave) in ["cancel", "disconnect"].into_iter().enumerate() {
+        let mut first = gw.client();
+        first.initialize();
+        first.send(&json!({"jsonrpc":"2.0","id":"start","method":"tools/call","params":{"name":"slow__echo","arguments":{"message":"x"}}}));
+        assert!(wait_until(TIMEOUT, || gw.count("slowstart") >= 1), "the start began");
+        match leave {
+            "cancel" => {
+                first.send(&json!({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"start"}}))
+            }
+            _ => drop(first),
+        }
+        assert!(wait_until(TIMEOUT, || gw.count("slowstart") == 0), "{leave}: the abandoned start was stopped");
+        let mut second = gw.client();
+        second.initialize();
+        let reply = second.call_tool(json!(n), "slow__echo", json!({"message": "served"}));
+        assert!(first_text(&reply).contains("served"), "{leave}: {reply}");
+        assert_eq!(gw.count("slowstart"), 1, "{leave}: one instance: {:?}", gw.processes());
+        // Stop it for the next round (its listing is cached: the next call starts anew).
+        let pid = status(&gw)["backends"][0]["pid"].as_i64().unwrap();
+        signal(pid as i32, nix::sys::signal::Signal::SIGKILL);
+        assert!(wait_until(TIMEOUT, || gw.count("slowstart") == 0));
+    }
+}

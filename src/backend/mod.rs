@@ -39,7 +39,7 @@ pub enum BackendError {
     StartupTimeout { server: String, secs: u64, stderr: String },
     #[error("server `{server}` exited ({status}){stderr}")]
     Exited { server: String, status: String, stderr: String },
-    #[error("server `{server}` is shutting down")]
+    #[error("server `{server}` closed its connection (it exited or is being stopped)")]
     Closed { server: String },
     #[error("server `{server}` answered `initialize` with an error: {message}")]
     Initialize { server: String, message: String },
@@ -419,6 +419,13 @@ impl Backend {
             },
             None => BackendError::Closed { server: self.server.clone() },
         }
+    }
+
+    /// The backend's output ended: it is gone (its exit status comes when it
+    /// has been reaped). From now on the pool starts a new instance instead of
+    /// handing this one out.
+    pub(crate) fn mark_unreachable(&self) {
+        self.alive.store(false, Ordering::Release);
     }
 
     /// Records that the backend is gone and fails whatever was in flight.

@@ -59,6 +59,29 @@ pub enum EraPlan {
     Modern,
 }
 
+/// Kills a starting backend's process group (and stops its container) when
+/// the start is abandoned half-way.
+struct KillIfAbandoned {
+    pgid: Option<Pid>,
+    container: Option<String>,
+    armed: bool,
+}
+
+impl Drop for KillIfAbandoned {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Some(pgid) = self.pgid {
+            let _ = killpg(pgid, Signal::SIGKILL);
+        }
+        if let Some(container) = self.container.take() {
+            // Killing the docker CLI would leave the container running.
+            tokio::spawn(async move { super::docker::stop(&container, Duration::from_secs(2)).await });
+        }
+    }
+}
+
 /// What the pool needs to stop a backend's process tree.
 pub struct ProcessHandle {
     server: String,
@@ -153,8 +176,12 @@ pub async fn spawn(options: SpawnOptions<'_>) -> Result<(Arc<Backend>, ProcessHa
     };
     info!(parent: &span, pid, "backend started");
 
+    // The caller may give up while the server starts (it cancelled, or went
+    // away): then nobody would own the process, so it is killed.
+    let mut abandoned = KillIfAbandoned { pgid: process.pgid, container: process.container.clone(), armed: true };
     match initialize(&backend, options.startup_timeout, options.era).await {
         Ok(result) => {
+            abandoned.armed = false;
             backend.set_initialized(result);
             if backend.is_modern() {
                 backend.listen(None);
@@ -166,6 +193,7 @@ pub async fn spawn(options: SpawnOptions<'_>) -> Result<(Arc<Backend>, ProcessHa
         Err(e) => {
             warn!(parent: &span, error = %e, "backend failed to initialize");
             process.stop(Duration::from_secs(1)).await;
+            abandoned.armed = false;
             Err(e)
         }
     }
@@ -283,6 +311,14 @@ async fn read_stdout(
     handler: Arc<dyn BackendHandler>,
     max_message_bytes: usize,
 ) {
+    // Whatever ends the loop, the backend can no longer answer.
+    struct Unreachable<'a>(&'a Backend);
+    impl Drop for Unreachable<'_> {
+        fn drop(&mut self) {
+            self.0.mark_unreachable();
+        }
+    }
+    let _unreachable = Unreachable(&backend);
     let mut frames = FramedRead::new(stdout, LineCodec::new(max_message_bytes));
     while let Some(frame) = frames.next().await {
         let line = match frame {
@@ -315,7 +351,7 @@ pub fn dispatch(backend: &Arc<Backend>, handler: &dyn BackendHandler, message: V
         }
         Kind::Response => {
             if !backend.pending.complete(message) {
-                warn!("dropped a response to an unknown or cancelled request id");
+                debug!("dropped a response to an unknown or cancelled request id");
             }
         }
         Kind::Request if jsonrpc::method(&message) == "ping" => {

@@ -302,6 +302,23 @@ pub async fn connect(
     let span = tracing::info_span!(parent: None, "backend", server = %server, key = %identity.key.0);
     tokio::spawn(send_loop(transport.clone(), backend.clone(), handler.clone(), lines).instrument(span));
     let handle = HttpHandle { transport, backend: backend.clone() };
+    // A caller that gives up while the server is being reached leaves nobody
+    // to stop the transport's tasks: they stop with this guard.
+    let abandoned = handle.transport.stop.clone().drop_guard();
+    let settled = settle(&handle, &backend, era, startup_timeout, &server, handler).await;
+    abandoned.disarm();
+    settled.map(|()| (backend, handle))
+}
+
+/// Settles the era and completes the start of a connected instance.
+async fn settle(
+    handle: &HttpHandle,
+    backend: &Arc<Backend>,
+    era: EraPlan,
+    startup_timeout: Duration,
+    server: &str,
+    handler: Arc<dyn BackendHandler>,
+) -> Result<(), BackendError> {
     if era != EraPlan::Handshake {
         let discovered = tokio::time::timeout(startup_timeout, modern::discover(&handle.transport)).await;
         match discovered {
@@ -311,19 +328,19 @@ pub async fn connect(
                 backend.set_initialized(initialize);
                 backend.listen(None);
                 info!(server = %server, "the server speaks MCP 2026-07-28");
-                return Ok((backend, handle));
+                return Ok(());
             }
             _ if era == EraPlan::Modern => {
                 handle.stop().await;
                 return Err(BackendError::Initialize {
-                    server,
+                    server: server.to_string(),
                     message: "configured `protocol: modern`, but it does not answer server/discover".into(),
                 });
             }
             _ => {}
         }
     }
-    match super::stdio::initialize(&backend, startup_timeout, EraPlan::Handshake).await {
+    match super::stdio::initialize(backend, startup_timeout, EraPlan::Handshake).await {
         Ok(result) => {
             if let Some(version) = result.get("protocolVersion").and_then(Value::as_str) {
                 lock(&handle.transport.conversation).protocol_version = Some(version.to_string());
@@ -338,7 +355,7 @@ pub async fn connect(
                 let _ = tokio::time::timeout(Duration::from_secs(2), opened).await;
             }
             backend.notify("notifications/initialized", Value::Null);
-            Ok((backend, handle))
+            Ok(())
         }
         Err(e) => {
             handle.stop().await;
