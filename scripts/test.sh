@@ -14,3 +14,6 @@ bash tests/support/deps.sh >/dev/null
 
 echo "== tests"
 cargo nextest run --locked --no-fail-fast
+
+echo "== fuzzing (bounded: ${MCP_GATEWAY_FUZZ_SECONDS:=15} s a target; longer: bash scripts/fuzz.sh SECONDS)"
+bash scripts/fuzz.sh "$MCP_GATEWAY_FUZZ_SECONDS"
