@@ -329,6 +329,24 @@ mod tests {
     }
 
     #[test]
+    fn a_client_that_stops_reading_a_stream_has_its_session_closed() {
+        let session = session();
+        // A request stream whose connection reads nothing.
+        let (_stream, _unread) = session.open_request("1", Some(&json!("t")));
+        for n in 0..STREAM_QUEUE {
+            session.dispatch(
+                json!({"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"t","progress":n}}),
+            );
+        }
+        assert!(!session.closed.is_cancelled(), "a full queue is not yet too far behind");
+        session.dispatch(
+            json!({"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"t","progress":-1}}),
+        );
+        assert!(session.closed.is_cancelled(), "one more is: the session is closed");
+        assert!(lock(&session.waiting).is_empty() && lock(&session.streams).is_empty(), "and lets go of everything");
+    }
+
+    #[test]
     fn a_server_request_goes_to_a_live_stream_else_the_get_stream() {
         let session = session();
         let (stream, rx) = session.open_request("1", None);
