@@ -250,9 +250,9 @@ w("- **Peers at 50 terminals (the daemon-RSS target): gateway only**, same reaso
 w("- **mcp-proxy's tools are unprefixed** (one server per endpoint, so one bridge per server per terminal); mcp-hub "
   "prefixes like the gateway (`server__tool`).")
 w("")
-w("Caveat on noise: the machine is shared; other sessions' builds and test suites ran during the run that wrote "
-  "these numbers, which mostly shows up in the p99 columns and in the throughput rows. Interleaving makes the "
-  "comparisons fair, not the absolute numbers quiet.")
+w("Caveat on noise: the machine may have had other work running (a shared development machine); that shows "
+  "up mostly in the p99 columns and the throughput rows. Interleaving makes the comparisons fair, not the "
+  "absolute numbers quiet.")
 w("")
 
 section = "\n".join(out)
