@@ -22,6 +22,7 @@ pub mod http;
 pub mod install;
 pub mod jsonrpc;
 pub mod launchd;
+pub mod memory;
 pub mod paths;
 pub mod preamble;
 pub mod router;

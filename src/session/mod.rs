@@ -126,6 +126,9 @@ where
         drop(session);
         let _ = writer.await;
         info!("session ended");
+        if gateway.session_count() == 0 {
+            crate::memory::release_freed();
+        }
     }
     .instrument(span)
     .await
