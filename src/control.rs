@@ -1,5 +1,7 @@
-//! Control connections: `mcp-gateway status` and `mcp-gateway stop` talk to the
-//! running daemon over the same socket, with a preamble that names a command.
+//! Control connections: `mcp-gateway status`, `stop`, `restart` and `logs`
+//! talk to the running daemon over the same socket, with a preamble that names
+//! a command (and its arguments); the daemon answers one reply line and at most
+//! one JSON body.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -20,13 +22,31 @@ use crate::router::Gateway;
 pub async fn handle<W: AsyncWrite>(
     gateway: &Arc<Gateway>,
     command: &str,
+    args: &Value,
     mut write: WriteHalf<W>,
     shutdown: CancellationToken,
 ) {
-    let (reply, body) = match command {
-        "status" => (PreambleReply::accepted(None), Some(gateway.status())),
-        "stop" => (PreambleReply::accepted(None), None),
-        other => (PreambleReply::refused(format!("unknown control command `{other}`")), None),
+    let server = args.get("server").and_then(Value::as_str);
+    let (reply, body) = match (command, server) {
+        ("status", _) => (PreambleReply::accepted(None), Some(gateway.status())),
+        ("stop", _) => (PreambleReply::accepted(None), None),
+        ("restart", Some(server)) => match gateway.restart_server(server).await {
+            Ok(stopped) => (PreambleReply::accepted(None), Some(serde_json::json!({ "stopped": stopped }))),
+            Err(e) => (PreambleReply::refused(e), None),
+        },
+        ("logs", server) => match gateway.backend_logs(server, args.get("since")) {
+            Ok(logs) => (PreambleReply::accepted(None), Some(logs)),
+            Err(e) => (PreambleReply::refused(e), None),
+        },
+        ("restart", None) => (PreambleReply::refused("`restart` needs a server name"), None),
+        (other, _) => (
+            PreambleReply::refused(format!(
+                "unknown control command `{other}`: this daemon is mcp-gateway {}; if the command line is newer, \
+                 restart the daemon (`mcp-gateway stop`)",
+                crate::VERSION
+            )),
+            None,
+        ),
     };
     let mut out = serde_json::to_vec(&reply).unwrap_or_default();
     out.push(b'\n');
@@ -57,12 +77,18 @@ pub enum ControlError {
 
 /// Sends a control command and returns the daemon's answer body (if any).
 pub fn request(socket: &Path, command: &str) -> Result<Option<Value>, ControlError> {
+    request_with(socket, command, Value::Null)
+}
+
+/// Sends a control command with arguments and returns the answer body (if any).
+pub fn request_with(socket: &Path, command: &str, args: Value) -> Result<Option<Value>, ControlError> {
     let stream = UnixStream::connect(socket)
         .map_err(|source| ControlError::NotRunning { path: socket.display().to_string(), source })?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     let preamble = Preamble {
         mcp_gateway_preamble: PREAMBLE_VERSION,
         control: Some(command.to_string()),
+        args,
         shim_version: crate::VERSION.to_string(),
         ..Default::default()
     };

@@ -137,6 +137,31 @@ pub fn plan_remove(path: &Path, target: Target, name: &str) -> Result<Change, In
     Ok(Change { path: path.to_path_buf(), before, after, summary })
 }
 
+/// Prepares turning `name` on or off (`enabled:`) in the file at `path`,
+/// leaving the rest of its definition as written. `None`: it already is.
+pub fn plan_set_enabled(
+    path: &Path,
+    target: Target,
+    name: &str,
+    enabled: bool,
+) -> Result<Option<Change>, InstallError> {
+    let before = read(path)?;
+    let text = before.clone().unwrap_or_default();
+    let mut expected = servers_of(path, &text, target)?;
+    let server = expected.get_mut(name).ok_or_else(|| InstallError::Missing(name.to_string()))?;
+    if server.enabled == enabled {
+        return Ok(None);
+    }
+    server.enabled = enabled;
+    let (after, summary) = if is_toml(path) {
+        toml_set_enabled(path, &text, name, enabled)?
+    } else {
+        yaml_set_enabled(&text, name, enabled).map_err(|m| file_error(path, m))?
+    };
+    check(path, &after, target, &expected)?;
+    Ok(Some(Change { path: path.to_path_buf(), before, after, summary }))
+}
+
 /// The edited text must parse to exactly the expected servers (and, for the
 /// config, leave every other setting as it was).
 fn check(
@@ -266,17 +291,55 @@ fn yaml_add(text: &str, name: &str, entry: &Value) -> Result<(String, String), S
     Ok((out.join("\n"), added.iter().map(|l| format!("+ {l}")).collect::<Vec<_>>().join("\n")))
 }
 
-fn yaml_remove(text: &str, name: &str) -> Option<(String, String)> {
-    let lines: Vec<&str> = text.lines().collect();
-    let at = servers_line(&lines)?;
-    let end = block_end(&lines, at, 0);
+/// The key a `key: value` line starts with (unquoted).
+fn yaml_key(line: &str) -> &str {
+    line.trim_start().split(':').next().unwrap_or_default().trim().trim_matches(|c| c == '"' || c == '\'')
+}
+
+/// The lines `[start, end)` of server `name`'s entry in the `servers:` block.
+fn yaml_entry_lines(lines: &[&str], name: &str) -> Option<(usize, usize)> {
+    let at = servers_line(lines)?;
+    let end = block_end(lines, at, 0);
     let start = (at + 1..end).find(|&i| {
         let line = lines[i];
-        let key =
-            line.trim_start().split(':').next().unwrap_or_default().trim().trim_matches(|c| c == '"' || c == '\'');
-        !is_blank_or_comment(line) && key == name && line.trim_start().contains(':')
+        !is_blank_or_comment(line) && yaml_key(line) == name && line.trim_start().contains(':')
     })?;
-    let entry_end = block_end(&lines, start, indent_of(lines[start]));
+    Some((start, block_end(lines, start, indent_of(lines[start]))))
+}
+
+fn yaml_set_enabled(text: &str, name: &str, enabled: bool) -> Result<(String, String), String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let (start, end) = yaml_entry_lines(&lines, name).ok_or_else(|| format!("cannot find the block of `{name}`"))?;
+    let after_key = lines[start].split_once(':').map_or("", |(_, rest)| rest).split('#').next().unwrap_or("").trim();
+    if !after_key.is_empty() {
+        return Err(format!("`{name}` is written in flow style ({{ … }}); set `enabled:` by hand"));
+    }
+    let child_indent = lines[start + 1..end]
+        .iter()
+        .find(|l| !is_blank_or_comment(l))
+        .map_or(indent_of(lines[start]) + 2, |l| indent_of(l));
+    let new_line = format!("{}enabled: {enabled}", " ".repeat(child_indent));
+    let mut out: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    let existing = (start + 1..end).find(|&i| indent_of(lines[i]) == child_indent && yaml_key(lines[i]) == "enabled");
+    let summary = match existing {
+        Some(i) => {
+            let summary = format!("- {}\n+ {new_line}", lines[i]);
+            out[i] = new_line;
+            summary
+        }
+        None => {
+            out.insert(start + 1, new_line.clone());
+            format!("+ {new_line}")
+        }
+    };
+    let mut text = out.join("\n");
+    text.push('\n');
+    Ok((text, summary))
+}
+
+fn yaml_remove(text: &str, name: &str) -> Option<(String, String)> {
+    let lines: Vec<&str> = text.lines().collect();
+    let (start, entry_end) = yaml_entry_lines(&lines, name)?;
     let removed: Vec<String> = lines[start..entry_end].iter().map(|l| format!("- {l}")).collect();
     let mut out: Vec<&str> = lines[..start].to_vec();
     out.extend(&lines[entry_end..]);
@@ -314,6 +377,19 @@ fn toml_remove(path: &Path, text: &str, name: &str) -> Result<(String, String), 
         .and_then(|s| s.remove(name))
         .ok_or_else(|| InstallError::Missing(name.to_string()))?;
     Ok((doc.to_string(), format!("- [servers.{name}] {}", removed.to_string().trim())))
+}
+
+fn toml_set_enabled(path: &Path, text: &str, name: &str, enabled: bool) -> Result<(String, String), InstallError> {
+    let mut doc: toml_edit::DocumentMut =
+        text.parse().map_err(|e: toml_edit::TomlError| file_error(path, e.to_string()))?;
+    let entry = doc
+        .get_mut("servers")
+        .and_then(|s| s.as_table_like_mut())
+        .and_then(|s| s.get_mut(name))
+        .and_then(|e| e.as_table_like_mut())
+        .ok_or_else(|| InstallError::Missing(name.to_string()))?;
+    entry.insert("enabled", toml_edit::value(enabled));
+    Ok((doc.to_string(), format!("+ [servers.{name}] enabled = {enabled}")))
 }
 
 #[cfg(test)]
@@ -390,6 +466,35 @@ mod tests {
         let config = Config::load(&path).unwrap().unwrap();
         assert_eq!(config.servers.keys().collect::<Vec<_>>(), ["memory"]);
         assert!(std::fs::read_to_string(&path).unwrap().starts_with("# top comment"));
+    }
+
+    #[test]
+    fn enabling_and_disabling_touches_one_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.yaml");
+        std::fs::write(&path, YAML).unwrap();
+        let change = plan_set_enabled(&path, Target::Config, "docs", false).unwrap().unwrap();
+        assert_eq!(change.after.lines().count(), YAML.lines().count() + 1, "{}", change.after);
+        assert!(change.after.contains("  docs:\n    enabled: false\n    command: docs-mcp   # the docs"));
+        apply(&change).unwrap();
+        assert!(!Config::load(&path).unwrap().unwrap().servers["docs"].enabled);
+        assert_eq!(plan_set_enabled(&path, Target::Config, "docs", false).unwrap(), None, "already off");
+        let change = plan_set_enabled(&path, Target::Config, "docs", true).unwrap().unwrap();
+        assert!(change.after.contains("    enabled: true\n"));
+        assert!(matches!(plan_set_enabled(&path, Target::Config, "nope", true), Err(InstallError::Missing(_))));
+
+        let toml = dir.path().join("config.toml");
+        std::fs::write(&toml, "# keep\n[servers.docs]\ncommand = \"docs-mcp\"\n").unwrap();
+        let change = plan_set_enabled(&toml, Target::Config, "docs", false).unwrap().unwrap();
+        assert!(
+            change.after.starts_with("# keep\n[servers.docs]\ncommand = \"docs-mcp\"\nenabled = false"),
+            "{}",
+            change.after
+        );
+        let flow = dir.path().join("flow.yaml");
+        std::fs::write(&flow, "servers:\n  docs: { command: docs-mcp }\n").unwrap();
+        let err = plan_set_enabled(&flow, Target::Config, "docs", false).unwrap_err().to_string();
+        assert!(err.contains("flow style"), "{err}");
     }
 
     #[test]

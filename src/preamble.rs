@@ -34,6 +34,9 @@ pub struct Preamble {
     /// `None` for an MCP session; a command name for a control connection.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub control: Option<String>,
+    /// The control command's arguments (`{"server": …}` for `restart`).
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub args: serde_json::Value,
     /// The client's working directory (its workspace is found from here).
     #[serde(default)]
     pub cwd: Option<PathBuf>,

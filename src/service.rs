@@ -71,6 +71,20 @@ pub fn run(command: ServiceCommand) -> anyhow::Result<ExitCode> {
                 println!("installed: the daemon now starts on the first connect");
             }
         }
+        ServiceCommand::Status => {
+            let report = inspect();
+            for (path, present) in &report.files {
+                println!("{:<20} {}", if *present { "installed" } else { "not installed" }, path.display());
+            }
+            for (what, state) in &report.manager {
+                println!("{what:<20} {state}");
+            }
+            let socket = paths::socket_path(None);
+            let answering = std::os::unix::net::UnixStream::connect(&socket).is_ok();
+            let listening = if answering { "a daemon answers" } else { "nothing listening" };
+            println!("{:<20} {} ({listening})", "socket", socket.display());
+            return Ok(if report.installed() { ExitCode::SUCCESS } else { ExitCode::from(3) });
+        }
         ServiceCommand::Uninstall => {
             if cfg!(target_os = "macos") {
                 let uid = nix::unistd::getuid();
@@ -88,6 +102,62 @@ pub fn run(command: ServiceCommand) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What is installed, and what the service manager says about it.
+pub struct ServiceReport {
+    /// Each service file this binary would install, and whether it is there.
+    pub files: Vec<(PathBuf, bool)>,
+    /// `(unit, state)` from `systemctl --user is-enabled/is-active` (or
+    /// launchctl), or why the manager could not be asked.
+    pub manager: Vec<(String, String)>,
+}
+
+impl ServiceReport {
+    pub fn installed(&self) -> bool {
+        !self.files.is_empty() && self.files.iter().all(|(_, present)| *present)
+    }
+}
+
+/// Looks at the service files and asks the service manager about them.
+pub fn inspect() -> ServiceReport {
+    let files: Vec<(PathBuf, bool)> = files()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(path, _)| {
+            let present = path.exists();
+            (path, present)
+        })
+        .collect();
+    let ask = |program: &str, args: &[&str]| -> String {
+        match Command::new(program).args(args).output() {
+            Ok(out) => {
+                let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+                let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
+                if text.is_empty() { err } else { text }
+            }
+            Err(e) => format!("cannot run {program}: {e}"),
+        }
+    };
+    let manager = if cfg!(target_os = "macos") {
+        let uid = nix::unistd::getuid();
+        let state = ask("launchctl", &["print", &format!("gui/{uid}/{}", launchd::LABEL)]);
+        let loaded = if state.contains("state =") { "loaded" } else { "not loaded" };
+        vec![("launchd".to_string(), loaded.to_string())]
+    } else {
+        vec![
+            (
+                "mcp-gateway.socket".to_string(),
+                format!(
+                    "{}, {}",
+                    ask("systemctl", &["--user", "is-enabled", "mcp-gateway.socket"]),
+                    ask("systemctl", &["--user", "is-active", "mcp-gateway.socket"])
+                ),
+            ),
+            ("mcp-gateway.service".to_string(), ask("systemctl", &["--user", "is-active", "mcp-gateway.service"])),
+        ]
+    };
+    ServiceReport { files, manager }
 }
 
 fn write(path: &Path, contents: &str) -> anyhow::Result<()> {

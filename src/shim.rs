@@ -119,6 +119,7 @@ impl Connector {
         let preamble = Preamble {
             mcp_gateway_preamble: PREAMBLE_VERSION,
             control: None,
+            args: serde_json::Value::Null,
             cwd: std::env::current_dir().ok(),
             env: crate::preamble::ClientEnv(Arc::new(
                 std::env::vars_os()

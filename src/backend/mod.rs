@@ -10,7 +10,7 @@ pub mod stderr;
 pub mod stdio;
 mod supervisor;
 
-pub use pool::{BackendPool, BackendStatus, rss_kib};
+pub use pool::{BackendPool, BackendStatus};
 pub use supervisor::Supervision;
 
 use crate::lock;
@@ -387,6 +387,11 @@ impl Backend {
     /// The last lines the backend wrote to stderr.
     pub fn stderr_tail(&self, lines: usize) -> Vec<String> {
         self.stderr.tail(lines)
+    }
+
+    /// The stderr lines numbered `since` and later, and the next number.
+    pub fn stderr_since(&self, since: u64) -> (Vec<String>, u64) {
+        self.stderr.since(since)
     }
 
     /// How the backend ended, once it has.

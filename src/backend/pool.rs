@@ -11,6 +11,7 @@ use super::stdio::EraPlan;
 use super::supervisor::{Health, Supervision};
 use super::{Backend, BackendError, BackendHandler, Identity, Resolved, lock, stdio};
 use crate::config::{Protocol, ServerConfig, Transport};
+use crate::procinfo::{self, rss_kib};
 
 /// A running backend: its connection plus what is needed to stop it.
 struct Instance {
@@ -41,13 +42,6 @@ impl Stopper {
     }
 }
 
-/// Resident memory of a process, from /proc (Linux).
-pub fn rss_kib(pid: u32) -> Option<u64> {
-    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    Some(pages * 4)
-}
-
 /// One row of `status`.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct BackendStatus {
@@ -62,6 +56,10 @@ pub struct BackendStatus {
     pub in_flight: usize,
     pub progress_routes: usize,
     pub rss_kib: Option<u64>,
+    /// The processes of the backend's process group (an `npx` server is
+    /// `npm exec` plus `node`) and their resident memory together.
+    pub processes: usize,
+    pub tree_rss_kib: Option<u64>,
     pub restarts: u32,
     pub last_exit: Option<String>,
     /// Seconds until the next start is allowed (backing off, or breaker open).
@@ -262,6 +260,20 @@ impl BackendPool {
         }
     }
 
+    /// Stops every instance of `server` (all sharing keys) and forgets their
+    /// slots, so backoff and the breaker start afresh; the next call starts a
+    /// new instance. Returns how many were running.
+    pub async fn restart_server(&self, server: &str, grace: Duration) -> usize {
+        let identities: Vec<Identity> =
+            lock(&self.slots).keys().filter(|identity| identity.server == server).cloned().collect();
+        let mut running = 0;
+        for identity in identities {
+            running += usize::from(self.running(&identity).is_some());
+            self.stop(&identity, grace).await;
+        }
+        running
+    }
+
     /// Forgets a disconnected session in every instance.
     pub fn detach(&self, session: SessionId) {
         for backend in self.running_all() {
@@ -290,6 +302,8 @@ impl BackendPool {
                     in_flight: 0,
                     progress_routes: 0,
                     rss_kib: None,
+                    processes: 0,
+                    tree_rss_kib: None,
                     restarts: slot.starts.load(Ordering::Relaxed).saturating_sub(1),
                     last_exit: None,
                     next_retry_secs: None,
@@ -318,6 +332,9 @@ impl BackendPool {
                             row.sessions = lock(&b.users).len();
                             row.idle_secs = b.idle_for().as_secs();
                             row.rss_kib = row.pid.and_then(rss_kib);
+                            if let Some(group) = row.pid.and_then(procinfo::group_usage) {
+                                (row.processes, row.tree_rss_kib) = (group.processes, Some(group.rss_kib));
+                            }
                             row.last_exit = row.last_exit.take().or_else(|| b.exit_status());
                         }
                     }

@@ -12,7 +12,15 @@ const MAX_LINE_CHARS: usize = 2000;
 
 #[derive(Default)]
 pub struct StderrRing {
-    lines: Mutex<VecDeque<String>>,
+    lines: Mutex<Lines>,
+}
+
+#[derive(Default)]
+struct Lines {
+    kept: VecDeque<String>,
+    /// How many lines were ever pushed: the sequence number of the next one,
+    /// so a follower (`mcp-gateway logs -f`) can ask for what is new.
+    pushed: u64,
 }
 
 impl StderrRing {
@@ -24,16 +32,26 @@ impl StderrRing {
             line.push('…');
         }
         let mut lines = crate::lock(&self.lines);
-        if lines.len() == MAX_LINES {
-            lines.pop_front();
+        if lines.kept.len() == MAX_LINES {
+            lines.kept.pop_front();
         }
-        lines.push_back(line);
+        lines.kept.push_back(line);
+        lines.pushed += 1;
     }
 
     /// The last `n` lines, oldest first.
     pub fn tail(&self, n: usize) -> Vec<String> {
         let lines = crate::lock(&self.lines);
-        lines.iter().skip(lines.len().saturating_sub(n)).cloned().collect()
+        lines.kept.iter().skip(lines.kept.len().saturating_sub(n)).cloned().collect()
+    }
+
+    /// The kept lines numbered `since` and later (older ones may have been
+    /// dropped), and the number to ask from next time.
+    pub fn since(&self, since: u64) -> (Vec<String>, u64) {
+        let lines = crate::lock(&self.lines);
+        let first = lines.pushed - lines.kept.len() as u64;
+        let skip = usize::try_from(since.saturating_sub(first)).unwrap_or(usize::MAX);
+        (lines.kept.iter().skip(skip).cloned().collect(), lines.pushed)
     }
 }
 
@@ -49,6 +67,11 @@ mod tests {
         }
         assert_eq!(ring.tail(2), vec![format!("line {}", MAX_LINES + 8), format!("line {}", MAX_LINES + 9)]);
         assert_eq!(ring.tail(usize::MAX).len(), MAX_LINES);
+        let (new, next) = ring.since(MAX_LINES as u64 + 8);
+        assert_eq!(new.len(), 2);
+        assert_eq!(next, MAX_LINES as u64 + 10);
+        assert!(ring.since(next).0.is_empty(), "nothing new");
+        assert_eq!(ring.since(0).0.len(), MAX_LINES, "lines already dropped are skipped");
         ring.push(&"é".repeat(MAX_LINE_CHARS));
         assert!(ring.tail(1)[0].len() <= MAX_LINE_CHARS + '…'.len_utf8());
     }

@@ -1,12 +1,20 @@
 //! The command lines of both binaries (clap), and `mcp-gateway`'s subcommands.
+//!
+//! The definitions live here (they also generate the man pages and shell
+//! completions); each subcommand's work lives in its own module.
+
+mod doctor;
+mod logs;
+mod servers;
+mod status;
+mod table;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
-use serde_json::Value;
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::{config, control, daemon, paths};
 
@@ -17,7 +25,8 @@ Files:
   socket         --socket, else $MCP_GATEWAY_SOCKET, else $XDG_RUNTIME_DIR/mcp-gateway/gateway.sock,
                  else /tmp/mcp-gateway-$UID/gateway.sock
 
-Point an MCP client at `mcp-gateway-connect` instead of each server; it starts the daemon when needed.";
+Point an MCP client at `mcp-gateway-connect` instead of each server; it starts the daemon when needed.
+Something wrong? `mcp-gateway doctor` checks the setup and says what to do.";
 
 /// `mcp-gateway`: the daemon and its command line.
 #[derive(Debug, Parser)]
@@ -32,6 +41,20 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// `--socket`, shared by the commands that talk to a running daemon.
+#[derive(Debug, Clone, Args)]
+pub struct SocketArg {
+    /// The daemon's socket (default: see "Files" in `mcp-gateway --help`).
+    #[arg(long, value_name = "PATH", env = "MCP_GATEWAY_SOCKET")]
+    pub socket: Option<PathBuf>,
+}
+
+impl SocketArg {
+    fn path(&self) -> PathBuf {
+        paths::socket_path(self.socket.as_deref())
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the daemon in the foreground (what the service manager or the shim starts).
@@ -43,32 +66,161 @@ pub enum Command {
         #[arg(long, value_name = "PATH")]
         socket: Option<PathBuf>,
     },
-    /// Show the running daemon's backends and sessions.
+    /// Show the running daemon: each backend (sharing key, state, pid, memory,
+    /// uptime, restarts, sessions), each session (client, workspace, profile),
+    /// and what per-terminal spawning would cost instead.
     Status {
-        /// Print JSON instead of a table.
+        /// Print JSON (stable: see `schema_version`) instead of a table.
         #[arg(long)]
         json: bool,
-        /// The daemon's socket.
-        #[arg(long, value_name = "PATH")]
-        socket: Option<PathBuf>,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// List, add, remove, enable or disable servers in the config (the daemon
+    /// applies each edit at once; comments and order are kept, the previous
+    /// file is kept as `<file>.bak`).
+    #[command(subcommand)]
+    Servers(ServersCommand),
+    /// Show the daemon's log, or a server's captured stderr.
+    Logs {
+        /// A server: its instances' stderr (the last 200 lines each are kept).
+        /// Without one: the daemon's own log (its file, or the journal).
+        server: Option<String>,
+        /// Keep printing new lines as they come.
+        #[arg(short, long)]
+        follow: bool,
+        /// How many of the last lines to show first.
+        #[arg(short = 'n', long, default_value_t = 50, value_name = "N")]
+        lines: usize,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// Stop a server's running instances now; its next call starts a fresh one
+    /// (backoff and circuit breaker reset). Calls in flight on them fail.
+    Restart {
+        /// The server, as named in the config.
+        server: String,
+        #[command(flatten)]
+        socket: SocketArg,
     },
     /// Stop the running daemon (its backends are stopped with it).
     Stop {
-        /// The daemon's socket.
-        #[arg(long, value_name = "PATH")]
-        socket: Option<PathBuf>,
+        #[command(flatten)]
+        socket: SocketArg,
     },
     /// Check or locate the config file.
     #[command(subcommand)]
     Config(ConfigCommand),
-    /// Install the per-user service (systemd user units, or a LaunchAgent on macOS).
+    /// Install, remove or inspect the per-user service (systemd user units, or
+    /// a LaunchAgent on macOS) that starts the daemon on the first connect.
     #[command(subcommand)]
     Service(ServiceCommand),
+    /// Check the setup (socket, permissions, service, config, each server's
+    /// command, Node/npx/uvx/docker) and say what to do about each problem.
+    Doctor {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
     /// Write the man pages into a directory (used to keep `man/` current).
     #[command(hide = true)]
     Manpages {
         /// Where to write them.
         dir: PathBuf,
+    },
+}
+
+/// Which file a `servers` edit goes to (as for the `mcpgw_install` meta-tool).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Scope {
+    /// The gateway config: every session sees the server.
+    Global,
+    /// The `.mcp-gateway.yaml` of the current directory's workspace: only
+    /// sessions there see it, and only once the config trusts that workspace.
+    Workspace,
+}
+
+/// Where a `servers` command finds the config.
+#[derive(Debug, Clone, Args)]
+pub struct ConfigArg {
+    /// The config file (default: see "Files" in `mcp-gateway --help`).
+    #[arg(long, value_name = "PATH", global = true)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServersCommand {
+    /// List the configured servers, with their state in the running daemon.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// Add a server: from the catalog by name (`mcp-gateway servers add memory`),
+    /// or a command (`… add NAME -- npx -y PACKAGE`), or a URL (`--url`).
+    #[command(after_help = "Examples:
+  mcp-gateway servers add memory                       # from the catalog
+  mcp-gateway servers add git -- uvx mcp-server-git    # a command and its arguments
+  mcp-gateway servers add docs --url https://example.com/mcp --header 'Authorization=Bearer ${DOCS_TOKEN}'
+  mcp-gateway servers add db --scope workspace --share workspace -- npx -y @acme/db-mcp")]
+    Add {
+        /// The server's name (tools appear as `<name>__<tool>`).
+        name: String,
+        /// The command and its arguments (after `--`).
+        #[arg(last = true, value_name = "COMMAND")]
+        command: Vec<String>,
+        /// A remote server's URL (MCP Streamable HTTP, or the older HTTP+SSE).
+        #[arg(long, conflicts_with = "command")]
+        url: Option<String>,
+        /// An environment variable for the server, `NAME=VALUE` (use
+        /// `NAME=${VAR}` to take the value from the credential sources).
+        #[arg(long = "env", value_name = "NAME=VALUE")]
+        env: Vec<String>,
+        /// An HTTP header for a remote server, `NAME=VALUE`.
+        #[arg(long = "header", value_name = "NAME=VALUE", requires = "url")]
+        headers: Vec<String>,
+        /// Who shares one process: global, workspace, credential or session.
+        #[arg(long, value_name = "MODE")]
+        share: Option<String>,
+        /// Which file to change.
+        #[arg(long, value_enum, default_value_t = Scope::Global)]
+        scope: Scope,
+        /// Start the server once (not through the daemon) and list its tools
+        /// before writing anything.
+        #[arg(long)]
+        test: bool,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Remove a server (its running instances finish their calls, then stop).
+    Remove {
+        name: String,
+        #[arg(long, value_enum, default_value_t = Scope::Global)]
+        scope: Scope,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Turn a server back on.
+    Enable {
+        name: String,
+        #[arg(long, value_enum, default_value_t = Scope::Global)]
+        scope: Scope,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Turn a server off without removing it (`enabled: false`).
+    Disable {
+        name: String,
+        #[arg(long, value_enum, default_value_t = Scope::Global)]
+        scope: Scope,
+        #[command(flatten)]
+        config: ConfigArg,
     },
 }
 
@@ -82,6 +234,8 @@ pub enum ServiceCommand {
     },
     /// Disable and remove the service files.
     Uninstall,
+    /// Whether the service files are installed, and the socket enabled and listening.
+    Status,
     /// Print the LaunchAgent plist this binary would install (any OS).
     Plist,
 }
@@ -135,18 +289,20 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve { config, socket } => serve(config, socket),
-        Command::Status { json, socket } => {
-            let socket = paths::socket_path(socket.as_deref());
-            let status = control::request(&socket, "status")?.unwrap_or(Value::Null);
-            if json {
-                println!("{}", serde_json::to_string_pretty(&status)?);
-            } else {
-                print!("{}", format_status(&status));
+        Command::Status { json, socket } => status::run(&socket.path(), json),
+        Command::Servers(command) => servers::run(command),
+        Command::Logs { server, follow, lines, socket } => logs::run(&socket.path(), server.as_deref(), follow, lines),
+        Command::Restart { server, socket } => {
+            let answer = control::request_with(&socket.path(), "restart", serde_json::json!({ "server": server }))?;
+            let stopped = answer.as_ref().and_then(|a| a["stopped"].as_u64()).unwrap_or(0);
+            match stopped {
+                0 => println!("`{server}` was not running; it starts on its next call"),
+                n => println!("stopped {n} instance(s) of `{server}`; the next call starts a fresh one"),
             }
             Ok(ExitCode::SUCCESS)
         }
         Command::Stop { socket } => {
-            let socket = paths::socket_path(socket.as_deref());
+            let socket = socket.path();
             control::request(&socket, "stop")?;
             wait_for_exit(&socket, Duration::from_secs(30));
             println!("stopped the daemon on {}", socket.display());
@@ -174,6 +330,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Service(command) => crate::service::run(command),
+        Command::Doctor { json, socket } => doctor::run(&socket.path(), json),
         Command::Manpages { dir } => {
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
             for command in [<Cli as clap::CommandFactory>::command(), <ConnectArgs as clap::CommandFactory>::command()]
@@ -202,7 +359,7 @@ fn serve(config: Option<PathBuf>, socket: Option<PathBuf>) -> anyhow::Result<Exi
         None => crate::launchd::activated_listener("gateway"),
     };
     let ready = take_ready_fd();
-    init_logging();
+    crate::logging::init();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     let options = daemon::ServeOptions { config, socket, listener, ready };
     let shutdown = tokio_util::sync::CancellationToken::new();
@@ -233,75 +390,4 @@ unsafe fn libc_fcntl_getfd(fd: i32) -> i32 {
     // is sound even if it is closed (the call then fails with EBADF).
     let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
     nix::fcntl::fcntl(borrowed, nix::fcntl::FcntlArg::F_GETFD).unwrap_or(-1)
-}
-
-/// Whether stderr is the journal: `JOURNAL_STREAM` names its device and inode.
-fn stderr_is_journal() -> bool {
-    let Some(expected) = std::env::var("JOURNAL_STREAM").ok() else { return false };
-    let Ok(meta) = nix::sys::stat::fstat(std::io::stderr()) else { return false };
-    expected == format!("{}:{}", meta.st_dev, meta.st_ino)
-}
-
-fn init_logging() {
-    use tracing_subscriber::EnvFilter;
-    use tracing_subscriber::layer::SubscriberExt;
-    use tracing_subscriber::util::SubscriberInitExt;
-    let filter = EnvFilter::try_from_env("MCP_GATEWAY_LOG")
-        .or_else(|_| EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    // Under systemd, log to the journal with levels and fields; else plain text on stderr.
-    let journald = stderr_is_journal().then(|| tracing_journald::layer().ok()).flatten();
-    let fmt =
-        journald.is_none().then(|| tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(false));
-    tracing_subscriber::registry().with(filter).with(journald).with(fmt).init();
-}
-
-fn format_status(status: &Value) -> String {
-    use std::fmt::Write;
-    let mut out = String::new();
-    let get = |v: &Value, k: &str| v.get(k).map(|x| x.to_string().trim_matches('"').to_string()).unwrap_or_default();
-    let pid = status.get("pid").and_then(Value::as_u64).unwrap_or(0);
-    let _ = writeln!(
-        out,
-        "mcp-gateway {} (pid {pid}, up {} s, {} KiB)",
-        get(status, "version"),
-        get(status, "uptime_secs"),
-        u32::try_from(pid).ok().and_then(crate::backend::rss_kib).map(|k| k.to_string()).unwrap_or_else(|| "?".into())
-    );
-    let backends = status.get("backends").and_then(Value::as_array).cloned().unwrap_or_default();
-    let _ = writeln!(out, "\nBACKEND              KEY          STATE     PID      RSS KiB  UP s   RESTARTS IN FLIGHT");
-    if backends.is_empty() {
-        let _ = writeln!(out, "(none running)");
-    }
-    for b in &backends {
-        let pid = b.get("pid").and_then(Value::as_u64);
-        let _ = writeln!(
-            out,
-            "{:<20} {:<12} {:<9} {:<8} {:<8} {:<6} {:<8} {}",
-            get(b, "server"),
-            get(b, "key"),
-            get(b, "state"),
-            pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
-            get(b, "rss_kib"),
-            get(b, "uptime_secs"),
-            get(b, "restarts"),
-            get(b, "in_flight"),
-        );
-    }
-    let sessions = status.get("sessions").and_then(Value::as_array).cloned().unwrap_or_default();
-    let _ = writeln!(out, "\nSESSION  CLIENT                 CLIENT PID  CWD");
-    if sessions.is_empty() {
-        let _ = writeln!(out, "(none)");
-    }
-    for s in &sessions {
-        let _ = writeln!(
-            out,
-            "{:<8} {:<22} {:<11} {}",
-            get(s, "id"),
-            get(s, "client"),
-            get(s, "client_pid"),
-            get(s, "cwd"),
-        );
-    }
-    out
 }

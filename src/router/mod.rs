@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use tracing::{debug, info};
 
 use crate::backend::pending::{SessionId, SessionSink};
@@ -25,9 +25,11 @@ use crate::workspace::WorkspaceFiles;
 
 mod listings;
 mod logging;
+mod operate;
 mod reload;
 mod resolve;
 mod server_requests;
+mod status;
 mod subscriptions;
 mod tasks;
 
@@ -194,45 +196,6 @@ impl Gateway {
     }
 
     // ---- status and shutdown ----
-
-    pub fn status(&self) -> Value {
-        let sessions: Vec<Value> = {
-            let sessions = lock(&self.sessions);
-            let mut rows: Vec<&SessionInfo> = sessions.values().collect();
-            rows.sort_by_key(|s| s.id);
-            rows.iter()
-                .map(|s| {
-                    json!({
-                        "id": s.id,
-                        "client": s.client_name,
-                        "client_pid": s.client_pid,
-                        "protocol_version": s.protocol_version,
-                        "log_level": s.log_level.map(LogLevel::as_str),
-                        "cwd": s.cwd,
-                        "workspace": s.workspace,
-                        "profile": s.profile,
-                        "connected_secs": s.connected.elapsed().as_secs(),
-                    })
-                })
-                .collect()
-        };
-        json!({
-            "version": crate::VERSION,
-            "pid": std::process::id(),
-            "uptime_secs": self.started.elapsed().as_secs(),
-            "servers": self.config().servers.keys().collect::<Vec<_>>(),
-            "idle_timeout_secs": self.config().idle_timeout.as_secs(),
-            "config_error": self.config_error(),
-            "http": self.http_addr.get().map(|a| format!("http://{a}/mcp")),
-            "backends": self.pool.status(),
-            "sessions": sessions,
-            "pending": {
-                "server_requests": self.server_requests.len(),
-                "subscriptions": self.subscriptions.len(),
-                "tasks": self.tasks.len(),
-            },
-        })
-    }
 
     /// Stops every backend (SIGTERM, grace, SIGKILL).
     pub async fn shutdown_backends(&self) {

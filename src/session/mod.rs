@@ -75,7 +75,7 @@ where
         }
     };
     if let Some(command) = preamble.control.clone() {
-        crate::control::handle(&gateway, &command, write, shutdown).await;
+        crate::control::handle(&gateway, &command, &preamble.args, write, shutdown).await;
         return;
     }
     let (workspace, profile) = match gateway.session_context(preamble.cwd.as_deref(), preamble.profile.as_deref()) {
