@@ -229,6 +229,13 @@ impl TryFrom<RawServer> for ServerConfig {
 }
 
 impl ServerConfig {
+    /// The same definition turned on or off (its digests follow).
+    pub fn with_enabled(&self, enabled: bool) -> ServerConfig {
+        let mut server = ServerConfig { enabled, digests: Digests::default(), ..self.clone() };
+        server.digests = Digests { fingerprint: server.compute_fingerprint(), revision: server.compute_revision() };
+        server
+    }
+
     /// A fingerprint of everything that changes what the server is. Listings cached
     /// under another fingerprint belong to an older definition and are not reused.
     pub fn fingerprint(&self) -> String {

@@ -152,7 +152,7 @@ pub fn plan_set_enabled(
     if server.enabled == enabled {
         return Ok(None);
     }
-    server.enabled = enabled;
+    *server = server.with_enabled(enabled);
     let (after, summary) = if is_toml(path) {
         toml_set_enabled(path, &text, name, enabled)?
     } else {

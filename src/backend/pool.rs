@@ -244,6 +244,14 @@ impl BackendPool {
             .collect()
     }
 
+    /// Every instance still held, running or exited (an exited one is kept
+    /// until its next start or its slot is dropped): what `logs` reads, so a
+    /// crashed server's last words stay visible.
+    pub fn instances(&self) -> Vec<Arc<Backend>> {
+        let slots: Vec<Arc<Slot>> = crate::lock(&self.slots).values().cloned().collect();
+        slots.iter().filter_map(|slot| slot.instance.try_lock().ok()?.as_ref().map(|i| i.backend.clone())).collect()
+    }
+
     /// The live backend of `identity` if one is running; never spawns.
     pub fn running(&self, identity: &Identity) -> Option<Arc<Backend>> {
         let slot = lock(&self.slots).get(identity)?.clone();

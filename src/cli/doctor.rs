@@ -305,10 +305,10 @@ fn tools(report: &mut Report, config: Option<&Config>) {
         config.is_some_and(|c| c.servers.values().any(|s| s.enabled && s.command.as_deref() == Some(program)))
     };
     for (program, version_flag, purpose) in [
-        ("node", "--version", "Node.js, for npm servers"),
-        ("npx", "--version", "npm servers (`npx -y PACKAGE`)"),
-        ("uvx", "--version", "Python servers (`uvx PACKAGE`)"),
-        ("docker", "--version", "servers of `type: docker`"),
+        ("node", "--version", "runs npm servers"),
+        ("npx", "--version", "starts npm servers: npx -y PACKAGE"),
+        ("uvx", "--version", "starts Python servers: uvx PACKAGE"),
+        ("docker", "--version", "runs servers of type: docker"),
     ] {
         match which(program) {
             Some(path) => {
@@ -329,7 +329,7 @@ fn tools(report: &mut Report, config: Option<&Config>) {
             None => report.add(
                 Level::Info,
                 "runtime",
-                format!("{program} not found ({purpose}; not used by the config)"),
+                format!("{program} not found ({purpose}; the config uses none)"),
                 None,
             ),
         }

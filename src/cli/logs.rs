@@ -30,13 +30,17 @@ fn server_logs(socket: &Path, server: &str, follow: bool, lines: usize) -> anyho
     let answer = control::request_with(socket, "logs", json!({ "server": server }))?.unwrap_or(Value::Null);
     let backends = answer["backends"].as_array().cloned().unwrap_or_default();
     if backends.is_empty() {
-        anstream::eprintln!("{DIM}`{server}` has no running instance; its stderr is kept while it runs{DIM:#}");
+        anstream::eprintln!("{DIM}`{server}` has not run since the daemon started (or was stopped as idle){DIM:#}");
     }
     let mut next: HashMap<String, u64> = HashMap::new();
     for b in &backends {
         let all = b["lines"].as_array().cloned().unwrap_or_default();
+        let state = match b["exit"].as_str() {
+            Some(exit) if b["running"] == false => exit.lines().next().unwrap_or(exit).to_string(),
+            _ => "running".to_string(),
+        };
         anstream::println!(
-            "{DIM}== {} ({}, pid {}) =={DIM:#}",
+            "{DIM}== {} ({}, pid {}, {state}) =={DIM:#}",
             b["server"].as_str().unwrap_or(server),
             b["key"].as_str().unwrap_or("-"),
             b["pid"]

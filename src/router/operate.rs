@@ -25,13 +25,14 @@ impl Gateway {
         Ok(stopped)
     }
 
-    /// The stderr of every running instance (of `server`, or all), each as
-    /// `{instance, server, key, pid, lines, next}`. `since` maps an instance
+    /// The stderr of every instance (of `server`, or all) that is running or
+    /// exited and not yet replaced, each as `{instance, server, key, pid,
+    /// running, exit, lines, next}`. `since` maps an instance
     /// id to the `next` number a previous answer gave, so a follower gets only
     /// new lines.
     pub fn backend_logs(&self, server: Option<&str>, since: Option<&Value>) -> Result<Value, String> {
         let config = self.config();
-        let mut backends = self.pool.running_all();
+        let mut backends = self.pool.instances();
         if let Some(server) = server {
             backends.retain(|b| b.server == server);
             if backends.is_empty() && !config.servers.contains_key(server) {
@@ -45,7 +46,10 @@ impl Gateway {
                 let id = format!("{}:{}:{}", b.server, b.key.0, b.identity.instance);
                 let from = since.and_then(|s| s.get(&id)).and_then(Value::as_u64).unwrap_or(0);
                 let (lines, next) = b.stderr_since(from);
-                json!({ "instance": id, "server": b.server, "key": b.key.0, "pid": b.pid, "lines": lines, "next": next })
+                json!({
+                    "instance": id, "server": b.server, "key": b.key.0, "pid": b.pid,
+                    "running": b.is_alive(), "exit": b.exit_status(), "lines": lines, "next": next,
+                })
             })
             .collect();
         Ok(json!({ "backends": rows }))

@@ -1,0 +1,251 @@
+//! The command line against real daemons: status (table and JSON), servers
+//! edits taken up by a running daemon, `servers add --test`, restart, logs,
+//! doctor and service status.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Output, Stdio};
+use std::sync::mpsc::channel;
+use std::time::Duration;
+
+use common::*;
+use serde_json::{Value, json};
+
+/// Runs `mcp-gateway ARGS` in the test's environment.
+fn cli(gw: &TestGateway, args: &[&str]) -> Output {
+    gw.command(DAEMON)
+        .env("HOME", &gw.home)
+        .env("XDG_CONFIG_HOME", gw.home.join(".config"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn ok(gw: &TestGateway, args: &[&str]) -> String {
+    let out = cli(gw, args);
+    assert!(out.status.success(), "mcp-gateway {args:?} failed: {}\n{}", stdout(&out), stderr(&out));
+    stdout(&out)
+}
+
+fn fixture_command(tag: &str) -> Vec<String> {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fixture_server.py");
+    vec!["python3".into(), script.display().to_string(), tag.into()]
+}
+
+fn backend_pid(gw: &TestGateway, server: &str) -> Option<u64> {
+    status(gw)["backends"].as_array()?.iter().find(|b| b["server"] == server)?["pid"].as_u64()
+}
+
+#[test]
+fn status_shows_backends_sessions_and_what_per_terminal_spawning_would_cost() {
+    let mut gw = TestGateway::with_servers(&[("alpha", fixture_server("alpha")), ("beta", fixture_server("beta"))]);
+    gw.start();
+    let mut one = gw.client();
+    one.initialize();
+    let answer = one.call_tool(json!(1), "alpha__echo", json!({"message": "hi"}));
+    assert_eq!(first_text(&answer), "alpha: hi");
+    let mut two = gw.client();
+    two.initialize();
+
+    let table = ok(&gw, &["status"]);
+    assert!(table.contains("SERVER  KEY     STATE  PID"), "backend columns sized to their content:\n{table}");
+    assert!(table.contains("UPTIME  RESTARTS  SESSIONS  IN FLIGHT"), "{table}");
+    assert!(table.lines().any(|l| l.starts_with("alpha") && l.contains("global") && l.contains("idle")), "{table}");
+    assert!(table.contains("ID  CLIENT  PROFILE  WORKSPACE"), "{table}");
+    assert!(table.contains("spawned per terminal: 4 processes"), "{table}");
+    assert!(!table.contains('\u{1b}'), "no colour when stdout is not a terminal");
+
+    let json: Value = serde_json::from_str(&ok(&gw, &["status", "--json"])).unwrap();
+    assert_eq!(json["schema_version"], 1);
+    for key in ["version", "pid", "uptime_secs", "rss_kib", "log", "config_path", "backends", "sessions", "totals"] {
+        assert!(json.get(key).is_some(), "status JSON lacks {key}: {json:#}");
+    }
+    let alpha = &json["backends"][0];
+    assert_eq!(alpha["server"], "alpha");
+    assert_eq!(alpha["processes"], 1, "one python process: {alpha}");
+    assert!(alpha["tree_rss_kib"].as_u64().is_some_and(|k| k > 1000), "{alpha}");
+    let sessions = json["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 2);
+    assert!(sessions.iter().all(|s| s["client"] == "test" && s["servers"] == 2), "{sessions:?}");
+    let totals = &json["totals"];
+    // Listing the tools started both servers once; two terminals would have started each twice.
+    assert_eq!(totals["backend_processes"], 2, "{totals}");
+    assert_eq!(totals["per_terminal"]["processes"], 4, "{totals}");
+    assert_eq!(totals["per_terminal"]["unmeasured"], 0, "{totals}");
+    let backend_rss = totals["backend_rss_kib"].as_u64().unwrap();
+    let per_terminal_rss = totals["per_terminal"]["rss_kib"].as_u64().unwrap();
+    assert!(per_terminal_rss >= 2 * backend_rss * 9 / 10, "about twice the shared cost: {totals}");
+    assert_eq!(json["log"]["file"], gw.stderr_path().display().to_string(), "the daemon knows where it logs");
+}
+
+#[test]
+fn servers_edits_are_taken_up_by_the_running_daemon() {
+    let mut gw = TestGateway::with_servers(&[("alpha", fixture_server("alpha"))]);
+    gw.start();
+    let tools_now = |gw: &TestGateway| {
+        let mut client = gw.client();
+        client.initialize();
+        client.tool_names()
+    };
+    let mut add = vec!["servers", "add", "beta", "--"];
+    let command = fixture_command("beta");
+    add.extend(command.iter().map(String::as_str));
+    let out = ok(&gw, &add);
+    assert!(out.contains("added `beta`") && out.contains("the running daemon applies it now"), "{out}");
+    assert!(wait_until(Duration::from_secs(10), || tools_now(&gw).contains(&"beta__echo".to_string())));
+
+    let listed: Value = serde_json::from_str(&ok(&gw, &["servers", "list", "--json"])).unwrap();
+    let names: Vec<&str> = listed["servers"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["alpha", "beta"]);
+
+    ok(&gw, &["servers", "disable", "beta"]);
+    assert!(wait_until(Duration::from_secs(10), || !tools_now(&gw).contains(&"beta__echo".to_string())));
+    let table = ok(&gw, &["servers", "list"]);
+    assert!(table.lines().any(|l| l.starts_with("beta") && l.contains(" no ")), "{table}");
+    assert!(ok(&gw, &["servers", "disable", "beta"]).contains("already disabled"));
+    ok(&gw, &["servers", "enable", "beta"]);
+    assert!(wait_until(Duration::from_secs(10), || tools_now(&gw).contains(&"beta__echo".to_string())));
+
+    ok(&gw, &["servers", "remove", "beta"]);
+    let config = std::fs::read_to_string(gw.home.join("config.yaml")).unwrap();
+    assert!(!config.contains("beta") && config.contains("alpha"), "{config}");
+    assert!(gw.home.join("config.yaml.bak").exists(), "the previous version is kept");
+    assert!(wait_until(Duration::from_secs(10), || !tools_now(&gw).contains(&"beta__echo".to_string())));
+
+    // From the catalog, by name; an unknown name without a command is explained.
+    assert!(ok(&gw, &["servers", "add", "memory"]).contains("added `memory`"));
+    let config = std::fs::read_to_string(gw.home.join("config.yaml")).unwrap();
+    assert!(config.contains("@modelcontextprotocol/server-memory"), "{config}");
+    let out = cli(&gw, &["servers", "add", "no-such-thing"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("not in the catalog") && stderr(&out).contains("memory"), "{}", stderr(&out));
+    let out = cli(&gw, &["servers", "add", "x", "--env", "NOEQUALS", "--", "true"]);
+    assert!(stderr(&out).contains("expected NAME=VALUE"), "{}", stderr(&out));
+}
+
+#[test]
+fn servers_add_test_starts_the_server_before_writing() {
+    let gw = TestGateway::with_servers(&[("alpha", fixture_server("alpha"))]);
+    let mut add = vec!["servers", "add", "beta", "--test", "--"];
+    let command = fixture_command("beta");
+    add.extend(command.iter().map(String::as_str));
+    let out = ok(&gw, &add);
+    assert!(out.contains("`beta` started and lists") && out.contains("echo"), "{out}");
+    assert!(std::fs::read_to_string(gw.home.join("config.yaml")).unwrap().contains("beta"));
+
+    let mut add = vec!["servers", "add", "broken", "--test", "--"];
+    let command = fixture_command("crash-on-start");
+    add.extend(command.iter().map(String::as_str));
+    let out = cli(&gw, &add);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("did not start") && err.contains("refusing to start"), "the server's stderr is quoted: {err}");
+    assert!(err.contains("nothing was written"), "{err}");
+    assert!(!std::fs::read_to_string(gw.home.join("config.yaml")).unwrap().contains("broken"));
+    assert!(wait_until(Duration::from_secs(5), || gw.count("fixture_server.py") == 0), "the probe leaves no process");
+}
+
+#[test]
+fn restart_replaces_the_instance_and_logs_show_and_follow_its_stderr() {
+    let mut gw = TestGateway::with_servers(&[("alpha", fixture_server("alpha"))]);
+    gw.start();
+    let mut client = gw.client();
+    client.initialize();
+    client.call_tool(json!(1), "alpha__echo", json!({"message": "stderr:hello from alpha"}));
+    let first = backend_pid(&gw, "alpha").expect("alpha runs");
+    let logs = ok(&gw, &["logs", "alpha"]);
+    assert!(logs.contains("hello from alpha") && logs.contains("alpha (global"), "{logs}");
+
+    // Follow: a new line shows up without asking again.
+    let mut follower = gw
+        .command(DAEMON)
+        .args(["logs", "alpha", "-f", "-n", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = channel();
+    let reader = BufReader::new(follower.stdout.take().unwrap());
+    std::thread::spawn(move || {
+        for line in reader.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    assert!(rx.recv_timeout(Duration::from_secs(10)).is_ok_and(|l| l.starts_with("== alpha")), "the header first");
+    client.call_tool(json!(2), "alpha__echo", json!({"message": "stderr:second line"}));
+    assert_eq!(rx.recv_timeout(Duration::from_secs(10)).ok().as_deref(), Some("second line"));
+    let _ = follower.kill();
+    let _ = follower.wait();
+
+    let out = ok(&gw, &["restart", "alpha"]);
+    assert!(out.contains("stopped 1 instance"), "{out}");
+    assert!(wait_until(Duration::from_secs(10), || !std::path::Path::new(&format!("/proc/{first}")).exists()));
+    let answer = client.call_tool(json!(3), "alpha__echo", json!({"message": "again"}));
+    assert_eq!(first_text(&answer), "alpha: again", "the next call starts a fresh instance");
+    assert!(backend_pid(&gw, "alpha").is_some_and(|pid| pid != first));
+
+    // A crashed instance's last words stay readable.
+    client.call_tool(json!(4), "alpha__crash", json!({}));
+    assert!(wait_until(Duration::from_secs(10), || ok(&gw, &["logs", "alpha"]).contains("crashing on purpose")));
+
+    let out = cli(&gw, &["restart", "nope"]);
+    assert!(!out.status.success() && stderr(&out).contains("no server named `nope`"), "{}", stderr(&out));
+}
+
+#[test]
+fn logs_without_a_server_show_the_daemon_log() {
+    let mut gw = TestGateway::with_servers(&[("alpha", fixture_server("alpha"))]);
+    gw.start();
+    let out = ok(&gw, &["logs", "-n", "200"]);
+    assert!(out.contains("listening"), "{out}");
+    gw.stop();
+    // With no daemon: the file the shim's autostart writes, or a clear word that there is none.
+    let out = cli(&gw, &["logs"]);
+    assert!(stderr(&out).contains("no daemon is running"), "{}", stderr(&out));
+}
+
+#[test]
+fn doctor_finds_what_is_broken_and_says_what_to_do() {
+    let mut gw = TestGateway::with_servers(&[
+        ("alpha", fixture_server("alpha")),
+        ("ghost", "    command: /nonexistent/mcp-ghost\n".to_string()),
+    ]);
+    gw.start();
+    let out = cli(&gw, &["doctor"]);
+    assert!(!out.status.success(), "a missing command is a problem");
+    let text = stdout(&out);
+    assert!(text.contains("`ghost`: `/nonexistent/mcp-ghost` is not on PATH"), "{text}");
+    assert!(text.contains("→ install it, or give its absolute path"), "{text}");
+    assert!(text.contains("`alpha`: python3 →"), "{text}");
+    assert!(text.contains("daemon") && text.contains("running (pid"), "{text}");
+    let report: Value = serde_json::from_str(&stdout(&cli(&gw, &["doctor", "--json"]))).unwrap();
+    assert_eq!(report["ok"], false);
+    assert!(report["checks"].as_array().unwrap().iter().any(|c| c["level"] == "error" && c["topic"] == "server"));
+
+    gw.write_config("servers:\n  alpha:\n    command: python3\n");
+    let out = cli(&gw, &["doctor"]);
+    assert!(out.status.success(), "warnings alone pass: {}", stdout(&out));
+    gw.write_config("servers:\n  alpha: [not, a, map]\n");
+    let out = cli(&gw, &["doctor"]);
+    assert!(!out.status.success());
+    assert!(stdout(&out).contains("config.yaml"), "the broken file is named: {}", stdout(&out));
+}
+
+#[test]
+fn service_status_reports_what_is_not_installed() {
+    let gw = TestGateway::new();
+    let out = cli(&gw, &["service", "status"]);
+    assert_eq!(out.status.code(), Some(3), "not installed: {}", stdout(&out));
+    let text = stdout(&out);
+    assert!(text.contains("not installed") && text.contains("mcp-gateway.socket"), "{text}");
+    assert!(text.contains("nothing listening"), "{text}");
+}
