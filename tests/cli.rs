@@ -85,6 +85,42 @@ fn status_shows_backends_sessions_and_what_per_terminal_spawning_would_cost() {
     let per_terminal_rss = totals["per_terminal"]["rss_kib"].as_u64().unwrap();
     assert!(per_terminal_rss >= 2 * backend_rss * 9 / 10, "about twice the shared cost: {totals}");
     assert_eq!(json["log"]["file"], gw.stderr_path().display().to_string(), "the daemon knows where it logs");
+    let schema: Value = serde_json::from_str(include_str!("golden/status-schema.json")).unwrap();
+    conforms(&json, &schema, "status");
+}
+
+/// Checks that `value` has every field `schema` names, of one of the types it
+/// allows (`"number|null"`; `[item]` for arrays, objects nested): scripts can
+/// rely on these. New fields may appear; removing or retyping one is a
+/// `schema_version` bump and an edit of tests/golden/status-schema.json.
+fn conforms(value: &Value, schema: &Value, path: &str) {
+    match schema {
+        Value::String(types) => {
+            let kind = match value {
+                Value::Null => "null",
+                Value::Bool(_) => "boolean",
+                Value::Number(_) => "number",
+                Value::String(_) => "string",
+                Value::Array(_) => "array",
+                Value::Object(_) => "object",
+            };
+            assert!(types.split('|').any(|t| t == kind), "{path} is {kind}, the schema says {types}: {value}");
+        }
+        Value::Array(item) => {
+            let items = value.as_array().unwrap_or_else(|| panic!("{path} is not an array: {value}"));
+            assert!(!items.is_empty(), "{path}: the test should have something to check");
+            for (i, v) in items.iter().enumerate() {
+                conforms(v, &item[0], &format!("{path}[{i}]"));
+            }
+        }
+        Value::Object(fields) => {
+            for (key, field) in fields {
+                let v = value.get(key).unwrap_or_else(|| panic!("{path}.{key} is missing: {value}"));
+                conforms(v, field, &format!("{path}.{key}"));
+            }
+        }
+        other => panic!("bad schema at {path}: {other}"),
+    }
 }
 
 #[test]
