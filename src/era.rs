@@ -12,6 +12,9 @@ pub const CLIENT_INFO_KEY: &str = "io.modelcontextprotocol/clientInfo";
 pub const LOG_LEVEL_KEY: &str = "io.modelcontextprotocol/logLevel";
 pub const SUBSCRIPTION_ID_KEY: &str = "io.modelcontextprotocol/subscriptionId";
 pub const SERVER_INFO_KEY: &str = "io.modelcontextprotocol/serverInfo";
+/// -32021: the request's envelope lacks a client capability the call needs
+/// (`data.requiredCapabilities` names it).
+pub const MISSING_CAPABILITY: i64 = -32021;
 /// -32022: the request names a protocol version the peer does not speak.
 pub const UNSUPPORTED_VERSION: i64 = -32022;
 

@@ -150,9 +150,31 @@ fn a_backend_question_to_a_modern_client_is_an_input_required_round() {
     let replay = client.request(
         json!(4),
         "tools/call",
-        enveloped(json!({"name": "everything__echo", "arguments": {"message": "x"}, "requestState": state}), sampling),
+        enveloped(
+            json!({"name": "everything__echo", "arguments": {"message": "x"}, "requestState": state}),
+            sampling.clone(),
+        ),
     );
     assert_eq!(replay["error"]["code"], -32602, "{replay}");
+
+    // An envelope without the capability the backend's question needs: the
+    // call fails with -32021 naming it, as a modern server would answer.
+    let refused = client.request(
+        json!(5),
+        "tools/call",
+        enveloped(
+            json!({"name": "everything__trigger-sampling-request", "arguments": {"prompt": "which?", "maxTokens": 5}}),
+            json!({}),
+        ),
+    );
+    assert_eq!(refused["error"]["code"], -32021, "{refused}");
+    assert_eq!(refused["error"]["data"]["requiredCapabilities"], json!({"sampling": {}}), "{refused}");
+    let still = client.request(
+        json!(6),
+        "tools/call",
+        enveloped(json!({"name": "everything__echo", "arguments": {"message": "still here"}}), sampling),
+    );
+    assert!(serde_json::to_string(&still["result"]).unwrap().contains("still here"), "{still}");
     assert!(wait_until(TIMEOUT, || maps_are_empty(&gw)), "{}", status(&gw));
 }
 

@@ -34,6 +34,7 @@ mod subscriptions;
 mod tasks;
 
 pub use logging::LogLevel;
+pub(crate) use server_requests::{missing_capability, required_capabilities};
 
 /// What the router knows about a connected session.
 #[derive(Debug, Clone)]

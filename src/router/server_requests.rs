@@ -41,8 +41,19 @@ impl ServerRequests {
     }
 }
 
+/// The client capabilities (as declared in `initialize` or an envelope) that
+/// a missing capability named by [`missing_capability`] stands for.
+pub(crate) fn required_capabilities(missing: &str) -> Value {
+    match missing {
+        "sampling with tools" => json!({ "sampling": { "tools": {} } }),
+        "elicitation" | "form-mode elicitation" => json!({ "elicitation": { "form": {} } }),
+        "URL-mode elicitation" => json!({ "elicitation": { "url": {} } }),
+        _ => json!({ "sampling": {} }),
+    }
+}
+
 /// Why a session cannot take a server→client request, if it cannot.
-fn missing_capability(capabilities: &Value, method: &str, params: &Value) -> Option<String> {
+pub(crate) fn missing_capability(capabilities: &Value, method: &str, params: &Value) -> Option<String> {
     let declared = |path: &str| capabilities.pointer(path).is_some();
     match method {
         "sampling/createMessage" if !declared("/sampling") => Some("sampling".into()),
@@ -101,7 +112,10 @@ impl Gateway {
             Ok(session) => session,
             Err(reason) => return refuse(jsonrpc::INVALID_REQUEST, reason),
         };
-        if let Some(missing) = missing_capability(&session.capabilities, &method, &params) {
+        // A modern client is told with -32021 on its own call (see
+        // `ModernSession::await_round`); a handshake client's backend is refused here.
+        let modern = session.protocol_version.as_deref().is_some_and(|v| crate::era::MODERN_VERSIONS.contains(&v));
+        if let Some(missing) = missing_capability(&session.capabilities, &method, &params).filter(|_| !modern) {
             return refuse(
                 jsonrpc::INVALID_REQUEST,
                 format!("the client that made this call (session {}) did not declare {missing} support", session.id),

@@ -441,6 +441,9 @@ impl Session {
             requests.push(more);
         }
         drop(asked);
+        if let Some(refusal) = self.refuse_uncapable(&id, &requests) {
+            return refusal; // dropping `call` cancels it at the backend
+        }
         let mut input_requests = serde_json::Map::new();
         let mut pending = Vec::new();
         for (n, request) in requests.into_iter().enumerate() {
@@ -455,6 +458,35 @@ impl Session {
             id,
             json!({ "resultType": "input_required", "inputRequests": input_requests, "requestState": state }),
         )
+    }
+}
+
+impl Session {
+    /// When the client's latest envelope lacks a capability one of the
+    /// backend's questions needs, the call cannot go on: the backend's
+    /// questions are refused and the client gets -32021 naming what to
+    /// declare, as a modern server would answer it.
+    fn refuse_uncapable(&self, id: &Value, requests: &[Value]) -> Option<Value> {
+        let capabilities = self.gateway.session(self.info.id).map(|s| s.capabilities).unwrap_or_default();
+        let missing = requests
+            .iter()
+            .find_map(|r| crate::router::missing_capability(&capabilities, jsonrpc::method(r), jsonrpc::params(r)))?;
+        for request in requests {
+            let asked = request.get("id").cloned().unwrap_or(Value::Null);
+            let refusal = jsonrpc::error(
+                asked,
+                crate::era::MISSING_CAPABILITY,
+                format!("the client did not declare {missing} support"),
+            );
+            let _ = self.on_other(&refusal);
+        }
+        let mut error = jsonrpc::error(
+            id.clone(),
+            crate::era::MISSING_CAPABILITY,
+            format!("this call needs the client capability {missing}, which the request's envelope does not declare"),
+        );
+        error["error"]["data"] = json!({ "requiredCapabilities": crate::router::required_capabilities(&missing) });
+        Some(error)
     }
 }
 
