@@ -367,5 +367,11 @@ fn a_remote_modern_server_gets_each_request_as_its_own_post_with_its_clients_env
     assert!(
         legacy.stash.iter().any(|m| m["method"] == "notifications/progress" && m["params"]["progressToken"] == "p")
     );
+    // An argument the tool's schema marks `x-mcp-header` goes in an `Mcp-Param-*`
+    // header too (the server refuses the call without it), encoded when not plain.
+    for region in ["eu-west-1", "Zürich"] {
+        let answer = legacy.call_tool(json!(region), "m__region", json!({"region": region}));
+        assert_eq!(first_text(&answer), format!("region: {region}"), "{answer}");
+    }
     assert!(wait_until(TIMEOUT, || maps_are_empty(&gw)), "{}", status(&gw));
 }

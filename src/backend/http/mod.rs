@@ -64,6 +64,8 @@ struct Transport {
     stop: CancellationToken,
     /// A modern server's requests on their way (see [`modern`]).
     open_streams: modern::OpenStreams,
+    /// A modern server's `x-mcp-header` annotations (see [`modern`]).
+    param_headers: modern::ParamHeaders,
     /// The server speaks the modern era (it answered `server/discover`).
     modern: std::sync::atomic::AtomicBool,
 }
@@ -295,6 +297,7 @@ pub async fn connect(
         server: server.clone(),
         stop: CancellationToken::new(),
         open_streams: modern::OpenStreams::default(),
+        param_headers: modern::ParamHeaders::default(),
         modern: std::sync::atomic::AtomicBool::new(false),
     });
     let (writer, lines) = mpsc::unbounded_channel();

@@ -3,7 +3,9 @@
 //! and says in headers what it is (`MCP-Protocol-Version`, `Mcp-Method`,
 //! `Mcp-Name`), answered as JSON or on an event stream that carries its
 //! progress and ends with its answer. A request is cancelled by closing its
-//! stream, so the gateway keeps a handle on each.
+//! stream, so the gateway keeps a handle on each. A `tools/call` also mirrors
+//! the arguments its tool's schema marks with `x-mcp-header` into
+//! `Mcp-Param-<Name>` headers (the server rejects the call without them).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -30,6 +32,121 @@ impl OpenStreams {
 
     fn remove(&self, id: &Value) -> Option<tokio::task::AbortHandle> {
         lock(&self.0).remove(&id.to_string())
+    }
+}
+
+/// Where a tool's `x-mcp-header` annotations are: (property path, header token).
+type Annotations = Vec<(Vec<String>, String)>;
+
+/// What each tool of the server wants mirrored into `Mcp-Param-*` headers,
+/// learnt from its `tools/list` answers (`None` until one was seen).
+#[derive(Default)]
+pub(super) struct ParamHeaders(Mutex<Option<HashMap<String, Annotations>>>);
+
+impl ParamHeaders {
+    /// Takes in one page of a `tools/list` answer (the first page starts afresh).
+    fn learn(&self, tools: &[Value], first_page: bool) {
+        let mut known = lock(&self.0);
+        let map = known.get_or_insert_with(HashMap::new);
+        if first_page {
+            map.clear();
+        }
+        for tool in tools {
+            let Some(name) = tool.get("name").and_then(Value::as_str) else { continue };
+            let annotations = tool.get("inputSchema").and_then(annotations).unwrap_or_default();
+            if annotations.is_empty() {
+                map.remove(name);
+            } else {
+                map.insert(name.to_string(), annotations);
+            }
+        }
+    }
+
+    fn known(&self) -> bool {
+        lock(&self.0).is_some()
+    }
+
+    /// The `Mcp-Param-*` headers of a call of `tool` with `arguments`: each
+    /// annotated argument that is present and a scalar, rendered as the
+    /// transport renders header values.
+    fn headers(&self, tool: &str, arguments: &Value) -> Vec<(String, String)> {
+        let known = lock(&self.0);
+        let Some(annotations) = known.as_ref().and_then(|m| m.get(tool)) else { return Vec::new() };
+        annotations
+            .iter()
+            .filter_map(|(path, token)| {
+                let value = path.iter().try_fold(arguments, |node, key| node.get(key))?;
+                let rendered = match value {
+                    Value::Bool(b) => b.to_string(),
+                    Value::Number(n) => n.to_string(),
+                    Value::String(s) => s.clone(),
+                    _ => return None,
+                };
+                Some((format!("Mcp-Param-{token}"), header_value(&rendered)))
+            })
+            .collect()
+    }
+}
+
+/// The valid `x-mcp-header` annotations of a tool's input schema: on a
+/// property reached through `properties` alone, a string/integer/boolean,
+/// named by an HTTP token, unique ignoring case. A schema with an invalid one
+/// gets no headers at all (the server then checks none either).
+fn annotations(schema: &Value) -> Option<Annotations> {
+    fn walk(schema: &Value, path: &[String], out: &mut Annotations) -> Option<()> {
+        let Some(properties) = schema.get("properties").and_then(Value::as_object) else { return Some(()) };
+        for (key, property) in properties {
+            let mut at = path.to_vec();
+            at.push(key.clone());
+            if let Some(token) = property.get("x-mcp-header") {
+                let token = token.as_str()?;
+                let is_token = !token.is_empty()
+                    && token.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+                let scalar =
+                    matches!(property.get("type").and_then(Value::as_str), Some("string" | "integer" | "boolean"));
+                let unique = out.iter().all(|(_, seen)| !seen.eq_ignore_ascii_case(token));
+                if !(is_token && scalar && unique) {
+                    return None;
+                }
+                out.push((at.clone(), token.to_string()));
+            }
+            walk(property, &at, out)?;
+        }
+        Some(())
+    }
+    let mut out = Vec::new();
+    walk(schema, &[], &mut out)?;
+    Some(out)
+}
+
+/// Lists the server's tools once, for their `x-mcp-header` annotations, when
+/// a call comes before any listing (the gateway's catalog may come from disk).
+async fn learn_param_headers(transport: &Transport) {
+    let mut cursor: Option<Value> = None;
+    loop {
+        let mut params = serde_json::json!({});
+        if let Some(cursor) = &cursor {
+            params["cursor"] = cursor.clone();
+        }
+        crate::era::stamp(&mut params, &crate::era::gateway_envelope());
+        let message = jsonrpc::request(Value::from("mcp-gateway-tools"), "tools/list", params);
+        let Ok(response) = post(transport, &message).await else { return };
+        let mut result = None;
+        let read = transport.read(response, |m| {
+            if m.get("id") == message.get("id") {
+                result = m.get("result").cloned();
+            }
+        });
+        if read.await.is_err() {
+            return;
+        }
+        let Some(result) = result else { return };
+        let tools = result.get("tools").and_then(Value::as_array).cloned().unwrap_or_default();
+        transport.param_headers.learn(&tools, cursor.is_none());
+        cursor = result.get("nextCursor").filter(|c| !c.is_null()).cloned();
+        if cursor.is_none() {
+            return;
+        }
     }
 }
 
@@ -62,6 +179,15 @@ fn header_value(value: &str) -> String {
 pub(super) async fn post(transport: &Transport, message: &Value) -> Result<reqwest::Response, reqwest::Error> {
     let method = jsonrpc::method(message).to_string();
     let name = name_of(message).map(header_value);
+    let mut params_headers = Vec::new();
+    if method == "tools/call" {
+        if !transport.param_headers.known() {
+            Box::pin(learn_param_headers(transport)).await;
+        }
+        let params = jsonrpc::params(message);
+        let arguments = params.get("arguments").unwrap_or(&Value::Null);
+        params_headers = transport.param_headers.headers(name_of(message).unwrap_or_default(), arguments);
+    }
     transport
         .send(|| {
             let mut request = transport
@@ -72,6 +198,9 @@ pub(super) async fn post(transport: &Transport, message: &Value) -> Result<reqwe
                 .json(message);
             if let Some(name) = &name {
                 request = request.header("mcp-name", name);
+            }
+            for (header, value) in &params_headers {
+                request = request.header(header.as_str(), value.as_str());
             }
             request
         })
@@ -146,7 +275,23 @@ async fn exchange(transport: &Transport, backend: &Arc<Backend>, handler: &dyn B
         let body = response.text().await.unwrap_or_default();
         return fail(backend, id, format!("HTTP {status}: {}", snippet(&body)));
     }
-    if let Err(e) = transport.read(response, |m| dispatch(backend, handler, m, origin)).await {
+    let listing =
+        (jsonrpc::method(&message) == "tools/list").then(|| jsonrpc::params(&message).get("cursor").is_none());
+    let learn = |m: &Value| {
+        if let Some(first_page) = listing
+            && m.get("id") == id.as_ref()
+            && let Some(tools) = m.pointer("/result/tools").and_then(Value::as_array)
+        {
+            transport.param_headers.learn(tools, first_page);
+        }
+    };
+    if let Err(e) = transport
+        .read(response, |m| {
+            learn(&m);
+            dispatch(backend, handler, m, origin)
+        })
+        .await
+    {
         return fail(backend, id, e);
     }
     if let Some(id) = id.filter(|id| backend.awaits_answer(id)) {
@@ -158,6 +303,36 @@ async fn exchange(transport: &Transport, backend: &Arc<Backend>, handler: &dyn B
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn annotated_arguments_become_param_headers() {
+        let schema = json!({"type": "object", "properties": {
+            "region": {"type": "string", "x-mcp-header": "Region"},
+            "dry": {"type": "boolean", "x-mcp-header": "Dry-Run"},
+            "opts": {"type": "object", "properties": {"tenant": {"type": "integer", "x-mcp-header": "Tenant"}}},
+            "plain": {"type": "string"}
+        }});
+        let headers = ParamHeaders::default();
+        assert!(!headers.known());
+        headers.learn(&[json!({"name": "deploy", "inputSchema": schema})], true);
+        let got = headers
+            .headers("deploy", &json!({"region": "eu-west 1", "dry": true, "opts": {"tenant": 42}, "plain": "x"}));
+        assert_eq!(
+            got,
+            [
+                ("Mcp-Param-Region".to_string(), "eu-west 1".to_string()),
+                ("Mcp-Param-Dry-Run".to_string(), "true".to_string()),
+                ("Mcp-Param-Tenant".to_string(), "42".to_string()),
+            ]
+        );
+        assert!(headers.headers("deploy", &json!({"plain": "x"})).is_empty(), "absent arguments send nothing");
+        assert_eq!(headers.headers("deploy", &json!({"region": "Zürich"}))[0].1, header_value("Zürich"));
+        // Invalid annotations (a number, a duplicate) mean no headers for that tool.
+        let bad = json!({"properties": {"n": {"type": "number", "x-mcp-header": "N"}}});
+        assert_eq!(annotations(&bad), None);
+        let dup = json!({"properties": {"a": {"type": "string", "x-mcp-header": "X"}, "b": {"type": "string", "x-mcp-header": "x"}}});
+        assert_eq!(annotations(&dup), None);
+    }
 
     #[test]
     fn names_go_in_headers_plain_or_encoded() {
