@@ -284,10 +284,12 @@ fn add(config: &Path, name: &str, d: Definition, scope: Scope, test: bool) -> an
         let root = workspace::root_of(&cwd, &loaded.workspace_markers);
         if !workspace::mapping_for(&loaded, &root).is_some_and(|(_, m)| m.trust) {
             anstream::println!(
-                "{WARN}this workspace is not trusted{WARN:#}, so its own servers are not used until the config says \
-                 `workspaces: {{ {:?}: {{ trust: true }} }}`",
+                "{WARN}this workspace is not trusted{WARN:#}, so its own servers are not used until the config \
+                 ({}) trusts it: `workspaces: {{ {:?}: {{ trust: true }} }}`",
+                config.display(),
                 root.display().to_string()
             );
+            return Ok(ExitCode::SUCCESS);
         }
     }
     anstream::println!("{BOLD}`{name}` starts on its first call.{BOLD:#}");
