@@ -62,7 +62,7 @@ fn servers_of(path: &Path, text: &str, target: Target) -> Result<IndexMap<String
 }
 
 /// A server definition as a user would write it (only the fields that are set).
-fn as_written(server: &ServerConfig) -> Value {
+pub fn as_written(server: &ServerConfig) -> Value {
     let mut out = Map::new();
     let mut put = |key: &str, value: Value| {
         out.insert(key.to_string(), value);
@@ -102,22 +102,35 @@ fn is_toml(path: &Path) -> bool {
 
 /// Prepares adding `name` to the file at `path`.
 pub fn plan_install(path: &Path, target: Target, name: &str, server: &ServerConfig) -> Result<Change, InstallError> {
+    plan_install_all(path, target, &[(name.to_string(), server.clone())])
+}
+
+/// Prepares adding several servers at once (one change, one backup), in order.
+pub fn plan_install_all(
+    path: &Path,
+    target: Target,
+    servers: &[(String, ServerConfig)],
+) -> Result<Change, InstallError> {
     let before = read(path)?;
-    let text = before.clone().unwrap_or_default();
-    let old = servers_of(path, &text, target)?;
-    if old.contains_key(name) {
-        return Err(InstallError::Exists(name.to_string()));
+    let mut text = before.clone().unwrap_or_default();
+    let mut expected = servers_of(path, &text, target)?;
+    let mut summaries = Vec::new();
+    for (name, server) in servers {
+        if expected.contains_key(name) {
+            return Err(InstallError::Exists(name.to_string()));
+        }
+        let entry = as_written(server);
+        let (after, summary) = if is_toml(path) {
+            toml_add(path, &text, name, &entry)?
+        } else {
+            yaml_add(&text, name, &entry).map_err(|m| file_error(path, m))?
+        };
+        text = after;
+        summaries.push(summary);
+        expected.insert(name.to_string(), server.clone());
     }
-    let entry = as_written(server);
-    let (after, summary) = if is_toml(path) {
-        toml_add(path, &text, name, &entry)?
-    } else {
-        yaml_add(&text, name, &entry).map_err(|m| file_error(path, m))?
-    };
-    let mut expected = old;
-    expected.insert(name.to_string(), server.clone());
-    check(path, &after, target, &expected)?;
-    Ok(Change { path: path.to_path_buf(), before, after, summary })
+    check(path, &text, target, &expected)?;
+    Ok(Change { path: path.to_path_buf(), before, after: text, summary: summaries.join("\n") })
 }
 
 /// Prepares removing `name` from the file at `path`.
