@@ -12,6 +12,7 @@
 pub mod backend;
 pub mod catalog;
 pub mod cli;
+pub mod clients;
 pub mod config;
 pub mod control;
 pub mod credentials;

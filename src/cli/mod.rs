@@ -3,6 +3,7 @@
 //! The definitions live here (they also generate the man pages and shell
 //! completions); each subcommand's work lives in its own module.
 
+mod clients;
 mod doctor;
 mod logs;
 mod servers;
@@ -124,6 +125,10 @@ pub enum Command {
         #[command(flatten)]
         socket: SocketArg,
     },
+    /// Copy the MCP servers your clients (Claude Code, Cursor, Codex, VS Code, Claude Desktop) define into the gateway config.
+    Import(clients::ImportArgs),
+    /// Point a client at the gateway: one mcp-gateway-connect entry in place of the servers the gateway now runs.
+    Setup(clients::SetupArgs),
     /// Write the man pages into a directory (used to keep `man/` current).
     #[command(hide = true)]
     Manpages {
@@ -331,6 +336,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Service(command) => crate::service::run(command),
         Command::Doctor { json, socket } => doctor::run(&socket.path(), json),
+        Command::Import(args) => clients::import(args),
+        Command::Setup(args) => clients::setup(args),
         Command::Manpages { dir } => {
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
             for command in [<Cli as clap::CommandFactory>::command(), <ConnectArgs as clap::CommandFactory>::command()]

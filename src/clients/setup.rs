@@ -1,0 +1,263 @@
+//! `mcp-gateway setup CLIENT`: one `mcp-gateway-connect` entry in the
+//! client's config in place of the servers the gateway now runs.
+//!
+//! Only entries the gateway serves (same command, arguments and environment,
+//! see [`super::import::served_by`]) are removed; anything else stays, with
+//! the reason, so nothing a person relies on silently disappears.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::entry::{self, Parsed};
+use super::import::{load_gateway, served_by};
+use super::locations::{self, Env, Format, SourceFile};
+use super::{Client, ClientsError, Scope, codex, jsonc};
+
+/// The name of the entry `setup` adds (`mcp-gateway` when a server already has it).
+pub const ENTRY_NAME: &str = "gateway";
+
+/// An entry `setup` takes out: the gateway runs it now.
+#[derive(Debug, Clone, Serialize)]
+pub struct Removed {
+    pub name: String,
+    /// Where in the file (`mcpServers`, `projects./src/app.mcpServers`).
+    pub location: String,
+    pub gateway_name: String,
+}
+
+/// An entry `setup` leaves in place, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Kept {
+    pub name: String,
+    pub location: String,
+    pub reason: String,
+}
+
+/// Everything `setup` would do to one file.
+#[derive(Debug, Serialize)]
+pub struct SetupPlan {
+    pub client: Client,
+    pub scope: Scope,
+    pub file: PathBuf,
+    /// The entry added for the shim, when there was none.
+    pub added: Option<String>,
+    /// An entry that already runs the shim.
+    pub existing: Option<String>,
+    pub command: String,
+    pub removed: Vec<Removed>,
+    pub kept: Vec<Kept>,
+    /// Entries the gateway serves in the client's file of the other scope (not touched).
+    pub other_scope: Vec<String>,
+    pub changed: bool,
+    pub backup: Option<PathBuf>,
+    #[serde(skip)]
+    before: Option<String>,
+    #[serde(skip)]
+    after: String,
+}
+
+/// The file `setup` edits for a client and scope.
+pub fn target(client: Client, scope: Scope, env: &Env) -> Result<SourceFile, ClientsError> {
+    locations::file_for(client, scope, env).ok_or_else(|| {
+        let only = locations::file_for(client, Scope::User, env).map(|f| env.show(&f.path)).unwrap_or_default();
+        ClientsError::Usage(format!("{client} has no project scope: it reads only {only}; use --scope user"))
+    })
+}
+
+/// The shim's command: the `mcp-gateway-connect` beside this binary when it
+/// exists (clients often start servers without the user's PATH), else the bare name.
+pub fn connect_command() -> String {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| std::fs::canonicalize(exe).ok())
+        .map(|exe| exe.with_file_name(entry::SHIM))
+        .filter(|shim| shim.is_file())
+        .map_or_else(|| entry::SHIM.to_string(), |shim| shim.display().to_string())
+}
+
+/// The client's entry for the shim.
+fn shim_entry(client: Client, command: &str) -> Value {
+    match client {
+        Client::ClaudeCode | Client::Vscode => json!({"type": "stdio", "command": command, "args": []}),
+        Client::Cursor | Client::ClaudeDesktop | Client::Codex => json!({"command": command, "args": []}),
+    }
+}
+
+/// The key of the top-level servers map in a JSON format.
+fn servers_key(format: Format) -> &'static str {
+    match format {
+        Format::VscodeServers => "servers",
+        Format::CodexToml => "mcp_servers",
+        Format::McpServers | Format::ClaudeJson => "mcpServers",
+    }
+}
+
+/// What to paste into the client's config by hand (`--print`).
+pub fn snippet(client: Client, scope: Scope, env: &Env, command: &str) -> Result<String, ClientsError> {
+    let file = target(client, scope, env)?;
+    let body = if file.format == Format::CodexToml {
+        codex::snippet(ENTRY_NAME, command)
+    } else {
+        let mut servers = serde_json::Map::new();
+        servers.insert(ENTRY_NAME.into(), shim_entry(client, command));
+        let mut top = serde_json::Map::new();
+        top.insert(servers_key(file.format).into(), Value::Object(servers));
+        jsonc::render(&Value::Object(top), "  ")
+    };
+    Ok(format!("# {} ({} scope): {}\n{body}", client, scope, env.show(&file.path)))
+}
+
+/// Works out the rewrite of the client's file for `scope`.
+pub fn plan(client: Client, scope: Scope, config: &Path, env: &Env, command: &str) -> Result<SetupPlan, ClientsError> {
+    let file = target(client, scope, env)?;
+    let (servers, dotenv) = load_gateway(config)?;
+    let before = super::read_optional(&file.path)?;
+    let found = entry::read(&file, env)?;
+    let mut plan = SetupPlan {
+        client,
+        scope,
+        file: file.path.clone(),
+        added: None,
+        existing: None,
+        command: command.to_string(),
+        removed: Vec::new(),
+        kept: Vec::new(),
+        other_scope: Vec::new(),
+        changed: false,
+        backup: None,
+        before: before.clone(),
+        after: String::new(),
+    };
+    let mut remove: Vec<(Vec<String>, String)> = Vec::new();
+    for f in &found {
+        let location = f.location.join(".");
+        match &f.parsed {
+            Parsed::Shim => plan.existing = Some(f.name.clone()),
+            Parsed::Server { definition, .. } => match served_by(definition, &servers, &dotenv) {
+                Some(gateway_name) => {
+                    remove.push((f.location.clone(), f.name.clone()));
+                    plan.removed.push(Removed { name: f.name.clone(), location, gateway_name });
+                }
+                None => plan.kept.push(Kept {
+                    name: f.name.clone(),
+                    location,
+                    reason: format!("not in the gateway yet; run `mcp-gateway import --from {client}` first"),
+                }),
+            },
+            Parsed::Skip(reason) => plan.kept.push(Kept { name: f.name.clone(), location, reason: reason.clone() }),
+        }
+    }
+    let other = match scope {
+        Scope::User => Scope::Project,
+        Scope::Project => Scope::User,
+    };
+    if let Some(other_file) = locations::file_for(client, other, env).filter(|o| o.path != file.path) {
+        for f in entry::read(&other_file, env).unwrap_or_default() {
+            if let Parsed::Server { definition, .. } = &f.parsed
+                && served_by(definition, &servers, &dotenv).is_some()
+            {
+                plan.other_scope.push(format!("{} ({})", f.name, env.show(&other_file.path)));
+            }
+        }
+    }
+    let name = if plan.kept.iter().any(|k| k.name == ENTRY_NAME) { "mcp-gateway" } else { ENTRY_NAME };
+    let add = plan.existing.is_none().then_some(name);
+    plan.added = add.map(str::to_string);
+    let text = before.clone().unwrap_or_default();
+    plan.after = if file.format == Format::CodexToml {
+        let names: Vec<String> = remove.iter().map(|(_, n)| n.clone()).collect();
+        codex::rewrite(&file, &text, &names, add.map(|n| (n, command)))?
+    } else {
+        let parsed = jsonc::parse(&file.path, &text)?;
+        let mut value = parsed.value;
+        for (location, name) in &remove {
+            if let Some(map) = get_path_mut(&mut value, location).and_then(Value::as_object_mut) {
+                map.shift_remove(name);
+            }
+        }
+        if let Some(name) = add {
+            let object = value.as_object_mut().ok_or_else(|| ClientsError::file(&file.path, "not a JSON object"))?;
+            let servers = object.entry(servers_key(file.format)).or_insert_with(|| json!({}));
+            let servers = servers.as_object_mut().ok_or_else(|| {
+                ClientsError::file(&file.path, format!("`{}` is not an object", servers_key(file.format)))
+            })?;
+            servers.insert(name.to_string(), shim_entry(client, command));
+        }
+        let after = jsonc::render(&value, &parsed.indent);
+        if parsed.has_comments && Some(&after) != before.as_ref() && (!remove.is_empty() || add.is_some()) {
+            return Err(ClientsError::file(
+                &file.path,
+                format!(
+                    "has comments, which rewriting would lose; edit it by hand (`mcp-gateway setup {client} --print` \
+                     shows the entry to add)"
+                ),
+            ));
+        }
+        after
+    };
+    plan.changed = before.as_deref() != Some(plan.after.as_str());
+    Ok(plan)
+}
+
+fn get_path_mut<'a>(value: &'a mut Value, path: &[String]) -> Option<&'a mut Value> {
+    path.iter().try_fold(value, |v, key| v.get_mut(key))
+}
+
+/// Writes the rewrite, keeping a backup of the previous file.
+pub fn apply(plan: &mut SetupPlan) -> Result<(), ClientsError> {
+    if !plan.changed {
+        return Ok(());
+    }
+    plan.backup = super::write::replace(&plan.file, plan.before.as_deref(), &plan.after)?;
+    Ok(())
+}
+
+/// The preview people read before saying yes.
+pub fn render(plan: &SetupPlan, env: &Env) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let file = env.show(&plan.file);
+    if !plan.changed {
+        let _ = writeln!(
+            out,
+            "{file} already uses the gateway (`{}`); nothing to change.",
+            plan.existing.as_deref().unwrap_or("?")
+        );
+    } else {
+        let _ = writeln!(out, "Will rewrite {file} ({} {} scope):", plan.client, plan.scope);
+        if let Some(name) = &plan.added {
+            let _ = writeln!(out, "  + {name}: {}", plan.command);
+        }
+        if let Some(name) = &plan.existing {
+            let _ = writeln!(out, "  = {name}: already runs mcp-gateway-connect");
+        }
+        for r in &plan.removed {
+            let _ = writeln!(out, "  - {} [{}]: the gateway runs it as `{}`", r.name, r.location, r.gateway_name);
+        }
+        let backup = match &plan.before {
+            Some(before) => {
+                format!("the current file is kept as {}", env.show(&super::write::backup_path(&plan.file, before)))
+            }
+            None => "the file is new".to_string(),
+        };
+        let _ = writeln!(out, "Everything else in the file stays as it is; {backup}.");
+    }
+    if !plan.kept.is_empty() {
+        let _ = writeln!(out, "\nLeft in place:");
+        for k in &plan.kept {
+            let _ = writeln!(out, "  = {} [{}]: {}", k.name, k.location, k.reason);
+        }
+    }
+    if !plan.other_scope.is_empty() {
+        let other = if plan.scope == Scope::User { "project" } else { "user" };
+        let _ = writeln!(
+            out,
+            "\nAlso served by the gateway but left alone in the {other} scope: {} (run `mcp-gateway setup {} --scope {other}` for those).",
+            plan.other_scope.join(", "),
+            plan.client
+        );
+    }
+    out
+}
