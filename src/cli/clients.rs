@@ -179,9 +179,9 @@ pub fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
     if !plan.dotenv_added.is_empty() {
         println!("Wrote {} to {} (mode 0600).", plan.dotenv_added.join(", "), env.show(&plan.dotenv));
     }
-    let clients: Vec<String> = plan.clients_to_set_up().iter().map(|c| format!("mcp-gateway setup {c}")).collect();
-    if !clients.is_empty() {
-        println!("Next, point the clients at the gateway: {}", clients.join("; "));
+    let setups = plan.setups();
+    if !setups.is_empty() {
+        println!("Next, point the clients at the gateway:\n  {}", setups.join("\n  "));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -319,8 +319,8 @@ fn translate_text(
             let var = var_name(id);
             let declared = if context.inputs.iter().any(|i| i == id) { "" } else { " (not declared in `inputs`)" };
             notes.push(format!(
-                "`${{input:{id}}}`{declared} is asked for by VS Code and cannot be imported: it became ${{{var}}}; \
-                 set {var} in the gateway .env"
+                "`${{input:{id}}}`{declared} is a VS Code prompt, not a value, so it cannot be imported: \
+                 the gateway uses ${{{var}}} instead"
             ));
             needs.push(var.clone());
             out.push_str(&format!("${{{var}}}"));

@@ -16,7 +16,7 @@ use serde_json::Value;
 use super::dotenv::GatewayEnv;
 use super::entry::{self, Definition, Found, Parsed, var_name};
 use super::locations::{self, Env};
-use super::{Client, ClientsError, secrets};
+use super::{Client, ClientsError, Scope, secrets};
 use crate::config::{Config, ServerConfig};
 use crate::install::{self, Change, Target};
 
@@ -24,6 +24,7 @@ use crate::install::{self, Change, Target};
 #[derive(Debug, Clone, Serialize)]
 pub struct Origin {
     pub client: Client,
+    pub scope: Scope,
     pub file: PathBuf,
     /// Its name in that file.
     pub name: String,
@@ -100,22 +101,19 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The clients that had servers now in the gateway (worth a `setup`).
-    pub fn clients_to_set_up(&self) -> Vec<Client> {
-        let mut clients: Vec<Client> = self
-            .add
-            .iter()
-            .flat_map(|p| p.from.iter().map(|o| o.client))
-            .chain(self.already_imported.iter().map(|a| a.from.client))
-            .collect();
-        clients.dedup();
-        let mut unique = Vec::new();
-        for c in clients {
-            if !unique.contains(&c) {
-                unique.push(c);
+    /// The `setup` commands worth running next: each client and scope that
+    /// had servers the gateway now runs.
+    pub fn setups(&self) -> Vec<String> {
+        let origins = self.add.iter().flat_map(|p| p.from.iter()).chain(self.already_imported.iter().map(|a| &a.from));
+        let mut commands = Vec::new();
+        for o in origins {
+            let scope = if o.scope == Scope::Project { " --scope project" } else { "" };
+            let command = format!("mcp-gateway setup {}{scope}", o.client);
+            if !commands.contains(&command) {
+                commands.push(command);
             }
         }
-        unique
+        commands
     }
 }
 
@@ -190,6 +188,7 @@ pub fn load_gateway(config: &Path) -> Result<(IndexMap<String, ServerConfig>, Ga
 fn origin(found: &Found, env: &Env) -> Origin {
     Origin {
         client: found.source.client,
+        scope: found.source.scope,
         file: found.source.path.clone(),
         name: found.name.clone(),
         label: found.origin(env),
@@ -322,7 +321,11 @@ fn finish(planned: &mut Planned, dotenv: &mut GatewayEnv) -> Result<ServerConfig
         moved.push(Moved { field, variable: variable.clone() });
         Ok(format!("${{{variable}}}"))
     };
-    let scoped = |what: &str| var_name(&format!("{server}_{what}"));
+    // `SERVER_WHAT`, unless WHAT already starts with the server's name.
+    let scoped = |what: &str| {
+        let (prefix, what) = (var_name(&server), var_name(what));
+        if what.starts_with(&format!("{prefix}_")) { what } else { format!("{prefix}_{what}") }
+    };
     for (key, value) in definition.env.iter_mut() {
         if secrets::should_move(key, value) {
             *value = store(format!("env.{key}"), vec![var_name(key), scoped(key)], value)?;
@@ -382,9 +385,62 @@ fn finish(planned: &mut Planned, dotenv: &mut GatewayEnv) -> Result<ServerConfig
         *url = format!("{base}?{}", parts.join("&"));
     }
     planned.moved_to_env = moved;
+    for var in references(&definition) {
+        if !planned.needs.contains(&var) && std::env::var_os(&var).is_none() {
+            planned.needs.push(var);
+        }
+    }
     planned.needs.retain(|var| !dotenv.has(var));
     let json = serde_json::to_value(&definition).map_err(|e| e.to_string())?;
     serde_json::from_value(json).map_err(|e| e.to_string())
+}
+
+/// The variables a definition uses without a default (`${VAR}`, not `${VAR:-x}`).
+fn references(definition: &Definition) -> Vec<String> {
+    let strings = definition
+        .command
+        .iter()
+        .chain(&definition.args)
+        .chain(definition.env.values())
+        .chain(&definition.cwd)
+        .chain(&definition.url)
+        .chain(definition.headers.values());
+    let mut names = Vec::new();
+    for text in strings {
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find("${") {
+            rest = &rest[at + 2..];
+            let Some(end) = rest.find('}') else { break };
+            let body = &rest[..end];
+            if !body.contains(":-") && !names.iter().any(|n| n == body) {
+                names.push(body.to_string());
+            }
+            rest = &rest[end + 1..];
+        }
+    }
+    names
+}
+
+/// A definition as short lines: `args: ["-y", "pkg"]`, maps one entry a line.
+fn compact(definition: &Value) -> Vec<String> {
+    let mut lines = Vec::new();
+    for (key, value) in definition.as_object().into_iter().flatten() {
+        match value {
+            Value::String(s) => lines.push(format!("{key}: {s}")),
+            Value::Object(map) => {
+                lines.push(format!("{key}:"));
+                for (k, v) in map {
+                    lines.push(format!("  {k}: {}", v.as_str().map_or_else(|| v.to_string(), str::to_string)));
+                }
+            }
+            Value::Array(items) => {
+                let items: Vec<String> = items.iter().map(Value::to_string).collect();
+                lines.push(format!("{key}: [{}]", items.join(", ")));
+            }
+            other => lines.push(format!("{key}: {other}")),
+        }
+    }
+    lines
 }
 
 /// Writes the plan: the `.env` first (so the config never names a variable
@@ -421,15 +477,14 @@ pub fn render(plan: &Plan, env: &Env) -> String {
         for p in &plan.add {
             let from: Vec<String> = p.from.iter().map(|o| o.label.clone()).collect();
             let _ = writeln!(out, "\n  + {}   (from {})", p.name, from.join("; "));
-            let yaml = serde_norway::to_string(&p.definition).unwrap_or_default();
-            for line in yaml.lines() {
+            for line in compact(&p.definition) {
                 let _ = writeln!(out, "      {line}");
             }
             for m in &p.moved_to_env {
-                let _ = writeln!(out, "      {} = <moved to {dotenv} as {}>", m.field, m.variable);
+                let _ = writeln!(out, "      {}: <secret moved to {dotenv} as {}>", m.field, m.variable);
             }
             for var in &p.needs {
-                let _ = writeln!(out, "      needs {var}: set it in {dotenv}");
+                let _ = writeln!(out, "      needs {var}: set it in {dotenv} (or in the environment clients run in)");
             }
             for note in &p.notes {
                 let _ = writeln!(out, "      note: {note}");

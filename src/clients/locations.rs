@@ -29,8 +29,15 @@ impl Env {
         Ok(Env { home, cwd: std::env::current_dir()? })
     }
 
-    /// `path` with the home directory shown as `~`, for messages.
+    /// `path` relative to the current directory (`./…`) or with the home
+    /// directory shown as `~`, for messages.
     pub fn show(&self, path: &Path) -> String {
+        if let Ok(rest) = path.strip_prefix(&self.cwd)
+            && self.cwd != self.home
+            && !rest.as_os_str().is_empty()
+        {
+            return format!("./{}", rest.display());
+        }
         match path.strip_prefix(&self.home) {
             Ok(rest) if !self.home.as_os_str().is_empty() && self.home != Path::new("/") => {
                 format!("~/{}", rest.display())
