@@ -10,7 +10,7 @@ use anyhow::Context;
 use crate::clients::{self, Client, Env, Scope};
 use crate::paths;
 
-const IMPORT_ABOUT: &str = "\
+pub(super) const IMPORT_ABOUT: &str = "\
 Copy the MCP servers your clients already define into the gateway config.
 
 Reads (project files from the current directory, the others from $HOME):
@@ -43,16 +43,25 @@ Shows the plan first and asks before writing (on a terminal); elsewhere it only
 shows the plan unless --yes is given. Then run `mcp-gateway setup CLIENT` to
 point each client at the gateway.";
 
-const SETUP_ABOUT: &str = "\
+pub(super) const SETUP_ABOUT: &str = "\
 Point a client at the gateway: one `gateway` entry that runs mcp-gateway-connect,
 in place of the servers the gateway now runs.
 
 Edits one file: the client's user file (--scope user, the default) or the
 project's file in the current directory (--scope project), the same files
-`mcp-gateway import` reads. Entries the gateway runs (same command, arguments
-and environment as a gateway server) are removed; everything else stays: other
-servers, other settings, key order (and comments, in Codex's TOML; a JSON file
-with comments is not rewritten, use --print and edit it by hand).
+`mcp-gateway import` reads:
+                  --scope user                                  --scope project
+  claude-code     ~/.claude.json (also this dir's local servers) .mcp.json
+  cursor          ~/.cursor/mcp.json                            .cursor/mcp.json
+  codex           ~/.codex/config.toml                          -
+  vscode          ~/.config/Code/User/mcp.json                  .vscode/mcp.json
+  claude-desktop  ~/.config/Claude/claude_desktop_config.json   -
+(on macOS the last two user files are under ~/Library/Application Support/).
+
+Entries the gateway runs (same command, arguments and environment as a gateway
+server) are removed; everything else stays: other servers, other settings, key
+order (and comments, in Codex's TOML; a JSON file with comments is not
+rewritten: use --print and edit it by hand).
 
 Servers the gateway does not run yet are left in place and listed: run
 `mcp-gateway import` first, then setup again (setup never adds servers to the
@@ -65,7 +74,6 @@ path of the mcp-gateway-connect beside this binary when there is one.";
 
 /// `mcp-gateway import`.
 #[derive(Debug, clap::Args)]
-#[command(long_about = IMPORT_ABOUT)]
 pub struct ImportArgs {
     /// Read only this client's files.
     #[arg(long, value_enum, value_name = "CLIENT")]
@@ -86,7 +94,6 @@ pub struct ImportArgs {
 
 /// `mcp-gateway setup CLIENT`.
 #[derive(Debug, clap::Args)]
-#[command(long_about = SETUP_ABOUT)]
 pub struct SetupArgs {
     /// The client whose config to rewrite.
     #[arg(value_enum)]

@@ -126,8 +126,10 @@ pub enum Command {
         socket: SocketArg,
     },
     /// Copy the MCP servers your clients (Claude Code, Cursor, Codex, VS Code, Claude Desktop) define into the gateway config.
+    #[command(long_about = clients::IMPORT_ABOUT)]
     Import(clients::ImportArgs),
     /// Point a client at the gateway: one mcp-gateway-connect entry in place of the servers the gateway now runs.
+    #[command(long_about = clients::SETUP_ABOUT)]
     Setup(clients::SetupArgs),
     /// Write the man pages into a directory (used to keep `man/` current).
     #[command(hide = true)]

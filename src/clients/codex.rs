@@ -76,7 +76,7 @@ fn from_toml(entry: &Value) -> Parsed {
     if entry.get("enabled_tools").is_some() || entry.get("disabled_tools").is_some() {
         notes.push("its enabled_tools/disabled_tools were not imported (use `tools: {allow, deny}`)".into());
     }
-    Parsed::Server { definition, notes, needs: Vec::new() }
+    Parsed::Server { definition: Box::new(definition), notes, needs: Vec::new() }
 }
 
 /// Removes `names` from `[mcp_servers]` and adds the shim as `gateway_name`

@@ -40,7 +40,8 @@ pub struct Definition {
 pub enum Parsed {
     /// A server the gateway can run.
     Server {
-        definition: Definition,
+        /// Boxed: it is much larger than the other variants.
+        definition: Box<Definition>,
         /// Things a person should know (translated variables, guessed `cwd`).
         notes: Vec<String>,
         /// Variables the entry needs that no file holds (VS Code prompts).
@@ -268,7 +269,7 @@ fn translate(definition: Definition, context: &Context) -> Parsed {
     }
     notes.dedup();
     needs.dedup();
-    Parsed::Server { definition, notes, needs }
+    Parsed::Server { definition: Box::new(definition), notes, needs }
 }
 
 /// A variable name the gateway accepts, made from anything.

@@ -261,7 +261,7 @@ fn consider(plan: &mut Plan, servers: &IndexMap<String, ServerConfig>, found: Fo
             plan.skipped.push(Skipped { from, reason });
             return;
         }
-        Parsed::Server { definition, notes, needs } => (definition, notes, needs),
+        Parsed::Server { definition, notes, needs } => (*definition, notes, needs),
     };
     if let Some(gateway_name) = served_by(&definition, servers, &plan.env) {
         plan.already_imported.push(Already { from, gateway_name });
