@@ -521,6 +521,45 @@ mod tests {
     }
 
     #[test]
+    fn secrets_in_args_headers_and_urls_move_to_the_env_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut dotenv = GatewayEnv::load(&dir.path().join(".env")).unwrap();
+        let raw = Definition {
+            command: Some("tool".into()),
+            args: vec![
+                "--api-key=sk-abcdefgh12345678".into(),
+                "--password".into(),
+                "hunter2".into(),
+                "--port=3000".into(),
+                "ghp_abcdefghijklmnop0123456789".into(),
+            ],
+            url: Some("https://h/mcp?apiKey=abc123&region=eu".into()),
+            headers: [("X-Api-Key".to_string(), "k3y".to_string())].into_iter().collect(),
+            ..Definition::default()
+        };
+        let mut planned = Planned {
+            name: "svc".into(),
+            from: Vec::new(),
+            definition: Value::Null,
+            moved_to_env: Vec::new(),
+            needs: Vec::new(),
+            notes: Vec::new(),
+            raw,
+            server: None,
+        };
+        let server = finish(&mut planned, &mut dotenv).unwrap();
+        assert_eq!(
+            server.args,
+            ["--api-key=${SVC_API_KEY}", "--password", "${SVC_PASSWORD}", "--port=3000", "${SVC_SECRET}"]
+        );
+        assert_eq!(server.url.as_deref(), Some("https://h/mcp?apiKey=${SVC_APIKEY}&region=eu"));
+        assert_eq!(server.headers["X-Api-Key"], "${SVC_X_API_KEY}");
+        assert_eq!(dotenv.get("SVC_PASSWORD"), Some("hunter2"));
+        assert_eq!(dotenv.get("SVC_SECRET"), Some("ghp_abcdefghijklmnop0123456789"));
+        assert_eq!(planned.moved_to_env.len(), 5);
+    }
+
+    #[test]
     fn server_names_are_made_valid() {
         assert_eq!(server_name("github.com/tools"), "github-com-tools");
         assert_eq!(server_name("ok_name-1"), "ok_name-1");
