@@ -112,7 +112,9 @@ pub fn snippet(client: Client, scope: Scope, env: &Env, command: &str) -> Result
 /// Works out the rewrite of the client's file for `scope`.
 pub fn plan(client: Client, scope: Scope, config: &Path, env: &Env, command: &str) -> Result<SetupPlan, ClientsError> {
     let file = target(client, scope, env)?;
-    let (servers, dotenv) = load_gateway(config)?;
+    let (mut servers, dotenv) = load_gateway(config)?;
+    // A disabled server is not served: its client entry stays.
+    servers.retain(|_, server| server.enabled);
     let before = super::read_optional(&file.path)?;
     let found = entry::read(&file, env)?;
     let mut plan = SetupPlan {
