@@ -84,9 +84,10 @@ pub fn read(source: &SourceFile, env: &Env) -> Result<Vec<Found>, ClientsError> 
     let file = jsonc::parse(&source.path, &text)?;
     let project = (source.scope == Scope::Project).then(|| env.cwd.clone());
     let mut found = Vec::new();
+    let inputs = vscode_inputs(&file.value);
     for (location, project) in server_maps(source.format, &file.value, env, project) {
         let Some(map) = get_path(&file.value, &location).and_then(Value::as_object) else { continue };
-        let inputs = vscode_inputs(&file.value);
+        let inputs = inputs.clone();
         let context = Context { client: source.client, project, inputs };
         for (name, entry) in map {
             found.push(Found {

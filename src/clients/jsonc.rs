@@ -125,7 +125,7 @@ pub fn parse(path: &Path, text: &str) -> Result<JsonFile, ClientsError> {
     let value = if clean.trim().is_empty() {
         Value::Object(Default::default())
     } else {
-        serde_json::from_str(&clean).map_err(|e| ClientsError::file(path, format!("line {}: {e}", e.line())))?
+        serde_json::from_str(&clean).map_err(|e| ClientsError::file(path, e))?
     };
     if !value.is_object() {
         return Err(ClientsError::file(path, "expected a JSON object"));
