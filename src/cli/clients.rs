@@ -72,13 +72,10 @@ is never overwritten: the next one is .bak-mcp-gateway.1, ...); the file is
 replaced atomically with its own permissions. The shim entry uses the absolute
 path of the mcp-gateway-connect beside this binary when there is one.";
 
-/// `mcp-gateway import`.
+/// How `import` and `setup` go from plan to change.
 #[derive(Debug, clap::Args)]
-pub struct ImportArgs {
-    /// Read only this client's files.
-    #[arg(long, value_enum, value_name = "CLIENT")]
-    pub from: Option<Client>,
-    /// Only show what would be added; write nothing.
+pub struct ApplyArgs {
+    /// Only show what would change; write nothing.
     #[arg(long)]
     pub dry_run: bool,
     /// Apply without asking.
@@ -87,6 +84,16 @@ pub struct ImportArgs {
     /// Print the plan as JSON (for scripts; applies only with --yes).
     #[arg(long)]
     pub json: bool,
+}
+
+/// `mcp-gateway import`.
+#[derive(Debug, clap::Args)]
+pub struct ImportArgs {
+    /// Read only this client's files.
+    #[arg(long, value_enum, value_name = "CLIENT")]
+    pub from: Option<Client>,
+    #[command(flatten)]
+    pub apply: ApplyArgs,
     /// The gateway config to add to (default: the one the daemon loads).
     #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
@@ -101,15 +108,8 @@ pub struct SetupArgs {
     /// Print the entry to paste into the client's config; change nothing.
     #[arg(long)]
     pub print: bool,
-    /// Only show what would change; write nothing.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Apply without asking.
-    #[arg(long, short = 'y')]
-    pub yes: bool,
-    /// Print the plan as JSON (for scripts; applies only with --yes).
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub apply: ApplyArgs,
     /// Which of the client's files: the user's (in $HOME) or this project's.
     #[arg(long, value_enum, default_value_t = Scope::User)]
     pub scope: Scope,
@@ -161,8 +161,8 @@ pub fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
     let config = paths::config_location(args.config.as_deref()).path;
     let mut plan = clients::import::plan(args.from, &config, &env)?;
     let nothing = plan.add.is_empty();
-    if args.json {
-        if args.yes && !args.dry_run && !nothing {
+    if args.apply.json {
+        if args.apply.yes && !args.apply.dry_run && !nothing {
             clients::import::apply(&mut plan)?;
         }
         println!("{}", serde_json::to_string_pretty(&plan)?);
@@ -173,7 +173,7 @@ pub fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let question = format!("Add {} server(s) to {}?", plan.add.len(), env.show(&config));
-    if let Decision::Stop = decide(args.dry_run, args.yes, &question, &rerun_hint())? {
+    if let Decision::Stop = decide(args.apply.dry_run, args.apply.yes, &question, &rerun_hint())? {
         return Ok(ExitCode::SUCCESS);
     }
     let backup = clients::import::apply(&mut plan)?;
@@ -202,8 +202,8 @@ pub fn setup(args: SetupArgs) -> anyhow::Result<ExitCode> {
     }
     let config = paths::config_location(args.config.as_deref()).path;
     let mut plan = clients::setup::plan(args.client, args.scope, &config, &env, &command)?;
-    if args.json {
-        if args.yes && !args.dry_run {
+    if args.apply.json {
+        if args.apply.yes && !args.apply.dry_run {
             clients::setup::apply(&mut plan)?;
         }
         println!("{}", serde_json::to_string_pretty(&plan)?);
@@ -214,7 +214,7 @@ pub fn setup(args: SetupArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let question = format!("Rewrite {}?", env.show(&plan.file));
-    if let Decision::Stop = decide(args.dry_run, args.yes, &question, &rerun_hint())? {
+    if let Decision::Stop = decide(args.apply.dry_run, args.apply.yes, &question, &rerun_hint())? {
         return Ok(ExitCode::SUCCESS);
     }
     clients::setup::apply(&mut plan)?;
