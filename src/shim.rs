@@ -71,6 +71,8 @@ struct Connector {
     timeout: Duration,
     /// Daemons this shim started, reaped when they exit.
     children: Vec<Child>,
+    /// An older daemon was replaced already (at most once per shim).
+    upgraded: bool,
 }
 
 impl Connector {
@@ -86,11 +88,45 @@ impl Connector {
             autostart: !args.no_autostart,
             timeout,
             children: Vec::new(),
+            upgraded: false,
         }
     }
 
     /// Connects (starting the daemon if allowed) and exchanges the preamble.
+    /// A daemon older than this shim (an upgrade installed new binaries while
+    /// it ran) is stopped once and a current one started in its place, as
+    /// `rbw` does with its agent: only ever towards newer, so shims of two
+    /// versions cannot take turns restarting it.
     fn connect(&mut self) -> Result<UnixStream, ShimError> {
+        let (stream, version) = self.connect_once()?;
+        if self.upgraded || !is_older(&version, crate::VERSION) {
+            return Ok(stream);
+        }
+        self.upgraded = true;
+        drop(stream);
+        eprintln!(
+            "mcp-gateway-connect: the running daemon is mcp-gateway {version}, older than this {}; restarting it",
+            crate::VERSION
+        );
+        if let Err(e) = crate::control::request(&self.socket, "stop") {
+            eprintln!("mcp-gateway-connect: could not stop it ({e}); using it as it is");
+            return self.connect_once().map(|(stream, _)| stream);
+        }
+        // Until the old one has gone: then the socket is absent (autostart
+        // starts the new binary) or a service manager starts it on connect.
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            match self.connect_once() {
+                Ok((stream, version)) if !is_older(&version, crate::VERSION) => return Ok(stream),
+                Ok((stream, _)) if Instant::now() >= deadline => return Ok(stream),
+                Err(e) if Instant::now() >= deadline => return Err(e),
+                _ => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+
+    /// One connection and preamble exchange; the daemon's version with it.
+    fn connect_once(&mut self) -> Result<(UnixStream, String), ShimError> {
         self.children.retain_mut(|c| !matches!(c.try_wait(), Ok(Some(_))));
         let stream = match UnixStream::connect(&self.socket) {
             Ok(stream) => stream,
@@ -115,7 +151,7 @@ impl Connector {
         }
     }
 
-    fn handshake(&self, stream: UnixStream) -> Result<UnixStream, ShimError> {
+    fn handshake(&self, stream: UnixStream) -> Result<(UnixStream, String), ShimError> {
         let preamble = Preamble {
             mcp_gateway_preamble: PREAMBLE_VERSION,
             control: None,
@@ -140,7 +176,7 @@ impl Connector {
             .map_err(|e| ShimError::Refused(format!("unreadable preamble reply: {e}")))?;
         match reply.error {
             Some(error) => Err(ShimError::Refused(error)),
-            None => Ok(stream),
+            None => Ok((stream, reply.gateway_version)),
         }
     }
 
@@ -226,6 +262,16 @@ impl Connector {
             }
         }
     }
+}
+
+/// Whether version `a` is older than `b` (`major.minor.patch`; anything that
+/// does not parse is never older, so an odd version string restarts nothing).
+fn is_older(a: &str, b: &str) -> bool {
+    fn parse(v: &str) -> Option<(u64, u64, u64)> {
+        let mut parts = v.split(['-', '+']).next()?.split('.').map(|p| p.parse::<u64>().ok());
+        Some((parts.next()??, parts.next()??, parts.next()??))
+    }
+    matches!((parse(a), parse(b)), (Some(a), Some(b)) if a < b)
 }
 
 fn is_absent(e: &std::io::Error) -> bool {
@@ -482,5 +528,20 @@ fn wait_for_replay_answer(stream: &UnixStream) -> Result<(), ShimError> {
         let stdout = std::io::stdout();
         let mut out = stdout.lock();
         let _ = out.write_all(&line).and_then(|_| out.write_all(b"\n")).and_then(|_| out.flush());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_older;
+
+    #[test]
+    fn only_an_older_daemon_is_replaced() {
+        assert!(is_older("0.1.0", "0.2.0"));
+        assert!(is_older("0.9.9", "0.10.0"), "numerically, not as text");
+        assert!(is_older("1.2.3-rc.1", "1.2.4"));
+        assert!(!is_older("0.2.0", "0.1.0"), "a newer daemon serves an older shim");
+        assert!(!is_older("0.2.0", "0.2.0"));
+        assert!(!is_older("", "0.2.0") && !is_older("dev", "0.2.0"), "unparsable: leave it alone");
     }
 }

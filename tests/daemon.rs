@@ -483,3 +483,58 @@ fn backends_die_with_a_daemon_killed_by_sigkill() {
         gw.processes()
     );
 }
+
+/// A stand-in for the daemon of an older release: it answers the preamble as
+/// version 0.0.1, logs each control command it gets, and exits on `stop`.
+const OLD_DAEMON: &str = r#"
+import json, os, socket, sys
+path, log = sys.argv[1], sys.argv[2]
+os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+server = socket.socket(socket.AF_UNIX)
+server.bind(path)
+server.listen(16)
+while True:
+    conn, _ = server.accept()
+    stream = conn.makefile("rwb")
+    line = stream.readline()
+    if not line:  # a probe that only connected
+        conn.close()
+        continue
+    preamble = json.loads(line)
+    with open(log, "a") as f:
+        f.write(f"{preamble.get('control')}\n")
+    stream.write(json.dumps({"mcp_gateway_preamble": 1, "gateway_version": "0.0.1"}).encode() + b"\n")
+    stream.flush()
+    conn.close()
+    if preamble.get("control") == "stop":
+        os.unlink(path)
+        sys.exit(0)
+"#;
+
+#[test]
+fn a_shim_replaces_a_daemon_older_than_itself() {
+    let gw = TestGateway::with_servers(&[("fx", fixture_server("a"))]);
+    let log = gw.dir.path().join("old-daemon.log");
+    let mut old = std::process::Command::new("python3")
+        .args(["-c", OLD_DAEMON])
+        .arg(&gw.socket)
+        .arg(&log)
+        .envs(gw.env())
+        .spawn()
+        .unwrap();
+    assert!(wait_until(TIMEOUT, || std::os::unix::net::UnixStream::connect(&gw.socket).is_ok()));
+
+    let mut client = gw.client_with(&[]);
+    let reply = client.initialize();
+    assert!(reply["result"].is_object(), "{reply}");
+    let reply = client.call_tool(json!(1), "fx__echo", json!({"message": "new"}));
+    assert_eq!(first_text(&reply), "a: new", "served by a current daemon");
+    assert!(wait_until(TIMEOUT, || matches!(old.try_wait(), Ok(Some(_)))), "the old daemon was stopped");
+    let asked = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(asked.lines().collect::<Vec<_>>(), ["None", "stop"], "one session attempt, then `stop`: {asked}");
+    assert_eq!(status(&gw)["version"], env!("CARGO_PKG_VERSION"));
+
+    assert!(client.finish().success());
+    let out = gw.command(DAEMON).arg("stop").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
