@@ -86,3 +86,16 @@ fn the_deb_and_rpm_metadata_package_everything() {
         assert!(missing.is_empty(), "[package.metadata.{tool}] assets lack: {missing:#?}");
     }
 }
+
+/// The package description is the `.deb`'s synopsis and the `.rpm`'s summary: one
+/// line, under 80 characters (cargo-deb wraps a longer one into the extended
+/// description).
+#[test]
+fn the_package_description_fits_a_synopsis() {
+    let manifest: toml::Table = std::fs::read_to_string(root().join("Cargo.toml")).unwrap().parse().unwrap();
+    let description = manifest["package"]["description"].as_str().unwrap();
+    assert!(
+        description.len() < 80 && !description.contains('\n'),
+        "description too long for a synopsis: {description:?}"
+    );
+}
