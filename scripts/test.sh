@@ -15,5 +15,8 @@ bash tests/support/deps.sh >/dev/null
 echo "== tests"
 cargo nextest run --locked --no-fail-fast
 
+echo "== packages (.deb and .rpm, built and checked: packaging/README.md)"
+bash scripts/package.sh
+
 echo "== fuzzing (bounded: ${MCP_GATEWAY_FUZZ_SECONDS:=15} s a target; longer: bash scripts/fuzz.sh SECONDS)"
 bash scripts/fuzz.sh "$MCP_GATEWAY_FUZZ_SECONDS"

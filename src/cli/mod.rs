@@ -19,6 +19,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::{config, control, daemon, paths};
 
+mod generate;
+
 const AFTER_HELP: &str = "\
 Files:
   gateway home   $MCP_GATEWAY_HOME, else ~/.mcp-gateway/
@@ -134,6 +136,12 @@ pub enum Command {
     /// Write the man pages into a directory (used to keep `man/` current).
     #[command(hide = true)]
     Manpages {
+        /// Where to write them.
+        dir: PathBuf,
+    },
+    /// Write bash, zsh and fish completions into a directory (used to keep `completions/` current).
+    #[command(hide = true)]
+    Completions {
         /// Where to write them.
         dir: PathBuf,
     },
@@ -340,15 +348,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Doctor { json, socket } => doctor::run(&socket.path(), json),
         Command::Import(args) => clients::import(args),
         Command::Setup(args) => clients::setup(args),
-        Command::Manpages { dir } => {
-            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-            for command in [<Cli as clap::CommandFactory>::command(), <ConnectArgs as clap::CommandFactory>::command()]
-            {
-                clap_mangen::generate_to(command, &dir)
-                    .with_context(|| format!("writing man pages to {}", dir.display()))?;
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Manpages { dir } => generate::man_pages(&dir).map(|()| ExitCode::SUCCESS),
+        Command::Completions { dir } => generate::completions(&dir).map(|()| ExitCode::SUCCESS),
     }
 }
 
