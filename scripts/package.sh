@@ -77,7 +77,7 @@ problem() { problems+=("$*"); }
 
 # What both packages must contain (paths without the leading /), but for zsh's
 # directory, which differs: Debian's vendor-completions, else site-functions.
-expected() { # zsh-dir
+expected() { # zsh-dir license-dir
     echo usr/bin/mcp-gateway
     echo usr/bin/mcp-gateway-connect
     for page in man/*.1; do echo "usr/share/man/man1/$(basename "$page").gz"; done
@@ -89,12 +89,14 @@ expected() { # zsh-dir
     echo usr/lib/systemd/user/mcp-gateway.socket
     echo usr/lib/systemd/user/mcp-gateway.service
     echo usr/share/doc/mcp-gateway/README.md
+    echo "$2/LICENSE-MIT"
+    echo "$2/LICENSE-APACHE"
 }
-check_files() { # package-name listing-file zsh-dir
+check_files() { # package-name listing-file zsh-dir license-dir
     local name=$1 listing=$2 want
     while read -r want; do
         grep -qxF "$want" "$listing" || problem "$name: missing /$want"
-    done < <(expected "$3")
+    done < <(expected "$3" "$4")
 }
 
 # The packaged files themselves, extracted: the binaries run, the man pages are
@@ -131,7 +133,7 @@ printf 'servers:\n  echo:\n    command: cat\n' >"$WORK/config.yaml"
 
 echo "== checking $(basename "$DEB")"
 dpkg-deb -c "$DEB" | awk '{print $NF}' | sed 's|^\./||' >"$WORK/deb.files"
-check_files .deb "$WORK/deb.files" usr/share/zsh/vendor-completions
+check_files .deb "$WORK/deb.files" usr/share/zsh/vendor-completions usr/share/doc/mcp-gateway
 grep -qxF usr/share/doc/mcp-gateway/copyright "$WORK/deb.files" || problem ".deb: missing /usr/share/doc/mcp-gateway/copyright"
 field() { dpkg-deb -f "$DEB" "$1"; }
 [[ $(field Package) == mcp-gateway ]] || problem ".deb: Package is '$(field Package)'"
@@ -166,7 +168,7 @@ fi
 
 echo "== checking $(basename "$RPM")"
 rpm -qlp "$RPM" 2>/dev/null | sed 's|^/||' >"$WORK/rpm.files"
-check_files .rpm "$WORK/rpm.files" usr/share/zsh/site-functions
+check_files .rpm "$WORK/rpm.files" usr/share/zsh/site-functions usr/share/licenses/mcp-gateway
 rpm -K --nosignature "$RPM" >/dev/null 2>&1 || problem ".rpm: digests do not verify (rpm -K)"
 qf() { rpm -qp --qf "$1" "$RPM" 2>/dev/null; }
 [[ $(qf '%{NAME}') == mcp-gateway ]] || problem ".rpm: Name is '$(qf '%{NAME}')'"
