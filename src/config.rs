@@ -248,6 +248,11 @@ impl ServerConfig {
         self.digests.revision.clone()
     }
 
+    /// The same, borrowed.
+    pub fn revision_str(&self) -> &str {
+        &self.digests.revision
+    }
+
     fn compute_revision(&self) -> String {
         hex_digest(&serde_json::to_vec(self).unwrap_or_default(), 12)
     }

@@ -74,6 +74,23 @@ pub fn request(id: Value, method: &str, params: Value) -> Value {
     Value::Object(msg)
 }
 
+/// A request with a numeric id, serialised as one stdio line: the same text as
+/// `to_line(&request(id.into(), method, params))`, without building the message.
+pub fn request_line(id: u64, method: &str, params: &Value) -> Vec<u8> {
+    #[derive(serde::Serialize)]
+    struct Request<'a> {
+        jsonrpc: &'static str,
+        id: u64,
+        method: &'a str,
+        #[serde(skip_serializing_if = "Value::is_null")]
+        params: &'a Value,
+    }
+    let mut line =
+        serde_json::to_vec(&Request { jsonrpc: "2.0", id, method, params }).unwrap_or_else(|_| b"null".to_vec());
+    line.push(b'\n');
+    line
+}
+
 /// A notification.
 pub fn notification(method: &str, params: Value) -> Value {
     let mut msg = Map::new();
@@ -118,6 +135,16 @@ mod tests {
         assert_eq!(kind(&json!({"jsonrpc":"2.0","id":1})), Kind::Invalid);
         assert_eq!(kind(&json!([1, 2])), Kind::Invalid);
         assert_eq!(kind(&json!("x")), Kind::Invalid);
+    }
+
+    #[test]
+    fn request_line_is_the_request_serialised() {
+        for params in [Value::Null, json!({"name": "t", "arguments": {"z": 1, "a": [1, "x"]}})] {
+            assert_eq!(
+                request_line(7, "tools/call", &params),
+                to_line(&request(json!(7), "tools/call", params.clone()))
+            );
+        }
     }
 
     #[test]

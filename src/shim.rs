@@ -339,16 +339,17 @@ fn lock(shared: &Shared) -> MutexGuard<'_, Relay> {
     crate::lock(shared)
 }
 
-/// Just enough of a message to track requests and responses.
+/// Just enough of a message to track requests and responses (the method
+/// borrowed from the line: this runs on every message).
 #[derive(Deserialize)]
-struct Probe {
+struct Probe<'a> {
     #[serde(default)]
     id: Option<Value>,
-    #[serde(default)]
-    method: Option<String>,
+    #[serde(default, borrow)]
+    method: Option<std::borrow::Cow<'a, str>>,
 }
 
-fn probes(line: &[u8]) -> Vec<Probe> {
+fn probes(line: &[u8]) -> Vec<Probe<'_>> {
     serde_json::from_slice::<Probe>(line)
         .map(|p| vec![p])
         .or_else(|_| serde_json::from_slice::<Vec<Probe>>(line))
@@ -384,10 +385,13 @@ fn relay(mut connector: Connector) -> Result<(), ShimError> {
         .name("stdin".into())
         .stack_size(128 * 1024)
         .spawn(move || read_client(reader_shared))?;
+    // Started: from here on the shim runs a few functions in a loop.
+    crate::memory::drop_mapped_code();
 
     let mut from_daemon = BufReader::new(stream);
     let stdout = std::io::stdout();
     let mut line = Vec::new();
+    let mut relayed = 0u64;
     loop {
         line.clear();
         let n = from_daemon.read_until(b'\n', &mut line).unwrap_or(0);
@@ -411,6 +415,12 @@ fn relay(mut connector: Connector) -> Result<(), ShimError> {
         let mut out = stdout.lock();
         if out.write_all(&line).and_then(|_| out.flush()).is_err() {
             return Ok(()); // The client is gone.
+        }
+        relayed += 1;
+        if relayed == 1 {
+            // The session is set up (its `initialize` answered): what runs from
+            // now on is the relay loop.
+            crate::memory::drop_mapped_code();
         }
     }
 }

@@ -3,7 +3,7 @@
 //! in `.mcp-gateway.yaml`).
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use indexmap::IndexMap;
 use serde::Deserialize;
@@ -77,13 +77,14 @@ struct Stamp(Option<std::time::SystemTime>, u64);
 /// Workspace files, parsed once per change.
 #[derive(Default)]
 pub struct WorkspaceFiles {
-    cache: Mutex<std::collections::HashMap<PathBuf, (Stamp, WorkspaceFile)>>,
+    cache: Mutex<std::collections::HashMap<PathBuf, (Stamp, Arc<WorkspaceFile>)>>,
 }
 
 impl WorkspaceFiles {
     /// The workspace file of `root`; empty when absent or broken (a warning says
-    /// file, line and reason, once per version of the file).
-    pub fn load(&self, root: &Path) -> WorkspaceFile {
+    /// file, line and reason, once per version of the file). Shared, not
+    /// copied: it is read on every routed request.
+    pub fn load(&self, root: &Path) -> Arc<WorkspaceFile> {
         let path = root.join(WORKSPACE_FILE);
         let meta = std::fs::metadata(&path).ok();
         let stamp = Stamp(meta.as_ref().and_then(|m| m.modified().ok()), meta.as_ref().map_or(0, |m| m.len()));
@@ -101,6 +102,7 @@ impl WorkspaceFiles {
             }),
             _ => WorkspaceFile::default(),
         };
+        let file = Arc::new(file);
         cache.insert(path, (stamp, file.clone()));
         file
     }
@@ -141,13 +143,13 @@ mod tests {
     fn workspace_files_load_and_survive_errors() {
         let dir = tempfile::tempdir().unwrap();
         let files = WorkspaceFiles::default();
-        assert_eq!(files.load(dir.path()), WorkspaceFile::default());
+        assert_eq!(*files.load(dir.path()), WorkspaceFile::default());
         std::fs::write(dir.path().join(WORKSPACE_FILE), "profile: work\nservers:\n  db:\n    command: db-mcp\n")
             .unwrap();
         let file = files.load(dir.path());
         assert_eq!(file.profile.as_deref(), Some("work"));
         assert_eq!(file.servers["db"].command.as_deref(), Some("db-mcp"));
         std::fs::write(dir.path().join(WORKSPACE_FILE), "servers: [oops\n").unwrap();
-        assert_eq!(files.load(dir.path()), WorkspaceFile::default());
+        assert_eq!(*files.load(dir.path()), WorkspaceFile::default());
     }
 }

@@ -279,8 +279,7 @@ impl Backend {
         }
         let (id, rx) = self.pending.register(sink, &mut params);
         let guard = CancelOnDrop { backend: self, id, armed: true };
-        let message = jsonrpc::request(Value::from(id), method, params);
-        if self.writer.send(jsonrpc::to_line(&message)).is_err() {
+        if self.writer.send(jsonrpc::request_line(id, method, &params)).is_err() {
             self.pending.forget(id);
             return Err(self.exit_error());
         }

@@ -200,12 +200,11 @@ impl Gateway {
     /// The catalog a session sees. Servers that cannot be listed are left out
     /// (and logged); such a catalog is not kept, so the next request tries again.
     pub async fn catalog(self: &Arc<Self>, session: &SessionInfo) -> Arc<Catalog> {
-        let servers = self.servers_for(session);
-        let signature: String =
-            servers.iter().map(|(name, config)| format!("{name}\u{1f}{}\u{1e}", config.revision())).collect();
+        let signature = self.servers_signature(session);
         if let Some(catalog) = lock(&self.listings.catalogs).get(&signature).cloned() {
             return catalog;
         }
+        let servers = self.servers_for(session);
         let results =
             futures_util::future::join_all(servers.iter().map(|(name, config)| self.listing(name, config, session)))
                 .await;

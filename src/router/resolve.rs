@@ -36,7 +36,7 @@ impl Gateway {
             }
             return Ok((root, Some(profile.to_string())));
         }
-        let from_file = self.workspace_files.load(&root).profile.filter(|p| {
+        let from_file = self.workspace_files.load(&root).profile.clone().filter(|p| {
             let known = config.profiles.contains_key(p);
             if !known {
                 warn!(workspace = %root.display(), profile = p, "the workspace file names an unknown profile; ignoring it");
@@ -52,32 +52,24 @@ impl Gateway {
     /// workspace server replaces a config server of the same name).
     pub fn servers_for(&self, session: &SessionInfo) -> Vec<(String, ServerConfig)> {
         let config = self.config();
-        let allowed = session.profile.as_ref().and_then(|p| config.profiles.get(p)).and_then(|p| p.servers.clone());
-        let mut servers: Vec<(String, ServerConfig)> = config
-            .servers
-            .iter()
-            .filter(|(name, s)| s.enabled && allowed.as_ref().is_none_or(|a| a.contains(name)))
-            .map(|(n, s)| (n.clone(), s.clone()))
-            .collect();
-        let trusted = workspace::mapping_for(&config, &session.workspace).is_some_and(|(_, m)| m.trust);
-        let own = self.workspace_files.load(&session.workspace).servers;
-        if !own.is_empty() && !trusted {
-            warn!(
-                workspace = %session.workspace.display(),
-                "ignoring the servers in {}: add `workspaces: {{ {:?}: {{ trust: true }} }}` to the config to allow them",
-                workspace::WORKSPACE_FILE,
-                session.workspace.display().to_string()
-            );
+        let own = self.workspace_files.load(&session.workspace);
+        visible_servers(&config, &own, session).into_iter().map(|(n, s)| (n.to_string(), s.clone())).collect()
+    }
+
+    /// What identifies the set of servers a session sees (names and
+    /// revisions, in order), without copying their definitions: the key of
+    /// the session's catalog, worked out on every routed request.
+    pub(super) fn servers_signature(&self, session: &SessionInfo) -> String {
+        let config = self.config();
+        let own = self.workspace_files.load(&session.workspace);
+        let mut signature = String::new();
+        for (name, server) in visible_servers(&config, &own, session) {
+            signature.push_str(name);
+            signature.push('\u{1f}');
+            signature.push_str(server.revision_str());
+            signature.push('\u{1e}');
         }
-        if trusted {
-            for (name, server) in own.into_iter().filter(|(_, s)| s.enabled) {
-                match servers.iter_mut().find(|(n, _)| *n == name) {
-                    Some(slot) => slot.1 = server,
-                    None => servers.push((name, server)),
-                }
-            }
-        }
-        servers
+        signature
     }
 
     /// Whether the config lets this session's workspace add its own servers.
@@ -150,8 +142,17 @@ impl Gateway {
         id
     }
 
+    /// The definition of one server as `servers_for` gives it, without copying
+    /// the others (this runs on every routed request).
     pub fn server_for(&self, session: &SessionInfo, name: &str) -> Option<ServerConfig> {
-        self.servers_for(session).into_iter().find(|(n, _)| n == name).map(|(_, s)| s)
+        let config = self.config();
+        if workspace::mapping_for(&config, &session.workspace).is_some_and(|(_, m)| m.trust)
+            && let Some(server) = self.workspace_files.load(&session.workspace).servers.get(name).filter(|s| s.enabled)
+        {
+            return Some(server.clone());
+        }
+        let allowed = session.profile.as_ref().and_then(|p| config.profiles.get(p)).and_then(|p| p.servers.as_ref());
+        config.servers.get(name).filter(|s| s.enabled && allowed.is_none_or(|a| a.iter().any(|n| n == name))).cloned()
     }
 
     /// The credential sources of a session, highest first.
@@ -216,7 +217,7 @@ impl Gateway {
             Share::Session => format!("session:{}", session.id),
             Share::Credential => {
                 let parts = used.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]);
-                format!("credential:{}", self.hasher.digest(parts))
+                format!("credential:{}", self.hasher.digest_memo(parts))
             }
         };
         let resolved = Resolved { url, headers, command, args, env, cwd, image, volumes, network: def.network.clone() };
@@ -230,7 +231,7 @@ impl Gateway {
             parts.extend(resolved.url.as_deref());
             parts.extend(resolved.headers.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]));
             parts.extend(resolved.volumes.iter().map(String::as_str));
-            self.hasher.digest(parts)
+            self.hasher.digest_memo(parts)
         };
         Ok((Identity { server: name.to_string(), key: SharingKey(key), instance }, resolved))
     }
@@ -323,6 +324,39 @@ impl Gateway {
     fn busy(&self, backend: &Backend) -> bool {
         backend.in_flight().0 > 0 || self.has_subscribers(backend) || self.has_server_requests(backend)
     }
+}
+
+/// The servers a session sees, in order (see `Gateway::servers_for`), by reference.
+fn visible_servers<'a>(
+    config: &'a config::Config,
+    own: &'a workspace::WorkspaceFile,
+    session: &SessionInfo,
+) -> Vec<(&'a str, &'a ServerConfig)> {
+    let allowed = session.profile.as_ref().and_then(|p| config.profiles.get(p)).and_then(|p| p.servers.as_ref());
+    let mut servers: Vec<(&str, &ServerConfig)> = config
+        .servers
+        .iter()
+        .filter(|(name, s)| s.enabled && allowed.is_none_or(|a| a.contains(name)))
+        .map(|(n, s)| (n.as_str(), s))
+        .collect();
+    let trusted = workspace::mapping_for(config, &session.workspace).is_some_and(|(_, m)| m.trust);
+    if !own.servers.is_empty() && !trusted {
+        warn!(
+            workspace = %session.workspace.display(),
+            "ignoring the servers in {}: add `workspaces: {{ {:?}: {{ trust: true }} }}` to the config to allow them",
+            workspace::WORKSPACE_FILE,
+            session.workspace.display().to_string()
+        );
+    }
+    if trusted {
+        for (name, server) in own.servers.iter().filter(|(_, s)| s.enabled) {
+            match servers.iter_mut().find(|(n, _)| *n == name) {
+                Some(slot) => slot.1 = server,
+                None => servers.push((name, server)),
+            }
+        }
+    }
+    servers
 }
 
 /// Stops backends no session has used for their idle timeout, and pings the

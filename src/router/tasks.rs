@@ -43,7 +43,9 @@ pub(super) fn related_task(params: &Value) -> Option<&str> {
 impl Gateway {
     /// Notes the task a `tools/call` answer created, if any.
     pub fn record_task(&self, session: SessionId, server: &str, response: &Value) {
-        if let Some(task) = response.pointer("/result/task/taskId").and_then(Value::as_str) {
+        // Not `pointer`: it allocates per segment, and this runs on every call.
+        let task = response.get("result").and_then(|r| r.get("task")).and_then(|t| t.get("taskId"));
+        if let Some(task) = task.and_then(Value::as_str) {
             debug!(session, server, task, "task created");
             lock(&self.tasks.owners).insert(task.to_string(), Owner { session, server: server.to_string() });
         }

@@ -410,8 +410,9 @@ impl Session {
         }
     }
 
-    async fn on_handshake_request(&self, id: Value, message: Value) -> Value {
-        let params = jsonrpc::params(&message).clone();
+    async fn on_handshake_request(&self, id: Value, mut message: Value) -> Value {
+        // Taken, not copied: a call's arguments can be large.
+        let params = message.get_mut("params").map(Value::take).unwrap_or(Value::Null);
         match jsonrpc::method(&message) {
             "initialize" => jsonrpc::result(id, self.initialize(&params)),
             "ping" => jsonrpc::result(id, json!({})),
