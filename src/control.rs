@@ -30,6 +30,12 @@ pub async fn handle<W: AsyncWrite>(
     let (reply, body) = match (command, server) {
         ("status", _) => (PreambleReply::accepted(None), Some(gateway.status())),
         ("stop", _) => (PreambleReply::accepted(None), None),
+        // The command line's config edits: applied before it returns, so the
+        // next command already sees them (no wait for the file watcher).
+        ("reload", _) => {
+            gateway.reload();
+            (PreambleReply::accepted(None), Some(serde_json::json!({ "config_error": gateway.config_error() })))
+        }
         ("restart", Some(server)) => match gateway.restart_server(server).await {
             Ok(stopped) => (PreambleReply::accepted(None), Some(serde_json::json!({ "stopped": stopped }))),
             Err(e) => (PreambleReply::refused(e), None),
@@ -73,6 +79,17 @@ pub enum ControlError {
     Refused(String),
     #[error("the daemon sent an answer this client does not understand: {0}")]
     BadReply(String),
+}
+
+/// Asks a running daemon to apply the config file now, after the command line
+/// edited it. `Ok(None)`: no daemon runs (the next one reads the file);
+/// `Ok(Some(error))`: the daemon kept its last good config because of `error`.
+pub fn reload_if_running(socket: &Path) -> Result<Option<Option<String>>, ControlError> {
+    match request(socket, "reload") {
+        Ok(answer) => Ok(Some(answer.and_then(|a| a["config_error"].as_str().map(str::to_string)))),
+        Err(ControlError::NotRunning { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// Sends a control command and returns the daemon's answer body (if any).

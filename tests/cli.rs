@@ -136,7 +136,7 @@ fn servers_edits_are_taken_up_by_the_running_daemon() {
     let command = fixture_command("beta");
     add.extend(command.iter().map(String::as_str));
     let out = ok(&gw, &add);
-    assert!(out.contains("added `beta`") && out.contains("the running daemon applies it now"), "{out}");
+    assert!(out.contains("added `beta`") && out.contains("the running daemon applied it"), "{out}");
     assert!(wait_until(Duration::from_secs(10), || tools_now(&gw).contains(&"beta__echo".to_string())));
 
     let listed: Value = serde_json::from_str(&ok(&gw, &["servers", "list", "--json"])).unwrap();

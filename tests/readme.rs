@@ -111,6 +111,19 @@ impl Sandbox {
     }
 }
 
+/// The daemon the README's `serve` started: killed if the test fails before
+/// the README's `stop`, so a failure leaves nothing running.
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 #[test]
 fn every_readme_command_runs() {
     let sandbox = Sandbox::new();
@@ -119,7 +132,7 @@ fn every_readme_command_runs() {
     let claude = serde_json::json!({ "mcpServers": { "notes": { "command": "python3", "args": [fixture, "notes"] } } });
     std::fs::write(sandbox.home.join(".claude.json"), claude.to_string()).unwrap();
 
-    let mut daemon: Option<Child> = None;
+    let mut daemon: Option<Daemon> = None;
     let mut ran = 0;
     for block in readme_blocks().iter().filter(|b| b.lang == "sh") {
         for (line, command) in commands(block) {
@@ -145,7 +158,7 @@ fn every_readme_command_runs() {
             if words.get(1) == Some(&"serve") {
                 let log = std::fs::File::create(sandbox.home.join("serve.log")).unwrap();
                 let child = process.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log).spawn().unwrap();
-                daemon = Some(child);
+                daemon = Some(Daemon(child));
                 let socket = sandbox.socket();
                 assert!(
                     wait_until(Duration::from_secs(20), || std::os::unix::net::UnixStream::connect(&socket).is_ok()),
@@ -170,10 +183,7 @@ fn every_readme_command_runs() {
     assert!(ran >= 15, "only {ran} README commands ran");
     // The README's sequence ends with `mcp-gateway stop`.
     let mut daemon = daemon.expect("the README starts the daemon");
-    let stopped = wait_until(Duration::from_secs(20), || daemon.try_wait().ok().flatten().is_some());
-    if !stopped {
-        let _ = daemon.kill();
-    }
+    let stopped = wait_until(Duration::from_secs(20), || daemon.0.try_wait().ok().flatten().is_some());
     assert!(stopped, "`mcp-gateway stop` stopped the daemon");
     // What the commands did: the imported server and the catalog one are configured.
     let config = std::fs::read_to_string(sandbox.home.join(".mcp-gateway/config.yaml")).unwrap();

@@ -164,6 +164,8 @@ pub fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
     if args.apply.json {
         if args.apply.yes && !args.apply.dry_run && !nothing {
             clients::import::apply(&mut plan)?;
+            // Applied now for the next command; the JSON on stdout says the rest.
+            let _ = crate::control::reload_if_running(&crate::paths::socket_path(None));
         }
         println!("{}", serde_json::to_string_pretty(&plan)?);
         return Ok(ExitCode::SUCCESS);
@@ -185,6 +187,9 @@ pub fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
     );
     if !plan.dotenv_added.is_empty() {
         println!("Wrote {} to {} (mode 0600).", plan.dotenv_added.join(", "), env.show(&plan.dotenv));
+    }
+    if !plan.add.is_empty() {
+        super::tell_daemon(&config);
     }
     let setups = plan.setups();
     if !setups.is_empty() {

@@ -353,6 +353,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// After the command line changed `path`: a running daemon applies it now,
+/// so the next command sees it. Says what happened.
+pub(crate) fn tell_daemon(path: &std::path::Path) {
+    use table::{BAD, DIM};
+    match control::reload_if_running(&paths::socket_path(None)) {
+        Ok(Some(None)) => println!("the running daemon applied it (sessions are told their lists changed)"),
+        Ok(Some(Some(error))) => {
+            anstream::println!("{BAD}the running daemon kept its last good config:{BAD:#} {error} ({})", path.display())
+        }
+        Ok(None) => anstream::println!("{DIM}no daemon runs now; the next one reads it{DIM:#}"),
+        Err(e) => anstream::println!("{DIM}could not ask the daemon to apply it now ({e}); it will on its own{DIM:#}"),
+    }
+}
+
 /// Waits until nothing answers on the socket any more.
 fn wait_for_exit(socket: &std::path::Path, limit: Duration) {
     let deadline = std::time::Instant::now() + limit;

@@ -73,9 +73,7 @@ fn write(change: &Change, done: &str) -> anyhow::Result<()> {
     if let Some(backup) = backup {
         anstream::println!("{DIM}previous version kept as {}{DIM:#}", backup.display());
     }
-    if control::request(&paths::socket_path(None), "status").is_ok() {
-        println!("the running daemon applies it now (sessions are told their lists changed)");
-    }
+    super::tell_daemon(change.path.as_path());
     Ok(())
 }
 
