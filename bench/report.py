@@ -15,6 +15,13 @@ BEGIN = "<!-- bench/run.sh: begin (generated, do not edit by hand) -->"
 END = "<!-- bench/run.sh: end -->"
 
 
+def returned_pct(idle):
+    """How much of the daemon's growth during the idle sessions it gave back after they left."""
+    grown = idle["during"]["rss_kb"] - idle["before"]["rss_kb"]
+    back = idle["during"]["rss_kb"] - idle["after"]["rss_kb"]
+    return round(100 * back / grown) if grown > 0 else 100
+
+
 def load(name):
     p = os.path.join(res, name)
     if not os.path.exists(p):
@@ -217,8 +224,8 @@ if idle:
       f"The daemon grew by about {f(per, 1)} KB RSS per idle session. After all disconnected, its fds fell from "
       f"{idle['during']['fds']} to {idle['after']['fds']} (before the test: {idle['before']['fds']}; the backend started "
       f"by the first `tools/list` keeps its pipes) and its RSS from {mb(idle['during']['rss_kb'])} to "
-      f"{mb(idle['after']['rss_kb'])} MB (before: {mb(idle['before']['rss_kb'])} MB), i.e. memory was "
-      f"{'' if idle['after']['rss_kb'] <= idle['before']['rss_kb'] * 1.1 else 'not '}returned to the OS. "
+      f"{mb(idle['after']['rss_kb'])} MB (before: {mb(idle['before']['rss_kb'])} MB): "
+      f"{returned_pct(idle)} % of what the sessions took was returned to the OS. "
       f"Each shim: {mb(idle['shim_rss_kb']['p50'])} MB RSS median, {mb(idle['shims']['pss_kb'] / idle['sessions'])} MB PSS "
       f"({idle['sessions']:,} shims: {mb(idle['shims']['rss_kb'])} MB RSS, {mb(idle['shims']['pss_kb'])} MB PSS in all).")
     if ex:
