@@ -18,7 +18,7 @@ const NOT_RUN_HERE: &[(&str, &str)] = &[
     ("cargo install --locked --path .", "builds what this test runs: CI builds the same crate with --locked"),
     ("bash scripts/test.sh", "the test suite this test is part of"),
     ("claude mcp add*", "needs Claude Code; `mcp-gateway setup claude-code` writes the same entry and is run"),
-    ("mcp-gateway service install", "needs a systemd user manager (tests/systemd.rs runs the units under a real one)"),
+    ("mcp-gateway service install", "needs a systemd user manager: tests/systemd.rs runs it under a real one"),
 ];
 
 /// Commands whose non-zero exit is the documented answer in a sandbox.

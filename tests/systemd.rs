@@ -132,6 +132,10 @@ fn a_real_systemd_user_manager_runs_the_units() {
         "echo: ok",
         "watchdog: restarted",
         "stop: no backend left",
+        "install: socket enabled, active",
+        "service status: installed, enabled, active",
+        "installed: echo ok",
+        "uninstall: removed, socket inactive, status exit 3",
     ] {
         assert!(stdout.lines().any(|l| l.starts_with(check)), "missing `{check}`:\n{stdout}\n{stderr}");
     }

@@ -94,3 +94,22 @@ systemctl --user stop mcp-gateway.service mcp-gateway.socket
 # (The bracket keeps pgrep from matching this very command line.)
 wait_for 20 bash -c '! pgrep -f "fixture_server[.]py systemd" >/dev/null'
 echo "stop: no backend left"
+
+# `mcp-gateway service install` for real: it replaces the units with copies
+# that name this binary, enables the socket, and `service status` says so;
+# `service uninstall` takes it all away again.
+rm -f "$XDG_CONFIG_HOME"/systemd/user/mcp-gateway.{socket,service}
+"$DAEMON" service install > "$T/install.out"
+grep -qx "ExecStart=$DAEMON serve" "$XDG_CONFIG_HOME/systemd/user/mcp-gateway.service" ||
+  { echo "install: the unit does not run $DAEMON"; exit 1; }
+echo "install: socket $(systemctl --user is-enabled mcp-gateway.socket), $(systemctl --user is-active mcp-gateway.socket)"
+"$DAEMON" service status > "$T/status.out" || { echo "service status: exit $?"; cat "$T/status.out"; exit 1; }
+grep -q "^mcp-gateway.socket *enabled, active" "$T/status.out" || { echo "service status: $(cat "$T/status.out")"; exit 1; }
+echo "service status: installed, enabled, active"
+[ "$(call)" = "systemd: ok" ] || { echo "installed: no answer"; exit 1; }
+echo "installed: echo ok"
+"$DAEMON" service uninstall > "$T/uninstall.out"
+[ ! -e "$XDG_CONFIG_HOME/systemd/user/mcp-gateway.socket" ] || { echo "uninstall: the unit is still there"; exit 1; }
+code=0; "$DAEMON" service status > "$T/status.out" || code=$?
+echo "uninstall: removed, socket $(systemctl --user is-active mcp-gateway.socket || true), status exit $code"
+wait_for 20 bash -c '! pgrep -f "fixture_server[.]py systemd" >/dev/null'
