@@ -69,7 +69,8 @@ fn a_remote_server_routes_progress_and_sampling_exactly_and_survives_a_restart()
             names = asker.tool_names();
             names.contains(&"remote__trigger-sampling-request".to_string())
         }),
-        "{names:?}"
+        "{names:?}\n{}",
+        gw.daemon_log()
     );
     assert!(names.contains(&"remote__echo".to_string()), "{names:?}");
     assert_eq!(

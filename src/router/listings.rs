@@ -54,6 +54,8 @@ struct LiveListing {
     from_backend: bool,
     /// Until when the server said its lists stay fresh (`ttlMs`), if it did.
     fresh_until: Option<Instant>,
+    /// When its fetch started (see [`Listings::started`]); 0 from the disk cache.
+    started: u64,
 }
 
 /// The longest a server's `ttlMs` is believed (as the SDKs clamp it).
@@ -69,11 +71,22 @@ pub(super) struct Listings {
     fetching: Mutex<HashMap<ListingKey, Arc<tokio::sync::Mutex<()>>>>,
     /// Catalogs by the exact set of servers they were built from.
     catalogs: Mutex<HashMap<String, Arc<Catalog>>>,
+    /// Numbers fetches in the order they start. Two can overlap (the first
+    /// listing, and the re-listing after a `list_changed` the server sent
+    /// meanwhile) and finish in either order: only a later-started one may
+    /// replace a stored listing, or the older answer would undo the change.
+    fetches: std::sync::atomic::AtomicU64,
 }
 
 impl Listings {
     pub(super) fn new(disk: ListingCache) -> Self {
-        Self { disk: Mutex::new(disk), live: Mutex::default(), fetching: Mutex::default(), catalogs: Mutex::default() }
+        Self {
+            disk: Mutex::new(disk),
+            live: Mutex::default(),
+            fetching: Mutex::default(),
+            catalogs: Mutex::default(),
+            fetches: std::sync::atomic::AtomicU64::new(1),
+        }
     }
 
     fn known(&self, key: &ListingKey) -> Option<Arc<ServerListing>> {
@@ -86,7 +99,7 @@ impl Listings {
             return Some(listing);
         }
         let listing = lock(&self.disk).get(&key.0, &key.1)?;
-        let live = LiveListing { listing: listing.clone(), from_backend: false, fresh_until: None };
+        let live = LiveListing { listing: listing.clone(), from_backend: false, fresh_until: None, started: 0 };
         lock(&self.live).insert(key.clone(), live);
         Some(listing)
     }
@@ -124,13 +137,21 @@ impl Gateway {
     /// Lists everything a running backend offers and stores it.
     async fn relist(self: &Arc<Self>, backend: &Backend) -> Result<(Arc<ServerListing>, Changes), BackendError> {
         let key = listing_key(&backend.server, &backend.config);
+        let started = self.listings.fetches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (listing, ttl) = fetch_listing(backend).await?;
         let listing = Arc::new(listing);
         let fresh_until = ttl.map(|ttl| Instant::now() + ttl);
         let changes = {
             let mut live = lock(&self.listings.live);
+            if let Some(newer) = live.get(&key).filter(|l| l.started > started) {
+                debug!(server = %backend.server, "a listing fetched later is stored already; this older one is dropped");
+                return Ok((newer.listing.clone(), Changes::default()));
+            }
             let changes = Changes::between(live.get(&key).map(|l| &*l.listing), &listing);
-            live.insert(key.clone(), LiveListing { listing: listing.clone(), from_backend: true, fresh_until });
+            live.insert(
+                key.clone(),
+                LiveListing { listing: listing.clone(), from_backend: true, fresh_until, started },
+            );
             changes
         };
         if changes.any() {
