@@ -327,7 +327,7 @@ impl Gateway {
 }
 
 /// The servers a session sees, in order (see `Gateway::servers_for`), by reference.
-fn visible_servers<'a>(
+pub(super) fn visible_servers<'a>(
     config: &'a config::Config,
     own: &'a workspace::WorkspaceFile,
     session: &SessionInfo,

@@ -9,7 +9,6 @@ use serde_json::{Value, json};
 
 use super::{Gateway, LogLevel, SessionInfo, lock};
 use crate::backend::BackendStatus;
-use crate::config::Config;
 
 /// Bumped when a field of the status JSON is removed or changes meaning.
 pub const STATUS_SCHEMA_VERSION: u32 = 1;
@@ -23,6 +22,19 @@ impl Gateway {
             rows.sort_by_key(|s| s.id);
             rows
         };
+        // What a client configured with the same servers would spawn for
+        // itself: the servers each session sees, but remote ones.
+        let spawned: Vec<Vec<String>> = sessions
+            .iter()
+            .map(|s| {
+                let own = self.workspace_files.load(&s.workspace);
+                super::resolve::visible_servers(&config, &own, s)
+                    .into_iter()
+                    .filter(|(_, server)| server.url.is_none())
+                    .map(|(name, _)| name.to_string())
+                    .collect()
+            })
+            .collect();
         let backends = self.pool.status();
         let daemon_rss_kib = crate::procinfo::rss_kib(std::process::id());
         json!({
@@ -38,8 +50,8 @@ impl Gateway {
             "config_error": self.config_error(),
             "http": self.http_addr.get().map(|a| format!("http://{a}/mcp")),
             "backends": backends,
-            "sessions": sessions.iter().map(|s| session_row(&config, s)).collect::<Vec<_>>(),
-            "totals": totals(&config, &backends, &sessions, daemon_rss_kib),
+            "sessions": sessions.iter().zip(&spawned).map(|(s, names)| session_row(s, names.len())).collect::<Vec<_>>(),
+            "totals": totals(&backends, &spawned, daemon_rss_kib),
             "pending": {
                 "server_requests": self.server_requests.len(),
                 "subscriptions": self.subscriptions.len(),
@@ -49,7 +61,7 @@ impl Gateway {
     }
 }
 
-fn session_row(config: &Config, s: &SessionInfo) -> Value {
+fn session_row(s: &SessionInfo, servers: usize) -> Value {
     json!({
         "id": s.id,
         "client": s.client_name,
@@ -59,22 +71,9 @@ fn session_row(config: &Config, s: &SessionInfo) -> Value {
         "cwd": s.cwd,
         "workspace": s.workspace,
         "profile": s.profile,
-        "servers": visible_servers(config, s).len(),
+        "servers": servers,
         "connected_secs": s.connected.elapsed().as_secs(),
     })
-}
-
-/// The configured servers a session may use: what a client configured with
-/// the same servers would spawn for itself. (A trusted workspace's own servers
-/// are left out: reading workspace files is not worth it for an estimate.)
-fn visible_servers<'a>(config: &'a Config, session: &SessionInfo) -> Vec<&'a str> {
-    let allowed = session.profile.as_ref().and_then(|p| config.profiles.get(p)).and_then(|p| p.servers.as_ref());
-    config
-        .servers
-        .iter()
-        .filter(|(name, s)| s.enabled && s.url.is_none() && allowed.is_none_or(|a| a.contains(name)))
-        .map(|(name, _)| name.as_str())
-        .collect()
 }
 
 /// The gateway's processes and memory against per-terminal spawning. A server
@@ -82,14 +81,14 @@ fn visible_servers<'a>(config: &'a Config, session: &SessionInfo) -> Vec<&'a str
 /// resident memory of the whole process group, averaged over instances); one
 /// that has not run counts as one process of unknown size, and is reported in
 /// `unmeasured` so the estimate says how much it leaves out.
-fn totals(config: &Config, backends: &[BackendStatus], sessions: &[SessionInfo], daemon_rss_kib: Option<u64>) -> Value {
+fn totals(backends: &[BackendStatus], spawned: &[Vec<String>], daemon_rss_kib: Option<u64>) -> Value {
     let running: Vec<&BackendStatus> = backends.iter().filter(|b| b.pid.is_some()).collect();
     let backend_processes: usize = running.iter().map(|b| b.processes.max(1)).sum();
     let backend_rss_kib: u64 = running.iter().filter_map(|b| b.tree_rss_kib.or(b.rss_kib)).sum();
     let (mut processes, mut rss_kib, mut unmeasured) = (0usize, 0u64, 0usize);
-    for session in sessions {
-        for server in visible_servers(config, session) {
-            let measured: Vec<&&BackendStatus> = running.iter().filter(|b| b.server == server).collect();
+    for names in spawned {
+        for server in names {
+            let measured: Vec<&&BackendStatus> = running.iter().filter(|b| b.server == *server).collect();
             if measured.is_empty() {
                 processes += 1;
                 unmeasured += 1;
@@ -101,7 +100,7 @@ fn totals(config: &Config, backends: &[BackendStatus], sessions: &[SessionInfo],
         }
     }
     json!({
-        "sessions": sessions.len(),
+        "sessions": spawned.len(),
         "backends_running": running.len(),
         "backend_processes": backend_processes,
         "backend_rss_kib": backend_rss_kib,
