@@ -128,19 +128,7 @@ async fn learn_param_headers(transport: &Transport) {
         if let Some(cursor) = &cursor {
             params["cursor"] = cursor.clone();
         }
-        crate::era::stamp(&mut params, &crate::era::gateway_envelope());
-        let message = jsonrpc::request(Value::from("mcp-gateway-tools"), "tools/list", params);
-        let Ok(response) = post(transport, &message).await else { return };
-        let mut result = None;
-        let read = transport.read(response, |m| {
-            if m.get("id") == message.get("id") {
-                result = m.get("result").cloned();
-            }
-        });
-        if read.await.is_err() {
-            return;
-        }
-        let Some(result) = result else { return };
+        let Some(result) = ask(transport, "mcp-gateway-tools", "tools/list", params).await else { return };
         let tools = result.get("tools").and_then(Value::as_array).cloned().unwrap_or_default();
         transport.param_headers.learn(&tools, cursor.is_none());
         cursor = result.get("nextCursor").filter(|c| !c.is_null()).cloned();
@@ -148,6 +136,28 @@ async fn learn_param_headers(transport: &Transport) {
             return;
         }
     }
+}
+
+/// Asks the server something on the gateway's own behalf (with the gateway's
+/// envelope): the result, or `None` when it refused or gave none.
+async fn ask(transport: &Transport, id: &str, method: &str, mut params: Value) -> Option<Value> {
+    crate::era::stamp(&mut params, &crate::era::gateway_envelope());
+    let message = jsonrpc::request(Value::from(id), method, params);
+    let response = post(transport, &message).await.ok()?;
+    if !response.status().is_success() {
+        debug!(server = %transport.server, status = %response.status(), "{method} refused");
+        return None;
+    }
+    let mut answer = None;
+    transport
+        .read(response, |m| {
+            if m.get("id") == message.get("id") {
+                answer = m.get("result").cloned();
+            }
+        })
+        .await
+        .ok()?;
+    answer
 }
 
 /// The `Mcp-Name` of a request: what it names (a tool, a prompt, a resource).
@@ -210,23 +220,8 @@ pub(super) async fn post(transport: &Transport, message: &Value) -> Result<reqwe
 /// `server/discover`, asked before anything else: the answer seen as an
 /// `initialize` result when the server speaks a modern version.
 pub(super) async fn discover(transport: &Transport) -> Option<Value> {
-    let mut params = serde_json::json!({});
-    crate::era::stamp(&mut params, &crate::era::gateway_envelope());
-    let message = jsonrpc::request(Value::from("mcp-gateway-discover"), "server/discover", params);
-    let response = post(transport, &message).await.ok()?;
-    if !response.status().is_success() {
-        debug!(server = %transport.server, status = %response.status(), "server/discover refused: handshake era");
-        return None;
-    }
-    let mut answer = None;
-    transport
-        .read(response, |m| {
-            if m.get("id") == message.get("id") {
-                answer = m.get("result").cloned();
-            }
-        })
-        .await
-        .ok()?;
+    // A refusal means the handshake era.
+    let answer = ask(transport, "mcp-gateway-discover", "server/discover", serde_json::json!({})).await;
     answer.as_ref().and_then(crate::era::initialize_from_discover)
 }
 
