@@ -2,6 +2,8 @@
 //! process group. Status uses it to show what a backend really costs, since an
 //! `npx` server is several processes (`npm exec`, `node`) in one group.
 
+use std::collections::HashMap;
+
 /// Resident memory of a process in KiB (Linux; `None` elsewhere or when gone).
 pub fn rss_kib(pid: u32) -> Option<u64> {
     let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
@@ -20,18 +22,20 @@ pub struct GroupUsage {
     pub rss_kib: u64,
 }
 
-/// Sums the members of process group `pgid` (`None` when /proc cannot be read).
-pub fn group_usage(pgid: u32) -> Option<GroupUsage> {
-    let mut usage = GroupUsage { processes: 0, rss_kib: 0 };
-    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+/// The members of every process group, summed, from one pass over /proc
+/// (status asks for several groups at once).
+pub fn group_usages() -> HashMap<u32, GroupUsage> {
+    let mut groups: HashMap<u32, GroupUsage> = HashMap::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else { return groups };
+    for entry in entries.flatten() {
         let Some(pid) = entry.file_name().to_str().and_then(|name| name.parse::<u32>().ok()) else { continue };
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-        if process_group(&stat) == Some(pgid) {
-            usage.processes += 1;
-            usage.rss_kib += rss_kib(pid).unwrap_or(0);
-        }
+        let Some(pgid) = process_group(&stat) else { continue };
+        let usage = groups.entry(pgid).or_insert(GroupUsage { processes: 0, rss_kib: 0 });
+        usage.processes += 1;
+        usage.rss_kib += rss_kib(pid).unwrap_or(0);
     }
-    (usage.processes > 0).then_some(usage)
+    groups
 }
 
 /// The process group field of a `/proc/PID/stat` line. The command name in
@@ -56,7 +60,7 @@ mod tests {
     #[test]
     fn counts_this_process_group() {
         let pgid = nix::unistd::getpgrp().as_raw() as u32;
-        let usage = group_usage(pgid).expect("our own group is visible");
+        let usage = group_usages().remove(&pgid).expect("our own group is visible");
         assert!(usage.processes >= 1 && usage.rss_kib > 0, "{usage:?}");
         assert!(rss_kib(std::process::id()).is_some_and(|kib| kib > 0));
     }

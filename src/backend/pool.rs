@@ -295,6 +295,7 @@ impl BackendPool {
             let slots = lock(&self.slots);
             slots.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
         };
+        let groups = procinfo::group_usages();
         let mut rows: Vec<BackendStatus> = slots
             .into_iter()
             .map(|(identity, slot)| {
@@ -340,7 +341,7 @@ impl BackendPool {
                             row.sessions = lock(&b.users).len();
                             row.idle_secs = b.idle_for().as_secs();
                             row.rss_kib = row.pid.and_then(rss_kib);
-                            if let Some(group) = row.pid.and_then(procinfo::group_usage) {
+                            if let Some(group) = row.pid.and_then(|pid| groups.get(&pid)) {
                                 (row.processes, row.tree_rss_kib) = (group.processes, Some(group.rss_kib));
                             }
                             row.last_exit = row.last_exit.take().or_else(|| b.exit_status());
