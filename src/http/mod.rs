@@ -15,6 +15,8 @@
 //! streams ([`session::STREAM_QUEUE`], then its session is closed), and how long an
 //! unused session lives (`session_idle_timeout`).
 
+mod cors;
+mod credentials;
 mod modern;
 mod session;
 
@@ -27,7 +29,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -39,10 +41,11 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::config::{HttpConfig, TokenEntry};
+use crate::config::HttpConfig;
 use crate::jsonrpc::{self, Kind};
 use crate::preamble::{PREAMBLE_VERSION, Preamble};
 use crate::router::Gateway;
+use credentials::{Authenticator, CredentialId};
 use session::{HttpSession, Outgoing, RequestStream};
 
 const SESSION_HEADER: &str = "mcp-session-id";
@@ -50,8 +53,10 @@ const VERSION_HEADER: &str = "mcp-protocol-version";
 /// The header a client may use to name its working directory (its workspace).
 const CWD_HEADER: &str = "x-mcp-gateway-cwd";
 /// Who a request was authenticated as.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 struct Caller {
+    /// The credential it came with: the sessions it opens are bound to it.
+    credential: CredentialId,
     profile: Option<String>,
     workspace: Option<String>,
 }
@@ -59,9 +64,8 @@ struct Caller {
 struct FrontDoor {
     gateway: Arc<Gateway>,
     config: HttpConfig,
-    /// Tokens with `${VAR}` resolved; entries whose variables are unset are dropped.
-    bearer: Vec<TokenEntry>,
-    api_keys: Vec<TokenEntry>,
+    /// The tokens, API keys and localhost trust in force (they follow reloads).
+    authenticator: Authenticator,
     allowed_hosts: Vec<String>,
     allowed_origins: Vec<String>,
     sessions: Mutex<HashMap<String, Arc<HttpSession>>>,
@@ -76,28 +80,9 @@ pub async fn serve(gateway: Arc<Gateway>, shutdown: CancellationToken) -> std::i
     let listener = tokio::net::TcpListener::bind(&config.listen).await?;
     let addr = listener.local_addr()?;
     let _ = gateway.http_addr.set(addr);
-    let resolve = |entries: &[TokenEntry], what: &str| -> Vec<TokenEntry> {
-        entries
-            .iter()
-            .filter_map(|entry| match gateway.expand_gateway_value(entry.token()) {
-                Some(token) if !token.is_empty() => Some(match entry {
-                    TokenEntry::Plain(_) => TokenEntry::Plain(token),
-                    TokenEntry::Mapped { profile, workspace, .. } => {
-                        TokenEntry::Mapped { token, profile: profile.clone(), workspace: workspace.clone() }
-                    }
-                }),
-                _ => {
-                    warn!("an HTTP {what} is empty or names an unset variable; it is disabled");
-                    None
-                }
-            })
-            .collect()
-    };
-    let bearer = resolve(&config.auth.bearer_tokens, "bearer token");
-    let api_keys = resolve(&config.auth.api_keys, "API key");
-    if bearer.is_empty() && api_keys.is_empty() && !config.auth.localhost {
-        warn!("the HTTP front door has no credentials configured: every request will be refused");
-    }
+    // Resolved now, so that a disabled entry or an empty list is reported at start.
+    let authenticator = Authenticator::new();
+    authenticator.current(&gateway);
     let port = addr.port();
     let mut allowed_hosts: Vec<String> =
         ["127.0.0.1", "localhost", "[::1]"].iter().map(|h| format!("{h}:{port}")).collect();
@@ -107,8 +92,7 @@ pub async fn serve(gateway: Arc<Gateway>, shutdown: CancellationToken) -> std::i
     allowed_origins.extend(config.allowed_origins.iter().cloned());
     let front = Arc::new(FrontDoor {
         gateway,
-        bearer,
-        api_keys,
+        authenticator,
         allowed_hosts,
         allowed_origins,
         sessions: Mutex::new(HashMap::new()),
@@ -118,7 +102,7 @@ pub async fn serve(gateway: Arc<Gateway>, shutdown: CancellationToken) -> std::i
     });
     tokio::spawn(expire_idle_sessions(front.clone()));
     let app = Router::new()
-        .route("/mcp", axum::routing::post(post).get(get).delete(delete))
+        .route("/mcp", axum::routing::post(post).get(get).delete(delete).options(options))
         .layer(middleware::from_fn_with_state(front.clone(), guard))
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .with_state(front);
@@ -185,6 +169,9 @@ async fn expire_idle_sessions(front: Arc<FrontDoor>) {
             _ = front.shutdown.cancelled() => return,
             _ = tokio::time::sleep(period) => {}
         }
+        // A reload that removed a credential ends its sessions even if no
+        // request comes to notice it.
+        front.credentials();
         let expired: Vec<Arc<HttpSession>> = {
             let mut sessions = lock(&front.sessions);
             let ids: Vec<String> =
@@ -208,19 +195,54 @@ fn unauthorized() -> Response {
     response
 }
 
-/// Compares a presented secret with every configured one, in constant time
-/// per comparison and without stopping at the first match.
-fn matching<'a>(entries: &'a [TokenEntry], presented: &str) -> Option<&'a TokenEntry> {
-    let mut found = None;
-    for entry in entries {
-        if constant_time_eq::constant_time_eq(entry.token().as_bytes(), presented.as_bytes()) {
-            found = Some(entry);
+impl FrontDoor {
+    /// The credentials in force. When a reload changed them, sessions opened
+    /// with a credential that is gone (or now maps elsewhere) are closed: no
+    /// request could use them any more.
+    fn credentials(&self) -> Arc<credentials::Credentials> {
+        let current = self.authenticator.current(&self.gateway);
+        if current.changed {
+            let revoked: Vec<Arc<HttpSession>> = {
+                let mut sessions = lock(&self.sessions);
+                let ids: Vec<String> = sessions
+                    .iter()
+                    .filter(|(_, s)| !current.credentials.still_configured(&s.owner))
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                ids.iter().filter_map(|id| sessions.remove(id)).collect()
+            };
+            for session in revoked {
+                info!(
+                    credential = session.owner.label(),
+                    "closed an HTTP session whose credential is no longer configured"
+                );
+                session.close();
+            }
+            let sessions = lock(&self.sessions);
+            lock(&self.modern_sessions).retain(|_, id| sessions.contains_key(id));
         }
+        current.credentials
     }
-    found
 }
 
-/// DNS-rebinding protection (Host, Origin), then authentication.
+/// The one value of a header that must appear at most once; `Err` when it
+/// appears more than once (a request smuggling two `Host`s past a check that
+/// reads only the first).
+fn single_header(headers: &HeaderMap, name: header::HeaderName) -> Result<Option<&HeaderValue>, ()> {
+    let mut values = headers.get_all(name).iter();
+    let first = values.next();
+    match values.next() {
+        Some(_) => Err(()),
+        None => Ok(first),
+    }
+}
+
+/// DNS-rebinding protection (Host, Origin), CORS, then authentication.
+///
+/// A `Host` or `Origin` that appears twice is a malformed request: 400, as
+/// RFC 9112 (section 3.2) requires for `Host`, and the same for `Origin`
+/// (RFC 6454 defines one value), before either is compared with anything. One
+/// that is present once but not allowed is a refusal by policy: 403.
 async fn guard(
     State(front): State<Arc<FrontDoor>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -228,41 +250,111 @@ async fn guard(
     next: Next,
 ) -> Response {
     let headers = request.headers();
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
+    let Ok(host) = single_header(headers, header::HOST) else {
+        debug!(%peer, "refused an HTTP request with more than one Host header");
+        return plain(StatusCode::BAD_REQUEST, "more than one Host header");
+    };
+    let host = host.and_then(|h| h.to_str().ok()).unwrap_or_default();
     if !front.allowed_hosts.iter().any(|h| h.eq_ignore_ascii_case(host)) {
         return plain(StatusCode::FORBIDDEN, "forbidden host");
     }
-    if let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok())
-        && !front.allowed_origins.iter().any(|o| o.eq_ignore_ascii_case(origin))
+    let Ok(origin) = single_header(headers, header::ORIGIN) else {
+        debug!(%peer, "refused an HTTP request with more than one Origin header");
+        return plain(StatusCode::BAD_REQUEST, "more than one Origin header");
+    };
+    let origin = origin.cloned();
+    if let Some(origin) = &origin {
+        let allowed = origin.to_str().is_ok_and(|o| front.allowed_origins.iter().any(|a| a.eq_ignore_ascii_case(o)));
+        if !allowed {
+            return plain(StatusCode::FORBIDDEN, "forbidden origin");
+        }
+    }
+    let credentials = front.credentials();
+    // A preflight comes without credentials; it is answered with what any
+    // page of an allowed origin may send, and reaches no session.
+    if request.method() == Method::OPTIONS
+        && let Some(origin) = &origin
     {
-        return plain(StatusCode::FORBIDDEN, "forbidden origin");
+        return cors::preflight(origin, headers, &credentials.api_key_header);
     }
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
-    let api_key = headers.get(front.config.auth.api_key_header.as_str()).and_then(|v| v.to_str().ok());
-    let entry =
-        bearer.and_then(|t| matching(&front.bearer, t)).or_else(|| api_key.and_then(|k| matching(&front.api_keys, k)));
-    let caller = match entry {
-        Some(entry) => {
-            Caller { profile: entry.profile().map(str::to_string), workspace: entry.workspace().map(str::to_string) }
+    let api_key = headers.get(credentials.api_key_header.as_str()).and_then(|v| v.to_str().ok());
+    let entry = bearer
+        .and_then(|t| credentials::matching(&credentials.bearer, t))
+        .or_else(|| api_key.and_then(|k| credentials::matching(&credentials.api_keys, k)));
+    let caller = match (entry, &credentials.localhost) {
+        (Some(entry), _) => Some(Caller {
+            credential: entry.id.clone(),
+            profile: entry.profile.clone(),
+            workspace: entry.workspace.clone(),
+        }),
+        (None, Some(loopback)) if peer.ip().is_loopback() && bearer.is_none() && api_key.is_none() => {
+            Some(Caller { credential: loopback.clone(), profile: None, workspace: None })
         }
-        None if front.config.auth.localhost && peer.ip().is_loopback() && bearer.is_none() && api_key.is_none() => {
-            Caller::default()
-        }
-        None => return unauthorized(),
+        (None, _) => None,
     };
-    request.extensions_mut().insert(caller);
-    next.run(request).await
+    let mut response = match caller {
+        Some(caller) => {
+            request.extensions_mut().insert(caller);
+            next.run(request).await
+        }
+        None => unauthorized(),
+    };
+    if let Some(origin) = &origin {
+        cors::allow(&mut response, origin);
+    }
+    response
+}
+/// The answer for a session id that names no session of the caller's: the
+/// same whether the session does not exist or another credential opened it,
+/// so a session id proves nothing to anyone but its owner.
+fn unknown_session() -> Response {
+    plain(StatusCode::NOT_FOUND, "unknown or expired session")
 }
 
-/// The session a request names; else the status and reason to answer with.
-fn session_of(front: &FrontDoor, headers: &HeaderMap) -> Result<Arc<HttpSession>, (StatusCode, &'static str)> {
+/// Why a request that needs a session (or a caller) gets none.
+#[derive(Debug, Clone, Copy)]
+enum Refusal {
+    MissingSessionId,
+    /// No such session, or not the caller's: told apart only in the log.
+    UnknownSession,
+    Unauthenticated,
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        match self {
+            Refusal::MissingSessionId => plain(StatusCode::BAD_REQUEST, "missing Mcp-Session-Id"),
+            Refusal::UnknownSession => unknown_session(),
+            Refusal::Unauthenticated => unauthorized(),
+        }
+    }
+}
+
+/// The session a request names, if the caller's credential opened it.
+fn session_of(front: &FrontDoor, headers: &HeaderMap, caller: &Caller) -> Result<Arc<HttpSession>, Refusal> {
     let Some(id) = headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok()) else {
-        return Err((StatusCode::BAD_REQUEST, "missing Mcp-Session-Id"));
+        return Err(Refusal::MissingSessionId);
     };
-    lock(&front.sessions).get(id).cloned().ok_or((StatusCode::NOT_FOUND, "unknown or expired session"))
+    let session = lock(&front.sessions).get(id).cloned().ok_or(Refusal::UnknownSession)?;
+    if session.owner != caller.credential {
+        warn!(
+            credential = caller.credential.label(),
+            owner = session.owner.label(),
+            "refused an HTTP session id presented with another credential than the one that opened the session"
+        );
+        return Err(Refusal::UnknownSession);
+    }
+    Ok(session)
+}
+
+/// The caller the guard authenticated (always there behind it; a request
+/// without one is refused rather than served as anybody).
+fn caller_of(request: &Request) -> Result<Caller, Refusal> {
+    request.extensions().get::<Caller>().cloned().ok_or(Refusal::Unauthenticated)
 }
 
 fn json_response(status: StatusCode, body: &Value) -> Response {
@@ -270,7 +362,10 @@ fn json_response(status: StatusCode, body: &Value) -> Response {
 }
 
 async fn post(State(front): State<Arc<FrontDoor>>, request: Request) -> Response {
-    let caller = request.extensions().get::<Caller>().cloned().unwrap_or_default();
+    let caller = match caller_of(&request) {
+        Ok(caller) => caller,
+        Err(refusal) => return refusal.into_response(),
+    };
     let (parts, body) = request.into_parts();
     let body =
         match tokio::time::timeout(front.config.read_timeout, axum::body::to_bytes(body, front.config.max_body_bytes))
@@ -319,9 +414,9 @@ async fn post(State(front): State<Arc<FrontDoor>>, request: Request) -> Response
             }
         }
     } else {
-        match session_of(&front, &parts.headers) {
+        match session_of(&front, &parts.headers, &caller) {
             Ok(session) => (session, None),
-            Err((status, reason)) => return plain(status, reason),
+            Err(refusal) => return refusal.into_response(),
         }
     };
     session.touch();
@@ -499,7 +594,7 @@ async fn open_session(
     }
     let (to_gateway, mut outgoing) = mpsc::unbounded_channel::<Vec<u8>>();
     let id = front.gateway.unguessable_id("http-session", 32);
-    let session = Arc::new(HttpSession::new(id.clone(), to_gateway));
+    let session = Arc::new(HttpSession::new(id.clone(), caller.credential.clone(), to_gateway));
     let closed = session.closed.clone();
     tokio::spawn(async move {
         loop {
@@ -536,15 +631,20 @@ async fn open_session(
     Ok((id, session))
 }
 
-async fn get(State(front): State<Arc<FrontDoor>>, headers: HeaderMap) -> Response {
+async fn get(State(front): State<Arc<FrontDoor>>, request: Request) -> Response {
+    let caller = match caller_of(&request) {
+        Ok(caller) => caller,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let headers = request.headers();
     let accepts_sse =
         headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/event-stream"));
     if !accepts_sse {
         return plain(StatusCode::NOT_ACCEPTABLE, "the GET stream is text/event-stream");
     }
-    let session = match session_of(&front, &headers) {
+    let session = match session_of(&front, headers, &caller) {
         Ok(session) => session,
-        Err((status, reason)) => return plain(status, reason),
+        Err(refusal) => return refusal.into_response(),
     };
     session.touch();
     // A client resuming a request's stream gets the rest of it.
@@ -562,32 +662,27 @@ async fn get(State(front): State<Arc<FrontDoor>>, headers: HeaderMap) -> Respons
     event_stream(events)
 }
 
-async fn delete(State(front): State<Arc<FrontDoor>>, headers: HeaderMap) -> Response {
-    let Some(id) = headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok()) else {
-        return plain(StatusCode::BAD_REQUEST, "missing Mcp-Session-Id");
+async fn delete(State(front): State<Arc<FrontDoor>>, request: Request) -> Response {
+    let caller = match caller_of(&request) {
+        Ok(caller) => caller,
+        Err(refusal) => return refusal.into_response(),
     };
-    match lock(&front.sessions).remove(id) {
-        Some(session) => {
-            session.close();
-            StatusCode::NO_CONTENT.into_response()
-        }
-        None => plain(StatusCode::NOT_FOUND, "unknown or expired session"),
+    let session = match session_of(&front, request.headers(), &caller) {
+        Ok(session) => session,
+        Err(refusal) => return refusal.into_response(),
+    };
+    // Gone already if another DELETE or the idle timer took it meanwhile.
+    if lock(&front.sessions).remove(&session.id).is_none() {
+        return unknown_session();
     }
+    session.close();
+    StatusCode::NO_CONTENT.into_response()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn token_matching_checks_every_entry() {
-        let entries = vec![
-            TokenEntry::Plain("alpha".into()),
-            TokenEntry::Mapped { token: "beta".into(), profile: Some("p".into()), workspace: None },
-        ];
-        assert!(matching(&entries, "alpha").is_some());
-        assert_eq!(matching(&entries, "beta").and_then(TokenEntry::profile), Some("p"));
-        assert!(matching(&entries, "alph").is_none());
-        assert!(matching(&entries, "").is_none());
-    }
+/// An authenticated `OPTIONS` that is not a CORS preflight (no `Origin`):
+/// what `/mcp` accepts.
+async fn options() -> Response {
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST, GET, DELETE, OPTIONS"));
+    response
 }

@@ -1,6 +1,7 @@
 //! The modern era (2026-07-28) at the front door: a POST whose
-//! `MCP-Protocol-Version` is modern belongs to no session. Every such request of
-//! one caller (same credentials, same working directory) is served by one
+//! `MCP-Protocol-Version` is modern belongs to no session; it is authenticated
+//! on its own, like every request. Every such request of one caller (the same
+//! credential, same working directory) is served by one
 //! shared gateway session of the modern era, so a parked `input_required` call
 //! is found again by the retry, whichever connection brings it. As requests of
 //! many clients meet there, each one's id and progress token are replaced by
@@ -128,11 +129,13 @@ async fn shared_session(
     caller: &Caller,
     cwd: Option<String>,
 ) -> Result<Arc<HttpSession>, OpenError> {
-    let key = serde_json::to_string(&(&caller.profile, &caller.workspace, &cwd)).unwrap_or_default();
+    // The credential's keyed hash, not its value; its mapping is part of it.
+    let key = serde_json::to_string(&(caller.credential.digest(), &cwd)).unwrap_or_default();
     let known = lock(&front.modern_sessions).get(&key).cloned();
     if let Some(id) = known
         && let Some(session) = lock(&front.sessions).get(&id).cloned()
         && !session.closed.is_cancelled()
+        && session.owner == caller.credential
     {
         return Ok(session);
     }

@@ -18,6 +18,7 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
+use super::credentials::CredentialId;
 use crate::jsonrpc::{self, Kind};
 use crate::lock;
 
@@ -104,6 +105,8 @@ impl RequestStream {
 /// One HTTP session: the pipe into its gateway session and the open streams.
 pub(super) struct HttpSession {
     pub id: String,
+    /// The credential that opened the session: the only one it answers to.
+    pub owner: CredentialId,
     pub to_gateway: mpsc::UnboundedSender<Vec<u8>>,
     /// Request id (as JSON text) → its stream, until the answer arrives.
     waiting: Mutex<HashMap<String, Arc<RequestStream>>>,
@@ -123,9 +126,10 @@ pub(super) struct HttpSession {
 }
 
 impl HttpSession {
-    pub fn new(id: String, to_gateway: mpsc::UnboundedSender<Vec<u8>>) -> Self {
+    pub fn new(id: String, owner: CredentialId, to_gateway: mpsc::UnboundedSender<Vec<u8>>) -> Self {
         HttpSession {
             id,
+            owner,
             to_gateway,
             waiting: Mutex::default(),
             streams: Mutex::default(),
@@ -298,7 +302,7 @@ mod tests {
     use serde_json::json;
 
     fn session() -> HttpSession {
-        HttpSession::new("s".into(), mpsc::unbounded_channel().0)
+        HttpSession::new("s".into(), CredentialId::new("digest".into(), "test"), mpsc::unbounded_channel().0)
     }
 
     #[test]
