@@ -155,14 +155,40 @@ pub enum Field<'a> {
 /// server connects or what it loads, not a credential: `GITHUB_HOST`,
 /// `OPENAI_BASE_URL`, `HTTPS_PROXY`, `NODE_PATH`.
 const LOCATION_WORDS: &[&str] = &[
-    "URL", "URLS", "URI", "URIS", "HOST", "HOSTS", "HOSTNAME", "ENDPOINT", "ENDPOINTS", "PROXY", "DOMAIN", "SERVER",
-    "ADDR", "ADDRESS", "BASE", "PATH",
+    "URL",
+    "URLS",
+    "URI",
+    "URIS",
+    "HOST",
+    "HOSTS",
+    "HOSTNAME",
+    "ENDPOINT",
+    "ENDPOINTS",
+    "PROXY",
+    "DOMAIN",
+    "SERVER",
+    "ADDR",
+    "ADDRESS",
+    "BASE",
+    "PATH",
 ];
 
 /// `env:` names that change what a process runs or loads, whole.
 const EXECUTION_VARIABLES: &[&str] = &[
-    "NODE_OPTIONS", "PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PERL5LIB", "PERL5OPT", "RUBYOPT", "RUBYLIB",
-    "BASH_ENV", "ENV", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS", "GIT_SSH_COMMAND",
+    "NODE_OPTIONS",
+    "PYTHONPATH",
+    "PYTHONHOME",
+    "PYTHONSTARTUP",
+    "PERL5LIB",
+    "PERL5OPT",
+    "RUBYOPT",
+    "RUBYLIB",
+    "BASH_ENV",
+    "ENV",
+    "JAVA_TOOL_OPTIONS",
+    "_JAVA_OPTIONS",
+    "JDK_JAVA_OPTIONS",
+    "GIT_SSH_COMMAND",
 ];
 
 impl Field<'_> {

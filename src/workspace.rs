@@ -31,7 +31,9 @@ pub fn root_of(cwd: &Path, markers: &[String]) -> PathBuf {
 pub enum WorkingDirError {
     /// Relative paths (and `~`, which only a shell expands) would be resolved
     /// against the daemon's own working directory, not the client's.
-    #[error("the working directory {path:?} is not an absolute path; send the full path of an existing directory (`~` is not expanded)")]
+    #[error(
+        "the working directory {path:?} is not an absolute path; send the full path of an existing directory (`~` is not expanded)"
+    )]
     NotAbsolute { path: PathBuf },
     #[error("the working directory {path:?} cannot be resolved: {source}")]
     Unresolvable {

@@ -197,8 +197,7 @@ impl Gateway {
         let expand = |field: Field, value: &str| {
             let from_workspace = trusted || field.is_credential();
             let lookup = |var: &str| {
-                let value =
-                    if from_workspace { sources.lookup(var) } else { sources.lookup_beyond_workspace(var) };
+                let value = if from_workspace { sources.lookup(var) } else { sources.lookup_beyond_workspace(var) };
                 if let Some(value) = &value {
                     used.borrow_mut().insert((var.to_string(), value.clone()));
                 }
@@ -427,11 +426,7 @@ mod tests {
 
     /// A gateway whose config (in `home`) has one server using `${…}` in every
     /// field, with a gateway `.env`; and a session in `workspace`.
-    fn gateway_and_session(
-        home: &Path,
-        workspace: &Path,
-        trusted: bool,
-    ) -> (Arc<Gateway>, SessionInfo, ServerConfig) {
+    fn gateway_and_session(home: &Path, workspace: &Path, trusted: bool) -> (Arc<Gateway>, SessionInfo, ServerConfig) {
         let trust = if trusted {
             format!("workspaces:\n  {:?}: {{ trust: true }}\n", workspace.display().to_string())
         } else {

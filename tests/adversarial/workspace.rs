@@ -246,7 +246,8 @@ fn recording_listener() -> (String, Received) {
                 }
             }
             record.lock().unwrap().push(String::from_utf8_lossy(&request).into_owned());
-            let _ = stream.write_all(b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            let _ = stream
+                .write_all(b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
         }
     });
     (url, received)
