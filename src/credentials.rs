@@ -116,13 +116,115 @@ pub struct Sources {
 impl Sources {
     /// The value of `name`: the first source that has it, else the daemon's environment.
     pub fn lookup(&self, name: &str) -> Option<String> {
-        self.workspace_env
-            .as_ref()
-            .and_then(|v| v.get(name).cloned())
-            .or_else(|| self.gateway_env.get(name).cloned())
+        self.workspace_env.as_ref().and_then(|v| v.get(name).cloned()).or_else(|| self.lookup_beyond_workspace(name))
+    }
+
+    /// The value of `name` from every source but the workspace's `.env`: what
+    /// an untrusted workspace's fields that are not credential values see.
+    pub fn lookup_beyond_workspace(&self, name: &str) -> Option<String> {
+        self.gateway_env
+            .get(name)
+            .cloned()
             .or_else(|| self.profile_env.get(name).cloned())
             .or_else(|| self.client_env.0.get(name).cloned())
             .or_else(|| std::env::var(name).ok())
+    }
+}
+
+/// A field of a server definition that `${VAR}` expands in.
+///
+/// An untrusted workspace is a directory anyone may have cloned, so its `.env`
+/// may fill credential values only, never where a request goes or what runs
+/// (issue 15: a clone that set the variable of a server's `url:` was sent the
+/// bearer token from the gateway's own `.env`). See [`Field::is_credential`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field<'a> {
+    Command,
+    Args,
+    Cwd,
+    Url,
+    Image,
+    Volumes,
+    /// An `env:` value, by its variable's name.
+    Env(&'a str),
+    /// A `headers:` value, by the header's name.
+    Header(&'a str),
+}
+
+/// Words of an `env:` name (split at `_`) that say the variable picks where a
+/// server connects or what it loads, not a credential: `GITHUB_HOST`,
+/// `OPENAI_BASE_URL`, `HTTPS_PROXY`, `NODE_PATH`.
+const LOCATION_WORDS: &[&str] = &[
+    "URL",
+    "URLS",
+    "URI",
+    "URIS",
+    "HOST",
+    "HOSTS",
+    "HOSTNAME",
+    "ENDPOINT",
+    "ENDPOINTS",
+    "PROXY",
+    "DOMAIN",
+    "SERVER",
+    "ADDR",
+    "ADDRESS",
+    "BASE",
+    "PATH",
+];
+
+/// `env:` names that change what a process runs or loads, whole.
+const EXECUTION_VARIABLES: &[&str] = &[
+    "NODE_OPTIONS",
+    "PYTHONPATH",
+    "PYTHONHOME",
+    "PYTHONSTARTUP",
+    "PERL5LIB",
+    "PERL5OPT",
+    "RUBYOPT",
+    "RUBYLIB",
+    "BASH_ENV",
+    "ENV",
+    "JAVA_TOOL_OPTIONS",
+    "_JAVA_OPTIONS",
+    "JDK_JAVA_OPTIONS",
+    "GIT_SSH_COMMAND",
+];
+
+impl Field<'_> {
+    /// Whether this field holds a credential value, which an untrusted
+    /// workspace's `.env` may fill: an `env:` value, unless its name says it
+    /// picks a location or what runs (a word of [`LOCATION_WORDS`], one of
+    /// [`EXECUTION_VARIABLES`], or `LD_*`/`DYLD_*`), and a `headers:` value
+    /// other than `Host`. `command`, `args`, `cwd`, `url`, `image` and
+    /// `volumes` never are.
+    pub fn is_credential(&self) -> bool {
+        match self {
+            Field::Env(name) => {
+                let upper = name.to_ascii_uppercase();
+                !(EXECUTION_VARIABLES.contains(&upper.as_str())
+                    || upper.starts_with("LD_")
+                    || upper.starts_with("DYLD_")
+                    || upper.split('_').any(|word| LOCATION_WORDS.contains(&word)))
+            }
+            Field::Header(name) => !name.eq_ignore_ascii_case("host"),
+            Field::Command | Field::Args | Field::Cwd | Field::Url | Field::Image | Field::Volumes => false,
+        }
+    }
+}
+
+impl std::fmt::Display for Field<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Field::Command => f.write_str("command"),
+            Field::Args => f.write_str("args"),
+            Field::Cwd => f.write_str("cwd"),
+            Field::Url => f.write_str("url"),
+            Field::Image => f.write_str("image"),
+            Field::Volumes => f.write_str("volumes"),
+            Field::Env(name) => write!(f, "env.{name}"),
+            Field::Header(name) => write!(f, "headers.{name}"),
+        }
     }
 }
 
@@ -253,6 +355,56 @@ mod tests {
         assert_eq!(sources.lookup("C").as_deref(), Some("profile"));
         assert_eq!(sources.lookup("D").as_deref(), Some("client"));
         assert_eq!(sources.lookup("PATH"), std::env::var("PATH").ok());
+    }
+
+    #[test]
+    fn only_credential_values_may_come_from_an_untrusted_workspace() {
+        for credential in [
+            Field::Env("GITHUB_PERSONAL_ACCESS_TOKEN"),
+            Field::Env("API_KEY"),
+            Field::Env("db_password"),
+            Field::Header("Authorization"),
+            Field::Header("X-Api-Key"),
+        ] {
+            assert!(credential.is_credential(), "{credential}");
+        }
+        for location in [
+            Field::Command,
+            Field::Args,
+            Field::Cwd,
+            Field::Url,
+            Field::Image,
+            Field::Volumes,
+            Field::Env("GITHUB_HOST"),
+            Field::Env("OPENAI_BASE_URL"),
+            Field::Env("https_proxy"),
+            Field::Env("PATH"),
+            Field::Env("NODE_PATH"),
+            Field::Env("NODE_OPTIONS"),
+            Field::Env("LD_PRELOAD"),
+            Field::Env("DYLD_INSERT_LIBRARIES"),
+            Field::Header("host"),
+        ] {
+            assert!(!location.is_credential(), "{location}");
+        }
+        assert_eq!(Field::Env("TOKEN").to_string(), "env.TOKEN");
+        assert_eq!(Field::Header("Authorization").to_string(), "headers.Authorization");
+    }
+
+    #[test]
+    fn a_lookup_beyond_the_workspace_skips_only_its_env() {
+        let vars = |pairs: &[(&str, &str)]| -> Vars {
+            Arc::new(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+        };
+        let sources = Sources {
+            workspace_env: Some(vars(&[("A", "workspace"), ("ONLY_HERE", "workspace")])),
+            gateway_env: vars(&[("A", "gateway")]),
+            profile_env: BTreeMap::new(),
+            client_env: crate::preamble::ClientEnv::default(),
+        };
+        assert_eq!(sources.lookup_beyond_workspace("A").as_deref(), Some("gateway"));
+        assert_eq!(sources.lookup_beyond_workspace("ONLY_HERE"), None);
+        assert_eq!(sources.lookup("ONLY_HERE").as_deref(), Some("workspace"));
     }
 
     #[test]

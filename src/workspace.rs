@@ -2,8 +2,9 @@
 //! the project itself may add (its `.env`, and, when trusted, its own servers
 //! in `.mcp-gateway.yaml`).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use indexmap::IndexMap;
 use serde::Deserialize;
@@ -25,6 +26,45 @@ pub fn root_of(cwd: &Path, markers: &[String]) -> PathBuf {
     cwd.ancestors().find(|dir| markers.iter().any(|m| dir.join(m).exists())).unwrap_or(cwd).to_path_buf()
 }
 
+/// Why a session's working directory was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkingDirError {
+    /// Relative paths (and `~`, which only a shell expands) would be resolved
+    /// against the daemon's own working directory, not the client's.
+    #[error(
+        "the working directory {path:?} is not an absolute path; send the full path of an existing directory (`~` is not expanded)"
+    )]
+    NotAbsolute { path: PathBuf },
+    #[error("the working directory {path:?} cannot be resolved: {source}")]
+    Unresolvable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the working directory {path:?} is not a directory (it resolves to {resolved:?})")]
+    NotADirectory { path: PathBuf, resolved: PathBuf },
+}
+
+/// The one place a session's working directory (the shim's preamble `cwd`, or
+/// the front door's `X-MCP-Gateway-Cwd` header) becomes a path the gateway
+/// decides on: absolute, `..` and symlinks resolved, an existing directory.
+///
+/// Every workspace and trust decision compares paths component by component,
+/// so it must see the directory the client is really in: `<trusted>/../clone`
+/// or a symlink inside a trusted directory would otherwise start with the
+/// trusted path while naming another directory (issue 15).
+pub fn resolve_working_dir(cwd: &Path) -> Result<PathBuf, WorkingDirError> {
+    if !cwd.is_absolute() {
+        return Err(WorkingDirError::NotAbsolute { path: cwd.to_path_buf() });
+    }
+    let resolved = std::fs::canonicalize(cwd)
+        .map_err(|source| WorkingDirError::Unresolvable { path: cwd.to_path_buf(), source })?;
+    if !resolved.is_dir() {
+        return Err(WorkingDirError::NotADirectory { path: cwd.to_path_buf(), resolved });
+    }
+    Ok(resolved)
+}
+
 /// `~` and `~/…` expanded with the daemon user's home.
 pub fn expand_home(path: &str) -> PathBuf {
     match path.strip_prefix('~') {
@@ -36,23 +76,51 @@ pub fn expand_home(path: &str) -> PathBuf {
     }
 }
 
+/// Canonical forms of the config's `workspaces:` paths, by the path as written.
+/// `mapping_for` runs on every routed request, and resolving a path costs a
+/// system call per component; the forms are worked out again whenever a
+/// config is (re)loaded (`check_mappings`).
+static CANONICAL_MAPPINGS: LazyLock<Mutex<HashMap<String, PathBuf>>> = LazyLock::new(Mutex::default);
+
+/// A `workspaces:` path as the gateway compares it: `~` expanded, then `..`
+/// and symlinks resolved when it exists (a path that does not exist matches
+/// nothing real; it is kept as written, and resolved once it exists).
+fn canonical_mapping_path(path: &str) -> PathBuf {
+    if let Some(known) = crate::lock(&CANONICAL_MAPPINGS).get(path) {
+        return known.clone();
+    }
+    let expanded = expand_home(path);
+    match std::fs::canonicalize(&expanded) {
+        Ok(canonical) => {
+            crate::lock(&CANONICAL_MAPPINGS).insert(path.to_string(), canonical.clone());
+            canonical
+        }
+        Err(_) => expanded,
+    }
+}
+
 /// The config's `workspaces:` entry that covers `workspace` (the longest path
-/// that is it or one of its ancestors): its path and settings.
+/// that is it or one of its ancestors): its path and settings. `workspace`
+/// must be canonical (a root found from `resolve_working_dir`'s result); the
+/// config's paths are compared in their canonical forms too.
 pub fn mapping_for<'c>(config: &'c Config, workspace: &Path) -> Option<(PathBuf, &'c crate::config::WorkspaceMapping)> {
     config
         .workspaces
         .iter()
-        .map(|(path, mapping)| (expand_home(path), mapping))
+        .map(|(path, mapping)| (canonical_mapping_path(path), mapping))
         .filter(|(path, _)| workspace.starts_with(path))
         .max_by_key(|(path, _)| path.as_os_str().len())
 }
 
-/// Warns about `workspaces:` entries whose path does not exist (they are ignored).
+/// Warns about `workspaces:` entries whose path does not exist (they are
+/// ignored), and works out the canonical form of those that do.
 pub fn check_mappings(config: &Config) {
+    crate::lock(&CANONICAL_MAPPINGS).clear();
     for path in config.workspaces.keys() {
         if !expand_home(path).exists() {
             warn!(path, "the workspace path in the config does not exist; ignoring it");
         }
+        canonical_mapping_path(path);
     }
 }
 
@@ -128,6 +196,51 @@ mod tests {
         // No marker anywhere up to the temp dir's ancestors: probably none; if the
         // machine has one above, it is an ancestor, never a sibling.
         assert!(bare.starts_with(root_of(&bare, &markers)));
+    }
+
+    #[test]
+    fn working_dirs_are_resolved_before_any_decision() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = std::fs::canonicalize(dir.path()).unwrap();
+        let (trusted, clone) = (base.join("trusted"), base.join("clone"));
+        std::fs::create_dir_all(&trusted).unwrap();
+        std::fs::create_dir_all(&clone).unwrap();
+        std::os::unix::fs::symlink(&clone, trusted.join("link")).unwrap();
+        assert_eq!(resolve_working_dir(&trusted.join("../clone")).unwrap(), clone);
+        assert_eq!(resolve_working_dir(&trusted.join("link")).unwrap(), clone);
+        assert_eq!(resolve_working_dir(&trusted).unwrap(), trusted);
+        for refused in ["relative/dir", "~", "~/src", "."] {
+            let error = resolve_working_dir(Path::new(refused)).unwrap_err();
+            assert!(matches!(error, WorkingDirError::NotAbsolute { .. }), "{refused}: {error}");
+            assert!(error.to_string().contains(refused), "says which path: {error}");
+        }
+        let missing = resolve_working_dir(&base.join("gone")).unwrap_err();
+        assert!(matches!(missing, WorkingDirError::Unresolvable { .. }), "{missing}");
+        std::fs::write(base.join("file"), "").unwrap();
+        let file = resolve_working_dir(&base.join("file")).unwrap_err();
+        assert!(matches!(file, WorkingDirError::NotADirectory { .. }), "{file}");
+    }
+
+    #[test]
+    fn mappings_compare_canonical_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = std::fs::canonicalize(dir.path()).unwrap();
+        let (trusted, clone) = (base.join("trusted"), base.join("clone"));
+        std::fs::create_dir_all(&trusted).unwrap();
+        std::fs::create_dir_all(&clone).unwrap();
+        std::os::unix::fs::symlink(&trusted, base.join("alias")).unwrap();
+        let yaml = format!(
+            "workspaces:\n  {:?}: {{ trust: true }}\n  {:?}: {{ profile: p }}\nprofiles: {{ p: {{}} }}\n",
+            base.join("alias").display().to_string(),
+            base.join("trusted/../clone").display().to_string()
+        );
+        let config = Config::parse(Path::new("config.yaml"), &yaml).unwrap();
+        check_mappings(&config);
+        let (path, mapping) = mapping_for(&config, &trusted.join("sub")).expect("the alias covers the real path");
+        assert_eq!((path, mapping.trust), (trusted.clone(), true));
+        let (path, mapping) = mapping_for(&config, &clone).expect("`..` in the config is resolved");
+        assert_eq!((path, mapping.trust), (clone.clone(), false));
+        assert!(mapping_for(&config, &base).is_none());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! comes from (the credential order), and which sharing key that gives.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -14,21 +14,26 @@ use tracing::{info, warn};
 use super::{Gateway, SessionInfo};
 use crate::backend::{Backend, BackendError, Identity, Resolved, SharingKey};
 use crate::config::{self, ServerConfig, Share};
-use crate::credentials::Sources;
+use crate::credentials::{Field, Sources};
 use crate::workspace;
 
 impl Gateway {
-    /// The workspace root and profile of a new session. A profile named by the
-    /// shim must exist; otherwise the workspace's own file, then the config's
-    /// `workspaces:` mapping, may pick one.
+    /// The workspace root and profile of a new session. The working directory
+    /// is resolved first (`workspace::resolve_working_dir`: absolute, `..` and
+    /// symlinks resolved, an existing directory), so the root, its trust and
+    /// its files are those of the directory the client is really in. A
+    /// profile named by the shim must exist; otherwise the workspace's own
+    /// file, then the config's `workspaces:` mapping, may pick one.
     pub fn session_context(
         &self,
         cwd: Option<&Path>,
         requested: Option<&str>,
     ) -> Result<(PathBuf, Option<String>), String> {
         let config = self.config();
-        let cwd = cwd.unwrap_or(Path::new("/"));
-        let root = workspace::root_of(cwd, &config.workspace_markers);
+        let cwd = workspace::resolve_working_dir(cwd.unwrap_or(Path::new("/"))).map_err(|e| {
+            format!("refused the session's working directory (the shim's cwd, or the X-MCP-Gateway-Cwd header): {e}")
+        })?;
+        let root = workspace::root_of(&cwd, &config.workspace_markers);
         if let Some(profile) = requested {
             if !config.profiles.contains_key(profile) {
                 let known: Vec<&String> = config.profiles.keys().collect();
@@ -173,6 +178,11 @@ impl Gateway {
 
     /// Resolves every `${VAR}` of a server for a session and works out which
     /// instance serves it. A missing variable is an error naming it and the server.
+    ///
+    /// An untrusted workspace's `.env` fills credential values only
+    /// ([`Field::is_credential`]); every other field is expanded from the
+    /// remaining sources, so a cloned repository cannot choose where a
+    /// request (and the credentials sent with it) goes, or what runs.
     fn resolve(
         &self,
         name: &str,
@@ -180,35 +190,48 @@ impl Gateway {
         session: &SessionInfo,
     ) -> Result<(Identity, Resolved), BackendError> {
         let sources = self.sources(session);
-        let used: RefCell<BTreeMap<String, String>> = RefCell::default();
-        let lookup = |var: &str| {
-            let value = sources.lookup(var);
-            if let Some(value) = &value {
-                used.borrow_mut().insert(var.to_string(), value.clone());
-            }
-            value
-        };
-        let expand = |field: &str, value: &str| {
-            config::expand(value, &lookup).map_err(|missing| BackendError::Config {
-                server: name.to_string(),
-                message: format!("{missing}, needed by `{field}` (looked in the workspace .env, the gateway .env, the profile, the client's and the daemon's environment)"),
+        let trusted = self.workspace_trusted(session);
+        // Every (variable, value) a field used: one variable may take its
+        // workspace value in a credential and another value in a location.
+        let used: RefCell<BTreeSet<(String, String)>> = RefCell::default();
+        let expand = |field: Field, value: &str| {
+            let from_workspace = trusted || field.is_credential();
+            let lookup = |var: &str| {
+                let value = if from_workspace { sources.lookup(var) } else { sources.lookup_beyond_workspace(var) };
+                if let Some(value) = &value {
+                    used.borrow_mut().insert((var.to_string(), value.clone()));
+                }
+                value
+            };
+            config::expand(value, &lookup).map_err(|missing| {
+                let only_in_workspace = !from_workspace
+                    && sources.workspace_env.as_ref().is_some_and(|env| env.get(&missing.0).is_some_and(|v| !v.is_empty()));
+                let message = if only_in_workspace {
+                    format!(
+                        "{missing}, needed by `{field}`: only this workspace's .env sets it, and the .env of a workspace the config does not trust may set credential values (env: and headers: values) only, never where a server connects or what it runs (trust it with `workspaces: {{ {:?}: {{ trust: true }} }}`, or set it in the gateway .env)",
+                        session.workspace.display().to_string()
+                    )
+                } else {
+                    format!("{missing}, needed by `{field}` (looked in the workspace .env, the gateway .env, the profile, the client's and the daemon's environment)")
+                };
+                BackendError::Config { server: name.to_string(), message }
             })
         };
-        let command = expand("command", def.command.as_deref().unwrap_or_default())?;
-        let args = def.args.iter().map(|a| expand("args", a)).collect::<Result<Vec<_>, _>>()?;
+        let command = expand(Field::Command, def.command.as_deref().unwrap_or_default())?;
+        let args = def.args.iter().map(|a| expand(Field::Args, a)).collect::<Result<Vec<_>, _>>()?;
         let env = def
             .env
             .iter()
-            .map(|(k, v)| Ok((k.clone(), expand(&format!("env.{k}"), v)?)))
+            .map(|(k, v)| Ok((k.clone(), expand(Field::Env(k), v)?)))
             .collect::<Result<Vec<_>, BackendError>>()?;
-        let cwd = def.cwd.as_deref().map(|c| expand("cwd", c)).transpose()?;
-        let image = def.image.as_deref().map(|i| expand("image", i)).transpose()?;
-        let volumes = def.volumes.iter().map(|v| expand("volumes", v)).collect::<Result<Vec<_>, _>>()?;
-        let url = def.url.as_deref().map(|u| expand("url", u)).transpose()?;
+        let cwd = def.cwd.as_deref().map(|c| expand(Field::Cwd, c)).transpose()?;
+        let image = def.image.as_deref().map(|i| expand(Field::Image, i)).transpose()?;
+        let volumes = def.volumes.iter().map(|v| expand(Field::Volumes, v)).collect::<Result<Vec<_>, _>>()?;
+        let url = def.url.as_deref().map(|u| expand(Field::Url, u)).transpose()?;
         let headers = def
             .headers
             .iter()
-            .map(|(k, v)| Ok((k.clone(), expand(&format!("headers.{k}"), v)?)))
+            .map(|(k, v)| Ok((k.clone(), expand(Field::Header(k), v)?)))
             .collect::<Result<Vec<_>, BackendError>>()?;
         let used = used.into_inner();
         let key = match def.share {
@@ -392,5 +415,108 @@ pub(super) async fn reap_idle(gateway: Weak<Gateway>) {
                 gateway.pool.stop(&backend.identity, grace).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    /// A gateway whose config (in `home`) has one server using `${…}` in every
+    /// field, with a gateway `.env`; and a session in `workspace`.
+    fn gateway_and_session(home: &Path, workspace: &Path, trusted: bool) -> (Arc<Gateway>, SessionInfo, ServerConfig) {
+        let trust = if trusted {
+            format!("workspaces:\n  {:?}: {{ trust: true }}\n", workspace.display().to_string())
+        } else {
+            String::new()
+        };
+        let yaml = format!(
+            "servers:\n  s:\n    command: \"${{PROGRAM}}\"\n    args: [\"${{ARG}}\"]\n    cwd: \"${{DIR}}\"\n    \
+             env: {{ TOKEN: \"${{TOKEN}}\", GITHUB_HOST: \"${{HOST}}\", LD_PRELOAD: \"${{LIB}}\" }}\n    \
+             share: credential\n  r:\n    url: \"${{TARGET_URL}}\"\n    headers: {{ Authorization: \"Bearer ${{TOKEN}}\", Host: \"${{HOST}}\" }}\n{trust}"
+        );
+        let config_path = home.join("config.yaml");
+        std::fs::write(&config_path, &yaml).unwrap();
+        let vars = ["PROGRAM", "ARG", "DIR", "TOKEN", "HOST", "LIB", "TARGET_URL"];
+        let gateway_env: String = vars.iter().map(|v| format!("{v}=gateway-{v}\n")).collect();
+        std::fs::write(home.join(".env"), gateway_env).unwrap();
+        let workspace_env: String = vars.iter().map(|v| format!("{v}=workspace-{v}\n")).collect();
+        std::fs::write(workspace.join(".env"), workspace_env).unwrap();
+        let config = config::Config::parse(&config_path, &yaml).unwrap();
+        let cache = crate::catalog::ListingCache::load(&home.join("catalog.json"));
+        let gateway = Gateway::new(config, &config_path, Some(config_path.clone()), cache);
+        let (workspace, profile) = gateway.session_context(Some(workspace), None).unwrap();
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let session = SessionInfo {
+            id: 1,
+            sink: crate::backend::pending::SessionSink::new(1, tx),
+            cwd: Some(workspace.clone()),
+            workspace,
+            profile,
+            client_pid: None,
+            env: crate::preamble::ClientEnv::default(),
+            client_name: None,
+            protocol_version: None,
+            capabilities: Value::Null,
+            log_level: None,
+            connected: std::time::Instant::now(),
+        };
+        let def = gateway.config().servers["s"].clone();
+        (gateway, session, def)
+    }
+
+    #[tokio::test]
+    async fn an_untrusted_workspace_env_fills_credential_values_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let (home, workspace) = (dir.path().join("home"), dir.path().join("clone"));
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::create_dir_all(workspace.join(".git")).unwrap();
+        let (gateway, session, def) = gateway_and_session(&home, &workspace, false);
+        let (_, stdio) = gateway.resolve("s", &def, &session).unwrap();
+        assert_eq!(stdio.command, "gateway-PROGRAM");
+        assert_eq!(stdio.args, ["gateway-ARG"]);
+        assert_eq!(stdio.cwd.as_deref(), Some("gateway-DIR"));
+        let env: BTreeMap<_, _> = stdio.env.iter().cloned().collect();
+        assert_eq!(env["TOKEN"], "workspace-TOKEN", "a credential value: the workspace's own token");
+        assert_eq!(env["GITHUB_HOST"], "gateway-HOST", "where the server connects");
+        assert_eq!(env["LD_PRELOAD"], "gateway-LIB", "what the server loads");
+        let remote = gateway.config().servers["r"].clone();
+        let (_, http) = gateway.resolve("r", &remote, &session).unwrap();
+        assert_eq!(http.url.as_deref(), Some("gateway-TARGET_URL"));
+        let headers: BTreeMap<_, _> = http.headers.iter().cloned().collect();
+        assert_eq!(headers["Authorization"], "Bearer workspace-TOKEN");
+        assert_eq!(headers["Host"], "gateway-HOST");
+    }
+
+    #[tokio::test]
+    async fn a_location_set_only_by_an_untrusted_workspace_is_an_error_that_says_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let (home, workspace) = (dir.path().join("home"), dir.path().join("clone"));
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::create_dir_all(workspace.join(".git")).unwrap();
+        let (gateway, session, _) = gateway_and_session(&home, &workspace, false);
+        std::fs::write(home.join(".env"), "TOKEN=gateway-secret\n").unwrap();
+        let remote = gateway.config().servers["r"].clone();
+        // (`Resolved` has no `Debug`, so that no value can be printed.)
+        let Err(error) = gateway.resolve("r", &remote, &session) else { panic!("resolved a url only the clone sets") };
+        let error = error.to_string();
+        assert!(error.contains("TARGET_URL") && error.contains("`url`") && error.contains("trust: true"), "{error}");
+        assert!(!error.contains("workspace-TARGET_URL") && !error.contains("secret"), "no value: {error}");
+    }
+
+    #[tokio::test]
+    async fn a_trusted_workspace_env_keeps_full_powers() {
+        let dir = tempfile::tempdir().unwrap();
+        let (home, workspace) = (dir.path().join("home"), dir.path().join("project"));
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::create_dir_all(workspace.join(".git")).unwrap();
+        let (gateway, session, def) = gateway_and_session(&home, &workspace, true);
+        let (_, stdio) = gateway.resolve("s", &def, &session).unwrap();
+        assert_eq!((stdio.command.as_str(), stdio.cwd.as_deref()), ("workspace-PROGRAM", Some("workspace-DIR")));
+        let remote = gateway.config().servers["r"].clone();
+        let (_, http) = gateway.resolve("r", &remote, &session).unwrap();
+        assert_eq!(http.url.as_deref(), Some("workspace-TARGET_URL"));
     }
 }
