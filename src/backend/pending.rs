@@ -381,21 +381,21 @@ mod tests {
     #[test]
     fn the_backlog_is_bounded_in_bytes_as_well_as_messages() {
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let sink = SessionSink::with_limits(1, tx, 100, 1000);
+        let sink = SessionSink::with_limits(1, tx, 100, 1100);
         let answer = |n: usize| json!({"jsonrpc": "2.0", "id": n, "result": {"text": "x".repeat(300)}});
         // Alone in the queue, even a message over the byte limit goes out.
         assert!(sink.send(json!({"jsonrpc": "2.0", "id": 0, "result": {"text": "y".repeat(5000)}})));
         let written = rx.try_recv().unwrap();
         assert!(matches!(&written, Outbound::Line(line) if line.len() > 5000 && line.ends_with(b"\n")));
         sink.backlog().written(&written);
-        // Three answers of ~340 bytes fit under 1000; the fourth does not.
+        // Three answers of ~350 bytes fit under 1100; the fourth does not.
         for n in 1..=3 {
             assert!(sink.send(answer(n)), "answer {n}");
         }
         assert!(sink.overflow_reason().is_none());
         assert!(!sink.send(answer(4)));
         assert!(sink.overflowed().is_cancelled());
-        assert_eq!(sink.overflow_reason(), Some(Overflow::Bytes(1000)));
+        assert_eq!(sink.overflow_reason(), Some(Overflow::Bytes(1100)));
         assert!(!sink.send(json!({"jsonrpc": "2.0", "method": "notifications/message"})), "cut off for good");
     }
 
