@@ -438,6 +438,12 @@ pub struct Config {
     /// How long a backend may take to start and answer `initialize`, in seconds.
     #[serde(default = "default_startup_timeout")]
     pub startup_timeout_secs: u64,
+    /// How long an aggregated list (`tools/list`, …) waits for a server whose
+    /// listing is not known yet, in seconds. Past that it is answered without
+    /// that server, and sessions get `notifications/*/list_changed` when its
+    /// listing arrives; a call to one server never waits for another.
+    #[serde(default = "default_list_wait")]
+    pub list_wait_secs: u64,
     /// How long a request may wait for its backend's answer before it fails (and
     /// the backend is told it was cancelled), in seconds.
     #[serde(default = "default_request_timeout")]
@@ -476,6 +482,9 @@ pub struct Limits {
     /// Messages queued for a session that is not reading them; past this the
     /// session is disconnected (its calls are cancelled), and the reason logged.
     pub backlog_per_session: usize,
+    /// The same bound in bytes (serialized size of what is queued): a few
+    /// large unread answers hold more memory than thousands of small ones.
+    pub backlog_bytes_per_session: usize,
     /// Resource subscriptions one session may hold.
     pub subscriptions_per_session: usize,
 }
@@ -486,6 +495,7 @@ impl Default for Limits {
             sessions: 1024,
             requests_per_session: 1000,
             backlog_per_session: 10_000,
+            backlog_bytes_per_session: 64 * 1024 * 1024,
             subscriptions_per_session: 1000,
         }
     }
@@ -502,6 +512,9 @@ fn default_page_size() -> usize {
 }
 fn default_startup_timeout() -> u64 {
     60
+}
+fn default_list_wait() -> u64 {
+    10
 }
 fn default_request_timeout() -> u64 {
     600
@@ -525,6 +538,7 @@ impl Default for Config {
             page_size: default_page_size(),
             lazy_threshold_tokens: default_lazy_threshold(),
             startup_timeout_secs: default_startup_timeout(),
+            list_wait_secs: default_list_wait(),
             request_timeout_secs: default_request_timeout(),
             idle_timeout: default_idle_timeout(),
             workspace_markers: crate::workspace::default_markers(),

@@ -215,7 +215,7 @@ fn unknown(catalog: &super::Catalog, name: &str) -> Value {
 }
 
 async fn describe(gateway: &Arc<Gateway>, session: &SessionInfo, name: &str) -> Value {
-    let catalog = gateway.catalog(session).await;
+    let catalog = gateway.catalog_for_name(session, name).await;
     match catalog.tools.iter().find(|t| t["name"] == name) {
         Some(tool) => text(serde_json::to_string_pretty(tool).unwrap_or_default()),
         None => unknown(&catalog, name),
@@ -224,7 +224,8 @@ async fn describe(gateway: &Arc<Gateway>, session: &SessionInfo, name: &str) -> 
 
 async fn call_tool(gateway: &Arc<Gateway>, session: &SessionInfo, mut params: Value) -> Value {
     let name = params["name"].as_str().unwrap_or_default().to_string();
-    let catalog = gateway.catalog(session).await;
+    // A call waits for its own server only, not for every server to be listed.
+    let catalog = gateway.catalog_for_name(session, &name).await;
     let Some(target) = catalog.tool(&name).cloned() else { return unknown(&catalog, &name) };
     params["name"] = Value::String(target.name);
     match gateway.forward(&target.server, "tools/call", params, session).await {

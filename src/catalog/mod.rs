@@ -42,6 +42,27 @@ pub fn exposed_name(server: &str, name: &str, prefix: bool) -> String {
     format!("{}_{}", &clean[..keep], short_hash(&format!("{server}/{name}")))
 }
 
+/// Whether `exposed` can be the exposed name of one of `server`'s tools or
+/// prompts, whatever the server lists: it starts with the server's sanitized
+/// `<server>__` prefix, or, when that prefix is so long that names are
+/// shortened, with as much of it as a shortened name keeps. Collision suffixes
+/// keep the prefix too. A server with `prefix: false` can expose any name.
+///
+/// This is how a call finds the few servers it has to wait for before their
+/// listings are known: naming is deterministic, so no other server can
+/// produce the name.
+pub fn may_expose(server: &str, prefix: bool, exposed: &str) -> bool {
+    if !prefix {
+        return true;
+    }
+    let head = sanitize(&format!("{server}__"));
+    if exposed.starts_with(&head) {
+        return true;
+    }
+    let keep = MAX_NAME_LEN - HASH_SUFFIX_LEN - 1;
+    head.len() > keep && exposed.get(..keep).is_some_and(|kept| head.starts_with(kept))
+}
+
 /// Assigns collision-free exposed names, in order, to `(server, name, prefix)` items.
 fn assign_names<'a>(items: impl Iterator<Item = (&'a str, &'a str, bool)>) -> Vec<String> {
     let mut used = HashSet::new();
@@ -304,6 +325,26 @@ mod tests {
         assert_eq!(long, exposed_name("server", &"x".repeat(100), true));
         // Different long names differ.
         assert_ne!(long, exposed_name("server", &format!("{}y", "x".repeat(100)), true));
+    }
+
+    #[test]
+    fn a_name_leads_to_the_servers_that_can_expose_it() {
+        let long_server = "s".repeat(70);
+        let cases =
+            [("github", "create_issue"), ("my.server", "x"), (long_server.as_str(), "tool"), ("srv", &*"t".repeat(80))];
+        for (server, tool) in cases {
+            let exposed = exposed_name(server, tool, true);
+            assert!(may_expose(server, true, &exposed), "{server} / {exposed}");
+            for (other, _) in cases.iter().filter(|(other, _)| *other != server) {
+                assert!(!may_expose(other, true, &exposed), "{other} does not expose {exposed}");
+            }
+        }
+        // Collision suffixes keep the prefix.
+        let names = assign_names([("a", "read.file", true), ("a", "read_file", true)].into_iter());
+        assert!(names.iter().all(|n| may_expose("a", true, n) && !may_expose("b", true, n)), "{names:?}");
+        assert!(may_expose("plain", false, "anything"));
+        assert!(!may_expose("github", true, "githu"));
+        assert!(!may_expose(&long_server, true, "é"), "not a character boundary, no panic");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use tracing::{debug, warn};
 
 use super::{Gateway, SessionInfo, lock};
 use crate::backend::{Backend, BackendError};
-use crate::catalog::{Catalog, CatalogInput, ListingCache, ServerListing};
+use crate::catalog::{Catalog, CatalogInput, ListingCache, ServerListing, may_expose};
 use crate::config::ServerConfig;
 use crate::jsonrpc;
 
@@ -69,6 +69,9 @@ pub(super) struct Listings {
     live: Mutex<HashMap<ListingKey, LiveListing>>,
     /// One fetch at a time per listing, so N sessions listing at once cause one spawn.
     fetching: Mutex<HashMap<ListingKey, Arc<tokio::sync::Mutex<()>>>>,
+    /// First listings under way for a catalog, as tasks of their own: they go
+    /// on when the request that started them has stopped waiting (see [`Wait`]).
+    first_fetches: Mutex<HashMap<ListingKey, FirstFetch>>,
     /// Catalogs by the exact set of servers they were built from.
     catalogs: Mutex<HashMap<String, Arc<Catalog>>>,
     /// Numbers fetches in the order they start. Two can overlap (the first
@@ -84,6 +87,7 @@ impl Listings {
             disk: Mutex::new(disk),
             live: Mutex::default(),
             fetching: Mutex::default(),
+            first_fetches: Mutex::default(),
             catalogs: Mutex::default(),
             fetches: std::sync::atomic::AtomicU64::new(1),
         }
@@ -104,6 +108,36 @@ impl Listings {
         Some(listing)
     }
 }
+
+/// How long building a catalog waits for a server whose listing is not known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    /// Until it is listed or fails: the request is for this server.
+    Full,
+    /// At most this long since its listing started; past that the server is
+    /// left out, and every session is told to list again when it arrives.
+    AtMost(Duration),
+    /// Not at all, and nothing is started: the request cannot be for it.
+    KnownOnly,
+}
+
+type ListingResult = Result<Arc<ServerListing>, BackendError>;
+
+/// A first listing running as its own task, shared by everyone who waits for it.
+#[derive(Clone)]
+struct FirstFetch {
+    started: Instant,
+    result: futures_util::future::Shared<futures_util::future::BoxFuture<'static, ListingResult>>,
+    /// Set (by a waiter that gave up) when a catalog went out without this
+    /// server, and (by the task) when the listing is in: whichever of the two
+    /// comes second sees the other, so an arrival is never left unannounced.
+    left_out: Arc<std::sync::atomic::AtomicBool>,
+    done: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// What a catalog says of a server left out because its listing is not in yet.
+const STILL_STARTING: &str =
+    "still starting; its tools are listed (and notifications/tools/list_changed sent) once it answers";
 
 fn listing_key(name: &str, config: &ServerConfig) -> ListingKey {
     (name.to_string(), config.fingerprint())
@@ -218,25 +252,70 @@ impl Gateway {
         }
     }
 
-    /// The catalog a session sees. Servers that cannot be listed are left out
-    /// (and logged); such a catalog is not kept, so the next request tries again.
+    /// The catalog a session sees for an aggregated list: every server it
+    /// sees, each waited for at most `list_wait_secs` (a server that hangs at
+    /// start-up must not hold up the list; it is announced when it arrives).
+    /// Servers that cannot be listed are left out (and logged); such a catalog
+    /// is not kept, so the next request tries again.
     pub async fn catalog(self: &Arc<Self>, session: &SessionInfo) -> Arc<Catalog> {
+        let bound = Duration::from_secs(self.config().list_wait_secs);
+        self.catalog_waiting(session, |_, _| Wait::AtMost(bound)).await
+    }
+
+    /// The catalog a request for the tool or prompt exposed as `name` needs:
+    /// only the servers that can expose that name (see [`may_expose`]) are
+    /// waited for; the others count with what is known of them, and nothing is
+    /// started for them. A call to one server never waits for another.
+    pub async fn catalog_for_name(self: &Arc<Self>, session: &SessionInfo, name: &str) -> Arc<Catalog> {
+        self.catalog_waiting(session, |server, config| {
+            if may_expose(server, config.prefix, name) { Wait::Full } else { Wait::KnownOnly }
+        })
+        .await
+    }
+
+    /// The catalog a request for the resource `uri` needs. A URI does not say
+    /// which server has it, so: what is known first; then the bounded wait of
+    /// an aggregated list; only when neither has it and some server is still
+    /// starting, the full wait for everyone (a request that would otherwise fail).
+    pub async fn catalog_for_uri(self: &Arc<Self>, session: &SessionInfo, uri: &str) -> Arc<Catalog> {
+        let known = self.catalog_waiting(session, |_, _| Wait::KnownOnly).await;
+        if known.resource_server(uri).is_some() {
+            return known;
+        }
+        let bounded = self.catalog(session).await;
+        if bounded.resource_server(uri).is_some() || bounded.unavailable.iter().all(|(_, why)| why != STILL_STARTING) {
+            return bounded;
+        }
+        self.catalog_waiting(session, |_, _| Wait::Full).await
+    }
+
+    /// Builds the catalog of a session, waiting for each server's listing as `wait` says.
+    async fn catalog_waiting(
+        self: &Arc<Self>,
+        session: &SessionInfo,
+        wait: impl Fn(&str, &ServerConfig) -> Wait,
+    ) -> Arc<Catalog> {
         let signature = self.servers_signature(session);
         if let Some(catalog) = lock(&self.listings.catalogs).get(&signature).cloned() {
             return catalog;
         }
         let servers = self.servers_for(session);
-        let results =
-            futures_util::future::join_all(servers.iter().map(|(name, config)| self.listing(name, config, session)))
-                .await;
+        let results = futures_util::future::join_all(
+            servers.iter().map(|(name, config)| self.listing_within(name, config, session, wait(name, config))),
+        )
+        .await;
         let mut unavailable = Vec::new();
         let mut listings = Vec::new();
         for ((name, config), result) in servers.iter().zip(results) {
             match result {
-                Ok(listing) => listings.push((name.as_str(), config, listing)),
-                Err(e) => {
+                Some(Ok(listing)) => listings.push((name.as_str(), config, listing)),
+                Some(Err(e)) => {
                     warn!(server = name, error = %e, "server left out of the catalog");
                     unavailable.push((name.clone(), e.to_string()));
+                }
+                None => {
+                    debug!(server = name, "server left out of the catalog for now: its listing is not in yet");
+                    unavailable.push((name.clone(), STILL_STARTING.to_string()));
                 }
             }
         }
@@ -257,6 +336,88 @@ impl Gateway {
             lock(&self.listings.catalogs).insert(signature, catalog.clone());
         }
         catalog
+    }
+
+    /// A server's listing: at once when it is known (memory or disk cache),
+    /// else from its first fetch, waited for as `wait` says; `None` when it is
+    /// not in within that (the fetch goes on and is announced when it lands).
+    async fn listing_within(
+        self: &Arc<Self>,
+        name: &str,
+        config: &ServerConfig,
+        session: &SessionInfo,
+        wait: Wait,
+    ) -> Option<ListingResult> {
+        let key = listing_key(name, config);
+        if let Some(listing) = self.listings.cached(&key) {
+            return Some(Ok(listing));
+        }
+        if wait == Wait::KnownOnly {
+            return None;
+        }
+        let fetch = self.first_fetch(key, name, config, session);
+        let bound = match wait {
+            Wait::AtMost(bound) => bound.saturating_sub(fetch.started.elapsed()),
+            Wait::Full | Wait::KnownOnly => return Some(fetch.result.await),
+        };
+        match tokio::time::timeout(bound, fetch.result.clone()).await {
+            Ok(result) => Some(result),
+            Err(_) => {
+                fetch.left_out.store(true, std::sync::atomic::Ordering::SeqCst);
+                if fetch.done.load(std::sync::atomic::Ordering::SeqCst) {
+                    // It landed just now: use it (the task may announce it too; harmless).
+                    return Some(fetch.result.await);
+                }
+                None
+            }
+        }
+    }
+
+    /// The first fetch of a listing under way, or a new one, started as a task
+    /// of its own for `session` (whose credentials start the backend).
+    fn first_fetch(
+        self: &Arc<Self>,
+        key: ListingKey,
+        name: &str,
+        config: &ServerConfig,
+        session: &SessionInfo,
+    ) -> FirstFetch {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let mut fetches = lock(&self.listings.first_fetches);
+        if let Some(fetch) = fetches.get(&key) {
+            return fetch.clone();
+        }
+        let left_out = Arc::new(AtomicBool::new(false));
+        let done = Arc::new(AtomicBool::new(false));
+        let task = {
+            let gateway = self.clone();
+            let (name, config, session, key) = (name.to_string(), config.clone(), session.clone(), key.clone());
+            let (left_out, done) = (left_out.clone(), done.clone());
+            tokio::spawn(async move {
+                let result = gateway.listing(&name, &config, &session).await;
+                lock(&gateway.listings.first_fetches).remove(&key);
+                done.store(true, Ordering::SeqCst);
+                if left_out.load(Ordering::SeqCst) && result.is_ok() {
+                    debug!(server = %name, "a listing left out of catalogs arrived; telling every session");
+                    gateway.lists_changed();
+                }
+                result
+            })
+        };
+        let server = name.to_string();
+        let result = async move {
+            task.await.unwrap_or_else(|e| {
+                Err(BackendError::Spawn { server, reason: format!("listing it failed inside the gateway: {e}") })
+            })
+        };
+        let fetch = FirstFetch {
+            started: Instant::now(),
+            result: futures_util::FutureExt::shared(futures_util::FutureExt::boxed(result)),
+            left_out,
+            done,
+        };
+        fetches.insert(key, fetch.clone());
+        fetch
     }
 
     /// The listings a session's servers already have, without starting anything.

@@ -50,7 +50,7 @@ impl Gateway {
         session: &SessionInfo,
         uri: &str,
     ) -> Result<(Arc<Backend>, Key), SubscriptionError> {
-        let catalog = self.catalog(session).await;
+        let catalog = self.catalog_for_uri(session, uri).await;
         let server = catalog.resource_server(uri).ok_or_else(|| {
             (jsonrpc::RESOURCE_NOT_FOUND, format!("Resource not found: no configured server lists `{uri}`"))
         })?;

@@ -27,7 +27,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info, warn};
 
 use crate::backend::BackendError;
-use crate::backend::pending::SessionSink;
+use crate::backend::pending::{Outbound, SessionSink};
 use crate::catalog::{Catalog, meta};
 use crate::config::ToolsMode;
 use crate::framing::{Frame, LineCodec};
@@ -101,7 +101,7 @@ where
             return;
         }
         let (tx, rx) = mpsc::unbounded_channel();
-        let sink = SessionSink::with_limit(id, tx, limits.backlog_per_session);
+        let sink = SessionSink::with_limits(id, tx, limits.backlog_per_session, limits.backlog_bytes_per_session);
         let front = Arc::new(ModernFront::default());
         let writer = tokio::spawn(write_messages(write, rx, sink.backlog(), front.clone()).in_current_span());
         let info = SessionInfo {
@@ -142,22 +142,29 @@ async fn write_json<W: AsyncWrite, T: serde::Serialize>(write: &mut WriteHalf<W>
 
 async fn write_messages<W: AsyncWrite>(
     mut write: WriteHalf<W>,
-    mut rx: mpsc::UnboundedReceiver<Value>,
+    mut rx: mpsc::UnboundedReceiver<Outbound>,
     backlog: Arc<crate::backend::pending::Backlog>,
     front: Arc<ModernFront>,
 ) {
     'messages: loop {
-        let message = tokio::select! {
+        let outbound = tokio::select! {
             // A client too far behind is cut off; what is queued is dropped.
             _ = backlog.overflowed().cancelled() => break,
-            message = rx.recv() => match message { Some(message) => message, None => break },
+            outbound = rx.recv() => match outbound { Some(outbound) => outbound, None => break },
         };
-        backlog.written();
-        let messages = if front.is_modern() { front.outgoing(message) } else { vec![message] };
-        for message in messages {
+        backlog.written(&outbound);
+        // Answers come serialized already (see `Outbound`); the rest may be
+        // changed for a modern client first.
+        let lines = match outbound {
+            Outbound::Line(line) => vec![line],
+            Outbound::Message { message, .. } if front.is_modern() => {
+                front.outgoing(message).iter().map(jsonrpc::to_line).collect()
+            }
+            Outbound::Message { message, .. } => vec![jsonrpc::to_line(&message)],
+        };
+        for line in lines {
             // A client that does not read blocks this write: the cut-off must
             // not wait for it.
-            let line = jsonrpc::to_line(&message);
             let written = tokio::select! {
                 _ = backlog.overflowed().cancelled() => break 'messages,
                 written = write.write_all(&line) => written,
@@ -180,10 +187,30 @@ struct InFlight {
     key: String,
 }
 
+/// Why a request was not registered as in flight.
+enum Refusal {
+    /// The session has `limits.requests_per_session` requests in flight already.
+    TooMany(usize),
+    /// Another request in flight in this session has the same id: its answer
+    /// could not be told apart (and a repeated id would slip past the limit).
+    IdInUse,
+}
+
 impl InFlight {
-    fn register(session: Arc<Session>, key: String, token: CancellationToken) -> Self {
-        crate::lock(&session.in_flight).insert(key.clone(), token);
-        Self { session, key }
+    /// Registers a request under its id (as JSON text, so `7` and `"7"` differ),
+    /// checking the limit and the id in one step so two requests cannot race past either.
+    fn register(session: Arc<Session>, key: String, token: CancellationToken, limit: usize) -> Result<Self, Refusal> {
+        {
+            let mut in_flight = crate::lock(&session.in_flight);
+            if in_flight.contains_key(&key) {
+                return Err(Refusal::IdInUse);
+            }
+            if in_flight.len() >= limit {
+                return Err(Refusal::TooMany(limit));
+            }
+            in_flight.insert(key.clone(), token);
+        }
+        Ok(Self { session, key })
     }
 }
 
@@ -236,8 +263,8 @@ impl Session {
             let frame = tokio::select! {
                 _ = cancel_all.cancelled() => break,
                 _ = self.info.sink.overflowed().cancelled() => {
-                    let limit = self.gateway.config().limits.backlog_per_session;
-                    warn!(limit, "the client stopped reading ({limit} messages behind, limits.backlog_per_session); disconnected it");
+                    let reason = self.info.sink.overflow_reason().map(|r| r.to_string()).unwrap_or_default();
+                    warn!("the client stopped reading ({reason}); disconnected it and cancelled its calls");
                     break;
                 }
                 frame = frames.next() => frame,
@@ -337,13 +364,23 @@ impl Session {
         }
         let id = message.get("id").cloned().unwrap_or(Value::Null);
         let limit = self.gateway.config().limits.requests_per_session;
-        if crate::lock(&self.in_flight).len() >= limit {
-            let reason = format!("this session already has {limit} requests in flight (limits.requests_per_session)");
-            warn!("refused a request: {reason}");
-            return Box::pin(std::future::ready(Some(jsonrpc::error(id, jsonrpc::INVALID_REQUEST, reason))));
-        }
         let token = cancel_all.child_token();
-        let registration = InFlight::register(self.clone(), id.to_string(), token.clone());
+        let registration = match InFlight::register(self.clone(), id.to_string(), token.clone(), limit) {
+            Ok(registration) => registration,
+            Err(refusal) => {
+                let reason = match refusal {
+                    Refusal::TooMany(limit) => {
+                        format!("this session already has {limit} requests in flight (limits.requests_per_session)")
+                    }
+                    Refusal::IdInUse => format!(
+                        "Invalid Request: id {id} is already in use by a request in flight in this session; \
+                         use a new id for each request"
+                    ),
+                };
+                warn!("refused a request: {reason}");
+                return Box::pin(std::future::ready(Some(jsonrpc::error(id, jsonrpc::INVALID_REQUEST, reason))));
+            }
+        };
         Box::pin(async move {
             let session = registration.session.clone();
             tokio::select! {
@@ -559,7 +596,8 @@ impl Session {
         let Some(name) = params.get("name").and_then(Value::as_str).map(str::to_string) else {
             return jsonrpc::error(id, jsonrpc::INVALID_PARAMS, format!("{method} needs a string `name`"));
         };
-        let catalog = self.gateway.catalog(&self.info).await;
+        // Only the servers that can expose this name are waited for.
+        let catalog = self.gateway.catalog_for_name(&self.info, &name).await;
         let target = match kind {
             Named::Tool => catalog.tool(&name),
             Named::Prompt => catalog.prompt(&name),
@@ -575,7 +613,7 @@ impl Session {
         let Some(uri) = params.get("uri").and_then(Value::as_str).map(str::to_string) else {
             return jsonrpc::error(id, jsonrpc::INVALID_PARAMS, "resources/read needs a string `uri`");
         };
-        let catalog = self.gateway.catalog(&self.info).await;
+        let catalog = self.gateway.catalog_for_uri(&self.info, &uri).await;
         match catalog.resource_server(&uri) {
             Some(server) => self.forward(id, server, "resources/read", params).await,
             None => jsonrpc::error_with_data(
@@ -588,11 +626,11 @@ impl Session {
     }
 
     async fn complete(&self, id: Value, mut params: Value) -> Value {
-        let catalog = self.gateway.catalog(&self.info).await;
         let reference = params.get("ref").cloned().unwrap_or(Value::Null);
         let server = match reference.get("type").and_then(Value::as_str) {
             Some("ref/prompt") => {
                 let name = reference.get("name").and_then(Value::as_str).unwrap_or_default();
+                let catalog = self.gateway.catalog_for_name(&self.info, name).await;
                 match catalog.prompt(name) {
                     Some(target) => {
                         params["ref"]["name"] = Value::String(target.name.clone());
@@ -603,7 +641,7 @@ impl Session {
             }
             Some("ref/resource") => {
                 let uri = reference.get("uri").and_then(Value::as_str).unwrap_or_default();
-                catalog.resource_server(uri).map(str::to_string)
+                self.gateway.catalog_for_uri(&self.info, uri).await.resource_server(uri).map(str::to_string)
             }
             _ => None,
         };
