@@ -51,6 +51,9 @@ fn status_shows_backends_sessions_and_what_per_terminal_spawning_would_cost() {
     gw.start();
     let mut one = gw.client();
     one.initialize();
+    // A call waits for its own server only; the listing starts every server once.
+    let listing = one.request(json!(0), "tools/list", json!({}));
+    assert!(listing["result"]["tools"].as_array().is_some_and(|t| t.len() > 1), "{listing}");
     let answer = one.call_tool(json!(1), "alpha__echo", json!({"message": "hi"}));
     assert_eq!(first_text(&answer), "alpha: hi");
     let mut two = gw.client();
