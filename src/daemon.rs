@@ -5,7 +5,7 @@
 
 use std::fs::File;
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -51,6 +51,8 @@ pub enum DaemonError {
     Locked { path: PathBuf, holder: String, secs: u64 },
     #[error("socket directory {path}: {reason}")]
     SocketDir { path: PathBuf, reason: String },
+    #[error("refusing to listen there: {0}")]
+    Untrusted(paths::SocketDirError),
     #[error("cannot start the HTTP front door on {listen}: {source}")]
     Http { listen: String, source: std::io::Error },
     #[error("cannot install signal handlers: {0}")]
@@ -172,6 +174,9 @@ async fn start(
     };
     let listener =
         UnixListener::from_std(listener).map_err(|source| DaemonError::Bind { path: socket.clone(), source })?;
+    // A daemon serves again: a deliberate `stop` before this no longer holds
+    // running shims back from reconnecting (or autostarting) after a crash.
+    let _ = std::fs::remove_file(paths::stopped_marker(&socket));
     let cache = ListingCache::load(&paths::catalog_cache_path());
     let gateway = Gateway::new(config, &location.path, explicit.map(Path::to_path_buf), cache);
     gateway.watch(location.path.parent().unwrap_or(Path::new(".")));
@@ -183,23 +188,54 @@ async fn start(
     Ok((gateway, listener, owned, socket))
 }
 
-/// Prepares the socket directory: created 0700 when missing; refused when it
-/// belongs to someone else; tightened to 0700 when it is the gateway's own.
+/// Prepares the socket directory without ever following a symlink planted in
+/// its place: created 0700 when missing, then opened with `O_NOFOLLOW |
+/// O_DIRECTORY` and judged by `fstat` on that descriptor (so what is checked is
+/// what is there, not what a path resolved to a moment earlier). It must be
+/// owned by this user (or root) and not writable by group or others (the rule
+/// of [`paths::check_socket_dir_owner`]); the gateway's own directory
+/// (`mcp-gateway…`) is tightened to 0700 through the same descriptor, a
+/// directory the user chose with `--socket` is left as it is.
 fn prepare_dir(dir: &Path) -> Result<(), DaemonError> {
+    use nix::fcntl::{OFlag, open};
+    use nix::sys::stat::{Mode, fchmod, fstat};
     let fail = |reason: String| DaemonError::SocketDir { path: dir.to_path_buf(), reason };
-    if !dir.exists() {
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| fail(e.to_string()))?;
+    if std::fs::symlink_metadata(dir).is_err() {
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(parent).map_err(|e| fail(e.to_string()))?;
+        }
+        match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+            Ok(()) => {}
+            // Someone made it in between: it is judged below like any other.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(fail(e.to_string())),
+        }
     }
-    let meta = std::fs::metadata(dir).map_err(|e| fail(e.to_string()))?;
+    let fd = match open(dir, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())
+    {
+        Ok(fd) => fd,
+        // A symlink fails with ELOOP, or ENOTDIR (O_DIRECTORY is checked on the
+        // link itself): tell which it is from the link, never its target.
+        Err(nix::errno::Errno::ELOOP | nix::errno::Errno::ENOTDIR) => {
+            let dir = dir.to_path_buf();
+            let symlink = std::fs::symlink_metadata(&dir).is_ok_and(|m| m.file_type().is_symlink());
+            return Err(DaemonError::Untrusted(if symlink {
+                paths::SocketDirError::Symlink { dir }
+            } else {
+                paths::SocketDirError::NotADirectory { dir }
+            }));
+        }
+        Err(errno) => return Err(fail(errno.desc().to_string())),
+    };
+    let stat = fstat(&fd).map_err(|e| fail(e.desc().to_string()))?;
+    let mode = stat.st_mode as u32;
     let uid = nix::unistd::getuid().as_raw();
-    if meta.uid() != uid && meta.uid() != 0 {
-        return Err(fail(format!("owned by uid {}, not by this user (uid {uid})", meta.uid())));
-    }
     let ours = dir.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("mcp-gateway"));
-    if ours && meta.uid() == uid && meta.mode() & 0o077 != 0 {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| fail(e.to_string()))?;
+    if ours && stat.st_uid == uid && mode & 0o077 != 0 {
+        fchmod(&fd, Mode::from_bits_truncate(0o700)).map_err(|e| fail(e.desc().to_string()))?;
+        return Ok(());
     }
-    Ok(())
+    paths::check_socket_dir_owner(dir, stat.st_uid, mode).map_err(DaemonError::Untrusted)
 }
 
 fn try_lock(path: &Path) -> Result<Option<Flock<File>>, DaemonError> {
@@ -223,8 +259,7 @@ fn try_lock(path: &Path) -> Result<Option<Flock<File>>, DaemonError> {
 }
 
 async fn bind(socket: &Path) -> Result<(std::os::unix::net::UnixListener, OwnedSocket), DaemonError> {
-    let dir = socket.parent().unwrap_or(Path::new("/"));
-    prepare_dir(dir)?;
+    prepare_dir(paths::socket_dir(socket))?;
     let lock_path = paths::lock_path(socket);
     let deadline = Instant::now() + LOCK_WAIT;
     let lock = loop {

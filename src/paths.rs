@@ -95,3 +95,85 @@ pub fn daemon_log_path() -> PathBuf {
 pub fn catalog_cache_path() -> PathBuf {
     gateway_home().join("cache").join("catalog.json")
 }
+
+/// The marker a deliberate `mcp-gateway stop` leaves beside the socket, so that
+/// running shims know the daemon went away on purpose and do not autostart it
+/// again (a crash or a restart leaves no marker: they reconnect as usual). The
+/// next daemon to bind the socket removes it.
+pub fn stopped_marker(socket: &Path) -> PathBuf {
+    let mut name = socket.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".stopped");
+    socket.with_file_name(name)
+}
+
+/// Why a socket directory cannot be trusted: someone other than this user could
+/// have put (or could replace) a listener there.
+#[derive(Debug, thiserror::Error)]
+pub enum SocketDirError {
+    #[error(
+        "socket directory {dir} is a symbolic link; someone may have planted it to redirect the socket. Remove it \
+         (`rm {dir}`), or choose another socket with --socket, MCP_GATEWAY_SOCKET or XDG_RUNTIME_DIR"
+    )]
+    Symlink { dir: PathBuf },
+    #[error(
+        "socket directory {dir} is not a directory; remove it, or choose another socket with --socket, MCP_GATEWAY_SOCKET or XDG_RUNTIME_DIR"
+    )]
+    NotADirectory { dir: PathBuf },
+    #[error(
+        "socket directory {dir} is owned by uid {owner}, not by this user (uid {uid}); whoever owns it could be \
+         listening there. Remove it (as its owner or root: `rm -r {dir}`), or choose another socket with \
+         --socket, MCP_GATEWAY_SOCKET or XDG_RUNTIME_DIR"
+    )]
+    Owner { dir: PathBuf, owner: u32, uid: u32 },
+    #[error(
+        "socket directory {dir} (mode {mode:04o}) is writable by other users, who could replace the socket; \
+         run `chmod go-w {dir}` or choose a private directory with --socket, MCP_GATEWAY_SOCKET or XDG_RUNTIME_DIR"
+    )]
+    Writable { dir: PathBuf, mode: u32 },
+    #[error("cannot inspect socket directory {dir}: {source}")]
+    Io { dir: PathBuf, source: std::io::Error },
+}
+
+/// The rule for a directory that holds the gateway's socket (the one tmux and
+/// OpenSSH apply): owned by this user (or root, who could read everything
+/// anyway) and not writable by group or others. A 0755 directory of the user's
+/// own is fine; a shared one such as `/tmp` itself is not, since anyone could
+/// bind the socket's name there first.
+pub fn check_socket_dir_owner(dir: &Path, owner: u32, mode: u32) -> Result<(), SocketDirError> {
+    let uid = nix::unistd::getuid().as_raw();
+    if owner != uid && owner != 0 {
+        return Err(SocketDirError::Owner { dir: dir.to_path_buf(), owner, uid });
+    }
+    if mode & 0o022 != 0 {
+        return Err(SocketDirError::Writable { dir: dir.to_path_buf(), mode: mode & 0o7777 });
+    }
+    Ok(())
+}
+
+/// Checks the directory of `socket` without following a symlink, before a
+/// client sends anything through it. `Ok(false)`: it does not exist (yet).
+pub fn verify_socket_dir(socket: &Path) -> Result<bool, SocketDirError> {
+    use std::os::unix::fs::MetadataExt;
+    let dir = socket_dir(socket);
+    let meta = match std::fs::symlink_metadata(dir) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(source) => return Err(SocketDirError::Io { dir: dir.to_path_buf(), source }),
+    };
+    if meta.file_type().is_symlink() {
+        return Err(SocketDirError::Symlink { dir: dir.to_path_buf() });
+    }
+    if !meta.is_dir() {
+        return Err(SocketDirError::NotADirectory { dir: dir.to_path_buf() });
+    }
+    check_socket_dir_owner(dir, meta.uid(), meta.mode())?;
+    Ok(true)
+}
+
+/// The directory a socket path lives in (`.` for a bare file name).
+pub fn socket_dir(socket: &Path) -> &Path {
+    match socket.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    }
+}

@@ -90,9 +90,13 @@ impl PreambleReply {
 }
 
 /// Checks a received preamble line, returning the reason to refuse it.
+///
+/// The reasons are logged and sent back, and the line carries the client's
+/// environment: so they name where and what kind of error it is, never the
+/// text serde would quote from the input (see [`describe_json_error`]).
 pub fn parse(line: &[u8]) -> Result<Preamble, String> {
-    let value: serde_json::Value =
-        serde_json::from_slice(line).map_err(|e| format!("the first line is not a JSON preamble: {e}"))?;
+    let value: serde_json::Value = serde_json::from_slice(line)
+        .map_err(|e| format!("the first line is not a JSON preamble: {}", describe_json_error(&e)))?;
     let version = value.get("mcp_gateway_preamble").and_then(serde_json::Value::as_u64);
     match version {
         None => Err("the first line must be the mcp-gateway preamble; connect through mcp-gateway-connect".to_string()),
@@ -101,8 +105,36 @@ pub fn parse(line: &[u8]) -> Result<Preamble, String> {
              restart the daemon (`mcp-gateway stop`) so that the installed version starts",
             crate::VERSION
         )),
-        Some(_) => serde_json::from_value(value).map_err(|e| format!("invalid preamble: {e}")),
+        // From the bytes again, not from `value`: only then does the error
+        // carry a line and column to point at.
+        Some(_) => serde_json::from_slice(line).map_err(|e| format!("invalid preamble: {}", describe_json_error(&e))),
     }
+}
+
+/// A serde_json error without any of the input it may quote (`invalid type:
+/// string "<the value>"`, `unknown variant `<the value>``): its kind, the
+/// position, and what was expected there (text that comes from the preamble's
+/// type, not from the input).
+fn describe_json_error(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let kind = match e.classify() {
+        Category::Io => "a read error",
+        Category::Syntax => "a JSON syntax error",
+        Category::Eof => "the line ends in the middle of a JSON value",
+        Category::Data => "a field of the wrong type or value",
+    };
+    let message = e.to_string();
+    // serde's "..., expected X" lists what the type accepts; for unknown
+    // fields and variants that list comes after "expected" too.
+    let expected = match e.classify() {
+        Category::Data => message
+            .rsplit_once(", expected ")
+            .map(|(_, tail)| tail.rsplit_once(" at line ").map_or(tail, |(head, _)| head))
+            .filter(|tail| !tail.contains('"'))
+            .map(|tail| format!(" (expected {tail})")),
+        _ => None,
+    };
+    format!("{kind}{} at line {} column {}", expected.unwrap_or_default(), e.line(), e.column())
 }
 
 #[cfg(test)]
@@ -124,5 +156,14 @@ mod tests {
         let err = parse(br#"{"jsonrpc":"2.0","id":1,"method":"initialize"}"#).unwrap_err();
         assert!(err.contains("mcp-gateway-connect"), "{err}");
         assert!(parse(b"not json").unwrap_err().contains("not a JSON preamble"));
+    }
+
+    #[test]
+    fn a_refusal_names_the_position_never_the_value() {
+        let err = parse(br#"{"mcp_gateway_preamble":1,"client_pid":"sk-live-SECRET"}"#).unwrap_err();
+        assert!(!err.contains("SECRET"), "{err}");
+        assert!(err.contains("line 1 column") && err.contains("expected u32"), "{err}");
+        let err = parse(br#"{"mcp_gateway_preamble":1,"env":{"TOKEN":7}}"#).unwrap_err();
+        assert!(err.contains("expected a string") && err.contains("line 1"), "{err}");
     }
 }

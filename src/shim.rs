@@ -46,8 +46,58 @@ pub enum ShimError {
     Timeout { path: PathBuf, secs: u64, log: String },
     #[error("the daemon refused this connection: {0}")]
     Refused(String),
+    #[error("refusing to use the socket {socket}, nothing was sent: {reason}")]
+    Untrusted { socket: PathBuf, reason: crate::paths::SocketDirError },
+    #[error(
+        "refusing to use the socket {socket}, nothing was sent: the process listening on it runs as uid {peer}, \
+         not as this user (uid {uid}), so it is not your mcp-gateway daemon. Remove the socket's directory \
+         {dir} (as its owner or root), or choose another socket with --socket, MCP_GATEWAY_SOCKET or XDG_RUNTIME_DIR"
+    )]
+    ForeignPeer { socket: PathBuf, dir: PathBuf, peer: u32, uid: u32 },
+    #[error("cannot tell who listens on the socket {socket} ({source}); nothing was sent")]
+    PeerUnknown { socket: PathBuf, source: std::io::Error },
     #[error("talking to the daemon failed: {0}")]
     Io(#[from] std::io::Error),
+}
+
+/// Connects to the daemon's socket only if this user's daemon can be the one
+/// listening: the socket's directory must be the user's and private (checked
+/// before connecting, so a squatter learns nothing, not even that a client
+/// tried), and the listener must run as this user (`SO_PEERCRED`, checked
+/// before the preamble, which carries the client's whole environment, is
+/// sent). `Ok(Err(io))`: nothing usable listens (absent, refused).
+fn connect_checked(socket: &Path) -> Result<std::io::Result<UnixStream>, ShimError> {
+    crate::paths::verify_socket_dir(socket)
+        .map_err(|reason| ShimError::Untrusted { socket: socket.to_path_buf(), reason })?;
+    let stream = match UnixStream::connect(socket) {
+        Ok(stream) => stream,
+        Err(e) => return Ok(Err(e)),
+    };
+    let peer = peer_uid(&stream).map_err(|source| ShimError::PeerUnknown { socket: socket.to_path_buf(), source })?;
+    let uid = nix::unistd::getuid().as_raw();
+    if peer != uid {
+        return Err(ShimError::ForeignPeer {
+            socket: socket.to_path_buf(),
+            dir: crate::paths::socket_dir(socket).to_path_buf(),
+            peer,
+            uid,
+        });
+    }
+    Ok(Ok(stream))
+}
+
+/// The uid of the process that made the listening socket.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn peer_uid(stream: &UnixStream) -> std::io::Result<u32> {
+    let cred = nix::sys::socket::getsockopt(stream, nix::sys::socket::sockopt::PeerCredentials)?;
+    Ok(cred.uid())
+}
+
+/// The uid of the process that made the listening socket.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn peer_uid(stream: &UnixStream) -> std::io::Result<u32> {
+    let (uid, _gid) = nix::unistd::getpeereid(stream)?;
+    Ok(uid.as_raw())
 }
 
 /// Entry point of `mcp-gateway-connect`.
@@ -128,7 +178,7 @@ impl Connector {
     /// One connection and preamble exchange; the daemon's version with it.
     fn connect_once(&mut self) -> Result<(UnixStream, String), ShimError> {
         self.children.retain_mut(|c| !matches!(c.try_wait(), Ok(Some(_))));
-        let stream = match UnixStream::connect(&self.socket) {
+        let stream = match connect_checked(&self.socket)? {
             Ok(stream) => stream,
             Err(e) if self.autostart && is_absent(&e) => self.start_daemon()?,
             Err(e) if is_absent(&e) => self.wait_for_listener()?,
@@ -137,11 +187,24 @@ impl Connector {
         self.handshake(stream)
     }
 
+    /// Whether the daemon went away because of `mcp-gateway stop` (it left its
+    /// marker beside the socket), not because it crashed or is restarting.
+    fn stopped_deliberately(&self) -> bool {
+        paths::stopped_marker(&self.socket).exists()
+    }
+
+    /// Connects to a daemon that listens now; never starts or waits for one.
+    fn connect_if_running(&mut self) -> Result<UnixStream, ShimError> {
+        let stream = connect_checked(&self.socket)?
+            .map_err(|source| ShimError::Connect { path: self.socket.clone(), source })?;
+        self.handshake(stream).map(|(stream, _)| stream)
+    }
+
     /// Without autostart, a service manager may still be bringing the socket up.
     fn wait_for_listener(&self) -> Result<UnixStream, ShimError> {
         let deadline = Instant::now() + self.timeout.min(Duration::from_secs(2));
         loop {
-            match UnixStream::connect(&self.socket) {
+            match connect_checked(&self.socket)? {
                 Ok(stream) => return Ok(stream),
                 Err(source) if Instant::now() >= deadline => {
                     return Err(ShimError::Connect { path: self.socket.clone(), source });
@@ -225,7 +288,7 @@ impl Connector {
         let mut ready = Some(std::fs::File::from(ready));
         let mut said = Vec::new();
         loop {
-            if let Ok(stream) = UnixStream::connect(&self.socket) {
+            if let Ok(stream) = connect_checked(&self.socket)? {
                 return Ok(stream);
             }
             let now = Instant::now();
@@ -399,7 +462,15 @@ fn relay(mut connector: Connector) -> Result<(), ShimError> {
             if lock(&shared).stdin_closed {
                 return Ok(());
             }
-            from_daemon = BufReader::new(reconnect(&mut connector, &shared)?);
+            let next = if connector.stopped_deliberately() {
+                wait_while_stopped(&mut connector, &shared)?
+            } else {
+                Some(reconnect(&mut connector, &shared)?)
+            };
+            match next {
+                Some(stream) => from_daemon = BufReader::new(stream),
+                None => return Ok(()),
+            }
             continue;
         }
         {
@@ -460,28 +531,88 @@ fn read_client(shared: Shared) {
     }
 }
 
+/// What a request lost with a daemon that went away (crashed, restarted) is answered with.
+const LOST_IN_FLIGHT: &str =
+    "the mcp-gateway daemon stopped while this request was in flight; it may not have completed, retry it";
+/// What requests are answered with while the daemon is stopped on purpose.
+const STOPPED: &str = "the mcp-gateway daemon was stopped (`mcp-gateway stop`), so this request was not sent; \
+    start it again with `mcp-gateway serve`, or restart this MCP client (its shim then starts the daemon)";
+
+/// Answers each request id with a JSON-RPC error, so that no client call hangs.
+fn answer_with_error(ids: impl IntoIterator<Item = Value>, message: &str) {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    for id in ids {
+        let error = json!({"jsonrpc": "2.0", "id": id, "error": {
+            "code": crate::jsonrpc::INTERNAL_ERROR,
+            "message": message,
+        }});
+        let _ = out.write_all(&crate::jsonrpc::to_line(&error));
+    }
+    let _ = out.flush();
+}
+
+/// Forgets the current connection and the requests sent on it; returns their ids.
+fn take_in_flight(shared: &Shared) -> Vec<Value> {
+    let mut relay = lock(shared);
+    relay.conn = None;
+    relay.in_flight.drain().map(|(_, id)| id).collect()
+}
+
+/// Drops the lines queued for a connection; returns the request ids among them.
+fn take_backlog(shared: &Shared) -> Vec<Value> {
+    std::mem::take(&mut lock(shared).backlog).into_iter().flat_map(|(_, ids)| ids).collect()
+}
+
 /// After the daemon went away: answer what was lost, connect again (starting a
 /// daemon if needed), replay the client's `initialize`, then send what queued up.
+/// If no daemon comes back in time, every request still queued is answered with
+/// an error before the shim gives up, so the client is never left waiting.
 fn reconnect(connector: &mut Connector, shared: &Shared) -> Result<UnixStream, ShimError> {
-    let lost: Vec<Value> = {
-        let mut relay = lock(shared);
-        relay.conn = None;
-        relay.in_flight.drain().map(|(_, id)| id).collect()
-    };
+    answer_with_error(take_in_flight(shared), LOST_IN_FLIGHT);
     eprintln!("mcp-gateway-connect: the daemon went away; reconnecting");
-    {
-        let stdout = std::io::stdout();
-        let mut out = stdout.lock();
-        for id in lost {
-            let error = json!({"jsonrpc": "2.0", "id": id, "error": {
-                "code": crate::jsonrpc::INTERNAL_ERROR,
-                "message": "the mcp-gateway daemon stopped while this request was in flight; it may not have completed, retry it",
-            }});
-            let _ = out.write_all(&crate::jsonrpc::to_line(&error));
+    match connect_with_retries(connector) {
+        Ok(stream) => resume(stream, shared),
+        Err(e) => {
+            answer_with_error(
+                take_backlog(shared),
+                &format!(
+                    "the mcp-gateway daemon went away and this shim could not reconnect, so this request was not sent: {e}"
+                ),
+            );
+            Err(e)
         }
-        let _ = out.flush();
     }
-    let stream = connect_with_retries(connector)?;
+}
+
+/// After a deliberate `mcp-gateway stop`: the shim does not bring the daemon
+/// back (that would undo the stop within seconds). It stays up for its client,
+/// answering each request with an error that says how to start the gateway,
+/// and resumes by itself once a daemon listens again (`mcp-gateway serve`, or
+/// one a new client's shim started). `Ok(None)`: the client closed stdin.
+fn wait_while_stopped(connector: &mut Connector, shared: &Shared) -> Result<Option<UnixStream>, ShimError> {
+    answer_with_error(take_in_flight(shared), STOPPED);
+    eprintln!("mcp-gateway-connect: the daemon was stopped with `mcp-gateway stop`; not starting it again");
+    loop {
+        let (closed, waiting) = {
+            let relay = lock(shared);
+            (relay.stdin_closed, !relay.backlog.is_empty())
+        };
+        if waiting {
+            if let Ok(stream) = connector.connect_if_running() {
+                return resume(stream, shared).map(Some);
+            }
+            answer_with_error(take_backlog(shared), STOPPED);
+        } else if closed {
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// On a new connection: replay the client's `initialize` (and `initialized`),
+/// then send what queued up while there was none.
+fn resume(stream: UnixStream, shared: &Shared) -> Result<UnixStream, ShimError> {
     let (initialize, initialized) = {
         let relay = lock(shared);
         (relay.initialize.clone(), relay.initialized)
@@ -515,7 +646,10 @@ fn connect_with_retries(connector: &mut Connector) -> Result<UnixStream, ShimErr
         match connector.connect() {
             Ok(stream) => return Ok(stream),
             Err(e) if Instant::now() >= deadline => return Err(e),
-            Err(ShimError::DaemonFailed { reason, log }) => return Err(ShimError::DaemonFailed { reason, log }),
+            // Retrying changes none of these: say so now.
+            Err(e @ (ShimError::DaemonFailed { .. } | ShimError::Untrusted { .. } | ShimError::ForeignPeer { .. })) => {
+                return Err(e);
+            }
             Err(_) => std::thread::sleep(Duration::from_millis(100)),
         }
     }

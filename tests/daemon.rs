@@ -365,12 +365,13 @@ fn a_disconnecting_session_cancels_its_calls() {
 #[test]
 fn connections_from_other_users_are_refused() {
     // Socket activation lets the socket live in a directory another user can reach,
-    // which is exactly when the SO_PEERCRED check is the only guard.
+    // which is exactly when the SO_PEERCRED check is the only guard. (Reach, not
+    // write: the owner's shim refuses a directory others could write to.)
     let gw = TestGateway::new();
     let dir = gw.dir.path().join("open");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::set_permissions(gw.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     let socket = dir.join("gw.sock");
     let mut activator = gw
         .command("systemd-socket-activate")

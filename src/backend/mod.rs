@@ -2,6 +2,7 @@
 //! and the connection every session's requests are multiplexed over.
 
 pub mod docker;
+pub mod guard;
 pub mod http;
 pub mod pending;
 mod pool;

@@ -6,6 +6,9 @@
 //! the process: a child forked from a tokio worker or blocking-pool thread would
 //! be killed whenever the runtime retires that thread. So every fork happens on
 //! this one thread, which lives as long as the daemon.
+//!
+//! The signal reaches the leader only; the rest of its process group (what a
+//! `sh` or `npx` leader started) is taken down by the group's guard (`guard`).
 
 use std::sync::OnceLock;
 use std::sync::mpsc;

@@ -1,7 +1,8 @@
 //! Stdio backends: a child process per instance, speaking MCP on stdin/stdout.
 //!
 //! Each child is a session leader (and so its own process group), so the daemon
-//! can signal the whole tree it starts (`npx` → `npm exec` → `node`). Its stderr
+//! can signal the whole tree it starts (`npx` → `npm exec` → `node`), and a
+//! guard (`guard`) takes that group down if the daemon dies without doing so. Its stderr
 //! is captured into a ring buffer, never mixed into the protocol.
 
 use std::process::Stdio;
@@ -150,6 +151,10 @@ pub async fn spawn(options: SpawnOptions<'_>) -> Result<(Arc<Backend>, ProcessHa
         reason: format!("`{}`: {e}", options.config.command.as_deref().unwrap_or_default()),
     })?;
     let pid = child.id();
+    // Its children die with the daemon too, even a SIGKILLed one.
+    if let Some(pid) = pid {
+        super::guard::watch(Pid::from_raw(pid as i32));
+    }
     let (Some(stdin), Some(stdout), Some(stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take())
     else {
         return Err(BackendError::Spawn { server, reason: "the child's pipes were not set up".into() });

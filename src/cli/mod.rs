@@ -291,6 +291,10 @@ pub const READY_FD_ENV: &str = "MCP_GATEWAY_READY_FD";
 
 /// Entry point of `mcp-gateway`.
 pub fn main() -> ExitCode {
+    // A backend's process-group guard is this binary exec'd again.
+    if let Some(code) = crate::backend::guard::run_if_guard() {
+        return code;
+    }
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
@@ -318,7 +322,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Stop { socket } => {
             let socket = socket.path();
-            control::request(&socket, "stop")?;
+            // Left before asking, so every shim that sees its connection close
+            // finds it and does not autostart the daemon again; the next daemon
+            // removes it. (A shim replacing an older daemon stops it without one.)
+            let marker = paths::stopped_marker(&socket);
+            let _ = std::os::unix::fs::OpenOptionsExt::mode(
+                std::fs::OpenOptions::new().create(true).truncate(true).write(true),
+                0o600,
+            )
+            .open(&marker);
+            if let Err(e) = control::request(&socket, "stop") {
+                let _ = std::fs::remove_file(&marker);
+                return Err(e.into());
+            }
             wait_for_exit(&socket, Duration::from_secs(30));
             println!("stopped the daemon on {}", socket.display());
             Ok(ExitCode::SUCCESS)
