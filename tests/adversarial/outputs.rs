@@ -1,4 +1,111 @@
-//! (filled in by the outputs work)
+//! Everything the gateway prints, read as someone looking for secrets (or for
+//! the one line that says why a server died) would read it.
 
-#[allow(unused_imports)]
-use crate::common;
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::common::*;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// A process the test owns: killed and reaped when dropped.
+struct Owned(Child);
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// server-everything over Streamable HTTP on `port`, ready to accept.
+fn remote_everything(gw: &TestGateway, port: u16) -> Owned {
+    let d = deps();
+    let child = gw
+        .command(d.node())
+        .args([d.everything_js(), "streamableHttp"])
+        .env("PORT", port.to_string())
+        .current_dir(gw.dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn server-everything");
+    let server = Owned(child);
+    assert!(
+        wait_until(TIMEOUT, || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()),
+        "the remote server did not start"
+    );
+    server
+}
+
+/// What `mcp-gateway ARGS…` printed, stdout and stderr together.
+fn cli_output(gw: &TestGateway, args: &[&str]) -> String {
+    let out = gw.command(DAEMON).args(args).stdin(Stdio::null()).output().expect("run mcp-gateway");
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// A remote server's URL carries a password (`user:SECRET@`) and a token in
+/// its query (`?token=SECRET`). Nothing the gateway prints may show either,
+/// whether the server answers (the reachable one) or not (nothing listens at
+/// the other): not the client-facing error, not `status --json`, not
+/// `servers list`, not `logs SERVER`, not the daemon's debug log. The redacted
+/// form must appear, so that the test tells redaction from silence.
+#[test]
+fn secrets_in_a_remote_url_appear_in_no_output() {
+    let (live_port, dead_port) = (free_port(), free_port());
+    let mut gw = TestGateway::new();
+    gw.write_config(&format!(
+        "servers:\n  remote:\n    url: \"http://user:PASS-live-1@127.0.0.1:{live_port}/mcp?token=TOKEN-live-2&v=1\"\n  \
+         dead:\n    url: \"http://user:PASS-dead-3@127.0.0.1:{dead_port}/mcp?token=TOKEN-dead-4\"\n"
+    ));
+    let _server = remote_everything(&gw, live_port);
+    gw.start();
+    let mut client = gw.client();
+    client.initialize();
+    let mut names = Vec::new();
+    assert!(
+        wait_until(TIMEOUT, || {
+            names = client.tool_names();
+            names.contains(&"remote__echo".to_string())
+        }),
+        "{names:?}\n{}",
+        gw.daemon_log()
+    );
+    assert_eq!(first_text(&client.call_tool(json!(1), "remote__echo", json!({"message": "hi"}))), "Echo: hi");
+    // The unreachable server: a call names why it is unavailable.
+    let refused = client.call_tool(json!(2), "dead__echo", json!({"message": "hi"}));
+    let client_error = refused["error"]["message"].as_str().unwrap_or_else(|| panic!("no error in {refused}"));
+    let dead_shown = format!("http://***@127.0.0.1:{dead_port}/mcp?token=***");
+    assert!(client_error.contains(&dead_shown), "the client is told where the gateway failed to connect: {refused}");
+
+    let outputs = [
+        ("the client-facing error", refused.to_string()),
+        ("status --json", cli_output(&gw, &["status", "--json"])),
+        ("status", cli_output(&gw, &["status"])),
+        ("servers list", cli_output(&gw, &["servers", "list"])),
+        ("servers list --json", cli_output(&gw, &["servers", "list", "--json"])),
+        ("logs remote", cli_output(&gw, &["logs", "remote"])),
+        ("logs dead", cli_output(&gw, &["logs", "dead"])),
+        ("the daemon log", gw.daemon_log()),
+    ];
+    for (what, text) in &outputs {
+        for secret in ["PASS-live-1", "TOKEN-live-2", "PASS-dead-3", "TOKEN-dead-4"] {
+            assert!(!text.contains(secret), "{what} shows {secret}:\n{text}");
+        }
+    }
+    let status = &outputs[1].1;
+    assert!(status.contains(&dead_shown), "status shows the failed server's redacted URL:\n{status}");
+    let log = &outputs[7].1;
+    assert!(log.contains(&dead_shown), "the daemon log shows the redacted URL:\n{log}");
+    let listing = &outputs[4].1;
+    assert!(
+        listing.contains(&format!("http://***@127.0.0.1:{live_port}/mcp?token=***&v=***")),
+        "servers list shows the redacted URL:\n{listing}"
+    );
+}
+
