@@ -25,6 +25,9 @@ struct Slot {
     /// How many times an instance was started here.
     starts: std::sync::atomic::AtomicU32,
     health: Mutex<Health>,
+    /// The last instance that failed to start, kept (until one starts) for
+    /// `logs`: a server that crashes at start-up says why on its stderr.
+    failed_start: Mutex<Option<Arc<Backend>>>,
 }
 
 /// How an instance is stopped: a process tree, or an HTTP session.
@@ -171,7 +174,12 @@ impl BackendPool {
             era,
         };
         slot.starts.fetch_add(1, Ordering::Relaxed);
-        let spawned = stdio::spawn(options).await;
+        let spawned = stdio::spawn(options).await.map_err(|failure| {
+            if let Some(failed) = failure.instance {
+                *lock(&slot.failed_start) = Some(failed);
+            }
+            failure.error
+        });
         // The era is asked once per definition. A server that died on the
         // question (some exit on any first request but `initialize`) is of the
         // handshake era.
@@ -197,6 +205,7 @@ impl BackendPool {
         match result {
             Ok((backend, process)) => {
                 lock(&slot.health).started();
+                *lock(&slot.failed_start) = None;
                 *instance = Some(Instance { backend: backend.clone(), process });
                 Ok(backend)
             }
@@ -245,11 +254,18 @@ impl BackendPool {
     }
 
     /// Every instance still held, running or exited (an exited one is kept
-    /// until its next start or its slot is dropped): what `logs` reads, so a
-    /// crashed server's last words stay visible.
+    /// until its next start or its slot is dropped), or else the last one that
+    /// failed to start: what `logs` reads, so a crashed server's last words
+    /// stay visible, also when it never got as far as answering `initialize`.
     pub fn instances(&self) -> Vec<Arc<Backend>> {
         let slots: Vec<Arc<Slot>> = crate::lock(&self.slots).values().cloned().collect();
-        slots.iter().filter_map(|slot| slot.instance.try_lock().ok()?.as_ref().map(|i| i.backend.clone())).collect()
+        slots
+            .iter()
+            .filter_map(|slot| {
+                let held = slot.instance.try_lock().ok().and_then(|i| i.as_ref().map(|i| i.backend.clone()));
+                held.or_else(|| lock(&slot.failed_start).clone())
+            })
+            .collect()
     }
 
     /// The live backend of `identity` if one is running; never spawns.

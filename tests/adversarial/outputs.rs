@@ -109,3 +109,33 @@ fn secrets_in_a_remote_url_appear_in_no_output() {
     );
 }
 
+
+/// Restarts quickly, and the breaker opens after three failures.
+const FAST_SUPERVISION: &str =
+    "supervision:\n  backoff_base: 50ms\n  backoff_cap: 200ms\n  breaker_failures: 3\n  breaker_window: 60s\n  breaker_cooldown: 60s\n";
+
+/// A server that writes why it cannot start to stderr and exits at once never
+/// answers `initialize`. After its failed starts (until the breaker opens),
+/// `mcp-gateway logs SERVER` shows that line, as the README promises; it used
+/// to say the server "has not run since the daemon started".
+#[test]
+fn logs_show_the_stderr_of_a_server_that_crashes_at_start_up() {
+    let mut gw = TestGateway::new();
+    gw.write_config(&format!(
+        "{FAST_SUPERVISION}servers:\n  broken:\n    command: sh\n    \
+         args: [\"-c\", \"echo 'fatal: missing API_KEY (start-up crash 5f3a)' >&2; exit 1\"]\n"
+    ));
+    gw.start();
+    let mut client = gw.client();
+    client.initialize();
+    let mut attempt = 0;
+    let open = wait_until(TIMEOUT, || {
+        attempt += 1;
+        client.call_tool(json!(attempt), "broken__anything", json!({}));
+        status(&gw)["backends"][0]["state"] == "open"
+    });
+    assert!(open, "the breaker did not open: {}\n{}", status(&gw), gw.daemon_log());
+    let logs = cli_output(&gw, &["logs", "broken"]);
+    assert!(logs.contains("fatal: missing API_KEY (start-up crash 5f3a)"), "logs broken:\n{logs}");
+    assert!(logs.contains("exit code 1"), "and says how it ended:\n{logs}");
+}
