@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::pending::SessionId;
 use super::stdio::EraPlan;
-use super::supervisor::{Health, Supervision};
+use super::supervisor::{Health, Run, Supervision};
 use super::{Backend, BackendError, BackendHandler, Identity, Resolved, lock, stdio};
 use crate::config::{Protocol, ServerConfig, Transport};
 use crate::procinfo::{self, rss_kib};
@@ -211,7 +211,7 @@ impl BackendPool {
             }
             Err(e) => {
                 let policy = self.supervision();
-                lock(&slot.health).failed(&policy, Instant::now(), Duration::ZERO, e.to_string());
+                lock(&slot.health).failed(&policy, Instant::now(), Run::default(), e.to_string());
                 Err(e)
             }
         }
@@ -227,7 +227,8 @@ impl BackendPool {
         let Some(slot) = lock(&self.slots).get(&backend.identity).cloned() else { return };
         let policy = self.supervision();
         let error = backend.exit_error().to_string();
-        lock(&slot.health).failed(&policy, Instant::now(), backend.started.elapsed(), error);
+        let run = Run { uptime: backend.started.elapsed(), served: backend.has_served() };
+        lock(&slot.health).failed(&policy, Instant::now(), run, error);
     }
 
     /// Kills an instance that stopped answering; the exit counts as a failure
