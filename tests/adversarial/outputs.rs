@@ -139,3 +139,56 @@ fn logs_show_the_stderr_of_a_server_that_crashes_at_start_up() {
     assert!(logs.contains("fatal: missing API_KEY (start-up crash 5f3a)"), "logs broken:\n{logs}");
     assert!(logs.contains("exit code 1"), "and says how it ended:\n{logs}");
 }
+
+fn saw_tools_list_changed(client: &Client) -> bool {
+    client.stash.iter().any(|m| m["method"] == "notifications/tools/list_changed")
+}
+
+/// A save that truncates the config file before writing it (as many editors
+/// and `>` redirections do) must not apply the empty file in between: the
+/// servers stay listed and callable while the file is empty, and the rewrite
+/// changes nothing a session can see. A file that stays empty is applied in
+/// the end (someone meant it), and the log says so.
+#[test]
+fn a_config_save_that_truncates_first_never_drops_the_servers() {
+    let mut gw = TestGateway::new();
+    let config = format!("servers:\n  fx:\n{}", fixture_server("truncated"));
+    gw.write_config(&config);
+    gw.start();
+    let mut client = gw.client();
+    client.initialize();
+    assert!(client.tool_names().contains(&"fx__echo".to_string()));
+    let reloads_before = gw.daemon_log().matches("config reloaded").count();
+
+    // The first half of a save: the file is truncated. Wait until the daemon
+    // has seen it (it says it keeps the last good config; before the fix, it
+    // reloaded an empty one).
+    std::fs::File::create(gw.home.join("config.yaml")).expect("truncate the config");
+    assert!(
+        wait_until(TIMEOUT, || {
+            let log = gw.daemon_log();
+            log.contains("the config file is empty") || log.matches("config reloaded").count() > reloads_before
+        }),
+        "the daemon did not notice the truncation:\n{}",
+        gw.daemon_log()
+    );
+    let names = client.tool_names();
+    assert!(names.contains(&"fx__echo".to_string()), "the servers vanished while the file was empty: {names:?}");
+    assert_eq!(first_text(&client.call_tool(json!(1), "fx__echo", json!({"message": "mid-save"}))), "truncated: mid-save");
+    assert!(status(&gw)["config_error"].as_str().is_some_and(|e| e.contains("empty")), "{}", status(&gw));
+
+    // The second half: the same config lands. Nothing changed for sessions.
+    gw.write_config(&config);
+    assert!(wait_until(TIMEOUT, || status(&gw)["config_error"].is_null()), "{}", status(&gw));
+    assert!(client.tool_names().contains(&"fx__echo".to_string()));
+    assert!(!saw_tools_list_changed(&client), "sessions were told the list changed: {:?}", client.stash);
+
+    // A file that stays empty was meant: it is applied after the settle time.
+    std::fs::File::create(gw.home.join("config.yaml")).expect("empty the config");
+    assert!(
+        wait_until(TIMEOUT, || !client.tool_names().contains(&"fx__echo".to_string())),
+        "an empty config that stayed empty was never applied:\n{}",
+        gw.daemon_log()
+    );
+    assert!(gw.daemon_log().contains("has stayed empty"), "{}", gw.daemon_log());
+}
