@@ -2,7 +2,6 @@
 //! the one line that says why a server died) would read it.
 
 use std::process::{Child, Stdio};
-use std::time::Duration;
 
 use serde_json::json;
 
@@ -109,10 +108,8 @@ fn secrets_in_a_remote_url_appear_in_no_output() {
     );
 }
 
-
 /// Restarts quickly, and the breaker opens after three failures.
-const FAST_SUPERVISION: &str =
-    "supervision:\n  backoff_base: 50ms\n  backoff_cap: 200ms\n  breaker_failures: 3\n  breaker_window: 60s\n  breaker_cooldown: 60s\n";
+const FAST_SUPERVISION: &str = "supervision:\n  backoff_base: 50ms\n  backoff_cap: 200ms\n  breaker_failures: 3\n  breaker_window: 60s\n  breaker_cooldown: 60s\n";
 
 /// A server that writes why it cannot start to stderr and exits at once never
 /// answers `initialize`. After its failed starts (until the breaker opens),
@@ -174,7 +171,10 @@ fn a_config_save_that_truncates_first_never_drops_the_servers() {
     );
     let names = client.tool_names();
     assert!(names.contains(&"fx__echo".to_string()), "the servers vanished while the file was empty: {names:?}");
-    assert_eq!(first_text(&client.call_tool(json!(1), "fx__echo", json!({"message": "mid-save"}))), "truncated: mid-save");
+    assert_eq!(
+        first_text(&client.call_tool(json!(1), "fx__echo", json!({"message": "mid-save"}))),
+        "truncated: mid-save"
+    );
     assert!(status(&gw)["config_error"].as_str().is_some_and(|e| e.contains("empty")), "{}", status(&gw));
 
     // The second half: the same config lands. Nothing changed for sessions.

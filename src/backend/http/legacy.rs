@@ -121,6 +121,8 @@ pub(super) async fn post(
             let body = r.text().await.unwrap_or_default();
             fail(backend, reply_id, format!("HTTP {status}: {}", snippet(&body)));
         }
-        Err(e) => fail(backend, reply_id, format!("cannot reach {}: {}", RedactedUrl(endpoint.as_str()), http_error(&e))),
+        Err(e) => {
+            fail(backend, reply_id, format!("cannot reach {}: {}", RedactedUrl(endpoint.as_str()), http_error(&e)))
+        }
     }
 }

@@ -275,9 +275,8 @@ impl Transport {
 /// (which may hold credentials) before anything can print them.
 fn events_of(
     response: reqwest::Response,
-) -> impl futures_util::Stream<
-    Item = Result<eventsource_stream::Event, eventsource_stream::EventStreamError<reqwest::Error>>,
-> {
+) -> impl futures_util::Stream<Item = Result<eventsource_stream::Event, eventsource_stream::EventStreamError<reqwest::Error>>>
+{
     response.bytes_stream().map(|chunk| chunk.map_err(reqwest::Error::without_url)).eventsource()
 }
 
@@ -496,7 +495,13 @@ async fn exchange(
     };
     let response = match response {
         Ok(response) => response,
-        Err(e) => return fail(backend, reply_id, format!("cannot reach {}: {}", transport.shown_url, redact::http_error(&e))),
+        Err(e) => {
+            return fail(
+                backend,
+                reply_id,
+                format!("cannot reach {}: {}", transport.shown_url, redact::http_error(&e)),
+            );
+        }
     };
     let status = response.status();
     if status == reqwest::StatusCode::ACCEPTED {
@@ -556,7 +561,9 @@ async fn exchange(
                 let reason = format!("resuming the answer stream answered HTTP {}", r.status());
                 return fail(backend, reply_id, reason);
             }
-            Err(e) => debug!(server = %transport.server, error = %redact::http_error(&e), "resuming the answer stream failed"),
+            Err(e) => {
+                debug!(server = %transport.server, error = %redact::http_error(&e), "resuming the answer stream failed")
+            }
         }
     }
 }

@@ -264,7 +264,11 @@ async fn exchange(transport: &Transport, backend: &Arc<Backend>, handler: &dyn B
     let response = match post(transport, &message).await {
         Ok(response) => response,
         Err(e) => {
-            return fail(backend, id, format!("cannot reach {}: {}", transport.shown_url, crate::redact::http_error(&e)));
+            return fail(
+                backend,
+                id,
+                format!("cannot reach {}: {}", transport.shown_url, crate::redact::http_error(&e)),
+            );
         }
     };
     if !response.status().is_success() {
