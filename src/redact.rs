@@ -115,4 +115,17 @@ mod tests {
         let shown = redacted_url("http://us er:SECRET@[bad/");
         assert!(!shown.contains("SECRET"), "{shown}");
     }
+
+    #[test]
+    fn an_http_error_says_why_without_the_url() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port());
+        let url = format!("http://user:SECRET1@127.0.0.1:{}/mcp?token=SECRET2", port.expect("a free port"));
+        let error = reqwest::blocking::get(&url).expect_err("nothing listens there");
+        let text = http_error(&error);
+        assert!(!text.contains("SECRET"), "{text}");
+        assert!(text.contains("token=***"), "the redacted URL stays: {text}");
+        assert!(text.to_lowercase().contains("connection refused"), "the cause is said: {text}");
+        let stripped = http_error(&error.without_url());
+        assert!(!stripped.contains("127.0.0.1") && stripped.to_lowercase().contains("refused"), "{stripped}");
+    }
 }
