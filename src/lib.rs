@@ -28,6 +28,7 @@ pub mod memory;
 pub mod paths;
 pub mod preamble;
 pub mod procinfo;
+pub mod redact;
 pub mod router;
 pub mod service;
 pub mod session;

@@ -185,3 +185,38 @@ fn a_start_abandoned_by_its_caller_leaves_no_process_behind() {
         assert!(wait_until(TIMEOUT, || gw.count("slowstart") == 0));
     }
 }
+
+/// A backend that proved itself (it served a call) and then crashed restarts
+/// at once, like after its first crash, however many crashes came before: the
+/// backoff (2 s here) is for starts that come to nothing. Before, the second
+/// crash of a working server made the next call fail with "backing off".
+#[test]
+fn a_crash_after_a_healthy_run_restarts_at_once_again() {
+    let mut gw = TestGateway::new();
+    gw.write_config(&format!(
+        "supervision:\n  backoff_base: 2s\n  backoff_cap: 10s\n  breaker_failures: 10\nservers:\n  fx:\n{}",
+        fixture_server("healthy")
+    ));
+    gw.start();
+    let mut client = gw.client();
+    client.initialize();
+    for round in 0..3 {
+        let reply = client.call_tool(json!(format!("echo-{round}")), "fx__echo", json!({"message": "up"}));
+        assert_eq!(first_text(&reply), "healthy: up", "round {round}: {reply}");
+        let crashed = client.call_tool(json!(format!("crash-{round}")), "fx__crash", json!({}));
+        assert!(crashed.get("error").is_some(), "{crashed}");
+        // The exit is recorded (so the next call is no race with it) before asking again.
+        assert!(
+            wait_until(TIMEOUT, || {
+                let backend = &status(&gw)["backends"][0];
+                backend["pid"].is_null() && backend["last_exit"].as_str().is_some_and(|e| e.contains("exit code 3"))
+            }),
+            "{}",
+            status(&gw)
+        );
+        let state = status(&gw)["backends"][0]["state"].clone();
+        assert_ne!(state, "backing off", "round {round}: {}", status(&gw));
+    }
+    let reply = client.call_tool(json!("last"), "fx__echo", json!({"message": "again"}));
+    assert_eq!(first_text(&reply), "healthy: again", "{reply}");
+}

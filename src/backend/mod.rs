@@ -149,6 +149,9 @@ pub struct Backend {
     /// The `logging/setLevel` last sent to the backend.
     log_level: Mutex<Option<String>>,
     alive: AtomicBool,
+    /// Whether it has answered a session's request with a result: proof that it works, which
+    /// resets the restart backoff when it later crashes (see `supervisor`).
+    served: AtomicBool,
     /// Set when the gateway itself stops the instance (its exit is no failure).
     stopping: AtomicBool,
     /// Why the gateway killed it, when it did so because it stopped answering.
@@ -184,6 +187,7 @@ impl Backend {
             writer,
             log_level: Mutex::new(None),
             alive: AtomicBool::new(true),
+            served: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
             fault: Mutex::new(None),
             stderr: Arc::new(StderrRing::default()),
@@ -288,9 +292,20 @@ impl Backend {
         let mut guard = guard;
         guard.armed = false;
         match reply {
-            Ok(reply) => reply,
+            Ok(reply) => {
+                if sink.is_some() && reply.as_ref().is_ok_and(|r| r.get("result").is_some()) {
+                    self.served.store(true, Ordering::Release);
+                }
+                reply
+            }
             Err(_) => Err(self.exit_error()),
         }
+    }
+
+    /// Whether the instance has answered a session's request with a result
+    /// (an error answer may be the transport's own, made without the server).
+    pub fn has_served(&self) -> bool {
+        self.served.load(Ordering::Acquire)
     }
 
     /// Sends a notification.

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::pending::SessionId;
 use super::stdio::EraPlan;
-use super::supervisor::{Health, Supervision};
+use super::supervisor::{Health, Run, Supervision};
 use super::{Backend, BackendError, BackendHandler, Identity, Resolved, lock, stdio};
 use crate::config::{Protocol, ServerConfig, Transport};
 use crate::procinfo::{self, rss_kib};
@@ -25,6 +25,9 @@ struct Slot {
     /// How many times an instance was started here.
     starts: std::sync::atomic::AtomicU32,
     health: Mutex<Health>,
+    /// The last instance that failed to start, kept (until one starts) for
+    /// `logs`: a server that crashes at start-up says why on its stderr.
+    failed_start: Mutex<Option<Arc<Backend>>>,
 }
 
 /// How an instance is stopped: a process tree, or an HTTP session.
@@ -171,7 +174,12 @@ impl BackendPool {
             era,
         };
         slot.starts.fetch_add(1, Ordering::Relaxed);
-        let spawned = stdio::spawn(options).await;
+        let spawned = stdio::spawn(options).await.map_err(|failure| {
+            if let Some(failed) = failure.instance {
+                *lock(&slot.failed_start) = Some(failed);
+            }
+            failure.error
+        });
         // The era is asked once per definition. A server that died on the
         // question (some exit on any first request but `initialize`) is of the
         // handshake era.
@@ -197,12 +205,13 @@ impl BackendPool {
         match result {
             Ok((backend, process)) => {
                 lock(&slot.health).started();
+                *lock(&slot.failed_start) = None;
                 *instance = Some(Instance { backend: backend.clone(), process });
                 Ok(backend)
             }
             Err(e) => {
                 let policy = self.supervision();
-                lock(&slot.health).failed(&policy, Instant::now(), Duration::ZERO, e.to_string());
+                lock(&slot.health).failed(&policy, Instant::now(), Run::default(), e.to_string());
                 Err(e)
             }
         }
@@ -218,7 +227,8 @@ impl BackendPool {
         let Some(slot) = lock(&self.slots).get(&backend.identity).cloned() else { return };
         let policy = self.supervision();
         let error = backend.exit_error().to_string();
-        lock(&slot.health).failed(&policy, Instant::now(), backend.started.elapsed(), error);
+        let run = Run { uptime: backend.started.elapsed(), served: backend.has_served() };
+        lock(&slot.health).failed(&policy, Instant::now(), run, error);
     }
 
     /// Kills an instance that stopped answering; the exit counts as a failure
@@ -245,11 +255,18 @@ impl BackendPool {
     }
 
     /// Every instance still held, running or exited (an exited one is kept
-    /// until its next start or its slot is dropped): what `logs` reads, so a
-    /// crashed server's last words stay visible.
+    /// until its next start or its slot is dropped), or else the last one that
+    /// failed to start: what `logs` reads, so a crashed server's last words
+    /// stay visible, also when it never got as far as answering `initialize`.
     pub fn instances(&self) -> Vec<Arc<Backend>> {
         let slots: Vec<Arc<Slot>> = crate::lock(&self.slots).values().cloned().collect();
-        slots.iter().filter_map(|slot| slot.instance.try_lock().ok()?.as_ref().map(|i| i.backend.clone())).collect()
+        slots
+            .iter()
+            .filter_map(|slot| {
+                let held = slot.instance.try_lock().ok().and_then(|i| i.as_ref().map(|i| i.backend.clone()));
+                held.or_else(|| lock(&slot.failed_start).clone())
+            })
+            .collect()
     }
 
     /// The live backend of `identity` if one is running; never spawns.

@@ -139,8 +139,22 @@ fn build_command(resolved: &Resolved) -> Command {
     command
 }
 
+/// A start that failed: why, and the instance as far as it got (its pid, its
+/// stderr, how it exited), when a process was started at all: a server that
+/// crashes at start-up explains itself on stderr, and `logs` shows that.
+pub struct StartFailure {
+    pub error: BackendError,
+    pub instance: Option<Arc<Backend>>,
+}
+
+impl From<BackendError> for StartFailure {
+    fn from(error: BackendError) -> Self {
+        StartFailure { error, instance: None }
+    }
+}
+
 /// Starts a backend and completes its `initialize` handshake.
-pub async fn spawn(options: SpawnOptions<'_>) -> Result<(Arc<Backend>, ProcessHandle), BackendError> {
+pub async fn spawn(options: SpawnOptions<'_>) -> Result<(Arc<Backend>, ProcessHandle), StartFailure> {
     let server = options.identity.server.clone();
     // A root span: the backend outlives the session whose request started it.
     let span = tracing::info_span!(parent: None, "backend", server = %server, key = %options.identity.key.0);
@@ -157,7 +171,7 @@ pub async fn spawn(options: SpawnOptions<'_>) -> Result<(Arc<Backend>, ProcessHa
     }
     let (Some(stdin), Some(stdout), Some(stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take())
     else {
-        return Err(BackendError::Spawn { server, reason: "the child's pipes were not set up".into() });
+        return Err(BackendError::Spawn { server, reason: "the child's pipes were not set up".into() }.into());
     };
     let (writer_tx, writer_rx) = mpsc::unbounded_channel();
     let backend = Arc::new(Backend::new(options.identity.clone(), options.config.clone(), pid, writer_tx));
@@ -199,7 +213,7 @@ pub async fn spawn(options: SpawnOptions<'_>) -> Result<(Arc<Backend>, ProcessHa
             warn!(parent: &span, error = %e, "backend failed to initialize");
             process.stop(Duration::from_secs(1)).await;
             abandoned.armed = false;
-            Err(e)
+            Err(StartFailure { error: e, instance: Some(backend) })
         }
     }
 }

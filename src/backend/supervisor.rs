@@ -5,8 +5,22 @@
 //! `backoff_base × 2ⁿ` (capped, with ±20% jitter so a fleet of clients does not
 //! restart in step). `breaker_failures` failures within `breaker_window` open
 //! the breaker: calls fail at once, saying when the server will be tried again;
-//! after `breaker_cooldown` one probe start decides (half-open). An instance that
-//! ran for `stable_after` before it failed starts a fresh count.
+//! after `breaker_cooldown` one probe start decides (half-open).
+//!
+//! What a run proved decides what its crash costs ([`Run`]):
+//!
+//! - A *stable* run (up for `stable_after`, like Kubernetes resetting its crash
+//!   loop backoff after a quiet period) starts a fresh count: backoff and
+//!   breaker forget the failures before it.
+//! - A *healthy* run (it answered `initialize` and then a client's request
+//!   with a result) proved that the server works, so its crash restarts at
+//!   once, as a first crash does: the backoff counts failures in a row of
+//!   starts that came to nothing, and this one did not. The crash still counts
+//!   in the breaker window, which bounds restart intensity as an Erlang
+//!   supervisor does (at most `breaker_failures` crashes in `breaker_window`),
+//!   so a server that dies after every call is still stopped from churning.
+//! - Anything else (a start that failed, an instance that died before serving
+//!   anything) grows the backoff.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -68,6 +82,15 @@ pub struct Health {
     pub last_delay: Option<Duration>,
 }
 
+/// How an instance that failed had run (see the module doc).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Run {
+    /// From its start to its failure; zero for a start that failed.
+    pub uptime: Duration,
+    /// It answered a client's request with a result.
+    pub served: bool,
+}
+
 /// A small, good-enough jitter in [0.8, 1.2): no need for a random crate.
 fn jitter() -> f64 {
     use std::hash::{BuildHasher, Hasher};
@@ -110,11 +133,13 @@ impl Health {
         self.retry_at = None;
     }
 
-    /// A start failed, or an instance died (after running for `uptime`).
-    pub fn failed(&mut self, policy: &Supervision, now: Instant, uptime: Duration, error: String) {
-        if uptime >= policy.stable_after {
+    /// A start failed, or an instance died after `run`.
+    pub fn failed(&mut self, policy: &Supervision, now: Instant, run: Run, error: String) {
+        if run.uptime >= policy.stable_after {
             self.in_a_row = 0;
             self.recent.clear();
+        } else if run.served {
+            self.in_a_row = 0;
         }
         self.in_a_row += 1;
         self.recent.push_back(now);
@@ -180,12 +205,12 @@ mod tests {
         let policy = policy();
         let mut health = Health::default();
         let now = Instant::now();
-        health.failed(&policy, now, Duration::ZERO, "exit 1".into());
+        health.failed(&policy, now, Run::default(), "exit 1".into());
         assert_eq!(health.last_delay, Some(Duration::ZERO));
         assert!(health.admit("x", now).is_ok());
         let mut delays = Vec::new();
         for _ in 0..3 {
-            health.failed(&policy, now, Duration::ZERO, "exit 1".into());
+            health.failed(&policy, now, Run::default(), "exit 1".into());
             delays.push(health.last_delay.unwrap());
         }
         assert!(delays[0] >= Duration::from_millis(80) && delays[0] < Duration::from_millis(120), "{delays:?}");
@@ -201,7 +226,7 @@ mod tests {
         let mut health = Health::default();
         let now = Instant::now();
         for _ in 0..5 {
-            health.failed(&policy, now, Duration::ZERO, "exit 2".into());
+            health.failed(&policy, now, Run::default(), "exit 2".into());
         }
         assert_eq!(health.state(now), Some("open"));
         let err = health.admit("x", now).unwrap_err().to_string();
@@ -209,7 +234,7 @@ mod tests {
         // After the cooldown one probe may start; if it fails the breaker opens again.
         let later = now + Duration::from_secs(11);
         assert!(health.admit("x", later).is_ok());
-        health.failed(&policy, later, Duration::ZERO, "exit 2".into());
+        health.failed(&policy, later, Run::default(), "exit 2".into());
         assert_eq!(health.state(later), Some("open"));
         // A probe that starts closes it.
         let much_later = later + Duration::from_secs(11);
@@ -224,9 +249,38 @@ mod tests {
         let mut health = Health::default();
         let now = Instant::now();
         for _ in 0..3 {
-            health.failed(&policy, now, Duration::ZERO, "x".into());
+            health.failed(&policy, now, Run::default(), "x".into());
         }
-        health.failed(&policy, now, Duration::from_secs(3600), "x".into());
+        health.failed(&policy, now, Run { uptime: Duration::from_secs(3600), served: false }, "x".into());
         assert_eq!(health.last_delay, Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn a_crash_after_a_healthy_run_restarts_at_once_but_still_counts_for_the_breaker() {
+        let policy = policy();
+        let mut health = Health::default();
+        let now = Instant::now();
+        // Failed starts in a row: the delays grow.
+        for _ in 0..2 {
+            health.failed(&policy, now, Run::default(), "exit 1".into());
+        }
+        assert!(health.last_delay.is_some_and(|d| d > Duration::ZERO));
+        // Then it starts, serves a call and crashes a second later.
+        let later = now + Duration::from_secs(1);
+        health.started();
+        health.failed(&policy, later, Run { uptime: Duration::from_secs(1), served: true }, "exit 3".into());
+        assert_eq!(health.last_delay, Some(Duration::ZERO), "restarted at once, like a first crash");
+        assert!(health.admit("x", later).is_ok());
+        // A run that served nothing is no proof: the next crash backs off again.
+        health.started();
+        health.failed(&policy, later, Run { uptime: Duration::from_secs(1), served: false }, "exit 3".into());
+        assert!(health.last_delay.is_some_and(|d| d > Duration::ZERO), "{:?}", health.last_delay);
+        assert!(health.admit("x", later).is_err());
+        // A server that dies after every call still opens the breaker.
+        let mut churning = Health::default();
+        for _ in 0..policy.breaker_failures {
+            churning.failed(&policy, now, Run { uptime: Duration::from_millis(10), served: true }, "exit 3".into());
+        }
+        assert_eq!(churning.state(now), Some("open"));
     }
 }

@@ -294,7 +294,10 @@ fn servers(report: &mut Report, config: &Config) {
             Transport::Docker => {
                 report.ok("server", format!("`{name}`: docker image {}", server.image.clone().unwrap_or_default()))
             }
-            Transport::Http => report.ok("server", format!("`{name}`: {}", server.url.clone().unwrap_or_default())),
+            Transport::Http => report.ok(
+                "server",
+                format!("`{name}`: {}", server.url.as_deref().map(crate::redact::redacted_url).unwrap_or_default()),
+            ),
         }
     }
 }

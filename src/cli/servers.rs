@@ -111,7 +111,8 @@ fn list(config_path: &Path, socket: &Path, json: bool) -> anyhow::Result<ExitCod
                 json!({
                     "name": name,
                     "type": transport_name(s),
-                    "command": s.command, "args": s.args, "url": s.url, "image": s.image,
+                    "command": s.command, "args": s.args, "image": s.image,
+                    "url": s.url.as_deref().map(crate::redact::redacted_url),
                     "share": s.share,
                     "enabled": s.enabled,
                     "state": status.as_ref().map(|_| state_of(name)),
@@ -157,7 +158,7 @@ fn transport_name(s: &ServerConfig) -> &'static str {
 /// What a server runs, shortened for a table.
 fn runs(s: &ServerConfig) -> String {
     let full = match s.transport {
-        Transport::Http => s.url.clone().unwrap_or_default(),
+        Transport::Http => s.url.as_deref().map(crate::redact::redacted_url).unwrap_or_default(),
         Transport::Docker => format!("docker {}", s.image.clone().unwrap_or_default()),
         Transport::Stdio => std::iter::once(s.command.clone().unwrap_or_default())
             .chain(s.args.iter().cloned())

@@ -64,6 +64,9 @@ pub struct Gateway {
     explicit_config: Option<PathBuf>,
     /// Why the file on disk is not the config in force, if it is not.
     config_error: Mutex<Option<String>>,
+    /// Since when the config file has been seen empty (or gone) while a
+    /// non-empty config is in force: a save may be half-way (see `reload`).
+    empty_config_since: Mutex<Option<std::time::Instant>>,
     /// The gateway `.env`, beside the config file.
     gateway_env: PathBuf,
     pool: BackendPool,
@@ -101,6 +104,7 @@ impl Gateway {
                 config: RwLock::new(Arc::new(config)),
                 explicit_config,
                 config_error: Mutex::new(None),
+                empty_config_since: Mutex::new(None),
                 gateway_env: crate::paths::gateway_dotenv(config_path),
                 pool,
                 listings: listings::Listings::new(cache),

@@ -11,7 +11,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use serde_json::Value;
 use tracing::{Instrument, debug, info, warn};
@@ -20,6 +19,7 @@ use super::{Transport, fail, snippet};
 use crate::backend::stdio::dispatch;
 use crate::backend::{Backend, BackendHandler};
 use crate::lock;
+use crate::redact::{RedactedUrl, http_error};
 
 /// How long the server has to name its endpoint once the stream is open.
 const ENDPOINT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -36,14 +36,14 @@ pub(super) async fn open(
     let response = transport
         .send(|| transport.request(reqwest::Method::GET).header("accept", "text/event-stream"))
         .await
-        .map_err(|e| format!("GET {}: {e}", transport.url))?;
+        .map_err(|e| format!("GET {}: {}", transport.shown_url, http_error(&e)))?;
     if !response.status().is_success() {
         let status = response.status();
         let body = response.text().await.unwrap_or_default();
         return Err(format!("GET answered HTTP {status}: {}", snippet(&body)));
     }
     let base = response.url().clone();
-    let mut events = response.bytes_stream().eventsource();
+    let mut events = super::events_of(response);
     let endpoint = tokio::time::timeout(ENDPOINT_TIMEOUT, async {
         while let Some(event) = events.next().await {
             let event = event.map_err(|e| format!("the event stream broke: {e}"))?;
@@ -60,7 +60,11 @@ pub(super) async fn open(
     if endpoint.origin() != base.origin() {
         // The spec lets a client refuse this; a server must not send our
         // headers (credentials) to another host.
-        return Err(format!("the endpoint {endpoint} is on another origin than {base}"));
+        return Err(format!(
+            "the endpoint {} is on another origin than {}",
+            RedactedUrl(endpoint.as_str()),
+            RedactedUrl(base.as_str())
+        ));
     }
     info!(server = %transport.server, "the server speaks the 2024-11-05 HTTP+SSE transport");
     lock(&transport.conversation).legacy_endpoint = Some(endpoint.clone());
@@ -117,6 +121,8 @@ pub(super) async fn post(
             let body = r.text().await.unwrap_or_default();
             fail(backend, reply_id, format!("HTTP {status}: {}", snippet(&body)));
         }
-        Err(e) => fail(backend, reply_id, format!("cannot reach {endpoint}: {e}")),
+        Err(e) => {
+            fail(backend, reply_id, format!("cannot reach {}: {}", RedactedUrl(endpoint.as_str()), http_error(&e)))
+        }
     }
 }

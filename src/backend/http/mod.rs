@@ -32,6 +32,7 @@ use super::stdio::{EraPlan, dispatch};
 use super::{Backend, BackendError, BackendHandler, Identity, Resolved};
 use crate::config::ServerConfig;
 use crate::jsonrpc::{self, Kind};
+use crate::redact;
 
 /// How many times a request the server never received is sent again.
 const RETRIES: u32 = 3;
@@ -56,7 +57,11 @@ struct Conversation {
 
 struct Transport {
     client: reqwest::Client,
+    /// Where requests go. It may hold credentials (`user:pass@`, `?token=`):
+    /// never printed; messages use [`Transport::shown_url`].
     url: String,
+    /// The URL as errors and logs show it (see [`crate::redact`]).
+    shown_url: String,
     headers: Vec<(String, String)>,
     conversation: Mutex<Conversation>,
     server: String,
@@ -120,7 +125,8 @@ impl Transport {
         let mut pause = FIRST_RETRY;
         let mut attempt = 0;
         loop {
-            let result = build().send().await;
+            // reqwest's errors name the URL, credentials and all.
+            let result = build().send().await.map_err(reqwest::Error::without_url);
             let wait = match &result {
                 Err(e) if e.is_connect() => Some(pause),
                 Ok(r) if matches!(r.status().as_u16(), 429 | 502 | 503 | 504) => {
@@ -134,7 +140,7 @@ impl Transport {
             attempt += 1;
             let why = match &result {
                 Ok(r) => format!("HTTP {}", r.status()),
-                Err(e) => e.to_string(),
+                Err(e) => redact::http_error(e),
             };
             debug!(server = %self.server, attempt, ?wait, why, "sending again");
             tokio::select! {
@@ -205,7 +211,7 @@ impl Transport {
             .is_some_and(|c| c.starts_with("text/event-stream"));
         if event_stream {
             let mut position = StreamPosition::default();
-            let mut events = response.bytes_stream().eventsource();
+            let mut events = events_of(response);
             loop {
                 let event = tokio::select! {
                     _ = self.stop.cancelled() => break,
@@ -235,7 +241,7 @@ impl Transport {
             }
             return Ok(position);
         }
-        let body = response.bytes().await.map_err(|e| e.to_string())?;
+        let body = response.bytes().await.map_err(|e| redact::http_error(&e))?;
         if body.is_empty() {
             return Ok(StreamPosition::default());
         }
@@ -253,7 +259,7 @@ impl Transport {
         };
         lock(&self.conversation).session_id = None;
         initialize["id"] = json!("mcp-gateway-reinitialize");
-        let response = self.post(&initialize).await.map_err(|e| e.to_string())?;
+        let response = self.post(&initialize).await.map_err(|e| redact::http_error(&e))?;
         if !response.status().is_success() {
             return Err(format!("initialize answered HTTP {}", response.status()));
         }
@@ -263,6 +269,15 @@ impl Transport {
         info!(server = %self.server, "the server had forgotten the session; initialized again");
         Ok(())
     }
+}
+
+/// The events of an event-stream response. Its errors are stripped of the URL
+/// (which may hold credentials) before anything can print them.
+fn events_of(
+    response: reqwest::Response,
+) -> impl futures_util::Stream<Item = Result<eventsource_stream::Event, eventsource_stream::EventStreamError<reqwest::Error>>>
+{
+    response.bytes_stream().map(|chunk| chunk.map_err(reqwest::Error::without_url)).eventsource()
 }
 
 /// The pause a 429 or 503 asks for, when it says one in seconds.
@@ -291,6 +306,7 @@ pub async fn connect(
         .map_err(|e| BackendError::Spawn { server: server.clone(), reason: e.to_string() })?;
     let transport = Arc::new(Transport {
         client,
+        shown_url: redact::redacted_url(&url),
         url,
         headers: resolved.headers.clone(),
         conversation: Mutex::new(Conversation::default()),
@@ -403,7 +419,7 @@ async fn listen(
                 }
             }
             Ok(r) => debug!(server = %transport.server, status = %r.status(), "the GET stream was refused"),
-            Err(e) => debug!(server = %transport.server, error = %e, "the GET stream failed"),
+            Err(e) => debug!(server = %transport.server, error = %redact::http_error(&e), "the GET stream failed"),
         }
         tokio::select! {
             _ = transport.stop.cancelled() => return,
@@ -479,7 +495,13 @@ async fn exchange(
     };
     let response = match response {
         Ok(response) => response,
-        Err(e) => return fail(backend, reply_id, format!("cannot reach {}: {e}", transport.url)),
+        Err(e) => {
+            return fail(
+                backend,
+                reply_id,
+                format!("cannot reach {}: {}", transport.shown_url, redact::http_error(&e)),
+            );
+        }
     };
     let status = response.status();
     if status == reqwest::StatusCode::ACCEPTED {
@@ -539,7 +561,9 @@ async fn exchange(
                 let reason = format!("resuming the answer stream answered HTTP {}", r.status());
                 return fail(backend, reply_id, reason);
             }
-            Err(e) => debug!(server = %transport.server, error = %e, "resuming the answer stream failed"),
+            Err(e) => {
+                debug!(server = %transport.server, error = %redact::http_error(&e), "resuming the answer stream failed")
+            }
         }
     }
 }

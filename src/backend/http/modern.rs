@@ -263,7 +263,13 @@ async fn exchange(transport: &Transport, backend: &Arc<Backend>, handler: &dyn B
     let origin = id.as_ref().and_then(|id| backend.session_of_request(id));
     let response = match post(transport, &message).await {
         Ok(response) => response,
-        Err(e) => return fail(backend, id, format!("cannot reach {}: {e}", transport.url)),
+        Err(e) => {
+            return fail(
+                backend,
+                id,
+                format!("cannot reach {}: {}", transport.shown_url, crate::redact::http_error(&e)),
+            );
+        }
     };
     if !response.status().is_success() {
         let status = response.status();
