@@ -73,7 +73,7 @@ pub(super) struct Listings {
     /// on when the request that started them has stopped waiting (see [`Wait`]).
     first_fetches: Mutex<HashMap<ListingKey, FirstFetch>>,
     /// Catalogs by the exact set of servers they were built from.
-    catalogs: Mutex<HashMap<String, Arc<Catalog>>>,
+    catalogs: Mutex<Catalogs>,
     /// Numbers fetches in the order they start. Two can overlap (the first
     /// listing, and the re-listing after a `list_changed` the server sent
     /// meanwhile) and finish in either order: only a later-started one may
@@ -106,6 +106,31 @@ impl Listings {
         let live = LiveListing { listing: listing.clone(), from_backend: false, fresh_until: None, started: 0 };
         lock(&self.live).insert(key.clone(), live);
         Some(listing)
+    }
+}
+
+/// Catalogs by the exact set of servers they were built from, with a count of
+/// the changes that emptied them: a catalog built from listings gathered
+/// before a change (a slow first listing overtaken by a re-listing after
+/// `list_changed`) is handed to its own request but never stored, so no stale
+/// catalog outlives the change that made it stale.
+#[derive(Default)]
+struct Catalogs {
+    built: HashMap<String, Arc<Catalog>>,
+    generation: u64,
+}
+
+impl Catalogs {
+    fn clear(&mut self) {
+        self.built.clear();
+        self.generation += 1;
+    }
+
+    /// Stores `catalog` if nothing changed since `generation` was read.
+    fn insert(&mut self, generation: u64, signature: String, catalog: Arc<Catalog>) {
+        if generation == self.generation {
+            self.built.insert(signature, catalog);
+        }
     }
 }
 
@@ -296,9 +321,13 @@ impl Gateway {
         wait: impl Fn(&str, &ServerConfig) -> Wait,
     ) -> Arc<Catalog> {
         let signature = self.servers_signature(session);
-        if let Some(catalog) = lock(&self.listings.catalogs).get(&signature).cloned() {
-            return catalog;
-        }
+        let generation = {
+            let catalogs = lock(&self.listings.catalogs);
+            if let Some(catalog) = catalogs.built.get(&signature).cloned() {
+                return catalog;
+            }
+            catalogs.generation
+        };
         let servers = self.servers_for(session);
         let results = futures_util::future::join_all(
             servers.iter().map(|(name, config)| self.listing_within(name, config, session, wait(name, config))),
@@ -333,7 +362,7 @@ impl Gateway {
         catalog.unavailable = unavailable;
         let catalog = Arc::new(catalog);
         if complete {
-            lock(&self.listings.catalogs).insert(signature, catalog.clone());
+            lock(&self.listings.catalogs).insert(generation, signature, catalog.clone());
         }
         catalog
     }
