@@ -4,7 +4,6 @@
 //! one JSON body.
 
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -73,6 +72,8 @@ pub async fn handle<W: AsyncWrite>(
 pub enum ControlError {
     #[error("no mcp-gateway daemon is listening on {path}: {source}")]
     NotRunning { path: String, source: std::io::Error },
+    #[error(transparent)]
+    Untrusted(#[from] crate::trusted_socket::UntrustedSocket),
     #[error("talking to the daemon failed: {0}")]
     Io(#[from] std::io::Error),
     #[error("the daemon refused: {0}")]
@@ -99,7 +100,7 @@ pub fn request(socket: &Path, command: &str) -> Result<Option<Value>, ControlErr
 
 /// Sends a control command with arguments and returns the answer body (if any).
 pub fn request_with(socket: &Path, command: &str, args: Value) -> Result<Option<Value>, ControlError> {
-    let stream = UnixStream::connect(socket)
+    let stream = crate::trusted_socket::connect(socket)?
         .map_err(|source| ControlError::NotRunning { path: socket.display().to_string(), source })?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     let preamble = Preamble {

@@ -33,6 +33,7 @@ pub mod router;
 pub mod service;
 pub mod session;
 pub mod shim;
+pub mod trusted_socket;
 pub mod watch;
 pub mod workspace;
 

@@ -46,58 +46,16 @@ pub enum ShimError {
     Timeout { path: PathBuf, secs: u64, log: String },
     #[error("the daemon refused this connection: {0}")]
     Refused(String),
-    #[error("refusing to use the socket {socket}, nothing was sent: {reason}")]
-    Untrusted { socket: PathBuf, reason: crate::paths::SocketDirError },
-    #[error(
-        "refusing to use the socket {socket}, nothing was sent: the process listening on it runs as uid {peer}, \
-         not as this user (uid {uid}), so it is not your mcp-gateway daemon. Remove the socket's directory \
-         {dir} (as its owner or root), or choose another socket with --socket, MCP_GATEWAY_SOCKET or XDG_RUNTIME_DIR"
-    )]
-    ForeignPeer { socket: PathBuf, dir: PathBuf, peer: u32, uid: u32 },
-    #[error("cannot tell who listens on the socket {socket} ({source}); nothing was sent")]
-    PeerUnknown { socket: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Untrusted(#[from] crate::trusted_socket::UntrustedSocket),
     #[error("talking to the daemon failed: {0}")]
     Io(#[from] std::io::Error),
 }
 
-/// Connects to the daemon's socket only if this user's daemon can be the one
-/// listening: the socket's directory must be the user's and private (checked
-/// before connecting, so a squatter learns nothing, not even that a client
-/// tried), and the listener must run as this user (`SO_PEERCRED`, checked
-/// before the preamble, which carries the client's whole environment, is
-/// sent). `Ok(Err(io))`: nothing usable listens (absent, refused).
+/// Connects through [`crate::trusted_socket::connect`]: nothing is sent to a
+/// socket this user's daemon cannot be behind.
 fn connect_checked(socket: &Path) -> Result<std::io::Result<UnixStream>, ShimError> {
-    crate::paths::verify_socket_dir(socket)
-        .map_err(|reason| ShimError::Untrusted { socket: socket.to_path_buf(), reason })?;
-    let stream = match UnixStream::connect(socket) {
-        Ok(stream) => stream,
-        Err(e) => return Ok(Err(e)),
-    };
-    let peer = peer_uid(&stream).map_err(|source| ShimError::PeerUnknown { socket: socket.to_path_buf(), source })?;
-    let uid = nix::unistd::getuid().as_raw();
-    if peer != uid {
-        return Err(ShimError::ForeignPeer {
-            socket: socket.to_path_buf(),
-            dir: crate::paths::socket_dir(socket).to_path_buf(),
-            peer,
-            uid,
-        });
-    }
-    Ok(Ok(stream))
-}
-
-/// The uid of the process that made the listening socket.
-#[cfg(any(target_os = "linux", target_os = "android"))]
-fn peer_uid(stream: &UnixStream) -> std::io::Result<u32> {
-    let cred = nix::sys::socket::getsockopt(stream, nix::sys::socket::sockopt::PeerCredentials)?;
-    Ok(cred.uid())
-}
-
-/// The uid of the process that made the listening socket.
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-fn peer_uid(stream: &UnixStream) -> std::io::Result<u32> {
-    let (uid, _gid) = nix::unistd::getpeereid(stream)?;
-    Ok(uid.as_raw())
+    Ok(crate::trusted_socket::connect(socket)?)
 }
 
 /// Entry point of `mcp-gateway-connect`.
@@ -647,7 +605,7 @@ fn connect_with_retries(connector: &mut Connector) -> Result<UnixStream, ShimErr
             Ok(stream) => return Ok(stream),
             Err(e) if Instant::now() >= deadline => return Err(e),
             // Retrying changes none of these: say so now.
-            Err(e @ (ShimError::DaemonFailed { .. } | ShimError::Untrusted { .. } | ShimError::ForeignPeer { .. })) => {
+            Err(e @ (ShimError::DaemonFailed { .. } | ShimError::Untrusted(_))) => {
                 return Err(e);
             }
             Err(_) => std::thread::sleep(Duration::from_millis(100)),

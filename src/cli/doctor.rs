@@ -2,7 +2,7 @@
 //! says, for each problem, what to do. Exits non-zero when something is broken
 //! (warnings alone do not fail it).
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -176,22 +176,11 @@ fn config(report: &mut Report) -> Option<Config> {
 }
 
 fn daemon(report: &mut Report, socket: &Path) {
-    if let Some(dir) = socket.parent()
-        && let Ok(meta) = std::fs::metadata(dir)
-    {
-        let mode = meta.permissions().mode() & 0o777;
-        if meta.uid() != nix::unistd::getuid().as_raw() || mode & 0o077 != 0 {
-            report.add(
-                Level::Error,
-                "socket",
-                format!(
-                    "{} is mode {mode:o}, owner uid {}: other users could reach the socket",
-                    dir.display(),
-                    meta.uid()
-                ),
-                Some(format!("chmod 700 {} (the daemon creates it so)", dir.display())),
-            );
-        }
+    // The rule the shim and the daemon apply (paths::verify_socket_dir), so
+    // doctor flags exactly what they would refuse.
+    if let Err(reason) = crate::paths::verify_socket_dir(socket) {
+        report.add(Level::Error, "socket", reason.to_string(), None);
+        return;
     }
     match control::request(socket, "status") {
         Ok(status) => {
@@ -240,6 +229,7 @@ fn daemon(report: &mut Report, socket: &Path) {
             format!("not running on {} (the first client connect starts it)", socket.display()),
             None,
         ),
+        Err(e @ ControlError::Untrusted(_)) => report.add(Level::Error, "daemon", e.to_string(), None),
         Err(e) => report.add(
             Level::Error,
             "daemon",

@@ -164,6 +164,32 @@ fn a_shim_sends_nothing_to_a_listener_of_another_uid_in_its_own_directory() {
 }
 
 #[test]
+fn control_commands_send_nothing_to_a_listener_of_another_uid() {
+    // `mcp-gateway status`, `stop`, `doctor`: a squatter could fake their answers
+    // (a clean status, a healthy doctor), so they refuse it as the shim does.
+    let gw = TestGateway::new();
+    let base = shared_base();
+    let squatted = squatted_dir(base.path());
+    let log = squatted.join("received");
+    let _squatter = squat(&squatted.join("gateway.sock"), &log);
+    let ours = gw.dir.path().join("ours");
+    std::fs::create_dir(&ours).expect("mkdir");
+    std::fs::set_permissions(&ours, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    let socket = ours.join("gateway.sock");
+    std::fs::rename(squatted.join("gateway.sock"), &socket).expect("move the squatter's socket");
+
+    for command in [&["status"][..], &["stop"], &["doctor"]] {
+        let out = gw.command(DAEMON).env("MCP_GATEWAY_SOCKET", &socket).args(command).output().expect("run");
+        let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(!out.status.success(), "{command:?} must fail: {said}");
+        assert!(said.contains(&format!("runs as uid {NOBODY}")), "{command:?} says what is wrong: {said}");
+    }
+    let received = || String::from_utf8_lossy(&std::fs::read(&log).unwrap_or_default()).into_owned();
+    assert!(wait_until(Duration::from_secs(10), || received().starts_with("connected\n")), "{}", received());
+    assert_eq!(received().replace("connected\n", ""), "", "the squatter got bytes");
+}
+
+#[test]
 fn the_daemon_refuses_a_symlink_planted_for_its_socket_directory() {
     let gw = TestGateway::new();
     let target = gw.dir.path().join("elsewhere");
