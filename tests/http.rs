@@ -32,17 +32,6 @@ fn post(http: &Http, url: &str, headers: &[(&str, &str)], body: &Value) -> Respo
     request.send().unwrap()
 }
 
-/// The JSON-RPC messages of a response: a JSON body, or every `data:` of an SSE body.
-fn messages(response: Response) -> Vec<Value> {
-    let sse =
-        response.headers().get("content-type").is_some_and(|c| c.to_str().unwrap().starts_with("text/event-stream"));
-    let text = response.text().unwrap();
-    if !sse {
-        return vec![serde_json::from_str(&text).unwrap()];
-    }
-    text.lines().filter_map(|l| l.strip_prefix("data:")).map(|d| serde_json::from_str(d.trim()).unwrap()).collect()
-}
-
 fn initialize(http: &Http, url: &str, auth: &[(&str, &str)]) -> String {
     initialize_at(http, url, auth, "2025-06-18")
 }
@@ -56,7 +45,7 @@ fn initialize_at(http: &Http, url: &str, auth: &[(&str, &str)], version: &str) -
     );
     assert_eq!(response.status(), 200);
     let session = response.headers().get("mcp-session-id").expect("a session id").to_str().unwrap().to_string();
-    let init = messages(response);
+    let init = http_messages(response);
     assert_eq!(init[0]["result"]["serverInfo"]["name"], "mcp-gateway");
     session
 }
@@ -70,7 +59,7 @@ fn a_full_session_over_http_with_a_bearer_token() {
     let with_session = [auth[0], ("mcp-session-id", session.as_str()), ("mcp-protocol-version", "2025-06-18")];
     let accepted = post(&http, &url, &with_session, &json!({"jsonrpc":"2.0","method":"notifications/initialized"}));
     assert_eq!(accepted.status(), 202);
-    let tools = messages(post(&http, &url, &with_session, &json!({"jsonrpc":"2.0","id":1,"method":"tools/list"})));
+    let tools = http_messages(post(&http, &url, &with_session, &json!({"jsonrpc":"2.0","id":1,"method":"tools/list"})));
     let names: Vec<&str> = tools.last().unwrap()["result"]["tools"]
         .as_array()
         .unwrap()
@@ -79,7 +68,7 @@ fn a_full_session_over_http_with_a_bearer_token() {
         .collect();
     assert!(names.contains(&"fx__echo"), "{names:?}");
     // Progress and the answer come back on the POST's own stream.
-    let events = messages(post(
+    let events = http_messages(post(
         &http,
         &url,
         &with_session,
@@ -282,7 +271,7 @@ fn a_request_stream_that_drops_is_resumed_with_last_event_id() {
         .send()
         .unwrap();
     assert_eq!(resumed.status(), 200);
-    let events = messages(resumed);
+    let events = http_messages(resumed);
     let answer = events.last().expect("the rest of the stream");
     assert_eq!(answer["id"], "long", "{events:?}");
     assert_eq!(answer["result"]["content"][0]["text"], "slow done: resumed", "{events:?}");
@@ -321,13 +310,13 @@ fn modern_clients_post_without_a_session_and_keep_their_own_ids() {
         json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
     };
 
-    let discovered = messages(post(&http, &url, &modern, &request(json!(1), "server/discover", json!({}))));
+    let discovered = http_messages(post(&http, &url, &modern, &request(json!(1), "server/discover", json!({}))));
     assert!(discovered.last().unwrap()["result"]["supportedVersions"].to_string().contains("2026-07-28"));
     let mut mismatched = request(json!(2), "tools/list", json!({}));
     mismatched["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"] = "2025-11-25".into();
     let refused = post(&http, &url, &modern, &mismatched);
     assert_eq!(refused.status(), 400);
-    assert_eq!(messages(refused)[0]["error"]["code"], -32020);
+    assert_eq!(http_messages(refused)[0]["error"]["code"], -32020);
 
     // Two clients, the same id at once: each gets its own answer under it.
     let (a, b) = std::thread::scope(|scope| {
@@ -337,10 +326,10 @@ fn modern_clients_post_without_a_session_and_keep_their_own_ids() {
                 "tools/call",
                 json!({"name": "fx__slow", "arguments": {"seconds": 0.5, "message": "a"}}),
             );
-            messages(post(&http, &url, &modern, &call))
+            http_messages(post(&http, &url, &modern, &call))
         });
         let call = request(json!(7), "tools/call", json!({"name": "fx__echo", "arguments": {"message": "b"}}));
-        let b = messages(post(&http, &url, &modern, &call));
+        let b = http_messages(post(&http, &url, &modern, &call));
         (slow.join().unwrap(), b)
     });
     assert_eq!(a.last().unwrap()["id"], 7);
@@ -353,7 +342,7 @@ fn modern_clients_post_without_a_session_and_keep_their_own_ids() {
     let mut stream = post(&http, &url, &modern, &listen);
     let ack = read_messages_until(&mut stream, |m| m["method"] == "notifications/subscriptions/acknowledged");
     assert_eq!(ack.last().unwrap()["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], "L", "{ack:?}");
-    let added = messages(post(
+    let added = http_messages(post(
         &http,
         &url,
         &modern,

@@ -3,48 +3,12 @@
 
 mod common;
 
-use std::process::{Child, Stdio};
-
 use common::*;
 use serde_json::json;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// A server process the test owns: killed and reaped when dropped.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// server-everything over Streamable HTTP on `port`, ready to accept.
-fn remote_everything(gw: &TestGateway, port: u16) -> Server {
-    everything_in_mode(gw, port, "streamableHttp")
-}
-
-/// server-everything in a transport `mode` on `port`, ready to accept.
-fn everything_in_mode(gw: &TestGateway, port: u16, mode: &str) -> Server {
-    let d = deps();
-    let child = gw
-        .command(d.node())
-        .args([d.everything_js(), mode])
-        .env("PORT", port.to_string())
-        .current_dir(gw.dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    assert!(
-        wait_until(TIMEOUT, || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()),
-        "the remote server did not start"
-    );
-    Server(child)
+fn remote_everything(gw: &TestGateway, port: u16) -> OwnedChild {
+    everything_over_http(gw, port, "streamableHttp")
 }
 
 #[test]
@@ -126,7 +90,7 @@ fn a_server_of_the_2024_11_05_http_sse_era_is_reached_through_its_event_stream()
     let port = free_port();
     let mut gw = TestGateway::new();
     gw.write_config(&format!("servers:\n  old:\n    url: \"http://127.0.0.1:{port}/sse\"\n"));
-    let server = everything_in_mode(&gw, port, "sse");
+    let server = everything_over_http(&gw, port, "sse");
     gw.start();
     let mut client = gw.client();
     client.initialize_with(json!({"sampling": {}}));
@@ -163,7 +127,7 @@ fn a_server_of_the_2024_11_05_http_sse_era_is_reached_through_its_event_stream()
         "{}",
         status(&gw)
     );
-    let _server = everything_in_mode(&gw, port, "sse");
+    let _server = everything_over_http(&gw, port, "sse");
     let mut reply = json!(null);
     assert!(
         wait_until(TIMEOUT, || {

@@ -49,21 +49,6 @@ fn post(http: &Http, url: &str, headers: &[(&str, String)], body: &Value) -> Res
     request.send().expect("the front door answers")
 }
 
-/// The JSON-RPC messages of a response: a JSON body, or every `data:` of an SSE body.
-fn messages(response: Response) -> Vec<Value> {
-    let sse = response.headers().get("content-type").is_some_and(|c| c.as_bytes().starts_with(b"text/event-stream"));
-    let text = response.text().expect("a body");
-    if !sse {
-        return vec![serde_json::from_str(&text).expect("JSON")];
-    }
-    text.lines()
-        .filter_map(|l| l.strip_prefix("data:"))
-        .map(str::trim)
-        .filter(|d| !d.is_empty())
-        .map(|d| serde_json::from_str(d).expect("JSON"))
-        .collect()
-}
-
 fn initialize_request() -> Value {
     json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"front-door","version":"1"}}})
 }
@@ -88,7 +73,7 @@ fn who_call() -> Value {
 
 /// Who answers a `tools/call` in a session: its backend's `WHO`.
 fn who_answers(http: &Http, url: &str, token: &str, session: &str) -> String {
-    let answer = messages(post(http, url, &in_session(token, session), &who_call()));
+    let answer = http_messages(post(http, url, &in_session(token, session), &who_call()));
     first_text(answer.last().expect("an answer")).to_string()
 }
 
@@ -152,8 +137,8 @@ fn a_session_answers_only_to_the_credential_that_opened_it() {
         post(&http, &url, &headers, &call)
     };
     assert_eq!(modern(None).status(), 401);
-    assert_eq!(first_text(messages(modern(Some(TOKEN_B))).last().unwrap()), "beta");
-    assert_eq!(first_text(messages(modern(Some(TOKEN_A))).last().unwrap()), "alpha");
+    assert_eq!(first_text(http_messages(modern(Some(TOKEN_B))).last().unwrap()), "beta");
+    assert_eq!(first_text(http_messages(modern(Some(TOKEN_A))).last().unwrap()), "alpha");
 
     // A deletes its own session.
     assert_eq!(delete(&http, &url, TOKEN_A, &session_a).status(), 204);

@@ -1,46 +1,11 @@
 //! Everything the gateway prints, read as someone looking for secrets (or for
 //! the one line that says why a server died) would read it.
 
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 
 use serde_json::json;
 
 use crate::common::*;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
-/// A process the test owns: killed and reaped when dropped.
-struct Owned(Child);
-
-impl Drop for Owned {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// server-everything over Streamable HTTP on `port`, ready to accept.
-fn remote_everything(gw: &TestGateway, port: u16) -> Owned {
-    let d = deps();
-    let child = gw
-        .command(d.node())
-        .args([d.everything_js(), "streamableHttp"])
-        .env("PORT", port.to_string())
-        .current_dir(gw.dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn server-everything");
-    let server = Owned(child);
-    assert!(
-        wait_until(TIMEOUT, || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()),
-        "the remote server did not start"
-    );
-    server
-}
 
 /// What `mcp-gateway ARGS…` printed, stdout and stderr together.
 fn cli_output(gw: &TestGateway, args: &[&str]) -> String {
@@ -62,7 +27,7 @@ fn secrets_in_a_remote_url_appear_in_no_output() {
         "servers:\n  remote:\n    url: \"http://user:PASS-live-1@127.0.0.1:{live_port}/mcp?token=TOKEN-live-2&v=1\"\n  \
          dead:\n    url: \"http://user:PASS-dead-3@127.0.0.1:{dead_port}/mcp?token=TOKEN-dead-4\"\n"
     ));
-    let _server = remote_everything(&gw, live_port);
+    let _server = everything_over_http(&gw, live_port, "streamableHttp");
     gw.start();
     let mut client = gw.client();
     client.initialize();

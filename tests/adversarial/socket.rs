@@ -86,6 +86,29 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// A socket bound by the other user, moved into a private directory of this
+/// user's (only `SO_PEERCRED` can tell): the socket, the squatter's log, and
+/// the squatter.
+fn foreign_listener_in_own_dir(gw: &TestGateway, base: &Path) -> (PathBuf, PathBuf, KillOnDrop) {
+    let squatted = squatted_dir(base);
+    let log = squatted.join("received");
+    let squatter = squat(&squatted.join("gateway.sock"), &log);
+    let ours = gw.dir.path().join("ours");
+    std::fs::create_dir(&ours).expect("mkdir");
+    std::fs::set_permissions(&ours, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    let socket = ours.join("gateway.sock");
+    std::fs::rename(squatted.join("gateway.sock"), &socket).expect("move the squatter's socket");
+    (socket, log, squatter)
+}
+
+/// The squatter saw a connection (that is how its uid was learnt) and no byte.
+/// It reads until the client hangs up, which it has by now.
+fn assert_connected_and_got_nothing(log: &Path) {
+    let received = || String::from_utf8_lossy(&std::fs::read(log).unwrap_or_default()).into_owned();
+    assert!(wait_until(Duration::from_secs(10), || received().starts_with("connected\n")), "{}", received());
+    assert_eq!(received().replace("connected\n", ""), "", "the squatter got bytes");
+}
+
 /// Runs a shim (autostart allowed) on `socket` with a secret in its
 /// environment and an `initialize` on its stdin; returns its exit status and stderr.
 fn run_shim(gw: &TestGateway, socket: &Path) -> (std::process::ExitStatus, String) {
@@ -142,24 +165,13 @@ fn a_shim_sends_nothing_to_a_listener_of_another_uid_in_its_own_directory() {
     // by another uid (moved there): only SO_PEERCRED tells.
     let gw = TestGateway::new();
     let base = shared_base();
-    let squatted = squatted_dir(base.path());
-    let log = squatted.join("received");
-    let _squatter = squat(&squatted.join("gateway.sock"), &log);
-    let ours = gw.dir.path().join("ours");
-    std::fs::create_dir(&ours).expect("mkdir");
-    std::fs::set_permissions(&ours, std::fs::Permissions::from_mode(0o700)).expect("chmod");
-    let socket = ours.join("gateway.sock");
-    std::fs::rename(squatted.join("gateway.sock"), &socket).expect("move the squatter's socket");
+    let (socket, log, _squatter) = foreign_listener_in_own_dir(&gw, base.path());
 
     let (status, stderr) = run_shim(&gw, &socket);
     assert!(!status.success(), "the shim must fail: {stderr}");
     assert!(stderr.contains(&format!("runs as uid {NOBODY}")), "says what is wrong: {stderr}");
     assert!(stderr.contains("nothing was sent"), "{stderr}");
-    // It connected (that is how it learnt the peer's uid), and sent nothing.
-    // The squatter reads until the shim hangs up, which it has by now.
-    let received = || String::from_utf8_lossy(&std::fs::read(&log).unwrap_or_default()).into_owned();
-    assert!(wait_until(Duration::from_secs(10), || received().starts_with("connected\n")), "{}", received());
-    assert_eq!(received().replace("connected\n", ""), "", "the squatter got bytes");
+    assert_connected_and_got_nothing(&log);
     assert_eq!(gw.count(" serve"), 0, "no daemon was autostarted: {:?}", gw.processes());
 }
 
@@ -169,14 +181,7 @@ fn control_commands_send_nothing_to_a_listener_of_another_uid() {
     // (a clean status, a healthy doctor), so they refuse it as the shim does.
     let gw = TestGateway::new();
     let base = shared_base();
-    let squatted = squatted_dir(base.path());
-    let log = squatted.join("received");
-    let _squatter = squat(&squatted.join("gateway.sock"), &log);
-    let ours = gw.dir.path().join("ours");
-    std::fs::create_dir(&ours).expect("mkdir");
-    std::fs::set_permissions(&ours, std::fs::Permissions::from_mode(0o700)).expect("chmod");
-    let socket = ours.join("gateway.sock");
-    std::fs::rename(squatted.join("gateway.sock"), &socket).expect("move the squatter's socket");
+    let (socket, log, _squatter) = foreign_listener_in_own_dir(&gw, base.path());
 
     for command in [&["status"][..], &["stop"], &["doctor"]] {
         let out = gw.command(DAEMON).env("MCP_GATEWAY_SOCKET", &socket).args(command).output().expect("run");
@@ -184,9 +189,7 @@ fn control_commands_send_nothing_to_a_listener_of_another_uid() {
         assert!(!out.status.success(), "{command:?} must fail: {said}");
         assert!(said.contains(&format!("runs as uid {NOBODY}")), "{command:?} says what is wrong: {said}");
     }
-    let received = || String::from_utf8_lossy(&std::fs::read(&log).unwrap_or_default()).into_owned();
-    assert!(wait_until(Duration::from_secs(10), || received().starts_with("connected\n")), "{}", received());
-    assert_eq!(received().replace("connected\n", ""), "", "the squatter got bytes");
+    assert_connected_and_got_nothing(&log);
 }
 
 #[test]

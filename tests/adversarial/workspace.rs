@@ -94,21 +94,6 @@ fn post(http: &Http, url: &str, headers: &[(&str, &str)], body: &Value) -> Respo
     request.send().unwrap()
 }
 
-/// The JSON-RPC messages of a response: a JSON body, or every `data:` of an SSE body.
-fn messages(response: Response) -> Vec<Value> {
-    let sse =
-        response.headers().get("content-type").is_some_and(|c| c.to_str().unwrap().starts_with("text/event-stream"));
-    let text = response.text().unwrap();
-    if !sse {
-        return vec![serde_json::from_str(&text).unwrap()];
-    }
-    text.lines()
-        .filter_map(|l| l.strip_prefix("data:"))
-        .filter(|d| !d.trim().is_empty())
-        .map(|d| serde_json::from_str(d.trim()).unwrap())
-        .collect()
-}
-
 fn initialize_request() -> Value {
     json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"workspace-suite","version":"1"}}})
 }
@@ -121,7 +106,8 @@ fn http_tools(setup: &TrustSetup, cwd: &str) -> Vec<String> {
     let session = response.headers()["mcp-session-id"].to_str().unwrap().to_string();
     let headers = [("mcp-session-id", session.as_str()), ("mcp-protocol-version", "2025-06-18")];
     post(&http, &setup.url, &headers, &json!({"jsonrpc":"2.0","method":"notifications/initialized"}));
-    let answers = messages(post(&http, &setup.url, &headers, &json!({"jsonrpc":"2.0","id":1,"method":"tools/list"})));
+    let answers =
+        http_messages(post(&http, &setup.url, &headers, &json!({"jsonrpc":"2.0","id":1,"method":"tools/list"})));
     let answer = answers.iter().find(|m| m["id"] == 1).expect("an answer to tools/list");
     answer["result"]["tools"]
         .as_array()

@@ -518,3 +518,55 @@ pub fn maps_are_empty(gw: &TestGateway) -> bool {
 pub fn first_text(response: &Value) -> &str {
     response["result"]["content"][0]["text"].as_str().unwrap_or_else(|| panic!("no text content in {response}"))
 }
+
+/// A port on 127.0.0.1 that nothing listened on a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// A process the test owns: killed and reaped when dropped.
+pub struct OwnedChild(pub Child);
+
+impl Drop for OwnedChild {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// server-everything in a network transport `mode` (`streamableHttp`, `sse`)
+/// on `port`, ready to accept.
+pub fn everything_over_http(gw: &TestGateway, port: u16, mode: &str) -> OwnedChild {
+    let d = deps();
+    let child = gw
+        .command(d.node())
+        .args([d.everything_js(), mode])
+        .env("PORT", port.to_string())
+        .current_dir(gw.dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn server-everything");
+    let server = OwnedChild(child);
+    assert!(
+        wait_until(Duration::from_secs(30), || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()),
+        "server-everything ({mode}) did not start listening on {port}"
+    );
+    server
+}
+
+/// The JSON-RPC messages of an HTTP response: a JSON body, or every non-empty
+/// `data:` of an SSE body.
+pub fn http_messages(response: reqwest::blocking::Response) -> Vec<Value> {
+    let sse = response.headers().get("content-type").is_some_and(|c| c.as_bytes().starts_with(b"text/event-stream"));
+    let text = response.text().expect("response body");
+    if !sse {
+        return vec![serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))];
+    }
+    text.lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .filter(|d| !d.trim().is_empty())
+        .map(|d| serde_json::from_str(d.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {d}")))
+        .collect()
+}
