@@ -16,9 +16,17 @@ use std::collections::HashMap;
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use mcp_gateway::backend::BackendError;
-use mcp_gateway::backend::pending::{PendingTable, Reply, SessionSink};
+use mcp_gateway::backend::pending::{Outbound, PendingTable, Reply, SessionSink};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
+
+/// A message as its session's writer would see it.
+fn decoded(message: Outbound) -> Value {
+    match message {
+        Outbound::Line(line) => serde_json::from_slice(&line).expect("a queued line is JSON"),
+        Outbound::Message { message, .. } => message,
+    }
+}
 
 const SESSIONS: usize = 4;
 
@@ -105,7 +113,7 @@ struct Request {
 struct Harness {
     table: PendingTable,
     sinks: Vec<SessionSink>,
-    inboxes: Vec<mpsc::UnboundedReceiver<Value>>,
+    inboxes: Vec<mpsc::UnboundedReceiver<Outbound>>,
     requests: Vec<Request>,
     by_id: HashMap<u64, usize>,
 }
@@ -247,7 +255,7 @@ impl Harness {
                 assert_eq!(params["progress"], 1);
                 // The sink is the owner's connection.
                 assert!(sink.send(json!({"marker": request.id})));
-                let got = self.inboxes[session].try_recv().expect("the owner's inbox");
+                let got = decoded(self.inboxes[session].try_recv().expect("the owner's inbox"));
                 assert_eq!(got["marker"], request.id);
             }
             None => {
