@@ -30,7 +30,6 @@ pub mod preamble;
 pub mod procinfo;
 pub mod redact;
 pub mod router;
-pub mod service;
 pub mod session;
 pub mod shim;
 pub mod trusted_socket;

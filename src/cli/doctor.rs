@@ -240,7 +240,7 @@ fn daemon(report: &mut Report, socket: &Path) {
 }
 
 fn service(report: &mut Report) {
-    let inspected = crate::service::inspect();
+    let inspected = super::service::inspect();
     if inspected.installed() {
         let states: Vec<String> = inspected.manager.iter().map(|(unit, state)| format!("{unit}: {state}")).collect();
         report.ok("service", format!("installed ({})", states.join("; ")));

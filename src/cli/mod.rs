@@ -7,6 +7,7 @@ mod clients;
 mod doctor;
 mod logs;
 mod servers;
+mod service;
 mod status;
 mod table;
 
@@ -360,7 +361,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        Command::Service(command) => crate::service::run(command),
+        Command::Service(command) => service::run(command),
         Command::Doctor { json, socket } => doctor::run(&socket.path(), json),
         Command::Import(args) => clients::import(args),
         Command::Setup(args) => clients::setup(args),

@@ -7,11 +7,11 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{Context, bail};
 
-use crate::cli::ServiceCommand;
+use super::ServiceCommand;
 use crate::{launchd, paths};
 
-const SOCKET_UNIT: &str = include_str!("../systemd/mcp-gateway.socket");
-const SERVICE_UNIT: &str = include_str!("../systemd/mcp-gateway.service");
+const SOCKET_UNIT: &str = include_str!("../../systemd/mcp-gateway.socket");
+const SERVICE_UNIT: &str = include_str!("../../systemd/mcp-gateway.service");
 
 fn binary() -> anyhow::Result<PathBuf> {
     std::env::current_exe().context("finding this binary's path")
