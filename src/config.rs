@@ -5,6 +5,7 @@
 //! editing that file right now.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
@@ -458,9 +459,9 @@ pub struct Config {
     pub idle_exit: Option<std::time::Duration>,
     /// Restarts, backoff, the circuit breaker and health pings.
     #[serde(default)]
-    pub supervision: crate::backend::Supervision,
+    pub supervision: Supervision,
     /// Files or directories that mark a workspace root.
-    #[serde(default = "crate::workspace::default_markers")]
+    #[serde(default = "default_markers")]
     pub workspace_markers: Vec<String>,
     /// How long shutdown waits for backends after SIGTERM before SIGKILL, in seconds.
     #[serde(default = "default_shutdown_grace")]
@@ -541,7 +542,7 @@ impl Default for Config {
             list_wait_secs: default_list_wait(),
             request_timeout_secs: default_request_timeout(),
             idle_timeout: default_idle_timeout(),
-            workspace_markers: crate::workspace::default_markers(),
+            workspace_markers: default_markers(),
             supervision: Default::default(),
             idle_exit: None,
             shutdown_grace_secs: default_shutdown_grace(),
@@ -680,6 +681,53 @@ pub fn expand(input: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<St
     }
     out.push_str(rest);
     Ok(out)
+}
+
+/// The file a workspace may hold to add servers (when trusted) or pick a profile.
+pub const WORKSPACE_FILE: &str = ".mcp-gateway.yaml";
+
+/// The default markers of a workspace root.
+pub fn default_markers() -> Vec<String> {
+    vec![WORKSPACE_FILE.into(), ".env".into(), ".git".into()]
+}
+
+/// The `supervision:` section of the config: when a failed backend starts
+/// again, and how often idle ones are pinged (the policy is `backend::supervisor`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Supervision {
+    #[serde(with = "humantime_serde")]
+    pub backoff_base: Duration,
+    #[serde(with = "humantime_serde")]
+    pub backoff_cap: Duration,
+    pub breaker_failures: usize,
+    #[serde(with = "humantime_serde")]
+    pub breaker_window: Duration,
+    #[serde(with = "humantime_serde")]
+    pub breaker_cooldown: Duration,
+    #[serde(with = "humantime_serde")]
+    pub stable_after: Duration,
+    /// Idle backends are pinged this often…
+    #[serde(with = "humantime_serde")]
+    pub health_interval: Duration,
+    /// …and restarted when they do not answer within this.
+    #[serde(with = "humantime_serde")]
+    pub health_timeout: Duration,
+}
+
+impl Default for Supervision {
+    fn default() -> Self {
+        Self {
+            backoff_base: Duration::from_millis(500),
+            backoff_cap: Duration::from_secs(30),
+            breaker_failures: 5,
+            breaker_window: Duration::from_secs(60),
+            breaker_cooldown: Duration::from_secs(30),
+            stable_after: Duration::from_secs(30),
+            health_interval: Duration::from_secs(30),
+            health_timeout: Duration::from_secs(10),
+        }
+    }
 }
 
 #[cfg(test)]

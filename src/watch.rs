@@ -16,8 +16,8 @@ use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, ne
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
+use crate::config::WORKSPACE_FILE;
 use crate::router::Gateway;
-use crate::workspace::WORKSPACE_FILE;
 
 const DEBOUNCE: Duration = Duration::from_millis(150);
 

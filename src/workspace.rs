@@ -10,15 +10,7 @@ use indexmap::IndexMap;
 use serde::Deserialize;
 use tracing::warn;
 
-use crate::config::{Config, ServerConfig};
-
-/// The file a workspace may hold to add servers (when trusted) or pick a profile.
-pub const WORKSPACE_FILE: &str = ".mcp-gateway.yaml";
-
-/// The default markers of a workspace root.
-pub fn default_markers() -> Vec<String> {
-    vec![WORKSPACE_FILE.into(), ".env".into(), ".git".into()]
-}
+use crate::config::{Config, ServerConfig, WORKSPACE_FILE};
 
 /// The nearest ancestor of `cwd` (itself included) holding one of `markers`;
 /// `cwd` itself when none does.
@@ -187,7 +179,7 @@ mod tests {
         let deep = project.join("src/module");
         std::fs::create_dir_all(&deep).unwrap();
         std::fs::create_dir(project.join(".git")).unwrap();
-        let markers = default_markers();
+        let markers = crate::config::default_markers();
         assert_eq!(root_of(&deep, &markers), project);
         std::fs::write(project.join("src/.env"), "A=1").unwrap();
         assert_eq!(root_of(&deep, &markers), project.join("src"));

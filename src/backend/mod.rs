@@ -11,8 +11,8 @@ pub mod stderr;
 pub mod stdio;
 mod supervisor;
 
+pub use crate::config::Supervision;
 pub use pool::{BackendPool, BackendStatus};
-pub use supervisor::Supervision;
 
 use crate::lock;
 use std::collections::HashSet;

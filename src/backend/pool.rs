@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use super::pending::SessionId;
 use super::stdio::EraPlan;
-use super::supervisor::{Health, Run, Supervision};
+use super::supervisor::{Health, Run};
 use super::{Backend, BackendError, BackendHandler, Identity, Resolved, lock, stdio};
+use crate::config::Supervision;
 use crate::config::{Protocol, ServerConfig, Transport};
 use crate::procinfo::{self, rss_kib};
 

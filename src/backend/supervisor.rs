@@ -25,47 +25,8 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
 use super::BackendError;
-
-/// The `supervision:` section of the config.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Supervision {
-    #[serde(with = "humantime_serde")]
-    pub backoff_base: Duration,
-    #[serde(with = "humantime_serde")]
-    pub backoff_cap: Duration,
-    pub breaker_failures: usize,
-    #[serde(with = "humantime_serde")]
-    pub breaker_window: Duration,
-    #[serde(with = "humantime_serde")]
-    pub breaker_cooldown: Duration,
-    #[serde(with = "humantime_serde")]
-    pub stable_after: Duration,
-    /// Idle backends are pinged this often…
-    #[serde(with = "humantime_serde")]
-    pub health_interval: Duration,
-    /// …and restarted when they do not answer within this.
-    #[serde(with = "humantime_serde")]
-    pub health_timeout: Duration,
-}
-
-impl Default for Supervision {
-    fn default() -> Self {
-        Self {
-            backoff_base: Duration::from_millis(500),
-            backoff_cap: Duration::from_secs(30),
-            breaker_failures: 5,
-            breaker_window: Duration::from_secs(60),
-            breaker_cooldown: Duration::from_secs(30),
-            stable_after: Duration::from_secs(30),
-            health_interval: Duration::from_secs(30),
-            health_timeout: Duration::from_secs(10),
-        }
-    }
-}
+use crate::config::Supervision;
 
 /// The restart record of one backend slot.
 #[derive(Debug, Default)]

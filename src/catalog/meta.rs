@@ -276,7 +276,7 @@ async fn change(gateway: &Arc<Gateway>, session: &SessionInfo, ask: &dyn Ask, re
         };
     }
     let (target, path) = match scope {
-        "workspace" => (Target::Workspace, session.workspace.join(crate::workspace::WORKSPACE_FILE)),
+        "workspace" => (Target::Workspace, session.workspace.join(crate::config::WORKSPACE_FILE)),
         "global" => (Target::Config, gateway.config_path()),
         _ => return tool_error("scope must be `workspace` or `global`"),
     };

@@ -58,7 +58,7 @@ fn target(config: &Path, scope: Scope) -> anyhow::Result<(Target, PathBuf)> {
         Scope::Workspace => {
             let cwd = std::env::current_dir().context("finding the current directory")?;
             let root = workspace::root_of(&cwd, &load(config)?.workspace_markers);
-            Ok((Target::Workspace, root.join(workspace::WORKSPACE_FILE)))
+            Ok((Target::Workspace, root.join(crate::config::WORKSPACE_FILE)))
         }
     }
 }

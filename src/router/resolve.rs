@@ -367,7 +367,7 @@ pub(super) fn visible_servers<'a>(
         warn!(
             workspace = %session.workspace.display(),
             "ignoring the servers in {}: add `workspaces: {{ {:?}: {{ trust: true }} }}` to the config to allow them",
-            workspace::WORKSPACE_FILE,
+            crate::config::WORKSPACE_FILE,
             session.workspace.display().to_string()
         );
     }
