@@ -21,6 +21,7 @@ use crate::config::{Config, ConfigError};
 use crate::paths;
 use crate::preamble::PreambleReply;
 use crate::router::Gateway;
+use crate::watch::{Change, Watcher};
 
 /// How long a new daemon waits for the socket lock held by one that is exiting.
 const LOCK_WAIT: Duration = Duration::from_secs(5);
@@ -179,13 +180,35 @@ async fn start(
     let _ = std::fs::remove_file(paths::stopped_marker(&socket));
     let cache = ListingCache::load(&paths::catalog_cache_path());
     let gateway = Gateway::new(config, &location.path, explicit.map(Path::to_path_buf), cache);
-    gateway.watch(location.path.parent().unwrap_or(Path::new(".")));
+    watch_files(&gateway, location.path.parent().unwrap_or(Path::new(".")));
     if let Some(http) = &gateway.config().http {
         crate::http::serve(gateway.clone(), shutdown.clone())
             .await
             .map_err(|source| DaemonError::Http { listen: http.listen.clone(), source })?;
     }
     Ok((gateway, listener, owned, socket))
+}
+
+/// Watches the config directory and the sessions' workspace roots: a config
+/// change reloads, a workspace file change refreshes the sessions in it. The
+/// task holds the gateway weakly, so it ends with the gateway.
+fn watch_files(gateway: &Arc<Gateway>, config_dir: &Path) {
+    match Watcher::start(config_dir) {
+        Ok((watcher, mut changes)) => {
+            gateway.set_watcher(watcher);
+            let gateway = Arc::downgrade(gateway);
+            tokio::spawn(async move {
+                while let Some(change) = changes.recv().await {
+                    let Some(gateway) = gateway.upgrade() else { return };
+                    match change {
+                        Change::Config => gateway.reload(),
+                        Change::Workspace => gateway.workspace_changed(),
+                    }
+                }
+            });
+        }
+        Err(e) => warn!(error = %e, "cannot watch the config; SIGHUP still reloads it"),
+    }
 }
 
 /// Prepares the socket directory without ever following a symlink planted in

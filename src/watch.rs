@@ -4,11 +4,15 @@
 //! Directories are watched, not files: editors save by writing a new file and
 //! renaming it over the old one, which a watch on the old file would miss.
 //! Events are debounced, so one save gives one reload.
+//!
+//! The watcher only says what changed ([`Change`]); the daemon decides what a
+//! change means (a reload, a workspace refresh), so this floor knows nothing of
+//! the gateway above it.
 
 use crate::lock;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use notify::RecursiveMode;
@@ -17,9 +21,17 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::config::WORKSPACE_FILE;
-use crate::router::Gateway;
 
 const DEBOUNCE: Duration = Duration::from_millis(150);
+
+/// What a batch of file events changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// A config file in the config directory (or the gateway `.env` beside it).
+    Config,
+    /// A workspace file (`.mcp-gateway.yaml`) in a watched workspace root.
+    Workspace,
+}
 
 /// The file watcher of a running gateway.
 pub struct Watcher {
@@ -30,8 +42,9 @@ pub struct Watcher {
 }
 
 impl Watcher {
-    /// Starts watching `config_dir`; changes are applied to `gateway`.
-    pub fn start(gateway: Weak<Gateway>, config_dir: &Path) -> notify::Result<Arc<Watcher>> {
+    /// Starts watching `config_dir`; what changes comes out of the receiver
+    /// (which ends when the watcher is dropped).
+    pub fn start(config_dir: &Path) -> notify::Result<(Arc<Watcher>, mpsc::UnboundedReceiver<Change>)> {
         let (tx, rx) = mpsc::unbounded_channel::<PathBuf>();
         let mut debouncer = new_debouncer(DEBOUNCE, None, move |result: DebounceEventResult| match result {
             Ok(events) => {
@@ -54,8 +67,9 @@ impl Watcher {
             roots: Mutex::new(HashMap::new()),
             config_dir: config_dir.to_path_buf(),
         });
-        tokio::spawn(apply(gateway, Arc::downgrade(&watcher), rx));
-        Ok(watcher)
+        let (changes, out) = mpsc::unbounded_channel();
+        tokio::spawn(sort(watcher.config_dir.clone(), rx, changes));
+        Ok((watcher, out))
     }
 
     /// A session entered a workspace: watch its root (once per root).
@@ -85,22 +99,27 @@ impl Watcher {
     }
 }
 
-async fn apply(gateway: Weak<Gateway>, watcher: Weak<Watcher>, mut changes: mpsc::UnboundedReceiver<PathBuf>) {
-    while let Some(first) = changes.recv().await {
-        // Take everything that arrived together: one reload for one save.
-        let mut paths = vec![first];
-        while let Ok(more) = changes.try_recv() {
-            paths.push(more);
+/// Turns batches of changed paths into [`Change`]s: one of each kind at most
+/// per batch, so one save gives one reload.
+async fn sort(
+    config_dir: PathBuf,
+    mut paths: mpsc::UnboundedReceiver<PathBuf>,
+    changes: mpsc::UnboundedSender<Change>,
+) {
+    while let Some(first) = paths.recv().await {
+        // Take everything that arrived together.
+        let mut batch = vec![first];
+        while let Ok(more) = paths.try_recv() {
+            batch.push(more);
         }
-        let (Some(gateway), Some(watcher)) = (gateway.upgrade(), watcher.upgrade()) else { return };
-        let config_changed =
-            paths.iter().any(|p| p.parent() == Some(watcher.config_dir.as_path()) && is_config_file(p));
-        let workspace_changed = paths.iter().any(|p| p.file_name().is_some_and(|n| n == WORKSPACE_FILE));
-        if config_changed {
-            gateway.reload();
-        }
-        if workspace_changed {
-            gateway.workspace_changed();
+        let config_changed = batch.iter().any(|p| p.parent() == Some(config_dir.as_path()) && is_config_file(p));
+        let workspace_changed = batch.iter().any(|p| p.file_name().is_some_and(|n| n == WORKSPACE_FILE));
+        let sent = [(config_changed, Change::Config), (workspace_changed, Change::Workspace)]
+            .into_iter()
+            .filter(|(changed, _)| *changed)
+            .all(|(_, change)| changes.send(change).is_ok());
+        if !sent {
+            return;
         }
     }
 }

@@ -136,14 +136,10 @@ impl Gateway {
         self.next_session.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Starts watching the config directory and the workspaces of sessions.
-    pub fn watch(self: &Arc<Self>, config_dir: &std::path::Path) {
-        match crate::watch::Watcher::start(Arc::downgrade(self), config_dir) {
-            Ok(watcher) => {
-                let _ = self.watcher.set(watcher);
-            }
-            Err(e) => tracing::warn!(error = %e, "cannot watch the config; SIGHUP still reloads it"),
-        }
+    /// Gives the gateway the file watcher, which it tells about the
+    /// workspaces sessions enter and leave.
+    pub fn set_watcher(&self, watcher: Arc<crate::watch::Watcher>) {
+        let _ = self.watcher.set(watcher);
     }
 
     pub fn register_session(&self, info: SessionInfo) {
