@@ -74,7 +74,6 @@ pub struct Gateway {
     env_files: EnvFiles,
     workspace_files: WorkspaceFiles,
     hasher: Hasher,
-    confirmations: crate::catalog::meta::Confirmations,
     watcher: std::sync::OnceLock<Arc<crate::watch::Watcher>>,
     /// Where the HTTP front door listens, once it does.
     pub http_addr: std::sync::OnceLock<std::net::SocketAddr>,
@@ -111,7 +110,6 @@ impl Gateway {
                 env_files: EnvFiles::default(),
                 workspace_files: WorkspaceFiles::default(),
                 hasher: Hasher::new(),
-                confirmations: Default::default(),
                 watcher: std::sync::OnceLock::new(),
                 http_addr: std::sync::OnceLock::new(),
                 sessions: Mutex::new(HashMap::new()),

@@ -121,10 +121,6 @@ impl Gateway {
         self.pool.running_all().iter().map(|b| b.server.clone()).collect()
     }
 
-    pub fn confirmations(&self) -> &crate::catalog::meta::Confirmations {
-        &self.confirmations
-    }
-
     /// A fresh, unguessable confirmation code.
     pub fn confirmation_code(&self) -> String {
         self.unguessable_id("confirmation", 8)

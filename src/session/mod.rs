@@ -10,6 +10,7 @@
 //! (2026-07-28, an envelope on every request), decided by its first request;
 //! [`modern`] holds what the modern era adds.
 
+mod meta_tools;
 mod modern;
 
 use std::collections::HashMap;
@@ -28,7 +29,7 @@ use tracing::{Instrument, debug, info, warn};
 
 use crate::backend::BackendError;
 use crate::backend::pending::{Outbound, SessionSink};
-use crate::catalog::{Catalog, meta};
+use crate::catalog::Catalog;
 use crate::config::ToolsMode;
 use crate::framing::{Frame, LineCodec};
 use crate::jsonrpc::{self, Kind};
@@ -230,6 +231,8 @@ struct Session {
     next_ask: std::sync::atomic::AtomicU64,
     /// The modern era's state (listen streams, parked calls), shared with the writer.
     modern: Arc<ModernFront>,
+    /// Global config changes a meta-tool showed and awaits the confirmation of.
+    confirmations: meta_tools::Confirmations,
 }
 
 /// The result of one request: a response to send, or nothing (cancelled).
@@ -244,6 +247,7 @@ impl Session {
             asks: Mutex::new(HashMap::new()),
             next_ask: std::sync::atomic::AtomicU64::new(1),
             modern,
+            confirmations: Default::default(),
         }
     }
 
@@ -485,9 +489,10 @@ impl Session {
             "prompts/list" => self.list(id, &params, |c| &c.prompts, "prompts").await,
             "resources/list" => self.list(id, &params, |c| &c.resources, "resources").await,
             "resources/templates/list" => self.list(id, &params, |c| &c.resource_templates, "resourceTemplates").await,
-            "tools/call" if params.get("name").and_then(Value::as_str).is_some_and(meta::is_meta) => {
+            "tools/call" if params.get("name").and_then(Value::as_str).is_some_and(meta_tools::is_meta) => {
                 let name = params["name"].as_str().unwrap_or_default().to_string();
-                let mut response = meta::call(&self.gateway, &self.info, self, &name, &params).await;
+                let mut response =
+                    meta_tools::call(&self.gateway, &self.info, self, &self.confirmations, &name, &params).await;
                 response["jsonrpc"] = "2.0".into();
                 response["id"] = id;
                 response
@@ -568,7 +573,7 @@ impl Session {
             }
         };
         if lazy {
-            return self.page(id, params, &meta::definitions(), "tools");
+            return self.page(id, params, &meta_tools::definitions(), "tools");
         }
         self.list(id, params, |c| &c.tools, "tools").await
     }
@@ -729,7 +734,7 @@ fn merge(into: &mut Value, extra: &Value) {
 /// How long the gateway waits for the client to answer its own question.
 const ASK_TIMEOUT: Duration = Duration::from_secs(600);
 
-impl meta::Ask for Session {
+impl meta_tools::Ask for Session {
     fn can_elicit(&self) -> bool {
         let capabilities = self.gateway.session(self.info.id).map(|s| s.capabilities).unwrap_or_default();
         capabilities

@@ -12,12 +12,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::search;
+use crate::catalog::{Catalog, ServerListing, search};
 use crate::install::{self, Change, Target};
 use crate::router::{Gateway, SessionInfo};
-
-/// Every meta-tool's name starts with this.
-pub const PREFIX: &str = "mcpgw_";
 
 /// The meta-tools, as `tools/list` shows them.
 pub fn definitions() -> Vec<Value> {
@@ -68,13 +65,14 @@ mcpgw_install (scope workspace for this project, global for all, which asks for 
 
 /// A global change waiting for its confirmation code.
 struct Pending {
-    session: u64,
     action: String,
     change: Change,
     expires: Instant,
 }
 
-/// Global changes prepared and not yet confirmed, by code.
+/// Global changes a session prepared and has not confirmed yet, by code. Each
+/// session holds its own: a code is only good in the session it was shown to,
+/// and it goes with that session.
 #[derive(Default)]
 pub struct Confirmations {
     pending: Mutex<HashMap<String, Pending>>,
@@ -83,14 +81,6 @@ pub struct Confirmations {
 impl Confirmations {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Pending>> {
         crate::lock(&self.pending)
-    }
-
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -123,7 +113,14 @@ pub trait Ask: Send + Sync {
 }
 
 /// Runs a meta-tool; returns a response body (`result` or `error`) without an id.
-pub async fn call(gateway: &Arc<Gateway>, session: &SessionInfo, ask: &dyn Ask, name: &str, params: &Value) -> Value {
+pub async fn call(
+    gateway: &Arc<Gateway>,
+    session: &SessionInfo,
+    ask: &dyn Ask,
+    confirmations: &Confirmations,
+    name: &str,
+    params: &Value,
+) -> Value {
     let args = params.get("arguments").cloned().unwrap_or(Value::Null);
     let arg = |key: &str| args.get(key).and_then(Value::as_str).unwrap_or_default().to_string();
     match name {
@@ -142,7 +139,9 @@ pub async fn call(gateway: &Arc<Gateway>, session: &SessionInfo, ask: &dyn Ask, 
             call_tool(gateway, session, forwarded).await
         }
         "mcpgw_catalog" => catalog(gateway, session),
-        "mcpgw_install" | "mcpgw_remove" => change(gateway, session, ask, name == "mcpgw_remove", &args).await,
+        "mcpgw_install" | "mcpgw_remove" => {
+            change(gateway, session, ask, confirmations, name == "mcpgw_remove", &args).await
+        }
         "mcpgw_help" => text(HELP),
         other => tool_error(format!("Unknown meta-tool `{other}`")),
     }
@@ -152,7 +151,7 @@ async fn servers(gateway: &Arc<Gateway>, session: &SessionInfo) -> Value {
     let catalog = gateway.catalog(session).await;
     let running = gateway.running_servers();
     let registry = gateway.registry();
-    let known: HashMap<String, Arc<super::ServerListing>> = gateway.known_listings(session).into_iter().collect();
+    let known: HashMap<String, Arc<ServerListing>> = gateway.known_listings(session).into_iter().collect();
     let mut lines = Vec::new();
     for (name, config) in gateway.servers_for(session) {
         let prefix = format!("{name}__");
@@ -194,7 +193,7 @@ async fn search_tools(gateway: &Arc<Gateway>, session: &SessionInfo, query: &str
 }
 
 /// An unknown tool name: suggestions so a model can correct itself.
-fn unknown(catalog: &super::Catalog, name: &str) -> Value {
+fn unknown(catalog: &Catalog, name: &str) -> Value {
     let mut suggestions: Vec<String> = catalog.similar_tools(name, 3).into_iter().map(str::to_string).collect();
     for i in search::rank(&catalog.tools, name, 3) {
         let candidate = catalog.tools[i]["name"].as_str().unwrap_or_default().to_string();
@@ -252,19 +251,25 @@ fn catalog(gateway: &Arc<Gateway>, session: &SessionInfo) -> Value {
     text(lines.join("\n"))
 }
 
-async fn change(gateway: &Arc<Gateway>, session: &SessionInfo, ask: &dyn Ask, remove: bool, args: &Value) -> Value {
+async fn change(
+    gateway: &Arc<Gateway>,
+    session: &SessionInfo,
+    ask: &dyn Ask,
+    confirmations: &Confirmations,
+    remove: bool,
+    args: &Value,
+) -> Value {
     let server = args["server"].as_str().unwrap_or_default();
     let scope = args["scope"].as_str().unwrap_or_default();
     let verb = if remove { "remove" } else { "install" };
     let action = format!("{verb} {server} {scope}");
-    let confirmations = gateway.confirmations();
     // A confirmed global change: apply exactly what was shown.
     if let Some(code) = args["confirm"].as_str() {
         let pending = {
             let mut pending = confirmations.lock();
             pending.retain(|_, p| p.expires > Instant::now());
             match pending.get(code) {
-                Some(p) if p.session == session.id && p.action == action => pending.remove(code),
+                Some(p) if p.action == action => pending.remove(code),
                 _ => None,
             }
         };
@@ -319,10 +324,7 @@ async fn change(gateway: &Arc<Gateway>, session: &SessionInfo, ask: &dyn Ask, re
         };
     }
     let code = gateway.confirmation_code();
-    confirmations.lock().insert(
-        code.clone(),
-        Pending { session: session.id, action, change, expires: Instant::now() + CONFIRMATION_TTL },
-    );
+    confirmations.lock().insert(code.clone(), Pending { action, change, expires: Instant::now() + CONFIRMATION_TTL });
     text(format!(
         "{question}\n\nNothing was changed. To apply it, call {} again with the same server and scope and confirm: \"{code}\" (valid 10 minutes, this session only).",
         if remove { "mcpgw_remove" } else { "mcpgw_install" }
@@ -387,7 +389,7 @@ mod tests {
     fn meta_tools_stay_small() {
         let bytes = serde_json::to_string(&json!({"tools": definitions()})).unwrap().len();
         assert!(bytes / 4 < 800, "{bytes} bytes is about {} tokens", bytes / 4);
-        assert!(definitions().iter().all(|d| d["name"].as_str().unwrap().starts_with(PREFIX)));
+        assert!(definitions().iter().all(|d| d["name"].as_str().unwrap().starts_with("mcpgw_")));
         assert!(is_meta("mcpgw_call") && !is_meta("mcpgw_nope") && !is_meta("call"));
         let definitions = definitions();
         let names: Vec<&str> = definitions.iter().map(|d| d["name"].as_str().unwrap()).collect();
