@@ -2,11 +2,9 @@
 //! quality, pass-through of results, allow/deny lists, and installs that change
 //! the global config only when confirmed.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 fn started(mut gw: TestGateway) -> TestGateway {

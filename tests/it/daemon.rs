@@ -1,8 +1,6 @@
 //! The daemon and shim on their own: sockets, config, bad input, cancellation,
 //! crashes. Backends here are the stdlib-only fixture server, which can misbehave
-//! on demand; interop with real MCP servers and clients lives in tests/interop.rs.
-
-mod common;
+//! on demand; interop with real MCP servers and clients lives in tests/it/interop.rs.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -10,7 +8,7 @@ use std::os::unix::net::UnixStream;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 #[test]

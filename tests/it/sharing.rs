@@ -2,11 +2,9 @@
 //! backend, and where each `${VAR}` comes from, without a credential ever
 //! crossing a line or reaching a log.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 /// A directory that is a workspace root (it holds a `.git`), with an optional `.env`.

@@ -2,12 +2,10 @@
 //! is refused with an error that names it, and leaves the daemon and the other
 //! sessions working.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 fn limited(limits: &str, servers: &[(&str, String)]) -> TestGateway {

@@ -5,11 +5,9 @@
 //! client becomes an `input_required` round. (The Python SDK's own modern
 //! client is run against the gateway in the interop and multiplexing tests.)
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 const VERSION: &str = "2026-07-28";

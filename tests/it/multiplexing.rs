@@ -3,12 +3,10 @@
 //! server-everything and the real Python SDK where they can show it; the fixture
 //! server where a behaviour must be produced on demand (log levels, list changes).
 
-mod common;
-
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 fn everything(extra: &str) -> TestGateway {
