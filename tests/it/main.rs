@@ -18,6 +18,7 @@ mod daemon;
 mod docker;
 mod http;
 mod import;
+mod in_process;
 mod interop;
 mod lazy;
 mod limits;
