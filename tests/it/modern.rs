@@ -41,7 +41,7 @@ fn save(gw: &TestGateway, text: &str) {
 #[test]
 fn a_modern_client_discovers_calls_and_listens_without_a_handshake() {
     let mut gw = TestGateway::with_servers(&[("a", fixture_server("a"))]);
-    gw.start();
+    gw.start_in_process();
     let mut client = gw.client();
 
     let discovered = client.request(json!(1), "server/discover", enveloped(json!({}), json!({})));

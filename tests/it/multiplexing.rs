@@ -18,6 +18,12 @@ fn started(mut gw: TestGateway) -> TestGateway {
     gw
 }
 
+/// [`started`] with the daemon in this process (for tests that need nothing of the binary).
+fn in_process(mut gw: TestGateway) -> TestGateway {
+    gw.start_in_process();
+    gw
+}
+
 /// Messages with this method among what a client received so far (and within `wait`).
 fn drain(client: &mut Client, wait: Duration) -> Vec<Value> {
     let mut all = std::mem::take(&mut client.stash);
@@ -86,7 +92,7 @@ fn ambiguous_sampling_is_refused_and_says_why() {
 
 #[test]
 fn a_server_request_needs_the_callers_capability() {
-    let gw = started(everything(""));
+    let gw = in_process(everything(""));
     let mut client = gw.client();
     client.initialize(); // declares no sampling
     let reply =
@@ -259,7 +265,7 @@ fn each_session_gets_log_messages_at_its_own_level_only() {
 
 #[test]
 fn list_changed_reaches_every_session_and_changes_the_list() {
-    let gw = started(TestGateway::with_servers(&[("fx", fixture_server("a"))]));
+    let gw = in_process(TestGateway::with_servers(&[("fx", fixture_server("a"))]));
     let mut a = gw.client();
     let mut b = gw.client();
     a.initialize();
