@@ -40,6 +40,10 @@ pub struct ServeOptions {
     /// Where to write the start-up handshake (`ready <pid>` or `error <reason>`):
     /// the pipe a shim that autostarted the daemon waits on.
     pub ready: Option<File>,
+    /// Where the listing cache is kept; `None`: [`paths::catalog_cache_path`]
+    /// (in the gateway home). Lets an in-process test daemon keep it in its temp
+    /// dir, as the environment is the whole test process's.
+    pub listing_cache: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -78,7 +82,8 @@ impl Drop for OwnedSocket {
 pub async fn serve(options: ServeOptions, shutdown: CancellationToken) -> Result<(), DaemonError> {
     let mut ready = options.ready;
     let signals = Signals::install().map_err(DaemonError::Signals)?;
-    match start(options.config.as_deref(), options.socket.as_deref(), options.listener, &shutdown).await {
+    let cache = options.listing_cache.unwrap_or_else(paths::catalog_cache_path);
+    match start(options.config.as_deref(), options.socket.as_deref(), options.listener, &cache, &shutdown).await {
         Ok((gateway, listener, owned, socket)) => {
             if let Some(ready) = ready.as_mut() {
                 let _ = writeln!(ready, "ready {}", std::process::id());
@@ -142,6 +147,7 @@ async fn start(
     explicit: Option<&Path>,
     socket: Option<&Path>,
     inherited: Option<std::os::unix::net::UnixListener>,
+    cache: &Path,
     shutdown: &CancellationToken,
 ) -> Result<Started, DaemonError> {
     let location = paths::config_location(explicit);
@@ -178,7 +184,7 @@ async fn start(
     // A daemon serves again: a deliberate `stop` before this no longer holds
     // running shims back from reconnecting (or autostarting) after a crash.
     let _ = std::fs::remove_file(paths::stopped_marker(&socket));
-    let cache = ListingCache::load(&paths::catalog_cache_path());
+    let cache = ListingCache::load(cache);
     let gateway = Gateway::new(config, &location.path, explicit.map(Path::to_path_buf), cache);
     watch_files(&gateway, location.path.parent().unwrap_or(Path::new(".")));
     if let Some(http) = &gateway.config().http {

@@ -16,7 +16,7 @@ class McpGateway < Formula
   def install
     system "cargo", "install", *std_cargo_args
 
-    # Generated from the clap definitions and committed (tests/manpages.rs keeps
+    # Generated from the clap definitions and committed (tests/it/manpages.rs keeps
     # them current), so no build step is needed for them.
     man1.install Dir["man/*.1"]
     # bash-completion loads a command's completion from a file named after it.

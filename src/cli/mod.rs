@@ -402,7 +402,7 @@ fn serve(config: Option<PathBuf>, socket: Option<PathBuf>) -> anyhow::Result<Exi
     let ready = take_ready_fd();
     crate::logging::init();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
-    let options = daemon::ServeOptions { config, socket, listener, ready };
+    let options = daemon::ServeOptions { config, socket, listener, ready, listing_cache: None };
     let shutdown = tokio_util::sync::CancellationToken::new();
     runtime.block_on(daemon::serve(options, shutdown))?;
     // Backends are stopped already; do not wait for stray blocking tasks.

@@ -2,14 +2,12 @@
 //! `systemd-socket-activate` with a test-bound notify socket, and a real
 //! `systemd --user` manager in a private mount namespace.
 
-mod common;
-
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 /// Starts `systemd-socket-activate` for the daemon, with a notify socket the test reads.

@@ -1,8 +1,6 @@
 //! The daemon and shim on their own: sockets, config, bad input, cancellation,
 //! crashes. Backends here are the stdlib-only fixture server, which can misbehave
-//! on demand; interop with real MCP servers and clients lives in tests/interop.rs.
-
-mod common;
+//! on demand; interop with real MCP servers and clients lives in tests/it/interop.rs.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -10,7 +8,7 @@ use std::os::unix::net::UnixStream;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 #[test]
@@ -102,7 +100,7 @@ fn toml_config_is_loaded() {
         format!("[servers.fx]\ncommand = \"python3\"\nargs = [{script:?}, \"toml\"]\n"),
     )
     .unwrap();
-    gw.start();
+    gw.start_in_process();
     let mut client = gw.client();
     client.initialize();
     let reply = client.call_tool(json!(1), "fx__echo", json!({"message": "hi"}));
@@ -149,7 +147,7 @@ fn bad_client_input_gets_errors_and_the_session_goes_on() {
     let mut gw = TestGateway::with_servers(&[("fx", fixture_server("a"))]);
     let config = std::fs::read_to_string(gw.home.join("config.yaml")).unwrap();
     gw.write_config(&format!("max_message_bytes: 4096\n{config}"));
-    gw.start();
+    gw.start_in_process();
     let mut other = gw.client();
     other.initialize();
     let mut client = gw.client();
@@ -222,7 +220,7 @@ fn bad_client_input_gets_errors_and_the_session_goes_on() {
 #[test]
 fn ids_come_back_exactly_as_sent() {
     let mut gw = TestGateway::with_servers(&[("fx", fixture_server("a"))]);
-    gw.start();
+    gw.start_in_process();
     let mut a = gw.client();
     let mut b = gw.client();
     a.initialize();

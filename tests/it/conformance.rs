@@ -10,13 +10,11 @@
 //! printed and written to `target/conformance.md`; `CONFORMANCE.md` holds the
 //! one published.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use common::*;
+use crate::common::*;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -138,7 +136,7 @@ fn the_official_conformance_suite_passes_through_the_gateway_wherever_it_passes_
     // The suite's scenarios are of the handshake era (server→client requests,
     // resources/subscribe), and so are the fixture's tools: a dual-era SDK
     // server, it would otherwise be spoken to in the modern era, where those
-    // do not exist (tests/modern.rs covers that era with a server written for it).
+    // do not exist (tests/it/modern.rs covers that era with a server written for it).
     let stdio_server =
         format!("    command: {}\n    args: [{:?}]\n    protocol: handshake\n", deps().python(), fixture_script());
     let (stdio_gw, stdio_url) = gateway(&stdio_server);

@@ -1,11 +1,9 @@
 //! Self-healing: restarts with backoff, the circuit breaker, health pings, and
 //! no backend process left behind.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 const FAST_SUPERVISION: &str = "supervision:\n  backoff_base: 100ms\n  backoff_cap: 1s\n  breaker_failures: 4\n  breaker_window: 60s\n  breaker_cooldown: 2s\n";

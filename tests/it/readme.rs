@@ -4,13 +4,11 @@
 //! here must be listed in `NOT_RUN_HERE` with the reason. Every `yaml` block
 //! must be a config `mcp-gateway config check` accepts.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 /// Commands the README shows that this test does not run, and why (a
 /// trailing `*` matches any arguments).
@@ -18,7 +16,7 @@ const NOT_RUN_HERE: &[(&str, &str)] = &[
     ("cargo install --locked --path .", "builds what this test runs: CI builds the same crate with --locked"),
     ("bash scripts/test.sh", "the test suite this test is part of"),
     ("claude mcp add*", "needs Claude Code; `mcp-gateway setup claude-code` writes the same entry and is run"),
-    ("mcp-gateway service install", "needs a systemd user manager: tests/systemd.rs runs it under a real one"),
+    ("mcp-gateway service install", "needs a systemd user manager: tests/it/systemd.rs runs it under a real one"),
 ];
 
 /// Commands whose non-zero exit is the documented answer in a sandbox.

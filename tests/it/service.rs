@@ -1,11 +1,9 @@
 //! The service files `mcp-gateway service` writes: the LaunchAgent plist
 //! (checked with Python's plistlib, as launchd is not here) and the systemd units.
 
-mod common;
-
 use std::process::Stdio;
 
-use common::*;
+use crate::common::*;
 
 #[test]
 fn the_launch_agent_plist_has_the_socket_and_absolute_paths() {

@@ -2,14 +2,12 @@
 //! against fixture configs of every client format (tests/fixtures/clients/),
 //! with HOME, the working directory and the gateway home in a temp dir.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 
-use common::{DAEMON, TestGateway, first_text};
+use crate::common::{DAEMON, TestGateway, first_text};
 use mcp_gateway::config::Config;
 use serde_json::{Value, json};
 

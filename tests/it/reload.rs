@@ -1,11 +1,9 @@
 //! Hot configuration: edits to the config file apply to running sessions
 //! without interrupting them, and a broken edit changes nothing.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 fn config_with(servers: &[(&str, String)]) -> String {

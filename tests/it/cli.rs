@@ -2,14 +2,12 @@
 //! edits taken up by a running daemon, `servers add --test`, restart, logs,
 //! doctor and service status.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Output, Stdio};
 use std::sync::mpsc::channel;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 /// Runs `mcp-gateway ARGS` in the test's environment.
@@ -88,7 +86,7 @@ fn status_shows_backends_sessions_and_what_per_terminal_spawning_would_cost() {
     let per_terminal_rss = totals["per_terminal"]["rss_kib"].as_u64().unwrap();
     assert!(per_terminal_rss >= 2 * backend_rss * 9 / 10, "about twice the shared cost: {totals}");
     assert_eq!(json["log"]["file"], gw.stderr_path().display().to_string(), "the daemon knows where it logs");
-    let schema: Value = serde_json::from_str(include_str!("golden/status-schema.json")).unwrap();
+    let schema: Value = serde_json::from_str(include_str!("../golden/status-schema.json")).unwrap();
     conforms(&json, &schema, "status");
 }
 

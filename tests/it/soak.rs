@@ -27,7 +27,7 @@
 //! every 2–5 s: about 75 s of calls on this 2-core machine (debug build).
 //! `MCP_GATEWAY_SOAK_CALLS=<n>` sets the calls per session of either mode; for
 //! runs longer than nextest's 180 s limit use
-//! `MCP_GATEWAY_SOAK=full MCP_GATEWAY_SOAK_CALLS=20000 cargo test --test soak -- --nocapture`.
+//! `MCP_GATEWAY_SOAK=full MCP_GATEWAY_SOAK_CALLS=20000 cargo test --test it soak:: -- --nocapture`.
 //! The CI default keeps all 50 sessions (the concurrency is what finds routing
 //! bugs) at 300 calls each, 15,000 in all, one disconnect per session on
 //! average, a kill every 1–2 s: 9–15 s of calls alone and 17 s inside the whole
@@ -36,14 +36,12 @@
 //! nextest's 60 s slow-test period. Roughly 6 % of the calls are cancelled, 15 %
 //! are slow (20–300 ms, with progress), and each session keeps 4 calls in flight.
 
-mod common;
-
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 /// SplitMix64: a small seeded generator (no random crate among the dev-dependencies).
@@ -119,7 +117,7 @@ fn plan() -> Plan {
 /// Restarts quick and unbounded: the first restart after a kill is immediate
 /// anyway; an instance that ran 300 ms counts as stable (each kill is a first
 /// failure again), and the breaker never opens, so the soak measures routing,
-/// not the breaker's cooldown (tests/supervision.rs covers that).
+/// not the breaker's cooldown (tests/it/supervision.rs covers that).
 const SUPERVISION: &str = "supervision:\n  backoff_base: 50ms\n  backoff_cap: 500ms\n  breaker_failures: 100000\n  breaker_window: 60s\n  breaker_cooldown: 1s\n  stable_after: 300ms\n";
 
 /// What one session (a slot that outlives its clients) saw.

@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+mod in_process;
+pub use in_process::InProcessGateway;
+
 pub const DAEMON: &str = env!("CARGO_BIN_EXE_mcp-gateway");
 pub const SHIM: &str = env!("CARGO_BIN_EXE_mcp-gateway-connect");
 
@@ -140,6 +143,8 @@ pub struct TestGateway {
     pub socket: PathBuf,
     pub tag: String,
     pub daemon: Option<Child>,
+    /// The daemon when it runs in this process ([`TestGateway::start_in_process`]).
+    pub in_process: Option<InProcessGateway>,
     /// Environment for every process of the test (daemon and shims).
     pub extra_env: Vec<(String, String)>,
     /// Environment for the daemon only.
@@ -161,6 +166,7 @@ impl TestGateway {
             socket,
             tag,
             daemon: None,
+            in_process: None,
             extra_env: Vec::new(),
             daemon_env: Vec::new(),
             sessions: Mutex::new(HashSet::new()),
@@ -234,6 +240,19 @@ impl TestGateway {
         assert!(up, "daemon did not start listening:\n{}", self.daemon_log());
     }
 
+    /// Runs the daemon in this process instead of as `mcp-gateway serve`, on
+    /// the same config, socket and home ([`InProcessGateway`] says what that
+    /// changes); clients connect as they would to the binary.
+    pub fn start_in_process(&mut self) {
+        // The file `paths::config_location` would pick in this home.
+        let config = ["config.yaml", "config.yml", "config.toml"]
+            .iter()
+            .map(|n| self.home.join(n))
+            .find(|p| p.exists())
+            .unwrap_or_else(|| self.home.join("config.yaml"));
+        self.in_process = Some(InProcessGateway::serve(config, self.socket.clone(), &self.home));
+    }
+
     /// What the daemon wrote to stderr (the test-started one) and daemon.log (autostarted).
     pub fn daemon_log(&self) -> String {
         let mut log = std::fs::read_to_string(self.stderr_path()).unwrap_or_default();
@@ -274,35 +293,41 @@ impl TestGateway {
         static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let stderr_path = self.dir.path().join(format!("shim-{n}.stderr"));
-        let mut child = self
-            .command(SHIM)
-            .args(args)
-            .envs(env.iter().map(|(k, v)| (k.to_string(), v.to_string())))
-            .current_dir(cwd)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&stderr_path).expect("shim stderr"))
-            .spawn()
-            .expect("spawn shim");
-        let stdin = child.stdin.take().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let value: Value =
-                    serde_json::from_str(&line).unwrap_or_else(|e| panic!("shim printed non-JSON {line:?}: {e}"));
-                if tx.send(value).is_err() {
-                    break;
-                }
-            }
-        });
-        Client { child, stdin: Some(stdin), rx, stash: Vec::new(), stderr_path }
+        let mut command = self.command(SHIM);
+        command.args(args).envs(env.iter().map(|(k, v)| (k.to_string(), v.to_string()))).current_dir(cwd);
+        spawn_client(command, stderr_path)
     }
+}
+
+/// Starts a shim `command` with piped stdin/stdout (stderr to `stderr_path`)
+/// and reads what it prints as JSON lines.
+pub fn spawn_client(mut command: Command, stderr_path: PathBuf) -> Client {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&stderr_path).expect("shim stderr"))
+        .spawn()
+        .expect("spawn shim");
+    let stdin = child.stdin.take().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let value: Value =
+                serde_json::from_str(&line).unwrap_or_else(|e| panic!("shim printed non-JSON {line:?}: {e}"));
+            if tx.send(value).is_err() {
+                break;
+            }
+        }
+    });
+    Client { child, stdin: Some(stdin), rx, stash: Vec::new(), stderr_path }
 }
 
 impl Drop for TestGateway {
     fn drop(&mut self) {
+        // Before the temp dir goes: the in-process daemon drains and stops its backends.
+        drop(self.in_process.take());
         if let Some(mut child) = self.daemon.take() {
             signal(child.id() as i32, nix::sys::signal::Signal::SIGTERM);
             if !wait_until(Duration::from_secs(10), || matches!(child.try_wait(), Ok(Some(_)))) {

@@ -2,13 +2,11 @@
 //! Node 22), and the Python `mcp` SDK as the client, all pinned and installed by
 //! tests/support/deps.sh.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 fn everything_gateway() -> TestGateway {

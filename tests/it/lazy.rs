@@ -2,15 +2,19 @@
 //! quality, pass-through of results, allow/deny lists, and installs that change
 //! the global config only when confirmed.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 fn started(mut gw: TestGateway) -> TestGateway {
     gw.start();
+    gw
+}
+
+/// [`started`] with the daemon in this process (for tests that need nothing of the binary).
+fn in_process(mut gw: TestGateway) -> TestGateway {
+    gw.start_in_process();
     gw
 }
 
@@ -53,7 +57,7 @@ fn auto_mode_switches_at_the_threshold_and_tells_sessions() {
     let gw = TestGateway::new();
     let servers = format!("servers:\n  a:\n{}", fixture_server("many-a"));
     gw.write_config(&format!("tools: auto\nlazy_threshold_tokens: 100000\n{servers}"));
-    let gw = started(gw);
+    let gw = in_process(gw);
     let mut client = gw.client();
     client.initialize();
     let (full_bytes, names) = tools_list_bytes(&mut client);
@@ -112,7 +116,7 @@ fn search_finds_the_right_tool_among_real_servers() {
 fn the_call_meta_tool_passes_results_errors_and_progress_through() {
     let gw = TestGateway::new();
     gw.write_config(&format!("tools: lazy\nservers:\n  everything:\n{}", everything_server()));
-    let gw = started(gw);
+    let gw = in_process(gw);
     let mut client = gw.client();
     client.initialize();
     // structuredContent comes back exactly as the server sent it.
@@ -199,7 +203,7 @@ fn a_global_install_changes_nothing_until_confirmed() {
 
 #[test]
 fn a_client_with_elicitation_confirms_by_answering() {
-    let gw = started(TestGateway::with_servers(&[("a", fixture_server("a"))]));
+    let gw = in_process(TestGateway::with_servers(&[("a", fixture_server("a"))]));
     let config_path = gw.home.join("config.yaml");
     let original = std::fs::read_to_string(&config_path).unwrap();
     let mut client = gw.client();

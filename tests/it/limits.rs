@@ -2,22 +2,32 @@
 //! is refused with an error that names it, and leaves the daemon and the other
 //! sessions working.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 fn limited(limits: &str, servers: &[(&str, String)]) -> TestGateway {
+    let mut gw = limited_config(limits, servers);
+    gw.start();
+    gw
+}
+
+/// [`limited`] with the daemon in this process.
+fn limited_in_process(limits: &str, servers: &[(&str, String)]) -> TestGateway {
+    let mut gw = limited_config(limits, servers);
+    gw.start_in_process();
+    gw
+}
+
+fn limited_config(limits: &str, servers: &[(&str, String)]) -> TestGateway {
     let mut yaml = format!("limits:\n{limits}servers:\n");
     for (name, body) in servers {
         yaml.push_str(&format!("  {name}:\n{body}"));
     }
-    let mut gw = TestGateway::new();
+    let gw = TestGateway::new();
     gw.write_config(&yaml);
-    gw.start();
     gw
 }
 
@@ -92,7 +102,7 @@ fn requests_in_flight_and_sessions_are_bounded_with_errors_that_name_the_limit()
 
 #[test]
 fn subscriptions_per_session_are_bounded() {
-    let gw = limited("  subscriptions_per_session: 1\n", &[("everything", everything_server())]);
+    let gw = limited_in_process("  subscriptions_per_session: 1\n", &[("everything", everything_server())]);
     let mut client = gw.client();
     client.initialize();
     let resources = client.request(json!("r"), "resources/list", json!({}));

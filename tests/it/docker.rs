@@ -2,11 +2,9 @@
 //! project's machines): the exact command line, the environment passed by name
 //! only, and the container stopped when the daemon stops.
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 #[test]

@@ -3,12 +3,10 @@
 //! server-everything and the real Python SDK where they can show it; the fixture
 //! server where a behaviour must be produced on demand (log levels, list changes).
 
-mod common;
-
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 fn everything(extra: &str) -> TestGateway {
@@ -17,6 +15,12 @@ fn everything(extra: &str) -> TestGateway {
 
 fn started(mut gw: TestGateway) -> TestGateway {
     gw.start();
+    gw
+}
+
+/// [`started`] with the daemon in this process (for tests that need nothing of the binary).
+fn in_process(mut gw: TestGateway) -> TestGateway {
+    gw.start_in_process();
     gw
 }
 
@@ -88,7 +92,7 @@ fn ambiguous_sampling_is_refused_and_says_why() {
 
 #[test]
 fn a_server_request_needs_the_callers_capability() {
-    let gw = started(everything(""));
+    let gw = in_process(everything(""));
     let mut client = gw.client();
     client.initialize(); // declares no sampling
     let reply =
@@ -261,7 +265,7 @@ fn each_session_gets_log_messages_at_its_own_level_only() {
 
 #[test]
 fn list_changed_reaches_every_session_and_changes_the_list() {
-    let gw = started(TestGateway::with_servers(&[("fx", fixture_server("a"))]));
+    let gw = in_process(TestGateway::with_servers(&[("fx", fixture_server("a"))]));
     let mut a = gw.client();
     let mut b = gw.client();
     a.initialize();

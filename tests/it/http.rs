@@ -1,9 +1,7 @@
 //! The HTTP front door: Streamable HTTP at /mcp, authentication, DNS-rebinding
 //! protection, and sessions that are ordinary gateway sessions.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use reqwest::blocking::{Client as Http, Response};
 use serde_json::{Value, json};
 

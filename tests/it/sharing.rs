@@ -2,11 +2,9 @@
 //! backend, and where each `${VAR}` comes from, without a credential ever
 //! crossing a line or reaching a log.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 /// A directory that is a workspace root (it holds a `.git`), with an optional `.env`.
@@ -217,7 +215,7 @@ fn idle_backends_are_stopped_and_come_back_on_use() {
 #[test]
 fn a_busy_backend_is_not_reaped() {
     let mut gw = TestGateway::with_servers(&[("fx", format!("{}    idle_timeout: 1s\n", fixture_server("busy")))]);
-    gw.start();
+    gw.start_in_process();
     let mut client = gw.client();
     client.initialize();
     let reply = client.call_tool(json!(1), "fx__slow", json!({"seconds": 3}));
@@ -232,7 +230,7 @@ fn profiles_choose_servers_and_unknown_ones_are_refused() {
         fixture_server("a"),
         fixture_server("b")
     ));
-    gw.start();
+    gw.start_in_process();
     let mut everything = gw.client();
     everything.initialize();
     let names = everything.tool_names();
@@ -265,7 +263,7 @@ fn a_workspace_mapping_picks_the_profile() {
         fixture_server("b"),
         project.display().to_string()
     ));
-    gw.start();
+    gw.start_in_process();
     let mut inside = client_at(&gw, &project);
     assert!(inside.tool_names().iter().all(|n| n.starts_with("b__")));
     let mut outside = gw.client();

@@ -5,11 +5,9 @@
 //! client becomes an `input_required` round. (The Python SDK's own modern
 //! client is run against the gateway in the interop and multiplexing tests.)
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 const VERSION: &str = "2026-07-28";
@@ -43,7 +41,7 @@ fn save(gw: &TestGateway, text: &str) {
 #[test]
 fn a_modern_client_discovers_calls_and_listens_without_a_handshake() {
     let mut gw = TestGateway::with_servers(&[("a", fixture_server("a"))]);
-    gw.start();
+    gw.start_in_process();
     let mut client = gw.client();
 
     let discovered = client.request(json!(1), "server/discover", enveloped(json!({}), json!({})));

@@ -1,9 +1,7 @@
 //! Remote backends over Streamable HTTP: real server-everything in its
 //! streamableHttp mode on loopback.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 /// server-everything over Streamable HTTP on `port`, ready to accept.

@@ -4,28 +4,20 @@
 //!
 //! One module per kind of attacker, so the suite reads as a threat list.
 
-mod common;
-
 /// Another local user: a squatted socket directory, a planted symlink.
-#[path = "adversarial/socket.rs"]
 mod socket;
 
 /// Backends that outlive their daemon: process chains that ignore EOF and SIGTERM.
-#[path = "adversarial/processes.rs"]
 mod processes;
 
 /// A cloned repository: `..` and symlinked workspace paths, an untrusted `.env`.
-#[path = "adversarial/workspace.rs"]
 mod workspace;
 
 /// A second HTTP client: another credential's session id, duplicate headers, CORS.
-#[path = "adversarial/front_door.rs"]
 mod front_door;
 
 /// Careless backends and clients: a hung server, a repeated id, an unread backlog.
-#[path = "adversarial/routing.rs"]
 mod routing;
 
 /// Everything the gateway prints: secrets in URLs, preambles, crashed servers' stderr.
-#[path = "adversarial/outputs.rs"]
 mod outputs;
