@@ -86,7 +86,7 @@ pub async fn serve(options: ServeOptions, shutdown: CancellationToken) -> Result
     match start(options.config.as_deref(), options.socket.as_deref(), options.listener, &cache, &shutdown).await {
         Ok((gateway, listener, owned, socket)) => {
             if let Some(ready) = ready.as_mut() {
-                let _ = writeln!(ready, "ready {}", std::process::id());
+                crate::startup::write_ready(ready);
             }
             drop(ready);
             let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
@@ -98,7 +98,7 @@ pub async fn serve(options: ServeOptions, shutdown: CancellationToken) -> Result
         }
         Err(e) => {
             if let Some(ready) = ready.as_mut() {
-                let _ = writeln!(ready, "error {}", e.to_string().replace('\n', " "));
+                crate::startup::write_error(ready, &e.to_string());
             }
             Err(e)
         }

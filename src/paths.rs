@@ -6,6 +6,17 @@
 
 use std::path::{Path, PathBuf};
 
+/// The files and locations both binaries' `--help` ends with.
+pub const FILES_HELP: &str = "\
+Files:
+  gateway home   $MCP_GATEWAY_HOME, else ~/.mcp-gateway/
+  config         --config, else $MCP_GATEWAY_CONFIG, else config.yaml (or .toml) in the gateway home
+  socket         --socket, else $MCP_GATEWAY_SOCKET, else $XDG_RUNTIME_DIR/mcp-gateway/gateway.sock,
+                 else /tmp/mcp-gateway-$UID/gateway.sock
+
+Point an MCP client at `mcp-gateway-connect` instead of each server; it starts the daemon when needed.
+Something wrong? `mcp-gateway doctor` checks the setup and says what to do.";
+
 /// Environment variable overriding the gateway home.
 pub const HOME_ENV: &str = "MCP_GATEWAY_HOME";
 /// Environment variable overriding the config file.

@@ -23,9 +23,29 @@ use clap::Parser;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::cli::{ConnectArgs, READY_FD_ENV};
 use crate::paths;
 use crate::preamble::{PREAMBLE_VERSION, Preamble, PreambleReply};
+use crate::startup::{self, READY_FD_ENV};
+
+/// `mcp-gateway-connect`: the stdio shim an MCP client launches.
+#[derive(Debug, Parser)]
+#[command(
+    name = "mcp-gateway-connect",
+    version,
+    about = "Connect an MCP client (on stdin/stdout) to the mcp-gateway daemon, starting it if needed",
+    after_help = paths::FILES_HELP
+)]
+pub struct ConnectArgs {
+    /// The daemon's socket.
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// The profile this client's session uses.
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// Fail instead of starting the daemon when nothing listens.
+    #[arg(long)]
+    pub no_autostart: bool,
+}
 
 /// The id under which a restarted daemon is sent the client's `initialize` again.
 const REPLAY_ID: &str = "mcp-gateway-connect:replay-initialize";
@@ -265,16 +285,10 @@ impl Connector {
                         Ok(0) | Err(_) => ready = None, // It exited or closed the pipe: just poll.
                         Ok(n) => said.extend_from_slice(&buf[..n]),
                     }
-                    // Only whole lines: the daemon's message may arrive in pieces.
-                    let whole = said.iter().rposition(|b| *b == b'\n').map_or(&said[..0], |end| &said[..end]);
-                    let text = String::from_utf8_lossy(whole);
-                    if let Some(reason) = text.lines().find_map(|l| l.strip_prefix("error ")) {
+                    if let Some(reason) = startup::failure(&said) {
                         // Another daemon holding the lock is fine: it is the one to use.
                         if !reason.contains("another mcp-gateway daemon") {
-                            return Err(ShimError::DaemonFailed {
-                                reason: reason.to_string(),
-                                log: log.display().to_string(),
-                            });
+                            return Err(ShimError::DaemonFailed { reason, log: log.display().to_string() });
                         }
                     }
                 }

@@ -8,7 +8,8 @@ use anyhow::Context;
 use clap::CommandFactory;
 use clap_complete::Shell;
 
-use super::{Cli, ConnectArgs};
+use super::Cli;
+use crate::shim::ConnectArgs;
 
 /// The shells whose completions are generated (and packaged).
 pub const SHELLS: [Shell; 3] = [Shell::Bash, Shell::Zsh, Shell::Fish];

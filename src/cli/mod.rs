@@ -22,23 +22,13 @@ use crate::{config, control, daemon, paths};
 
 mod generate;
 
-const AFTER_HELP: &str = "\
-Files:
-  gateway home   $MCP_GATEWAY_HOME, else ~/.mcp-gateway/
-  config         --config, else $MCP_GATEWAY_CONFIG, else config.yaml (or .toml) in the gateway home
-  socket         --socket, else $MCP_GATEWAY_SOCKET, else $XDG_RUNTIME_DIR/mcp-gateway/gateway.sock,
-                 else /tmp/mcp-gateway-$UID/gateway.sock
-
-Point an MCP client at `mcp-gateway-connect` instead of each server; it starts the daemon when needed.
-Something wrong? `mcp-gateway doctor` checks the setup and says what to do.";
-
 /// `mcp-gateway`: the daemon and its command line.
 #[derive(Debug, Parser)]
 #[command(
     name = "mcp-gateway",
     version,
     about = "Share one set of MCP servers between every AI client on this machine",
-    after_help = AFTER_HELP
+    after_help = paths::FILES_HELP
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -267,29 +257,6 @@ pub enum ConfigCommand {
     Path,
 }
 
-/// `mcp-gateway-connect`: the stdio shim an MCP client launches.
-#[derive(Debug, Parser)]
-#[command(
-    name = "mcp-gateway-connect",
-    version,
-    about = "Connect an MCP client (on stdin/stdout) to the mcp-gateway daemon, starting it if needed",
-    after_help = AFTER_HELP
-)]
-pub struct ConnectArgs {
-    /// The daemon's socket.
-    #[arg(long, value_name = "PATH")]
-    pub socket: Option<PathBuf>,
-    /// The profile this client's session uses.
-    #[arg(long, value_name = "NAME")]
-    pub profile: Option<String>,
-    /// Fail instead of starting the daemon when nothing listens.
-    #[arg(long)]
-    pub no_autostart: bool,
-}
-
-/// The environment variable carrying the start-up handshake pipe's fd.
-pub const READY_FD_ENV: &str = "MCP_GATEWAY_READY_FD";
-
 /// Entry point of `mcp-gateway`.
 pub fn main() -> ExitCode {
     // A backend's process-group guard is this binary exec'd again.
@@ -399,7 +366,7 @@ fn serve(config: Option<PathBuf>, socket: Option<PathBuf>) -> anyhow::Result<Exi
         Some(listener) => Some(listener),
         None => crate::launchd::activated_listener("gateway"),
     };
-    let ready = take_ready_fd();
+    let ready = crate::startup::take_ready_fd();
     crate::logging::init();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     let options = daemon::ServeOptions { config, socket, listener, ready, listing_cache: None };
@@ -408,27 +375,4 @@ fn serve(config: Option<PathBuf>, socket: Option<PathBuf>) -> anyhow::Result<Exi
     // Backends are stopped already; do not wait for stray blocking tasks.
     runtime.shutdown_timeout(Duration::from_secs(1));
     Ok(ExitCode::SUCCESS)
-}
-
-/// The write end of the shim's start-up pipe, if the shim started us.
-fn take_ready_fd() -> Option<std::fs::File> {
-    use std::os::fd::FromRawFd;
-    let fd: i32 = std::env::var(READY_FD_ENV).ok()?.parse().ok()?;
-    // Only adopt it if it really is an open descriptor (not stdin/out/err).
-    // SAFETY: fcntl(F_GETFD) on any integer is harmless; it fails for a closed fd.
-    if fd <= 2 || unsafe { libc_fcntl_getfd(fd) } < 0 {
-        return None;
-    }
-    // SAFETY: the fd is open, was handed to us for this purpose, and nothing else owns it.
-    let file = unsafe { std::fs::File::from_raw_fd(fd) };
-    let _ = nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC));
-    Some(file)
-}
-
-/// `fcntl(fd, F_GETFD)` on a raw descriptor number.
-unsafe fn libc_fcntl_getfd(fd: i32) -> i32 {
-    // SAFETY: the caller only asks about the descriptor; borrowing it for one call
-    // is sound even if it is closed (the call then fails with EBADF).
-    let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-    nix::fcntl::fcntl(borrowed, nix::fcntl::FcntlArg::F_GETFD).unwrap_or(-1)
 }

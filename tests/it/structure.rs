@@ -10,8 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Each a set of top-level modules that import one another, sorted by name.
-const KNOWN_CYCLES: &[&[&str]] = &[
-];
+const KNOWN_CYCLES: &[&[&str]] = &[];
 
 /// Every `.rs` file below `dir`.
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
