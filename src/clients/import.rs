@@ -14,7 +14,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::dotenv::GatewayEnv;
-use super::entry::{self, Definition, Found, Parsed, var_name};
+use super::entry::{Definition, Found, Parsed, var_name};
 use super::locations::{self, Env};
 use super::{Client, ClientsError, Scope, secrets};
 use crate::config::{Config, ServerConfig};
@@ -215,7 +215,7 @@ pub fn plan(from: Option<Client>, config: &Path, env: &Env) -> Result<Plan, Clie
         if !source.path.exists() {
             continue;
         }
-        match entry::read(&source, env) {
+        match super::read_servers(&source, env) {
             Ok(found) => {
                 plan.files_read.push(source.path.clone());
                 for f in found {

@@ -4,13 +4,15 @@
 //!
 //! Each client writes its servers in its own dialect (JSON under `mcpServers`
 //! or `servers`, Codex's TOML under `mcp_servers`, with their own variable
-//! syntax); [`entry`] turns each into one neutral [`entry::Definition`] so the
+//! syntax); [`json`] and [`codex`] turn each into one neutral
+//! [`entry::Definition`] ([`read_servers`] picks the reader) so the
 //! planning code ([`import`], [`setup`]) never cares where a server came from.
 
 pub mod codex;
 pub mod dotenv;
 pub mod entry;
 pub mod import;
+pub mod json;
 pub mod jsonc;
 pub mod locations;
 pub mod secrets;
@@ -22,6 +24,16 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 pub use locations::{Env, SourceFile};
+
+/// The servers a client file defines, read in its dialect (nothing when the
+/// file does not exist).
+pub fn read_servers(source: &SourceFile, env: &Env) -> Result<Vec<entry::Found>, ClientsError> {
+    let Some(text) = read_optional(&source.path)? else { return Ok(Vec::new()) };
+    match source.format {
+        locations::Format::CodexToml => codex::read(source, &text),
+        _ => json::read(source, &text, env),
+    }
+}
 
 /// The clients whose config files are read and rewritten.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]

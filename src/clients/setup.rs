@@ -116,7 +116,7 @@ pub fn plan(client: Client, scope: Scope, config: &Path, env: &Env, command: &st
     // A disabled server is not served: its client entry stays.
     servers.retain(|_, server| server.enabled);
     let before = super::read_optional(&file.path)?;
-    let found = entry::read(&file, env)?;
+    let found = super::read_servers(&file, env)?;
     let mut plan = SetupPlan {
         client,
         scope,
@@ -156,7 +156,7 @@ pub fn plan(client: Client, scope: Scope, config: &Path, env: &Env, command: &st
         Scope::Project => Scope::User,
     };
     if let Some(other_file) = locations::file_for(client, other, env).filter(|o| o.path != file.path) {
-        for f in entry::read(&other_file, env).unwrap_or_default() {
+        for f in super::read_servers(&other_file, env).unwrap_or_default() {
             if let Parsed::Server { definition, .. } = &f.parsed
                 && served_by(definition, &servers, &dotenv).is_some()
             {
