@@ -32,6 +32,7 @@ pub mod redact;
 pub mod router;
 pub mod session;
 pub mod shim;
+pub mod sink;
 pub mod startup;
 pub mod trusted_socket;
 pub mod watch;

@@ -16,7 +16,8 @@ use std::collections::HashMap;
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use mcp_gateway::backend::BackendError;
-use mcp_gateway::backend::pending::{Outbound, PendingTable, Reply, SessionSink};
+use mcp_gateway::backend::pending::{PendingTable, Reply};
+use mcp_gateway::sink::{Outbound, SessionSink};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 

@@ -23,10 +23,11 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use self::pending::{PendingTable, SessionId, SessionSink};
+use self::pending::PendingTable;
 use self::stderr::StderrRing;
 use crate::config::ServerConfig;
 use crate::jsonrpc;
+use crate::sink::{SessionId, SessionSink};
 
 /// The protocol version the gateway asks backends for.
 pub const BACKEND_PROTOCOL_VERSION: &str = "2025-11-25";
@@ -395,7 +396,7 @@ impl Backend {
     }
 
     /// The sessions that have calls in flight on this backend.
-    pub fn sessions_in_flight(&self) -> std::collections::HashSet<pending::SessionId> {
+    pub fn sessions_in_flight(&self) -> std::collections::HashSet<SessionId> {
         self.pending.sessions_in_flight()
     }
 

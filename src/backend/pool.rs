@@ -6,13 +6,13 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::pending::SessionId;
 use super::stdio::EraPlan;
 use super::supervisor::{Health, Run};
 use super::{Backend, BackendError, BackendHandler, Identity, Resolved, lock, stdio};
 use crate::config::Supervision;
 use crate::config::{Protocol, ServerConfig, Transport};
 use crate::procinfo::{self, rss_kib};
+use crate::sink::SessionId;
 
 /// A running backend: its connection plus what is needed to stop it.
 struct Instance {

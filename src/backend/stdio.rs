@@ -20,12 +20,12 @@ use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, warn};
 
-use super::pending::SessionId;
 use super::stderr::StderrRing;
 use super::{BACKEND_PROTOCOL_VERSION, Backend, BackendError, BackendHandler, Identity, Resolved, stderr_suffix};
 use crate::config::ServerConfig;
 use crate::framing::{Frame, LineCodec};
 use crate::jsonrpc::{self, Kind};
+use crate::sink::SessionId;
 
 /// Variables of the daemon's own environment that must not leak into backends.
 const PRIVATE_ENV: &[&str] = &[

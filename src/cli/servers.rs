@@ -326,7 +326,7 @@ async fn list_tools(gateway: &Arc<crate::router::Gateway>, name: &str) -> anyhow
     let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
     let session = crate::router::SessionInfo {
         id,
-        sink: crate::backend::pending::SessionSink::new(id, tx),
+        sink: crate::sink::SessionSink::new(id, tx),
         cwd,
         workspace,
         profile,

@@ -12,8 +12,8 @@ use tracing::debug;
 
 use super::{Gateway, lock};
 use crate::backend::Backend;
-use crate::backend::pending::SessionId;
 use crate::jsonrpc;
+use crate::sink::SessionId;
 
 /// RFC 5424 severities, as MCP names them, least severe first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

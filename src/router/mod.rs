@@ -14,13 +14,13 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tracing::{debug, info};
 
-use crate::backend::pending::{SessionId, SessionSink};
 use crate::backend::{Backend, BackendHandler, BackendPool};
 use crate::catalog::ListingCache;
 use crate::config::Config;
 use crate::credentials::{EnvFiles, Hasher};
 use crate::jsonrpc;
 use crate::preamble::ClientEnv;
+use crate::sink::{SessionId, SessionSink};
 use crate::workspace::WorkspaceFiles;
 
 mod listings;

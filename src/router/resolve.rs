@@ -447,7 +447,7 @@ mod tests {
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
         let session = SessionInfo {
             id: 1,
-            sink: crate::backend::pending::SessionSink::new(1, tx),
+            sink: crate::sink::SessionSink::new(1, tx),
             cwd: Some(workspace.clone()),
             workspace,
             profile,

@@ -16,8 +16,8 @@ use tracing::{debug, info, warn};
 
 use super::{Gateway, SessionInfo, lock};
 use crate::backend::Backend;
-use crate::backend::pending::SessionId;
 use crate::jsonrpc;
+use crate::sink::SessionId;
 
 /// One backend request waiting for a client's answer.
 struct Pending {

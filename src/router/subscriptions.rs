@@ -10,9 +10,9 @@ use serde_json::{Value, json};
 use tracing::{debug, warn};
 
 use super::{Gateway, SessionInfo, lock};
-use crate::backend::pending::SessionId;
 use crate::backend::{Backend, BackendError, Identity};
 use crate::jsonrpc;
+use crate::sink::SessionId;
 
 /// The backend instance and the URI.
 type Key = (Identity, String);

@@ -13,8 +13,8 @@ use tracing::debug;
 
 use super::{Gateway, lock};
 use crate::backend::Backend;
-use crate::backend::pending::SessionId;
 use crate::jsonrpc;
+use crate::sink::SessionId;
 
 /// The `_meta` key that ties a message to a task.
 pub const RELATED_TASK: &str = "io.modelcontextprotocol/related-task";

@@ -28,13 +28,13 @@ use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info, warn};
 
 use crate::backend::BackendError;
-use crate::backend::pending::{Outbound, SessionSink};
 use crate::catalog::Catalog;
 use crate::config::ToolsMode;
 use crate::framing::{Frame, LineCodec};
 use crate::jsonrpc::{self, Kind};
 use crate::preamble::{self, PreambleReply};
 use crate::router::{Gateway, LogLevel, SessionInfo};
+use crate::sink::{Outbound, SessionSink};
 use modern::{Era, ModernFront};
 
 /// Protocol versions the front side speaks, newest first.
@@ -144,7 +144,7 @@ async fn write_json<W: AsyncWrite, T: serde::Serialize>(write: &mut WriteHalf<W>
 async fn write_messages<W: AsyncWrite>(
     mut write: WriteHalf<W>,
     mut rx: mpsc::UnboundedReceiver<Outbound>,
-    backlog: Arc<crate::backend::pending::Backlog>,
+    backlog: Arc<crate::sink::Backlog>,
     front: Arc<ModernFront>,
 ) {
     'messages: loop {

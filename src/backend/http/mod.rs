@@ -27,12 +27,12 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, warn};
 
-use super::pending::SessionId;
 use super::stdio::{EraPlan, dispatch};
 use super::{Backend, BackendError, BackendHandler, Identity, Resolved};
 use crate::config::ServerConfig;
 use crate::jsonrpc::{self, Kind};
 use crate::redact;
+use crate::sink::SessionId;
 
 /// How many times a request the server never received is sent again.
 const RETRIES: u32 = 3;
