@@ -321,23 +321,12 @@ fn probe(config_path: &Path, config: Config, name: &str) -> anyhow::Result<Vec<S
 
 async fn list_tools(gateway: &Arc<crate::router::Gateway>, name: &str) -> anyhow::Result<Vec<String>> {
     let cwd = std::env::current_dir().ok();
-    let (workspace, profile) = gateway.session_context(cwd.as_deref(), None).map_err(anyhow::Error::msg)?;
-    let id = gateway.next_session_id();
+    let context = gateway.session_context(cwd.as_deref(), None).map_err(anyhow::Error::msg)?;
     let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-    let session = crate::router::SessionInfo {
-        id,
-        sink: crate::sink::SessionSink::new(id, tx),
-        cwd,
-        workspace,
-        profile,
-        client_pid: None,
-        env: crate::preamble::ClientEnv(Arc::new(std::env::vars().collect())),
-        client_name: Some("mcp-gateway servers add --test".into()),
-        protocol_version: None,
-        capabilities: json!({}),
-        log_level: None,
-        connected: Instant::now(),
-    };
+    let sink = crate::sink::SessionSink::new(gateway.next_session_id(), tx);
+    let env = crate::preamble::ClientEnv(Arc::new(std::env::vars().collect()));
+    let mut session = crate::router::SessionInfo::new(sink, context, None, env);
+    session.client_name = Some("mcp-gateway servers add --test".into());
     let backend = gateway.backend(name, &session).await?;
     let answer = backend.request("tools/list", json!({}), None).await?;
     if let Some(error) = answer.get("error") {

@@ -58,6 +58,39 @@ pub struct SessionInfo {
     pub connected: Instant,
 }
 
+/// Where a session works, as [`Gateway::session_context`] resolved it from
+/// the client's directory and requested profile.
+#[derive(Debug, Clone)]
+pub struct SessionContext {
+    /// The directory as the client gave it.
+    pub cwd: Option<PathBuf>,
+    /// The workspace root found from `cwd`.
+    pub workspace: PathBuf,
+    pub profile: Option<String>,
+}
+
+impl SessionInfo {
+    /// The one way a session's record is made (a socket session, one of the
+    /// HTTP front door, the probe of `servers add --test`). What the client
+    /// says of itself in its handshake starts empty ([`Gateway::set_client_info`]).
+    pub fn new(sink: SessionSink, context: SessionContext, client_pid: Option<u32>, env: ClientEnv) -> Self {
+        Self {
+            id: sink.id,
+            sink,
+            cwd: context.cwd,
+            workspace: context.workspace,
+            profile: context.profile,
+            client_pid,
+            env,
+            client_name: None,
+            protocol_version: None,
+            capabilities: Value::Null,
+            log_level: None,
+            connected: Instant::now(),
+        }
+    }
+}
+
 pub struct Gateway {
     config: RwLock<Arc<Config>>,
     /// `--config` as given (else the config is looked up again on each reload).

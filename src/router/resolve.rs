@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tracing::{info, warn};
 
-use super::{Gateway, SessionInfo};
+use super::{Gateway, SessionContext, SessionInfo};
 use crate::backend::{Backend, BackendError, Identity, Resolved, SharingKey};
 use crate::config::{self, ServerConfig, Share};
 use crate::credentials::{Field, Sources};
@@ -24,12 +24,9 @@ impl Gateway {
     /// its files are those of the directory the client is really in. A
     /// profile named by the shim must exist; otherwise the workspace's own
     /// file, then the config's `workspaces:` mapping, may pick one.
-    pub fn session_context(
-        &self,
-        cwd: Option<&Path>,
-        requested: Option<&str>,
-    ) -> Result<(PathBuf, Option<String>), String> {
+    pub fn session_context(&self, cwd: Option<&Path>, requested: Option<&str>) -> Result<SessionContext, String> {
         let config = self.config();
+        let given = cwd.map(Path::to_path_buf);
         let cwd = workspace::resolve_working_dir(cwd.unwrap_or(Path::new("/"))).map_err(|e| {
             format!("refused the session's working directory (the shim's cwd, or the X-MCP-Gateway-Cwd header): {e}")
         })?;
@@ -39,7 +36,7 @@ impl Gateway {
                 let known: Vec<&String> = config.profiles.keys().collect();
                 return Err(format!("unknown profile `{profile}` (the config defines {known:?})"));
             }
-            return Ok((root, Some(profile.to_string())));
+            return Ok(SessionContext { cwd: given, workspace: root, profile: Some(profile.to_string()) });
         }
         let from_file = self.workspace_files.load(&root).profile.clone().filter(|p| {
             let known = config.profiles.contains_key(p);
@@ -49,7 +46,8 @@ impl Gateway {
             known
         });
         let from_mapping = || workspace::mapping_for(&config, &root).and_then(|(_, m)| m.profile.clone());
-        Ok((root.clone(), from_file.or_else(from_mapping)))
+        let profile = from_file.or_else(from_mapping);
+        Ok(SessionContext { cwd: given, workspace: root, profile })
     }
 
     /// The servers a session sees, in order: the config's (narrowed by its
@@ -443,22 +441,14 @@ mod tests {
         let config = config::Config::parse(&config_path, &yaml).unwrap();
         let cache = crate::catalog::ListingCache::load(&home.join("catalog.json"));
         let gateway = Gateway::new(config, &config_path, Some(config_path.clone()), cache);
-        let (workspace, profile) = gateway.session_context(Some(workspace), None).unwrap();
+        let context = gateway.session_context(Some(workspace), None).unwrap();
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-        let session = SessionInfo {
-            id: 1,
-            sink: crate::sink::SessionSink::new(1, tx),
-            cwd: Some(workspace.clone()),
-            workspace,
-            profile,
-            client_pid: None,
-            env: crate::preamble::ClientEnv::default(),
-            client_name: None,
-            protocol_version: None,
-            capabilities: Value::Null,
-            log_level: None,
-            connected: std::time::Instant::now(),
-        };
+        let session = SessionInfo::new(
+            crate::sink::SessionSink::new(1, tx),
+            context,
+            None,
+            crate::preamble::ClientEnv::default(),
+        );
         let def = gateway.config().servers["s"].clone();
         (gateway, session, def)
     }

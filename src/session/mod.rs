@@ -15,7 +15,7 @@ mod modern;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use serde_json::{Value, json};
@@ -79,7 +79,7 @@ where
         crate::control::handle(&gateway, &command, &preamble.args, write, shutdown).await;
         return;
     }
-    let (workspace, profile) = match gateway.session_context(preamble.cwd.as_deref(), preamble.profile.as_deref()) {
+    let context = match gateway.session_context(preamble.cwd.as_deref(), preamble.profile.as_deref()) {
         Ok(context) => context,
         Err(reason) => {
             warn!(%reason, "refused a session");
@@ -105,20 +105,7 @@ where
         let sink = SessionSink::with_limits(id, tx, limits.backlog_per_session, limits.backlog_bytes_per_session);
         let front = Arc::new(ModernFront::default());
         let writer = tokio::spawn(write_messages(write, rx, sink.backlog(), front.clone()).in_current_span());
-        let info = SessionInfo {
-            id,
-            sink,
-            cwd: preamble.cwd.clone(),
-            workspace,
-            profile,
-            client_pid: preamble.client_pid,
-            env: preamble.env,
-            client_name: None,
-            protocol_version: None,
-            capabilities: Value::Null,
-            log_level: None,
-            connected: Instant::now(),
-        };
+        let info = SessionInfo::new(sink, context, preamble.client_pid, preamble.env);
         gateway.register_session(info.clone());
         info!(cwd = ?info.cwd, workspace = %info.workspace.display(), profile = ?info.profile, "session started");
         let session = Arc::new(Session::new(gateway.clone(), info, front));
