@@ -1,9 +1,10 @@
 //! The HTTP front door: MCP Streamable HTTP at `/mcp`, for clients that prefer
 //! a URL to a command.
 //!
-//! Each HTTP session is an ordinary gateway session: the front door opens an
-//! in-memory pipe, speaks the same preamble and line protocol the shim speaks,
-//! and so gets the same sharing, workspaces, multiplexing and routing. What it
+//! Each HTTP session is an ordinary gateway session: the front door admits it
+//! with a preamble of its own making (`session::admit`), serves it over an
+//! in-memory pipe in the line protocol the shim speaks, and so gets the same
+//! sharing, workspaces, multiplexing and routing. What it
 //! adds is HTTP: authentication, DNS-rebinding protection, session ids, and
 //! sorting the session's outgoing messages onto the right stream (the answer
 //! and the progress of a request go back on the POST that sent it; anything
@@ -38,10 +39,12 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::config::HttpConfig;
+use crate::framing::LineCodec;
 use crate::jsonrpc::{self, Kind};
 use crate::preamble::{PREAMBLE_VERSION, Preamble};
 use crate::router::Gateway;
@@ -572,9 +575,6 @@ async fn open_session(
         warn!(limit = front.config.max_sessions, "too many HTTP sessions; refused a new one");
         return Err(OpenError::Full);
     }
-    let (ours, theirs) = tokio::io::duplex(256 * 1024);
-    tokio::spawn(crate::session::serve_connection(front.gateway.clone(), theirs, front.shutdown.clone()));
-    let (read, mut write) = tokio::io::split(ours);
     let workspace = caller.workspace.clone().map(|w| crate::workspace::expand_home(&w));
     let preamble = Preamble {
         mcp_gateway_preamble: PREAMBLE_VERSION,
@@ -583,15 +583,15 @@ async fn open_session(
         shim_version: format!("http/{}", crate::VERSION),
         ..Default::default()
     };
-    let mut line = serde_json::to_vec(&preamble).map_err(|e| e.to_string())?;
-    line.push(b'\n');
-    write.write_all(&line).await.map_err(|e| e.to_string())?;
+    let admitted = crate::session::admit(&front.gateway, preamble)?;
+    // The session reads and writes lines, as over the socket; the pipe is its
+    // transport, the preamble never crosses it.
+    let (ours, theirs) = tokio::io::duplex(256 * 1024);
+    let (their_read, their_write) = tokio::io::split(theirs);
+    let frames = FramedRead::new(their_read, LineCodec::new(front.gateway.config().max_message_bytes));
+    tokio::spawn(crate::session::serve(front.gateway.clone(), admitted, frames, their_write, front.shutdown.clone()));
+    let (read, mut write) = tokio::io::split(ours);
     let mut lines = BufReader::new(read).lines();
-    let reply = lines.next_line().await.map_err(|e| e.to_string())?.ok_or("the session closed".to_string())?;
-    let reply: crate::preamble::PreambleReply = serde_json::from_str(&reply).map_err(|e| e.to_string())?;
-    if let Some(error) = reply.error {
-        return Err(error.into());
-    }
     let (to_gateway, mut outgoing) = mpsc::unbounded_channel::<Vec<u8>>();
     let id = front.gateway.unguessable_id("http-session", 32);
     let session = Arc::new(HttpSession::new(id.clone(), caller.credential.clone(), to_gateway));

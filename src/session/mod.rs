@@ -20,7 +20,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
-use tokio::io::{AsyncRead, AsyncWrite, ReadHalf, WriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
@@ -32,80 +32,69 @@ use crate::catalog::Catalog;
 use crate::config::ToolsMode;
 use crate::framing::{Frame, LineCodec};
 use crate::jsonrpc::{self, Kind};
-use crate::preamble::{self, PreambleReply};
-use crate::router::{Gateway, LogLevel, SessionInfo};
+use crate::preamble::{ClientEnv, Preamble};
+use crate::router::{Gateway, LogLevel, SessionContext, SessionInfo};
 use crate::sink::{Outbound, SessionSink};
 use modern::{Era, ModernFront};
 
 /// Protocol versions the front side speaks, newest first.
 pub const SUPPORTED_PROTOCOL_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
 
-/// The largest preamble accepted.
-const PREAMBLE_MAX_BYTES: usize = 4 * 1024 * 1024;
+/// A session the gateway agreed to serve: its id, where it works, and who
+/// its client is. Made by [`admit`] from the connection's preamble.
+pub struct Admitted {
+    id: crate::sink::SessionId,
+    context: SessionContext,
+    client_pid: Option<u32>,
+    env: ClientEnv,
+}
 
-/// How long a new connection may take to send its preamble.
-const PREAMBLE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Serves one accepted connection (the Unix socket, or an in-memory pipe from
-/// the HTTP front door) until it closes or the daemon shuts down.
-pub async fn serve_connection<S>(gateway: Arc<Gateway>, stream: S, shutdown: CancellationToken)
-where
-    S: AsyncRead + AsyncWrite + Send + 'static,
-{
-    let max = gateway.config().max_message_bytes;
-    let (read, mut write) = tokio::io::split(stream);
-    // The preamble carries the client's whole environment: its own limit, not the
-    // (possibly small) message limit.
-    let mut frames = FramedRead::new(read, LineCodec::new(PREAMBLE_MAX_BYTES));
-    let first = tokio::time::timeout(PREAMBLE_TIMEOUT, frames.next()).await;
-    // Between frames the codec holds no partial state, so it can be swapped.
-    *frames.decoder_mut() = LineCodec::new(max);
-    let preamble = match first {
-        Ok(Some(Ok(Frame::Line(line)))) => preamble::parse(&line),
-        Ok(Some(Ok(Frame::TooLong))) => Err(format!("the preamble is larger than {PREAMBLE_MAX_BYTES} bytes")),
-        Ok(Some(Err(e))) => Err(format!("reading the preamble failed: {e}")),
-        Ok(None) => return,
-        Err(_) => Err(format!("no preamble within {} s", PREAMBLE_TIMEOUT.as_secs())),
-    };
-    let preamble = match preamble {
-        Ok(p) => p,
-        Err(reason) => {
-            warn!(%reason, "refused a connection");
-            let _ = write_json(&mut write, &PreambleReply::refused(reason)).await;
-            return;
-        }
-    };
-    if let Some(command) = preamble.control.clone() {
-        crate::control::handle(&gateway, &command, &preamble.args, write, shutdown).await;
-        return;
+impl Admitted {
+    /// The session's id, told to its client in the preamble reply.
+    pub fn id(&self) -> crate::sink::SessionId {
+        self.id
     }
-    let context = match gateway.session_context(preamble.cwd.as_deref(), preamble.profile.as_deref()) {
-        Ok(context) => context,
-        Err(reason) => {
+}
+
+/// Decides whether a session may start: its working directory and profile
+/// resolve, and the gateway is under `limits.sessions`. The reason when not
+/// is for the client (the shim prints it; the front door answers it).
+pub fn admit(gateway: &Gateway, preamble: Preamble) -> Result<Admitted, String> {
+    let context =
+        gateway.session_context(preamble.cwd.as_deref(), preamble.profile.as_deref()).inspect_err(|reason| {
             warn!(%reason, "refused a session");
-            let _ = write_json(&mut write, &PreambleReply::refused(reason)).await;
-            return;
-        }
-    };
-    let limits = gateway.config().limits.clone();
-    if gateway.session_count() >= limits.sessions {
-        let reason =
-            format!("the gateway already serves {} sessions (limits.sessions); try again later", limits.sessions);
+        })?;
+    let limit = gateway.config().limits.sessions;
+    if gateway.session_count() >= limit {
+        let reason = format!("the gateway already serves {limit} sessions (limits.sessions); try again later");
         warn!("refused a session: {reason}");
-        let _ = write_json(&mut write, &PreambleReply::refused(reason)).await;
-        return;
+        return Err(reason);
     }
-    let id = gateway.next_session_id();
-    let span = tracing::info_span!("session", id, client_pid = preamble.client_pid);
+    Ok(Admitted { id: gateway.next_session_id(), context, client_pid: preamble.client_pid, env: preamble.env })
+}
+
+/// Serves an admitted session over a line transport (a socket after its
+/// preamble, or the HTTP front door's pipe) until it closes or the daemon
+/// shuts down.
+pub async fn serve<R, W>(
+    gateway: Arc<Gateway>,
+    admitted: Admitted,
+    frames: FramedRead<R, LineCodec>,
+    write: W,
+    shutdown: CancellationToken,
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let Admitted { id, context, client_pid, env } = admitted;
+    let span = tracing::info_span!("session", id, client_pid);
     async move {
-        if write_json(&mut write, &PreambleReply::accepted(Some(id.to_string()))).await.is_err() {
-            return;
-        }
+        let limits = gateway.config().limits.clone();
         let (tx, rx) = mpsc::unbounded_channel();
         let sink = SessionSink::with_limits(id, tx, limits.backlog_per_session, limits.backlog_bytes_per_session);
         let front = Arc::new(ModernFront::default());
         let writer = tokio::spawn(write_messages(write, rx, sink.backlog(), front.clone()).in_current_span());
-        let info = SessionInfo::new(sink, context, preamble.client_pid, preamble.env);
+        let info = SessionInfo::new(sink, context, client_pid, env);
         gateway.register_session(info.clone());
         info!(cwd = ?info.cwd, workspace = %info.workspace.display(), profile = ?info.profile, "session started");
         let session = Arc::new(Session::new(gateway.clone(), info, front));
@@ -122,14 +111,8 @@ where
     .await
 }
 
-async fn write_json<W: AsyncWrite, T: serde::Serialize>(write: &mut WriteHalf<W>, value: &T) -> std::io::Result<()> {
-    let mut line = serde_json::to_vec(value).map_err(std::io::Error::other)?;
-    line.push(b'\n');
-    write.write_all(&line).await
-}
-
-async fn write_messages<W: AsyncWrite>(
-    mut write: WriteHalf<W>,
+async fn write_messages<W: AsyncWrite + Unpin>(
+    mut write: W,
     mut rx: mpsc::UnboundedReceiver<Outbound>,
     backlog: Arc<crate::sink::Backlog>,
     front: Arc<ModernFront>,
@@ -244,7 +227,7 @@ impl Session {
 
     async fn run(
         self: &Arc<Self>,
-        mut frames: FramedRead<ReadHalf<impl AsyncRead>, LineCodec>,
+        mut frames: FramedRead<impl AsyncRead + Unpin, LineCodec>,
         shutdown: CancellationToken,
     ) {
         let requests = TaskTracker::new();

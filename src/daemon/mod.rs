@@ -3,6 +3,9 @@
 //! `serve` is a library function so tests can run a daemon in-process; the
 //! `mcp-gateway serve` binary is a thin wrapper around it.
 
+mod connection;
+mod control;
+
 use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -361,7 +364,7 @@ async fn run(gateway: Arc<Gateway>, listener: UnixListener, signals: Signals, sh
                 continue;
             }
         }
-        sessions.spawn(crate::session::serve_connection(gateway.clone(), stream, shutdown.clone()));
+        sessions.spawn(connection::serve(gateway.clone(), stream, shutdown.clone()));
     }
     info!(sessions = gateway.session_count(), "shutting down");
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
