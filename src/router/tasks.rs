@@ -30,8 +30,38 @@ pub(super) struct Tasks {
 }
 
 impl Tasks {
+    /// Tasks with a known owner.
     pub(super) fn len(&self) -> usize {
         lock(&self.owners).len()
+    }
+
+    fn record(&self, task: &str, session: SessionId, server: &str) {
+        lock(&self.owners).insert(task.to_string(), Owner { session, server: server.to_string() });
+    }
+
+    /// The task's server, to `session` only: another session's task is unknown to it.
+    fn server_for(&self, session: SessionId, task: &str) -> Option<String> {
+        lock(&self.owners).get(task).filter(|o| o.session == session).map(|o| o.server.clone())
+    }
+
+    fn forget(&self, task: &str) {
+        lock(&self.owners).remove(task);
+    }
+
+    fn of_session(&self, session: SessionId) -> HashMap<String, Vec<String>> {
+        let mut by_server: HashMap<String, Vec<String>> = HashMap::new();
+        for (task, owner) in lock(&self.owners).iter().filter(|(_, o)| o.session == session) {
+            by_server.entry(owner.server.clone()).or_default().push(task.clone());
+        }
+        by_server
+    }
+
+    fn owner(&self, task: &str) -> Option<SessionId> {
+        lock(&self.owners).get(task).map(|o| o.session)
+    }
+
+    fn forget_session(&self, session: SessionId) {
+        lock(&self.owners).retain(|_, o| o.session != session);
     }
 }
 
@@ -47,31 +77,27 @@ impl Gateway {
         let task = response.get("result").and_then(|r| r.get("task")).and_then(|t| t.get("taskId"));
         if let Some(task) = task.and_then(Value::as_str) {
             debug!(session, server, task, "task created");
-            lock(&self.tasks.owners).insert(task.to_string(), Owner { session, server: server.to_string() });
+            self.tasks.record(task, session, server);
         }
     }
 
     /// The server of a task the session owns.
     pub fn task_server(&self, session: SessionId, task: &str) -> Option<String> {
-        lock(&self.tasks.owners).get(task).filter(|o| o.session == session).map(|o| o.server.clone())
+        self.tasks.server_for(session, task)
     }
 
     /// The task was fetched or cancelled: nothing more will be routed for it.
     pub fn forget_task(&self, task: &str) {
-        lock(&self.tasks.owners).remove(task);
+        self.tasks.forget(task);
     }
 
     /// The tasks a session owns, grouped by server.
     pub fn tasks_of(&self, session: SessionId) -> HashMap<String, Vec<String>> {
-        let mut by_server: HashMap<String, Vec<String>> = HashMap::new();
-        for (task, owner) in lock(&self.tasks.owners).iter().filter(|(_, o)| o.session == session) {
-            by_server.entry(owner.server.clone()).or_default().push(task.clone());
-        }
-        by_server
+        self.tasks.of_session(session)
     }
 
     pub(super) fn task_owner(&self, task: &str) -> Option<SessionId> {
-        lock(&self.tasks.owners).get(task).map(|o| o.session)
+        self.tasks.owner(task)
     }
 
     /// `notifications/tasks/status`: to the task's owner only.
@@ -87,6 +113,33 @@ impl Gateway {
     }
 
     pub(super) fn drop_tasks_of_session(&self, session: SessionId) {
-        lock(&self.tasks.owners).retain(|_, o| o.session != session);
+        self.tasks.forget_session(session);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_task_is_its_owners_alone() {
+        let tasks = Tasks::default();
+        tasks.record("t1", 1, "s");
+        tasks.record("t2", 2, "s");
+        assert_eq!(tasks.server_for(1, "t1").as_deref(), Some("s"));
+        assert_eq!(tasks.server_for(2, "t1"), None, "another session's task is unknown to it");
+        assert_eq!(tasks.owner("t2"), Some(2));
+        assert_eq!(tasks.of_session(1), HashMap::from([("s".to_string(), vec!["t1".to_string()])]));
+        tasks.forget("t1");
+        assert_eq!(tasks.owner("t1"), None);
+        tasks.forget_session(2);
+        assert_eq!(tasks.len(), 0, "no entry outlives its session");
+    }
+
+    #[test]
+    fn the_related_task_is_read_from_meta() {
+        let params = serde_json::json!({"_meta": {RELATED_TASK: {"taskId": "t9"}}});
+        assert_eq!(related_task(&params), Some("t9"));
+        assert_eq!(related_task(&serde_json::json!({})), None);
     }
 }
