@@ -7,7 +7,7 @@
 //! gateway does not guess: it answers `roots/list` itself and refuses sampling
 //! and elicitation with an error that says why and what to do (`serialize: true`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
@@ -36,8 +36,108 @@ pub(super) struct ServerRequests {
 }
 
 impl ServerRequests {
+    /// Requests waiting for an answer, and URL elicitations not complete.
     pub(super) fn len(&self) -> usize {
         lock(&self.pending).len() + lock(&self.elicitations).len()
+    }
+
+    /// Relays a backend's request to `session`: returns the id the session sees
+    /// (the gateway's own, so two backends' id 0 cannot meet in one session).
+    fn open(&self, session: SessionId, backend: Weak<Backend>, backend_id: Value, elicitation: Option<&str>) -> Value {
+        let n = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        let session_id = Value::String(format!("mcp-gateway-{n}"));
+        if let Some(elicitation) = elicitation {
+            lock(&self.elicitations).insert(elicitation.to_string(), session);
+        }
+        lock(&self.pending).insert(session_id.to_string(), Pending { session, backend, backend_id });
+        session_id
+    }
+
+    /// The request a client's answer closes, if `session` was the one asked.
+    fn answered(&self, session: SessionId, id: &Value) -> Option<Pending> {
+        let key = id.to_string();
+        let mut pending = lock(&self.pending);
+        match pending.get(&key) {
+            Some(p) if p.session == session => pending.remove(&key),
+            _ => None,
+        }
+    }
+
+    /// The backend withdrew its request `backend_id`: the session-side id and session it went to.
+    fn withdrawn(&self, backend: &Weak<Backend>, backend_id: &Value) -> Option<(Value, SessionId)> {
+        let mut pending = lock(&self.pending);
+        let key = pending
+            .iter()
+            .find(|(_, p)| &p.backend_id == backend_id && Weak::ptr_eq(&p.backend, backend))
+            .map(|(k, _)| k.clone())?;
+        let p = pending.remove(&key)?;
+        Some((serde_json::from_str(&key).unwrap_or(Value::Null), p.session))
+    }
+
+    /// The session asked in URL elicitation `id`, which is complete now.
+    fn elicitation_complete(&self, id: &str) -> Option<SessionId> {
+        lock(&self.elicitations).remove(id)
+    }
+
+    /// A session left: the requests it was asked, to be answered with an error.
+    fn close_session(&self, session: SessionId) -> Vec<Pending> {
+        lock(&self.elicitations).retain(|_, s| *s != session);
+        let mut pending = lock(&self.pending);
+        let keys: Vec<String> = pending.iter().filter(|(_, p)| p.session == session).map(|(k, _)| k.clone()).collect();
+        keys.iter().filter_map(|k| pending.remove(k)).collect()
+    }
+
+    /// A backend exited: its open requests (session-side id, session), to be cancelled.
+    fn close_backend(&self, backend: &Weak<Backend>) -> Vec<(Value, SessionId)> {
+        let mut pending = lock(&self.pending);
+        let keys: Vec<String> =
+            pending.iter().filter(|(_, p)| Weak::ptr_eq(&p.backend, backend)).map(|(k, _)| k.clone()).collect();
+        keys.into_iter()
+            .filter_map(|k| {
+                let p = pending.remove(&k)?;
+                Some((serde_json::from_str(&k).unwrap_or(Value::Null), p.session))
+            })
+            .collect()
+    }
+
+    fn waiting_on(&self, backend: &Backend) -> bool {
+        lock(&self.pending).values().any(|p| std::ptr::eq(p.backend.as_ptr(), backend))
+    }
+}
+
+/// Who caused a server request, by the rules of the module doc, before the
+/// session is looked up.
+#[derive(Debug, PartialEq, Eq)]
+enum Cause<'a> {
+    /// The session of the request whose stream carried it (HTTP): exact.
+    Origin(SessionId),
+    /// The owner of the task it names.
+    Task(&'a str),
+    /// The one session with calls in flight on the backend.
+    SoleCaller(SessionId),
+}
+
+fn attribute<'a>(
+    origin: Option<SessionId>,
+    params: &'a Value,
+    in_flight: &HashSet<SessionId>,
+    server: &str,
+) -> Result<Cause<'a>, String> {
+    if let Some(origin) = origin {
+        return Ok(Cause::Origin(origin));
+    }
+    if let Some(task) = super::tasks::related_task(params) {
+        return Ok(Cause::Task(task));
+    }
+    let mut sessions = in_flight.iter();
+    match (sessions.next(), sessions.next()) {
+        (Some(id), None) => Ok(Cause::SoleCaller(*id)),
+        (None, _) => Err(format!("no client has a call in flight on server `{server}`, so there is no one to ask")),
+        (Some(_), Some(_)) => Err(format!(
+            "{} clients have calls in flight on server `{server}`, so mcp-gateway cannot tell which one this request \
+             belongs to; set `serialize: true` (or `share: session`) on this server to make it unambiguous",
+            in_flight.len(),
+        )),
     }
 }
 
@@ -121,17 +221,9 @@ impl Gateway {
                 format!("the client that made this call (session {}) did not declare {missing} support", session.id),
             );
         }
-        let n = self.server_requests.next.fetch_add(1, Ordering::Relaxed) + 1;
-        let session_id = Value::String(format!("mcp-gateway-{n}"));
-        if method == "elicitation/create"
-            && let Some(elicitation) = params.get("elicitationId").and_then(Value::as_str)
-        {
-            lock(&self.server_requests.elicitations).insert(elicitation.to_string(), session.id);
-        }
-        lock(&self.server_requests.pending).insert(
-            session_id.to_string(),
-            Pending { session: session.id, backend: Arc::downgrade(backend), backend_id: id },
-        );
+        let elicitation =
+            params.get("elicitationId").and_then(Value::as_str).filter(|_| method == "elicitation/create");
+        let session_id = self.server_requests.open(session.id, Arc::downgrade(backend), id, elicitation);
         let mut forwarded = message;
         forwarded["id"] = session_id;
         debug!(server = %backend.server, session = session.id, method, "relayed a server request");
@@ -142,50 +234,25 @@ impl Gateway {
     /// stream carried it (HTTP), else the owner of the task it names, else the one
     /// session whose calls are in flight on `backend`.
     fn cause_of(&self, backend: &Backend, params: &Value, origin: Option<SessionId>) -> Result<SessionInfo, String> {
-        // An HTTP backend said on which request's stream it asked: exact.
-        if let Some(origin) = origin {
-            return self.session(origin).ok_or_else(|| "the client that made this call has disconnected".into());
-        }
-        if let Some(task) = super::tasks::related_task(params) {
-            return self
+        let disconnected = || "the client that made this call has disconnected".to_string();
+        match attribute(origin, params, &backend.sessions_in_flight(), &backend.server)? {
+            Cause::Origin(id) | Cause::SoleCaller(id) => self.session(id).ok_or_else(disconnected),
+            Cause::Task(task) => self
                 .task_owner(task)
                 .and_then(|owner| self.session(owner))
-                .ok_or_else(|| format!("the client that owns task `{task}` is not connected"));
-        }
-        let in_flight = backend.sessions_in_flight();
-        let mut sessions = in_flight.iter();
-        match (sessions.next(), sessions.next()) {
-            (Some(id), None) => {
-                self.session(*id).ok_or_else(|| "the client that made this call has disconnected".into())
-            }
-            (None, _) => {
-                Err(format!("no client has a call in flight on server `{}`, so there is no one to ask", backend.server))
-            }
-            (Some(_), Some(_)) => Err(format!(
-                "{} clients have calls in flight on server `{}`, so mcp-gateway cannot tell which one this request \
-                 belongs to; set `serialize: true` (or `share: session`) on this server to make it unambiguous",
-                in_flight.len(),
-                backend.server
-            )),
+                .ok_or_else(|| format!("the client that owns task `{task}` is not connected")),
         }
     }
 
     /// Whether a request of this backend is waiting for a client's answer.
     pub(super) fn has_server_requests(&self, backend: &Backend) -> bool {
-        lock(&self.server_requests.pending).values().any(|p| std::ptr::eq(p.backend.as_ptr(), backend))
+        self.server_requests.waiting_on(backend)
     }
 
     /// A client's answer to a request the gateway relayed: back to the backend
     /// under the backend's own id.
     pub fn on_client_response(&self, session: SessionId, message: Value) {
-        let key = message.get("id").map(Value::to_string).unwrap_or_default();
-        let pending = {
-            let mut pending = lock(&self.server_requests.pending);
-            match pending.get(&key) {
-                Some(p) if p.session == session => pending.remove(&key),
-                _ => None,
-            }
-        };
+        let pending = self.server_requests.answered(session, message.get("id").unwrap_or(&Value::Null));
         let Some(pending) = pending else {
             debug!(session, "dropped a client response to no pending request");
             return;
@@ -199,18 +266,11 @@ impl Gateway {
     /// The backend cancelled a request it had sent to a client: tell that client.
     pub(super) fn on_backend_cancelled(&self, backend: &Arc<Backend>, params: &Value) {
         let Some(backend_id) = params.get("requestId") else { return };
-        let found = {
-            let mut pending = lock(&self.server_requests.pending);
-            let key = pending
-                .iter()
-                .find(|(_, p)| &p.backend_id == backend_id && p.backend.as_ptr() == Arc::as_ptr(backend))
-                .map(|(k, _)| k.clone());
-            key.and_then(|k| pending.remove(&k).map(|p| (k, p.session)))
-        };
+        let found = self.server_requests.withdrawn(&Arc::downgrade(backend), backend_id);
         let Some((session_id, session)) = found else { return };
         if let Some(session) = self.session(session) {
             let mut params = params.clone();
-            params["requestId"] = serde_json::from_str(&session_id).unwrap_or(Value::Null);
+            params["requestId"] = session_id;
             session.sink.send(jsonrpc::notification("notifications/cancelled", params));
         }
     }
@@ -218,7 +278,7 @@ impl Gateway {
     /// `notifications/elicitation/complete` goes to the session that got that elicitation.
     pub(super) fn route_elicitation_complete(&self, backend: &Arc<Backend>, message: Value) {
         let id = jsonrpc::params(&message).get("elicitationId").and_then(Value::as_str).unwrap_or_default();
-        let session = lock(&self.server_requests.elicitations).remove(id);
+        let session = self.server_requests.elicitation_complete(id);
         match session.and_then(|s| self.session(s)) {
             Some(session) => {
                 session.sink.send(message);
@@ -229,13 +289,7 @@ impl Gateway {
 
     /// A session left: the backends that asked it something get an error answer.
     pub(super) fn drop_server_requests_of_session(&self, session: SessionId) {
-        let dropped: Vec<Pending> = {
-            let mut pending = lock(&self.server_requests.pending);
-            let keys: Vec<String> =
-                pending.iter().filter(|(_, p)| p.session == session).map(|(k, _)| k.clone()).collect();
-            keys.iter().filter_map(|k| pending.remove(k)).collect()
-        };
-        lock(&self.server_requests.elicitations).retain(|_, s| *s != session);
+        let dropped = self.server_requests.close_session(session);
         for p in dropped {
             if let Some(backend) = p.backend.upgrade() {
                 warn!(server = %backend.server, session, "the client disconnected before answering a server request");
@@ -250,19 +304,11 @@ impl Gateway {
 
     /// A backend exited: its open requests to clients are withdrawn.
     pub(super) fn drop_server_requests_of_backend(&self, backend: &Arc<Backend>) {
-        let dropped: Vec<(String, SessionId)> = {
-            let mut pending = lock(&self.server_requests.pending);
-            let keys: Vec<String> = pending
-                .iter()
-                .filter(|(_, p)| p.backend.as_ptr() == Arc::as_ptr(backend))
-                .map(|(k, _)| k.clone())
-                .collect();
-            keys.into_iter().filter_map(|k| pending.remove(&k).map(|p| (k, p.session))).collect()
-        };
+        let dropped = self.server_requests.close_backend(&Arc::downgrade(backend));
         for (session_id, session) in dropped {
             if let Some(session) = self.session(session) {
                 let params = json!({
-                    "requestId": serde_json::from_str::<Value>(&session_id).unwrap_or(Value::Null),
+                    "requestId": session_id,
                     "reason": format!("server `{}` exited", backend.server),
                 });
                 session.sink.send(jsonrpc::notification("notifications/cancelled", params));
@@ -274,6 +320,42 @@ impl Gateway {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_server_request_is_attributed_to_one_session_or_refused() {
+        let none = json!({});
+        let one = HashSet::from([7]);
+        let two = HashSet::from([7, 8]);
+        assert_eq!(attribute(None, &none, &one, "s"), Ok(Cause::SoleCaller(7)));
+        let ambiguous = attribute(None, &none, &two, "s").unwrap_err();
+        assert!(ambiguous.contains("2 clients") && ambiguous.contains("serialize: true"), "{ambiguous}");
+        assert!(attribute(None, &none, &HashSet::new(), "s").unwrap_err().contains("no client"));
+        // The stream it came on (HTTP) is exact, whoever else is calling.
+        assert_eq!(attribute(Some(8), &none, &two, "s"), Ok(Cause::Origin(8)));
+        // A related task names its owner, however many sessions are calling.
+        let related = json!({"_meta": {super::super::tasks::RELATED_TASK: {"taskId": "t1"}}});
+        assert_eq!(attribute(None, &related, &two, "s"), Ok(Cause::Task("t1")));
+    }
+
+    #[test]
+    fn only_the_asked_session_answers_and_nothing_outlives_it() {
+        let requests = ServerRequests::default();
+        let backend = Weak::new();
+        let first = requests.open(1, backend.clone(), json!(0), None);
+        let second = requests.open(2, backend.clone(), json!(0), Some("e1"));
+        assert_ne!(first, second, "the sessions see the gateway's ids, not the backend's");
+        assert!(requests.answered(2, &first).is_none(), "session 2 was not asked this");
+        assert_eq!(requests.answered(1, &first).map(|p| p.backend_id), Some(json!(0)));
+        assert!(requests.answered(1, &first).is_none(), "one answer per request");
+        assert_eq!(requests.close_session(2).len(), 1);
+        assert_eq!(requests.elicitation_complete("e1"), None, "the session's elicitations went with it");
+        assert_eq!(requests.len(), 0);
+        let third = requests.open(3, backend.clone(), json!("b"), None);
+        assert_eq!(requests.withdrawn(&backend, &json!("b")), Some((third, 3)));
+        requests.open(4, backend.clone(), json!(1), None);
+        assert_eq!(requests.close_backend(&backend).len(), 1);
+        assert_eq!(requests.len(), 0);
+    }
 
     #[test]
     fn capability_checks() {
