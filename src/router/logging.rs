@@ -55,6 +55,18 @@ impl LogLevel {
     pub fn as_str(self) -> &'static str {
         NAMES.iter().find(|(_, level)| *level == self).map(|(name, _)| *name).unwrap_or("info")
     }
+
+    /// The level a shared backend is set to: the most verbose any of its
+    /// sessions asked for; none when no session asked (the backend keeps its own).
+    fn for_backend(wanted: impl IntoIterator<Item = Option<LogLevel>>) -> Option<LogLevel> {
+        wanted.into_iter().flatten().min()
+    }
+
+    /// Whether a message at this level reaches a session that asked for
+    /// `wanted`; a session that never asked gets no log messages.
+    fn reaches(self, wanted: Option<LogLevel>) -> bool {
+        wanted.is_some_and(|wanted| self >= wanted)
+    }
 }
 
 impl Gateway {
@@ -87,7 +99,7 @@ impl Gateway {
         if !backend.has_capability("logging") || backend.is_modern() {
             return;
         }
-        let Some(level) = self.sessions_of(backend).iter().filter_map(|s| s.log_level).min() else { return };
+        let Some(level) = LogLevel::for_backend(self.sessions_of(backend).iter().map(|s| s.log_level)) else { return };
         if backend.set_log_level(level.as_str()) {
             debug!(server = %backend.server, level = level.as_str(), "setting the backend's log level");
             let backend = backend.clone();
@@ -106,7 +118,7 @@ impl Gateway {
             return;
         };
         for session in self.sessions_of(backend) {
-            if session.log_level.is_some_and(|wanted| level >= wanted) {
+            if level.reaches(session.log_level) {
                 session.sink.send(message.clone());
             }
         }
@@ -116,6 +128,16 @@ impl Gateway {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_backend_runs_at_its_most_verbose_session_and_messages_reach_only_those_that_asked() {
+        use LogLevel::*;
+        assert_eq!(LogLevel::for_backend([Some(Error), None, Some(Info), Some(Warning)]), Some(Info));
+        assert_eq!(LogLevel::for_backend([None, None]), None, "no session asked: the backend is left alone");
+        assert!(Info.reaches(Some(Info)) && Error.reaches(Some(Info)));
+        assert!(!Debug.reaches(Some(Info)), "below the session's level");
+        assert!(!Emergency.reaches(None), "a session that never set a level gets none");
+    }
 
     #[test]
     fn levels_order_and_parse() {
