@@ -23,9 +23,11 @@ use crate::preamble::ClientEnv;
 use crate::sink::{SessionId, SessionSink};
 use crate::workspace::WorkspaceFiles;
 
+mod commands;
+mod forward;
 mod listings;
 mod logging;
-mod operate;
+mod reaper;
 mod reload;
 mod resolve;
 mod server_requests;
@@ -153,12 +155,50 @@ impl Gateway {
                 started: Instant::now(),
             }
         });
-        tokio::spawn(resolve::reap_idle(Arc::downgrade(&gateway)));
+        tokio::spawn(reaper::run(Arc::downgrade(&gateway)));
         gateway
     }
 
     pub fn config(&self) -> Arc<Config> {
         self.config.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The config file the gateway loads (and installs into).
+    pub fn config_path(&self) -> PathBuf {
+        crate::paths::config_location(self.explicit_config.as_deref()).path
+    }
+
+    /// The server catalog: shipped, plus the user's `catalog.yaml` beside the config.
+    pub fn registry(&self) -> crate::catalog::registry::Registry {
+        let path = self.config_path();
+        crate::catalog::registry::load(&path.with_file_name("catalog.yaml"))
+    }
+
+    /// Names of servers with a running instance.
+    pub fn running_servers(&self) -> std::collections::HashSet<String> {
+        self.pool.running_all().iter().map(|b| b.server.clone()).collect()
+    }
+
+    /// A fresh, unguessable confirmation code.
+    pub fn confirmation_code(&self) -> String {
+        self.unguessable_id("confirmation", 8)
+    }
+
+    /// `len` hex digits no outsider can predict: a keyed hash (under the key
+    /// made at daemon start) of the time and a counter.
+    pub fn unguessable_id(&self, purpose: &str, len: usize) -> String {
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let count = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let nonce = format!("{:?}/{count}", std::time::SystemTime::now());
+        let mut id = String::new();
+        for part in 0u32.. {
+            if id.len() >= len {
+                break;
+            }
+            id.push_str(&self.hasher.digest([nonce.as_str(), purpose, &part.to_string()]));
+        }
+        id.truncate(len);
+        id
     }
 
     // ---- sessions ----

@@ -4,12 +4,9 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::path::Path;
 
-use serde_json::Value;
-use tracing::{info, warn};
+use tracing::warn;
 
 use super::{Gateway, SessionContext, SessionInfo};
 use crate::backend::{Backend, BackendError, Identity, Resolved, SharingKey};
@@ -103,44 +100,6 @@ impl Gateway {
         self.sources(session).lookup(name).is_some_and(|v| !v.is_empty())
     }
 
-    /// The config file the gateway loads (and installs into).
-    pub fn config_path(&self) -> PathBuf {
-        crate::paths::config_location(self.explicit_config.as_deref()).path
-    }
-
-    /// The server catalog: shipped, plus the user's `catalog.yaml` beside the config.
-    pub fn registry(&self) -> crate::catalog::registry::Registry {
-        let path = self.config_path();
-        crate::catalog::registry::load(&path.with_file_name("catalog.yaml"))
-    }
-
-    /// Names of servers with a running instance.
-    pub fn running_servers(&self) -> std::collections::HashSet<String> {
-        self.pool.running_all().iter().map(|b| b.server.clone()).collect()
-    }
-
-    /// A fresh, unguessable confirmation code.
-    pub fn confirmation_code(&self) -> String {
-        self.unguessable_id("confirmation", 8)
-    }
-
-    /// `len` hex digits no outsider can predict: a keyed hash (under the key
-    /// made at daemon start) of the time and a counter.
-    pub fn unguessable_id(&self, purpose: &str, len: usize) -> String {
-        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let count = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let nonce = format!("{:?}/{count}", std::time::SystemTime::now());
-        let mut id = String::new();
-        for part in 0u32.. {
-            if id.len() >= len {
-                break;
-            }
-            id.push_str(&self.hasher.digest([nonce.as_str(), purpose, &part.to_string()]));
-        }
-        id.truncate(len);
-        id
-    }
-
     /// The definition of one server as `servers_for` gives it, without copying
     /// the others (this runs on every routed request).
     pub fn server_for(&self, session: &SessionInfo, name: &str) -> Option<ServerConfig> {
@@ -177,7 +136,7 @@ impl Gateway {
     /// ([`Field::is_credential`]); every other field is expanded from the
     /// remaining sources, so a cloned repository cannot choose where a
     /// request (and the credentials sent with it) goes, or what runs.
-    fn resolve(
+    pub(super) fn resolve(
         &self,
         name: &str,
         def: &ServerConfig,
@@ -253,93 +212,11 @@ impl Gateway {
         Ok((Identity { server: name.to_string(), key: SharingKey(key), instance }, resolved))
     }
 
-    /// The live backend of `server` for a session, started if needed.
-    pub async fn backend(self: &Arc<Self>, server: &str, session: &SessionInfo) -> Result<Arc<Backend>, BackendError> {
-        self.backend_of(server, &self.configured(server, session)?, session).await
-    }
-
-    /// The definition of `server` this session sees.
-    fn configured(&self, server: &str, session: &SessionInfo) -> Result<ServerConfig, BackendError> {
-        self.server_for(session, server).ok_or_else(|| BackendError::Config {
-            server: server.to_string(),
-            message: "no such server is configured for this session (or it is disabled)".into(),
-        })
-    }
-
-    /// The live backend of an already looked-up definition.
-    async fn backend_of(
-        self: &Arc<Self>,
-        server: &str,
-        config: &ServerConfig,
-        session: &SessionInfo,
-    ) -> Result<Arc<Backend>, BackendError> {
-        let (identity, resolved) = self.resolve(server, config, session)?;
-        let backend = self.pool.get(&identity, config, &resolved).await?;
-        if backend.first_use() {
-            self.attach_listeners(&backend);
-        }
-        self.refresh_if_stale(&backend);
-        self.sync_log_level(&backend);
-        Ok(backend)
-    }
-
-    /// Forwards a request to `server` and returns the backend's response object.
-    /// On a `serialize: true` server it waits for its turn first. A request that
-    /// takes longer than the request timeout fails, and the backend is told it was
-    /// cancelled (dropping the request future does that).
-    pub async fn forward(
-        self: &Arc<Self>,
-        server: &str,
-        method: &str,
-        params: Value,
-        session: &SessionInfo,
-    ) -> Result<Value, BackendError> {
-        let config = self.configured(server, session)?;
-        let secs = config.request_timeout_secs.unwrap_or_else(|| self.config().request_timeout_secs);
-        let call = async {
-            let backend = self.backend_of(server, &config, session).await?;
-            let mut params = params;
-            if backend.is_modern() {
-                // Each request speaks for its own client: that client's
-                // capabilities, info and log level (as it declared them last).
-                let current = self.session(session.id);
-                let current = current.as_ref().unwrap_or(session);
-                let level = current.log_level.map(|l| l.as_str());
-                let envelope = crate::era::envelope(&current.capabilities, current.client_name.as_deref(), level);
-                crate::era::stamp(&mut params, &envelope);
-            }
-            let _turn = backend.turn().await;
-            backend.request(method, params, Some(&session.sink)).await
-        };
-        match tokio::time::timeout(Duration::from_secs(secs), call).await {
-            Ok(result) => result,
-            Err(_) => Err(BackendError::Timeout { server: server.to_string(), secs }),
-        }
-    }
-
     /// Whether this session would be served by `backend` (same resolved identity).
     pub(super) fn resolves_to(&self, session: &SessionInfo, backend: &Backend) -> bool {
         self.server_for(session, &backend.server)
             .and_then(|config| self.resolve(&backend.server, &config, session).ok())
             .is_some_and(|(identity, _)| identity == backend.identity)
-    }
-
-    /// Sessions that asked for log messages and would be served by a new backend
-    /// count as its users from the start, before they call it themselves.
-    fn attach_listeners(&self, backend: &Backend) {
-        let listening: Vec<SessionInfo> =
-            super::lock(&self.sessions).values().filter(|s| s.log_level.is_some()).cloned().collect();
-        for session in listening {
-            if self.resolves_to(&session, backend) {
-                backend.attach(session.id);
-            }
-        }
-    }
-
-    /// Whether a backend is still needed although idle: it has calls in flight,
-    /// subscribers, or requests out to clients.
-    fn busy(&self, backend: &Backend) -> bool {
-        backend.in_flight().0 > 0 || self.has_subscribers(backend) || self.has_server_requests(backend)
     }
 }
 
@@ -376,45 +253,10 @@ pub(super) fn visible_servers<'a>(
     servers
 }
 
-/// Stops backends no session has used for their idle timeout, and pings the
-/// idle ones that stay: one that does not answer is killed (and restarted on
-/// its next use).
-pub(super) async fn reap_idle(gateway: Weak<Gateway>) {
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
-    loop {
-        tick.tick().await;
-        let Some(gateway) = gateway.upgrade() else { return };
-        let default = gateway.config().idle_timeout;
-        let supervision = gateway.pool.supervision();
-        for backend in gateway.pool.running_all() {
-            if backend.ping_due(supervision.health_interval) {
-                let gateway = gateway.clone();
-                let backend = backend.clone();
-                let timeout = supervision.health_timeout;
-                tokio::spawn(async move {
-                    // The modern era has no `ping`: its cheapest question is discover.
-                    let method = if backend.is_modern() { "server/discover" } else { "ping" };
-                    let answered = tokio::time::timeout(timeout, backend.request(method, Value::Null, None)).await;
-                    if answered.is_err() {
-                        let reason = format!("did not answer a health ping within {timeout:?}; restarted");
-                        tracing::warn!(server = %backend.server, "{reason}");
-                        gateway.pool.kill_unhealthy(&backend, reason).await;
-                    }
-                });
-            }
-            let limit = backend.config.idle_timeout.unwrap_or(default);
-            if backend.idle_for() >= limit && !gateway.busy(&backend) {
-                info!(server = %backend.server, key = %backend.key.0, idle = ?backend.idle_for(), "stopping an idle backend");
-                let grace = Duration::from_secs(gateway.config().shutdown_grace_secs);
-                gateway.pool.stop(&backend.identity, grace).await;
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
+    use std::sync::Arc;
 
     use super::*;
 

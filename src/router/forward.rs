@@ -1,0 +1,91 @@
+//! From a session's call to its backend: the live instance (started on first
+//! use, with the sessions that listen for its log messages attached), the
+//! modern envelope for a modern server, the `serialize: true` turn, and the
+//! request timeout.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::{Gateway, SessionInfo};
+use crate::backend::{Backend, BackendError};
+use crate::config::ServerConfig;
+
+impl Gateway {
+    /// The live backend of `server` for a session, started if needed.
+    pub async fn backend(self: &Arc<Self>, server: &str, session: &SessionInfo) -> Result<Arc<Backend>, BackendError> {
+        self.backend_of(server, &self.configured(server, session)?, session).await
+    }
+
+    /// The definition of `server` this session sees.
+    fn configured(&self, server: &str, session: &SessionInfo) -> Result<ServerConfig, BackendError> {
+        self.server_for(session, server).ok_or_else(|| BackendError::Config {
+            server: server.to_string(),
+            message: "no such server is configured for this session (or it is disabled)".into(),
+        })
+    }
+
+    /// The live backend of an already looked-up definition.
+    async fn backend_of(
+        self: &Arc<Self>,
+        server: &str,
+        config: &ServerConfig,
+        session: &SessionInfo,
+    ) -> Result<Arc<Backend>, BackendError> {
+        let (identity, resolved) = self.resolve(server, config, session)?;
+        let backend = self.pool.get(&identity, config, &resolved).await?;
+        if backend.first_use() {
+            self.attach_listeners(&backend);
+        }
+        self.refresh_if_stale(&backend);
+        self.sync_log_level(&backend);
+        Ok(backend)
+    }
+
+    /// Forwards a request to `server` and returns the backend's response object.
+    /// On a `serialize: true` server it waits for its turn first. A request that
+    /// takes longer than the request timeout fails, and the backend is told it was
+    /// cancelled (dropping the request future does that).
+    pub async fn forward(
+        self: &Arc<Self>,
+        server: &str,
+        method: &str,
+        params: Value,
+        session: &SessionInfo,
+    ) -> Result<Value, BackendError> {
+        let config = self.configured(server, session)?;
+        let secs = config.request_timeout_secs.unwrap_or_else(|| self.config().request_timeout_secs);
+        let call = async {
+            let backend = self.backend_of(server, &config, session).await?;
+            let mut params = params;
+            if backend.is_modern() {
+                // Each request speaks for its own client: that client's
+                // capabilities, info and log level (as it declared them last).
+                let current = self.session(session.id);
+                let current = current.as_ref().unwrap_or(session);
+                let level = current.log_level.map(|l| l.as_str());
+                let envelope = crate::era::envelope(&current.capabilities, current.client_name.as_deref(), level);
+                crate::era::stamp(&mut params, &envelope);
+            }
+            let _turn = backend.turn().await;
+            backend.request(method, params, Some(&session.sink)).await
+        };
+        match tokio::time::timeout(Duration::from_secs(secs), call).await {
+            Ok(result) => result,
+            Err(_) => Err(BackendError::Timeout { server: server.to_string(), secs }),
+        }
+    }
+
+    /// Sessions that asked for log messages and would be served by a new backend
+    /// count as its users from the start, before they call it themselves.
+    fn attach_listeners(&self, backend: &Backend) {
+        let listening: Vec<SessionInfo> =
+            super::lock(&self.sessions).values().filter(|s| s.log_level.is_some()).cloned().collect();
+        for session in listening {
+            if self.resolves_to(&session, backend) {
+                backend.attach(session.id);
+            }
+        }
+    }
+}
