@@ -4,7 +4,7 @@
 //! MCP server. The shim relays to the per-user daemon ([`daemon`]) over a Unix
 //! socket; the daemon serves each connection as an MCP server ([`session`]) and
 //! multiplexes every session over one backend process per server and sharing key
-//! ([`backend`], [`router`]).
+//! ([`backend`], [`gateway`]).
 //!
 //! The routing core works on raw `serde_json::Value`s so that fields this crate does
 //! not know about pass through unchanged.
@@ -19,7 +19,8 @@ pub mod credentials;
 pub mod daemon;
 pub mod era;
 pub mod framing;
-pub mod http;
+pub mod front_door;
+pub mod gateway;
 pub mod install;
 pub mod jsonrpc;
 pub mod launchd;
@@ -29,7 +30,6 @@ pub mod paths;
 pub mod preamble;
 pub mod procinfo;
 pub mod redact;
-pub mod router;
 pub mod session;
 pub mod shim;
 pub mod sink;

@@ -1,8 +1,8 @@
 //! A session's outbound queue: where everything for one client goes on its
 //! way to that client's connection writer, whoever produced it (a backend's
-//! reader, the router, the session itself).
+//! reader, the gateway, the session itself).
 //!
-//! It sits below everything that sends to a session (backends, the router,
+//! It sits below everything that sends to a session (backends, the gateway,
 //! sessions, the HTTP front door), so none of them has to reach into another
 //! for it.
 

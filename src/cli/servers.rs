@@ -307,7 +307,7 @@ fn probe(config_path: &Path, config: Config, name: &str) -> anyhow::Result<Vec<S
     let cache_dir = tempfile_dir()?;
     let result = runtime.block_on(async {
         let cache = crate::catalog::ListingCache::load(&cache_dir.join("catalog.json"));
-        let gateway = crate::router::Gateway::new(config, config_path, Some(config_path.to_path_buf()), cache);
+        let gateway = crate::gateway::Gateway::new(config, config_path, Some(config_path.to_path_buf()), cache);
         let result = list_tools(&gateway, name).await;
         gateway.shutdown_backends().await;
         result
@@ -319,13 +319,13 @@ fn probe(config_path: &Path, config: Config, name: &str) -> anyhow::Result<Vec<S
     Ok(tools)
 }
 
-async fn list_tools(gateway: &Arc<crate::router::Gateway>, name: &str) -> anyhow::Result<Vec<String>> {
+async fn list_tools(gateway: &Arc<crate::gateway::Gateway>, name: &str) -> anyhow::Result<Vec<String>> {
     let cwd = std::env::current_dir().ok();
     let context = gateway.session_context(cwd.as_deref(), None).map_err(anyhow::Error::msg)?;
     let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
     let sink = crate::sink::SessionSink::new(gateway.next_session_id(), tx);
     let env = crate::preamble::ClientEnv(Arc::new(std::env::vars().collect()));
-    let mut session = crate::router::SessionInfo::new(sink, context, None, env);
+    let mut session = crate::gateway::SessionInfo::new(sink, context, None, env);
     session.client_name = Some("mcp-gateway servers add --test".into());
     let backend = gateway.backend(name, &session).await?;
     let answer = backend.request("tools/list", json!({}), None).await?;

@@ -14,8 +14,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use crate::framing::{Frame, LineCodec};
+use crate::gateway::Gateway;
 use crate::preamble::{self, PreambleReply};
-use crate::router::Gateway;
 
 /// The largest preamble accepted: it carries the client's whole environment,
 /// so it has its own limit, not the (possibly small) message limit.

@@ -8,8 +8,8 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
+use crate::gateway::Gateway;
 use crate::preamble::PreambleReply;
-use crate::router::Gateway;
 
 /// Serves one control command on the daemon side.
 pub async fn handle<W: AsyncWrite + Unpin>(

@@ -21,9 +21,9 @@ use tracing::{error, info, warn};
 
 use crate::catalog::ListingCache;
 use crate::config::{Config, ConfigError};
+use crate::gateway::Gateway;
 use crate::paths;
 use crate::preamble::PreambleReply;
-use crate::router::Gateway;
 use crate::watch::{Change, Watcher};
 
 /// How long a new daemon waits for the socket lock held by one that is exiting.
@@ -191,7 +191,7 @@ async fn start(
     let gateway = Gateway::new(config, &location.path, explicit.map(Path::to_path_buf), cache);
     watch_files(&gateway, location.path.parent().unwrap_or(Path::new(".")));
     if let Some(http) = &gateway.config().http {
-        crate::http::serve(gateway.clone(), shutdown.clone())
+        crate::front_door::serve(gateway.clone(), shutdown.clone())
             .await
             .map_err(|source| DaemonError::Http { listen: http.listen.clone(), source })?;
     }

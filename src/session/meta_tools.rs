@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::catalog::{Catalog, ServerListing, search};
+use crate::gateway::{Gateway, SessionInfo};
 use crate::install::{self, Change, Target};
-use crate::router::{Gateway, SessionInfo};
 
 /// The meta-tools, as `tools/list` shows them.
 pub fn definitions() -> Vec<Value> {

@@ -11,7 +11,7 @@
 //! [`modern`] holds what the modern era adds.
 
 mod meta_tools;
-mod modern;
+mod modern_client;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -31,11 +31,11 @@ use crate::backend::BackendError;
 use crate::catalog::Catalog;
 use crate::config::ToolsMode;
 use crate::framing::{Frame, LineCodec};
+use crate::gateway::{Gateway, LogLevel, SessionContext, SessionInfo};
 use crate::jsonrpc::{self, Kind};
 use crate::preamble::{ClientEnv, Preamble};
-use crate::router::{Gateway, LogLevel, SessionContext, SessionInfo};
 use crate::sink::{Outbound, SessionSink};
-use modern::{Era, ModernFront};
+use modern_client::{Era, ModernFront};
 
 /// Protocol versions the front side speaks, newest first.
 pub const SUPPORTED_PROTOCOL_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
@@ -413,7 +413,7 @@ impl Session {
         let method = jsonrpc::method(&message);
         debug!(method, %id, "request");
         let era = *self.modern.era.get_or_init(|| {
-            if modern::opens_modern(method, jsonrpc::params(&message)) { Era::Modern } else { Era::Handshake }
+            if modern_client::opens_modern(method, jsonrpc::params(&message)) { Era::Modern } else { Era::Handshake }
         });
         match era {
             Era::Handshake => self.on_handshake_request(id, message).await,
@@ -663,7 +663,7 @@ impl Session {
     /// A modern server's answer to a handshake-era client is translated: its
     /// `input_required` rounds run here, its modern-only fields go.
     async fn forward(&self, id: Value, server: &str, method: &str, params: Value) -> Value {
-        let rounds = !self.modern.is_modern() && modern::may_need_input(method);
+        let rounds = !self.modern.is_modern() && modern_client::may_need_input(method);
         let retry = if rounds { params.clone() } else { Value::Null };
         let mut answer = self.gateway.forward(server, method, params, &self.info).await;
         if rounds && let Ok(response) = answer {

@@ -153,7 +153,7 @@ fn top_level_modules_import_one_way() {
 
 #[test]
 fn grouped_and_nested_imports_are_read() {
-    let text = "use crate::{config::{A, B}, backend};\nlet x = crate::router::Gateway::new();";
+    let text = "use crate::{config::{A, B}, backend};\nlet x = crate::gateway::Gateway::new();";
     let names: Vec<String> = crate_references(text).into_iter().collect();
     assert_eq!(names, ["backend", "config", "router"]);
 }

@@ -1,6 +1,6 @@
 //! The gateway as a whole: config, backends, listings, the catalog and the sessions.
 //!
-//! Sessions ask the router for "the backend of server S for me"; the router decides
+//! Sessions ask the gateway for "the backend of server S for me"; it decides
 //! the sharing key, asks the pool, and keeps the aggregated catalog current when
 //! backends report that their lists changed.
 
@@ -38,7 +38,7 @@ mod tasks;
 pub use logging::LogLevel;
 pub(crate) use server_requests::{missing_capability, required_capabilities};
 
-/// What the router knows about a connected session.
+/// What the gateway knows about a connected session.
 #[derive(Debug, Clone)]
 pub struct SessionInfo {
     pub id: SessionId,

@@ -27,9 +27,9 @@ use crate::era::{
     CAPABILITIES_KEY, CLIENT_INFO_KEY, LOG_LEVEL_KEY, MODERN_VERSIONS, SERVER_INFO_KEY, SUBSCRIPTION_ID_KEY,
     UNSUPPORTED_VERSION, VERSION_KEY, strip_envelope,
 };
+use crate::gateway::LogLevel;
 use crate::jsonrpc::{self, Kind};
 use crate::lock;
-use crate::router::LogLevel;
 
 /// How long a parked call waits for the client's retry.
 const PARK_TIMEOUT: Duration = Duration::from_secs(600);
@@ -470,7 +470,7 @@ impl Session {
         let capabilities = self.gateway.session(self.info.id).map(|s| s.capabilities).unwrap_or_default();
         let missing = requests
             .iter()
-            .find_map(|r| crate::router::missing_capability(&capabilities, jsonrpc::method(r), jsonrpc::params(r)))?;
+            .find_map(|r| crate::gateway::missing_capability(&capabilities, jsonrpc::method(r), jsonrpc::params(r)))?;
         for request in requests {
             let asked = request.get("id").cloned().unwrap_or(Value::Null);
             let refusal = jsonrpc::error(
@@ -485,7 +485,7 @@ impl Session {
             crate::era::MISSING_CAPABILITY,
             format!("this call needs the client capability {missing}, which the request's envelope does not declare"),
         );
-        error["error"]["data"] = json!({ "requiredCapabilities": crate::router::required_capabilities(&missing) });
+        error["error"]["data"] = json!({ "requiredCapabilities": crate::gateway::required_capabilities(&missing) });
         Some(error)
     }
 }

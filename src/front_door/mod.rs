@@ -18,8 +18,8 @@
 
 mod cors;
 mod credentials;
-mod modern;
-mod session;
+mod sessionless;
+mod streams;
 
 use crate::lock;
 use std::collections::HashMap;
@@ -45,11 +45,11 @@ use tracing::{debug, info, warn};
 
 use crate::config::HttpConfig;
 use crate::framing::LineCodec;
+use crate::gateway::Gateway;
 use crate::jsonrpc::{self, Kind};
 use crate::preamble::{PREAMBLE_VERSION, Preamble};
-use crate::router::Gateway;
 use credentials::{Authenticator, CredentialId};
-use session::{HttpSession, Outgoing, RequestStream};
+use streams::{HttpSession, Outgoing, RequestStream};
 
 const SESSION_HEADER: &str = "mcp-session-id";
 const VERSION_HEADER: &str = "mcp-protocol-version";
@@ -391,8 +391,8 @@ async fn post(State(front): State<Arc<FrontDoor>>, request: Request) -> Response
         let error = jsonrpc::error(Value::Null, jsonrpc::INVALID_REQUEST, "batches are not supported over HTTP");
         return json_response(StatusCode::BAD_REQUEST, &error);
     }
-    if modern::is_modern(&parts.headers) {
-        return modern::post(&front, &caller, &parts.headers, message).await;
+    if sessionless::is_modern(&parts.headers) {
+        return sessionless::post(&front, &caller, &parts.headers, message).await;
     }
     if let Some(version) = parts.headers.get(VERSION_HEADER).and_then(|v| v.to_str().ok())
         && !crate::session::SUPPORTED_PROTOCOL_VERSIONS.contains(&version)
@@ -490,9 +490,9 @@ fn request_events(
     rx: mpsc::Receiver<Outgoing>,
     session: Arc<HttpSession>,
     stream: Arc<RequestStream>,
-    restore: Option<modern::Restore>,
+    restore: Option<sessionless::Restore>,
 ) -> impl tokio_stream::Stream<Item = Result<Event, Infallible>> {
-    let cancel = restore.as_ref().map(modern::Restore::wire_id);
+    let cancel = restore.as_ref().map(sessionless::Restore::wire_id);
     let mut guard = DetachOnDrop { session, stream, answer_sent: false, cancel };
     let mut finished = false;
     ReceiverStream::new(rx)

@@ -16,7 +16,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
-use super::session::HttpSession;
+use super::streams::HttpSession;
 use super::{CWD_HEADER, Caller, FrontDoor, OpenError, json_response, plain};
 use crate::era::{SUBSCRIPTION_ID_KEY, VERSION_KEY};
 use crate::jsonrpc::{self, Kind};

@@ -19,8 +19,8 @@ use tracing::warn;
 
 use crate::config::{HttpAuth, TokenEntry};
 use crate::credentials::Hasher;
+use crate::gateway::Gateway;
 use crate::lock;
-use crate::router::Gateway;
 
 /// Which configured credential authenticated a request. Two are equal when
 /// their digests are; the label only names the credential in logs (its place
