@@ -2,41 +2,97 @@
 //!
 //! Clients launch the stdio shim (`mcp-gateway-connect`, [`shim`]) instead of each
 //! MCP server. The shim relays to the per-user daemon ([`daemon`]) over a Unix
-//! socket; the daemon serves each connection as an MCP server ([`session`]) and
+//! socket; the daemon serves each connection as an MCP server (`session`) and
 //! multiplexes every session over one backend process per server and sharing key
-//! ([`backend`], [`gateway`]).
+//! ([`backend`], `gateway`).
 //!
 //! The routing core works on raw `serde_json::Value`s so that fields this crate does
 //! not know about pass through unchanged.
+//!
+//! # Layout
+//!
+//! Modules by floor: each uses only modules on floors below its own, so the
+//! request path reads one way, top to bottom. `tests/it/structure.rs` reads
+//! this list and fails when an import points sideways or up, or a module is
+//! missing from it.
+//!
+//! Floor 8, the command line:
+//! - [`cli`]: `mcp-gateway`'s clap types and subcommands (`status`, `doctor`, `servers`, `setup`, …).
+//!
+//! Floor 7, the daemon:
+//! - [`daemon`]: lock, bind, accept, peer check, signals, sd_notify, idle exit; reads each
+//!   connection's preamble and hands it to a control command or a session.
+//!
+//! Floor 6, the HTTP front door:
+//! - `front_door`: Streamable HTTP at `/mcp`: auth, Origin/Host, `Mcp-Session-Id`, stream sorting.
+//!
+//! Floor 5, what faces a client:
+//! - `session`: one client connection served as an MCP server (the method table, meta-tools, the modern client).
+//! - `clients`: other clients' config files, for `import` and `setup`.
+//!
+//! Floor 4:
+//! - `gateway`: the [`Gateway`](gateway::Gateway): config in force, sessions, the pool, listings, and
+//!   one file per routing rule (subscriptions, server requests, tasks, log levels).
+//! - `install`: adding and removing servers in a config file without disturbing it.
+//! - [`shim`]: `mcp-gateway-connect`: autostart, version check, preamble, relay, reconnect.
+//!
+//! Floor 3:
+//! - [`backend`]: one backend instance, its transports (stdio, HTTP, Docker), the pool and supervision.
+//! - `catalog`: the aggregated tools, prompts and resources under gateway names; the listing cache.
+//! - `control`: the command line's side of control connections.
+//! - `watch`: the file watcher (config directory, workspace roots); says what changed.
+//! - `workspace`: a session's project root, and what its workspace file may add.
+//!
+//! Floor 2:
+//! - [`config`]: the config file's schema, parsing, `${VAR}` expansion, tool filters.
+//! - [`credentials`]: `.env` files, credential sources and the keyed hash.
+//! - [`sink`]: a session's outbound queue, bounded in messages and bytes.
+//! - `trusted_socket`: connecting only to a socket this user's daemon can own.
+//!
+//! Floor 1, no crate module below:
+//! - `era`: the two protocol eras: the modern envelope, versions, era-specific codes.
+//! - [`framing`]: newline-delimited JSON with a size limit that keeps the stream.
+//! - `jsonrpc`: JSON-RPC 2.0 on raw values: kinds, builders, error codes, the ids the gateway mints.
+//! - `launchd`: macOS socket activation and the LaunchAgent plist.
+//! - `logging`: where the daemon's own log goes.
+//! - `memory`: giving memory back once idle.
+//! - `paths`: where the home, config and socket live.
+//! - [`preamble`]: the first line of every connection to the daemon.
+//! - `procinfo`: what /proc says about a backend's processes.
+//! - `redact`: URLs without their secrets.
+//! - `startup`: the autostart handshake between a shim and the daemon it started.
+//!
+//! Only what the binaries, the integration tests and the fuzz targets use is
+//! public; the rest is private so the compiler reports dead code.
 
 pub mod backend;
-pub mod catalog;
+mod catalog;
 pub mod cli;
-pub mod clients;
+mod clients;
 pub mod config;
-pub mod control;
+mod control;
 pub mod credentials;
 pub mod daemon;
-pub mod era;
+mod era;
 pub mod framing;
-pub mod front_door;
-pub mod gateway;
-pub mod install;
-pub mod jsonrpc;
-pub mod launchd;
-pub mod logging;
-pub mod memory;
-pub mod paths;
+mod front_door;
+mod gateway;
+mod install;
+mod jsonrpc;
+mod launchd;
+mod logging;
+mod memory;
+mod paths;
 pub mod preamble;
-pub mod procinfo;
-pub mod redact;
-pub mod session;
+mod procinfo;
+mod redact;
+mod session;
 pub mod shim;
 pub mod sink;
-pub mod startup;
-pub mod trusted_socket;
-pub mod watch;
-pub mod workspace;
+mod startup;
+mod trusted_socket;
+mod watch;
+mod workspace;
 
 /// Locks a mutex, recovering it if a panic poisoned it: the daemon's maps stay
 /// usable, which matters more than the poison flag in a long-lived service.
