@@ -6,6 +6,7 @@
 
 use serde_json::{Map, Value, json};
 
+// Error codes, each defined here once: JSON-RPC's own, then MCP's.
 pub const PARSE_ERROR: i64 = -32700;
 pub const INVALID_REQUEST: i64 = -32600;
 pub const METHOD_NOT_FOUND: i64 = -32601;
@@ -13,6 +14,10 @@ pub const INVALID_PARAMS: i64 = -32602;
 pub const INTERNAL_ERROR: i64 = -32603;
 /// MCP: a `resources/read` for a URI no server has.
 pub const RESOURCE_NOT_FOUND: i64 = -32002;
+/// A request that timed out (as the MCP SDKs use it).
+pub const REQUEST_TIMEOUT: i64 = -32001;
+/// MCP 2026-07-28: the `MCP-Protocol-Version` header and the envelope disagree.
+pub const HEADER_MISMATCH: i64 = -32020;
 
 /// What a decoded JSON value is, by the JSON-RPC rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

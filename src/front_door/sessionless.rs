@@ -22,9 +22,6 @@ use crate::era::{SUBSCRIPTION_ID_KEY, VERSION_KEY};
 use crate::jsonrpc::{self, Kind};
 use crate::lock;
 
-/// -32020: the `MCP-Protocol-Version` header and the envelope disagree.
-const HEADER_MISMATCH: i64 = -32020;
-
 /// Whether a request's `MCP-Protocol-Version` names the modern era.
 pub(super) fn is_modern(headers: &HeaderMap) -> bool {
     headers
@@ -87,7 +84,7 @@ pub(super) async fn post(front: &Arc<FrontDoor>, caller: &Caller, headers: &Head
     if version != header {
         let error = jsonrpc::error(
             id,
-            HEADER_MISMATCH,
+            jsonrpc::HEADER_MISMATCH,
             format!("the MCP-Protocol-Version header ({header}) and the envelope ({version}) disagree"),
         );
         return json_response(StatusCode::BAD_REQUEST, &error);

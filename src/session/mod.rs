@@ -771,13 +771,10 @@ fn unavailable_note(catalog: &Catalog) -> String {
     format!(" (servers that could not be listed: {})", servers.join("; "))
 }
 
-/// The JSON-RPC code for a timed-out request (as the MCP SDKs use it).
-const REQUEST_TIMEOUT: i64 = -32001;
-
 fn backend_error(id: Value, server: &str, error: &BackendError) -> Value {
     warn!(server, error = %error, "request failed");
     let code = match error {
-        BackendError::Timeout { .. } => REQUEST_TIMEOUT,
+        BackendError::Timeout { .. } => jsonrpc::REQUEST_TIMEOUT,
         _ => jsonrpc::INTERNAL_ERROR,
     };
     jsonrpc::error_with_data(id, code, error.to_string(), json!({ "server": server }))
