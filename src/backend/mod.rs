@@ -1,8 +1,10 @@
 //! Backend MCP servers: the pool that spawns them lazily, once per sharing key,
 //! and the connection every session's requests are multiplexed over.
 
+mod dispatch;
 pub mod docker;
 pub mod guard;
+mod handshake;
 pub mod http;
 pub mod pending;
 mod pool;

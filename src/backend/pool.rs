@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::stdio::EraPlan;
+use super::handshake::EraPlan;
 use super::supervisor::{Health, Run};
 use super::{Backend, BackendError, BackendHandler, Identity, Resolved, lock, stdio};
 use crate::config::Supervision;

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::{mpsc, watch};
@@ -20,12 +20,12 @@ use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, warn};
 
+use super::dispatch::dispatch;
+use super::handshake::{EraPlan, initialize};
 use super::stderr::StderrRing;
-use super::{BACKEND_PROTOCOL_VERSION, Backend, BackendError, BackendHandler, Identity, Resolved, stderr_suffix};
+use super::{Backend, BackendError, BackendHandler, Identity, Resolved};
 use crate::config::ServerConfig;
 use crate::framing::{Frame, LineCodec};
-use crate::jsonrpc::{self, Kind};
-use crate::sink::SessionId;
 
 /// Variables of the daemon's own environment that must not leak into backends.
 const PRIVATE_ENV: &[&str] = &[
@@ -49,15 +49,6 @@ pub struct SpawnOptions<'a> {
     pub handler: Arc<dyn BackendHandler>,
     /// Which era to speak, or whether to ask.
     pub era: EraPlan,
-}
-
-/// How a new instance's era is settled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EraPlan {
-    /// Ask with `server/discover`, fall back to `initialize`.
-    Probe,
-    Handshake,
-    Modern,
 }
 
 /// Kills a starting backend's process group (and stops its container) when
@@ -218,79 +209,6 @@ pub async fn spawn(options: SpawnOptions<'_>) -> Result<(Arc<Backend>, ProcessHa
     }
 }
 
-/// Settles the era and completes the start: `server/discover` for a modern
-/// server (the answer, seen as an `initialize` result), else `initialize`.
-pub(crate) async fn initialize(backend: &Backend, timeout: Duration, era: EraPlan) -> Result<Value, BackendError> {
-    if era != EraPlan::Handshake {
-        let started = std::time::Instant::now();
-        match discover(backend, timeout).await? {
-            Some(result) => {
-                backend.set_modern();
-                return Ok(result);
-            }
-            None if era == EraPlan::Modern => {
-                return Err(BackendError::Initialize {
-                    server: backend.server.clone(),
-                    message: "configured `protocol: modern`, but it does not answer server/discover".into(),
-                });
-            }
-            None => debug!(elapsed = ?started.elapsed(), "the server is of the handshake era"),
-        }
-        return handshake(backend, timeout.saturating_sub(started.elapsed())).await;
-    }
-    handshake(backend, timeout).await
-}
-
-/// Asks `server/discover`; `Some` with the answer seen as an `initialize` result
-/// when the server speaks a modern version, `None` when it answers anything
-/// else (an error, or only handshake versions).
-async fn discover(backend: &Backend, timeout: Duration) -> Result<Option<Value>, BackendError> {
-    let mut params = json!({});
-    crate::era::stamp(&mut params, &crate::era::gateway_envelope());
-    let response = startup_request(backend, "server/discover", params, timeout).await?;
-    Ok(response.get("result").and_then(crate::era::initialize_from_discover))
-}
-
-/// A request of the start-up, which must be answered within `timeout`.
-async fn startup_request(
-    backend: &Backend,
-    method: &str,
-    params: Value,
-    timeout: Duration,
-) -> Result<Value, BackendError> {
-    match tokio::time::timeout(timeout, backend.request(method, params, None)).await {
-        Ok(response) => response,
-        Err(_) => Err(BackendError::StartupTimeout {
-            server: backend.server.clone(),
-            secs: timeout.as_secs(),
-            stderr: stderr_suffix(&backend.stderr_tail(5)),
-        }),
-    }
-}
-
-async fn handshake(backend: &Backend, timeout: Duration) -> Result<Value, BackendError> {
-    // Sampling and elicitation are relayed to the client that caused them. Roots
-    // only for a per-workspace instance, whose sessions share one root; other
-    // shared backends must not be steered by one terminal's roots (DESIGN.md).
-    let mut capabilities = json!({"sampling": {}, "elicitation": {"form": {}, "url": {}}});
-    if backend.key.workspace_root().is_some() {
-        capabilities["roots"] = json!({});
-    }
-    let params = json!({
-        "protocolVersion": BACKEND_PROTOCOL_VERSION,
-        "capabilities": capabilities,
-        "clientInfo": {"name": "mcp-gateway", "version": crate::VERSION},
-    });
-    let response = startup_request(backend, "initialize", params, timeout).await?;
-    if let Some(error) = response.get("error") {
-        return Err(BackendError::Initialize {
-            server: backend.server.clone(),
-            message: error.get("message").and_then(Value::as_str).unwrap_or("unknown error").to_string(),
-        });
-    }
-    Ok(response.get("result").cloned().unwrap_or(Value::Null))
-}
-
 async fn write_stdin(mut stdin: ChildStdin, mut lines: mpsc::UnboundedReceiver<Vec<u8>>, stop: CancellationToken) {
     loop {
         let line = tokio::select! {
@@ -355,41 +273,6 @@ async fn read_stdout(
             Ok(message) => dispatch(&backend, handler.as_ref(), message, None),
             Err(e) => warn!(error = %e, "dropped a line from the backend that is not JSON"),
         }
-    }
-}
-
-/// Routes one message from the backend. `origin`: the session whose request
-/// opened the stream it came on (HTTP backends), when known.
-pub fn dispatch(backend: &Arc<Backend>, handler: &dyn BackendHandler, message: Value, origin: Option<SessionId>) {
-    match jsonrpc::kind(&message) {
-        Kind::Response
-            if message.get("id").and_then(Value::as_str).is_some_and(|id| id.starts_with(super::LISTEN_PREFIX)) =>
-        {
-            let error = message.get("error").map(ToString::to_string).unwrap_or_default();
-            debug!(error, "the server ended the gateway's listen stream (list changes will not be heard)");
-        }
-        Kind::Response => {
-            if !backend.pending.complete(message) {
-                debug!("dropped a response to an unknown or cancelled request id");
-            }
-        }
-        Kind::Request if jsonrpc::method(&message) == "ping" => {
-            let id = message.get("id").cloned().unwrap_or(Value::Null);
-            backend.send(&jsonrpc::result(id, json!({})));
-        }
-        Kind::Request => handler.on_request(backend, message, origin),
-        Kind::Notification if jsonrpc::method(&message) == "notifications/progress" => {
-            let mut message = message;
-            if let Some(params) = message.get_mut("params")
-                && let Some(sink) = backend.pending.route_progress(params)
-            {
-                sink.send(message);
-            } else {
-                debug!("dropped progress for a request that is no longer in flight");
-            }
-        }
-        Kind::Notification => handler.on_notification(backend, message),
-        Kind::Invalid => warn!("dropped an invalid JSON-RPC message from the backend"),
     }
 }
 

@@ -16,7 +16,7 @@ use serde_json::Value;
 use tracing::{Instrument, debug, info, warn};
 
 use super::{Transport, fail, snippet};
-use crate::backend::stdio::dispatch;
+use crate::backend::dispatch::dispatch;
 use crate::backend::{Backend, BackendHandler};
 use crate::lock;
 use crate::redact::{RedactedUrl, http_error};

@@ -27,7 +27,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, warn};
 
-use super::stdio::{EraPlan, dispatch};
+use super::dispatch::dispatch;
+use super::handshake::{self, EraPlan};
 use super::{Backend, BackendError, BackendHandler, Identity, Resolved};
 use crate::config::ServerConfig;
 use crate::jsonrpc::{self, Kind};
@@ -351,15 +352,12 @@ async fn settle(
             }
             _ if era == EraPlan::Modern => {
                 handle.stop().await;
-                return Err(BackendError::Initialize {
-                    server: server.to_string(),
-                    message: "configured `protocol: modern`, but it does not answer server/discover".into(),
-                });
+                return Err(handshake::not_modern(server));
             }
             _ => {}
         }
     }
-    match super::stdio::initialize(backend, startup_timeout, EraPlan::Handshake).await {
+    match handshake::handshake(backend, startup_timeout).await {
         Ok(result) => {
             if let Some(version) = result.get("protocolVersion").and_then(Value::as_str) {
                 lock(&handle.transport.conversation).protocol_version = Some(version.to_string());

@@ -15,7 +15,7 @@ use serde_json::Value;
 use tracing::{Instrument, debug};
 
 use super::{Transport, fail, snippet};
-use crate::backend::stdio::dispatch;
+use crate::backend::dispatch::dispatch;
 use crate::backend::{Backend, BackendHandler};
 use crate::era::MODERN_VERSIONS;
 use crate::jsonrpc::{self, Kind};
