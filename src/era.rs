@@ -4,6 +4,25 @@
 
 use serde_json::{Value, json};
 
+/// Which era a peer speaks, once that is known.
+///
+/// The one runtime answer to the question for a backend (`Backend::era`),
+/// which the pool also remembers per definition: the user's `protocol:`
+/// setting (`config::Protocol`) says how to find it out, the start-up plan
+/// (`backend::handshake::EraPlan`) whether to ask, and this is what was found.
+/// An enum rather than a `modern: bool` so that a third era is a compile
+/// error everywhere the era matters, not a silent `false`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Era {
+    /// `initialize` first, then requests without an envelope. What every
+    /// server is until it is found to be modern: the start-up requests
+    /// themselves go out without an envelope (`server/discover` carries its own).
+    #[default]
+    Handshake,
+    /// No handshake; an envelope in `params._meta` on every request.
+    Modern,
+}
+
 /// Protocol versions of the modern era, newest first.
 pub const MODERN_VERSIONS: &[&str] = &["2026-07-28"];
 pub const VERSION_KEY: &str = "io.modelcontextprotocol/protocolVersion";

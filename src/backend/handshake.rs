@@ -15,14 +15,46 @@ use serde_json::{Value, json};
 use tracing::debug;
 
 use super::{BACKEND_PROTOCOL_VERSION, Backend, BackendError, stderr_suffix};
+use crate::config::Protocol;
+use crate::era::Era;
 
-/// How a new instance's era is settled.
+/// How a new instance's era is settled: whether to ask at all.
+///
+/// Derived at each start from the two things that decide it, the user's
+/// `protocol:` setting and what an earlier start of the same definition
+/// found, so neither has to be consulted anywhere else. What the start finds
+/// goes onto the instance as an [`Era`]; the plan is not kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EraPlan {
     /// Ask with `server/discover`, fall back to `initialize`.
     Probe,
-    Handshake,
-    Modern,
+    /// Speak this era without asking. A known modern server that does not
+    /// answer `server/discover` fails to start rather than falling back, as
+    /// `protocol: modern` promises (a remembered one likewise: the definition
+    /// has not changed, so neither should the server).
+    Known(Era),
+}
+
+impl EraPlan {
+    /// The plan for a start under `protocol`, given the era an earlier start of
+    /// the same definition found (only `auto` asks, and only once).
+    pub fn new(protocol: Protocol, remembered: Option<Era>) -> EraPlan {
+        match protocol {
+            Protocol::Handshake => EraPlan::Known(Era::Handshake),
+            Protocol::Modern => EraPlan::Known(Era::Modern),
+            Protocol::Auto => remembered.map_or(EraPlan::Probe, EraPlan::Known),
+        }
+    }
+
+    /// Whether the start begins with `server/discover`.
+    pub(super) fn asks(self) -> bool {
+        self != EraPlan::Known(Era::Handshake)
+    }
+
+    /// Whether a server that does not answer `server/discover` fails to start.
+    pub(super) fn requires_modern(self) -> bool {
+        self == EraPlan::Known(Era::Modern)
+    }
 }
 
 /// The error of a server that must be modern but does not answer
@@ -37,19 +69,20 @@ pub(super) fn not_modern(server: &str) -> BackendError {
 /// Settles the era and completes the start: `server/discover` for a modern
 /// server (the answer, seen as an `initialize` result), else `initialize`.
 pub(super) async fn initialize(backend: &Backend, timeout: Duration, era: EraPlan) -> Result<Value, BackendError> {
-    if era != EraPlan::Handshake {
+    if era.asks() {
         let started = std::time::Instant::now();
         match discover(backend, timeout).await? {
             Some(result) => {
-                backend.set_modern();
+                backend.settle_era(Era::Modern);
                 return Ok(result);
             }
-            None if era == EraPlan::Modern => return Err(not_modern(&backend.server)),
+            None if era.requires_modern() => return Err(not_modern(&backend.server)),
             None => debug!(elapsed = ?started.elapsed(), "the server is of the handshake era"),
         }
-        return handshake(backend, timeout.saturating_sub(started.elapsed())).await;
+        let remaining = timeout.saturating_sub(started.elapsed());
+        return handshake(backend, remaining).await.inspect(|_| backend.settle_era(Era::Handshake));
     }
-    handshake(backend, timeout).await
+    handshake(backend, timeout).await.inspect(|_| backend.settle_era(Era::Handshake))
 }
 
 /// Asks `server/discover`; `Some` with the answer seen as an `initialize` result
@@ -102,4 +135,22 @@ pub(super) async fn handshake(backend: &Backend, timeout: Duration) -> Result<Va
         });
     }
     Ok(response.get("result").cloned().unwrap_or(Value::Null))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_auto_asks_and_only_until_an_era_is_remembered() {
+        for remembered in [None, Some(Era::Handshake), Some(Era::Modern)] {
+            assert_eq!(EraPlan::new(Protocol::Handshake, remembered), EraPlan::Known(Era::Handshake));
+            assert_eq!(EraPlan::new(Protocol::Modern, remembered), EraPlan::Known(Era::Modern));
+        }
+        assert_eq!(EraPlan::new(Protocol::Auto, None), EraPlan::Probe);
+        assert_eq!(EraPlan::new(Protocol::Auto, Some(Era::Modern)), EraPlan::Known(Era::Modern));
+        let plans = [EraPlan::Probe, EraPlan::Known(Era::Handshake), EraPlan::Known(Era::Modern)];
+        assert_eq!(plans.map(EraPlan::asks), [true, false, true]);
+        assert_eq!(plans.map(EraPlan::requires_modern), [false, false, true]);
+    }
 }

@@ -28,6 +28,7 @@ use tokio::sync::mpsc;
 use self::pending::PendingTable;
 use self::stderr::StderrRing;
 use crate::config::ServerConfig;
+use crate::era::Era;
 use crate::jsonrpc;
 use crate::sink::{SessionId, SessionSink};
 
@@ -138,8 +139,11 @@ pub struct Backend {
     /// The backend's `initialize` result, once it answered (for a modern
     /// server, its `server/discover` result seen as one).
     initialize: std::sync::OnceLock<Value>,
-    /// The server speaks the modern era: every request carries an envelope.
-    modern: AtomicBool,
+    /// The era the server was found to speak at its start, set once before the
+    /// instance is handed out. The only record of it at run time: the HTTP
+    /// transport reads it here too (to pick how it sends), so the two cannot
+    /// disagree. Unset during the start, which speaks the handshake era.
+    era: std::sync::OnceLock<Era>,
     /// A modern server's listen stream, held by the gateway.
     listening: Mutex<Listening>,
     pub pid: Option<u32>,
@@ -182,7 +186,7 @@ impl Backend {
             handed_out: AtomicBool::new(false),
             last_ping: Mutex::new(Instant::now()),
             initialize: std::sync::OnceLock::new(),
-            modern: AtomicBool::new(false),
+            era: std::sync::OnceLock::new(),
             listening: Mutex::default(),
             pid,
             started: Instant::now(),
@@ -198,14 +202,21 @@ impl Backend {
         }
     }
 
-    /// Records that the server speaks the modern era.
-    pub(crate) fn set_modern(&self) {
-        self.modern.store(true, Ordering::Release);
+    /// Records the era the start found. An instance's era never changes (a
+    /// server that changes era is a new definition or a new start), so a second
+    /// call is ignored.
+    pub(crate) fn settle_era(&self, era: Era) {
+        let _ = self.era.set(era);
+    }
+
+    /// The era the server speaks: the handshake era until its start found otherwise.
+    pub fn era(&self) -> Era {
+        self.era.get().copied().unwrap_or_default()
     }
 
     /// Whether the server speaks the modern era (an envelope on every request).
     pub fn is_modern(&self) -> bool {
-        self.modern.load(Ordering::Acquire)
+        self.era() == Era::Modern
     }
 
     /// (Re)opens the gateway's listen stream on a modern server, for every list

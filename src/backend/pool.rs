@@ -10,7 +10,8 @@ use super::handshake::EraPlan;
 use super::supervisor::{Health, Run};
 use super::{Backend, BackendError, BackendHandler, Identity, Resolved, lock, stdio};
 use crate::config::Supervision;
-use crate::config::{Protocol, ServerConfig, Transport};
+use crate::config::{ServerConfig, Transport};
+use crate::era::Era;
 use crate::procinfo::{self, rss_kib};
 use crate::sink::SessionId;
 
@@ -78,9 +79,10 @@ pub struct BackendPool {
     startup_timeout: Mutex<Duration>,
     max_message_bytes: Mutex<usize>,
     supervision: Mutex<Supervision>,
-    /// Whether a server (by name and definition) speaks the modern era: asked
-    /// once, at its first start, and remembered for the daemon's life.
-    eras: Mutex<HashMap<(String, String), bool>>,
+    /// The era each server (by name and definition) was found to speak: asked
+    /// once, at its first start, and remembered for the daemon's life, so that
+    /// later starts (restarts, other sharing keys) do not ask again.
+    eras: Mutex<HashMap<(String, String), Era>>,
 }
 
 impl BackendPool {
@@ -138,22 +140,15 @@ impl BackendPool {
         lock(&slot.health).admit(server, Instant::now())?;
         let startup_timeout = *lock(&self.startup_timeout);
         let era_key = (identity.server.clone(), config.fingerprint());
-        let era = match config.protocol {
-            Protocol::Handshake => EraPlan::Handshake,
-            Protocol::Modern => EraPlan::Modern,
-            Protocol::Auto => match lock(&self.eras).get(&era_key) {
-                Some(true) => EraPlan::Modern,
-                Some(false) => EraPlan::Handshake,
-                None => EraPlan::Probe,
-            },
-        };
+        let remembered = lock(&self.eras).get(&era_key).copied();
+        let era = EraPlan::new(config.protocol, remembered);
         if config.transport == Transport::Http {
             slot.starts.fetch_add(1, Ordering::Relaxed);
             let connected =
                 super::http::connect(identity.clone(), config, resolved, startup_timeout, self.handler.clone(), era)
                     .await;
             if let Ok((backend, _)) = &connected {
-                lock(&self.eras).insert(era_key, backend.is_modern());
+                lock(&self.eras).insert(era_key, backend.era());
             }
             return self.started(&slot, &mut instance, connected.map(|(b, h)| (b, Stopper::Http(h))));
         }
@@ -186,10 +181,10 @@ impl BackendPool {
         // handshake era.
         match &spawned {
             Ok((backend, _)) => {
-                lock(&self.eras).insert(era_key, backend.is_modern());
+                lock(&self.eras).insert(era_key, backend.era());
             }
             Err(BackendError::Exited { .. } | BackendError::Closed { .. }) if era == EraPlan::Probe => {
-                lock(&self.eras).insert(era_key, false);
+                lock(&self.eras).insert(era_key, Era::Handshake);
             }
             Err(_) => {}
         }

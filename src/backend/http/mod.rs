@@ -31,6 +31,7 @@ use super::dispatch::dispatch;
 use super::handshake::{self, EraPlan};
 use super::{Backend, BackendError, BackendHandler, Identity, Resolved};
 use crate::config::ServerConfig;
+use crate::era::Era;
 use crate::jsonrpc::{self, Kind};
 use crate::redact;
 use crate::sink::SessionId;
@@ -72,8 +73,6 @@ struct Transport {
     open_streams: modern::OpenStreams,
     /// A modern server's `x-mcp-header` annotations (see [`modern`]).
     param_headers: modern::ParamHeaders,
-    /// The server speaks the modern era (it answered `server/discover`).
-    modern: std::sync::atomic::AtomicBool,
 }
 
 /// Where an event stream ended, to resume it from there.
@@ -315,7 +314,6 @@ pub async fn connect(
         stop: CancellationToken::new(),
         open_streams: modern::OpenStreams::default(),
         param_headers: modern::ParamHeaders::default(),
-        modern: std::sync::atomic::AtomicBool::new(false),
     });
     let (writer, lines) = mpsc::unbounded_channel();
     let backend = Arc::new(Backend::new(identity.clone(), config.clone(), None, writer));
@@ -339,18 +337,17 @@ async fn settle(
     server: &str,
     handler: Arc<dyn BackendHandler>,
 ) -> Result<(), BackendError> {
-    if era != EraPlan::Handshake {
+    if era.asks() {
         let discovered = tokio::time::timeout(startup_timeout, modern::discover(&handle.transport)).await;
         match discovered {
             Ok(Some(initialize)) => {
-                handle.transport.modern.store(true, std::sync::atomic::Ordering::Release);
-                backend.set_modern();
+                backend.settle_era(Era::Modern);
                 backend.set_initialized(initialize);
                 backend.listen(None);
                 info!(server = %server, "the server speaks MCP 2026-07-28");
                 return Ok(());
             }
-            _ if era == EraPlan::Modern => {
+            _ if era.requires_modern() => {
                 handle.stop().await;
                 return Err(handshake::not_modern(server));
             }
@@ -359,6 +356,7 @@ async fn settle(
     }
     match handshake::handshake(backend, startup_timeout).await {
         Ok(result) => {
+            backend.settle_era(Era::Handshake);
             if let Some(version) = result.get("protocolVersion").and_then(Value::as_str) {
                 lock(&handle.transport.conversation).protocol_version = Some(version.to_string());
             }
@@ -439,7 +437,9 @@ async fn send_loop(
             line = lines.recv() => match line { Some(line) => line, None => break },
         };
         let Ok(message) = serde_json::from_slice::<Value>(&line) else { continue };
-        if transport.modern.load(std::sync::atomic::Ordering::Acquire) {
+        // The backend's era, not one of the transport's own: one record, set
+        // once by `settle` before anything but the start-up is sent.
+        if backend.is_modern() {
             modern::send(&transport, &backend, &handler, message);
             continue;
         }

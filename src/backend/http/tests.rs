@@ -90,7 +90,7 @@ async fn an_overloaded_server_is_tried_again_and_a_closed_answer_stream_is_resum
         network: None,
     };
     let (backend, handle) =
-        connect(identity, &config, &resolved, Duration::from_secs(5), Arc::new(Quiet), EraPlan::Handshake)
+        connect(identity, &config, &resolved, Duration::from_secs(5), Arc::new(Quiet), EraPlan::Known(Era::Handshake))
             .await
             .unwrap();
     let reply =
