@@ -23,8 +23,27 @@ pub enum Era {
     Modern,
 }
 
+// Protocol versions: each spelled once, here, so that supporting a new one is
+// an edit of this list and not a search for string literals.
+
+/// The newest version of the modern era: what the gateway's envelopes and
+/// its modern HTTP requests name.
+pub const LATEST_MODERN_VERSION: &str = "2026-07-28";
 /// Protocol versions of the modern era, newest first.
-pub const MODERN_VERSIONS: &[&str] = &["2026-07-28"];
+pub const MODERN_VERSIONS: &[&str] = &[LATEST_MODERN_VERSION];
+/// The newest version of the handshake era: what the gateway asks backends
+/// for in `initialize` (a backend may answer with an older one).
+pub const LATEST_HANDSHAKE_VERSION: &str = "2025-11-25";
+/// The first version with Streamable HTTP. An HTTP peer that is not told a
+/// version (no `MCP-Protocol-Version` header) assumes this one, as the
+/// transport's specification says.
+pub const STREAMABLE_HTTP_VERSION: &str = "2025-03-26";
+/// The version of the HTTP+SSE transport that Streamable HTTP replaced, which
+/// the gateway still speaks to remote servers that predate it.
+pub const HTTP_SSE_VERSION: &str = "2024-11-05";
+/// Protocol versions of the handshake era, newest first.
+pub const HANDSHAKE_VERSIONS: &[&str] =
+    &[LATEST_HANDSHAKE_VERSION, "2025-06-18", STREAMABLE_HTTP_VERSION, HTTP_SSE_VERSION];
 pub const VERSION_KEY: &str = "io.modelcontextprotocol/protocolVersion";
 pub const CAPABILITIES_KEY: &str = "io.modelcontextprotocol/clientCapabilities";
 pub const CLIENT_INFO_KEY: &str = "io.modelcontextprotocol/clientInfo";
@@ -40,7 +59,7 @@ pub const UNSUPPORTED_VERSION: i64 = -32022;
 /// The envelope a request carries to a modern server for one client.
 pub fn envelope(capabilities: &Value, client_name: Option<&str>, log_level: Option<&str>) -> Value {
     let mut envelope = json!({
-        VERSION_KEY: MODERN_VERSIONS[0],
+        VERSION_KEY: LATEST_MODERN_VERSION,
         CAPABILITIES_KEY: if capabilities.is_object() { capabilities.clone() } else { json!({}) },
         CLIENT_INFO_KEY: {"name": client_name.unwrap_or("mcp-gateway"), "version": crate::VERSION},
     });

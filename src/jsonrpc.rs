@@ -125,6 +125,35 @@ pub fn replace_progress_token(params: &mut Value, token: Value) -> Option<Value>
     Some(std::mem::replace(slot, token))
 }
 
+// ---------------------------------------------------------------------------
+/// Ids the gateway mints
+///
+/// Requests and tokens the gateway itself puts on the wire, spelled once so
+/// that no two kinds can be given the same spelling by accident, and so that a
+/// reader of a backend's log can tell what sent them. They are strings on
+/// purpose: a backend connection's own request ids are integers (see
+/// `backend::pending`), so no minted id can be taken for the answer to a
+/// session's request.
+pub mod ids {
+    /// Prefix of the gateway's listen streams on modern servers
+    /// (`subscriptions/listen`), numbered from 1 per backend: an answer with
+    /// this prefix means the server ended a stream, not a call's answer.
+    pub const LISTEN_PREFIX: &str = "mcp-gateway-listen-";
+    /// Prefix of the progress token that stands in for a session's own on a
+    /// request to a backend, followed by the request's backend-side id (unique
+    /// per backend connection, so two sessions' tokens cannot meet).
+    pub const PROGRESS_TOKEN_PREFIX: &str = "mcp-gateway-";
+    /// The `initialize` replayed to a remote server that forgot the gateway's
+    /// session (its answer is read on the spot, never by the pending table).
+    pub const REINITIALIZE: &str = "mcp-gateway-reinitialize";
+    /// The gateway's own `tools/list` to a modern remote server, for the
+    /// `x-mcp-header` annotations a call must mirror into headers.
+    pub const LIST_TOOLS: &str = "mcp-gateway-tools";
+    /// The `server/discover` that asks a remote server its era at start.
+    pub const DISCOVER: &str = "mcp-gateway-discover";
+}
+// ---------------------------------------------------------------------------
+
 #[cfg(test)]
 mod tests {
     use super::*;

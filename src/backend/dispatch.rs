@@ -26,7 +26,10 @@ pub(super) fn dispatch(
 ) {
     match jsonrpc::kind(&message) {
         Kind::Response
-            if message.get("id").and_then(Value::as_str).is_some_and(|id| id.starts_with(super::LISTEN_PREFIX)) =>
+            if message
+                .get("id")
+                .and_then(Value::as_str)
+                .is_some_and(|id| id.starts_with(jsonrpc::ids::LISTEN_PREFIX)) =>
         {
             let error = message.get("error").map(ToString::to_string).unwrap_or_default();
             debug!(error, "the server ended the gateway's listen stream (list changes will not be heard)");

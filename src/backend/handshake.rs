@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tracing::debug;
 
-use super::{BACKEND_PROTOCOL_VERSION, Backend, BackendError, stderr_suffix};
+use super::{Backend, BackendError, stderr_suffix};
 use crate::config::Protocol;
 use crate::era::Era;
 
@@ -123,7 +123,7 @@ pub(super) async fn handshake(backend: &Backend, timeout: Duration) -> Result<Va
         capabilities["roots"] = json!({});
     }
     let params = json!({
-        "protocolVersion": BACKEND_PROTOCOL_VERSION,
+        "protocolVersion": crate::era::LATEST_HANDSHAKE_VERSION,
         "capabilities": capabilities,
         "clientInfo": {"name": "mcp-gateway", "version": crate::VERSION},
     });

@@ -32,9 +32,6 @@ use crate::era::Era;
 use crate::jsonrpc;
 use crate::sink::{SessionId, SessionSink};
 
-/// The protocol version the gateway asks backends for.
-pub const BACKEND_PROTOCOL_VERSION: &str = "2025-11-25";
-
 /// Why a backend could not answer.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum BackendError {
@@ -239,7 +236,7 @@ impl Backend {
             self.notify("notifications/cancelled", serde_json::json!({ "requestId": old }));
         }
         listening.opened += 1;
-        let id = format!("{LISTEN_PREFIX}{}", listening.opened);
+        let id = format!("{}{}", jsonrpc::ids::LISTEN_PREFIX, listening.opened);
         let mut notifications = serde_json::json!({
             "toolsListChanged": true, "promptsListChanged": true, "resourcesListChanged": true,
         });
@@ -469,9 +466,6 @@ impl Backend {
         self.pending.fail_all(&self.exit_error());
     }
 }
-
-/// The ids of the gateway's listen streams on modern servers.
-pub const LISTEN_PREFIX: &str = "mcp-gateway-listen-";
 
 #[derive(Default)]
 struct Listening {

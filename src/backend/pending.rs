@@ -65,7 +65,7 @@ impl PendingTable {
         if let Some(sink) = sink
             && jsonrpc::progress_token(params).is_some()
         {
-            let token = format!("mcp-gateway-{id}");
+            let token = format!("{}{id}", jsonrpc::ids::PROGRESS_TOKEN_PREFIX);
             if let Some(original) = jsonrpc::replace_progress_token(params, Value::String(token.clone())) {
                 inner.progress.insert(token.clone(), ProgressRoute { sink: sink.clone(), original });
                 progress_token = Some(token);

@@ -455,7 +455,7 @@ async fn post(State(front): State<Arc<FrontDoor>>, request: Request) -> Response
     // it can resume even before the first message; older clients would take
     // the empty event for a malformed message. (The version the session
     // negotiated, not the header: some clients send a stale one.)
-    let version = session.protocol_version.get().map_or("2025-03-26", String::as_str);
+    let version = session.protocol_version.get().map_or(crate::era::STREAMABLE_HTTP_VERSION, String::as_str);
     let priming = (version >= "2025-11-25").then(|| format!("{}-0", stream.number));
     let response = event_stream(request_events(rx, session, stream, None));
     match priming {

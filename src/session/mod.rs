@@ -38,7 +38,7 @@ use crate::sink::{Outbound, SessionSink};
 use modern_client::{Era, ModernFront};
 
 /// Protocol versions the front side speaks, newest first.
-pub const SUPPORTED_PROTOCOL_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
+pub const SUPPORTED_PROTOCOL_VERSIONS: &[&str] = crate::era::HANDSHAKE_VERSIONS;
 
 /// A session the gateway agreed to serve: its id, where it works, and who
 /// its client is. Made by [`admit`] from the connection's preamble.

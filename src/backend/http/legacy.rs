@@ -18,6 +18,7 @@ use tracing::{Instrument, debug, info, warn};
 use super::{Transport, fail, snippet};
 use crate::backend::dispatch::dispatch;
 use crate::backend::{Backend, BackendHandler};
+use crate::era::HTTP_SSE_VERSION;
 use crate::lock;
 use crate::redact::{RedactedUrl, http_error};
 
@@ -66,7 +67,7 @@ pub(super) async fn open(
             RedactedUrl(base.as_str())
         ));
     }
-    info!(server = %transport.server, "the server speaks the 2024-11-05 HTTP+SSE transport");
+    info!(server = %transport.server, "the server speaks the {HTTP_SSE_VERSION} HTTP+SSE transport");
     lock(&transport.conversation).legacy_endpoint = Some(endpoint.clone());
     let stop = transport.stop.clone();
     tokio::spawn(

@@ -31,7 +31,7 @@ use super::dispatch::dispatch;
 use super::handshake::{self, EraPlan};
 use super::{Backend, BackendError, BackendHandler, Identity, Resolved};
 use crate::config::ServerConfig;
-use crate::era::Era;
+use crate::era::{Era, HTTP_SSE_VERSION, LATEST_MODERN_VERSION};
 use crate::jsonrpc::{self, Kind};
 use crate::redact;
 use crate::sink::SessionId;
@@ -258,7 +258,7 @@ impl Transport {
             return Err("no initialize to replay".into());
         };
         lock(&self.conversation).session_id = None;
-        initialize["id"] = json!("mcp-gateway-reinitialize");
+        initialize["id"] = json!(jsonrpc::ids::REINITIALIZE);
         let response = self.post(&initialize).await.map_err(|e| redact::http_error(&e))?;
         if !response.status().is_success() {
             return Err(format!("initialize answered HTTP {}", response.status()));
@@ -344,7 +344,7 @@ async fn settle(
                 backend.settle_era(Era::Modern);
                 backend.set_initialized(initialize);
                 backend.listen(None);
-                info!(server = %server, "the server speaks MCP 2026-07-28");
+                info!(server = %server, "the server speaks MCP {LATEST_MODERN_VERSION}");
                 return Ok(());
             }
             _ if era.requires_modern() => {
@@ -511,8 +511,9 @@ async fn exchange(
         return match legacy::open(transport.clone(), backend.clone(), handler.clone()).await {
             Ok(endpoint) => legacy::post(transport, backend, &endpoint, &message, reply_id).await,
             Err(e) => {
-                let reason =
-                    format!("initialize answered HTTP {status}, and the 2024-11-05 HTTP+SSE transport failed: {e}");
+                let reason = format!(
+                    "initialize answered HTTP {status}, and the {HTTP_SSE_VERSION} HTTP+SSE transport failed: {e}"
+                );
                 fail(backend, reply_id, reason)
             }
         };

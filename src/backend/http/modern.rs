@@ -17,7 +17,7 @@ use tracing::{Instrument, debug};
 use super::{Transport, fail, snippet};
 use crate::backend::dispatch::dispatch;
 use crate::backend::{Backend, BackendHandler};
-use crate::era::MODERN_VERSIONS;
+use crate::era::LATEST_MODERN_VERSION;
 use crate::jsonrpc::{self, Kind};
 use crate::lock;
 
@@ -128,7 +128,7 @@ async fn learn_param_headers(transport: &Transport) {
         if let Some(cursor) = &cursor {
             params["cursor"] = cursor.clone();
         }
-        let Some(result) = ask(transport, "mcp-gateway-tools", "tools/list", params).await else { return };
+        let Some(result) = ask(transport, jsonrpc::ids::LIST_TOOLS, "tools/list", params).await else { return };
         let tools = result.get("tools").and_then(Value::as_array).cloned().unwrap_or_default();
         transport.param_headers.learn(&tools, cursor.is_none());
         cursor = result.get("nextCursor").filter(|c| !c.is_null()).cloned();
@@ -203,7 +203,7 @@ pub(super) async fn post(transport: &Transport, message: &Value) -> Result<reqwe
             let mut request = transport
                 .request(reqwest::Method::POST)
                 .header("accept", "application/json, text/event-stream")
-                .header("mcp-protocol-version", MODERN_VERSIONS[0])
+                .header("mcp-protocol-version", LATEST_MODERN_VERSION)
                 .header("mcp-method", &method)
                 .json(message);
             if let Some(name) = &name {
@@ -221,7 +221,7 @@ pub(super) async fn post(transport: &Transport, message: &Value) -> Result<reqwe
 /// `initialize` result when the server speaks a modern version.
 pub(super) async fn discover(transport: &Transport) -> Option<Value> {
     // A refusal means the handshake era.
-    let answer = ask(transport, "mcp-gateway-discover", "server/discover", serde_json::json!({})).await;
+    let answer = ask(transport, jsonrpc::ids::DISCOVER, "server/discover", serde_json::json!({})).await;
     answer.as_ref().and_then(crate::era::initialize_from_discover)
 }
 
