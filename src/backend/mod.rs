@@ -1,5 +1,17 @@
 //! Backend MCP servers: the pool that spawns them lazily, once per sharing key,
 //! and the connection every session's requests are multiplexed over.
+//!
+//! | transport | file | how it stops | how its era is learned |
+//! |-----------|------|--------------|------------------------|
+//! | stdio | [`stdio`] | stdin closed, SIGTERM then SIGKILL to its process group | `server/discover` over its pipes (`handshake`) |
+//! | Docker | [`docker`] (a stdio child: `docker run -i`) | as stdio, plus `docker stop` | as stdio |
+//! | Streamable HTTP | [`http`] | its session is deleted (`DELETE`) | `server/discover` as a modern POST (`http::modern`), else `initialize` (`handshake`) |
+//! | HTTP+SSE (2024-11-05) | `http::legacy`, found when `initialize` gets no POST | its event stream ends | always the handshake era |
+//!
+//! What every transport shares sits beside them, never inside one: the start
+//! (`handshake`: the era plan and `initialize`), the routing of what a
+//! backend says (`dispatch`) and the id map of its requests ([`pending`]).
+//! Only [`pool`](BackendPool), which picks the transport, names them.
 
 mod dispatch;
 pub mod docker;
