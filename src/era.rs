@@ -41,6 +41,11 @@ pub const STREAMABLE_HTTP_VERSION: &str = "2025-03-26";
 /// The version of the HTTP+SSE transport that Streamable HTTP replaced, which
 /// the gateway still speaks to remote servers that predate it.
 pub const HTTP_SSE_VERSION: &str = "2024-11-05";
+/// The version since which a Streamable HTTP stream opens with a priming
+/// event (an event id, no data), so a client can resume it before the first
+/// message; older clients take that event for a malformed message. (2025-11-25,
+/// which is also the latest handshake version today.)
+pub const PRIMING_EVENTS_SINCE: &str = LATEST_HANDSHAKE_VERSION;
 /// Protocol versions of the handshake era, newest first.
 pub const HANDSHAKE_VERSIONS: &[&str] =
     &[LATEST_HANDSHAKE_VERSION, "2025-06-18", STREAMABLE_HTTP_VERSION, HTTP_SSE_VERSION];
@@ -50,11 +55,6 @@ pub const CLIENT_INFO_KEY: &str = "io.modelcontextprotocol/clientInfo";
 pub const LOG_LEVEL_KEY: &str = "io.modelcontextprotocol/logLevel";
 pub const SUBSCRIPTION_ID_KEY: &str = "io.modelcontextprotocol/subscriptionId";
 pub const SERVER_INFO_KEY: &str = "io.modelcontextprotocol/serverInfo";
-/// -32021: the request's envelope lacks a client capability the call needs
-/// (`data.requiredCapabilities` names it).
-pub const MISSING_CAPABILITY: i64 = -32021;
-/// -32022: the request names a protocol version the peer does not speak.
-pub const UNSUPPORTED_VERSION: i64 = -32022;
 
 /// The envelope a request carries to a modern server for one client.
 pub fn envelope(capabilities: &Value, client_name: Option<&str>, log_level: Option<&str>) -> Value {

@@ -18,6 +18,11 @@ pub const RESOURCE_NOT_FOUND: i64 = -32002;
 pub const REQUEST_TIMEOUT: i64 = -32001;
 /// MCP 2026-07-28: the `MCP-Protocol-Version` header and the envelope disagree.
 pub const HEADER_MISMATCH: i64 = -32020;
+/// MCP 2026-07-28: the request's envelope lacks a client capability the call
+/// needs (`data.requiredCapabilities` names it).
+pub const MISSING_CAPABILITY: i64 = -32021;
+/// MCP 2026-07-28: the request names a protocol version the peer does not speak.
+pub const UNSUPPORTED_VERSION: i64 = -32022;
 
 /// What a decoded JSON value is, by the JSON-RPC rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,6 +156,16 @@ pub mod ids {
     pub const LIST_TOOLS: &str = "mcp-gateway-tools";
     /// The `server/discover` that asks a remote server its era at start.
     pub const DISCOVER: &str = "mcp-gateway-discover";
+    /// Prefix of the id a backend's request to a client (sampling,
+    /// elicitation) carries to that client, numbered from 1 per daemon. It
+    /// travels the other way from a progress token, so the two never meet.
+    pub const SERVER_REQUEST_PREFIX: &str = "mcp-gateway-";
+    /// Prefix of the gateway's own questions to a client (the meta-tools'
+    /// elicitations), numbered from 1 per session.
+    pub const ASK_PREFIX: &str = "mcp-gateway-ask-";
+    /// Prefix of the `requestState` of a modern client's parked call (followed
+    /// by an unguessable id): a state without it is the backend's own.
+    pub const REQUEST_STATE_PREFIX: &str = "mcp-gateway:";
 }
 // ---------------------------------------------------------------------------
 

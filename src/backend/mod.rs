@@ -14,18 +14,17 @@
 //! Only [`pool`](BackendPool), which picks the transport, names them.
 
 mod dispatch;
-pub mod docker;
-pub mod guard;
+pub(crate) mod docker;
+pub(crate) mod guard;
 mod handshake;
-pub mod http;
+pub(crate) mod http;
 pub mod pending;
 mod pool;
-pub mod spawner;
-pub mod stderr;
-pub mod stdio;
+pub(crate) mod spawner;
+pub(crate) mod stderr;
+pub(crate) mod stdio;
 mod supervisor;
 
-pub use crate::config::Supervision;
 pub use pool::{BackendPool, BackendStatus};
 
 use crate::lock;

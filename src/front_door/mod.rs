@@ -395,7 +395,7 @@ async fn post(State(front): State<Arc<FrontDoor>>, request: Request) -> Response
         return sessionless::post(&front, &caller, &parts.headers, message).await;
     }
     if let Some(version) = parts.headers.get(VERSION_HEADER).and_then(|v| v.to_str().ok())
-        && !crate::session::SUPPORTED_PROTOCOL_VERSIONS.contains(&version)
+        && !crate::era::HANDSHAKE_VERSIONS.contains(&version)
     {
         return plain(StatusCode::BAD_REQUEST, "unsupported MCP-Protocol-Version");
     }
@@ -456,7 +456,7 @@ async fn post(State(front): State<Arc<FrontDoor>>, request: Request) -> Response
     // the empty event for a malformed message. (The version the session
     // negotiated, not the header: some clients send a stale one.)
     let version = session.protocol_version.get().map_or(crate::era::STREAMABLE_HTTP_VERSION, String::as_str);
-    let priming = (version >= "2025-11-25").then(|| format!("{}-0", stream.number));
+    let priming = (version >= crate::era::PRIMING_EVENTS_SINCE).then(|| format!("{}-0", stream.number));
     let response = event_stream(request_events(rx, session, stream, None));
     match priming {
         Some(id) => primed(response, &id),

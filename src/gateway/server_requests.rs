@@ -45,7 +45,7 @@ impl ServerRequests {
     /// (the gateway's own, so two backends' id 0 cannot meet in one session).
     fn open(&self, session: SessionId, backend: Weak<Backend>, backend_id: Value, elicitation: Option<&str>) -> Value {
         let n = self.next.fetch_add(1, Ordering::Relaxed) + 1;
-        let session_id = Value::String(format!("mcp-gateway-{n}"));
+        let session_id = Value::String(format!("{}{n}", jsonrpc::ids::SERVER_REQUEST_PREFIX));
         if let Some(elicitation) = elicitation {
             lock(&self.elicitations).insert(elicitation.to_string(), session);
         }

@@ -37,9 +37,6 @@ use crate::preamble::{ClientEnv, Preamble};
 use crate::sink::{Outbound, SessionSink};
 use modern_client::{Era, ModernFront};
 
-/// Protocol versions the front side speaks, newest first.
-pub const SUPPORTED_PROTOCOL_VERSIONS: &[&str] = crate::era::HANDSHAKE_VERSIONS;
-
 /// A session the gateway agreed to serve: its id, where it works, and who
 /// its client is. Made by [`admit`] from the connection's preamble.
 pub struct Admitted {
@@ -481,11 +478,11 @@ impl Session {
 
     fn initialize(&self, params: &Value) -> Value {
         let requested = params.get("protocolVersion").and_then(Value::as_str).unwrap_or_default();
-        let version = SUPPORTED_PROTOCOL_VERSIONS
+        let version = crate::era::HANDSHAKE_VERSIONS
             .iter()
             .find(|v| **v == requested)
             .copied()
-            .unwrap_or(SUPPORTED_PROTOCOL_VERSIONS[0]);
+            .unwrap_or(crate::era::HANDSHAKE_VERSIONS[0]);
         let client_name = params.pointer("/clientInfo/name").and_then(Value::as_str).map(str::to_string);
         info!(client = ?client_name, version, "client initialized the session");
         let capabilities = params.get("capabilities").cloned().unwrap_or(Value::Null);
@@ -724,7 +721,7 @@ impl Session {
     /// `None` if it answered with an error, went away or took too long.
     async fn ask_client(&self, method: &str, params: Value) -> Option<Value> {
         let n = self.next_ask.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let id = Value::String(format!("mcp-gateway-ask-{n}"));
+        let id = Value::String(format!("{}{n}", jsonrpc::ids::ASK_PREFIX));
         let (tx, rx) = tokio::sync::oneshot::channel();
         crate::lock(&self.asks).insert(id.to_string(), tx);
         self.send(jsonrpc::request(id.clone(), method, params));

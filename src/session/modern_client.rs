@@ -25,20 +25,16 @@ use tracing::{Instrument, debug};
 use super::Session;
 use crate::era::{
     CAPABILITIES_KEY, CLIENT_INFO_KEY, LOG_LEVEL_KEY, MODERN_VERSIONS, SERVER_INFO_KEY, SUBSCRIPTION_ID_KEY,
-    UNSUPPORTED_VERSION, VERSION_KEY, strip_envelope,
+    VERSION_KEY, strip_envelope,
 };
 use crate::gateway::LogLevel;
-use crate::jsonrpc::{self, Kind};
+use crate::jsonrpc::{self, Kind, UNSUPPORTED_VERSION};
 use crate::lock;
 
 /// How long a parked call waits for the client's retry.
 const PARK_TIMEOUT: Duration = Duration::from_secs(600);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Era {
-    Handshake,
-    Modern,
-}
+pub use crate::era::Era;
 
 /// Whether a connection's first request makes it a modern one.
 pub fn opens_modern(method: &str, params: &Value) -> bool {
@@ -262,7 +258,7 @@ impl ModernFront {
 
 /// Every protocol version the front side speaks, newest first.
 pub fn all_versions() -> Vec<&'static str> {
-    MODERN_VERSIONS.iter().chain(super::SUPPORTED_PROTOCOL_VERSIONS).copied().collect()
+    MODERN_VERSIONS.iter().chain(crate::era::HANDSHAKE_VERSIONS).copied().collect()
 }
 
 /// A listen stream's hold on its registration: dropped when the client cancels
@@ -384,7 +380,10 @@ impl Session {
     /// and answered `input_required`; the retry carrying `requestState` hands
     /// over the answers and waits on.
     async fn call_in_rounds(self: &Arc<Self>, id: Value, method: &str, mut params: Value) -> Value {
-        if let Some(state) = params.get("requestState").and_then(Value::as_str).filter(|s| s.starts_with(STATE_PREFIX))
+        if let Some(state) = params
+            .get("requestState")
+            .and_then(Value::as_str)
+            .filter(|s| s.starts_with(jsonrpc::ids::REQUEST_STATE_PREFIX))
         {
             let Some(parked) = self.modern.unpark(state) else {
                 return jsonrpc::error(id, jsonrpc::INVALID_PARAMS, "Invalid or expired requestState");
@@ -452,7 +451,8 @@ impl Session {
             input_requests.insert(key.clone(), ask);
             pending.push((key, request.get("id").cloned().unwrap_or(Value::Null)));
         }
-        let state = format!("{STATE_PREFIX}{}", self.gateway.unguessable_id("request-state", 32));
+        let state =
+            format!("{}{}", jsonrpc::ids::REQUEST_STATE_PREFIX, self.gateway.unguessable_id("request-state", 32));
         self.modern.park(state.clone(), call, pending);
         jsonrpc::result(
             id,
@@ -475,14 +475,14 @@ impl Session {
             let asked = request.get("id").cloned().unwrap_or(Value::Null);
             let refusal = jsonrpc::error(
                 asked,
-                crate::era::MISSING_CAPABILITY,
+                jsonrpc::MISSING_CAPABILITY,
                 format!("the client did not declare {missing} support"),
             );
             let _ = self.on_other(&refusal);
         }
         let mut error = jsonrpc::error(
             id.clone(),
-            crate::era::MISSING_CAPABILITY,
+            jsonrpc::MISSING_CAPABILITY,
             format!("this call needs the client capability {missing}, which the request's envelope does not declare"),
         );
         error["error"]["data"] = json!({ "requiredCapabilities": crate::gateway::required_capabilities(&missing) });
@@ -500,7 +500,6 @@ const MAX_ROUNDS: usize = 16;
 
 /// What the gateway mints as a `requestState`: recognisable, so that a modern
 /// server's own state (passed through to a modern client) is never taken for one.
-const STATE_PREFIX: &str = "mcp-gateway:";
 
 impl Session {
     /// A modern server answered a handshake-era client's call `input_required`:
