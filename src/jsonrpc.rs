@@ -164,7 +164,8 @@ pub mod ids {
     /// elicitations), numbered from 1 per session.
     pub const ASK_PREFIX: &str = "mcp-gateway-ask-";
     /// Prefix of the `requestState` of a modern client's parked call (followed
-    /// by an unguessable id): a state without it is the backend's own.
+    /// by an unguessable id): recognisable, so that a modern server's own state
+    /// (passed through to a modern client) is never taken for one.
     pub const REQUEST_STATE_PREFIX: &str = "mcp-gateway:";
 }
 // ---------------------------------------------------------------------------

@@ -498,9 +498,6 @@ pub fn may_need_input(method: &str) -> bool {
 /// Rounds of questions a call may take before the gateway gives up on it.
 const MAX_ROUNDS: usize = 16;
 
-/// What the gateway mints as a `requestState`: recognisable, so that a modern
-/// server's own state (passed through to a modern client) is never taken for one.
-
 impl Session {
     /// A modern server answered a handshake-era client's call `input_required`:
     /// the gateway asks the client each question as a real request (roots it
