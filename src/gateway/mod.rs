@@ -34,6 +34,8 @@ mod server_requests;
 mod status;
 mod subscriptions;
 mod tasks;
+#[cfg(test)]
+mod tests;
 
 pub use logging::LogLevel;
 pub(crate) use server_requests::{missing_capability, required_capabilities};
