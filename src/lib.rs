@@ -38,8 +38,9 @@
 //!
 //! Floor 3:
 //! - [`backend`]: one backend instance, its transports (stdio, HTTP, Docker), the pool and supervision.
-//! - `catalog`: the aggregated tools, prompts and resources under gateway names; the listing cache.
+//! - `catalog`: a session's tools, prompts and resources under gateway names; the listing cache.
 //! - `control`: the command line's side of control connections.
+//! - `registry`: the servers one can install (shipped, and the user's `catalog.yaml`).
 //! - `watch`: the file watcher (config directory, workspace roots); says what changed.
 //! - `workspace`: a session's project root, and what its workspace file may add.
 //!
@@ -86,6 +87,7 @@ mod paths;
 pub mod preamble;
 mod procinfo;
 mod redact;
+mod registry;
 mod session;
 pub mod shim;
 pub mod sink;

@@ -8,7 +8,6 @@
 //! Listings are persisted per server with the fingerprint of its definition so a
 //! fresh daemon can answer `tools/list` for a server it has not started yet.
 
-pub mod registry;
 pub mod search;
 
 use std::collections::{HashMap, HashSet};

@@ -203,7 +203,7 @@ fn looks_secret(name: &str) -> bool {
 /// The server definition to add: from the flags, else from the catalog.
 fn server_from(config: &Path, name: &str, d: Definition) -> anyhow::Result<(ServerConfig, Vec<String>)> {
     if d.command.is_empty() && d.url.is_none() {
-        let registry = crate::catalog::registry::load(&config.with_file_name("catalog.yaml"));
+        let registry = crate::registry::load(&config.with_file_name("catalog.yaml"));
         let Some(entry) = registry.get(name) else {
             let names: Vec<&String> = registry.keys().collect();
             bail!(

@@ -171,9 +171,9 @@ impl Gateway {
     }
 
     /// The server catalog: shipped, plus the user's `catalog.yaml` beside the config.
-    pub fn registry(&self) -> crate::catalog::registry::Registry {
+    pub fn registry(&self) -> crate::registry::Registry {
         let path = self.config_path();
-        crate::catalog::registry::load(&path.with_file_name("catalog.yaml"))
+        crate::registry::load(&path.with_file_name("catalog.yaml"))
     }
 
     /// Names of servers with a running instance.

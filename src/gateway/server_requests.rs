@@ -20,7 +20,7 @@ use crate::jsonrpc;
 use crate::sink::SessionId;
 
 /// One backend request waiting for a client's answer.
-struct Pending {
+struct Relayed {
     session: SessionId,
     backend: Weak<Backend>,
     backend_id: Value,
@@ -30,7 +30,7 @@ struct Pending {
 pub(super) struct ServerRequests {
     next: AtomicU64,
     /// Session-side id (as JSON text) → the request it stands for.
-    pending: Mutex<HashMap<String, Pending>>,
+    pending: Mutex<HashMap<String, Relayed>>,
     /// URL-mode elicitation id → the session that was asked.
     elicitations: Mutex<HashMap<String, SessionId>>,
 }
@@ -49,12 +49,12 @@ impl ServerRequests {
         if let Some(elicitation) = elicitation {
             lock(&self.elicitations).insert(elicitation.to_string(), session);
         }
-        lock(&self.pending).insert(session_id.to_string(), Pending { session, backend, backend_id });
+        lock(&self.pending).insert(session_id.to_string(), Relayed { session, backend, backend_id });
         session_id
     }
 
     /// The request a client's answer closes, if `session` was the one asked.
-    fn answered(&self, session: SessionId, id: &Value) -> Option<Pending> {
+    fn answered(&self, session: SessionId, id: &Value) -> Option<Relayed> {
         let key = id.to_string();
         let mut pending = lock(&self.pending);
         match pending.get(&key) {
@@ -80,7 +80,7 @@ impl ServerRequests {
     }
 
     /// A session left: the requests it was asked, to be answered with an error.
-    fn close_session(&self, session: SessionId) -> Vec<Pending> {
+    fn close_session(&self, session: SessionId) -> Vec<Relayed> {
         lock(&self.elicitations).retain(|_, s| *s != session);
         let mut pending = lock(&self.pending);
         let keys: Vec<String> = pending.iter().filter(|(_, p)| p.session == session).map(|(k, _)| k.clone()).collect();

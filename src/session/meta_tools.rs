@@ -64,7 +64,7 @@ Tool names look like <server>__<tool>. mcpgw_catalog lists servers that can be a
 mcpgw_install (scope workspace for this project, global for all, which asks for confirmation).";
 
 /// A global change waiting for its confirmation code.
-struct Pending {
+struct Unconfirmed {
     action: String,
     change: Change,
     expires: Instant,
@@ -75,11 +75,11 @@ struct Pending {
 /// and it goes with that session.
 #[derive(Default)]
 pub struct Confirmations {
-    pending: Mutex<HashMap<String, Pending>>,
+    pending: Mutex<HashMap<String, Unconfirmed>>,
 }
 
 impl Confirmations {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Pending>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Unconfirmed>> {
         crate::lock(&self.pending)
     }
 }
@@ -324,7 +324,9 @@ async fn change(
         };
     }
     let code = gateway.confirmation_code();
-    confirmations.lock().insert(code.clone(), Pending { action, change, expires: Instant::now() + CONFIRMATION_TTL });
+    confirmations
+        .lock()
+        .insert(code.clone(), Unconfirmed { action, change, expires: Instant::now() + CONFIRMATION_TTL });
     text(format!(
         "{question}\n\nNothing was changed. To apply it, call {} again with the same server and scope and confirm: \"{code}\" (valid 10 minutes, this session only).",
         if remove { "mcpgw_remove" } else { "mcpgw_install" }

@@ -15,7 +15,7 @@ use futures_util::StreamExt;
 use serde_json::Value;
 use tracing::{Instrument, debug, info, warn};
 
-use super::{Transport, fail, snippet};
+use super::{RemoteConnection, fail, snippet};
 use crate::backend::dispatch::dispatch;
 use crate::backend::{Backend, BackendHandler};
 use crate::era::HTTP_SSE_VERSION;
@@ -30,7 +30,7 @@ const POST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Opens the event stream, waits for its `endpoint` event and keeps reading the
 /// stream on a task of its own. Returns the endpoint, also kept in the transport.
 pub(super) async fn open(
-    transport: Arc<Transport>,
+    transport: Arc<RemoteConnection>,
     backend: Arc<Backend>,
     handler: Arc<dyn BackendHandler>,
 ) -> Result<reqwest::Url, String> {
@@ -104,7 +104,7 @@ pub(super) async fn open(
 
 /// POSTs one message to the endpoint; its answer comes on the event stream.
 pub(super) async fn post(
-    transport: &Transport,
+    transport: &RemoteConnection,
     backend: &Backend,
     endpoint: &reqwest::Url,
     message: &Value,

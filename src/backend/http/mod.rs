@@ -57,10 +57,10 @@ struct Conversation {
     legacy_endpoint: Option<reqwest::Url>,
 }
 
-struct Transport {
+struct RemoteConnection {
     client: reqwest::Client,
     /// Where requests go. It may hold credentials (`user:pass@`, `?token=`):
-    /// never printed; messages use [`Transport::shown_url`].
+    /// never printed; messages use [`RemoteConnection::shown_url`].
     url: String,
     /// The URL as errors and logs show it (see [`crate::redact`]).
     shown_url: String,
@@ -84,7 +84,7 @@ struct StreamPosition {
 
 /// Stops an HTTP instance: ends the transport and deletes the server's session.
 pub struct HttpHandle {
-    transport: Arc<Transport>,
+    transport: Arc<RemoteConnection>,
     backend: Arc<Backend>,
 }
 
@@ -100,7 +100,7 @@ impl HttpHandle {
     }
 }
 
-impl Transport {
+impl RemoteConnection {
     fn request(&self, method: reqwest::Method) -> reqwest::RequestBuilder {
         self.request_to(method, &self.url)
     }
@@ -304,7 +304,7 @@ pub async fn connect(
         .connect_timeout(Duration::from_secs(10))
         .build()
         .map_err(|e| BackendError::Spawn { server: server.clone(), reason: e.to_string() })?;
-    let transport = Arc::new(Transport {
+    let transport = Arc::new(RemoteConnection {
         client,
         shown_url: redact::redacted_url(&url),
         url,
@@ -384,7 +384,7 @@ async fn settle(
 /// server's `retry` (default 1 s) with `Last-Event-ID`, so nothing is lost in
 /// between; a server that answers 405 has no such stream.
 async fn listen(
-    transport: Arc<Transport>,
+    transport: Arc<RemoteConnection>,
     backend: Arc<Backend>,
     handler: Arc<dyn BackendHandler>,
     ready: tokio::sync::oneshot::Sender<()>,
@@ -426,7 +426,7 @@ async fn listen(
 
 /// Takes messages the gateway writes to the backend and POSTs each.
 async fn send_loop(
-    transport: Arc<Transport>,
+    transport: Arc<RemoteConnection>,
     backend: Arc<Backend>,
     handler: Arc<dyn BackendHandler>,
     mut lines: mpsc::UnboundedReceiver<Vec<u8>>,
@@ -454,7 +454,7 @@ async fn send_loop(
 
 /// One POST and what comes back on it.
 async fn exchange(
-    transport: &Arc<Transport>,
+    transport: &Arc<RemoteConnection>,
     backend: &Arc<Backend>,
     handler: &Arc<dyn BackendHandler>,
     message: Value,

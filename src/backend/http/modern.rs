@@ -14,7 +14,7 @@ use base64::Engine;
 use serde_json::Value;
 use tracing::{Instrument, debug};
 
-use super::{Transport, fail, snippet};
+use super::{RemoteConnection, fail, snippet};
 use crate::backend::dispatch::dispatch;
 use crate::backend::{Backend, BackendHandler};
 use crate::era::LATEST_MODERN_VERSION;
@@ -121,7 +121,7 @@ fn annotations(schema: &Value) -> Option<Annotations> {
 
 /// Lists the server's tools once, for their `x-mcp-header` annotations, when
 /// a call comes before any listing (the gateway's catalog may come from disk).
-async fn learn_param_headers(transport: &Transport) {
+async fn learn_param_headers(transport: &RemoteConnection) {
     let mut cursor: Option<Value> = None;
     loop {
         let mut params = serde_json::json!({});
@@ -140,7 +140,7 @@ async fn learn_param_headers(transport: &Transport) {
 
 /// Asks the server something on the gateway's own behalf (with the gateway's
 /// envelope): the result, or `None` when it refused or gave none.
-async fn ask(transport: &Transport, id: &str, method: &str, mut params: Value) -> Option<Value> {
+async fn ask(transport: &RemoteConnection, id: &str, method: &str, mut params: Value) -> Option<Value> {
     crate::era::stamp(&mut params, &crate::era::gateway_envelope());
     let message = jsonrpc::request(Value::from(id), method, params);
     let response = post(transport, &message).await.ok()?;
@@ -186,7 +186,7 @@ fn header_value(value: &str) -> String {
 }
 
 /// POSTs one modern request with its headers.
-pub(super) async fn post(transport: &Transport, message: &Value) -> Result<reqwest::Response, reqwest::Error> {
+pub(super) async fn post(transport: &RemoteConnection, message: &Value) -> Result<reqwest::Response, reqwest::Error> {
     let method = jsonrpc::method(message).to_string();
     let name = name_of(message).map(header_value);
     let mut params_headers = Vec::new();
@@ -219,7 +219,7 @@ pub(super) async fn post(transport: &Transport, message: &Value) -> Result<reqwe
 
 /// `server/discover`, asked before anything else: the answer seen as an
 /// `initialize` result when the server speaks a modern version.
-pub(super) async fn discover(transport: &Transport) -> Option<Value> {
+pub(super) async fn discover(transport: &RemoteConnection) -> Option<Value> {
     // A refusal means the handshake era.
     let answer = ask(transport, jsonrpc::ids::DISCOVER, "server/discover", serde_json::json!({})).await;
     answer.as_ref().and_then(crate::era::initialize_from_discover)
@@ -229,7 +229,7 @@ pub(super) async fn discover(transport: &Transport) -> Option<Value> {
 /// of its own (kept, so a cancellation can close it); a cancellation closes
 /// the stream it names; nothing else exists to send in this era.
 pub(super) fn send(
-    transport: &Arc<Transport>,
+    transport: &Arc<RemoteConnection>,
     backend: &Arc<Backend>,
     handler: &Arc<dyn BackendHandler>,
     message: Value,
@@ -258,7 +258,7 @@ pub(super) fn send(
     }
 }
 
-async fn exchange(transport: &Transport, backend: &Arc<Backend>, handler: &dyn BackendHandler, message: Value) {
+async fn exchange(transport: &RemoteConnection, backend: &Arc<Backend>, handler: &dyn BackendHandler, message: Value) {
     let id = message.get("id").cloned();
     let origin = id.as_ref().and_then(|id| backend.session_of_request(id));
     let response = match post(transport, &message).await {

@@ -10,7 +10,7 @@ use tracing::warn;
 
 use crate::config::ServerConfig;
 
-const SHIPPED: &str = include_str!("../../catalog/servers.yaml");
+const SHIPPED: &str = include_str!("../catalog/servers.yaml");
 
 /// One installable server.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
