@@ -5,6 +5,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+if [ "${CI:-}" = true ] && [ -z "${CARGO_TARGET_DIR:-}" ]; then
+  # CI builds into a cache kept between runs, as package.sh and fuzz.sh do, so
+  # a fresh clone compiles its dependencies once, not on every run. What this
+  # crate built in an earlier clone (each checkout path builds its own copy) is
+  # removed first: the cache holds the dependencies and one copy of the crate.
+  export CARGO_TARGET_DIR=${MCP_GATEWAY_BUILD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mcp-gateway-build}
+  export CARGO_INCREMENTAL=0
+  cargo clean --quiet -p mcp-gateway
+fi
+
 echo "== format and lints"
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
