@@ -49,6 +49,19 @@ pub const PRIMING_EVENTS_SINCE: &str = LATEST_HANDSHAKE_VERSION;
 /// Protocol versions of the handshake era, newest first.
 pub const HANDSHAKE_VERSIONS: &[&str] =
     &[LATEST_HANDSHAKE_VERSION, "2025-06-18", STREAMABLE_HTTP_VERSION, HTTP_SSE_VERSION];
+
+/// Every protocol version the gateway speaks to clients, newest first: what
+/// `server/discover` lists and an unsupported-version error names.
+pub fn all_versions() -> Vec<&'static str> {
+    MODERN_VERSIONS.iter().chain(HANDSHAKE_VERSIONS).copied().collect()
+}
+
+/// Methods of the handshake era that the modern one removed: a modern request
+/// for one is a request for a method that does not exist (`initialize` aside
+/// on stdio, where a modern connection says which era it is in instead).
+pub const REMOVED_METHODS: &[&str] =
+    &["initialize", "ping", "logging/setLevel", "resources/subscribe", "resources/unsubscribe"];
+
 pub const VERSION_KEY: &str = "io.modelcontextprotocol/protocolVersion";
 pub const CAPABILITIES_KEY: &str = "io.modelcontextprotocol/clientCapabilities";
 pub const CLIENT_INFO_KEY: &str = "io.modelcontextprotocol/clientInfo";

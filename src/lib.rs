@@ -47,6 +47,7 @@
 //! Floor 2:
 //! - [`config`]: the config file's schema, parsing, `${VAR}` expansion, tool filters.
 //! - [`credentials`]: `.env` files, credential sources and the keyed hash.
+//! - `routing_headers`: the modern HTTP headers (`Mcp-Method`, `Mcp-Name`, `Mcp-Param-*`) and their codec.
 //! - [`sink`]: a session's outbound queue, bounded in messages and bytes.
 //! - `trusted_socket`: connecting only to a socket this user's daemon can own.
 //!
@@ -88,6 +89,7 @@ pub mod preamble;
 mod procinfo;
 mod redact;
 mod registry;
+mod routing_headers;
 mod session;
 pub mod shim;
 pub mod sink;

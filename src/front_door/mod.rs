@@ -391,13 +391,8 @@ async fn post(State(front): State<Arc<FrontDoor>>, request: Request) -> Response
         let error = jsonrpc::error(Value::Null, jsonrpc::INVALID_REQUEST, "batches are not supported over HTTP");
         return json_response(StatusCode::BAD_REQUEST, &error);
     }
-    if sessionless::is_modern(&parts.headers) {
+    if sessionless::is_sessionless(&parts.headers) {
         return sessionless::post(&front, &caller, &parts.headers, message).await;
-    }
-    if let Some(version) = parts.headers.get(VERSION_HEADER).and_then(|v| v.to_str().ok())
-        && !crate::era::HANDSHAKE_VERSIONS.contains(&version)
-    {
-        return plain(StatusCode::BAD_REQUEST, "unsupported MCP-Protocol-Version");
     }
     let is_initialize = jsonrpc::method(&message) == "initialize";
     let (session, new_id) = if is_initialize && !parts.headers.contains_key(SESSION_HEADER) {
@@ -493,9 +488,21 @@ fn request_events(
     restore: Option<sessionless::Restore>,
 ) -> impl tokio_stream::Stream<Item = Result<Event, Infallible>> {
     let cancel = restore.as_ref().map(sessionless::Restore::wire_id);
-    let mut guard = DetachOnDrop { session, stream, answer_sent: false, cancel };
+    let guard = DetachOnDrop { session, stream, answer_sent: false, cancel };
+    events_after(guard, None, rx, restore)
+}
+
+/// The events of a request's stream from `first` (already taken off `rx`) on;
+/// `guard` goes with the stream, so its end detaches (or cancels) the request.
+fn events_after(
+    mut guard: DetachOnDrop,
+    first: Option<Outgoing>,
+    rx: mpsc::Receiver<Outgoing>,
+    restore: Option<sessionless::Restore>,
+) -> impl tokio_stream::Stream<Item = Result<Event, Infallible>> {
     let mut finished = false;
-    ReceiverStream::new(rx)
+    tokio_stream::iter(first)
+        .chain(ReceiverStream::new(rx))
         .take_while(move |(_, _, answer)| {
             let keep = !finished;
             finished |= *answer;

@@ -8,26 +8,106 @@
 //! ones unique in the session on the way in, and restored on the way out
 //! (listen streams' subscription ids too). A stream the client closes cancels
 //! its request: in this era that is how a client cancels over HTTP.
+//!
+//! Before anything serves a request it goes through the revision's checks
+//! (envelope, routing headers, version, removed methods), and every error
+//! answer, wherever it came from, carries the HTTP status the revision gives
+//! its code; so an answer that comes alone goes out as JSON, and a request's
+//! stream starts only with a message that is not its answer.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::streams::HttpSession;
-use super::{CWD_HEADER, Caller, FrontDoor, OpenError, json_response, plain};
-use crate::era::{SUBSCRIPTION_ID_KEY, VERSION_KEY};
+use super::{CWD_HEADER, Caller, DetachOnDrop, FrontDoor, OpenError, json_response, plain};
+use crate::era::{CAPABILITIES_KEY, MODERN_VERSIONS, SUBSCRIPTION_ID_KEY, VERSION_KEY};
 use crate::jsonrpc::{self, Kind};
-use crate::lock;
+use crate::{lock, routing_headers};
 
-/// Whether a request's `MCP-Protocol-Version` names the modern era.
-pub(super) fn is_modern(headers: &HeaderMap) -> bool {
-    headers
-        .get(super::VERSION_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| crate::era::MODERN_VERSIONS.contains(&v))
+/// Whether a request belongs to this module: its `MCP-Protocol-Version` is
+/// not one of the handshake era (a version the gateway does not know is
+/// answered here, in the modern era's words, as a dual-era server does).
+pub(super) fn is_sessionless(headers: &HeaderMap) -> bool {
+    header(headers, super::VERSION_HEADER).is_some_and(|v| !crate::era::HANDSHAKE_VERSIONS.contains(&v.as_str()))
+}
+
+fn header(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+}
+
+/// The HTTP status of a modern answer: an error the revision gives a status
+/// (a malformed request, a missing capability, an unsupported version: 400;
+/// an unknown method: 404) has it, wherever it was produced; anything else
+/// is 200.
+fn status_of(answer: &Value) -> StatusCode {
+    match answer.pointer("/error/code").and_then(Value::as_i64) {
+        Some(
+            jsonrpc::PARSE_ERROR
+            | jsonrpc::INVALID_REQUEST
+            | jsonrpc::INVALID_PARAMS
+            | jsonrpc::HEADER_MISMATCH
+            | jsonrpc::MISSING_CAPABILITY
+            | jsonrpc::UNSUPPORTED_VERSION,
+        ) => StatusCode::BAD_REQUEST,
+        Some(jsonrpc::METHOD_NOT_FOUND) => StatusCode::NOT_FOUND,
+        _ => StatusCode::OK,
+    }
+}
+
+fn answer(answer: &Value) -> Response {
+    json_response(status_of(answer), answer)
+}
+
+fn unsupported_version(id: Value, requested: &Value) -> Value {
+    jsonrpc::error_with_data(
+        id,
+        jsonrpc::UNSUPPORTED_VERSION,
+        format!("Unsupported protocol version {requested}"),
+        json!({ "supported": crate::era::all_versions(), "requested": requested }),
+    )
+}
+
+/// The revision's checks of a request before anything serves it, in its
+/// order (the first that fails answers): an envelope with the two required
+/// keys; headers that say what the body says (`MCP-Protocol-Version`,
+/// `Mcp-Method`, `Mcp-Name`); a version the gateway speaks; a method the
+/// revision has.
+fn check(message: &Value, headers: &HeaderMap) -> Result<(), Value> {
+    let id = message.get("id").cloned().unwrap_or(Value::Null);
+    let invalid = |text: String| jsonrpc::error(id.clone(), jsonrpc::INVALID_PARAMS, text);
+    let Some(meta) = jsonrpc::params(message).get("_meta").and_then(Value::as_object) else {
+        return Err(invalid(format!(
+            "params._meta must be an object carrying the envelope keys `{VERSION_KEY}` and `{CAPABILITIES_KEY}`"
+        )));
+    };
+    let missing: Vec<&str> = [VERSION_KEY, CAPABILITIES_KEY].into_iter().filter(|k| !meta.contains_key(*k)).collect();
+    if !missing.is_empty() {
+        return Err(invalid(format!("params._meta lacks the envelope key(s) {}", missing.join(", "))));
+    }
+    let version = &meta[VERSION_KEY];
+    let mismatch = |text: String| jsonrpc::error(id.clone(), jsonrpc::HEADER_MISMATCH, text);
+    let header_version = header(headers, super::VERSION_HEADER).unwrap_or_default();
+    if version.as_str() != Some(header_version.as_str()) {
+        return Err(mismatch(format!(
+            "the MCP-Protocol-Version header ({header_version}) is not the envelope's version ({version})"
+        )));
+    }
+    if let Some(text) = routing_headers::mismatch(message, |name| header(headers, name)) {
+        return Err(mismatch(text));
+    }
+    if !MODERN_VERSIONS.contains(&header_version.as_str()) {
+        return Err(unsupported_version(id, version));
+    }
+    let method = jsonrpc::method(message);
+    if crate::era::REMOVED_METHODS.contains(&method) {
+        let text = format!("Method not found: {method} (MCP {header_version} removed it)");
+        return Err(jsonrpc::error(id, jsonrpc::METHOD_NOT_FOUND, text));
+    }
+    Ok(())
 }
 
 /// What a request's messages carry on the wire, and what the client sent: the
@@ -67,35 +147,27 @@ impl Restore {
 /// Makes wire ids unique across every modern request of the front door.
 static NEXT_WIRE_ID: AtomicU64 = AtomicU64::new(1);
 
-/// A modern-era POST: one request (or a notification) and its own stream.
+/// A modern-era POST: one request (or a notification), answered in JSON when
+/// the answer is all there is, else on an event stream of its own.
 pub(super) async fn post(front: &Arc<FrontDoor>, caller: &Caller, headers: &HeaderMap, mut message: Value) -> Response {
-    let header = headers.get(super::VERSION_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
     if jsonrpc::kind(&message) != Kind::Request {
         // Its one notification, `notifications/cancelled`, is said over HTTP by
         // closing the request's stream.
+        let version = header(headers, super::VERSION_HEADER).unwrap_or_default();
+        if !MODERN_VERSIONS.contains(&version.as_str()) {
+            return answer(&unsupported_version(Value::Null, &version.into()));
+        }
         return StatusCode::ACCEPTED.into_response();
     }
-    let id = message.get("id").cloned().unwrap_or(Value::Null);
-    let enveloped = jsonrpc::params(&message).get("_meta").and_then(|m| m.get(VERSION_KEY)).and_then(Value::as_str);
-    let Some(version) = enveloped else {
-        let message = format!("a {header} request needs `_meta.{VERSION_KEY}` and its other envelope keys");
-        return json_response(StatusCode::BAD_REQUEST, &jsonrpc::error(id, jsonrpc::INVALID_PARAMS, message));
-    };
-    if version != header {
-        let error = jsonrpc::error(
-            id,
-            jsonrpc::HEADER_MISMATCH,
-            format!("the MCP-Protocol-Version header ({header}) and the envelope ({version}) disagree"),
-        );
-        return json_response(StatusCode::BAD_REQUEST, &error);
+    if let Err(error) = check(&message, headers) {
+        return answer(&error);
     }
+    let id = message.get("id").cloned().unwrap_or(Value::Null);
     let cwd = headers.get(CWD_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string);
     let session = match shared_session(front, caller, cwd).await {
         Ok(session) => session,
         Err(OpenError::Full) => return plain(StatusCode::SERVICE_UNAVAILABLE, "too many sessions"),
-        Err(OpenError::Refused(reason)) => {
-            return json_response(StatusCode::BAD_REQUEST, &jsonrpc::error(id, jsonrpc::INVALID_REQUEST, reason));
-        }
+        Err(OpenError::Refused(reason)) => return answer(&jsonrpc::error(id, jsonrpc::INVALID_REQUEST, reason)),
     };
     session.touch();
     let n = NEXT_WIRE_ID.fetch_add(1, Ordering::Relaxed);
@@ -111,12 +183,22 @@ pub(super) async fn post(front: &Arc<FrontDoor>, caller: &Caller, headers: &Head
     let restore = Restore { wire_id: wire_id.clone(), id, token };
     let key = wire_id.to_string();
     let wire_token = restore.token.as_ref().map(|(wire, _)| wire.clone());
-    let (stream, rx) = session.open_request(&key, wire_token.as_ref());
+    let (stream, mut rx) = session.open_request(&key, wire_token.as_ref());
     if session.to_gateway.send(jsonrpc::to_line(&message)).is_err() {
         session.abandon(&key, &stream);
         return plain(StatusCode::NOT_FOUND, "session closed");
     }
-    super::event_stream(super::request_events(rx, session, stream, Some(restore)))
+    // The guard first: a client that goes away while the answer is awaited
+    // cancels the request.
+    let mut guard = DetachOnDrop { session, stream, answer_sent: false, cancel: Some(wire_id) };
+    // Whether the answer is all there is decides JSON or a stream, and the
+    // status: so nothing is sent before the first message.
+    let Some(first) = rx.recv().await else { return plain(StatusCode::INTERNAL_SERVER_ERROR, "session closed") };
+    if first.2 {
+        guard.answer_sent = true;
+        return answer(&restore.apply(first.1));
+    }
+    super::event_stream(super::events_after(guard, Some(first), rx, Some(restore)))
 }
 
 /// The caller's shared modern session, opened on first use (and again after it

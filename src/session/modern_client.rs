@@ -256,11 +256,6 @@ impl ModernFront {
     }
 }
 
-/// Every protocol version the front side speaks, newest first.
-pub fn all_versions() -> Vec<&'static str> {
-    MODERN_VERSIONS.iter().chain(crate::era::HANDSHAKE_VERSIONS).copied().collect()
-}
-
 /// A listen stream's hold on its registration: dropped when the client cancels
 /// the listen or goes away, and then its resource subscriptions are let go.
 struct Unlisten {
@@ -302,11 +297,15 @@ impl Session {
                 json!({ "supported": MODERN_VERSIONS, "requested": requested }),
             );
         }
-        let envelope = match envelope(&id, &params, &all_versions()) {
+        let envelope = match envelope(&id, &params, &crate::era::all_versions()) {
             Ok(envelope) => envelope,
             Err(error) => return error,
         };
         self.adopt_envelope(&envelope);
+        if crate::era::REMOVED_METHODS.contains(&method.as_str()) {
+            let message = format!("Method not found: {method} (MCP {} removed it)", envelope.version);
+            return jsonrpc::error(id, jsonrpc::METHOD_NOT_FOUND, message);
+        }
         let mut reply = match method.as_str() {
             "server/discover" => jsonrpc::result(id, self.discover()),
             "subscriptions/listen" => return self.listen(id, params).await,
@@ -342,7 +341,7 @@ impl Session {
         let description = self.server_description();
         let mut result = json!({
             "resultType": "complete",
-            "supportedVersions": all_versions(),
+            "supportedVersions": crate::era::all_versions(),
             "capabilities": description["capabilities"],
             "ttlMs": 0,
             "cacheScope": "private",

@@ -308,13 +308,53 @@ fn modern_clients_post_without_a_session_and_keep_their_own_ids() {
         json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
     };
 
-    let discovered = http_messages(post(&http, &url, &modern, &request(json!(1), "server/discover", json!({}))));
-    assert!(discovered.last().unwrap()["result"]["supportedVersions"].to_string().contains("2026-07-28"));
+    // What a 2026-07-28 client sends: the routing headers with every request.
+    let post_at = |version: &str, body: &Value| {
+        let mut request = http
+            .post(&url)
+            .header("accept", "application/json, text/event-stream")
+            .header("authorization", "Bearer tok-123")
+            .header("mcp-protocol-version", version)
+            .json(body);
+        for (k, v) in routing_headers(body) {
+            request = request.header(k, v);
+        }
+        request.send().unwrap()
+    };
+    let modern_post = |body: &Value| post_at("2026-07-28", body);
+
+    // An answer that is all there is comes as JSON.
+    let discovered = modern_post(&request(json!(1), "server/discover", json!({})));
+    assert_eq!(discovered.headers()["content-type"], "application/json");
+    assert!(http_messages(discovered)[0]["result"]["supportedVersions"].to_string().contains("2026-07-28"));
+
+    // The revision's refusals, each with its status.
     let mut mismatched = request(json!(2), "tools/list", json!({}));
     mismatched["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"] = "2025-11-25".into();
-    let refused = post(&http, &url, &modern, &mismatched);
+    let refused = modern_post(&mismatched);
     assert_eq!(refused.status(), 400);
     assert_eq!(http_messages(refused)[0]["error"]["code"], -32020);
+    let unrouted = post(&http, &url, &modern, &request(json!(3), "tools/list", json!({})));
+    assert_eq!(unrouted.status(), 400, "no Mcp-Method header");
+    assert_eq!(http_messages(unrouted)[0]["error"]["code"], -32020);
+    for removed in ["initialize", "ping", "logging/setLevel", "resources/subscribe"] {
+        let refused = modern_post(&request(json!(4), removed, json!({"uri": "x", "level": "info"})));
+        assert_eq!(refused.status(), 404, "{removed}");
+        assert_eq!(http_messages(refused)[0]["error"]["code"], -32601, "{removed}");
+    }
+    let mut future = request(json!(5), "tools/list", json!({}));
+    future["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"] = "2099-01-01".into();
+    let too_new = post_at("2099-01-01", &future);
+    assert_eq!(too_new.status(), 400);
+    let error = &http_messages(too_new)[0]["error"];
+    assert_eq!(error["code"], -32022, "{error}");
+    assert_eq!(error["data"]["requested"], "2099-01-01", "{error}");
+    assert!(error["data"]["supported"].to_string().contains("2026-07-28"), "{error}");
+    let mut no_capabilities = request(json!(6), "tools/list", json!({}));
+    no_capabilities["params"]["_meta"].as_object_mut().unwrap().remove("io.modelcontextprotocol/clientCapabilities");
+    let refused = modern_post(&no_capabilities);
+    assert_eq!(refused.status(), 400);
+    assert_eq!(http_messages(refused)[0]["error"]["code"], -32602);
 
     // Two clients, the same id at once: each gets its own answer under it.
     let (a, b) = std::thread::scope(|scope| {
@@ -324,10 +364,10 @@ fn modern_clients_post_without_a_session_and_keep_their_own_ids() {
                 "tools/call",
                 json!({"name": "fx__slow", "arguments": {"seconds": 0.5, "message": "a"}}),
             );
-            http_messages(post(&http, &url, &modern, &call))
+            http_messages(modern_post(&call))
         });
         let call = request(json!(7), "tools/call", json!({"name": "fx__echo", "arguments": {"message": "b"}}));
-        let b = http_messages(post(&http, &url, &modern, &call));
+        let b = http_messages(modern_post(&call));
         (slow.join().unwrap(), b)
     });
     assert_eq!(a.last().unwrap()["id"], 7);
@@ -337,15 +377,14 @@ fn modern_clients_post_without_a_session_and_keep_their_own_ids() {
 
     // A listen stream, over its own POST, with the client's own id on every frame.
     let listen = request(json!("L"), "subscriptions/listen", json!({"notifications": {"toolsListChanged": true}}));
-    let mut stream = post(&http, &url, &modern, &listen);
+    let mut stream = modern_post(&listen);
     let ack = read_messages_until(&mut stream, |m| m["method"] == "notifications/subscriptions/acknowledged");
     assert_eq!(ack.last().unwrap()["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], "L", "{ack:?}");
-    let added = http_messages(post(
-        &http,
-        &url,
-        &modern,
-        &request(json!(8), "tools/call", json!({"name": "fx__add_tool", "arguments": {"name": "extra"}})),
-    ));
+    let added = http_messages(modern_post(&request(
+        json!(8),
+        "tools/call",
+        json!({"name": "fx__add_tool", "arguments": {"name": "extra"}}),
+    )));
     assert!(added.last().unwrap().get("result").is_some(), "{added:?}");
     let changed = read_messages_until(&mut stream, |m| m["method"] == "notifications/tools/list_changed");
     assert_eq!(changed.last().unwrap()["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], "L");

@@ -10,7 +10,6 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use base64::Engine;
 use serde_json::Value;
 use tracing::{Instrument, debug};
 
@@ -20,6 +19,7 @@ use crate::backend::{Backend, BackendHandler};
 use crate::era::LATEST_MODERN_VERSION;
 use crate::jsonrpc::{self, Kind};
 use crate::lock;
+use crate::routing_headers;
 
 /// The requests on their way, by id (as JSON text): aborting one closes its stream.
 #[derive(Default)]
@@ -35,13 +35,10 @@ impl OpenStreams {
     }
 }
 
-/// Where a tool's `x-mcp-header` annotations are: (property path, header token).
-type Annotations = Vec<(Vec<String>, String)>;
-
 /// What each tool of the server wants mirrored into `Mcp-Param-*` headers,
 /// learnt from its `tools/list` answers (`None` until one was seen).
 #[derive(Default)]
-pub(super) struct ParamHeaders(Mutex<Option<HashMap<String, Annotations>>>);
+pub(super) struct ParamHeaders(Mutex<Option<HashMap<String, routing_headers::Annotations>>>);
 
 impl ParamHeaders {
     /// Takes in one page of a `tools/list` answer (the first page starts afresh).
@@ -53,7 +50,7 @@ impl ParamHeaders {
         }
         for tool in tools {
             let Some(name) = tool.get("name").and_then(Value::as_str) else { continue };
-            let annotations = tool.get("inputSchema").and_then(annotations).unwrap_or_default();
+            let annotations = tool.get("inputSchema").and_then(routing_headers::annotations).unwrap_or_default();
             if annotations.is_empty() {
                 map.remove(name);
             } else {
@@ -66,57 +63,12 @@ impl ParamHeaders {
         lock(&self.0).is_some()
     }
 
-    /// The `Mcp-Param-*` headers of a call of `tool` with `arguments`: each
-    /// annotated argument that is present and a scalar, rendered as the
-    /// transport renders header values.
+    /// The `Mcp-Param-*` headers of a call of `tool` with `arguments`.
     fn headers(&self, tool: &str, arguments: &Value) -> Vec<(String, String)> {
         let known = lock(&self.0);
         let Some(annotations) = known.as_ref().and_then(|m| m.get(tool)) else { return Vec::new() };
-        annotations
-            .iter()
-            .filter_map(|(path, token)| {
-                let value = path.iter().try_fold(arguments, |node, key| node.get(key))?;
-                let rendered = match value {
-                    Value::Bool(b) => b.to_string(),
-                    Value::Number(n) => n.to_string(),
-                    Value::String(s) => s.clone(),
-                    _ => return None,
-                };
-                Some((format!("Mcp-Param-{token}"), header_value(&rendered)))
-            })
-            .collect()
+        routing_headers::param_headers(annotations, arguments)
     }
-}
-
-/// The valid `x-mcp-header` annotations of a tool's input schema: on a
-/// property reached through `properties` alone, a string/integer/boolean,
-/// named by an HTTP token, unique ignoring case. A schema with an invalid one
-/// gets no headers at all (the server then checks none either).
-fn annotations(schema: &Value) -> Option<Annotations> {
-    fn walk(schema: &Value, path: &[String], out: &mut Annotations) -> Option<()> {
-        let Some(properties) = schema.get("properties").and_then(Value::as_object) else { return Some(()) };
-        for (key, property) in properties {
-            let mut at = path.to_vec();
-            at.push(key.clone());
-            if let Some(token) = property.get("x-mcp-header") {
-                let token = token.as_str()?;
-                let is_token = !token.is_empty()
-                    && token.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-                let scalar =
-                    matches!(property.get("type").and_then(Value::as_str), Some("string" | "integer" | "boolean"));
-                let unique = out.iter().all(|(_, seen)| !seen.eq_ignore_ascii_case(token));
-                if !(is_token && scalar && unique) {
-                    return None;
-                }
-                out.push((at.clone(), token.to_string()));
-            }
-            walk(property, &at, out)?;
-        }
-        Some(())
-    }
-    let mut out = Vec::new();
-    walk(schema, &[], &mut out)?;
-    Some(out)
 }
 
 /// Lists the server's tools once, for their `x-mcp-header` annotations, when
@@ -160,35 +112,10 @@ async fn ask(transport: &RemoteConnection, id: &str, method: &str, mut params: V
     answer
 }
 
-/// The `Mcp-Name` of a request: what it names (a tool, a prompt, a resource).
-fn name_of(message: &Value) -> Option<&str> {
-    let params = jsonrpc::params(message);
-    match jsonrpc::method(message) {
-        "tools/call" | "prompts/get" => params.get("name")?.as_str(),
-        "resources/read" => params.get("uri")?.as_str(),
-        _ => None,
-    }
-}
-
-/// A header value as the modern transport wants it: as is when it is plain
-/// visible ASCII, else `=?base64?…?=`.
-fn header_value(value: &str) -> String {
-    let plain = !value.is_empty()
-        && value.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
-        && !value.starts_with(' ')
-        && !value.ends_with(' ')
-        && !value.starts_with("=?");
-    if plain {
-        value.to_string()
-    } else {
-        format!("=?base64?{}?=", base64::engine::general_purpose::STANDARD.encode(value))
-    }
-}
-
 /// POSTs one modern request with its headers.
 pub(super) async fn post(transport: &RemoteConnection, message: &Value) -> Result<reqwest::Response, reqwest::Error> {
     let method = jsonrpc::method(message).to_string();
-    let name = name_of(message).map(header_value);
+    let name = routing_headers::name_of(message).map(routing_headers::encode);
     let mut params_headers = Vec::new();
     if method == "tools/call" {
         if !transport.param_headers.known() {
@@ -196,7 +123,8 @@ pub(super) async fn post(transport: &RemoteConnection, message: &Value) -> Resul
         }
         let params = jsonrpc::params(message);
         let arguments = params.get("arguments").unwrap_or(&Value::Null);
-        params_headers = transport.param_headers.headers(name_of(message).unwrap_or_default(), arguments);
+        params_headers =
+            transport.param_headers.headers(routing_headers::name_of(message).unwrap_or_default(), arguments);
     }
     transport
         .send(|| {
@@ -204,10 +132,10 @@ pub(super) async fn post(transport: &RemoteConnection, message: &Value) -> Resul
                 .request(reqwest::Method::POST)
                 .header("accept", "application/json, text/event-stream")
                 .header("mcp-protocol-version", LATEST_MODERN_VERSION)
-                .header("mcp-method", &method)
+                .header(routing_headers::METHOD_HEADER, &method)
                 .json(message);
             if let Some(name) = &name {
-                request = request.header("mcp-name", name);
+                request = request.header(routing_headers::NAME_HEADER, name);
             }
             for (header, value) in &params_headers {
                 request = request.header(header.as_str(), value.as_str());
@@ -306,46 +234,17 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn annotated_arguments_become_param_headers() {
-        let schema = json!({"type": "object", "properties": {
-            "region": {"type": "string", "x-mcp-header": "Region"},
-            "dry": {"type": "boolean", "x-mcp-header": "Dry-Run"},
-            "opts": {"type": "object", "properties": {"tenant": {"type": "integer", "x-mcp-header": "Tenant"}}},
-            "plain": {"type": "string"}
-        }});
+    fn param_headers_are_learnt_per_tool_from_listings() {
+        let schema = json!({"type": "object", "properties": {"region": {"type": "string", "x-mcp-header": "Region"}}});
         let headers = ParamHeaders::default();
         assert!(!headers.known());
         headers.learn(&[json!({"name": "deploy", "inputSchema": schema})], true);
-        let got = headers
-            .headers("deploy", &json!({"region": "eu-west 1", "dry": true, "opts": {"tenant": 42}, "plain": "x"}));
-        assert_eq!(
-            got,
-            [
-                ("Mcp-Param-Region".to_string(), "eu-west 1".to_string()),
-                ("Mcp-Param-Dry-Run".to_string(), "true".to_string()),
-                ("Mcp-Param-Tenant".to_string(), "42".to_string()),
-            ]
-        );
-        assert!(headers.headers("deploy", &json!({"plain": "x"})).is_empty(), "absent arguments send nothing");
-        assert_eq!(headers.headers("deploy", &json!({"region": "Zürich"}))[0].1, header_value("Zürich"));
-        // Invalid annotations (a number, a duplicate) mean no headers for that tool.
-        let bad = json!({"properties": {"n": {"type": "number", "x-mcp-header": "N"}}});
-        assert_eq!(annotations(&bad), None);
-        let dup = json!({"properties": {"a": {"type": "string", "x-mcp-header": "X"}, "b": {"type": "string", "x-mcp-header": "x"}}});
-        assert_eq!(annotations(&dup), None);
-    }
-
-    #[test]
-    fn names_go_in_headers_plain_or_encoded() {
-        let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "whoami"}});
-        assert_eq!(name_of(&call), Some("whoami"));
-        let read = json!({"jsonrpc": "2.0", "id": 1, "method": "resources/read", "params": {"uri": "file:///a b"}});
-        assert_eq!(name_of(&read), Some("file:///a b"));
-        assert_eq!(header_value("whoami"), "whoami");
-        assert_eq!(
-            header_value("naïve"),
-            format!("=?base64?{}?=", base64::engine::general_purpose::STANDARD.encode("naïve"))
-        );
-        assert!(header_value(" padded").starts_with("=?base64?"));
+        assert!(headers.known());
+        let got = headers.headers("deploy", &json!({"region": "Zürich"}));
+        assert_eq!(got, [("Mcp-Param-Region".to_string(), routing_headers::encode("Zürich"))]);
+        assert!(headers.headers("other", &json!({"region": "x"})).is_empty());
+        // A first page starts afresh: the tool is gone.
+        headers.learn(&[json!({"name": "other"})], true);
+        assert!(headers.headers("deploy", &json!({"region": "x"})).is_empty());
     }
 }

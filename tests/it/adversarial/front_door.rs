@@ -134,6 +134,7 @@ fn a_session_answers_only_to_the_credential_that_opened_it() {
         call["params"]["_meta"] = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
             "io.modelcontextprotocol/clientCapabilities": {},
             "io.modelcontextprotocol/clientInfo": {"name": "front-door", "version": "1"}});
+        headers.extend(routing_headers(&call));
         post(&http, &url, &headers, &call)
     };
     assert_eq!(modern(None).status(), 401);

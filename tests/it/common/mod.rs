@@ -595,3 +595,18 @@ pub fn http_messages(response: reqwest::blocking::Response) -> Vec<Value> {
         .map(|d| serde_json::from_str(d.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {d}")))
         .collect()
 }
+
+/// The routing headers a 2026-07-28 client sends with a request over HTTP:
+/// `Mcp-Method`, and `Mcp-Name` for a request that names a tool, prompt or
+/// resource (plain: the tests' names are ASCII).
+pub fn routing_headers(body: &Value) -> Vec<(&'static str, String)> {
+    let method = body["method"].as_str().unwrap_or_default();
+    let mut headers = vec![("mcp-method", method.to_string())];
+    let name = match method {
+        "tools/call" | "prompts/get" => body["params"]["name"].as_str(),
+        "resources/read" => body["params"]["uri"].as_str(),
+        _ => None,
+    };
+    headers.extend(name.map(|n| ("mcp-name", n.to_string())));
+    headers
+}
