@@ -21,7 +21,11 @@ NPM_VERSION=10.9.9 # the npm line Node 22 ships with
 EVERYTHING_VERSION=2026.8.31
 MEMORY_VERSION=2026.8.31
 FILESYSTEM_VERSION=2026.8.31
-CONFORMANCE_VERSION=0.1.16 # the official conformance suite (its `server` mode)
+# The official conformance suite (its `server` mode). A prerelease, pinned exactly
+# (npm's `latest` tag is still 0.1.x): 0.2 is the first with the frozen per-revision
+# requirement sets (`--requirements 2025-11-25`, `--requirements 2026-07-28`) that
+# tests/it/conformance.rs runs. It needs Node 22, which is what runs it here.
+CONFORMANCE_VERSION=0.2.0-alpha.12
 PYTHON_MCP_VERSION=2.3.0
 # Everything `mcp` pulls in, as resolved for it, so a new release of a
 # dependency cannot change the client under the tests.
