@@ -12,7 +12,8 @@ use serde_json::{Value, json};
 /// (`backend::handshake::EraPlan`) whether to ask, and this is what was found.
 /// An enum rather than a `modern: bool` so that a third era is a compile
 /// error everywhere the era matters, not a silent `false`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Era {
     /// `initialize` first, then requests without an envelope. What every
     /// server is until it is found to be modern: the start-up requests

@@ -30,19 +30,24 @@ pub enum EraPlan {
     Probe,
     /// Speak this era without asking. A known modern server that does not
     /// answer `server/discover` fails to start rather than falling back, as
-    /// `protocol: modern` promises (a remembered one likewise: the definition
-    /// has not changed, so neither should the server).
+    /// `protocol: modern` promises.
     Known(Era),
 }
 
 impl EraPlan {
     /// The plan for a start under `protocol`, given the era an earlier start of
-    /// the same definition found (only `auto` asks, and only once).
+    /// the same definition found (in this daemon, or recorded with its listing
+    /// on disk). Only `auto` asks, and a server remembered as of the handshake
+    /// era is not asked again: that saves the round trip (or the wait, for a
+    /// server that ignores methods it does not know). One remembered as modern
+    /// is still asked, which costs nothing, as `server/discover` is its
+    /// handshake, and lets a server that went back to the handshake era (the
+    /// same command line can run a newer or older release) still start.
     pub fn new(protocol: Protocol, remembered: Option<Era>) -> EraPlan {
-        match protocol {
-            Protocol::Handshake => EraPlan::Known(Era::Handshake),
-            Protocol::Modern => EraPlan::Known(Era::Modern),
-            Protocol::Auto => remembered.map_or(EraPlan::Probe, EraPlan::Known),
+        match (protocol, remembered) {
+            (Protocol::Handshake, _) | (Protocol::Auto, Some(Era::Handshake)) => EraPlan::Known(Era::Handshake),
+            (Protocol::Modern, _) => EraPlan::Known(Era::Modern),
+            (Protocol::Auto, None | Some(Era::Modern)) => EraPlan::Probe,
         }
     }
 
@@ -142,13 +147,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_auto_asks_and_only_until_an_era_is_remembered() {
+    fn only_auto_asks_and_not_a_server_remembered_as_of_the_handshake_era() {
         for remembered in [None, Some(Era::Handshake), Some(Era::Modern)] {
             assert_eq!(EraPlan::new(Protocol::Handshake, remembered), EraPlan::Known(Era::Handshake));
             assert_eq!(EraPlan::new(Protocol::Modern, remembered), EraPlan::Known(Era::Modern));
         }
         assert_eq!(EraPlan::new(Protocol::Auto, None), EraPlan::Probe);
-        assert_eq!(EraPlan::new(Protocol::Auto, Some(Era::Modern)), EraPlan::Known(Era::Modern));
+        assert_eq!(EraPlan::new(Protocol::Auto, Some(Era::Handshake)), EraPlan::Known(Era::Handshake));
+        assert_eq!(EraPlan::new(Protocol::Auto, Some(Era::Modern)), EraPlan::Probe, "asked anyway: no cost");
         let plans = [EraPlan::Probe, EraPlan::Known(Era::Handshake), EraPlan::Known(Era::Modern)];
         assert_eq!(plans.map(EraPlan::asks), [true, false, true]);
         assert_eq!(plans.map(EraPlan::requires_modern), [false, false, true]);

@@ -117,12 +117,15 @@ impl BackendPool {
     }
 
     /// The live backend for `identity`, spawning it first if needed.
-    /// Concurrent callers wait for the one spawn.
+    /// Concurrent callers wait for the one spawn. `listed_era` is the era its
+    /// last listing recorded (perhaps by an earlier daemon), used when this
+    /// pool has not started the definition yet.
     pub async fn get(
         &self,
         identity: &Identity,
         config: &ServerConfig,
         resolved: &Resolved,
+        listed_era: Option<Era>,
     ) -> Result<Arc<Backend>, BackendError> {
         let server = identity.server.as_str();
         let slot = self.slot(identity);
@@ -140,7 +143,7 @@ impl BackendPool {
         lock(&slot.health).admit(server, Instant::now())?;
         let startup_timeout = *lock(&self.startup_timeout);
         let era_key = (identity.server.clone(), config.fingerprint());
-        let remembered = lock(&self.eras).get(&era_key).copied();
+        let remembered = lock(&self.eras).get(&era_key).copied().or(listed_era);
         let era = EraPlan::new(config.protocol, remembered);
         if config.transport == Transport::Http {
             slot.starts.fetch_add(1, Ordering::Relaxed);
@@ -185,6 +188,14 @@ impl BackendPool {
             }
             Err(BackendError::Exited { .. } | BackendError::Closed { .. }) if era == EraPlan::Probe => {
                 lock(&self.eras).insert(era_key, Era::Handshake);
+            }
+            // Remembered as of the handshake era, it refused `initialize`: it
+            // may have become modern, so the next start asks again (a server
+            // remembered as modern is always asked).
+            Err(BackendError::Initialize { .. })
+                if remembered == Some(Era::Handshake) && config.protocol == crate::config::Protocol::Auto =>
+            {
+                lock(&self.eras).insert(era_key, Era::Modern);
             }
             Err(_) => {}
         }

@@ -95,6 +95,10 @@ pub struct ServerListing {
     pub resources: Vec<Value>,
     #[serde(default)]
     pub resource_templates: Vec<Value>,
+    /// The era the backend was found to speak, so that a later start of the
+    /// same definition, even by another daemon, need not ask again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub era: Option<crate::era::Era>,
 }
 
 impl ServerListing {

@@ -34,7 +34,7 @@ impl Gateway {
         session: &SessionInfo,
     ) -> Result<Arc<Backend>, BackendError> {
         let (identity, resolved) = self.resolve(server, config, session)?;
-        let backend = self.pool.get(&identity, config, &resolved).await?;
+        let backend = self.pool.get(&identity, config, &resolved, self.listed_era(server, config)).await?;
         if backend.first_use() {
             self.attach_listeners(&backend);
         }

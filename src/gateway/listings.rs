@@ -193,6 +193,11 @@ impl Gateway {
         Ok(self.relist(&backend).await?.0)
     }
 
+    /// The era a listing of this definition recorded (in memory or on disk).
+    pub(super) fn listed_era(&self, server: &str, config: &ServerConfig) -> Option<crate::era::Era> {
+        self.listings.cached(&listing_key(server, config)).and_then(|listing| listing.era)
+    }
+
     /// Lists everything a running backend offers and stores it.
     async fn relist(self: &Arc<Self>, backend: &Backend) -> Result<(Arc<ServerListing>, Changes), BackendError> {
         let key = listing_key(&backend.server, &backend.config);
@@ -500,7 +505,11 @@ async fn list_all(
 
 /// Everything a backend offers, and the shortest `ttlMs` its lists gave.
 async fn fetch_listing(backend: &Backend) -> Result<(ServerListing, Option<Duration>), BackendError> {
-    let mut listing = ServerListing { initialize: backend.initialize_result().clone(), ..Default::default() };
+    let mut listing = ServerListing {
+        initialize: backend.initialize_result().clone(),
+        era: Some(backend.era()),
+        ..Default::default()
+    };
     let mut ttls = Vec::new();
     if listing.has_capability("tools") {
         let (tools, ttl) = list_all(backend, "tools/list", "tools").await?;

@@ -376,3 +376,35 @@ fn a_remote_modern_server_gets_each_request_as_its_own_post_with_its_clients_env
     }
     assert!(wait_until(TIMEOUT, || maps_are_empty(&gw)), "{}", status(&gw));
 }
+
+/// The methods the fixture server `a` has received, through `client`.
+fn methods_seen(client: &mut Client, id: u64) -> String {
+    first_text(&client.call_tool(json!(id), "a__calls", json!({}))).to_string()
+}
+
+#[test]
+fn a_servers_era_is_kept_with_its_listing_so_a_new_daemon_does_not_ask_again() {
+    let mut gw = TestGateway::new();
+    gw.write_config(&format!("servers:\n  a:\n{}", fixture_server("a")));
+    gw.start();
+    let mut client = gw.client();
+    client.initialize();
+    let first = methods_seen(&mut client, 1);
+    assert!(first.contains("server/discover"), "the first start asks: {first}");
+    drop(client);
+    let path = gw.home.join("cache/catalog.json");
+    let mut cache = String::new();
+    let on_disk = wait_until(TIMEOUT, || {
+        cache = std::fs::read_to_string(&path).unwrap_or_default();
+        cache.contains(r#""era":"handshake""#)
+    });
+    assert!(on_disk, "the listing, with the era, is on disk: {cache}");
+    gw.stop();
+
+    gw.start();
+    let mut client = gw.client();
+    client.initialize();
+    let again = methods_seen(&mut client, 2);
+    assert!(again.contains("initialize"), "{again}");
+    assert!(!again.contains("server/discover"), "a daemon that finds the era on disk does not ask: {again}");
+}
