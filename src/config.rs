@@ -100,6 +100,12 @@ pub struct ServerConfig {
     /// Run session requests one at a time, so server→client requests (sampling,
     /// elicitation) are always attributed to the one caller.
     pub serialize: bool,
+    /// How many instances of the server (per sharing key) may run side by
+    /// side for calls that ask a client something (sampling, elicitation)
+    /// while another session's such call is in flight; 1 queues those calls
+    /// on the one instance instead.
+    #[serde(skip_serializing_if = "is_default_max_instances")]
+    pub max_instances: u32,
     /// Overrides the global `request_timeout_secs` for this server.
     pub request_timeout_secs: Option<u64>,
     /// Overrides the global `idle_timeout` for this server.
@@ -149,6 +155,8 @@ struct RawServer {
     enabled: bool,
     #[serde(default)]
     serialize: bool,
+    #[serde(default = "default_max_instances")]
+    max_instances: u32,
     request_timeout_secs: Option<u64>,
     #[serde(default, with = "humantime_serde")]
     idle_timeout: Option<std::time::Duration>,
@@ -174,6 +182,18 @@ pub enum Protocol {
 
 fn yes() -> bool {
     true
+}
+
+/// Four: enough for the terminals of one person asking at once, few enough
+/// that a burst cannot fill the machine with copies of a server.
+pub const DEFAULT_MAX_INSTANCES: u32 = 4;
+
+fn default_max_instances() -> u32 {
+    DEFAULT_MAX_INSTANCES
+}
+
+fn is_default_max_instances(n: &u32) -> bool {
+    *n == DEFAULT_MAX_INSTANCES
 }
 
 impl TryFrom<RawServer> for ServerConfig {
@@ -202,6 +222,9 @@ impl TryFrom<RawServer> for ServerConfig {
         if raw.command.as_deref().is_some_and(|c| c.trim().is_empty()) {
             return Err("`command` is empty".into());
         }
+        if raw.max_instances == 0 {
+            return Err("`max_instances` must be at least 1".into());
+        }
         let mut server = Self {
             transport,
             command: raw.command,
@@ -217,6 +240,7 @@ impl TryFrom<RawServer> for ServerConfig {
             prefix: raw.prefix,
             enabled: raw.enabled,
             serialize: raw.serialize,
+            max_instances: raw.max_instances,
             request_timeout_secs: raw.request_timeout_secs,
             idle_timeout: raw.idle_timeout,
             tools: raw.tools,

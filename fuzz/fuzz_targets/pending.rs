@@ -154,7 +154,7 @@ impl Harness {
             Params::OddMeta(t) => json!({"_meta": t.value()}),
         };
         let before = value.clone();
-        let (id, rx) = self.table.register(session.map(|s| &self.sinks[s]), &mut value);
+        let (id, rx) = self.table.register(session.map(|s| &self.sinks[s]), &mut value, None);
         assert!(!self.by_id.contains_key(&id), "backend id {id} given out twice");
         assert!(self.table.is_in_flight(id));
         assert_eq!(self.table.session_of(id), session.map(|s| self.sinks[s].id));

@@ -90,8 +90,12 @@ mod tests {
             volumes: vec!["/data:/data:ro".into()],
             network: Some("none".into()),
         };
-        let identity =
-            Identity { server: "tool".into(), key: SharingKey("global".into()), instance: "0123456789abcdef".into() };
+        let identity = Identity {
+            server: "tool".into(),
+            key: SharingKey("global".into()),
+            instance: "0123456789abcdef".into(),
+            lane: 0,
+        };
         let name = container_name(&identity);
         assert!(name.starts_with("mcp-gateway-tool-01234567-"), "{name}");
         let run = run_command(&resolved, &name);

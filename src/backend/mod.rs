@@ -28,13 +28,13 @@ mod supervisor;
 pub use pool::{BackendPool, BackendStatus};
 
 use crate::lock;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 use self::pending::PendingTable;
 use self::stderr::StderrRing;
@@ -98,6 +98,10 @@ pub struct Identity {
     pub server: String,
     pub key: SharingKey,
     pub instance: String,
+    /// 0 for the instance every session of the key shares; 1 and up for the
+    /// extra instances that calls asking a client something run on while
+    /// another session's such call holds the one before (`gateway::asking`).
+    pub lane: u32,
 }
 
 /// A server definition with every `${VAR}` resolved for one sharing key. It
@@ -161,6 +165,9 @@ pub struct Backend {
     /// `serialize: true`: one session request at a time, so that a server→client
     /// request can always be attributed to the one caller.
     serial: Option<tokio::sync::Semaphore>,
+    /// Sessions with calls in flight here of tools known to ask clients, and
+    /// how many: at most one session at a time (see [`AskingClaim`]).
+    askers: Mutex<HashMap<SessionId, usize>>,
     /// The `logging/setLevel` last sent to the backend.
     log_level: Mutex<Option<String>>,
     alive: AtomicBool,
@@ -187,6 +194,7 @@ impl Backend {
             server: identity.server.clone(),
             key: identity.key.clone(),
             serial: config.serialize.then(|| tokio::sync::Semaphore::new(1)),
+            askers: Mutex::default(),
             identity,
             config,
             users: Mutex::new(HashSet::new()),
@@ -304,7 +312,9 @@ impl Backend {
         if self.is_modern() && !crate::era::has_envelope(&params) {
             crate::era::stamp(&mut params, &crate::era::gateway_envelope());
         }
-        let (id, rx) = self.pending.register(sink, &mut params);
+        let tool = sink.filter(|_| method == "tools/call").and_then(|_| params.get("name")).and_then(Value::as_str);
+        let tool = tool.map(str::to_string);
+        let (id, rx) = self.pending.register(sink, &mut params, tool.as_deref());
         let guard = CancelOnDrop { backend: self, id, armed: true };
         if self.writer.send(jsonrpc::request_line(id, method, &params)).is_err() {
             self.pending.forget(id);
@@ -350,6 +360,29 @@ impl Backend {
 
     fn touch(&self) {
         *lock(&self.last_used) = Instant::now();
+    }
+
+    /// Claims this instance for a call of `session` that may ask its client
+    /// something: granted unless another session holds such a claim, so a
+    /// request the backend sends meanwhile has exactly one possible owner.
+    /// `released` is woken when the claim ends (others may be waiting).
+    pub fn claim_for_asking(self: &Arc<Self>, session: SessionId, released: Arc<Notify>) -> Option<AskingClaim> {
+        let mut askers = lock(&self.askers);
+        if askers.keys().any(|other| *other != session) {
+            return None;
+        }
+        *askers.entry(session).or_default() += 1;
+        Some(AskingClaim { backend: self.clone(), session, released })
+    }
+
+    /// The one session holding asking claims here, if any.
+    pub fn sole_asker(&self) -> Option<SessionId> {
+        lock(&self.askers).keys().next().copied()
+    }
+
+    /// The tools `session` is calling here now.
+    pub fn tools_in_flight(&self, session: SessionId) -> Vec<String> {
+        self.pending.tools_in_flight(session)
     }
 
     /// How long no session request has started or ended here.
@@ -484,6 +517,28 @@ struct Listening {
     id: Option<String>,
     uris: std::collections::BTreeSet<String>,
     opened: u64,
+}
+
+/// A call's hold on an instance while it may ask its client something (see
+/// [`Backend::claim_for_asking`]); let go when the call ends, however it ends.
+pub struct AskingClaim {
+    backend: Arc<Backend>,
+    session: SessionId,
+    released: Arc<Notify>,
+}
+
+impl Drop for AskingClaim {
+    fn drop(&mut self) {
+        let mut askers = lock(&self.backend.askers);
+        if let Some(count) = askers.get_mut(&self.session) {
+            *count -= 1;
+            if *count == 0 {
+                askers.remove(&self.session);
+            }
+        }
+        drop(askers);
+        self.released.notify_waiters();
+    }
 }
 
 /// Marks the backend used when a session request ends, however it ends.

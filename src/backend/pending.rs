@@ -26,6 +26,9 @@ struct PendingCall {
     session: Option<SessionId>,
     reply: oneshot::Sender<Reply>,
     progress_token: Option<String>,
+    /// The tool a `tools/call` calls: what the gateway learns from when the
+    /// backend asks a client something during the call (`gateway::asking`).
+    tool: Option<Box<str>>,
 }
 
 struct ProgressRoute {
@@ -55,8 +58,14 @@ impl PendingTable {
 
     /// Registers a request: assigns the backend-side id and rewrites
     /// `params._meta.progressToken` (when the caller is a session) to a
-    /// gateway-unique token routed back to `sink`.
-    pub fn register(&self, sink: Option<&SessionSink>, params: &mut Value) -> (u64, oneshot::Receiver<Reply>) {
+    /// gateway-unique token routed back to `sink`. `tool` is the tool of a
+    /// session's `tools/call`.
+    pub fn register(
+        &self,
+        sink: Option<&SessionSink>,
+        params: &mut Value,
+        tool: Option<&str>,
+    ) -> (u64, oneshot::Receiver<Reply>) {
         let (tx, rx) = oneshot::channel();
         let mut inner = self.lock();
         inner.next_id += 1;
@@ -71,7 +80,8 @@ impl PendingTable {
                 progress_token = Some(token);
             }
         }
-        inner.calls.insert(id, PendingCall { session: sink.map(|s| s.id), reply: tx, progress_token });
+        let call = PendingCall { session: sink.map(|s| s.id), reply: tx, progress_token, tool: tool.map(Box::from) };
+        inner.calls.insert(id, call);
         (id, rx)
     }
 
@@ -134,6 +144,13 @@ impl PendingTable {
         self.lock().calls.values().filter_map(|c| c.session).collect()
     }
 
+    /// The tools `session` is calling here now.
+    pub fn tools_in_flight(&self, session: SessionId) -> Vec<String> {
+        let inner = self.lock();
+        let calls = inner.calls.values().filter(|c| c.session == Some(session));
+        calls.filter_map(|c| c.tool.as_deref().map(str::to_string)).collect()
+    }
+
     /// How many requests are in flight (and how many progress routes exist).
     pub fn len(&self) -> (usize, usize) {
         let inner = self.lock();
@@ -162,10 +179,12 @@ mod tests {
         let table = PendingTable::default();
         let (a, _) = sink(1);
         let (b, _) = sink(2);
-        let (id_a, rx_a) = table.register(Some(&a), &mut json!({}));
-        let (id_b, rx_b) = table.register(Some(&b), &mut json!({}));
+        let (id_a, rx_a) = table.register(Some(&a), &mut json!({}), None);
+        let (id_b, rx_b) = table.register(Some(&b), &mut json!({}), Some("t"));
         assert_ne!(id_a, id_b);
         assert_eq!(table.sessions_in_flight(), HashSet::from([1, 2]));
+        assert_eq!(table.tools_in_flight(2), vec!["t".to_string()]);
+        assert!(table.tools_in_flight(1).is_empty());
         assert!(table.complete(json!({"id": id_b, "result": "b"})));
         assert!(table.complete(json!({"id": id_a, "result": "a"})));
         assert_eq!(rx_a.await.unwrap().unwrap()["result"], "a");
@@ -182,8 +201,8 @@ mod tests {
         let (b, _) = sink(2);
         let mut pa = json!({"_meta": {"progressToken": 1}});
         let mut pb = json!({"_meta": {"progressToken": 1}});
-        let (id_a, _rx_a) = table.register(Some(&a), &mut pa);
-        let (_id_b, _rx_b) = table.register(Some(&b), &mut pb);
+        let (id_a, _rx_a) = table.register(Some(&a), &mut pa, None);
+        let (_id_b, _rx_b) = table.register(Some(&b), &mut pb, None);
         let ta = pa["_meta"]["progressToken"].clone();
         let tb = pb["_meta"]["progressToken"].clone();
         assert_ne!(ta, tb);
@@ -198,7 +217,7 @@ mod tests {
     #[tokio::test]
     async fn fail_all_answers_everyone() {
         let table = PendingTable::default();
-        let (_, rx) = table.register(None, &mut json!({}));
+        let (_, rx) = table.register(None, &mut json!({}), None);
         table.fail_all(&BackendError::Closed { server: "x".into() });
         assert!(rx.await.unwrap().is_err());
         assert!(table.is_empty());

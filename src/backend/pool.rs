@@ -53,6 +53,9 @@ pub struct BackendStatus {
     pub server: String,
     pub key: String,
     pub instance: String,
+    /// 0 for the shared instance; 1 and up for the extra instances that
+    /// calls asking a client run on while another's such call is in flight.
+    pub lane: u32,
     pub sessions: usize,
     pub idle_secs: u64,
     pub state: &'static str,
@@ -327,6 +330,7 @@ impl BackendPool {
                     server: identity.server,
                     key: identity.key.0,
                     instance: identity.instance,
+                    lane: identity.lane,
                     sessions: 0,
                     idle_secs: 0,
                     state: "stopped",
@@ -376,7 +380,7 @@ impl BackendPool {
                 row
             })
             .collect();
-        rows.sort_by(|a, b| (&a.server, &a.key, &a.instance).cmp(&(&b.server, &b.key, &b.instance)));
+        rows.sort_by(|a, b| (&a.server, &a.key, &a.instance, a.lane).cmp(&(&b.server, &b.key, &b.instance, b.lane)));
         rows
     }
 

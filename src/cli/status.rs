@@ -88,7 +88,10 @@ pub fn render(status: &Value, home: &str) -> String {
         }
         rows.row(vec![
             text(b, "server"),
-            rel(&text(b, "key")),
+            match number(b, "lane") {
+                0 => rel(&text(b, "key")),
+                lane => format!("{} (+{lane})", rel(&text(b, "key"))),
+            },
             state,
             text(b, "pid"),
             if running { text(b, "processes") } else { "-".into() },

@@ -1,7 +1,8 @@
 //! From a session's call to its backend: the live instance (started on first
 //! use, with the sessions that listen for its log messages attached), the
-//! modern envelope for a modern server, the `serialize: true` turn, and the
-//! request timeout.
+//! modern envelope for a modern server, the `serialize: true` turn (or the
+//! instance of its own that a call asking a client gets), and the request
+//! timeout.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +16,7 @@ use crate::config::ServerConfig;
 impl Gateway {
     /// The live backend of `server` for a session, started if needed.
     pub async fn backend(self: &Arc<Self>, server: &str, session: &SessionInfo) -> Result<Arc<Backend>, BackendError> {
-        self.backend_of(server, &self.configured(server, session)?, session).await
+        self.backend_of(server, &self.configured(server, session)?, session, 0).await
     }
 
     /// The definition of `server` this session sees.
@@ -26,14 +27,18 @@ impl Gateway {
         })
     }
 
-    /// The live backend of an already looked-up definition.
-    async fn backend_of(
+    /// The live backend of an already looked-up definition: the instance the
+    /// session's sharing key shares (lane 0), or one of the extra ones that
+    /// calls asking a client run on (see `asking`).
+    pub(super) async fn backend_of(
         self: &Arc<Self>,
         server: &str,
         config: &ServerConfig,
         session: &SessionInfo,
+        lane: u32,
     ) -> Result<Arc<Backend>, BackendError> {
-        let (identity, resolved) = self.resolve(server, config, session)?;
+        let (mut identity, resolved) = self.resolve(server, config, session)?;
+        identity.lane = lane;
         let backend = self.pool.get(&identity, config, &resolved, self.listed_era(server, config)).await?;
         if backend.first_use() {
             self.attach_listeners(&backend);
@@ -44,7 +49,8 @@ impl Gateway {
     }
 
     /// Forwards a request to `server` and returns the backend's response object.
-    /// On a `serialize: true` server it waits for its turn first. A request that
+    /// On a `serialize: true` server it waits for its turn first; a call of a
+    /// tool that asks clients waits for an instance of its own (`asking`). A request that
     /// takes longer than the request timeout fails, and the backend is told it was
     /// cancelled (dropping the request future does that).
     pub async fn forward(
@@ -57,7 +63,7 @@ impl Gateway {
         let config = self.configured(server, session)?;
         let secs = config.request_timeout_secs.unwrap_or_else(|| self.config().request_timeout_secs);
         let call = async {
-            let backend = self.backend_of(server, &config, session).await?;
+            let (backend, _claim) = self.instance_for(server, &config, method, &params, session).await?;
             let mut params = params;
             if backend.is_modern() {
                 // Each request speaks for its own client: that client's

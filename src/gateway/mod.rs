@@ -23,6 +23,7 @@ use crate::preamble::ClientEnv;
 use crate::sink::{SessionId, SessionSink};
 use crate::workspace::WorkspaceFiles;
 
+mod asking;
 mod commands;
 mod forward;
 mod listings;
@@ -117,6 +118,7 @@ pub struct Gateway {
     sessions: Mutex<HashMap<SessionId, SessionInfo>>,
     next_session: AtomicU64,
     server_requests: server_requests::ServerRequests,
+    asking: asking::Asking,
     subscriptions: subscriptions::Subscriptions,
     tasks: tasks::Tasks,
     started: Instant,
@@ -152,6 +154,7 @@ impl Gateway {
                 sessions: Mutex::new(HashMap::new()),
                 next_session: AtomicU64::new(1),
                 server_requests: Default::default(),
+                asking: Default::default(),
                 subscriptions: Default::default(),
                 tasks: Default::default(),
                 started: Instant::now(),

@@ -45,7 +45,10 @@ pub(super) async fn run(gateway: Weak<Gateway>) {
                     }
                 });
             }
-            let limit = backend.config.idle_timeout.unwrap_or(default);
+            let mut limit = backend.config.idle_timeout.unwrap_or(default);
+            if backend.identity.lane > 0 {
+                limit = limit.min(super::asking::EXTRA_INSTANCE_IDLE);
+            }
             if backend.idle_for() >= limit && !gateway.busy(&backend) {
                 info!(server = %backend.server, key = %backend.key.0, idle = ?backend.idle_for(), "stopping an idle backend");
                 let grace = Duration::from_secs(gateway.config().shutdown_grace_secs);

@@ -209,7 +209,7 @@ impl Gateway {
             parts.extend(resolved.volumes.iter().map(String::as_str));
             self.hasher.digest_memo(parts)
         };
-        Ok((Identity { server: name.to_string(), key: SharingKey(key), instance }, resolved))
+        Ok((Identity { server: name.to_string(), key: SharingKey(key), instance, lane: 0 }, resolved))
     }
 
     /// Whether this session would be served by `backend` (same resolved identity).

@@ -2,10 +2,12 @@
 //! `elicitation/create`, `roots/list`), routed to the one session that caused
 //! them, under an id of the gateway's own, and their answers routed back.
 //!
-//! On stdio there is no per-request channel, so the cause is inferred: the only
-//! session with calls in flight on that backend. When that is ambiguous the
-//! gateway does not guess: it answers `roots/list` itself and refuses sampling
-//! and elicitation with an error that says why and what to do (`serialize: true`).
+//! On stdio there is no per-request channel, so the cause is inferred: the
+//! session whose call holds the instance for asking (see `asking`), else the
+//! only session with calls in flight on that backend. When that is ambiguous
+//! (the first time a tool is seen to ask, with another session's call in
+//! flight) the gateway does not guess: it answers `roots/list` itself, refuses
+//! sampling and elicitation with an error that says why, and learns the tool.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -135,7 +137,8 @@ fn attribute<'a>(
         (None, _) => Err(format!("no client has a call in flight on server `{server}`, so there is no one to ask")),
         (Some(_), Some(_)) => Err(format!(
             "{} clients have calls in flight on server `{server}`, so mcp-gateway cannot tell which one this request \
-             belongs to; set `serialize: true` (or `share: session`) on this server to make it unambiguous",
+             belongs to; it has now learnt which tool asks, and runs calls of it from different clients on separate \
+             instances: call it again (`serialize: true` on this server makes every call wait its turn instead)",
             in_flight.len(),
         )),
     }
@@ -210,8 +213,29 @@ impl Gateway {
         }
         let session = match self.cause_of(backend, &params, origin) {
             Ok(session) => session,
-            Err(reason) => return refuse(jsonrpc::INVALID_REQUEST, reason),
+            Err(reason) => {
+                // Whichever of them it was, its tool asks: from now on such
+                // calls get an instance of their own, and this cannot recur.
+                // A session that could not take the request is no suspect.
+                let in_flight = backend.sessions_in_flight();
+                let able: Vec<SessionId> = in_flight
+                    .iter()
+                    .copied()
+                    .filter(|id| {
+                        self.session(*id)
+                            .is_some_and(|s| missing_capability(&s.capabilities, &method, &params).is_none())
+                    })
+                    .collect();
+                match able.is_empty() {
+                    true => self.learn_asking(backend, in_flight),
+                    false => self.learn_asking(backend, able),
+                }
+                return refuse(jsonrpc::INVALID_REQUEST, reason);
+            }
         };
+        if origin.is_none() {
+            self.learn_asking(backend, [session.id]);
+        }
         // A modern client is told with -32021 on its own call (see
         // `ModernSession::await_round`); a handshake client's backend is refused here.
         let modern = session.protocol_version.as_deref().is_some_and(|v| crate::era::MODERN_VERSIONS.contains(&v));
@@ -235,6 +259,8 @@ impl Gateway {
     /// session whose calls are in flight on `backend`.
     fn cause_of(&self, backend: &Backend, params: &Value, origin: Option<SessionId>) -> Result<SessionInfo, String> {
         let disconnected = || "the client that made this call has disconnected".to_string();
+        // A call holding the instance for asking is the one possible cause (see `asking`).
+        let origin = origin.or_else(|| backend.sole_asker());
         match attribute(origin, params, &backend.sessions_in_flight(), &backend.server)? {
             Cause::Origin(id) | Cause::SoleCaller(id) => self.session(id).ok_or_else(disconnected),
             Cause::Task(task) => self

@@ -216,7 +216,8 @@ mod tests {
     use crate::backend::SharingKey;
 
     fn key(server: &str, uri: &str) -> Key {
-        let identity = Identity { server: server.into(), key: SharingKey("global".into()), instance: "0".into() };
+        let identity =
+            Identity { server: server.into(), key: SharingKey("global".into()), instance: "0".into(), lane: 0 };
         (identity, uri.into())
     }
 

@@ -32,7 +32,7 @@ impl Fixture {
         let config = crate::config::Config::parse(&config_path, &yaml).expect("config");
         let cache = crate::catalog::ListingCache::load(&home.path().join("catalog.json"));
         let gateway = Gateway::new(config, &config_path, Some(config_path.clone()), cache);
-        let identity = Identity { server: "s".into(), key: SharingKey("global".into()), instance: "0".into() };
+        let identity = Identity { server: "s".into(), key: SharingKey("global".into()), instance: "0".into(), lane: 0 };
         let (writer, stdin) = mpsc::unbounded_channel();
         let backend = Arc::new(Backend::new(identity, gateway.config().servers["s"].clone(), None, writer));
         let hooks = Hooks { gateway: Arc::downgrade(&gateway) };

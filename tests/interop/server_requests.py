@@ -21,7 +21,7 @@ def callbacks(kind, mine, asked):
     return {"sampling_callback": sampling} if kind == "sampling" else {"elicitation_callback": elicitation}
 
 
-async def session(args, index, start, results):
+async def session(args, index, ready, start, results):
     mine = f"answer-from-session-{index}"
     asked = []
     async with client(args, **callbacks(args.kind, mine, asked)) as c:
@@ -29,6 +29,7 @@ async def session(args, index, start, results):
         names = [t.name for t in (await c.list_tools()).tools]
         if tool not in names:
             fail(f"{tool} not offered: {names}")
+        ready[index].set()
         await start[index].wait()
         arguments = {"prompt": f"question {index}", "maxTokens": 5} if args.kind == "sampling" else {}
         text = text_of(await c.call_tool(tool, arguments))
@@ -48,10 +49,22 @@ async def main():
     p.add_argument("--sessions", type=int, default=2)
     p.add_argument("--sequential", action="store_true", help="one session's call at a time")
     args = p.parse_args()
+    ready = [asyncio.Event() for _ in range(args.sessions)]
     start = [asyncio.Event() for _ in range(args.sessions)]
     results = {}
-    tasks = [asyncio.create_task(session(args, i, start, results)) for i in range(args.sessions)]
-    await asyncio.sleep(1.0)
+    tasks = [asyncio.create_task(session(args, i, ready, start, results)) for i in range(args.sessions)]
+
+    async def all_ready():
+        for event in ready:
+            await event.wait()
+
+    # Every session connected and listed before any call starts (a session
+    # that fails first ends the wait with its error).
+    readiness = asyncio.create_task(all_ready())
+    done, _ = await asyncio.wait([readiness, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    if readiness not in done:
+        for task in done:
+            task.result()
     if args.sequential:
         start[0].set()
     else:

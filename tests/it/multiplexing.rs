@@ -88,6 +88,61 @@ fn ambiguous_sampling_is_refused_and_says_why() {
         asker.stash
     );
     assert!(busy.response(&json!(1)).get("result").is_some());
+
+    // The gateway learnt which tool asks: the same two calls at once now work,
+    // and the request goes to the one session whose call can ask.
+    busy.send(&json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{
+        "name":"everything__trigger-long-running-operation","arguments":{"duration":3,"steps":3}}}));
+    assert!(wait_until(TIMEOUT, || status(&gw)["backends"][0]["in_flight"] == 1));
+    asker.send(&json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{
+        "name":"everything__trigger-sampling-request","arguments":{"prompt":"hi","maxTokens":5}}}));
+    let mut others = Vec::new();
+    let request = loop {
+        let m = asker.recv_within(TIMEOUT).expect("the sampling request, this time");
+        if m["method"] == "sampling/createMessage" {
+            break m;
+        }
+        others.push(m);
+    };
+    asker.stash.extend(others);
+    asker.send(&json!({"jsonrpc":"2.0","id":request["id"],"result":{
+        "role":"assistant","content":{"type":"text","text":"the asker's answer"},"model":"m"}}));
+    let reply = asker.response(&json!(2));
+    assert!(serde_json::to_string(&reply).unwrap().contains("the asker's answer"), "{reply}");
+    assert!(busy.response(&json!(2)).get("result").is_some());
+    let extra = status(&gw)["backends"].as_array().unwrap().iter().filter(|b| b["lane"] != 0).count();
+    assert_eq!(extra, 0, "no extra instance: the other call does not ask: {}", status(&gw));
+}
+
+#[test]
+fn concurrent_callers_of_a_tool_that_asks_each_get_their_own_answer() {
+    // A short idle timeout, so the extra instances are seen to go.
+    let gw = started(everything("    idle_timeout: 2s\n"));
+    for kind in ["sampling", "elicitation"] {
+        // One caller alone: exact, and the gateway learns that the tool asks.
+        let alone = run_client_script(&gw, "server_requests.py", &["--kind", kind, "--sessions", "1"]);
+        assert_eq!(alone["asked"], json!([1]), "{kind}: {alone}");
+        for sessions in [2, 5] {
+            let result =
+                run_client_script(&gw, "server_requests.py", &["--kind", kind, "--sessions", &sessions.to_string()]);
+            assert_eq!(
+                result["asked"],
+                json!(vec![1; sessions]),
+                "{kind} × {sessions}: each asked exactly once: {result}"
+            );
+        }
+    }
+    let lanes = |running: bool| -> Vec<u64> {
+        let status = status(&gw);
+        let backends = status["backends"].as_array().cloned().unwrap_or_default();
+        backends.iter().filter(|b| b["pid"].is_null() != running).filter_map(|b| b["lane"].as_u64()).collect()
+    };
+    let started: Vec<u64> =
+        status(&gw)["backends"].as_array().unwrap().iter().filter_map(|b| b["lane"].as_u64()).collect();
+    assert!(started.iter().any(|lane| *lane > 0), "concurrent asking calls ran on extra instances: {started:?}");
+    assert!(started.iter().all(|lane| *lane < 4), "at most max_instances (4): {started:?}");
+    assert!(wait_until(TIMEOUT, || lanes(true).is_empty()), "idle instances stop: {}", status(&gw));
+    assert!(wait_until(TIMEOUT, || maps_are_empty(&gw)), "{}", status(&gw));
 }
 
 #[test]

@@ -77,7 +77,8 @@ async fn an_overloaded_server_is_tried_again_and_a_closed_answer_stream_is_resum
         .servers
         .shift_remove("fake")
         .unwrap();
-    let identity = Identity { server: "fake".into(), key: SharingKey("global".into()), instance: "test".into() };
+    let identity =
+        Identity { server: "fake".into(), key: SharingKey("global".into()), instance: "test".into(), lane: 0 };
     let resolved = Resolved {
         url: Some(url),
         headers: Vec::new(),

@@ -1,0 +1,156 @@
+//! Calls that ask a client something (sampling, elicitation) on a server that
+//! has no way to say which call a request belongs to: a handshake-era server
+//! over stdio (or Docker). Over HTTP the request rides the stream of its call,
+//! and a modern server asks inside its answer, so both are exact already.
+//!
+//! The gateway learns which tools of a server ask (from requests it could
+//! attribute, and from the calls in flight when it could not), and runs every
+//! call of such a tool on an instance where no other session has one in
+//! flight: the shared instance when it is free, else an extra instance of the
+//! same server and sharing key (lane 1, 2, … up to `max_instances`), else the
+//! call waits for one to free. A request the backend sends then has exactly
+//! one possible owner, calls of other tools keep sharing the one instance
+//! (and its state), and the extra instances stop once idle for a minute.
+//! `serialize: true` stays the explicit, stricter alternative.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::Notify;
+use tracing::info;
+
+use super::{Gateway, SessionInfo, lock};
+use crate::backend::{AskingClaim, Backend, BackendError};
+use crate::config::{ServerConfig, Transport};
+use crate::sink::SessionId;
+
+/// How long an extra instance may sit idle before it is stopped (the shared
+/// one keeps the server's own idle timeout).
+pub(super) const EXTRA_INSTANCE_IDLE: Duration = Duration::from_secs(60);
+
+#[derive(Default)]
+pub(super) struct Asking {
+    /// (server, definition fingerprint) → the tools seen to ask a client.
+    tools: Mutex<HashMap<(String, String), HashSet<String>>>,
+    /// Woken whenever a claim ends, for calls waiting for a free instance.
+    released: Arc<Notify>,
+}
+
+impl Asking {
+    fn asks(&self, server: &str, config: &ServerConfig, tool: &str) -> bool {
+        let key = (server.to_string(), config.fingerprint());
+        lock(&self.tools).get(&key).is_some_and(|tools| tools.contains(tool))
+    }
+
+    /// Records that `tools` ask; returns the ones that were not known.
+    fn learn(&self, server: &str, config: &ServerConfig, tools: Vec<String>) -> Vec<String> {
+        let mut known = lock(&self.tools);
+        let set = known.entry((server.to_string(), config.fingerprint())).or_default();
+        tools.into_iter().filter(|tool| set.insert(tool.clone())).collect()
+    }
+}
+
+/// Whether calls to this backend need a claim to be attributable: requests
+/// it sends carry neither a stream nor an answer to tie them to their call.
+fn needs_claims(backend: &Backend, config: &ServerConfig) -> bool {
+    !backend.is_modern() && config.transport != Transport::Http && !config.serialize
+}
+
+/// The tool a request calls, for a `tools/call`.
+fn called_tool<'a>(method: &str, params: &'a Value) -> Option<&'a str> {
+    (method == "tools/call").then(|| params.get("name").and_then(Value::as_str)).flatten()
+}
+
+impl Gateway {
+    /// The instance a session request runs on: the shared one, unless it calls
+    /// a tool known to ask a client (see the module doc). The claim, when
+    /// there is one, must be held until the call ends.
+    pub(super) async fn instance_for(
+        self: &Arc<Self>,
+        server: &str,
+        config: &ServerConfig,
+        method: &str,
+        params: &Value,
+        session: &SessionInfo,
+    ) -> Result<(Arc<Backend>, Option<AskingClaim>), BackendError> {
+        let shared = self.backend_of(server, config, session, 0).await?;
+        let asks = called_tool(method, params).is_some_and(|tool| self.asking.asks(server, config, tool));
+        if !asks || !needs_claims(&shared, config) {
+            return Ok((shared, None));
+        }
+        let released = self.asking.released.clone();
+        loop {
+            // Registered before looking, so a claim let go meanwhile still wakes us.
+            let freed = released.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            for lane in 0..config.max_instances {
+                let backend = match lane {
+                    0 => shared.clone(),
+                    _ => self.backend_of(server, config, session, lane).await?,
+                };
+                if let Some(claim) = backend.claim_for_asking(session.id, released.clone()) {
+                    if lane > 0 {
+                        tracing::debug!(
+                            server,
+                            lane,
+                            session = session.id,
+                            "a call that asks runs on an extra instance"
+                        );
+                    }
+                    return Ok((backend, Some(claim)));
+                }
+            }
+            freed.await;
+        }
+    }
+
+    /// A backend sent a request that needs a client, while `sessions` had
+    /// calls in flight on it: the tools they were calling ask (all of them,
+    /// when several sessions could have caused it, so that next time it is
+    /// exact).
+    pub(super) fn learn_asking(&self, backend: &Backend, sessions: impl IntoIterator<Item = SessionId>) {
+        if backend.is_modern() || backend.config.transport == Transport::Http {
+            return;
+        }
+        let tools: Vec<String> = sessions.into_iter().flat_map(|s| backend.tools_in_flight(s)).collect();
+        let new = self.asking.learn(&backend.server, &backend.config, tools);
+        if !new.is_empty() {
+            info!(
+                server = %backend.server, tools = ?new,
+                "these tools ask clients: calls of them from different sessions now run on separate instances"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(extra: &str) -> ServerConfig {
+        serde_norway::from_str(&format!("command: x\n{extra}")).unwrap()
+    }
+
+    #[test]
+    fn tools_are_learnt_per_definition() {
+        let asking = Asking::default();
+        let config = server("");
+        assert!(!asking.asks("s", &config, "t"));
+        assert_eq!(asking.learn("s", &config, vec!["t".into(), "t".into()]), vec!["t".to_string()]);
+        assert!(asking.asks("s", &config, "t"));
+        assert!(asking.learn("s", &config, vec!["t".into()]).is_empty(), "known already");
+        assert!(!asking.asks("other", &config, "t"));
+        assert!(!asking.asks("s", &server("args: [changed]"), "t"), "another definition learns anew");
+        assert!(asking.asks("s", &server("serialize: true"), "t"), "settings are the same server");
+    }
+
+    #[test]
+    fn only_tool_calls_name_a_tool() {
+        assert_eq!(called_tool("tools/call", &serde_json::json!({"name": "t"})), Some("t"));
+        assert_eq!(called_tool("prompts/get", &serde_json::json!({"name": "t"})), None);
+        assert_eq!(called_tool("tools/call", &serde_json::json!({})), None);
+    }
+}
