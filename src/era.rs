@@ -148,9 +148,37 @@ pub fn strip_modern_result(response: &mut Value) {
     }
 }
 
+/// The error code for a resource no server has, in a session of this era:
+/// the handshake era's -32002, or -32602 in the modern era (SEP-2164).
+pub fn resource_not_found_code(modern: bool) -> i64 {
+    if modern { crate::jsonrpc::INVALID_PARAMS } else { crate::jsonrpc::RESOURCE_NOT_FOUND }
+}
+
+/// Says a handshake-era server's error the modern way, for a modern client
+/// (a resource not found is -32602, whoever answered).
+pub fn modernize_error(response: &mut Value) {
+    if let Some(code) = response.pointer_mut("/error/code")
+        && code.as_i64() == Some(crate::jsonrpc::RESOURCE_NOT_FOUND)
+    {
+        *code = Value::from(crate::jsonrpc::INVALID_PARAMS);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resource_not_found_is_said_in_the_clients_era() {
+        let mut response = json!({"id": 1, "error": {"code": -32002, "message": "no", "data": {"uri": "x:/"}}});
+        modernize_error(&mut response);
+        assert_eq!(response["error"], json!({"code": -32602, "message": "no", "data": {"uri": "x:/"}}));
+        let mut other = json!({"id": 1, "error": {"code": -32601, "message": "no"}});
+        modernize_error(&mut other);
+        assert_eq!(other["error"]["code"], -32601);
+        assert_eq!(resource_not_found_code(false), -32002);
+        assert_eq!(resource_not_found_code(true), -32602);
+    }
 
     #[test]
     fn stamping_replaces_an_envelope_and_keeps_the_rest() {
