@@ -137,6 +137,28 @@ pub fn initialize_from_discover(result: &Value) -> Option<Value> {
     Some(initialize)
 }
 
+/// The version to send a request again at, when a modern server refused the
+/// one it carried (`UnsupportedProtocolVersionError`, -32022, whose `data`
+/// lists what the server supports): the newest the gateway also speaks.
+/// SEP-2575 has the client retry with a mutually supported version rather
+/// than give up; that may be the version just refused (a server behind a
+/// balancer can refuse once and accept the next), so the caller retries once.
+/// `None` when the refusal is something else or names nothing in common.
+pub fn version_to_retry(refusal: &Value) -> Option<&'static str> {
+    let error = refusal.get("error")?;
+    if error.get("code").and_then(Value::as_i64) != Some(crate::jsonrpc::UNSUPPORTED_VERSION) {
+        return None;
+    }
+    let supported = error.pointer("/data/supported")?.as_array()?;
+    MODERN_VERSIONS.iter().copied().find(|v| supported.iter().any(|s| s == *v))
+}
+
+/// The protocol version a modern request's envelope names, which its
+/// `MCP-Protocol-Version` header must repeat.
+pub fn version_of(params: &Value) -> Option<&str> {
+    params.get("_meta")?.get(VERSION_KEY)?.as_str()
+}
+
 /// Takes what only the modern era has off a result for a handshake-era client.
 pub fn strip_modern_result(response: &mut Value) {
     if let Some(result) = response.get_mut("result").and_then(Value::as_object_mut)
@@ -193,6 +215,23 @@ mod tests {
         let mut bare = Value::Null;
         stamp(&mut bare, &gateway_envelope());
         assert!(has_envelope(&bare));
+    }
+
+    #[test]
+    fn a_refused_version_is_retried_at_one_both_sides_speak() {
+        let refusal = |code: i64, supported: Value| {
+            json!({"jsonrpc": "2.0", "id": 1, "error": {"code": code, "message": "Unsupported protocol version",
+                "data": {"supported": supported, "requested": "2026-07-28"}}})
+        };
+        assert_eq!(version_to_retry(&refusal(-32022, json!(["2026-07-28"]))), Some(LATEST_MODERN_VERSION));
+        assert_eq!(version_to_retry(&refusal(-32022, json!(["2099-01-01", "2026-07-28"]))), Some("2026-07-28"));
+        assert_eq!(version_to_retry(&refusal(-32022, json!(["2099-01-01"]))), None, "nothing in common");
+        assert_eq!(version_to_retry(&refusal(-32602, json!(["2026-07-28"]))), None, "another error");
+        assert_eq!(version_to_retry(&json!({"jsonrpc": "2.0", "id": 1, "result": {}})), None);
+        let mut params = json!({});
+        stamp(&mut params, &gateway_envelope());
+        assert_eq!(version_of(&params), Some(LATEST_MODERN_VERSION));
+        assert_eq!(version_of(&json!({"name": "t"})), None);
     }
 
     #[test]

@@ -101,6 +101,23 @@ pub fn annotations(schema: &Value) -> Option<Annotations> {
     Some(out)
 }
 
+/// Takes out of a modern server's tool list every tool whose `x-mcp-header`
+/// annotations are invalid, and returns their names. SEP-2243 has a client
+/// reject such a definition rather than call the tool without the headers
+/// its server routes by (or with headers the server never asked for); the
+/// other tools stay, so one malformed definition costs only itself.
+pub fn drop_invalid_tools(tools: &mut Vec<Value>) -> Vec<String> {
+    let mut dropped = Vec::new();
+    tools.retain(|tool| {
+        let valid = tool.get("inputSchema").is_none_or(|schema| annotations(schema).is_some());
+        if !valid {
+            dropped.push(tool.get("name").and_then(Value::as_str).unwrap_or("?").to_string());
+        }
+        valid
+    });
+    dropped
+}
+
 /// The `Mcp-Param-*` headers of a call with `arguments`: each annotated
 /// argument that is present and has a header form.
 pub fn param_headers(annotations: &Annotations, arguments: &Value) -> Vec<(String, String)> {
@@ -172,6 +189,28 @@ mod tests {
         assert_eq!(super::annotations(&bad), None);
         let dup = json!({"properties": {"a": {"type": "string", "x-mcp-header": "X"}, "b": {"type": "string", "x-mcp-header": "x"}}});
         assert_eq!(super::annotations(&dup), None);
+    }
+
+    #[test]
+    fn tools_with_invalid_annotations_are_dropped_and_the_rest_kept() {
+        let tool = |name: &str, property: Value| json!({"name": name, "inputSchema": {"type": "object", "properties": {"p": property}}});
+        let mut tools = vec![
+            tool("valid", json!({"type": "string", "x-mcp-header": "Region"})),
+            tool("plain", json!({"type": "string"})),
+            json!({"name": "no_schema"}),
+            tool("empty", json!({"type": "string", "x-mcp-header": ""})),
+            tool("object", json!({"type": "object", "x-mcp-header": "Data"})),
+            tool("number", json!({"type": "number", "x-mcp-header": "N"})),
+            tool("space", json!({"type": "string", "x-mcp-header": "My Region"})),
+            tool("colon", json!({"type": "string", "x-mcp-header": "Region:Primary"})),
+            tool("non_ascii", json!({"type": "string", "x-mcp-header": "Région"})),
+            tool("control", json!({"type": "string", "x-mcp-header": "Region\t1"})),
+            tool("not_text", json!({"type": "string", "x-mcp-header": 7})),
+        ];
+        let dropped = drop_invalid_tools(&mut tools);
+        assert_eq!(dropped, ["empty", "object", "number", "space", "colon", "non_ascii", "control", "not_text"]);
+        let kept: Vec<&str> = tools.iter().filter_map(|t| t["name"].as_str()).collect();
+        assert_eq!(kept, ["valid", "plain", "no_schema"]);
     }
 
     #[test]

@@ -512,7 +512,14 @@ async fn fetch_listing(backend: &Backend) -> Result<(ServerListing, Option<Durat
     };
     let mut ttls = Vec::new();
     if listing.has_capability("tools") {
-        let (tools, ttl) = list_all(backend, "tools/list", "tools").await?;
+        let (mut tools, ttl) = list_all(backend, "tools/list", "tools").await?;
+        // `x-mcp-header` is the modern era's: a handshake-era server's schema
+        // may carry anything under that name without meaning it.
+        if backend.is_modern() {
+            for tool in crate::routing_headers::drop_invalid_tools(&mut tools) {
+                warn!(server = %backend.server, tool, "left out a tool whose x-mcp-header annotations are invalid");
+            }
+        }
         listing.tools = tools;
         ttls.push(ttl);
     }

@@ -494,6 +494,22 @@ pub fn may_need_input(method: &str) -> bool {
     matches!(method, "tools/call" | "prompts/get" | "resources/read")
 }
 
+/// The retry of a call after one round of `input_required`: the answers as
+/// `inputResponses`, and the round's `requestState` exactly as the server sent
+/// it, or none at all when it sent none (SEP-2322: a client must not invent
+/// one, and `null` is one; nor carry an earlier round's over).
+fn answer_round(params: &mut Value, answers: serde_json::Map<String, Value>, result: &Value) {
+    if !params.is_object() {
+        *params = json!({});
+    }
+    let Some(params) = params.as_object_mut() else { return };
+    params.insert("inputResponses".into(), Value::Object(answers));
+    match result.get("requestState") {
+        Some(state) if !state.is_null() => params.insert("requestState".into(), state.clone()),
+        _ => params.remove("requestState"),
+    };
+}
+
 /// Rounds of questions a call may take before the gateway gives up on it.
 const MAX_ROUNDS: usize = 16;
 
@@ -533,8 +549,7 @@ impl Session {
                 };
                 answers.insert(key, answer);
             }
-            params["inputResponses"] = Value::Object(answers);
-            params["requestState"] = result.get("requestState").cloned().unwrap_or(Value::Null);
+            answer_round(&mut params, answers, result);
             response = self.gateway.forward(server, method, params.clone(), &self.info).await?;
         }
         Ok(jsonrpc::error(
@@ -569,6 +584,21 @@ mod tests {
         params["_meta"]["progressToken"] = json!(5);
         strip_envelope(&mut params);
         assert_eq!(params, json!({"_meta": {"progressToken": 5}}));
+    }
+
+    #[test]
+    fn a_retry_echoes_the_request_state_as_sent_and_none_when_none_was_sent() {
+        let state = r#"{"nonce":"a b","originalId":7}"#;
+        let mut params = json!({"name": "t", "arguments": {}});
+        let mut answers = serde_json::Map::new();
+        answers.insert("confirm".into(), json!({"action": "accept", "content": {"confirmed": true}}));
+        answer_round(&mut params, answers.clone(), &json!({"resultType": "input_required", "requestState": state}));
+        assert_eq!(params["requestState"].as_str(), Some(state), "byte for byte");
+        assert_eq!(params["inputResponses"]["confirm"]["action"], "accept");
+        // The next round sends no state: the earlier one must not linger, nor become null.
+        answer_round(&mut params, answers, &json!({"resultType": "input_required"}));
+        assert!(params.get("requestState").is_none(), "{params}");
+        assert_eq!(params["name"], "t");
     }
 
     #[test]

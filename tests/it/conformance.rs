@@ -30,14 +30,11 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
-use serde::Deserialize;
-use serde_json::Value;
-
+use crate::common::conformance::{Outcome, Scenario, publish, read_checks, requirements, writing_gaps};
 use crate::common::*;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -138,106 +135,6 @@ impl Column {
             None => "direct (fixture over HTTP)".to_string(),
             Some(Transport::Stdio) => format!("gateway, stdio, {}", self.era.label()),
             Some(Transport::Http) => format!("gateway, HTTP, {}", self.era.label()),
-        }
-    }
-}
-
-/// A requirement set as the suite ships it (`requirements/<revision>.yaml`);
-/// only the server leg matters here.
-#[derive(Debug, Deserialize)]
-struct Requirements {
-    server: Vec<String>,
-    #[serde(default)]
-    not_scored: Vec<NotScored>,
-}
-
-#[derive(Debug, Deserialize)]
-struct NotScored {
-    scenario: String,
-    leg: String,
-    reason: String,
-}
-
-/// A server scenario of the set: `unscored` holds the set's reason for not
-/// counting it.
-#[derive(Debug)]
-struct Scenario {
-    name: String,
-    unscored: Option<String>,
-}
-
-fn requirements(revision: &str) -> Vec<Scenario> {
-    let suite = Path::new(deps().get("MCP_TEST_CONFORMANCE_JS"));
-    // The entry point is <package>/dist/index.js; the sets are <package>/requirements/.
-    let file = suite
-        .parent()
-        .and_then(Path::parent)
-        .map(|package| package.join("requirements").join(format!("{revision}.yaml")))
-        .unwrap_or_else(|| panic!("no package directory above {}", suite.display()));
-    let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-    let set: Requirements = serde_norway::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-    let mut scenarios: Vec<Scenario> = set.server.into_iter().map(|name| Scenario { name, unscored: None }).collect();
-    scenarios.extend(
-        set.not_scored
-            .into_iter()
-            .filter(|n| n.leg == "server")
-            .map(|n| Scenario { name: n.scenario, unscored: Some(n.reason) }),
-    );
-    scenarios
-}
-
-/// One check that failed or warned.
-#[derive(Debug, Clone)]
-struct Finding {
-    id: String,
-    status: String,
-    message: String,
-}
-
-impl Finding {
-    /// One line: the whole message for a failure message, `limit` characters
-    /// of it for the known-gaps file.
-    fn summary(&self, limit: Option<usize>) -> String {
-        let message: String = self.message.split_whitespace().collect::<Vec<_>>().join(" ");
-        let message = match limit.and_then(|l| message.char_indices().nth(l)) {
-            Some((cut, _)) => format!("{}…", &message[..cut]),
-            None => message,
-        };
-        format!("{} ({}): {message}", self.id, self.status)
-    }
-}
-
-/// What a scenario came to in one column.
-#[derive(Debug, Clone)]
-enum Outcome {
-    /// No check failed or warned; `ran` is how many were not skipped (a
-    /// scenario the suite has stubbed out skips all of them).
-    Pass { ran: usize },
-    /// These checks failed or warned.
-    Fail(Vec<Finding>),
-    /// The suite left no `checks.json` for it (it crashed or was never run).
-    Missing,
-}
-
-impl Outcome {
-    fn passed(&self) -> bool {
-        matches!(self, Outcome::Pass { .. })
-    }
-
-    /// Why it did not pass, in one line (the first failing check).
-    fn reason(&self) -> String {
-        match self {
-            Outcome::Pass { .. } => "passes".to_string(),
-            Outcome::Fail(findings) => findings.first().map(|f| f.summary(Some(120))).unwrap_or_default(),
-            Outcome::Missing => "no result: the suite wrote no checks.json (its suite.log may say why)".to_string(),
-        }
-    }
-
-    /// Every failing check, one per line, for a failure message.
-    fn details(&self) -> String {
-        match self {
-            Outcome::Fail(findings) => findings.iter().map(|f| format!("      {}\n", f.summary(None))).collect(),
-            other => format!("      {}\n", other.reason()),
         }
     }
 }
@@ -359,20 +256,7 @@ fn run_suite(revision: &str, url: &str, out: &Path, scenarios: &[Scenario]) -> B
         else {
             continue;
         };
-        let file = dir.join("checks.json");
-        let Ok(text) = std::fs::read_to_string(&file) else { continue };
-        let checks: Vec<Value> = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-        let findings: Vec<Finding> = checks
-            .iter()
-            .filter(|c| matches!(c["status"].as_str(), Some("FAILURE" | "WARNING")))
-            .map(|c| Finding {
-                id: c["id"].as_str().unwrap_or("?").to_string(),
-                status: c["status"].as_str().unwrap_or("?").to_string(),
-                message: c["errorMessage"].as_str().or(c["description"].as_str()).unwrap_or_default().to_string(),
-            })
-            .collect();
-        let ran = checks.iter().filter(|c| c["status"] != "SKIPPED").count();
-        let outcome = if findings.is_empty() { Outcome::Pass { ran } } else { Outcome::Fail(findings) };
+        let Some(outcome) = read_checks(&dir.join("checks.json")) else { continue };
         outcomes.insert(scenario.clone(), outcome);
     }
     outcomes
@@ -486,13 +370,7 @@ fn matrix(revision: &str, scenarios: &[Scenario], runs: &[Run], gaps: &Gaps, sec
         let _ = write!(md, "| {} | {scored} |", scenario.name);
         for run in runs {
             let gap = gaps.get(&run.column.key()).is_some_and(|g| g.contains_key(&scenario.name));
-            let cell = match run.outcomes.get(&scenario.name) {
-                Some(Outcome::Pass { ran: 0 }) => "pass (all skipped)",
-                Some(Outcome::Pass { .. }) => "pass",
-                Some(Outcome::Fail(_)) if gap => "FAIL (known gap)",
-                Some(Outcome::Fail(_)) => "FAIL",
-                Some(Outcome::Missing) | None => "no result",
-            };
+            let cell = run.outcomes.get(&scenario.name).unwrap_or(&Outcome::Missing).cell(gap);
             let _ = write!(md, " {cell} |");
         }
         md.push('\n');
@@ -511,34 +389,10 @@ fn matrix(revision: &str, scenarios: &[Scenario], runs: &[Run], gaps: &Gaps, sec
     md
 }
 
-/// Writes this revision's section to `target/conformance/<revision>.md` and
-/// rebuilds `target/conformance.md` from every section there, under a lock:
-/// the revisions run as separate processes and may finish together.
-fn publish(target: &Path, revision: &str, section: &str) {
-    let sections = target.join("conformance");
-    let _ = std::fs::create_dir_all(&sections);
-    let _ = std::fs::write(sections.join(format!("{revision}.md")), section);
-    let Ok(lock) = std::fs::File::create(sections.join(".lock")) else { return };
-    let Ok(_held) = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive) else { return };
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&sections)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "md"))
-        .collect();
-    files.sort();
-    let all: Vec<String> = files.iter().filter_map(|f| std::fs::read_to_string(f).ok()).collect();
-    let temporary = target.join("conformance.md.tmp");
-    if std::fs::File::create(&temporary).and_then(|mut f| f.write_all(all.join("\n").as_bytes())).is_ok() {
-        let _ = std::fs::rename(&temporary, target.join("conformance.md"));
-    }
-}
-
 /// Runs `revision`'s set in every column, publishes the matrix, then judges.
 fn measure(revision: &str) {
     let started = Instant::now();
-    let scenarios = requirements(revision);
+    let scenarios = requirements(revision, "server");
     assert!(
         scenarios.iter().filter(|s| s.unscored.is_none()).count() >= 20,
         "the {revision} set lists its scored server scenarios: {scenarios:?}"
@@ -561,14 +415,14 @@ fn measure(revision: &str) {
     });
     let seconds = started.elapsed().as_secs_f64();
 
-    let writing = std::env::var("MCP_GATEWAY_CONFORMANCE_GAPS").is_ok_and(|v| v == "write");
+    let writing = writing_gaps();
     if writing {
         write_gaps(revision, &scenarios, &runs);
     }
     let gaps = read_gaps(revision);
     let section = matrix(revision, &scenarios, &runs, &gaps, seconds);
     println!("{section}");
-    publish(&target, revision, &section);
+    publish(&target.join("conformance"), &target.join("conformance.md"), revision, &section);
 
     let problems = judge(&scenarios, &runs, &gaps, writing);
     let misplaced = misplaced_gaps(revision, &scenarios, &runs, &gaps);

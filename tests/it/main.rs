@@ -14,6 +14,7 @@ mod common;
 mod adversarial;
 mod cli;
 mod conformance;
+mod conformance_client;
 mod daemon;
 mod docker;
 mod http;

@@ -95,11 +95,13 @@ async fn learn_param_headers(transport: &RemoteConnection) {
 async fn ask(transport: &RemoteConnection, id: &str, method: &str, mut params: Value) -> Option<Value> {
     crate::era::stamp(&mut params, &crate::era::gateway_envelope());
     let message = jsonrpc::request(Value::from(id), method, params);
-    let response = post(transport, &message).await.ok()?;
-    if !response.status().is_success() {
-        debug!(server = %transport.server, status = %response.status(), "{method} refused");
-        return None;
-    }
+    let response = match post_negotiating(transport, &message).await.ok()? {
+        Posted::Answer(response) => response,
+        Posted::Refused(status, _) => {
+            debug!(server = %transport.server, %status, "{method} refused");
+            return None;
+        }
+    };
     let mut answer = None;
     transport
         .read(response, |m| {
@@ -112,9 +114,47 @@ async fn ask(transport: &RemoteConnection, id: &str, method: &str, mut params: V
     answer
 }
 
-/// POSTs one modern request with its headers.
-pub(super) async fn post(transport: &RemoteConnection, message: &Value) -> Result<reqwest::Response, reqwest::Error> {
+/// What a POST of a modern request came to.
+enum Posted {
+    /// A success status: the answer is in the body, JSON or an event stream.
+    Answer(reqwest::Response),
+    /// Any other status, with the body (a JSON-RPC error, usually).
+    Refused(reqwest::StatusCode, String),
+}
+
+/// POSTs one modern request; when the server refuses the protocol version it
+/// carries (HTTP 400, -32022) yet names one the gateway speaks, sends it once
+/// more at that version, envelope and header alike (SEP-2575: a client
+/// retries with a mutually supported version rather than fail the call).
+async fn post_negotiating(transport: &RemoteConnection, message: &Value) -> Result<Posted, reqwest::Error> {
+    let response = post(transport, message).await?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(Posted::Answer(response));
+    }
+    let body = response.text().await.unwrap_or_default();
+    let refusal = serde_json::from_str::<Value>(&body).unwrap_or(Value::Null);
+    let retry = crate::era::version_to_retry(&refusal).filter(|_| status == reqwest::StatusCode::BAD_REQUEST);
+    let Some(version) = retry else { return Ok(Posted::Refused(status, body)) };
+    debug!(server = %transport.server, method = jsonrpc::method(message), version, "version refused; sending again");
+    let mut again = message.clone();
+    if let Some(meta) = again.pointer_mut("/params/_meta").and_then(Value::as_object_mut) {
+        meta.insert(crate::era::VERSION_KEY.to_string(), Value::from(version));
+    }
+    let response = post(transport, &again).await?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(Posted::Answer(response));
+    }
+    Ok(Posted::Refused(status, response.text().await.unwrap_or_default()))
+}
+
+/// POSTs one modern request with its headers. `MCP-Protocol-Version` says
+/// what the envelope says (the two must agree), the latest version when the
+/// request carries none.
+async fn post(transport: &RemoteConnection, message: &Value) -> Result<reqwest::Response, reqwest::Error> {
     let method = jsonrpc::method(message).to_string();
+    let version = crate::era::version_of(jsonrpc::params(message)).unwrap_or(LATEST_MODERN_VERSION).to_string();
     let name = routing_headers::name_of(message).map(routing_headers::encode);
     let mut params_headers = Vec::new();
     if method == "tools/call" {
@@ -131,7 +171,7 @@ pub(super) async fn post(transport: &RemoteConnection, message: &Value) -> Resul
             let mut request = transport
                 .request(reqwest::Method::POST)
                 .header("accept", "application/json, text/event-stream")
-                .header("mcp-protocol-version", LATEST_MODERN_VERSION)
+                .header("mcp-protocol-version", &version)
                 .header(routing_headers::METHOD_HEADER, &method)
                 .json(message);
             if let Some(name) = &name {
@@ -189,8 +229,9 @@ pub(super) fn send(
 async fn exchange(transport: &RemoteConnection, backend: &Arc<Backend>, handler: &dyn BackendHandler, message: Value) {
     let id = message.get("id").cloned();
     let origin = id.as_ref().and_then(|id| backend.session_of_request(id));
-    let response = match post(transport, &message).await {
-        Ok(response) => response,
+    let response = match post_negotiating(transport, &message).await {
+        Ok(Posted::Answer(response)) => response,
+        Ok(Posted::Refused(status, body)) => return fail(backend, id, format!("HTTP {status}: {}", snippet(&body))),
         Err(e) => {
             return fail(
                 backend,
@@ -199,11 +240,6 @@ async fn exchange(transport: &RemoteConnection, backend: &Arc<Backend>, handler:
             );
         }
     };
-    if !response.status().is_success() {
-        let status = response.status();
-        let body = response.text().await.unwrap_or_default();
-        return fail(backend, id, format!("HTTP {status}: {}", snippet(&body)));
-    }
     let listing =
         (jsonrpc::method(&message) == "tools/list").then(|| jsonrpc::params(&message).get("cursor").is_none());
     let learn = |m: &Value| {

@@ -106,3 +106,60 @@ async fn an_overloaded_server_is_tried_again_and_a_closed_answer_stream_is_resum
     assert!(!backend.awaits_answer(&json!(0)) && backend.in_flight().0 == 0, "nothing left in flight");
     handle.stop().await;
 }
+
+/// A modern server that refuses the first request's protocol version once
+/// (400, -32022, naming the version it supports), then serves.
+async fn refusing_once(State(seen): State<Arc<Mutex<Vec<String>>>>, headers: HeaderMap, body: String) -> Response {
+    let message: Value = serde_json::from_str(&body).unwrap_or_default();
+    let header = headers.get("mcp-protocol-version").and_then(|v| v.to_str().ok()).unwrap_or("-").to_string();
+    let meta = message.pointer("/params/_meta/io.modelcontextprotocol~1protocolVersion").cloned();
+    let first = {
+        let mut seen = lock(&seen);
+        seen.push(format!("{} {header} {}", jsonrpc::method(&message), meta.unwrap_or_default()));
+        seen.len() == 1
+    };
+    let id = message.get("id").cloned().unwrap_or_default();
+    if first {
+        let data = json!({"supported": [LATEST_MODERN_VERSION], "requested": header});
+        let refusal = jsonrpc::error_with_data(id, jsonrpc::UNSUPPORTED_VERSION, "Unsupported protocol version", data);
+        return (StatusCode::BAD_REQUEST, axum::Json(refusal)).into_response();
+    }
+    let result = match jsonrpc::method(&message) {
+        "server/discover" => json!({"resultType": "complete", "supportedVersions": [LATEST_MODERN_VERSION],
+            "capabilities": {"tools": {}}, "serverInfo": {"name": "fake", "version": "1"}}),
+        _ => json!({"resultType": "complete", "tools": []}),
+    };
+    axum::Json(jsonrpc::result(id, result)).into_response()
+}
+
+#[tokio::test]
+async fn a_modern_server_that_refuses_the_version_once_is_asked_again_at_one_it_supports() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let app = axum::Router::new().route("/mcp", axum::routing::post(refusing_once)).with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let yaml = format!("servers:\n  fake:\n    url: {url}\n    protocol: modern\n");
+    let config = Config::parse(std::path::Path::new("test.yaml"), &yaml).unwrap().servers.shift_remove("fake").unwrap();
+    let identity = Identity { server: "fake".into(), key: SharingKey("global".into()), instance: "test".into() };
+    let resolved = Resolved {
+        url: Some(url),
+        headers: Vec::new(),
+        command: String::new(),
+        args: Vec::new(),
+        env: Vec::new(),
+        cwd: None,
+        image: None,
+        volumes: Vec::new(),
+        network: None,
+    };
+    let (backend, handle) =
+        connect(identity, &config, &resolved, Duration::from_secs(5), Arc::new(Quiet), EraPlan::Known(Era::Modern))
+            .await
+            .expect("the server started after the second server/discover");
+    assert!(backend.is_modern());
+    let discovered = lock(&seen).clone();
+    let asked = format!("server/discover {LATEST_MODERN_VERSION} \"{LATEST_MODERN_VERSION}\"");
+    assert_eq!(discovered, [asked.clone(), asked], "sent again, header and envelope alike");
+    handle.stop().await;
+}

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+pub mod conformance;
 mod in_process;
 pub use in_process::InProcessGateway;
 
