@@ -141,7 +141,8 @@ async fn a_modern_server_that_refuses_the_version_once_is_asked_again_at_one_it_
     tokio::spawn(async move { axum::serve(listener, app).await });
     let yaml = format!("servers:\n  fake:\n    url: {url}\n    protocol: modern\n");
     let config = Config::parse(std::path::Path::new("test.yaml"), &yaml).unwrap().servers.shift_remove("fake").unwrap();
-    let identity = Identity { server: "fake".into(), key: SharingKey("global".into()), instance: "test".into() };
+    let identity =
+        Identity { server: "fake".into(), key: SharingKey("global".into()), instance: "test".into(), lane: 0 };
     let resolved = Resolved {
         url: Some(url),
         headers: Vec::new(),
