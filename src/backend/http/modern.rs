@@ -231,7 +231,15 @@ async fn exchange(transport: &RemoteConnection, backend: &Arc<Backend>, handler:
     let origin = id.as_ref().and_then(|id| backend.session_of_request(id));
     let response = match post_negotiating(transport, &message).await {
         Ok(Posted::Answer(response)) => response,
-        Ok(Posted::Refused(status, body)) => return fail(backend, id, format!("HTTP {status}: {}", snippet(&body))),
+        Ok(Posted::Refused(status, body)) => {
+            // The revision answers some errors with a 4xx status and the
+            // JSON-RPC error as the body (-32020, -32021, -32022): that error
+            // is the server's answer, to be relayed as it is.
+            return match refusal_answer(&body, id.as_ref()) {
+                Some(answer) => dispatch(backend, handler, answer, origin),
+                None => fail(backend, id, format!("HTTP {status}: {}", snippet(&body))),
+            };
+        }
         Err(e) => {
             return fail(
                 backend,
@@ -264,10 +272,26 @@ async fn exchange(transport: &RemoteConnection, backend: &Arc<Backend>, handler:
     }
 }
 
+/// A refused POST's body when it is the JSON-RPC error answer to `id`.
+fn refusal_answer(body: &str, id: Option<&Value>) -> Option<Value> {
+    let answer: Value = serde_json::from_str(body).ok()?;
+    (answer.get("error").is_some_and(Value::is_object) && id.is_some() && answer.get("id") == id).then_some(answer)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_refusal_whose_body_is_the_error_answer_is_the_answer() {
+        let body = r#"{"jsonrpc":"2.0","id":7,"error":{"code":-32021,"message":"needs sampling"}}"#;
+        assert_eq!(refusal_answer(body, Some(&json!(7))).unwrap()["error"]["code"], -32021);
+        assert!(refusal_answer(body, Some(&json!(8))).is_none(), "another request's");
+        assert!(refusal_answer(body, None).is_none(), "a notification has no answer");
+        assert!(refusal_answer("<html>bad gateway</html>", Some(&json!(7))).is_none());
+        assert!(refusal_answer(r#"{"jsonrpc":"2.0","id":7,"result":{}}"#, Some(&json!(7))).is_none());
+    }
 
     #[test]
     fn param_headers_are_learnt_per_tool_from_listings() {
