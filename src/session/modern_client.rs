@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
-use tracing::{Instrument, debug};
+use tracing::{Instrument, debug, warn};
 
 use super::Session;
 use crate::era::{
@@ -510,6 +510,48 @@ fn answer_round(params: &mut Value, answers: serde_json::Map<String, Value>, res
     };
 }
 
+/// What a client can be asked inside a round (SEP-2322).
+const ROUND_METHODS: [&str; 3] = ["sampling/createMessage", "elicitation/create", "roots/list"];
+
+/// The questions of an `input_required` result as (key, method, params), or
+/// why it is no round a client can answer: a question that is not one of
+/// [`ROUND_METHODS`], or a round with neither questions nor a request state
+/// (retrying it could only get the same answer again).
+fn questions_of(result: &Value) -> Result<Vec<(String, String, Value)>, String> {
+    let questions = match result.get("inputRequests") {
+        None | Some(Value::Null) => serde_json::Map::new(),
+        Some(Value::Object(questions)) => questions.clone(),
+        Some(other) => return Err(format!("its inputRequests is not an object but {}", kind_of(other))),
+    };
+    let state = result.get("requestState").is_some_and(|s| !s.is_null());
+    if questions.is_empty() && !state {
+        return Err("it answered input_required with neither inputRequests nor a requestState".into());
+    }
+    questions
+        .into_iter()
+        .map(|(key, question)| {
+            let method = question.get("method").and_then(Value::as_str).unwrap_or_default();
+            if !ROUND_METHODS.contains(&method) {
+                return Err(format!(
+                    "its input request `{key}` asks `{method}`, which is not something a client is asked"
+                ));
+            }
+            Ok((key, method.to_string(), jsonrpc::params(&question).clone()))
+        })
+        .collect()
+}
+
+fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
 /// Rounds of questions a call may take before the gateway gives up on it.
 const MAX_ROUNDS: usize = 16;
 
@@ -529,16 +571,25 @@ impl Session {
             let Some(result) = response.get("result").filter(|r| r["resultType"] == "input_required") else {
                 return Ok(response);
             };
-            let questions = result.get("inputRequests").and_then(Value::as_object).cloned().unwrap_or_default();
+            let questions = match questions_of(result) {
+                Ok(questions) => questions,
+                Err(why) => {
+                    warn!(server, "a malformed input_required result: {why}");
+                    return Ok(jsonrpc::error(
+                        Value::Null,
+                        jsonrpc::INTERNAL_ERROR,
+                        format!("server `{server}` sent a malformed input_required result: {why}"),
+                    ));
+                }
+            };
             let mut answers = serde_json::Map::new();
-            for (key, question) in questions {
-                let asked = jsonrpc::method(&question).to_string();
+            for (key, asked, question) in questions {
                 let answer = match asked.as_str() {
                     "roots/list" => Some(json!({ "roots": [{
                         "uri": format!("file://{}", self.info.workspace.display()),
                         "name": self.info.workspace.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
                     }] })),
-                    _ => self.ask_client(&asked, jsonrpc::params(&question).clone()).await,
+                    _ => self.ask_client(&asked, question).await,
                 };
                 let Some(answer) = answer else {
                     return Ok(jsonrpc::error(
@@ -566,6 +617,22 @@ mod tests {
 
     fn enveloped(caps: Value) -> Value {
         json!({"_meta": {VERSION_KEY: "2026-07-28", CAPABILITIES_KEY: caps, CLIENT_INFO_KEY: {"name": "c", "version": "1"}}})
+    }
+
+    #[test]
+    fn a_round_must_ask_something_a_client_answers() {
+        let asked =
+            questions_of(&json!({"inputRequests": {"a": {"method": "elicitation/create", "params": {"x": 1}}}}));
+        assert_eq!(asked.unwrap(), vec![("a".to_string(), "elicitation/create".to_string(), json!({"x": 1}))]);
+        assert!(questions_of(&json!({"requestState": "s"})).unwrap().is_empty(), "a state alone is a round");
+        let empty = questions_of(&json!({"resultType": "input_required"})).unwrap_err();
+        assert!(empty.contains("neither inputRequests nor a requestState"), "{empty}");
+        let empty = questions_of(&json!({"inputRequests": {}, "requestState": null})).unwrap_err();
+        assert!(empty.contains("neither"), "{empty}");
+        let odd = questions_of(&json!({"inputRequests": {"q": {"method": "tools/list"}}})).unwrap_err();
+        assert!(odd.contains("`q` asks `tools/list`"), "{odd}");
+        let shape = questions_of(&json!({"inputRequests": ["x"]})).unwrap_err();
+        assert!(shape.contains("not an object but an array"), "{shape}");
     }
 
     #[test]
