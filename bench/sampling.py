@@ -2,11 +2,15 @@
 the same moment, R rounds: directly (each client runs its own server-everything)
 and through the gateway (one shared server-everything; extra instances for
 concurrent asking calls, or `serialize: true`). Every caller must get its own
-answer. Prints one JSON object: per contender and N, the latency of the first
+answer. Prints Markdown tables: per contender and N, the latency of the first
 round (which includes starting any extra instance) and of the later rounds,
 and the backend processes that served them. The client answers each sampling
 request after `--answer-ms` (default 200: a model's answer takes time, and
 that is what a caller queued behind another one waits for).
+
+With `--modern-server` (tests/fixtures/modern_server.py, a 2026-07-28 server)
+it first times sequential calls that need one MRTR round (sampling answered
+at once), directly and through the gateway to a 2026 and a 2025 client.
 
 Run by bench/sampling.sh, which builds the release binaries and passes the paths.
 """
@@ -33,22 +37,23 @@ def percentile(values, p):
 ANSWER_SECONDS = 0.2
 
 
-async def caller(params, prefix, index, rounds, barrier, latencies):
+async def caller(params, prefix, index, rounds, barrier, latencies, tool=TOOL, mode="legacy", answer=None):
     mine = f"answer-{index}"
+    answer = ANSWER_SECONDS if answer is None else answer
 
     async def sampling(context, request):
-        await asyncio.sleep(ANSWER_SECONDS)
+        await asyncio.sleep(answer)
         return types.CreateMessageResult(
             role="assistant", content=types.TextContent(type="text", text=mine), model="bench"
         )
 
-    async with Client(params, mode="legacy", raise_exceptions=True, read_timeout_seconds=120, cache=None,
+    async with Client(params, mode=mode, raise_exceptions=True, read_timeout_seconds=120, cache=None,
                       sampling_callback=sampling) as client:
         await client.list_tools()
         for round_no in range(rounds):
             await barrier.wait()
             started = time.perf_counter()
-            result = await client.call_tool(prefix + TOOL, {"prompt": f"q{index}", "maxTokens": 5})
+            result = await client.call_tool(prefix + tool, {"prompt": f"q{index}", "maxTokens": 5})
             latencies[round_no].append((time.perf_counter() - started) * 1000)
             text = "".join(c.text for c in result.content if getattr(c, "type", None) == "text")
             if mine not in text:
@@ -88,6 +93,40 @@ def status(args, env):
     return json.loads(out.stdout)
 
 
+async def one_round(args, params, prefix, mode):
+    """Sequential calls of a 2026-07-28 server's tool that needs one MRTR
+    round (sampling answered at once): what a round costs, not a model."""
+    latencies = [[] for _ in range(args.mrtr_calls)]
+    await caller(params, prefix, 0, args.mrtr_calls, Barrier(1), latencies, tool="sample", mode=mode, answer=0)
+    flat = [ms for r in latencies[5:] for ms in r]  # the first calls warm up
+    return {"p50_ms": round(statistics.median(flat), 2), "p99_ms": round(percentile(flat, 99), 2), "calls": len(flat)}
+
+
+async def mrtr(args):
+    server = StdioServerParameters(command=args.python, args=[args.modern_server])
+    rows = [dict(await one_round(args, server, "", "auto"), contender="direct: 2026 client, 2026 server")]
+    with tempfile.TemporaryDirectory() as home:
+        env = dict(os.environ, MCP_GATEWAY_HOME=home, MCP_GATEWAY_SOCKET=f"{home}/gw.sock")
+        Path(home, "config.yaml").write_text(
+            f"servers:\n  modern:\n    command: {args.python}\n    args: [{args.modern_server}]\n    protocol: modern\n"
+        )
+        daemon = subprocess.Popen([args.daemon, "serve"], env=env, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 30
+            while not Path(home, "gw.sock").exists():
+                if time.monotonic() > deadline:
+                    raise SystemExit("the daemon did not start")
+                await asyncio.sleep(0.05)
+            shim = StdioServerParameters(command=args.shim, args=["--no-autostart"], env=env)
+            for mode, name in [("auto", "gateway: 2026 client, 2026 server (the round relayed)"),
+                               ("legacy", "gateway: 2025 client, 2026 server (the round as a sampling request)")]:
+                rows.append(dict(await one_round(args, shim, "modern__", mode), contender=name))
+        finally:
+            daemon.terminate()
+            daemon.wait(timeout=30)
+    return rows
+
+
 async def gateway(args, n, extra):
     with tempfile.TemporaryDirectory() as home:
         env = dict(os.environ, MCP_GATEWAY_HOME=home, MCP_GATEWAY_SOCKET=f"{home}/gw.sock")
@@ -123,9 +162,14 @@ async def main():
     p.add_argument("--rounds", type=int, default=20)
     p.add_argument("--callers", default="1,2,5")
     p.add_argument("--answer-ms", type=int, default=200)
+    p.add_argument("--python", help="the Python that runs --modern-server")
+    p.add_argument("--modern-server", help="tests/fixtures/modern_server.py: adds the MRTR section")
+    p.add_argument("--mrtr-calls", type=int, default=200)
+    p.add_argument("--json", help="where to write the raw results")
     args = p.parse_args()
     global ANSWER_SECONDS
     ANSWER_SECONDS = args.answer_ms / 1000
+    mrtr_rows = await mrtr(args) if args.modern_server else []
     results = []
     for n in [int(x) for x in args.callers.split(",")]:
         direct = StdioServerParameters(command=args.node, args=[args.everything_js])
@@ -136,7 +180,26 @@ async def main():
             row = await gateway(args, n, extra)
             row.update(contender=name, callers=n)
             results.append(row)
-    print(json.dumps(results))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps({"mrtr": mrtr_rows, "callers": results}, indent=1))
+    print_markdown(mrtr_rows, results)
+
+
+def print_markdown(mrtr_rows, results):
+    if mrtr_rows:
+        print("| one MRTR round, sequential calls | p50, ms | p99, ms | calls |")
+        print("| --- | --- | --- | --- |")
+        for r in mrtr_rows:
+            print(f"| {r['contender']} | {r['p50_ms']} | {r['p99_ms']} | {r['calls']} |")
+        print()
+    print("| callers | contender | first round p50 (max), ms | later rounds p50 / p99, ms | instances | backend processes |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for r in results:
+        print(
+            f"| {r['callers']} | {r['contender']} | {r['first_round_p50_ms']} ({r['first_round_max_ms']}) "
+            f"| {r['later_p50_ms']} / {r['later_p99_ms']} | {r['instances']} | {r['backend_processes']} |"
+        )
 
 
 asyncio.run(main())

@@ -12,13 +12,5 @@ cargo build --release --quiet
 "$MCP_TEST_PYTHON" bench/sampling.py \
   --daemon target/release/mcp-gateway --shim target/release/mcp-gateway-connect \
   --node "$MCP_TEST_NODE" --everything-js "$MCP_TEST_EVERYTHING_JS" \
-  --rounds "${ROUNDS:-20}" --callers "${CALLERS:-1,2,5}" |
-  "$MCP_TEST_PYTHON" -c '
-import json, sys
-rows = json.load(sys.stdin)
-print("| callers | contender | first round p50 (max), ms | later rounds p50 / p99, ms | server instances | backend processes |")
-print("| --- | --- | --- | --- | --- | --- |")
-for r in rows:
-    print(f"| {r[\"callers\"]} | {r[\"contender\"]} | {r[\"first_round_p50_ms\"]} ({r[\"first_round_max_ms\"]}) "
-          f"| {r[\"later_p50_ms\"]} / {r[\"later_p99_ms\"]} | {r[\"instances\"]} | {r[\"backend_processes\"]} |")
-'
+  --rounds "${ROUNDS:-20}" --callers "${CALLERS:-1,2,5}" \
+  --python "$MCP_TEST_PYTHON" --modern-server tests/fixtures/modern_server.py --json bench/results/sampling.json

@@ -267,6 +267,11 @@ impl ServerConfig {
         self.digests.fingerprint.clone()
     }
 
+    /// The same, borrowed.
+    pub fn fingerprint_str(&self) -> &str {
+        &self.digests.fingerprint
+    }
+
     /// A digest of the whole definition, settings included: any edit makes it
     /// a different instance (the old one drains).
     pub fn revision(&self) -> String {

@@ -138,18 +138,15 @@ pub fn initialize_from_discover(result: &Value) -> Option<Value> {
 }
 
 /// The version to send a request again at, when a modern server refused the
-/// one it carried (`UnsupportedProtocolVersionError`, -32022, whose `data`
-/// lists what the server supports): the newest the gateway also speaks.
+/// one it carried (`UnsupportedProtocolVersionError`, -32022, which the
+/// caller checks; its `data` lists what the server supports): the newest the
+/// gateway also speaks.
 /// SEP-2575 has the client retry with a mutually supported version rather
 /// than give up; that may be the version just refused (a server behind a
 /// balancer can refuse once and accept the next), so the caller retries once.
 /// `None` when the refusal is something else or names nothing in common.
 pub fn version_to_retry(refusal: &Value) -> Option<&'static str> {
-    let error = refusal.get("error")?;
-    if error.get("code").and_then(Value::as_i64) != Some(crate::jsonrpc::UNSUPPORTED_VERSION) {
-        return None;
-    }
-    let supported = error.pointer("/data/supported")?.as_array()?;
+    let supported = refusal.pointer("/error/data/supported")?.as_array()?;
     MODERN_VERSIONS.iter().copied().find(|v| supported.iter().any(|s| s == *v))
 }
 
@@ -170,37 +167,9 @@ pub fn strip_modern_result(response: &mut Value) {
     }
 }
 
-/// The error code for a resource no server has, in a session of this era:
-/// the handshake era's -32002, or -32602 in the modern era (SEP-2164).
-pub fn resource_not_found_code(modern: bool) -> i64 {
-    if modern { crate::jsonrpc::INVALID_PARAMS } else { crate::jsonrpc::RESOURCE_NOT_FOUND }
-}
-
-/// Says a handshake-era server's error the modern way, for a modern client
-/// (a resource not found is -32602, whoever answered).
-pub fn modernize_error(response: &mut Value) {
-    if let Some(code) = response.pointer_mut("/error/code")
-        && code.as_i64() == Some(crate::jsonrpc::RESOURCE_NOT_FOUND)
-    {
-        *code = Value::from(crate::jsonrpc::INVALID_PARAMS);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn resource_not_found_is_said_in_the_clients_era() {
-        let mut response = json!({"id": 1, "error": {"code": -32002, "message": "no", "data": {"uri": "x:/"}}});
-        modernize_error(&mut response);
-        assert_eq!(response["error"], json!({"code": -32602, "message": "no", "data": {"uri": "x:/"}}));
-        let mut other = json!({"id": 1, "error": {"code": -32601, "message": "no"}});
-        modernize_error(&mut other);
-        assert_eq!(other["error"]["code"], -32601);
-        assert_eq!(resource_not_found_code(false), -32002);
-        assert_eq!(resource_not_found_code(true), -32602);
-    }
 
     #[test]
     fn stamping_replaces_an_envelope_and_keeps_the_rest() {
@@ -226,7 +195,6 @@ mod tests {
         assert_eq!(version_to_retry(&refusal(-32022, json!(["2026-07-28"]))), Some(LATEST_MODERN_VERSION));
         assert_eq!(version_to_retry(&refusal(-32022, json!(["2099-01-01", "2026-07-28"]))), Some("2026-07-28"));
         assert_eq!(version_to_retry(&refusal(-32022, json!(["2099-01-01"]))), None, "nothing in common");
-        assert_eq!(version_to_retry(&refusal(-32602, json!(["2026-07-28"]))), None, "another error");
         assert_eq!(version_to_retry(&json!({"jsonrpc": "2.0", "id": 1, "result": {}})), None);
         let mut params = json!({});
         stamp(&mut params, &gateway_envelope());

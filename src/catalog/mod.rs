@@ -99,6 +99,10 @@ pub struct ServerListing {
     /// same definition, even by another daemon, need not ask again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub era: Option<crate::era::Era>,
+    /// The tools seen to ask a client something mid-call (see
+    /// `gateway::asking`), so that a new daemon knows from the first call.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub asking_tools: std::collections::BTreeSet<String>,
 }
 
 impl ServerListing {

@@ -13,7 +13,7 @@
 //! (and its state), and the extra instances stop once idle for a minute.
 //! `serialize: true` stays the explicit, stricter alternative.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -30,25 +30,38 @@ use crate::sink::SessionId;
 /// one keeps the server's own idle timeout).
 pub(super) const EXTRA_INSTANCE_IDLE: Duration = Duration::from_secs(60);
 
+/// Server → definition fingerprint → the tools seen to ask a client. Nested,
+/// so that the look-up every call makes borrows instead of allocating.
+type Known = HashMap<String, HashMap<String, BTreeSet<String>>>;
+
 #[derive(Default)]
 pub(super) struct Asking {
-    /// (server, definition fingerprint) → the tools seen to ask a client.
-    tools: Mutex<HashMap<(String, String), HashSet<String>>>,
+    tools: Mutex<Known>,
     /// Woken whenever a claim ends, for calls waiting for a free instance.
     released: Arc<Notify>,
 }
 
 impl Asking {
-    fn asks(&self, server: &str, config: &ServerConfig, tool: &str) -> bool {
-        let key = (server.to_string(), config.fingerprint());
-        lock(&self.tools).get(&key).is_some_and(|tools| tools.contains(tool))
+    /// Whether `tool` asks; `None` when nothing is known of this definition
+    /// yet (not even that none of its tools does).
+    fn asks(&self, server: &str, config: &ServerConfig, tool: &str) -> Option<bool> {
+        let known = lock(&self.tools);
+        known.get(server)?.get(config.fingerprint_str()).map(|tools| tools.contains(tool))
     }
 
-    /// Records that `tools` ask; returns the ones that were not known.
-    fn learn(&self, server: &str, config: &ServerConfig, tools: Vec<String>) -> Vec<String> {
+    /// Starts what is known of a definition from what its listing kept.
+    fn seed(&self, server: &str, config: &ServerConfig, tools: BTreeSet<String>) {
         let mut known = lock(&self.tools);
-        let set = known.entry((server.to_string(), config.fingerprint())).or_default();
-        tools.into_iter().filter(|tool| set.insert(tool.clone())).collect()
+        let definitions = known.entry(server.to_string()).or_default();
+        definitions.entry(config.fingerprint()).or_default().extend(tools);
+    }
+
+    /// Records that `tools` ask: the ones that were not known, and all now known.
+    fn learn(&self, server: &str, config: &ServerConfig, tools: Vec<String>) -> (Vec<String>, BTreeSet<String>) {
+        let mut known = lock(&self.tools);
+        let set = known.entry(server.to_string()).or_default().entry(config.fingerprint()).or_default();
+        let new = tools.into_iter().filter(|tool| set.insert(tool.clone())).collect();
+        (new, set.clone())
     }
 }
 
@@ -76,7 +89,7 @@ impl Gateway {
         session: &SessionInfo,
     ) -> Result<(Arc<Backend>, Option<AskingClaim>), BackendError> {
         let shared = self.backend_of(server, config, session, 0).await?;
-        let asks = called_tool(method, params).is_some_and(|tool| self.asking.asks(server, config, tool));
+        let asks = called_tool(method, params).is_some_and(|tool| self.tool_asks(server, config, tool));
         if !asks || !needs_claims(&shared, config) {
             return Ok((shared, None));
         }
@@ -107,6 +120,18 @@ impl Gateway {
         }
     }
 
+    /// Whether calls of `tool` may ask a client: learnt in this daemon, or
+    /// kept with the server's listing by an earlier one.
+    fn tool_asks(&self, server: &str, config: &ServerConfig, tool: &str) -> bool {
+        if let Some(asks) = self.asking.asks(server, config, tool) {
+            return asks;
+        }
+        let kept = self.listed_asking_tools(server, config);
+        let asks = kept.contains(tool);
+        self.asking.seed(server, config, kept);
+        asks
+    }
+
     /// A backend sent a request that needs a client, while `sessions` had
     /// calls in flight on it: the tools they were calling ask (all of them,
     /// when several sessions could have caused it, so that next time it is
@@ -116,8 +141,9 @@ impl Gateway {
             return;
         }
         let tools: Vec<String> = sessions.into_iter().flat_map(|s| backend.tools_in_flight(s)).collect();
-        let new = self.asking.learn(&backend.server, &backend.config, tools);
+        let (new, all) = self.asking.learn(&backend.server, &backend.config, tools);
         if !new.is_empty() {
+            self.remember_asking_tools(&backend.server, &backend.config, &all);
             info!(
                 server = %backend.server, tools = ?new,
                 "these tools ask clients: calls of them from different sessions now run on separate instances"
@@ -138,13 +164,25 @@ mod tests {
     fn tools_are_learnt_per_definition() {
         let asking = Asking::default();
         let config = server("");
-        assert!(!asking.asks("s", &config, "t"));
-        assert_eq!(asking.learn("s", &config, vec!["t".into(), "t".into()]), vec!["t".to_string()]);
-        assert!(asking.asks("s", &config, "t"));
-        assert!(asking.learn("s", &config, vec!["t".into()]).is_empty(), "known already");
-        assert!(!asking.asks("other", &config, "t"));
-        assert!(!asking.asks("s", &server("args: [changed]"), "t"), "another definition learns anew");
-        assert!(asking.asks("s", &server("serialize: true"), "t"), "settings are the same server");
+        assert_eq!(asking.asks("s", &config, "t"), None, "nothing known yet");
+        let (new, all) = asking.learn("s", &config, vec!["t".into(), "t".into()]);
+        assert_eq!((new, all), (vec!["t".to_string()], BTreeSet::from(["t".to_string()])));
+        assert_eq!(asking.asks("s", &config, "t"), Some(true));
+        assert_eq!(asking.asks("s", &config, "u"), Some(false));
+        assert!(asking.learn("s", &config, vec!["t".into()]).0.is_empty(), "known already");
+        assert_eq!(asking.asks("other", &config, "t"), None);
+        assert_eq!(asking.asks("s", &server("args: [changed]"), "t"), None, "another definition learns anew");
+        assert_eq!(asking.asks("s", &server("serialize: true"), "t"), Some(true), "settings are the same server");
+    }
+
+    #[test]
+    fn what_a_listing_kept_seeds_a_definition() {
+        let asking = Asking::default();
+        let config = server("");
+        asking.seed("s", &config, BTreeSet::new());
+        assert_eq!(asking.asks("s", &config, "t"), Some(false), "known: none asks");
+        asking.seed("s", &config, BTreeSet::from(["t".to_string()]));
+        assert_eq!(asking.asks("s", &config, "t"), Some(true));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! that gives its lists a `ttlMs`) once that has passed and the server is used. A session's catalog is
 //! built from the listings of the servers it sees and cached per server set.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -193,6 +193,30 @@ impl Gateway {
         Ok(self.relist(&backend).await?.0)
     }
 
+    /// The tools a listing of this definition recorded as asking clients.
+    pub(super) fn listed_asking_tools(&self, server: &str, config: &ServerConfig) -> BTreeSet<String> {
+        let listing = self.listings.cached(&listing_key(server, config));
+        listing.map(|listing| listing.asking_tools.clone()).unwrap_or_default()
+    }
+
+    /// Records with the listing (and on disk) that these tools ask clients.
+    pub(super) fn remember_asking_tools(&self, server: &str, config: &ServerConfig, tools: &BTreeSet<String>) {
+        let key = listing_key(server, config);
+        if self.listings.cached(&key).is_none_or(|known| known.asking_tools.is_superset(tools)) {
+            return;
+        }
+        // Changed in place, under the lock, so a re-listing stored meanwhile is kept.
+        let listing = {
+            let mut live = lock(&self.listings.live);
+            let Some(entry) = live.get_mut(&key) else { return };
+            let mut listing = (*entry.listing).clone();
+            listing.asking_tools.extend(tools.iter().cloned());
+            entry.listing = Arc::new(listing);
+            entry.listing.clone()
+        };
+        lock(&self.listings.disk).put(&key.0, &key.1, &listing);
+    }
+
     /// The era a listing of this definition recorded (in memory or on disk).
     pub(super) fn listed_era(&self, server: &str, config: &ServerConfig) -> Option<crate::era::Era> {
         self.listings.cached(&listing_key(server, config)).and_then(|listing| listing.era)
@@ -202,7 +226,11 @@ impl Gateway {
     async fn relist(self: &Arc<Self>, backend: &Backend) -> Result<(Arc<ServerListing>, Changes), BackendError> {
         let key = listing_key(&backend.server, &backend.config);
         let started = self.listings.fetches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let (listing, ttl) = fetch_listing(backend).await?;
+        let (mut listing, ttl) = fetch_listing(backend).await?;
+        // What the gateway learnt about the tools outlives a re-listing.
+        if let Some(known) = self.listings.cached(&key) {
+            listing.asking_tools = known.asking_tools.clone();
+        }
         let listing = Arc::new(listing);
         let fresh_until = ttl.map(|ttl| Instant::now() + ttl);
         let changes = {

@@ -590,7 +590,7 @@ impl Session {
             Some(server) => self.forward(id, server, "resources/read", params).await,
             None => jsonrpc::error_with_data(
                 id,
-                crate::era::resource_not_found_code(self.modern.is_modern()),
+                modern_client::resource_not_found_code(self.modern.is_modern()),
                 format!("Resource not found: no configured server lists `{uri}` or a template matching it"),
                 json!({ "uri": uri }),
             ),
@@ -669,7 +669,7 @@ impl Session {
         match answer {
             Ok(mut response) => {
                 if self.modern.is_modern() {
-                    crate::era::modernize_error(&mut response);
+                    modern_client::modernize_error(&mut response);
                 } else {
                     crate::era::strip_modern_result(&mut response);
                 }

@@ -510,6 +510,22 @@ fn answer_round(params: &mut Value, answers: serde_json::Map<String, Value>, res
     };
 }
 
+/// The error code for a resource no server has, in a session of this era:
+/// the handshake era's -32002, or -32602 in the modern era (SEP-2164).
+pub(super) fn resource_not_found_code(modern: bool) -> i64 {
+    if modern { jsonrpc::INVALID_PARAMS } else { jsonrpc::RESOURCE_NOT_FOUND }
+}
+
+/// Says a handshake-era server's error the modern way, for a modern client
+/// (a resource not found is -32602, whoever answered).
+pub(super) fn modernize_error(response: &mut Value) {
+    if let Some(code) = response.pointer_mut("/error/code")
+        && code.as_i64() == Some(jsonrpc::RESOURCE_NOT_FOUND)
+    {
+        *code = Value::from(jsonrpc::INVALID_PARAMS);
+    }
+}
+
 /// What a client can be asked inside a round (SEP-2322).
 const ROUND_METHODS: [&str; 3] = ["sampling/createMessage", "elicitation/create", "roots/list"];
 
@@ -617,6 +633,18 @@ mod tests {
 
     fn enveloped(caps: Value) -> Value {
         json!({"_meta": {VERSION_KEY: "2026-07-28", CAPABILITIES_KEY: caps, CLIENT_INFO_KEY: {"name": "c", "version": "1"}}})
+    }
+
+    #[test]
+    fn resource_not_found_is_said_in_the_clients_era() {
+        let mut response = json!({"id": 1, "error": {"code": -32002, "message": "no", "data": {"uri": "x:/"}}});
+        modernize_error(&mut response);
+        assert_eq!(response["error"], json!({"code": -32602, "message": "no", "data": {"uri": "x:/"}}));
+        let mut other = json!({"id": 1, "error": {"code": -32601, "message": "no"}});
+        modernize_error(&mut other);
+        assert_eq!(other["error"]["code"], -32601);
+        assert_eq!(resource_not_found_code(false), -32002);
+        assert_eq!(resource_not_found_code(true), -32602);
     }
 
     #[test]

@@ -96,22 +96,61 @@ fn ambiguous_sampling_is_refused_and_says_why() {
     assert!(wait_until(TIMEOUT, || status(&gw)["backends"][0]["in_flight"] == 1));
     asker.send(&json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{
         "name":"everything__trigger-sampling-request","arguments":{"prompt":"hi","maxTokens":5}}}));
-    let mut others = Vec::new();
-    let request = loop {
-        let m = asker.recv_within(TIMEOUT).expect("the sampling request, this time");
-        if m["method"] == "sampling/createMessage" {
-            break m;
-        }
-        others.push(m);
-    };
-    asker.stash.extend(others);
-    asker.send(&json!({"jsonrpc":"2.0","id":request["id"],"result":{
-        "role":"assistant","content":{"type":"text","text":"the asker's answer"},"model":"m"}}));
+    let request = next_sampling_request(&mut asker);
+    answer_sampling(&mut asker, &request, "the asker's answer");
     let reply = asker.response(&json!(2));
     assert!(serde_json::to_string(&reply).unwrap().contains("the asker's answer"), "{reply}");
     assert!(busy.response(&json!(2)).get("result").is_some());
     let extra = status(&gw)["backends"].as_array().unwrap().iter().filter(|b| b["lane"] != 0).count();
     assert_eq!(extra, 0, "no extra instance: the other call does not ask: {}", status(&gw));
+}
+
+/// The next `sampling/createMessage` a client is sent; what else arrives is kept.
+fn next_sampling_request(client: &mut Client) -> Value {
+    let mut others = Vec::new();
+    let request = loop {
+        let m = client.recv_within(TIMEOUT).expect("a sampling request");
+        if m["method"] == "sampling/createMessage" {
+            break m;
+        }
+        others.push(m);
+    };
+    client.stash.extend(others);
+    request
+}
+
+fn answer_sampling(client: &mut Client, request: &Value, text: &str) {
+    client.send(&json!({"jsonrpc":"2.0","id":request["id"],"result":{
+        "role":"assistant","content":{"type":"text","text":text},"model":"m"}}));
+}
+
+#[test]
+fn what_the_gateway_learnt_about_asking_tools_outlives_the_daemon() {
+    let mut gw = started(everything(""));
+    let alone = run_client_script(&gw, "server_requests.py", &["--kind", "sampling", "--sessions", "1"]);
+    assert_eq!(alone["asked"], json!([1]), "{alone}");
+    gw.stop();
+    gw.start();
+    // A new daemon: the first caller holds its question open while a second
+    // caller asks too. Known from the listing kept on disk, the tool's calls
+    // run on separate instances, and each question reaches its own caller.
+    let call = |id: u64| {
+        json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{
+        "name":"everything__trigger-sampling-request","arguments":{"prompt":"hi","maxTokens":5}}})
+    };
+    let mut first = gw.client();
+    first.initialize_with(json!({"sampling": {}}));
+    let mut second = gw.client();
+    second.initialize_with(json!({"sampling": {}}));
+    first.send(&call(1));
+    let asked_first = next_sampling_request(&mut first);
+    second.send(&call(1));
+    let asked_second = next_sampling_request(&mut second);
+    answer_sampling(&mut second, &asked_second, "the second's answer");
+    answer_sampling(&mut first, &asked_first, "the first's answer");
+    let (a, b) = (first.response(&json!(1)), second.response(&json!(1)));
+    assert!(serde_json::to_string(&a).unwrap().contains("the first's answer"), "{a}");
+    assert!(serde_json::to_string(&b).unwrap().contains("the second's answer"), "{b}");
 }
 
 #[test]

@@ -134,7 +134,9 @@ async fn post_negotiating(transport: &RemoteConnection, message: &Value) -> Resu
     }
     let body = response.text().await.unwrap_or_default();
     let refusal = serde_json::from_str::<Value>(&body).unwrap_or(Value::Null);
-    let retry = crate::era::version_to_retry(&refusal).filter(|_| status == reqwest::StatusCode::BAD_REQUEST);
+    let version_refused = status == reqwest::StatusCode::BAD_REQUEST
+        && refusal.pointer("/error/code").and_then(Value::as_i64) == Some(jsonrpc::UNSUPPORTED_VERSION);
+    let retry = crate::era::version_to_retry(&refusal).filter(|_| version_refused);
     let Some(version) = retry else { return Ok(Posted::Refused(status, body)) };
     debug!(server = %transport.server, method = jsonrpc::method(message), version, "version refused; sending again");
     let mut again = message.clone();
