@@ -3,11 +3,14 @@
 //! It is a byte relay, not an MCP peer: one preamble line, then lines both ways.
 //! It uses plain threads and blocking I/O (no async runtime) to stay small, since
 //! one runs per client per terminal. It does read the JSON it relays, lightly, for
-//! two things: to remember the client's `initialize` so that it can replay it to a
-//! restarted daemon, and to know which requests are in flight so that a request
-//! lost with a dying daemon is answered with an error instead of hanging.
+//! three things: to remember the client's `initialize` (and its subscriptions and
+//! log level) so that it can replay them to a restarted daemon, to know which
+//! requests are in flight so that a request lost with a dying daemon is sent again
+//! when that is safe (see [`replay_safe`]) and answered with an error otherwise,
+//! never left hanging, and to learn from `tools/list` answers which tools the
+//! server marks read-only or idempotent.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -49,6 +52,9 @@ pub struct ConnectArgs {
 
 /// The id under which a restarted daemon is sent the client's `initialize` again.
 const REPLAY_ID: &str = "mcp-gateway-connect:replay-initialize";
+/// What the ids of every request the shim makes itself begin with: their
+/// answers are for the shim, never relayed to the client.
+const OWN_ID_PREFIX: &str = "mcp-gateway-connect:";
 /// How long to wait for a daemon (started by us or by someone else) to accept.
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -357,15 +363,94 @@ fn read_line_unbuffered(mut stream: &UnixStream) -> std::io::Result<Vec<u8>> {
 struct Relay {
     /// The write side of the current daemon connection; `None` while reconnecting.
     conn: Option<UnixStream>,
-    /// Lines from the client waiting for a connection, with the request ids in them.
-    backlog: Vec<(Vec<u8>, Vec<Value>)>,
+    /// Lines from the client waiting for a connection, with the requests in them.
+    backlog: Vec<(Vec<u8>, Vec<Request>)>,
     /// The client's `initialize` request, replayed to a restarted daemon.
     initialize: Option<Value>,
     /// Whether the client sent `notifications/initialized`.
     initialized: bool,
-    /// Requests sent to the current daemon and not answered yet (id as JSON text → id).
-    in_flight: HashMap<String, Value>,
+    /// Requests sent to the current daemon and not answered yet (id as JSON text).
+    in_flight: HashMap<String, InFlight>,
+    /// Numbers requests in the order the client sent them, so replays keep it.
+    sent: u64,
+    /// Tools the server marks read-only or idempotent (learnt from the
+    /// `tools/list` answers the client got): calls of them are replayed.
+    replayable_tools: HashSet<String>,
+    /// The resources the client subscribed to, and its last `logging/setLevel`
+    /// params: what a restarted daemon is told again.
+    subscriptions: BTreeSet<String>,
+    log_level: Option<Value>,
     stdin_closed: bool,
+}
+
+/// A request of the client, as the shim tracks it.
+struct Request {
+    id: Value,
+    /// Whether its answer is a `tools/list` page (the shim learns from it).
+    lists_tools: bool,
+    /// Whether sending it again to a restarted daemon is safe (see [`replay_safe`]).
+    replayable: bool,
+}
+
+/// A request sent to the daemon and not answered yet.
+struct InFlight {
+    request: Request,
+    order: u64,
+    /// The line it came in, kept when it may be replayed.
+    line: Option<Arc<Vec<u8>>>,
+}
+
+/// Whether a request may be sent again to a restarted daemon without a side
+/// effect the client did not ask for twice: reading, listing, subscribing and
+/// setting a level are; a tool call is when the server marks the tool
+/// read-only or idempotent (its `annotations`). Anything else lost with a
+/// daemon is answered with an error that says it may not have completed.
+fn replay_safe(method: &str, tool: Option<&str>, replayable_tools: &HashSet<String>) -> bool {
+    match method {
+        "tools/call" => tool.is_some_and(|tool| replayable_tools.contains(tool)),
+        "ping"
+        | "server/discover"
+        | "tools/list"
+        | "prompts/list"
+        | "prompts/get"
+        | "resources/list"
+        | "resources/templates/list"
+        | "resources/read"
+        | "resources/subscribe"
+        | "resources/unsubscribe"
+        | "completion/complete"
+        | "logging/setLevel"
+        | "subscriptions/listen" => true,
+        _ => false,
+    }
+}
+
+/// Learns from a `tools/list` answer which tools may be replayed.
+fn learn_replayable(answer: &[u8], replayable_tools: &mut HashSet<String>) {
+    #[derive(Deserialize)]
+    struct Answer {
+        result: Option<Page>,
+    }
+    #[derive(Deserialize)]
+    struct Page {
+        #[serde(default)]
+        tools: Vec<Tool>,
+    }
+    #[derive(Deserialize)]
+    struct Tool {
+        name: String,
+        #[serde(default)]
+        annotations: Option<Value>,
+    }
+    let Ok(Answer { result: Some(page) }) = serde_json::from_slice::<Answer>(answer) else { return };
+    for tool in page.tools {
+        let hint = |name: &str| tool.annotations.as_ref().and_then(|a| a.get(name)).and_then(Value::as_bool);
+        if hint("readOnlyHint") == Some(true) || hint("idempotentHint") == Some(true) {
+            replayable_tools.insert(tool.name);
+        } else {
+            replayable_tools.remove(&tool.name);
+        }
+    }
 }
 
 type Shared = Arc<Mutex<Relay>>;
@@ -374,14 +459,46 @@ fn lock(shared: &Shared) -> MutexGuard<'_, Relay> {
     crate::lock(shared)
 }
 
-/// Just enough of a message to track requests and responses (the method
-/// borrowed from the line: this runs on every message).
+/// Just enough of a message to track requests and responses (the method and
+/// names borrowed from the line: this runs on every message).
 #[derive(Deserialize)]
 struct Probe<'a> {
     #[serde(default)]
     id: Option<Value>,
     #[serde(default, borrow)]
     method: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    params: Option<ProbeParams<'a>>,
+}
+
+/// The parts of a request's params the shim tracks.
+#[derive(Deserialize, Default)]
+struct ProbeParams<'a> {
+    /// A tool call's tool.
+    #[serde(default, borrow)]
+    name: Option<std::borrow::Cow<'a, str>>,
+    /// A subscription's resource.
+    #[serde(default, borrow)]
+    uri: Option<std::borrow::Cow<'a, str>>,
+}
+
+impl Probe<'_> {
+    fn is_response(&self) -> bool {
+        self.method.is_none() && self.id.is_some()
+    }
+
+    fn tool(&self) -> Option<&str> {
+        self.params.as_ref()?.name.as_deref()
+    }
+
+    fn uri(&self) -> Option<&str> {
+        self.params.as_ref()?.uri.as_deref()
+    }
+}
+
+/// Whether an id is one of the shim's own requests.
+fn is_own_id(id: &Value) -> bool {
+    id.as_str().is_some_and(|id| id.starts_with(OWN_ID_PREFIX))
 }
 
 fn probes(line: &[u8]) -> Vec<Probe<'_>> {
@@ -393,21 +510,57 @@ fn probes(line: &[u8]) -> Vec<Probe<'_>> {
 
 impl Relay {
     /// Sends a client line now, or queues it until a connection is back.
-    fn send(&mut self, line: Vec<u8>, request_ids: Vec<Value>) {
+    fn send(&mut self, line: Vec<u8>, requests: Vec<Request>) {
         if let Some(conn) = self.conn.as_mut() {
             if conn.write_all(&line).is_ok() {
-                self.track(request_ids);
+                self.track(Arc::new(line), requests);
                 return;
             }
             let _ = conn.shutdown(std::net::Shutdown::Both);
             self.conn = None;
         }
-        self.backlog.push((line, request_ids));
+        self.backlog.push((line, requests));
     }
 
-    fn track(&mut self, request_ids: Vec<Value>) {
-        for id in request_ids {
-            self.in_flight.insert(id.to_string(), id);
+    /// Notes the requests of a line sent to the daemon. The line is kept for a
+    /// replay only when it is one request that may be replayed (a batch is
+    /// answered with errors, as a whole).
+    fn track(&mut self, line: Arc<Vec<u8>>, requests: Vec<Request>) {
+        let replayable = requests.len() == 1 && requests[0].replayable;
+        for request in requests {
+            self.sent += 1;
+            let line = replayable.then(|| line.clone());
+            self.in_flight.insert(request.id.to_string(), InFlight { request, order: self.sent, line });
+        }
+    }
+
+    /// The daemon answered: forgets the request, and learns from a tool list.
+    fn answered(&mut self, id: &Value, line: &[u8]) {
+        if let Some(done) = self.in_flight.remove(&id.to_string())
+            && done.request.lists_tools
+        {
+            learn_replayable(line, &mut self.replayable_tools);
+        }
+    }
+
+    /// Notes what a client request changes of what a restarted daemon is told.
+    fn remember(&mut self, probe: &Probe<'_>, line: &[u8]) {
+        match probe.method.as_deref() {
+            Some("resources/subscribe") => {
+                if let Some(uri) = probe.uri() {
+                    self.subscriptions.insert(uri.to_string());
+                }
+            }
+            Some("resources/unsubscribe") => {
+                if let Some(uri) = probe.uri() {
+                    self.subscriptions.remove(uri);
+                }
+            }
+            Some("logging/setLevel") => {
+                let message: Option<Value> = serde_json::from_slice(line).ok();
+                self.log_level = message.and_then(|m| m.get("params").cloned());
+            }
+            _ => {}
         }
     }
 }
@@ -445,15 +598,21 @@ fn relay(mut connector: Connector) -> Result<(), ShimError> {
             }
             continue;
         }
+        let mut own = false;
         {
             let mut relay = lock(&shared);
             for probe in probes(&line) {
-                if probe.method.is_none()
-                    && let Some(id) = probe.id
+                if probe.is_response()
+                    && let Some(id) = &probe.id
                 {
-                    relay.in_flight.remove(&id.to_string());
+                    own |= is_own_id(id);
+                    relay.answered(id, &line);
                 }
             }
+        }
+        if own {
+            // The answer to a subscription or level the shim replayed itself.
+            continue;
         }
         let mut out = stdout.lock();
         if out.write_all(&line).and_then(|_| out.flush()).is_err() {
@@ -481,20 +640,26 @@ fn read_client(shared: Shared) {
         if !line.ends_with(b"\n") {
             line.push(b'\n');
         }
-        let mut request_ids = Vec::new();
+        let mut requests = Vec::new();
         let mut relay = lock(&shared);
         for probe in probes(&line) {
-            match (probe.method.as_deref(), probe.id) {
+            relay.remember(&probe, &line);
+            match (probe.method.as_deref(), &probe.id) {
                 (Some("initialize"), Some(id)) => {
                     relay.initialize = serde_json::from_slice(&line).ok();
-                    request_ids.push(id);
+                    // Lost unanswered, it is sent again as it was (see `resume`).
+                    requests.push(Request { id: id.clone(), lists_tools: false, replayable: true });
                 }
                 (Some("notifications/initialized"), None) => relay.initialized = true,
-                (Some(_), Some(id)) => request_ids.push(id),
+                (Some(method), Some(id)) => {
+                    let tool = probe.tool();
+                    let replayable = replay_safe(method, tool, &relay.replayable_tools);
+                    requests.push(Request { id: id.clone(), lists_tools: method == "tools/list", replayable });
+                }
                 _ => {}
             }
         }
-        relay.send(line, request_ids);
+        relay.send(line, requests);
     }
     let mut relay = lock(&shared);
     relay.stdin_closed = true;
@@ -503,9 +668,10 @@ fn read_client(shared: Shared) {
     }
 }
 
-/// What a request lost with a daemon that went away (crashed, restarted) is answered with.
-const LOST_IN_FLIGHT: &str =
-    "the mcp-gateway daemon stopped while this request was in flight; it may not have completed, retry it";
+/// What a request lost with a daemon that went away (crashed, restarted), and
+/// not safe to send again, is answered with.
+const LOST_IN_FLIGHT: &str = "the mcp-gateway daemon restarted while this request was in flight; it may or may not \
+    have completed, so it was not sent again: retry it if it is safe to";
 /// What requests are answered with while the daemon is stopped on purpose.
 const STOPPED: &str = "the mcp-gateway daemon was stopped (`mcp-gateway stop`), so this request was not sent; \
     start it again with `mcp-gateway serve`, or restart this MCP client (its shim then starts the daemon)";
@@ -528,20 +694,44 @@ fn answer_with_error(ids: impl IntoIterator<Item = Value>, message: &str) {
 fn take_in_flight(shared: &Shared) -> Vec<Value> {
     let mut relay = lock(shared);
     relay.conn = None;
-    relay.in_flight.drain().map(|(_, id)| id).collect()
+    relay.in_flight.drain().map(|(_, sent)| sent.request.id).collect()
+}
+
+/// Forgets the current connection. The requests sent on it that may be sent
+/// again go back to the front of the backlog, in the order the client sent
+/// them; the ids of the others are returned, to be answered with an error.
+fn requeue_in_flight(shared: &Shared) -> Vec<Value> {
+    let mut relay = lock(shared);
+    relay.conn = None;
+    let mut replay = BTreeMap::new();
+    let mut lost = Vec::new();
+    for (_, sent) in relay.in_flight.drain() {
+        match sent.line {
+            Some(line) => {
+                replay.insert(sent.order, ((*line).clone(), vec![sent.request]));
+            }
+            None => lost.push(sent.request.id),
+        }
+    }
+    let queued = std::mem::take(&mut relay.backlog);
+    relay.backlog = replay.into_values().chain(queued).collect();
+    lost
 }
 
 /// Drops the lines queued for a connection; returns the request ids among them.
 fn take_backlog(shared: &Shared) -> Vec<Value> {
-    std::mem::take(&mut lock(shared).backlog).into_iter().flat_map(|(_, ids)| ids).collect()
+    let queued = std::mem::take(&mut lock(shared).backlog);
+    queued.into_iter().flat_map(|(_, requests)| requests).map(|r| r.id).collect()
 }
 
-/// After the daemon went away: answer what was lost, connect again (starting a
-/// daemon if needed), replay the client's `initialize`, then send what queued up.
-/// If no daemon comes back in time, every request still queued is answered with
-/// an error before the shim gives up, so the client is never left waiting.
+/// After the daemon went away: answer what was lost and cannot be sent again,
+/// connect again (starting a daemon if needed), replay the client's
+/// `initialize`, subscriptions and log level, then send again what is safe to
+/// and what queued up. If no daemon comes back in time, every request still
+/// queued is answered with an error before the shim gives up, so the client is
+/// never left waiting.
 fn reconnect(connector: &mut Connector, shared: &Shared) -> Result<UnixStream, ShimError> {
-    answer_with_error(take_in_flight(shared), LOST_IN_FLIGHT);
+    answer_with_error(requeue_in_flight(shared), LOST_IN_FLIGHT);
     eprintln!("mcp-gateway-connect: the daemon went away; reconnecting");
     match connect_with_retries(connector) {
         Ok(stream) => resume(stream, shared),
@@ -585,9 +775,15 @@ fn wait_while_stopped(connector: &mut Connector, shared: &Shared) -> Result<Opti
 /// On a new connection: replay the client's `initialize` (and `initialized`),
 /// then send what queued up while there was none.
 fn resume(stream: UnixStream, shared: &Shared) -> Result<UnixStream, ShimError> {
-    let (initialize, initialized) = {
+    let (initialize, initialized, subscriptions, log_level) = {
         let relay = lock(shared);
-        (relay.initialize.clone(), relay.initialized)
+        // An `initialize` the old daemon never answered is in the backlog, to be
+        // sent again as the client's own; one it answered is replayed here.
+        let initialize = relay.initialize.clone().filter(|initialize| {
+            let id = initialize.get("id");
+            !relay.backlog.iter().any(|(_, requests)| requests.iter().any(|r| Some(&r.id) == id))
+        });
+        (initialize, relay.initialized, relay.subscriptions.clone(), relay.log_level.clone())
     };
     if let Some(mut initialize) = initialize {
         initialize["id"] = Value::String(REPLAY_ID.into());
@@ -598,11 +794,25 @@ fn resume(stream: UnixStream, shared: &Shared) -> Result<UnixStream, ShimError> 
             (&stream).write_all(&crate::jsonrpc::to_line(&note))?;
         }
     }
+    // What the client set up on the old daemon, under the shim's own ids (their
+    // answers are not relayed).
+    if let Some(params) = log_level {
+        let id = Value::from(format!("{OWN_ID_PREFIX}set-level"));
+        (&stream).write_all(&crate::jsonrpc::to_line(&crate::jsonrpc::request(id, "logging/setLevel", params)))?;
+    }
+    for (n, uri) in subscriptions.into_iter().enumerate() {
+        let id = Value::from(format!("{OWN_ID_PREFIX}subscribe-{n}"));
+        (&stream).write_all(&crate::jsonrpc::to_line(&crate::jsonrpc::request(
+            id,
+            "resources/subscribe",
+            json!({ "uri": uri }),
+        )))?;
+    }
     let mut relay = lock(shared);
     let backlog = std::mem::take(&mut relay.backlog);
-    for (line, ids) in backlog {
+    for (line, requests) in backlog {
         (&stream).write_all(&line)?;
-        relay.track(ids);
+        relay.track(Arc::new(line), requests);
     }
     relay.conn = Some(stream.try_clone()?);
     if relay.stdin_closed {
@@ -649,7 +859,70 @@ fn wait_for_replay_answer(stream: &UnixStream) -> Result<(), ShimError> {
 
 #[cfg(test)]
 mod tests {
-    use super::is_older;
+    use super::*;
+
+    #[test]
+    fn what_may_be_sent_again_is_what_cannot_act_twice() {
+        let mut tools = HashSet::new();
+        assert!(replay_safe("resources/read", None, &tools));
+        assert!(replay_safe("subscriptions/listen", None, &tools));
+        assert!(!replay_safe("tools/call", Some("deploy"), &tools));
+        assert!(!replay_safe("sampling/createMessage", None, &tools), "not a client request anyway");
+        let page = br#"{"jsonrpc":"2.0","id":1,"result":{"tools":[
+            {"name":"read","annotations":{"readOnlyHint":true}},
+            {"name":"put","annotations":{"idempotentHint":true}},
+            {"name":"deploy","annotations":{"readOnlyHint":false}},
+            {"name":"plain"}]}}"#;
+        learn_replayable(page, &mut tools);
+        assert!(replay_safe("tools/call", Some("read"), &tools));
+        assert!(replay_safe("tools/call", Some("put"), &tools));
+        assert!(!replay_safe("tools/call", Some("deploy"), &tools));
+        assert!(!replay_safe("tools/call", Some("plain"), &tools));
+        assert!(!replay_safe("tools/call", None, &tools));
+        // A later listing that drops the hint takes it back.
+        learn_replayable(br#"{"result":{"tools":[{"name":"read"}]}}"#, &mut tools);
+        assert!(!replay_safe("tools/call", Some("read"), &tools));
+        learn_replayable(b"not json", &mut tools);
+    }
+
+    #[test]
+    fn subscriptions_and_the_level_are_remembered_for_a_new_daemon() {
+        let mut relay = Relay::default();
+        let lines = [
+            r#"{"jsonrpc":"2.0","id":1,"method":"resources/subscribe","params":{"uri":"a://1"}}"#,
+            r#"{"jsonrpc":"2.0","id":2,"method":"resources/subscribe","params":{"uri":"a://2"}}"#,
+            r#"{"jsonrpc":"2.0","id":3,"method":"resources/unsubscribe","params":{"uri":"a://1"}}"#,
+            r#"{"jsonrpc":"2.0","id":4,"method":"logging/setLevel","params":{"level":"debug"}}"#,
+        ];
+        for line in lines {
+            for probe in probes(line.as_bytes()) {
+                relay.remember(&probe, line.as_bytes());
+            }
+        }
+        assert_eq!(relay.subscriptions, BTreeSet::from(["a://2".to_string()]));
+        assert_eq!(relay.log_level, Some(json!({"level": "debug"})));
+    }
+
+    #[test]
+    fn lost_requests_are_requeued_in_order_or_answered() {
+        let shared: Shared = Arc::default();
+        {
+            let mut relay = lock(&shared);
+            let request = |id: u64, replayable| Request { id: json!(id), lists_tools: false, replayable };
+            relay.track(Arc::new(b"one\n".to_vec()), vec![request(1, true)]);
+            relay.track(Arc::new(b"two\n".to_vec()), vec![request(2, false)]);
+            relay.track(Arc::new(b"three\n".to_vec()), vec![request(3, true)]);
+            relay.track(Arc::new(b"batch\n".to_vec()), vec![request(4, true), request(5, true)]);
+            relay.backlog.push((b"queued\n".to_vec(), vec![request(6, false)]));
+        }
+        let mut lost = requeue_in_flight(&shared);
+        lost.sort_by_key(|id| id.as_u64());
+        assert_eq!(lost, vec![json!(2), json!(4), json!(5)], "not replayable, and a batch as a whole");
+        let relay = lock(&shared);
+        let order: Vec<&[u8]> = relay.backlog.iter().map(|(line, _)| line.as_slice()).collect();
+        assert_eq!(order, vec![&b"one\n"[..], b"three\n", b"queued\n"]);
+        assert!(relay.in_flight.is_empty());
+    }
 
     #[test]
     fn only_an_older_daemon_is_replaced() {

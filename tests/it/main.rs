@@ -30,6 +30,7 @@ mod packaging;
 mod readme;
 mod reload;
 mod remote;
+mod restart;
 mod service;
 mod sharing;
 mod soak;

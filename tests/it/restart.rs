@@ -1,0 +1,102 @@
+//! Restarts without loss: calls in flight when the daemon dies (SIGKILL, no
+//! shutdown code runs) are sent again to the daemon the shims start, when that
+//! is safe (reads, lists, calls of tools the server marks read-only or
+//! idempotent), and answered with an error that says the daemon restarted
+//! otherwise: every call is answered exactly once, none hangs, and nothing is
+//! left running.
+
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+use serde_json::{Value, json};
+
+/// Sessions calling at once, and how many times the daemon is killed under them.
+const SESSIONS: usize = 4;
+const KILLS: usize = 3;
+
+fn call(id: &str, tool: &str, arguments: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": tool, "arguments": arguments}})
+}
+
+/// The daemon's pid, once one answers `status`.
+fn daemon_pid(gw: &TestGateway) -> Option<i32> {
+    let out = gw.command(DAEMON).args(["status", "--json"]).output().ok()?;
+    let status: Value = serde_json::from_slice(&out.stdout).ok()?;
+    status["pid"].as_i64().map(|pid| pid as i32)
+}
+
+#[test]
+fn calls_in_flight_when_the_daemon_is_killed_are_answered_exactly_once() {
+    let mut gw = TestGateway::with_servers(&[("fx", fixture_server("restart"))]);
+    gw.start();
+    // Shims that may start a daemon: the one that notices first brings it back.
+    let mut clients: Vec<Client> = (0..SESSIONS).map(|_| gw.client_with(&[])).collect();
+    for client in &mut clients {
+        client.initialize();
+        // The listing tells the shim that `wait` is read-only.
+        assert!(client.tool_names().contains(&"fx__wait".to_string()));
+    }
+    let (mut replayed, mut lost, mut completed) = (0, 0, 0);
+    for round in 0..KILLS {
+        let killed = daemon_pid(&gw).expect("a daemon answers status");
+        for (n, client) in clients.iter_mut().enumerate() {
+            let read = json!({"seconds": 2, "message": format!("{round}/{n}")});
+            client.send(&call(&format!("read-{round}-{n}"), "fx__wait", read));
+            client.send(&call(&format!("write-{round}-{n}"), "fx__slow", json!({"seconds": 2})));
+        }
+        // Both calls of every session reached the backend before the kill.
+        let in_flight = || {
+            let status = status(&gw);
+            status["backends"].as_array().map_or(0, |b| b.iter().filter_map(|b| b["in_flight"].as_u64()).sum::<u64>())
+        };
+        assert!(wait_until(TIMEOUT, || in_flight() >= 2 * SESSIONS as u64), "calls in flight: {}", status(&gw));
+        signal(killed, nix::sys::signal::Signal::SIGKILL);
+        for (n, client) in clients.iter_mut().enumerate() {
+            let read = client.response(&json!(format!("read-{round}-{n}")));
+            assert_eq!(
+                first_text(&read),
+                format!("waited: {round}/{n}"),
+                "a read-only call is sent again and completes: {read}"
+            );
+            let write = client.response(&json!(format!("write-{round}-{n}")));
+            match write.get("error") {
+                Some(error) => {
+                    let message = error["message"].as_str().unwrap_or_default();
+                    assert!(message.contains("daemon restarted"), "the error says why: {write}");
+                    lost += 1;
+                }
+                None => completed += 1,
+            }
+            replayed += 1;
+            // Exactly once: a fresh request is answered, and no second answer
+            // to either call came before it on the same connection.
+            let ping = client.request(json!(format!("ping-{round}-{n}")), "ping", json!({}));
+            assert!(ping.get("result").is_some(), "{ping}");
+            let again: Vec<&Value> = client
+                .stash
+                .iter()
+                .filter(|m| m.get("method").is_none())
+                .filter(|m| {
+                    m["id"] == json!(format!("read-{round}-{n}")) || m["id"] == json!(format!("write-{round}-{n}"))
+                })
+                .collect();
+            assert!(again.is_empty(), "answered twice: {again:?}");
+        }
+        let deadline = Instant::now() + TIMEOUT;
+        while daemon_pid(&gw).is_none_or(|pid| pid == killed) {
+            assert!(Instant::now() < deadline, "no new daemon after the kill");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    eprintln!(
+        "restart: {KILLS} kills under {SESSIONS} sessions: {replayed} read-only calls sent again and completed, \
+         {completed} other calls completed, {lost} answered with the restart error"
+    );
+    assert_eq!(lost + completed, SESSIONS * KILLS);
+    assert!(lost > 0, "a 2 s call in flight at the kill cannot have completed");
+    // The last daemon (a shim started it) stops, and takes everything with it.
+    let stop = gw.command(DAEMON).arg("stop").output().expect("mcp-gateway stop");
+    assert!(stop.status.success(), "{}", String::from_utf8_lossy(&stop.stderr));
+    drop(clients);
+    assert!(wait_until(TIMEOUT, || gw.processes().is_empty()), "left running: {:?}", gw.processes());
+}
