@@ -5,13 +5,18 @@
 //! scenarios run and the wire they run at, so each revision is measured on its
 //! own wire and a new suite release cannot move the goalposts.
 //!
-//! Each set runs in seven columns, concurrently: **direct** against the fixture
+//! Each set runs in ten columns, concurrently: **direct** against the fixture
 //! (`tests/fixtures/conformance_server.py`) over Streamable HTTP, and **through
 //! the gateway's front door** with its own fixture process behind it over stdio
 //! or over HTTP, serving the handshake era only (`--era legacy`, the gateway
 //! told `protocol: handshake`), the stateless era only (`--era modern`,
 //! `protocol: modern`), or both (`--era both`, the gateway probing as it does
 //! by default). `prefix: false`, so the suite sees the fixture's own names.
+//! Three more columns reach the same gateway (the fixture over stdio, in
+//! each era) through the stdio shim, `mcp-gateway-connect`, instead: the
+//! suite speaks only HTTP, so `tests/fixtures/shim_http_bridge.py` stands in
+//! for a client's HTTP transport and relays each MCP session to a shim of its
+//! own (the stateless wire's requests to one).
 //!
 //! A scenario passes when none of its checks fails or warns. Scenarios the set
 //! lists as `not_scored` (extensions, pending, added after the release) are run
@@ -32,7 +37,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::common::conformance::{Outcome, Scenario, publish, read_checks, requirements, writing_gaps};
 use crate::common::*;
@@ -99,42 +104,68 @@ enum Transport {
     Http,
 }
 
+impl Transport {
+    fn label(self) -> &'static str {
+        match self {
+            Transport::Stdio => "stdio",
+            Transport::Http => "HTTP",
+        }
+    }
+}
+
+/// Which of the gateway's client-facing fronts the suite talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Front {
+    /// The daemon's own Streamable HTTP endpoint.
+    Door,
+    /// The stdio shim, `mcp-gateway-connect`, behind
+    /// `tests/fixtures/shim_http_bridge.py` (the suite speaks only HTTP).
+    Shim,
+}
+
 /// One column of the matrix: the fixture directly, or the gateway with the
-/// fixture behind it over `transport`.
+/// fixture behind it over `transport`, reached through `front`.
 #[derive(Debug, Clone, Copy)]
 struct Column {
     via: Option<Transport>,
     era: Era,
+    front: Front,
 }
 
 impl Column {
-    const DIRECT: Column = Column { via: None, era: Era::Both };
+    const DIRECT: Column = Column { via: None, era: Era::Both, front: Front::Door };
 
-    /// Every column, direct first, in the order the table shows them.
+    /// Every column, direct first, in the order the table shows them. The
+    /// shim is measured with the fixture over stdio only: which transport
+    /// the backend uses is the front door columns' question, and the shim's
+    /// is its stdio front in both eras.
     fn all() -> Vec<Column> {
         let mut columns = vec![Column::DIRECT];
         for via in [Transport::Stdio, Transport::Http] {
             for era in [Era::Legacy, Era::Modern, Era::Both] {
-                columns.push(Column { via: Some(via), era });
+                columns.push(Column { via: Some(via), era, front: Front::Door });
             }
+        }
+        for era in [Era::Legacy, Era::Modern, Era::Both] {
+            columns.push(Column { via: Some(Transport::Stdio), era, front: Front::Shim });
         }
         columns
     }
 
     /// The column's name in the known-gaps file and under `target/conformance/`.
     fn key(self) -> String {
-        match self.via {
-            None => "direct".to_string(),
-            Some(Transport::Stdio) => format!("stdio-{}", self.era.label()),
-            Some(Transport::Http) => format!("http-{}", self.era.label()),
+        match (self.via, self.front) {
+            (None, _) => "direct".to_string(),
+            (Some(via), Front::Door) => format!("{}-{}", via.label().to_lowercase(), self.era.label()),
+            (Some(via), Front::Shim) => format!("shim-{}-{}", via.label().to_lowercase(), self.era.label()),
         }
     }
 
     fn heading(self) -> String {
-        match self.via {
-            None => "direct (fixture over HTTP)".to_string(),
-            Some(Transport::Stdio) => format!("gateway, stdio, {}", self.era.label()),
-            Some(Transport::Http) => format!("gateway, HTTP, {}", self.era.label()),
+        match (self.via, self.front) {
+            (None, _) => "direct (fixture over HTTP)".to_string(),
+            (Some(via), Front::Door) => format!("gateway, {}, {}", via.label(), self.era.label()),
+            (Some(via), Front::Shim) => format!("shim, {}, {}", via.label(), self.era.label()),
         }
     }
 }
@@ -150,47 +181,73 @@ struct Run {
     seconds: f64,
 }
 
-/// The fixture server over HTTP on an ephemeral port; killed when dropped.
-struct HttpFixture {
+/// A Python process serving HTTP on an ephemeral port of 127.0.0.1, which it
+/// writes to `<name>.port` in the column's directory once it listens (its
+/// stderr goes to `<name>.stderr` there); stopped when dropped.
+struct Listener {
     child: Child,
     url: String,
 }
 
-impl HttpFixture {
-    fn start(dir: &Path, era: Era) -> Self {
-        let port_file = dir.join("fixture.port");
-        let stderr = dir.join("fixture.stderr");
+impl Listener {
+    /// Starts `command` with `--port-file` added and waits for the port.
+    fn start(mut command: Command, dir: &Path, name: &str) -> Self {
+        let port_file = dir.join(format!("{name}.port"));
+        let stderr = dir.join(format!("{name}.stderr"));
         let log = std::fs::File::create(&stderr).unwrap_or_else(|e| panic!("{}: {e}", stderr.display()));
-        let child = Command::new(deps().python())
-            .arg(fixture_script())
-            .args(era_args(era))
-            .args(["--http", "0", "--port-file"])
+        let child = command
+            .arg("--port-file")
             .arg(&port_file)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .unwrap_or_else(|e| panic!("starting the fixture with {}: {e}", deps().python()));
+            .unwrap_or_else(|e| panic!("starting the {name} with {}: {e}", deps().python()));
         let mut port = String::new();
-        // Owned before the wait, so that a fixture that never comes up is killed.
-        let mut fixture = HttpFixture { child, url: String::new() };
+        // Owned before the wait, so that a process that never comes up is stopped.
+        let mut listener = Listener { child, url: String::new() };
         assert!(
             wait_until(TIMEOUT, || {
                 port = std::fs::read_to_string(&port_file).unwrap_or_default();
                 port.ends_with('\n')
             }),
-            "the fixture did not start: {}",
+            "the {name} did not start: {}",
             std::fs::read_to_string(&stderr).unwrap_or_default()
         );
-        fixture.url = format!("http://127.0.0.1:{}/mcp", port.trim());
-        fixture
+        listener.url = format!("http://127.0.0.1:{}/mcp", port.trim());
+        listener
+    }
+
+    /// The fixture server over Streamable HTTP, serving `era`.
+    fn fixture(dir: &Path, era: Era) -> Self {
+        let mut command = Command::new(deps().python());
+        command.arg(fixture_script()).args(era_args(era)).args(["--http", "0"]);
+        Listener::start(command, dir, "fixture")
+    }
+
+    /// `tests/fixtures/shim_http_bridge.py` in front of `gw`'s shim: each MCP
+    /// session it serves is a `mcp-gateway-connect --no-autostart` of its own
+    /// (all of the stateless wire's requests one), in `gw`'s environment.
+    fn bridge(dir: &Path, gw: &TestGateway) -> Self {
+        let mut command = gw.command(deps().python());
+        command
+            .arg(format!("{ROOT}/tests/fixtures/shim_http_bridge.py"))
+            .args(["--shim", SHIM, "--socket"])
+            .arg(&gw.socket)
+            .current_dir(gw.dir.path());
+        Listener::start(command, dir, "bridge")
     }
 }
 
-impl Drop for HttpFixture {
+impl Drop for Listener {
+    /// SIGTERM first: the bridge then ends its shims' sessions itself (a
+    /// SIGKILLed one leaves them to notice their closed stdin).
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        signal(self.child.id() as i32, nix::sys::signal::Signal::SIGTERM);
+        if !wait_until(Duration::from_secs(10), || matches!(self.child.try_wait(), Ok(Some(_)))) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
@@ -208,22 +265,26 @@ fn era_args(era: Era) -> Vec<&'static str> {
     if has_era { vec!["--era", era.fixture_arg()] } else { Vec::new() }
 }
 
-/// A gateway whose front door trusts loopback (the suite sends no
-/// credentials), with the fixture as its one server; `server` is the body of
-/// the server's entry.
-fn gateway(server: &str, era: Era) -> (TestGateway, String) {
+/// A gateway with the fixture as its one server (`server` is the body of the
+/// server's entry) and, for the front door, a front door that trusts loopback
+/// (the suite sends no credentials); the front door's URL with it.
+fn gateway(server: &str, era: Era, front: Front) -> (TestGateway, Option<String>) {
     let mut gw = TestGateway::new();
     let protocol = era.protocol().map(|p| format!("    protocol: {p}\n")).unwrap_or_default();
-    gw.write_config(&format!(
-        "http:\n  listen: \"127.0.0.1:0\"\n  auth: {{ localhost: true }}\n\
-         servers:\n  conformance:\n{server}{protocol}    prefix: false\n"
-    ));
+    let http = match front {
+        Front::Door => "http:\n  listen: \"127.0.0.1:0\"\n  auth: { localhost: true }\n",
+        Front::Shim => "",
+    };
+    gw.write_config(&format!("{http}servers:\n  conformance:\n{server}{protocol}    prefix: false\n"));
     gw.start();
+    if front == Front::Shim {
+        return (gw, None);
+    }
     let url = status(&gw)["http"]
         .as_str()
         .unwrap_or_else(|| panic!("the front door is not listening:\n{}", gw.daemon_log()))
         .to_string();
-    (gw, url)
+    (gw, Some(url))
 }
 
 /// Runs `revision`'s requirement set against `url`, writing results to `out`,
@@ -271,22 +332,34 @@ fn run_column(revision: &str, column: Column, scenarios: &[Scenario], dir: PathB
     std::fs::create_dir_all(&results).unwrap_or_else(|e| panic!("{}: {e}", results.display()));
     let (outcomes, daemon_log) = match column.via {
         None => {
-            let fixture = HttpFixture::start(&dir, column.era);
+            let fixture = Listener::fixture(&dir, column.era);
             (run_suite(revision, &fixture.url, &results, scenarios), None)
         }
-        Some(Transport::Stdio) => {
-            let args: Vec<String> = std::iter::once(fixture_script())
-                .chain(era_args(column.era).into_iter().map(str::to_string))
-                .map(|a| format!("{a:?}"))
-                .collect();
-            let server = format!("    command: {}\n    args: [{}]\n", deps().python(), args.join(", "));
-            let (gw, url) = gateway(&server, column.era);
-            (run_suite(revision, &url, &results, scenarios), Some(gw.daemon_log()))
-        }
-        Some(Transport::Http) => {
-            let fixture = HttpFixture::start(&dir, column.era);
-            let (gw, url) = gateway(&format!("    url: {:?}\n", fixture.url), column.era);
-            (run_suite(revision, &url, &results, scenarios), Some(gw.daemon_log()))
+        Some(via) => {
+            // Declared first, so dropped last: the fixture outlives the daemon
+            // that uses it, and the daemon the bridge and its shims.
+            let fixture = (via == Transport::Http).then(|| Listener::fixture(&dir, column.era));
+            let server = match &fixture {
+                Some(fixture) => format!("    url: {:?}\n", fixture.url),
+                None => {
+                    let args: Vec<String> = std::iter::once(fixture_script())
+                        .chain(era_args(column.era).into_iter().map(str::to_string))
+                        .map(|a| format!("{a:?}"))
+                        .collect();
+                    format!("    command: {}\n    args: [{}]\n", deps().python(), args.join(", "))
+                }
+            };
+            let (gw, door) = gateway(&server, column.era, column.front);
+            let outcomes = match door {
+                Some(url) => run_suite(revision, &url, &results, scenarios),
+                None => {
+                    let bridge = Listener::bridge(&dir, &gw);
+                    let outcomes = run_suite(revision, &bridge.url, &results, scenarios);
+                    drop(bridge);
+                    outcomes
+                }
+            };
+            (outcomes, Some(gw.daemon_log()))
         }
     };
     let daemon_log = daemon_log.unwrap_or_default();
