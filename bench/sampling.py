@@ -16,6 +16,7 @@ Run by bench/sampling.sh, which builds the release binaries and passes the paths
 """
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
@@ -105,34 +106,20 @@ async def one_round(args, params, prefix, mode):
 async def mrtr(args):
     server = StdioServerParameters(command=args.python, args=[args.modern_server])
     rows = [dict(await one_round(args, server, "", "auto"), contender="direct: 2026 client, 2026 server")]
-    with tempfile.TemporaryDirectory() as home:
-        env = dict(os.environ, MCP_GATEWAY_HOME=home, MCP_GATEWAY_SOCKET=f"{home}/gw.sock")
-        Path(home, "config.yaml").write_text(
-            f"servers:\n  modern:\n    command: {args.python}\n    args: [{args.modern_server}]\n    protocol: modern\n"
-        )
-        daemon = subprocess.Popen([args.daemon, "serve"], env=env, stderr=subprocess.DEVNULL)
-        try:
-            deadline = time.monotonic() + 30
-            while not Path(home, "gw.sock").exists():
-                if time.monotonic() > deadline:
-                    raise SystemExit("the daemon did not start")
-                await asyncio.sleep(0.05)
-            shim = StdioServerParameters(command=args.shim, args=["--no-autostart"], env=env)
-            for mode, name in [("auto", "gateway: 2026 client, 2026 server (the round relayed)"),
-                               ("legacy", "gateway: 2025 client, 2026 server (the round as a sampling request)")]:
-                rows.append(dict(await one_round(args, shim, "modern__", mode), contender=name))
-        finally:
-            daemon.terminate()
-            daemon.wait(timeout=30)
+    config = f"servers:\n  modern:\n    command: {args.python}\n    args: [{args.modern_server}]\n    protocol: modern\n"
+    async with running_gateway(args, config) as shim:
+        for mode, name in [("auto", "gateway: 2026 client, 2026 server (the round relayed)"),
+                           ("legacy", "gateway: 2025 client, 2026 server (the round as a sampling request)")]:
+            rows.append(dict(await one_round(args, shim, "modern__", mode), contender=name))
     return rows
 
 
-async def gateway(args, n, extra):
+@contextlib.asynccontextmanager
+async def running_gateway(args, config):
+    """A daemon in a temporary home with this config; yields how to start its shim."""
     with tempfile.TemporaryDirectory() as home:
         env = dict(os.environ, MCP_GATEWAY_HOME=home, MCP_GATEWAY_SOCKET=f"{home}/gw.sock")
-        Path(home, "config.yaml").write_text(
-            f"servers:\n  everything:\n    command: {args.node}\n    args: [{args.everything_js}]\n{extra}"
-        )
+        Path(home, "config.yaml").write_text(config)
         daemon = subprocess.Popen([args.daemon, "serve"], env=env, stderr=subprocess.DEVNULL)
         try:
             deadline = time.monotonic() + 30
@@ -140,17 +127,23 @@ async def gateway(args, n, extra):
                 if time.monotonic() > deadline:
                     raise SystemExit("the daemon did not start")
                 await asyncio.sleep(0.05)
-            params = StdioServerParameters(command=args.shim, args=["--no-autostart"], env=env)
-            # One call alone first: the gateway learns that the tool asks.
-            await run(lambda i: params, "everything__", 1, 1)
-            measured = await run(lambda i: params, "everything__", n, args.rounds)
-            backends = [b for b in status(args, env)["backends"] if b.get("pid")]
-            measured["backend_processes"] = sum(b.get("processes") or 1 for b in backends)
-            measured["instances"] = len(backends)
-            return measured
+            yield StdioServerParameters(command=args.shim, args=["--no-autostart"], env=env)
         finally:
             daemon.terminate()
             daemon.wait(timeout=30)
+
+
+async def gateway(args, n, extra):
+    config = f"servers:\n  everything:\n    command: {args.node}\n    args: [{args.everything_js}]\n{extra}"
+    async with running_gateway(args, config) as params:
+        # One call alone first: the gateway learns that the tool asks.
+        await run(lambda i: params, "everything__", 1, 1)
+        measured = await run(lambda i: params, "everything__", n, args.rounds)
+        env = params.env
+        backends = [b for b in status(args, env)["backends"] if b.get("pid")]
+        measured["backend_processes"] = sum(b.get("processes") or 1 for b in backends)
+        measured["instances"] = len(backends)
+        return measured
 
 
 async def main():

@@ -105,18 +105,22 @@ fn ambiguous_sampling_is_refused_and_says_why() {
     assert_eq!(extra, 0, "no extra instance: the other call does not ask: {}", status(&gw));
 }
 
-/// The next `sampling/createMessage` a client is sent; what else arrives is kept.
-fn next_sampling_request(client: &mut Client) -> Value {
+/// The next request with this method a client is sent; what else arrives is kept.
+fn next_request(client: &mut Client, method: &str) -> Value {
     let mut others = Vec::new();
     let request = loop {
-        let m = client.recv_within(TIMEOUT).expect("a sampling request");
-        if m["method"] == "sampling/createMessage" {
+        let m = client.recv_within(TIMEOUT).unwrap_or_else(|| panic!("a {method} request"));
+        if m["method"] == method {
             break m;
         }
         others.push(m);
     };
     client.stash.extend(others);
     request
+}
+
+fn next_sampling_request(client: &mut Client) -> Value {
+    next_request(client, "sampling/createMessage")
 }
 
 fn answer_sampling(client: &mut Client, request: &Value, text: &str) {
@@ -546,15 +550,7 @@ fn a_task_belongs_to_its_creator_and_its_questions_reach_it() {
     other.send(&json!({"jsonrpc":"2.0","id":5,"method":"tools/call","params":{
         "name":"everything__trigger-long-running-operation","arguments":{"duration":3,"steps":3}}}));
     owner.send(&json!({"jsonrpc":"2.0","id":6,"method":"tasks/result","params":{"taskId": task}}));
-    let mut before = Vec::new();
-    let question = loop {
-        let m = owner.recv_within(TIMEOUT).expect("the task's question");
-        if m["method"] == "elicitation/create" {
-            break m;
-        }
-        before.push(m);
-    };
-    owner.stash.extend(before);
+    let question = next_request(&mut owner, "elicitation/create");
     let choice = question["params"]["requestedSchema"]["properties"]["interpretation"]["oneOf"][0]["const"].clone();
     owner.send(
         &json!({"jsonrpc":"2.0","id":question["id"],"result":{"action":"accept","content":{"interpretation":choice}}}),

@@ -72,24 +72,7 @@ async fn an_overloaded_server_is_tried_again_and_a_closed_answer_stream_is_resum
     let url = format!("http://{}/mcp", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
 
-    let config = Config::parse(std::path::Path::new("test.yaml"), &format!("servers:\n  fake:\n    url: {url}\n"))
-        .unwrap()
-        .servers
-        .shift_remove("fake")
-        .unwrap();
-    let identity =
-        Identity { server: "fake".into(), key: SharingKey("global".into()), instance: "test".into(), lane: 0 };
-    let resolved = Resolved {
-        url: Some(url),
-        headers: Vec::new(),
-        command: String::new(),
-        args: Vec::new(),
-        env: Vec::new(),
-        cwd: None,
-        image: None,
-        volumes: Vec::new(),
-        network: None,
-    };
+    let (config, identity, resolved) = remote_server(url, "");
     let (backend, handle) =
         connect(identity, &config, &resolved, Duration::from_secs(5), Arc::new(Quiet), EraPlan::Known(Era::Handshake))
             .await
@@ -139,7 +122,22 @@ async fn a_modern_server_that_refuses_the_version_once_is_asked_again_at_one_it_
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/mcp", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
-    let yaml = format!("servers:\n  fake:\n    url: {url}\n    protocol: modern\n");
+    let (config, identity, resolved) = remote_server(url, "    protocol: modern\n");
+    let (backend, handle) =
+        connect(identity, &config, &resolved, Duration::from_secs(5), Arc::new(Quiet), EraPlan::Known(Era::Modern))
+            .await
+            .expect("the server started after the second server/discover");
+    assert!(backend.is_modern());
+    let discovered = lock(&seen).clone();
+    let asked = format!("server/discover {LATEST_MODERN_VERSION} \"{LATEST_MODERN_VERSION}\"");
+    assert_eq!(discovered, [asked.clone(), asked], "sent again, header and envelope alike");
+    handle.stop().await;
+}
+
+/// The remote server `fake` at `url` (with `extra` config lines), as the pool
+/// would hand it to the transport.
+fn remote_server(url: String, extra: &str) -> (crate::config::ServerConfig, Identity, Resolved) {
+    let yaml = format!("servers:\n  fake:\n    url: {url}\n{extra}");
     let config = Config::parse(std::path::Path::new("test.yaml"), &yaml).unwrap().servers.shift_remove("fake").unwrap();
     let identity =
         Identity { server: "fake".into(), key: SharingKey("global".into()), instance: "test".into(), lane: 0 };
@@ -154,13 +152,5 @@ async fn a_modern_server_that_refuses_the_version_once_is_asked_again_at_one_it_
         volumes: Vec::new(),
         network: None,
     };
-    let (backend, handle) =
-        connect(identity, &config, &resolved, Duration::from_secs(5), Arc::new(Quiet), EraPlan::Known(Era::Modern))
-            .await
-            .expect("the server started after the second server/discover");
-    assert!(backend.is_modern());
-    let discovered = lock(&seen).clone();
-    let asked = format!("server/discover {LATEST_MODERN_VERSION} \"{LATEST_MODERN_VERSION}\"");
-    assert_eq!(discovered, [asked.clone(), asked], "sent again, header and envelope alike");
-    handle.stop().await;
+    (config, identity, resolved)
 }
