@@ -53,7 +53,10 @@ impl Gateway {
     pub fn servers_for(&self, session: &SessionInfo) -> Vec<(String, ServerConfig)> {
         let config = self.config();
         let own = self.workspace_files.load(&session.workspace);
-        visible_servers(&config, &own, session, &self.workspace_files).into_iter().map(|(n, s)| (n.to_string(), s.clone())).collect()
+        visible_servers(&config, &own, session, &self.workspace_files)
+            .into_iter()
+            .map(|(n, s)| (n.to_string(), s.clone()))
+            .collect()
     }
 
     /// What identifies the set of servers a session sees (names and

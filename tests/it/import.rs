@@ -443,6 +443,37 @@ fn setup_refuses_what_it_cannot_do_safely() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no project scope"));
 }
 
+/// Credentials written inside connection strings and URLs move to the
+/// gateway `.env` like any other secret; the rest of the string stays.
+#[test]
+fn credentials_inside_connection_strings_and_urls_are_moved() {
+    let world = World::empty();
+    let (password, token) = ("pg-Passw0rd-in-a-url", "ghp_tokenInAUrl0123456789abcdef");
+    let cursor = json!({"mcpServers": {
+        "postgres": {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-postgres",
+                     format!("postgresql://app:{password}@db.internal:5432/app")]},
+        "remote": {"url": format!("https://{token}@mcp.example.com/mcp?region=eu")},
+    }});
+    std::fs::create_dir_all(world.user.join(".cursor")).unwrap();
+    std::fs::write(world.user.join(".cursor/mcp.json"), cursor.to_string()).unwrap();
+    let preview = world.ok(&["import", "--dry-run"]);
+    assert!(!preview.contains(password) && !preview.contains(token), "{preview}");
+    assert!(preview.contains("args[2] (password): <secret moved to"), "{preview}");
+    assert!(preview.contains("url (user): <secret moved to"), "{preview}");
+    world.ok(&["import", "--yes"]);
+    let config = world.config();
+    assert_eq!(config.servers["postgres"].args[2], "postgresql://app:${POSTGRES_PASSWORD}@db.internal:5432/app");
+    assert_eq!(config.servers["remote"].url.as_deref(), Some("https://${REMOTE_TOKEN}@mcp.example.com/mcp?region=eu"));
+    let written = std::fs::read_to_string(world.config_path()).unwrap();
+    assert!(!written.contains(password) && !written.contains(token), "{written}");
+    let dotenv = world.dotenv();
+    assert_eq!(dotenv["POSTGRES_PASSWORD"], password);
+    assert_eq!(dotenv["REMOTE_TOKEN"], token);
+    // The client's entries are what the gateway now runs: a second import adds nothing.
+    let again = world.ok(&["import", "--dry-run"]);
+    assert!(again.contains("Nothing new to import"), "{again}");
+}
+
 /// VS Code's and Cursor's files allow comments and trailing commas: `setup`
 /// rewrites them in place, and every comment is still there afterwards.
 #[test]
