@@ -115,7 +115,10 @@ wait_for 10 systemctl --user is-active --quiet mcp-gateway-upgrade.path || fail 
 mcp-gateway doctor >"$T/doctor.out" 2>&1 || fail "doctor: $(cat "$T/doctor.out")"
 grep -q "the package's units, /usr/lib/systemd/user/mcp-gateway.socket" "$T/doctor.out" ||
   fail "doctor does not see the enabled package units: $(cat "$T/doctor.out")"
-echo "deb units: socket enabled, active; upgrade watch active; doctor sees them"
+mcp-gateway service status >"$T/status.out" 2>&1 || fail "service status exits $?: $(cat "$T/status.out")"
+grep -q "^packaged *$(printf '%s' /usr/lib/systemd/user/mcp-gateway.socket)" "$T/status.out" ||
+  fail "service status does not show the package's units: $(cat "$T/status.out")"
+echo "deb units: socket enabled, active; upgrade watch active; doctor and service status see them"
 
 # A client session through the installed shim: initialize and one call, then
 # (after the file named by $2 appears, when given) another call on the same
