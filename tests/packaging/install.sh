@@ -39,6 +39,10 @@ for dir in usr var etc; do
 done
 
 # ---------------------------------------------------------------- the .deb
+# The package's directories the machine does not have yet: the purge must take them away again.
+new_dirs=$(dpkg-deb -c "$DEB" | awk '$1 ~ /^d/ {print $NF}' | sed 's|^\./|/|; s|/$||' | while read -r dir; do
+  [ -z "$dir" ] || [ -e "$dir" ] || echo "$dir"
+done)
 # --no-triggers: man-db's index refresh (a file trigger on the man pages) is
 # recorded, not run; it would take longer than everything else here.
 dpkg -i --no-triggers "$DEB" >"$T/dpkg-install.log" 2>&1 || fail "dpkg -i: $(cat "$T/dpkg-install.log")"
@@ -180,12 +184,12 @@ wait_for 20 bash -c '! pgrep -f "fixture_server[.]py installed" >/dev/null' || f
 dpkg --purge --no-triggers mcp-gateway >"$T/dpkg-purge.log" 2>&1 || fail "dpkg --purge: $(cat "$T/dpkg-purge.log")"
 [ -z "$(dpkg-query -W -f='${Status}' mcp-gateway 2>/dev/null | grep -v 'not-installed')" ] ||
   fail "dpkg still knows mcp-gateway: $(dpkg-query -W -f='${Status}' mcp-gateway)"
-for file in $listed; do [ ! -e "$file" ] || fail "$file is still there after the purge"; done
+for file in $listed $new_dirs; do [ ! -e "$file" ] || fail "$file is still there after the purge"; done
 # Whatever the package wrote to /usr is in the overlay's upper layer: only
 # directories (that dpkg created or touched) may be left there, no file.
 left=$(find "$T/layers/usr/upper" ! -type d | sed "s|^$T/layers/usr/upper|/usr|")
 [ -z "$left" ] || fail "left in /usr after the purge: $left"
-echo "deb purge: every file gone, nothing left in /usr"
+echo "deb purge: every file and the $(echo "$new_dirs" | grep -c .) directories it created gone, nothing left in /usr"
 
 # ---------------------------------------------------------------- the .rpm
 ROOT="$T/rpmroot"
@@ -206,4 +210,8 @@ echo "rpm install: $(echo "$rpm_listed" | wc -l) files installed, verified, bina
 rpm -e --root "$ROOT" --dbpath /var/lib/rpm mcp-gateway >"$T/rpm-erase.log" 2>&1 || fail "rpm -e: $(cat "$T/rpm-erase.log")"
 left=$(find "$ROOT" ! -type d ! -path "$ROOT/var/lib/rpm/*" | sed "s|^$ROOT||")
 [ -z "$left" ] || fail "left after rpm -e: $left"
-echo "rpm erase: nothing left"
+# cargo-generate-rpm 0.21 cannot make the package own a directory
+# (cat-in-136/cargo-generate-rpm#120), so rpm -e leaves the package's own
+# directories behind, empty: said here, and in packaging/README.md.
+own_dirs=$(find "$ROOT" -type d -name mcp-gateway | sed "s|^$ROOT||" | sort | xargs)
+echo "rpm erase: no file left${own_dirs:+; left empty (unowned): $own_dirs}"
