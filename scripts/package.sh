@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the .deb (cargo-deb) and .rpm (cargo-generate-rpm) from the metadata in
 # Cargo.toml, then checks them: every expected file is in both (binaries, each
-# man page, the completions, both systemd user units, the docs), the control
+# man page, the completions, the systemd user units, the docs), the control
 # fields are sane, neither has maintainer scripts, the packaged binaries run,
 # lintian and rpmlint are clean, and both install, work and uninstall for real
 # (tests/packaging/install.sh: dpkg, a real `systemd --user`, an upgrade, rpm).
