@@ -4,8 +4,9 @@
 #   scripts/release.sh VERSION          # e.g. 0.2.0
 #
 # 1. Unless the tag vVERSION exists: sets the version in Cargo.toml (and
-#    Cargo.lock), regenerates the man pages (they carry it), commits
-#    "mcp-gateway VERSION" and tags vVERSION. The tree must be clean.
+#    Cargo.lock), regenerates the man pages (they carry it), points the
+#    repository's formula at the new tarball, commits "mcp-gateway VERSION"
+#    and tags vVERSION. The tree must be clean.
 # 2. The source tarball from the tag: dist/mcp-gateway-VERSION.tar.gz
 #    (`git archive`, gzip -n: the same bytes from the same tag).
 # 3. The .deb and .rpm built from that tarball's own tree by its
@@ -74,7 +75,9 @@ if ! git rev-parse -q --verify "refs/tags/$TAG" >/dev/null; then
         cargo update --workspace --offline --quiet
         cargo run --quiet --locked --bin mcp-gateway -- manpages man
         cargo run --quiet --locked --bin mcp-gateway -- completions completions
-        git add Cargo.toml Cargo.lock man completions
+        # The formula in the repository names this version's tarball (its digest is the tap copy's).
+        sed -i -E "s|^(  url )\".*\"|\1\"$(tarball_url "$VERSION")\"|" packaging/homebrew/mcp-gateway.rb
+        git add Cargo.toml Cargo.lock man completions packaging/homebrew/mcp-gateway.rb
         git commit --quiet -m "mcp-gateway $VERSION"
     fi
     git tag -a "$TAG" -m "mcp-gateway $VERSION"
