@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Builds the .deb (cargo-deb) and .rpm (cargo-generate-rpm) from the metadata in
 # Cargo.toml, then checks them: every expected file is in both (binaries, each
-# man page, the completions, both systemd user units, the docs), the control
-# fields are sane, neither has maintainer scripts, and the packaged binaries run.
+# man page, the completions, the systemd user units, the docs), the control
+# fields are sane, neither has maintainer scripts, the packaged binaries run,
+# lintian and rpmlint are clean, and both install, work and uninstall for real
+# (tests/packaging/install.sh: dpkg, a real `systemd --user`, an upgrade, rpm).
 #
 #   scripts/package.sh
 #
 # Installs the pinned cargo-deb and cargo-generate-rpm into a cache directory the
 # first time ($MCP_GATEWAY_PACKAGING_CACHE, else ~/.cache/mcp-gateway-packaging),
-# and Debian's `rpm` (for `rpm -qlp`) with apt-get when it is missing. Packages
+# and Debian's `rpm`, `lintian` and `rpmlint` with apt-get when they are missing. Packages
 # go to target/packages/, the release build to the cache's target/
 # ($MCP_GATEWAY_PACKAGING_TARGET). Exits non-zero listing what is missing or wrong.
 set -euo pipefail
@@ -30,15 +32,19 @@ START=$SECONDS
 install_tool cargo-deb "$CARGO_DEB_VERSION"
 install_tool cargo-generate-rpm "$CARGO_GENERATE_RPM_VERSION"
 
-if ! command -v rpm >/dev/null; then
+# Debian's `rpm` reads and installs the .rpm; `lintian` and `rpmlint` lint
+# them. apt-get installs whichever is missing (as root; CI is).
+missing=()
+for tool in rpm lintian rpmlint; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+if ((${#missing[@]} > 0)); then
     if ((EUID != 0)) || ! command -v apt-get >/dev/null; then
-        echo "scripts/package.sh: needs the \`rpm\` command (apt-get install rpm) to check the .rpm" >&2
+        echo "scripts/package.sh: needs ${missing[*]} (apt-get install ${missing[*]}) to check the packages" >&2
         exit 1
     fi
-    echo "== installing rpm (apt-get)"
+    echo "== installing ${missing[*]} (apt-get)"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >/dev/null
-    apt-get install -y -qq --no-install-recommends rpm </dev/null >/dev/null
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null >/dev/null
 fi
 
 # The release build goes to the cache too, as the fuzz builds do: a fresh clone
@@ -67,7 +73,10 @@ for page in man/*.1; do
 done
 
 echo "== building the packages (into $OUT)"
-cargo deb --no-build --output "$OUT/" </dev/null >/dev/null
+# A release names its maintainer (scripts/release.sh); other builds keep Cargo.toml's.
+DEB_ARGS=()
+[[ -z ${MCP_GATEWAY_MAINTAINER:-} ]] || DEB_ARGS=(--maintainer "$MCP_GATEWAY_MAINTAINER")
+cargo deb --no-build "${DEB_ARGS[@]}" --output "$OUT/" </dev/null >/dev/null
 cargo generate-rpm --output "$OUT/" </dev/null
 DEB=$(ls "$OUT"/*.deb)
 RPM=$(ls "$OUT"/*.rpm)
@@ -86,8 +95,7 @@ expected() { # zsh-dir license-dir
         echo "$1/_$bin"
         echo "usr/share/fish/vendor_completions.d/$bin.fish"
     done
-    echo usr/lib/systemd/user/mcp-gateway.socket
-    echo usr/lib/systemd/user/mcp-gateway.service
+    for unit in systemd/*; do echo "usr/lib/systemd/user/$(basename "$unit")"; done
     echo usr/share/doc/mcp-gateway/README.md
     echo "$2/LICENSE-MIT"
     echo "$2/LICENSE-APACHE"
@@ -119,7 +127,7 @@ check_tree() { # package-name root zsh-dir
                 problem "$name: /${pair#*:} differs from completions/${pair%%:*}"
         done
     done
-    for unit in mcp-gateway.socket mcp-gateway.service; do
+    for unit in $(cd systemd && echo *); do
         cmp -s "systemd/$unit" "$root/usr/lib/systemd/user/$unit" ||
             problem "$name: /usr/lib/systemd/user/$unit differs from systemd/$unit"
     done
@@ -156,13 +164,13 @@ check_tree .deb "$WORK/deb" usr/share/zsh/vendor-completions
 # pages. It needs a runtime directory, not a running manager.
 if command -v systemd-analyze >/dev/null; then
     mkdir -p "$WORK/units" "$WORK/runtime" && chmod 700 "$WORK/runtime"
-    cp "$WORK/deb/usr/lib/systemd/user/mcp-gateway.socket" "$WORK/units/"
-    sed "s|/usr/bin/mcp-gateway|$WORK/deb/usr/bin/mcp-gateway|" "$WORK/deb/usr/lib/systemd/user/mcp-gateway.service" \
-        >"$WORK/units/mcp-gateway.service"
+    for unit in "$WORK"/deb/usr/lib/systemd/user/*; do
+        sed "s|/usr/bin/mcp-gateway|$WORK/deb/usr/bin/mcp-gateway|" "$unit" >"$WORK/units/$(basename "$unit")"
+    done
     man=yes
     command -v man >/dev/null || man=no
     verify=$(XDG_RUNTIME_DIR="$WORK/runtime" MANPATH="$WORK/deb/usr/share/man" systemd-analyze --user verify \
-        --man="$man" "$WORK"/units/mcp-gateway.{socket,service} 2>&1) || true
+        --man="$man" "$WORK"/units/* 2>&1) || true
     [[ -z $verify ]] || problem ".deb: systemd-analyze verify on the packaged units: $verify"
 fi
 
@@ -187,10 +195,34 @@ rpm2archive - <"$RPM" | tar -xzf - -C "$WORK/rpm"
 check_tree .rpm "$WORK/rpm" usr/share/zsh/site-functions
 rpm -qip "$RPM" 2>/dev/null | grep -E '^(Name|Version|Release|Architecture|License|Size|Summary) ' | sed 's/^/   /'
 
+INSTALL_START=$SECONDS
+echo "== lintian $(basename "$DEB"), rpmlint $(basename "$RPM")"
+# Clean but for the overrides the .deb ships (packaging/debian/lintian-overrides)
+# and the filters in packaging/rpm/rpmlint.toml, each explained in packaging/README.md.
+lint=$(lintian --fail-on error,warning "$DEB" 2>&1) || problem ".deb: lintian: $lint"
+lint=$(rpmlint -c packaging/rpm/rpmlint.toml "$RPM" 2>&1) || problem ".rpm: rpmlint: $(echo "$lint" | grep -E '^mcp-gateway')"
+
+# Installed for real (tests/packaging/install.sh): the .deb with dpkg, used
+# under a real `systemd --user`, upgraded to a newer package while a session
+# is open, purged; the .rpm into a scratch root and erased. It needs root, a
+# mount namespace and systemd's binaries; elsewhere it says so and is skipped.
+if ((EUID == 0)) && command -v unshare >/dev/null && [[ -x /usr/lib/systemd/systemd ]]; then
+    echo "== installing them (dpkg, systemd --user, rpm)"
+    # The same binaries as a newer package revision: the upgrade installs it over the first.
+    cargo deb --no-build "${DEB_ARGS[@]}" --fast --deb-revision 2 --output "$WORK/newer/" </dev/null >/dev/null
+    if ! TMPDIR=$WORK unshare -m --propagation private bash tests/packaging/install.sh "$DEB" "$WORK"/newer/*.deb "$RPM" \
+        "$VERSION" "$PWD/tests/fixtures/fixture_server.py" >"$WORK/install.out" 2>&1; then
+        problem "installing them: $(grep -E '^FAILED' "$WORK/install.out" || tail -n 5 "$WORK/install.out")"
+    fi
+    sed 's/^/   /' "$WORK/install.out"
+else
+    echo "== not installing them: that needs root, unshare and systemd (tests/packaging/install.sh)"
+fi
+
 if ((${#problems[@]} > 0)); then
     echo "!! the packages are not right:" >&2
     printf '!!   %s\n' "${problems[@]}" >&2
     exit 1
 fi
 echo "packages: $(basename "$DEB") ($(wc -l <"$WORK/deb.files") entries), $(basename "$RPM") ($(wc -l <"$WORK/rpm.files") files), all checks passed"
-echo "packages: ${TOOLS_SECS}s tools, ${BUILD_SECS}s release build, $((SECONDS - START - TOOLS_SECS - BUILD_SECS))s packaging and checks"
+echo "packages: ${TOOLS_SECS}s tools, ${BUILD_SECS}s release build, $((SECONDS - START - TOOLS_SECS - BUILD_SECS))s packaging and checks ($((SECONDS - INSTALL_START))s of them linting and installing)"

@@ -68,6 +68,57 @@ fn redact(text: &str) -> Option<reqwest::Url> {
     Some(url)
 }
 
+/// A part of a URL that may carry a credential: what [`RedactedUrl`] masks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UrlPart {
+    /// The user name of the authority (`https://TOKEN@host`, `postgresql://USER:pw@host`).
+    Username,
+    /// The password of the authority (`postgresql://user:PASSWORD@host`).
+    Password,
+    /// The value of the query parameter of this name (`?api_key=VALUE`).
+    Query(String),
+}
+
+/// Where in a URL's text each credential-carrying part is, as written
+/// (percent-encoding kept), so that a caller can replace exactly that text:
+/// the authority's user name and password, and every non-empty query value.
+/// `None` when the text is not a URL with a host (the same parse as
+/// [`RedactedUrl`]'s decides; the positions are then read off the text itself,
+/// as the parsed URL's serialization may be normalized).
+pub fn credential_parts(text: &str) -> Option<Vec<(UrlPart, std::ops::Range<usize>)>> {
+    let url = reqwest::Url::parse(text).ok()?;
+    if !url.has_host() {
+        return None;
+    }
+    let authority_start = text.find("://")? + 3;
+    let authority_end = text[authority_start..].find(['/', '?', '#']).map_or(text.len(), |i| authority_start + i);
+    let mut parts = Vec::new();
+    if let Some(at) = text[authority_start..authority_end].rfind('@') {
+        let userinfo = authority_start..authority_start + at;
+        match text[userinfo.clone()].find(':') {
+            Some(colon) => {
+                let colon = userinfo.start + colon;
+                parts.push((UrlPart::Username, userinfo.start..colon));
+                parts.push((UrlPart::Password, colon + 1..userinfo.end));
+            }
+            None => parts.push((UrlPart::Username, userinfo)),
+        }
+    }
+    let query_end = text[authority_end..].find('#').map_or(text.len(), |i| authority_end + i);
+    if let Some(question) = text[authority_end..query_end].find('?') {
+        let mut start = authority_end + question + 1;
+        for pair in text[start..query_end].split('&') {
+            if let Some((name, value)) = pair.split_once('=') {
+                let value_start = start + name.len() + 1;
+                parts.push((UrlPart::Query(name.to_string()), value_start..value_start + value.len()));
+            }
+            start += pair.len() + 1;
+        }
+    }
+    parts.retain(|(_, range)| !range.is_empty());
+    Some(parts)
+}
+
 /// A `reqwest` error as text, with its causes (`error sending request: client
 /// error (Connect): tcp connect error: Connection refused`, as the top-level
 /// message alone rarely says what went wrong), and with the URL it names, if it
@@ -106,6 +157,29 @@ mod tests {
         assert_eq!(redacted_url("https://host/a/b?x=1&flag&y=&z=S%20T"), "https://host/a/b?x=***&flag&y=&z=***");
         assert_eq!(redacted_url("https://host/mcp#access_token=SECRET"), "https://host/mcp#***");
         assert_eq!(redacted_url("https://mcp.context7.com/mcp"), "https://mcp.context7.com/mcp");
+    }
+
+    #[test]
+    fn credential_parts_are_located_in_the_text_as_written() {
+        let text = "postgresql://me:p%40ss@db.example:5432/app?sslmode=require&password=x#frag";
+        let parts = credential_parts(text).unwrap();
+        let shown: Vec<(UrlPart, &str)> = parts.iter().map(|(p, r)| (p.clone(), &text[r.clone()])).collect();
+        assert_eq!(
+            shown,
+            [
+                (UrlPart::Username, "me"),
+                (UrlPart::Password, "p%40ss"),
+                (UrlPart::Query("sslmode".into()), "require"),
+                (UrlPart::Query("password".into()), "x"),
+            ]
+        );
+        let text = "https://ghp_TOKEN@github.com/org/repo.git";
+        let parts = credential_parts(text).unwrap();
+        assert_eq!(parts.len(), 1);
+        assert_eq!((&parts[0].0, &text[parts[0].1.clone()]), (&UrlPart::Username, "ghp_TOKEN"));
+        assert_eq!(credential_parts("https://host/p?flag&empty=").unwrap(), []);
+        assert!(credential_parts("not a url").is_none());
+        assert!(credential_parts("mailto:me@example.com").is_none());
     }
 
     #[test]

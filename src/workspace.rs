@@ -134,10 +134,18 @@ pub struct WorkspaceFile {
 #[derive(Clone, PartialEq)]
 struct Stamp(Option<std::time::SystemTime>, u64);
 
+/// One workspace file as last read.
+struct Cached {
+    stamp: Stamp,
+    file: Arc<WorkspaceFile>,
+    /// The "servers ignored: not trusted" warning was logged for this version.
+    untrusted_warned: bool,
+}
+
 /// Workspace files, parsed once per change.
 #[derive(Default)]
 pub struct WorkspaceFiles {
-    cache: Mutex<std::collections::HashMap<PathBuf, (Stamp, Arc<WorkspaceFile>)>>,
+    cache: Mutex<std::collections::HashMap<PathBuf, Cached>>,
 }
 
 impl WorkspaceFiles {
@@ -149,10 +157,10 @@ impl WorkspaceFiles {
         let meta = std::fs::metadata(&path).ok();
         let stamp = Stamp(meta.as_ref().and_then(|m| m.modified().ok()), meta.as_ref().map_or(0, |m| m.len()));
         let mut cache = crate::lock(&self.cache);
-        if let Some((cached, file)) = cache.get(&path)
-            && *cached == stamp
+        if let Some(cached) = cache.get(&path)
+            && cached.stamp == stamp
         {
-            return file.clone();
+            return cached.file.clone();
         }
         let file = match std::fs::read_to_string(&path) {
             Ok(text) if !text.trim().is_empty() => serde_norway::from_str(&text).unwrap_or_else(|e| {
@@ -163,8 +171,22 @@ impl WorkspaceFiles {
             _ => WorkspaceFile::default(),
         };
         let file = Arc::new(file);
-        cache.insert(path, (stamp, file.clone()));
+        cache.insert(path, Cached { stamp, file: file.clone(), untrusted_warned: false });
         file
+    }
+
+    /// Whether the warning that `root`'s own servers are ignored (the
+    /// workspace is not trusted) is still to be logged: true once per version
+    /// of the file, as the servers are worked out on every routed request and
+    /// one line says all there is to say.
+    pub fn untrusted_warning_due(&self, root: &Path) -> bool {
+        let mut cache = crate::lock(&self.cache);
+        match cache.get_mut(&root.join(WORKSPACE_FILE)) {
+            Some(cached) => !std::mem::replace(&mut cached.untrusted_warned, true),
+            // Not loaded through this cache (never the case on the gateway's
+            // paths, which load first): nothing to remember it by.
+            None => true,
+        }
     }
 }
 

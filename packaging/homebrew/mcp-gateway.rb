@@ -3,11 +3,12 @@
 # (or copy it into a tap). packaging/README.md has the notes.
 class McpGateway < Formula
   desc "Share one set of MCP servers between every AI client on this machine"
-  # Placeholders until the first release: set homepage and url to the project's
-  # repository and release tarball (the tag's source archive), and sha256 to the
-  # tarball's `shasum -a 256`.
-  homepage "https://example.invalid/mcp-gateway"
-  url "https://example.invalid/mcp-gateway/archive/refs/tags/v0.1.0.tar.gz"
+  # The tap's copy of this file is written by `scripts/release.sh VERSION`,
+  # which fills in the url and sha256 of the release's own source tarball (a
+  # formula cannot sit inside the tarball it names the digest of); here they
+  # name the current version's tarball, and the digest is the release's to say.
+  homepage "https://github.com/mcp-gateway/mcp-gateway"
+  url "https://github.com/mcp-gateway/mcp-gateway/releases/download/v0.1.0/mcp-gateway-0.1.0.tar.gz"
   sha256 "0000000000000000000000000000000000000000000000000000000000000000"
   license any_of: ["MIT", "Apache-2.0"]
 

@@ -244,6 +244,18 @@ fn service(report: &mut Report) {
     if inspected.installed() {
         let states: Vec<String> = inspected.manager.iter().map(|(unit, state)| format!("{unit}: {state}")).collect();
         report.ok("service", format!("installed ({})", states.join("; ")));
+    } else if let Some(unit) = &inspected.packaged {
+        let states: Vec<String> = inspected.manager.iter().map(|(unit, state)| format!("{unit}: {state}")).collect();
+        if inspected.packaged_and_enabled() {
+            report.ok("service", format!("the package's units, {} ({})", unit.display(), states.join("; ")));
+        } else {
+            report.add(
+                Level::Info,
+                "service",
+                format!("the package's units are installed ({}) but not enabled", unit.display()),
+                Some("for start-on-connect by the OS: `systemctl --user enable --now mcp-gateway.socket`".into()),
+            );
+        }
     } else {
         report.add(
             Level::Info,

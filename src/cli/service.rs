@@ -12,6 +12,8 @@ use crate::{launchd, paths};
 
 const SOCKET_UNIT: &str = include_str!("../../systemd/mcp-gateway.socket");
 const SERVICE_UNIT: &str = include_str!("../../systemd/mcp-gateway.service");
+const UPGRADE_PATH_UNIT: &str = include_str!("../../systemd/mcp-gateway-upgrade.path");
+const UPGRADE_SERVICE_UNIT: &str = include_str!("../../systemd/mcp-gateway-upgrade.service");
 
 fn binary() -> anyhow::Result<PathBuf> {
     std::env::current_exe().context("finding this binary's path")
@@ -32,8 +34,15 @@ fn files() -> anyhow::Result<Vec<(PathBuf, String)>> {
     }
     let dir = std::env::var_os("XDG_CONFIG_HOME").map(PathBuf::from).unwrap_or_else(|| home().join(".config"));
     let dir = dir.join("systemd/user");
-    let service = SERVICE_UNIT.replace("/usr/bin/mcp-gateway", &bin.display().to_string());
-    Ok(vec![(dir.join("mcp-gateway.socket"), SOCKET_UNIT.to_string()), (dir.join("mcp-gateway.service"), service)])
+    // The units name the packaged binary; these copies name this one (the
+    // upgrade watch then restarts the daemon when `cargo install` replaces it).
+    let this = |unit: &str| unit.replace("/usr/bin/mcp-gateway", &bin.display().to_string());
+    Ok(vec![
+        (dir.join("mcp-gateway.socket"), SOCKET_UNIT.to_string()),
+        (dir.join("mcp-gateway.service"), this(SERVICE_UNIT)),
+        (dir.join("mcp-gateway-upgrade.path"), this(UPGRADE_PATH_UNIT)),
+        (dir.join("mcp-gateway-upgrade.service"), this(UPGRADE_SERVICE_UNIT)),
+    ])
 }
 
 fn run_tool(program: &str, args: &[&str]) -> anyhow::Result<()> {
@@ -76,6 +85,9 @@ pub fn run(command: ServiceCommand) -> anyhow::Result<ExitCode> {
             for (path, present) in &report.files {
                 println!("{:<20} {}", if *present { "installed" } else { "not installed" }, path.display());
             }
+            if let Some(unit) = &report.packaged {
+                println!("{:<20} {}", "packaged", unit.display());
+            }
             for (what, state) in &report.manager {
                 println!("{what:<20} {state}");
             }
@@ -83,15 +95,16 @@ pub fn run(command: ServiceCommand) -> anyhow::Result<ExitCode> {
             let answering = std::os::unix::net::UnixStream::connect(&socket).is_ok();
             let listening = if answering { "a daemon answers" } else { "nothing listening" };
             println!("{:<20} {} ({listening})", "socket", socket.display());
-            return Ok(if report.installed() { ExitCode::SUCCESS } else { ExitCode::from(3) });
+            let installed = report.installed() || report.packaged_and_enabled();
+            return Ok(if installed { ExitCode::SUCCESS } else { ExitCode::from(3) });
         }
         ServiceCommand::Uninstall => {
             if cfg!(target_os = "macos") {
                 let uid = nix::unistd::getuid();
                 let _ = run_tool("launchctl", &["bootout", &format!("gui/{uid}/{}", launchd::LABEL)]);
             } else {
-                let _ =
-                    run_tool("systemctl", &["--user", "disable", "--now", "mcp-gateway.socket", "mcp-gateway.service"]);
+                let units = ["mcp-gateway.socket", "mcp-gateway.service", "mcp-gateway-upgrade.path"];
+                let _ = run_tool("systemctl", &[&["--user", "disable", "--now"][..], &units].concat());
             }
             for (path, _) in files()? {
                 if path.exists() {
@@ -111,11 +124,21 @@ pub struct ServiceReport {
     /// `(unit, state)` from `systemctl --user is-enabled/is-active` (or
     /// launchctl), or why the manager could not be asked.
     pub manager: Vec<(String, String)>,
+    /// Where the service manager loads the socket unit from when it is not
+    /// one of these files: a package's (`/usr/lib/systemd/user/…`).
+    pub packaged: Option<PathBuf>,
 }
 
 impl ServiceReport {
     pub fn installed(&self) -> bool {
         !self.files.is_empty() && self.files.iter().all(|(_, present)| *present)
+    }
+
+    /// The package's units are there and the socket is enabled (by the user,
+    /// `systemctl --user enable --now mcp-gateway.socket`).
+    pub fn packaged_and_enabled(&self) -> bool {
+        self.packaged.is_some()
+            && self.manager.iter().any(|(unit, state)| unit == "mcp-gateway.socket" && state.starts_with("enabled"))
     }
 }
 
@@ -139,6 +162,7 @@ pub fn inspect() -> ServiceReport {
             Err(e) => format!("cannot run {program}: {e}"),
         }
     };
+    let mut packaged = None;
     let manager = if cfg!(target_os = "macos") {
         let uid = nix::unistd::getuid();
         let state = ask("launchctl", &["print", &format!("gui/{uid}/{}", launchd::LABEL)]);
@@ -157,7 +181,14 @@ pub fn inspect() -> ServiceReport {
             ("mcp-gateway.service".to_string(), ask("systemctl", &["--user", "is-active", "mcp-gateway.service"])),
         ]
     };
-    ServiceReport { files, manager }
+    if !cfg!(target_os = "macos") {
+        let fragment = ask("systemctl", &["--user", "show", "mcp-gateway.socket", "-p", "FragmentPath", "--value"]);
+        let fragment = PathBuf::from(fragment);
+        if fragment.is_absolute() && fragment.exists() && !files.iter().any(|(path, _)| *path == fragment) {
+            packaged = Some(fragment);
+        }
+    }
+    ServiceReport { files, manager, packaged }
 }
 
 fn write(path: &Path, contents: &str) -> anyhow::Result<()> {

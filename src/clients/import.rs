@@ -329,6 +329,8 @@ fn finish(planned: &mut Planned, dotenv: &mut GatewayEnv) -> Result<ServerConfig
     for (key, value) in definition.env.iter_mut() {
         if secrets::should_move(key, value) {
             *value = store(format!("env.{key}"), vec![var_name(key), scoped(key)], value)?;
+        } else if let Some(rewritten) = move_from_url(value, &format!("env.{key}"), &scoped, &mut store)? {
+            *value = rewritten;
         }
     }
     for (header, value) in definition.headers.iter_mut() {
@@ -348,6 +350,10 @@ fn finish(planned: &mut Planned, dotenv: &mut GatewayEnv) -> Result<ServerConfig
     for (i, arg) in definition.args.iter_mut().enumerate() {
         let flag_before = previous.take();
         previous = Some(arg.clone());
+        if let Some(rewritten) = move_from_url(arg, &format!("args[{i}]"), &scoped, &mut store)? {
+            *arg = rewritten;
+            continue;
+        }
         if arg.contains("${") {
             continue;
         }
@@ -371,18 +377,9 @@ fn finish(planned: &mut Planned, dotenv: &mut GatewayEnv) -> Result<ServerConfig
         }
     }
     if let Some(url) = &mut definition.url
-        && let Some((base, query)) = url.split_once('?')
+        && let Some(rewritten) = move_from_url(url, "url", &scoped, &mut store)?
     {
-        let mut parts = Vec::new();
-        for pair in query.split('&') {
-            match pair.split_once('=') {
-                Some((key, value)) if secrets::should_move(key, value) => {
-                    parts.push(format!("{key}={}", store(format!("url?{key}"), vec![scoped(key)], value)?));
-                }
-                _ => parts.push(pair.to_string()),
-            }
-        }
-        *url = format!("{base}?{}", parts.join("&"));
+        *url = rewritten;
     }
     planned.moved_to_env = moved;
     for var in references(&definition) {
@@ -393,6 +390,43 @@ fn finish(planned: &mut Planned, dotenv: &mut GatewayEnv) -> Result<ServerConfig
     planned.needs.retain(|var| !dotenv.has(var));
     let json = serde_json::to_value(&definition).map_err(|e| e.to_string())?;
     serde_json::from_value(json).map_err(|e| e.to_string())
+}
+
+/// How `finish` stores one secret: (field, candidate names, value) to the reference written instead.
+type Store<'a> = dyn FnMut(String, Vec<String>, &str) -> Result<String, String> + 'a;
+
+/// `text` with the credentials written inside it replaced by references
+/// (`postgresql://app:${PG_PASSWORD}@db/app`), each value stored; `None`
+/// when it holds none. The URL is the whole text or, for a flag, what follows
+/// its `=` (`--db=postgresql://…`).
+fn move_from_url(
+    text: &str,
+    field: &str,
+    scoped: &dyn Fn(&str) -> String,
+    store: &mut Store<'_>,
+) -> Result<Option<String>, String> {
+    let after_flag = text.split_once('=').filter(|(flag, _)| !flag.contains("://")).map(|(flag, _)| flag.len() + 1);
+    let Some((offset, found)) = [Some(0), after_flag]
+        .into_iter()
+        .flatten()
+        .map(|offset| (offset, secrets::in_url(&text[offset..])))
+        .find(|(_, found)| !found.is_empty())
+    else {
+        return Ok(None);
+    };
+    let mut replacements = Vec::new();
+    for secret in found {
+        let range = secret.range.start + offset..secret.range.end + offset;
+        let place = if secret.place.starts_with('?') { secret.place } else { format!(" ({})", secret.place) };
+        let reference = store(format!("{field}{place}"), vec![scoped(&secret.name)], &text[range.clone()])?;
+        replacements.push((range, reference));
+    }
+    let mut out = text.to_string();
+    // From the end, so the earlier ranges still point at the same text.
+    for (range, reference) in replacements.into_iter().rev() {
+        out.replace_range(range, &reference);
+    }
+    Ok(Some(out))
 }
 
 /// The variables a definition uses without a default (`${VAR}`, not `${VAR:-x}`).
@@ -557,6 +591,64 @@ mod tests {
         assert_eq!(dotenv.get("SVC_PASSWORD"), Some("hunter2"));
         assert_eq!(dotenv.get("SVC_SECRET"), Some("ghp_abcdefghijklmnop0123456789"));
         assert_eq!(planned.moved_to_env.len(), 5);
+    }
+
+    #[test]
+    fn credentials_inside_connection_strings_and_urls_move_to_the_env_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut dotenv = GatewayEnv::load(&dir.path().join(".env")).unwrap();
+        let raw = Definition {
+            command: Some("npx".into()),
+            args: vec![
+                "-y".into(),
+                "@modelcontextprotocol/server-postgres".into(),
+                "postgresql://app:hunter2@db.internal:5432/app?sslmode=require".into(),
+                "--mirror=https://ghp_abcdefghijklmnop0123@github.com/o/r.git".into(),
+                "postgresql://readonly@db.internal/app".into(),
+            ],
+            env: [("DATABASE_URL".to_string(), "postgres://u:s3cr3t@h/db".to_string())].into_iter().collect(),
+            url: Some("https://tok3n@mcp.example/mcp?api_key=abc123&region=eu".into()),
+            ..Definition::default()
+        };
+        let mut planned = Planned {
+            name: "pg".into(),
+            from: Vec::new(),
+            definition: Value::Null,
+            moved_to_env: Vec::new(),
+            needs: Vec::new(),
+            notes: Vec::new(),
+            raw,
+            server: None,
+        };
+        let server = finish(&mut planned, &mut dotenv).unwrap();
+        assert_eq!(
+            server.args,
+            [
+                "-y",
+                "@modelcontextprotocol/server-postgres",
+                "postgresql://app:${PG_PASSWORD_2}@db.internal:5432/app?sslmode=require",
+                "--mirror=https://${PG_TOKEN}@github.com/o/r.git",
+                "postgresql://readonly@db.internal/app",
+            ]
+        );
+        assert_eq!(server.env["DATABASE_URL"], "postgres://u:${PG_PASSWORD}@h/db");
+        assert_eq!(
+            server.url.as_deref(),
+            Some("https://${PG_TOKEN_2}@mcp.example/mcp?api_key=${PG_API_KEY}&region=eu")
+        );
+        assert_eq!(dotenv.get("PG_PASSWORD"), Some("s3cr3t"));
+        assert_eq!(dotenv.get("PG_PASSWORD_2"), Some("hunter2"));
+        assert_eq!(dotenv.get("PG_TOKEN"), Some("ghp_abcdefghijklmnop0123"));
+        assert_eq!(dotenv.get("PG_TOKEN_2"), Some("tok3n"));
+        assert_eq!(dotenv.get("PG_API_KEY"), Some("abc123"));
+        let fields: Vec<&str> = planned.moved_to_env.iter().map(|m| m.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            ["env.DATABASE_URL (password)", "args[2] (password)", "args[3] (user)", "url (user)", "url?api_key"]
+        );
+        // What the gateway runs, with the `.env` filled in, is what the client ran.
+        let lookup = dotenv.lookup();
+        assert_eq!(filled(&definition_of(&server), &lookup), planned.raw);
     }
 
     #[test]

@@ -1,111 +1,36 @@
 //! JSON as clients write it: VS Code (and Cursor, which is VS Code) accept
-//! comments and trailing commas in `mcp.json`, so reading strips them first.
+//! comments and trailing commas in their settings and `mcp.json`.
 //!
-//! Writing goes through `serde_json` with `preserve_order`, which keeps every
-//! key and its order but not comments; a file that has comments is therefore
-//! never rewritten (the caller refuses and shows the snippet instead), and the
-//! original indentation is reused so the diff stays small.
+//! Reading and editing both go through `jsonc-parser` (dprint's). A plain
+//! JSON file is rewritten through `serde_json` with `preserve_order`, which
+//! keeps every key and its order, reusing the file's indentation so the diff
+//! stays small. A file with comments or trailing commas is edited in place
+//! instead ([`edit`], on the parser's concrete syntax tree): the entries
+//! `setup` removes and adds change, and every comment, blank line and comma
+//! elsewhere stays as it was.
 
 use std::path::Path;
 
+use jsonc_parser::ParseOptions;
+use jsonc_parser::cst::{CstInputValue, CstObject, CstRootNode};
 use serde_json::Value;
 
 use super::ClientsError;
 
-/// A JSON file's text without comments and trailing commas, and whether it had any.
-pub fn strip(text: &str) -> (String, bool) {
-    let bytes = text.as_bytes();
-    let mut out = String::with_capacity(text.len());
-    let mut changed = false;
-    let mut i = 0;
-    let mut in_string = false;
-    while i < bytes.len() {
-        let c = bytes[i];
-        if in_string {
-            if c == b'\\' && i + 1 < bytes.len() {
-                out.push_str(&text[i..i + 2]);
-                i += 2;
-                continue;
-            }
-            if c == b'"' {
-                in_string = false;
-            }
-            let len = utf8_len(c);
-            out.push_str(&text[i..(i + len).min(bytes.len())]);
-            i += len;
-            continue;
-        }
-        match c {
-            b'"' => {
-                in_string = true;
-                out.push('"');
-                i += 1;
-            }
-            b'/' if bytes.get(i + 1) == Some(&b'/') => {
-                changed = true;
-                while i < bytes.len() && bytes[i] != b'\n' {
-                    i += 1;
-                }
-            }
-            b'/' if bytes.get(i + 1) == Some(&b'*') => {
-                changed = true;
-                i += 2;
-                while i < bytes.len() && !(bytes[i] == b'*' && bytes.get(i + 1) == Some(&b'/')) {
-                    if bytes[i] == b'\n' {
-                        out.push('\n');
-                    }
-                    i += 1;
-                }
-                i = (i + 2).min(bytes.len());
-            }
-            b',' => {
-                // A comma followed (past whitespace and comments) by `}` or `]` is dropped.
-                if matches!(next_significant(bytes, i + 1), Some(b'}' | b']')) {
-                    changed = true;
-                } else {
-                    out.push(',');
-                }
-                i += 1;
-            }
-            _ => {
-                let len = utf8_len(c);
-                out.push_str(&text[i..(i + len).min(bytes.len())]);
-                i += len;
-            }
-        }
-    }
-    (out, changed)
-}
-
-/// The next byte from `i` on that is neither whitespace nor inside a comment.
-fn next_significant(bytes: &[u8], mut i: usize) -> Option<u8> {
-    while i < bytes.len() {
-        match bytes[i] {
-            b' ' | b'\t' | b'\r' | b'\n' => i += 1,
-            b'/' if bytes.get(i + 1) == Some(&b'/') => {
-                while i < bytes.len() && bytes[i] != b'\n' {
-                    i += 1;
-                }
-            }
-            b'/' if bytes.get(i + 1) == Some(&b'*') => {
-                i += 2;
-                while i < bytes.len() && !(bytes[i] == b'*' && bytes.get(i + 1) == Some(&b'/')) {
-                    i += 1;
-                }
-                i += 2;
-            }
-            other => return Some(other),
-        }
-    }
-    None
-}
-
-fn utf8_len(first: u8) -> usize {
-    match first {
-        0xF0..=0xFF => 4,
-        0xE0..=0xEF => 3,
-        0xC0..=0xDF => 2,
-        _ => 1,
+/// JSON with comments and trailing commas, as VS Code reads it: nothing
+/// looser (no single quotes, bare keys or hexadecimal numbers).
+fn options() -> ParseOptions {
+    ParseOptions {
+        allow_comments: true,
+        allow_trailing_commas: true,
+        allow_loose_object_property_names: false,
+        allow_missing_commas: false,
+        allow_single_quoted_strings: false,
+        allow_hexadecimal_numbers: false,
+        allow_unary_plus_numbers: false,
+        allow_bare_decimal_point_numbers: false,
+        allow_non_finite_numbers: false,
+        allow_extended_string_escapes: false,
     }
 }
 
@@ -113,24 +38,71 @@ fn utf8_len(first: u8) -> usize {
 #[derive(Debug, Clone)]
 pub struct JsonFile {
     pub value: Value,
-    /// It had comments or trailing commas (rewriting would lose them).
+    /// It had comments or trailing commas: rewrite it with [`edit`], which
+    /// keeps them, not [`render`].
     pub has_comments: bool,
     /// The indentation unit the file uses.
     pub indent: String,
 }
 
-/// Parses a client's JSON file (comments allowed); an empty file is `{}`.
+/// Parses a client's JSON file (comments and trailing commas allowed); an
+/// empty file is `{}`.
 pub fn parse(path: &Path, text: &str) -> Result<JsonFile, ClientsError> {
-    let (clean, has_comments) = strip(text);
-    let value = if clean.trim().is_empty() {
-        Value::Object(Default::default())
-    } else {
-        serde_json::from_str(&clean).map_err(|e| ClientsError::file(path, e))?
+    if text.trim().is_empty() {
+        return Ok(JsonFile { value: Value::Object(Default::default()), has_comments: false, indent: indent_of(text) });
+    }
+    // What strict JSON accepts has nothing `serde_json` would drop.
+    let (value, has_comments) = match serde_json::from_str::<Value>(text) {
+        Ok(value) => (value, false),
+        Err(_) => {
+            let value = jsonc_parser::parse_to_serde_value::<Value>(text, &options())
+                .map_err(|e| ClientsError::file(path, e))?;
+            (value, true)
+        }
     };
     if !value.is_object() {
         return Err(ClientsError::file(path, "expected a JSON object"));
     }
     Ok(JsonFile { value, has_comments, indent: indent_of(text) })
+}
+
+/// `text` (a JSON object, comments allowed) with the entries `remove` names
+/// (`(path of object keys, key)`) taken out and, when `add` says so, the entry
+/// `name: value` appended to the object under `key` (created when missing).
+/// Everything else, comments included, is left as written.
+pub fn edit(
+    path: &Path,
+    text: &str,
+    remove: &[(Vec<String>, String)],
+    add: Option<(&str, &str, &Value)>,
+) -> Result<String, ClientsError> {
+    let root = CstRootNode::parse(text, &options()).map_err(|e| ClientsError::file(path, e))?;
+    let top = root.object_value().ok_or_else(|| ClientsError::file(path, "expected a JSON object"))?;
+    for (location, name) in remove {
+        let object = location.iter().try_fold(top.clone(), |object: CstObject, key| object.object_value(key));
+        if let Some(entry) = object.and_then(|o| o.get(name)) {
+            entry.remove();
+        }
+    }
+    if let Some((key, name, value)) = add {
+        let servers = top
+            .object_value_or_create(key)
+            .ok_or_else(|| ClientsError::file(path, format!("`{key}` is not an object")))?;
+        servers.append(name, input(value));
+    }
+    Ok(root.to_string())
+}
+
+/// A `serde_json` value as the syntax tree's input.
+fn input(value: &Value) -> CstInputValue {
+    match value {
+        Value::Null => CstInputValue::Null,
+        Value::Bool(b) => CstInputValue::Bool(*b),
+        Value::Number(n) => CstInputValue::Number(n.to_string()),
+        Value::String(s) => CstInputValue::String(s.clone()),
+        Value::Array(items) => CstInputValue::Array(items.iter().map(input).collect()),
+        Value::Object(map) => CstInputValue::Object(map.iter().map(|(k, v)| (k.clone(), input(v))).collect()),
+    }
 }
 
 /// The first indentation found (two spaces when there is none).
@@ -160,16 +132,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn comments_and_trailing_commas_are_stripped_not_strings() {
+    fn comments_and_trailing_commas_are_read_not_in_strings() {
         let text = "{\n  // a comment\n  \"a\": \"http://x//y\", /* block */\n  \"b\": [1, 2,],\n}\n";
-        let (clean, changed) = strip(text);
-        assert!(changed);
-        let value: Value = serde_json::from_str(&clean).unwrap();
-        assert_eq!(value["a"], "http://x//y");
-        assert_eq!(value["b"], serde_json::json!([1, 2]));
-        let (same, changed) = strip("{\"a\": \"é, }\"}");
-        assert!(!changed);
-        assert_eq!(same, "{\"a\": \"é, }\"}");
+        let file = parse(Path::new("x.json"), text).unwrap();
+        assert!(file.has_comments);
+        assert_eq!(file.value["a"], "http://x//y");
+        assert_eq!(file.value["b"], serde_json::json!([1, 2]));
+        let plain = parse(Path::new("x.json"), "{\"a\": \"é, } // not a comment\"}").unwrap();
+        assert!(!plain.has_comments);
+        assert_eq!(plain.value["a"], "é, } // not a comment");
+        let error = parse(Path::new("x.json"), "{'a': 1}").unwrap_err().to_string();
+        assert!(error.contains("x.json"), "names the file: {error}");
     }
 
     #[test]
@@ -177,5 +150,23 @@ mod tests {
         let file = parse(Path::new("x.json"), "{\n    \"a\": 1\n}\n").unwrap();
         assert_eq!(file.indent, "    ");
         assert_eq!(render(&file.value, &file.indent), "{\n    \"a\": 1\n}\n");
+    }
+
+    #[test]
+    fn editing_keeps_every_comment() {
+        let text = "{\n  // the editor\n  \"editor.fontSize\": 14, /* big */\n  \"mcp\": {\n    \"servers\": {\n      // GitHub\n      \"github\": { \"command\": \"npx\" },\n      \"time\": { \"command\": \"uvx\" }, // keep me\n    },\n  },\n}\n";
+        let entry = serde_json::json!({"type": "stdio", "command": "/usr/bin/mcp-gateway-connect", "args": []});
+        let path = Path::new("settings.json");
+        let remove = [(vec!["mcp".to_string(), "servers".to_string()], "github".to_string())];
+        let edited = edit(path, text, &remove, None).unwrap();
+        assert!(!edited.contains("\"github\""), "{edited}");
+        for kept in ["// the editor", "/* big */", "// keep me", "\"time\""] {
+            assert!(edited.contains(kept), "{kept} lost:\n{edited}");
+        }
+        let added = edit(path, &edited, &[], Some(("servers", "gateway", &entry))).unwrap();
+        let value = parse(path, &added).unwrap().value;
+        assert_eq!(value["servers"]["gateway"], entry);
+        assert_eq!(value["mcp"]["servers"]["time"]["command"], "uvx");
+        assert!(added.contains("// keep me") && added.contains("/* big */"), "{added}");
     }
 }

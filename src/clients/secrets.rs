@@ -129,6 +129,49 @@ pub fn should_move(name: &str, value: &str) -> bool {
     is_secret_name(name) && !is_plain_setting(value)
 }
 
+/// A credential inside a URL, to move.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InUrl {
+    /// Where its value is in the text.
+    pub range: std::ops::Range<usize>,
+    /// What its variable is named after: `PASSWORD`, `TOKEN` or the query parameter's name.
+    pub name: String,
+    /// Where it was, for the import's report: `password`, `user` or `?name`.
+    pub place: String,
+}
+
+/// The credentials written inside a URL or connection string that should
+/// move, each with the name its variable is made from: the password
+/// (`postgresql://user:PASSWORD@host/db`), a user name standing alone where
+/// it is the token (`https://TOKEN@host`, or one shaped like a token; a lone
+/// `postgresql://user@host` names a user), and query values under a secret
+/// name or shaped like a token (`?api_key=…`). Empty for text that is not a
+/// URL. In order of their place in `text`.
+pub fn in_url(text: &str) -> Vec<InUrl> {
+    use crate::redact::UrlPart;
+    let Some(parts) = crate::redact::credential_parts(text) else { return Vec::new() };
+    let has_password = parts.iter().any(|(part, _)| *part == UrlPart::Password);
+    let scheme = text.split_once("://").map_or("", |(scheme, _)| scheme).to_ascii_lowercase();
+    let token_scheme = ["http", "https", "ws", "wss"].contains(&scheme.as_str());
+    parts
+        .into_iter()
+        .filter(|(_, range)| !text[range.clone()].contains("${"))
+        .filter_map(|(part, range)| {
+            let value = &text[range.clone()];
+            let (name, place) = match part {
+                UrlPart::Password => ("PASSWORD".to_string(), "password".to_string()),
+                UrlPart::Username if !has_password && (token_scheme || looks_like_token(value)) => {
+                    ("TOKEN".to_string(), "user".to_string())
+                }
+                UrlPart::Username => return None,
+                UrlPart::Query(name) if should_move(&name, value) => (name.clone(), format!("?{name}")),
+                UrlPart::Query(_) => return None,
+            };
+            Some(InUrl { range, name, place })
+        })
+        .collect()
+}
+
 /// Values that are settings even under a secret-sounding name (`USE_AUTH=true`,
 /// `GOOGLE_APPLICATION_CREDENTIALS=/path/key.json`, `AUTH_URL=https://…`).
 fn is_plain_setting(value: &str) -> bool {
@@ -155,6 +198,28 @@ mod tests {
         for plain in ["PATH", "HOME", "MEMORY_FILE_PATH", "AUTHOR", "DEBUG", "MONKEY_MODE"] {
             assert!(!is_secret_name(plain), "{plain}");
         }
+    }
+
+    #[test]
+    fn credentials_inside_urls() {
+        let found = |text: &str| -> Vec<(String, String)> {
+            in_url(text).into_iter().map(|found| (text[found.range].to_string(), found.name)).collect()
+        };
+        let pair = |value: &str, name: &str| (value.to_string(), name.to_string());
+        assert_eq!(found("postgresql://app:hunter2@db/app"), [pair("hunter2", "PASSWORD")]);
+        assert_eq!(found("postgresql://app@db/app"), [], "a lone user name in a connection string is a user");
+        assert_eq!(
+            found("https://ghp_abcdefghijklmnop0123@github.com/o/r"),
+            [pair("ghp_abcdefghijklmnop0123", "TOKEN")]
+        );
+        assert_eq!(found("https://x-token@host/mcp"), [pair("x-token", "TOKEN")], "http userinfo alone is a token");
+        assert_eq!(
+            found("https://h/mcp?api_key=abc123&region=eu&sig=aB3dE5gH7jK9mN1pQ3sT5vW7yZ9"),
+            [pair("abc123", "api_key"), pair("aB3dE5gH7jK9mN1pQ3sT5vW7yZ9", "sig")]
+        );
+        assert_eq!(found("postgresql://app:${DB_PASSWORD}@db/app"), [], "already a reference");
+        assert_eq!(found("--port=3000"), []);
+        assert_eq!(found("https://example.com/docs"), []);
     }
 
     #[test]

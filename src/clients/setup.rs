@@ -173,31 +173,29 @@ pub fn plan(client: Client, scope: Scope, config: &Path, env: &Env, command: &st
         codex::rewrite(&file, &text, &names, add.map(|n| (n, command)))?
     } else {
         let parsed = jsonc::parse(&file.path, &text)?;
-        let mut value = parsed.value;
-        for (location, name) in &remove {
-            if let Some(map) = get_path_mut(&mut value, location).and_then(Value::as_object_mut) {
-                map.shift_remove(name);
+        let entry = add.map(|name| (servers_key(file.format), name, shim_entry(client, command)));
+        if parsed.has_comments {
+            // Edited in place: the comments (and trailing commas) stay.
+            let add = entry.as_ref().map(|(key, name, value)| (*key, *name, value));
+            jsonc::edit(&file.path, &text, &remove, add)?
+        } else {
+            let mut value = parsed.value;
+            for (location, name) in &remove {
+                if let Some(map) = get_path_mut(&mut value, location).and_then(Value::as_object_mut) {
+                    map.shift_remove(name);
+                }
             }
+            if let Some((key, name, entry)) = entry {
+                let object =
+                    value.as_object_mut().ok_or_else(|| ClientsError::file(&file.path, "not a JSON object"))?;
+                let servers = object.entry(key).or_insert_with(|| json!({}));
+                let servers = servers
+                    .as_object_mut()
+                    .ok_or_else(|| ClientsError::file(&file.path, format!("`{key}` is not an object")))?;
+                servers.insert(name.to_string(), entry);
+            }
+            jsonc::render(&value, &parsed.indent)
         }
-        if let Some(name) = add {
-            let object = value.as_object_mut().ok_or_else(|| ClientsError::file(&file.path, "not a JSON object"))?;
-            let servers = object.entry(servers_key(file.format)).or_insert_with(|| json!({}));
-            let servers = servers.as_object_mut().ok_or_else(|| {
-                ClientsError::file(&file.path, format!("`{}` is not an object", servers_key(file.format)))
-            })?;
-            servers.insert(name.to_string(), shim_entry(client, command));
-        }
-        let after = jsonc::render(&value, &parsed.indent);
-        if parsed.has_comments && Some(&after) != before.as_ref() && (!remove.is_empty() || add.is_some()) {
-            return Err(ClientsError::file(
-                &file.path,
-                format!(
-                    "has comments, which rewriting would lose; edit it by hand (`mcp-gateway setup {client} --print` \
-                     shows the entry to add)"
-                ),
-            ));
-        }
-        after
     };
     plan.changed = before.as_deref() != Some(plan.after.as_str());
     Ok(plan)

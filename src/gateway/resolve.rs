@@ -53,7 +53,10 @@ impl Gateway {
     pub fn servers_for(&self, session: &SessionInfo) -> Vec<(String, ServerConfig)> {
         let config = self.config();
         let own = self.workspace_files.load(&session.workspace);
-        visible_servers(&config, &own, session).into_iter().map(|(n, s)| (n.to_string(), s.clone())).collect()
+        visible_servers(&config, &own, session, &self.workspace_files)
+            .into_iter()
+            .map(|(n, s)| (n.to_string(), s.clone()))
+            .collect()
     }
 
     /// What identifies the set of servers a session sees (names and
@@ -63,7 +66,7 @@ impl Gateway {
         let config = self.config();
         let own = self.workspace_files.load(&session.workspace);
         let mut signature = String::new();
-        for (name, server) in visible_servers(&config, &own, session) {
+        for (name, server) in visible_servers(&config, &own, session, &self.workspace_files) {
             signature.push_str(name);
             signature.push('\u{1f}');
             signature.push_str(server.revision_str());
@@ -225,6 +228,7 @@ pub(super) fn visible_servers<'a>(
     config: &'a config::Config,
     own: &'a workspace::WorkspaceFile,
     session: &SessionInfo,
+    files: &workspace::WorkspaceFiles,
 ) -> Vec<(&'a str, &'a ServerConfig)> {
     let allowed = session.profile.as_ref().and_then(|p| config.profiles.get(p)).and_then(|p| p.servers.as_ref());
     let mut servers: Vec<(&str, &ServerConfig)> = config
@@ -234,7 +238,7 @@ pub(super) fn visible_servers<'a>(
         .map(|(n, s)| (n.as_str(), s))
         .collect();
     let trusted = workspace::mapping_for(config, &session.workspace).is_some_and(|(_, m)| m.trust);
-    if !own.servers.is_empty() && !trusted {
+    if !own.servers.is_empty() && !trusted && files.untrusted_warning_due(&session.workspace) {
         warn!(
             workspace = %session.workspace.display(),
             "ignoring the servers in {}: add `workspaces: {{ {:?}: {{ trust: true }} }}` to the config to allow them",

@@ -28,7 +28,7 @@ impl Gateway {
             .iter()
             .map(|s| {
                 let own = self.workspace_files.load(&s.workspace);
-                super::resolve::visible_servers(&config, &own, s)
+                super::resolve::visible_servers(&config, &own, s, &self.workspace_files)
                     .into_iter()
                     .filter(|(_, server)| server.url.is_none())
                     .map(|(name, _)| name.to_string())

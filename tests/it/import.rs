@@ -441,18 +441,69 @@ fn setup_refuses_what_it_cannot_do_safely() {
     let out = world.run(&["setup", "codex", "--scope", "project"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no project scope"));
+}
 
-    // A JSON file with comments is read, but not rewritten (they would be lost).
-    let commented = "{\n  // my servers\n  \"mcpServers\": {\n    \"time\": { \"command\": \"uvx\", \"args\": [\"mcp-server-time\"] },\n  }\n}\n";
+/// Credentials written inside connection strings and URLs move to the
+/// gateway `.env` like any other secret; the rest of the string stays.
+#[test]
+fn credentials_inside_connection_strings_and_urls_are_moved() {
+    let world = World::empty();
+    let (password, token) = ("pg-Passw0rd-in-a-url", "ghp_tokenInAUrl0123456789abcdef");
+    let cursor = json!({"mcpServers": {
+        "postgres": {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-postgres",
+                     format!("postgresql://app:{password}@db.internal:5432/app")]},
+        "remote": {"url": format!("https://{token}@mcp.example.com/mcp?region=eu")},
+    }});
+    std::fs::create_dir_all(world.user.join(".cursor")).unwrap();
+    std::fs::write(world.user.join(".cursor/mcp.json"), cursor.to_string()).unwrap();
+    let preview = world.ok(&["import", "--dry-run"]);
+    assert!(!preview.contains(password) && !preview.contains(token), "{preview}");
+    assert!(preview.contains("args[2] (password): <secret moved to"), "{preview}");
+    assert!(preview.contains("url (user): <secret moved to"), "{preview}");
+    world.ok(&["import", "--yes"]);
+    let config = world.config();
+    assert_eq!(config.servers["postgres"].args[2], "postgresql://app:${POSTGRES_PASSWORD}@db.internal:5432/app");
+    assert_eq!(config.servers["remote"].url.as_deref(), Some("https://${REMOTE_TOKEN}@mcp.example.com/mcp?region=eu"));
+    let written = std::fs::read_to_string(world.config_path()).unwrap();
+    assert!(!written.contains(password) && !written.contains(token), "{written}");
+    let dotenv = world.dotenv();
+    assert_eq!(dotenv["POSTGRES_PASSWORD"], password);
+    assert_eq!(dotenv["REMOTE_TOKEN"], token);
+    // The client's entries are what the gateway now runs: a second import adds nothing.
+    let again = world.ok(&["import", "--dry-run"]);
+    assert!(again.contains("Nothing new to import"), "{again}");
+}
+
+/// VS Code's and Cursor's files allow comments and trailing commas: `setup`
+/// rewrites them in place, and every comment is still there afterwards.
+#[test]
+fn setup_rewrites_a_commented_file_keeping_its_comments() {
+    let world = World::empty();
+    let commented = "{\n  // my servers\n  \"mcpServers\": {\n    /* the clock */\n    \"time\": { \"command\": \"uvx\", \"args\": [\"mcp-server-time\"] }, // imported\n  },\n  \"other\": true, // a setting\n}\n";
     let path = world.project.join(".cursor/mcp.json");
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(&path, commented).unwrap();
     world.ok(&["import", "--from", "cursor", "--yes"]);
     assert_eq!(world.config().servers["time"].args, ["mcp-server-time"]);
-    let out = world.run(&["setup", "cursor", "--scope", "project", "--yes"]);
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("has comments"), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(std::fs::read_to_string(&path).unwrap(), commented);
+    let preview = world.ok(&["setup", "cursor", "--scope", "project", "--dry-run"]);
+    assert!(preview.contains("Will rewrite") && preview.contains("- time"), "{preview}");
+    world.ok(&["setup", "cursor", "--scope", "project", "--yes"]);
+    let after = std::fs::read_to_string(&path).unwrap();
+    for kept in ["// my servers", "/* the clock */", "// a setting", "\"other\": true"] {
+        assert!(after.contains(kept), "`{kept}` lost:\n{after}");
+    }
+    assert!(!after.contains("mcp-server-time"), "the imported server is gone:\n{after}");
+    assert!(after.contains("\"gateway\"") && after.contains("mcp-gateway-connect"), "{after}");
+    // A second run finds the shim and changes nothing.
+    let again = world.ok(&["setup", "cursor", "--scope", "project", "--yes"]);
+    assert!(again.contains("nothing to change"), "{again}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), after);
+    let backup = std::fs::read_dir(path.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p != &path)
+        .expect("a backup of the previous file");
+    assert_eq!(std::fs::read_to_string(backup).unwrap(), commented);
 }
 
 /// The whole point: a server imported from a client runs through the gateway,

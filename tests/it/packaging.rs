@@ -99,3 +99,41 @@ fn the_package_description_fits_a_synopsis() {
         "description too long for a synopsis: {description:?}"
     );
 }
+
+/// The formula names the project's real address, and `scripts/release.sh`
+/// writes the tap's copy for a release: its tarball's url and sha256, nothing
+/// left to fill in by hand.
+#[test]
+fn the_release_script_writes_the_formula_for_a_tarball() {
+    let manifest: toml::Table = std::fs::read_to_string(root().join("Cargo.toml")).unwrap().parse().unwrap();
+    let repository = manifest["package"]["repository"].as_str().unwrap();
+    assert_eq!(manifest["package"]["homepage"].as_str(), Some(repository));
+    let version = manifest["package"]["version"].as_str().unwrap();
+    let template = std::fs::read_to_string(root().join("packaging/homebrew/mcp-gateway.rb")).unwrap();
+    assert!(template.contains(&format!("homepage \"{repository}\"")), "{template}");
+    assert!(
+        template.contains(&format!("url \"{repository}/releases/download/v{version}/mcp-gateway-{version}.tar.gz\"")),
+        "the formula's url is not this version's release tarball"
+    );
+    assert!(!template.contains(".invalid"), "a placeholder address is left");
+
+    let dir = tempfile::tempdir().unwrap();
+    let tarball = dir.path().join("mcp-gateway-9.8.7.tar.gz");
+    std::fs::write(&tarball, b"not really a tarball").unwrap();
+    let out = std::process::Command::new("bash")
+        .arg(root().join("scripts/release.sh"))
+        .args(["--formula", "9.8.7"])
+        .arg(&tarball)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let formula = String::from_utf8_lossy(&out.stdout);
+    let digest = std::process::Command::new("sha256sum").arg(&tarball).output().unwrap();
+    let digest = String::from_utf8_lossy(&digest.stdout).split_whitespace().next().unwrap().to_string();
+    assert!(formula.contains(&format!("  sha256 \"{digest}\"\n")), "{formula}");
+    assert!(
+        formula.contains(&format!("  url \"{repository}/releases/download/v9.8.7/mcp-gateway-9.8.7.tar.gz\"\n")),
+        "{formula}"
+    );
+    assert_eq!(formula.lines().count(), template.lines().count(), "only the url and sha256 lines change");
+}

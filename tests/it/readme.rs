@@ -17,6 +17,11 @@ const NOT_RUN_HERE: &[(&str, &str)] = &[
     ("bash scripts/test.sh", "the test suite this test is part of"),
     ("claude mcp add*", "needs Claude Code; `mcp-gateway setup claude-code` writes the same entry and is run"),
     ("mcp-gateway service install", "needs a systemd user manager: tests/it/systemd.rs runs it under a real one"),
+    ("sudo apt install*", "installs the package system-wide: scripts/package.sh installs it for real, in a namespace"),
+    (
+        "systemctl --user enable --now mcp-gateway.socket",
+        "needs a systemd user manager: tests/packaging/install.sh runs it on the installed package",
+    ),
 ];
 
 /// Commands whose non-zero exit is the documented answer in a sandbox.

@@ -53,4 +53,9 @@ fn service_install_writes_units_with_this_binary() {
     assert!(text.contains(&format!("ExecStart={DAEMON} serve")), "{text}");
     assert!(text.contains("ListenStream=%t/mcp-gateway/gateway.sock") && text.contains("SocketMode=0600"), "{text}");
     assert!(text.contains("Type=notify") && text.contains("WatchdogSec=") && text.contains("KillMode=mixed"), "{text}");
+    // The upgrade watch follows this binary too (a `cargo install` over it restarts the daemon).
+    assert!(text.contains(&format!("# {}/systemd/user/mcp-gateway-upgrade.path", gw.dir.path().display())), "{text}");
+    assert!(text.contains(&format!("PathChanged={DAEMON}\n")), "{text}");
+    assert!(text.contains(&format!("ConditionPathExists={DAEMON}\n")), "{text}");
+    assert!(!text.contains("/usr/bin/mcp-gateway"), "no packaged path left: {text}");
 }

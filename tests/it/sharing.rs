@@ -292,7 +292,17 @@ fn a_trusted_workspace_adds_its_own_servers_and_an_untrusted_one_cannot() {
     let mut elsewhere = client_at(&gw, &untrusted);
     assert!(!elsewhere.tool_names().iter().any(|n| n.starts_with("local__")));
     assert_eq!(gw.count("workspace-own"), 1, "the untrusted file never ran anything");
-    assert!(gw.daemon_log().contains("trust: true"), "the log says how to trust it");
+    // Every routed request works out the servers again; the warning is said once.
+    for id in 2..6 {
+        assert_eq!(first_text(&elsewhere.call_tool(json!(id), "a__echo", json!({"message": "x"}))), "a: x");
+    }
+    assert!(!elsewhere.tool_names().iter().any(|n| n.starts_with("local__")));
+    let mut again = client_at(&gw, &untrusted);
+    assert!(!again.tool_names().iter().any(|n| n.starts_with("local__")));
+    let log = gw.daemon_log();
+    assert!(log.contains("trust: true"), "the log says how to trust it");
+    let warnings = log.lines().filter(|l| l.contains("ignoring the servers in")).count();
+    assert_eq!(warnings, 1, "once per workspace, not per request:\n{log}");
 }
 
 #[test]

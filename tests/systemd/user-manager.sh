@@ -17,8 +17,9 @@ chmod 700 "$XDG_RUNTIME_DIR"
 unset MCP_GATEWAY_SOCKET MCP_GATEWAY_CONFIG MCP_GATEWAY_HOME
 
 # The units as a package installs them, with the binary where this build has it.
-sed "s|/usr/bin/mcp-gateway|$DAEMON|" "$UNITS/mcp-gateway.service" > "$XDG_CONFIG_HOME/systemd/user/mcp-gateway.service"
-cp "$UNITS/mcp-gateway.socket" "$XDG_CONFIG_HOME/systemd/user/"
+for unit in "$UNITS"/mcp-gateway*; do
+  sed "s|/usr/bin/mcp-gateway|$DAEMON|" "$unit" > "$XDG_CONFIG_HOME/systemd/user/$(basename "$unit")"
+done
 mkdir -p "$XDG_CONFIG_HOME/systemd/user/mcp-gateway.service.d"
 cat > "$XDG_CONFIG_HOME/systemd/user/mcp-gateway.service.d/test.conf" <<CONF
 [Service]
@@ -45,7 +46,7 @@ prop() { systemctl --user show mcp-gateway.service -p "$1" --value; }
 # The units point at the man pages; let `man` find this build's.
 mkdir -p "$T/man/man1" && cp "$UNITS"/../man/*.1 "$T/man/man1/"
 export MANPATH="$T/man"
-out=$(systemd-analyze --user verify "$XDG_CONFIG_HOME"/systemd/user/mcp-gateway.{socket,service} 2>&1) || true
+out=$(systemd-analyze --user verify "$XDG_CONFIG_HOME"/systemd/user/mcp-gateway{.socket,.service,-upgrade.path,-upgrade.service} 2>&1) || true
 [ -z "$out" ] || { echo "verify: $out"; exit 1; }
 echo "verify: clean"
 
@@ -98,7 +99,7 @@ echo "stop: no backend left"
 # `mcp-gateway service install` for real: it replaces the units with copies
 # that name this binary, enables the socket, and `service status` says so;
 # `service uninstall` takes it all away again.
-rm -f "$XDG_CONFIG_HOME"/systemd/user/mcp-gateway.{socket,service}
+rm -f "$XDG_CONFIG_HOME"/systemd/user/mcp-gateway*.{socket,service,path}
 "$DAEMON" service install > "$T/install.out"
 grep -qx "ExecStart=$DAEMON serve" "$XDG_CONFIG_HOME/systemd/user/mcp-gateway.service" ||
   { echo "install: the unit does not run $DAEMON"; exit 1; }
