@@ -14,6 +14,7 @@ use super::entry::{self, Parsed};
 use super::import::{load_gateway, served_by};
 use super::locations::{self, Env, Format, SourceFile};
 use super::{Client, ClientsError, Scope, codex, jsonc};
+use crate::paths;
 
 /// The name of the entry `setup` adds (`mcp-gateway` when a server already has it).
 pub const ENTRY_NAME: &str = "gateway";
@@ -46,6 +47,8 @@ pub struct SetupPlan {
     /// An entry that already runs the shim.
     pub existing: Option<String>,
     pub command: String,
+    /// The shim's arguments (`--socket PATH` for a socket a client's shim would not find by itself).
+    pub args: Vec<String>,
     pub removed: Vec<Removed>,
     pub kept: Vec<Kept>,
     /// Entries the gateway serves in the client's file of the other scope (not touched).
@@ -77,11 +80,48 @@ pub fn connect_command() -> String {
         .map_or_else(|| entry::SHIM.to_string(), |shim| shim.display().to_string())
 }
 
+/// The shim's arguments: `--socket PATH` when the socket this command finds
+/// (through `MCP_GATEWAY_SOCKET` or `XDG_RUNTIME_DIR`) is not the one a shim
+/// with none of those variables finds ([`paths::default_socket_path`]).
+/// Clients choose what their servers' environment holds (Codex passes a short
+/// whitelist, the TypeScript SDK less), so the entry itself has to say where
+/// the daemon is, or the shim would start a second daemon elsewhere.
+pub fn connect_args() -> Vec<String> {
+    let socket = paths::socket_path(None);
+    if socket == paths::default_socket_path() {
+        Vec::new()
+    } else {
+        vec!["--socket".into(), socket.display().to_string()]
+    }
+}
+
 /// The client's entry for the shim.
-fn shim_entry(client: Client, command: &str) -> Value {
+fn shim_entry(client: Client, command: &str, args: &[String]) -> Value {
     match client {
-        Client::ClaudeCode | Client::Vscode => json!({"type": "stdio", "command": command, "args": []}),
-        Client::Cursor | Client::ClaudeDesktop | Client::Codex => json!({"command": command, "args": []}),
+        Client::ClaudeCode | Client::Vscode => json!({"type": "stdio", "command": command, "args": args}),
+        Client::Cursor | Client::ClaudeDesktop | Client::Codex | Client::GeminiCli => {
+            json!({"command": command, "args": args})
+        }
+    }
+}
+
+/// What the user still has to do after `setup` before the client uses the
+/// gateway (each client has its own rule for servers it was just given).
+pub fn next_steps(client: Client, scope: Scope) -> &'static str {
+    match (client, scope) {
+        (Client::ClaudeCode, Scope::Project) => {
+            "Claude Code asks before it uses a project's .mcp.json servers: start `claude` in this directory and \
+             approve `gateway` (until then `claude mcp list` shows it as pending approval)."
+        }
+        (Client::GeminiCli, _) => {
+            "Gemini CLI starts MCP servers only in folders you trust: run `gemini` in your project and trust it \
+             (or list it in ~/.gemini/trustedFolders.json); `gemini mcp list` shows `gateway` as Connected once it does."
+        }
+        (Client::Codex, _) => {
+            "Codex starts servers with only a few of your variables (HOME, PATH, …): put the credentials the \
+             gateway's servers need in the gateway .env (`mcp-gateway import` does), not in your shell."
+        }
+        _ => "",
     }
 }
 
@@ -95,13 +135,19 @@ fn servers_key(format: Format) -> &'static str {
 }
 
 /// What to paste into the client's config by hand (`--print`).
-pub fn snippet(client: Client, scope: Scope, env: &Env, command: &str) -> Result<String, ClientsError> {
+pub fn snippet(
+    client: Client,
+    scope: Scope,
+    env: &Env,
+    command: &str,
+    args: &[String],
+) -> Result<String, ClientsError> {
     let file = target(client, scope, env)?;
     let body = if file.format == Format::CodexToml {
-        codex::snippet(ENTRY_NAME, command)
+        codex::snippet(ENTRY_NAME, command, args)
     } else {
         let mut servers = serde_json::Map::new();
-        servers.insert(ENTRY_NAME.into(), shim_entry(client, command));
+        servers.insert(ENTRY_NAME.into(), shim_entry(client, command, args));
         let mut top = serde_json::Map::new();
         top.insert(servers_key(file.format).into(), Value::Object(servers));
         jsonc::render(&Value::Object(top), "  ")
@@ -110,7 +156,14 @@ pub fn snippet(client: Client, scope: Scope, env: &Env, command: &str) -> Result
 }
 
 /// Works out the rewrite of the client's file for `scope`.
-pub fn plan(client: Client, scope: Scope, config: &Path, env: &Env, command: &str) -> Result<SetupPlan, ClientsError> {
+pub fn plan(
+    client: Client,
+    scope: Scope,
+    config: &Path,
+    env: &Env,
+    command: &str,
+    args: &[String],
+) -> Result<SetupPlan, ClientsError> {
     let file = target(client, scope, env)?;
     let (mut servers, dotenv) = load_gateway(config)?;
     // A disabled server is not served: its client entry stays.
@@ -124,6 +177,7 @@ pub fn plan(client: Client, scope: Scope, config: &Path, env: &Env, command: &st
         added: None,
         existing: None,
         command: command.to_string(),
+        args: args.to_vec(),
         removed: Vec::new(),
         kept: Vec::new(),
         other_scope: Vec::new(),
@@ -170,7 +224,7 @@ pub fn plan(client: Client, scope: Scope, config: &Path, env: &Env, command: &st
     let text = before.clone().unwrap_or_default();
     plan.after = if file.format == Format::CodexToml {
         let names: Vec<String> = remove.iter().map(|(_, n)| n.clone()).collect();
-        codex::rewrite(&file, &text, &names, add.map(|n| (n, command)))?
+        codex::rewrite(&file, &text, &names, add.map(|n| (n, command, args)))?
     } else {
         let parsed = jsonc::parse(&file.path, &text)?;
         let mut value = parsed.value;
@@ -185,7 +239,7 @@ pub fn plan(client: Client, scope: Scope, config: &Path, env: &Env, command: &st
             let servers = servers.as_object_mut().ok_or_else(|| {
                 ClientsError::file(&file.path, format!("`{}` is not an object", servers_key(file.format)))
             })?;
-            servers.insert(name.to_string(), shim_entry(client, command));
+            servers.insert(name.to_string(), shim_entry(client, command, args));
         }
         let after = jsonc::render(&value, &parsed.indent);
         if parsed.has_comments && Some(&after) != before.as_ref() && (!remove.is_empty() || add.is_some()) {
@@ -230,7 +284,11 @@ pub fn render(plan: &SetupPlan, env: &Env) -> String {
     } else {
         let _ = writeln!(out, "Will rewrite {file} ({} {} scope):", plan.client, plan.scope);
         if let Some(name) = &plan.added {
-            let _ = writeln!(out, "  + {name}: {}", plan.command);
+            let _ = writeln!(
+                out,
+                "  + {name}: {}",
+                std::iter::once(&plan.command).chain(&plan.args).cloned().collect::<Vec<_>>().join(" ")
+            );
         }
         if let Some(name) = &plan.existing {
             let _ = writeln!(out, "  = {name}: already runs mcp-gateway-connect");
