@@ -360,7 +360,10 @@ fn setup_rewrites_each_client_format_and_keeps_the_rest() {
     let text = std::fs::read_to_string(&codex).unwrap();
     assert!(text.starts_with("# Codex settings\nmodel = \"o3\"\napproval_policy = \"on-request\"\n"), "{text}");
     assert!(text.contains("# a faster model for small things\n[profiles.fast]\nmodel = \"o4-mini\""), "{text}");
-    assert!(text.contains(&format!("[mcp_servers.gateway]\ncommand = \"{connect}\"\nargs = [\"--socket\", \"{socket}\"]")), "{text}");
+    assert!(
+        text.contains(&format!("[mcp_servers.gateway]\ncommand = \"{connect}\"\nargs = [\"--socket\", \"{socket}\"]")),
+        "{text}"
+    );
     for gone in ["mcp_servers.fetch", "mcp_servers.sentry", "mcp_servers.brave", "BSAfixture"] {
         assert!(!text.contains(gone), "{gone} is still in:\n{text}");
     }
@@ -426,7 +429,10 @@ fn print_and_dry_run_write_nothing() {
     let socket = world.gw.socket.display().to_string();
     let args = json!(["--socket", socket]);
     let codex = world.ok(&["setup", "codex", "--print"]);
-    assert!(codex.contains(&format!("[mcp_servers.gateway]\ncommand = \"{connect}\"\nargs = [\"--socket\", \"{socket}\"]")), "{codex}");
+    assert!(
+        codex.contains(&format!("[mcp_servers.gateway]\ncommand = \"{connect}\"\nargs = [\"--socket\", \"{socket}\"]")),
+        "{codex}"
+    );
     let cursor = world.ok(&["setup", "cursor", "--scope", "project", "--print"]);
     let json_part = &cursor[cursor.find('{').unwrap()..];
     let value: Value = serde_json::from_str(json_part).unwrap();

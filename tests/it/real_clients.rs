@@ -27,6 +27,11 @@ const RUN_LIMIT: Duration = Duration::from_secs(90);
 /// own prefix in front (`mcp__gateway__`, `mcp_gateway_`, Codex's namespace).
 const TOOL: &str = "everything__echo";
 
+/// A server whose name is long enough that `<server>__<tool>` fits in 64
+/// characters but not behind a client's prefix (`mcp__gateway__` + 59): the
+/// fake model, like the real APIs, refuses a tool name over 64.
+const LONG_SERVER: &str = "fixture-server-with-a-name-long-enough-to-matter";
+
 /// The clients under test.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Kind {
@@ -139,7 +144,8 @@ struct Bench {
 
 impl Bench {
     fn new(hold: usize) -> Bench {
-        let mut gw = TestGateway::with_servers(&[("everything", everything_server())]);
+        let mut gw =
+            TestGateway::with_servers(&[("everything", everything_server()), (LONG_SERVER, fixture_server("long"))]);
         gw.start();
         let user_home = gw.dir.path().join("user");
         let project = gw.dir.path().join("project");
@@ -152,7 +158,12 @@ impl Bench {
         // servers at start-up (it then goes ahead without the gateway's tools).
         let mut warm = gw.client();
         warm.initialize();
-        assert!(warm.tool_names().iter().any(|t| t == TOOL), "the gateway lists {TOOL}");
+        let names = warm.tool_names();
+        assert!(names.iter().any(|t| t == TOOL), "the gateway lists {TOOL}: {names:?}");
+        assert!(
+            names.iter().any(|t| t.starts_with(&LONG_SERVER[..16])),
+            "and the long-named server's tools: {names:?}"
+        );
         drop(warm);
         let message = format!("hello-{}", std::process::id());
         let model = FakeModel::start(gw.dir.path(), &message, hold);
@@ -313,6 +324,8 @@ impl Bench {
             self.model.requests(),
             self.gw.daemon_log()
         );
+        let refused: Vec<Value> = self.model.requests().into_iter().filter(|r| r.get("too_long").is_some()).collect();
+        assert!(refused.is_empty(), "the model refused tool names over 64 characters: {refused:#?}");
         assert!(
             self.model.results().iter().any(|r| r.contains(&echoed)),
             "the model was not sent {echoed:?}: {:?}",
@@ -337,9 +350,14 @@ impl Bench {
             self.gw.processes().into_iter().filter(|p| p.cmdline.contains("mcp-gateway serve")).collect();
         assert_eq!(daemons.len(), 1, "exactly the test's daemon runs: {daemons:?}");
         let status = status(&self.gw);
-        let backends = status["backends"].as_array().cloned().unwrap_or_default();
-        assert_eq!(backends.len(), 1, "one backend: {status:#}");
-        assert_eq!(backends[0]["server"], "everything");
+        let backends: Vec<Value> = status["backends"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|b| b["server"] == "everything")
+            .cloned()
+            .collect();
+        assert_eq!(backends.len(), 1, "one server-everything backend: {status:#}");
         assert_eq!(backends[0]["restarts"], 0, "{status:#}");
         assert_eq!(self.gw.count("server-everything"), 1, "one server-everything process: {:?}", self.gw.processes());
     }
@@ -423,7 +441,9 @@ fn two_clients_at_once_share_one_backend_process() {
     let together = wait_until(RUN_LIMIT, || {
         seen = status(&bench.gw);
         let sessions = seen["sessions"].as_array().map_or(0, Vec::len);
-        sessions >= 2 && seen["backends"].as_array().is_some_and(|b| b.len() == 1 && b[0]["sessions"] == 2)
+        let everything: Vec<&Value> =
+            seen["backends"].as_array().into_iter().flatten().filter(|b| b["server"] == "everything").collect();
+        sessions >= 2 && everything.len() == 1 && everything[0]["sessions"] == 2
     });
     assert!(together, "two sessions on one backend at once: {seen:#}");
     let claude = wait_output(claude, "claude -p");
