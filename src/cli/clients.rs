@@ -200,7 +200,10 @@ pub fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
 
 pub fn setup(args: SetupArgs) -> anyhow::Result<ExitCode> {
     let env = Env::from_process().context("finding the current directory")?;
-    let command = clients::setup::connect_command();
+    let command = match args.scope {
+        clients::Scope::Project => clients::setup::shared_connect_command(),
+        clients::Scope::User => clients::setup::connect_command(),
+    };
     let connect_args = clients::setup::connect_args();
     if args.print {
         print!("{}", clients::setup::snippet(args.client, args.scope, &env, &command, &connect_args)?);

@@ -95,6 +95,21 @@ pub fn connect_args() -> Vec<String> {
     }
 }
 
+/// The shim's command for a project's file, which others share (it is usually
+/// committed): the bare `mcp-gateway-connect` when `PATH` finds this very
+/// shim, so the file works on every machine where the gateway is installed;
+/// else the absolute path, as in the user's own file.
+pub fn shared_connect_command() -> String {
+    let own = connect_command();
+    let found = std::env::var_os("PATH")
+        .and_then(|path| std::env::split_paths(&path).map(|dir| dir.join(entry::SHIM)).find(|c| c.is_file()))
+        .and_then(|shim| std::fs::canonicalize(shim).ok());
+    match found {
+        Some(found) if own == entry::SHIM || Path::new(&own) == found => entry::SHIM.to_string(),
+        _ => own,
+    }
+}
+
 /// The client's entry for the shim.
 fn shim_entry(client: Client, command: &str, args: &[String]) -> Value {
     match client {

@@ -487,3 +487,23 @@ fn an_imported_server_runs_through_the_gateway() {
     let reply = client.call_tool(json!(2), "tool__echo", json!({"message": "hi"}));
     assert_eq!(first_text(&reply), "imported: hi");
 }
+
+/// A project's file is shared (usually committed): when PATH finds the shim,
+/// `setup --scope project` writes its bare name, not this machine's path.
+#[test]
+fn setup_for_a_project_writes_the_shim_by_name_when_path_finds_it() {
+    let world = World::new();
+    let bin = Path::new(DAEMON).parent().unwrap().display().to_string();
+    let out = world
+        .gw
+        .command(DAEMON)
+        .args(["setup", "cursor", "--scope", "project", "--yes"])
+        .env("HOME", &world.user)
+        .env("PATH", format!("{bin}:{}", std::env::var("PATH").unwrap_or_default()))
+        .current_dir(&world.project)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let value = world.json(&world.project.join(".cursor/mcp.json"));
+    assert_eq!(value["mcpServers"]["gateway"]["command"], "mcp-gateway-connect", "{value}");
+}
