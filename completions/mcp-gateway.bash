@@ -685,7 +685,7 @@ _mcp__gateway() {
             fi
             case "${prev}" in
                 --from)
-                    COMPREPLY=($(compgen -W "claude-code cursor codex vscode claude-desktop" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "claude-code cursor codex vscode claude-desktop gemini-cli" -- "${cur}"))
                     return 0
                     ;;
                 --config)
@@ -1158,7 +1158,7 @@ _mcp__gateway() {
             return 0
             ;;
         mcp__gateway__subcmd__setup)
-            opts="-y -h --print --dry-run --yes --json --scope --config --help claude-code cursor codex vscode claude-desktop"
+            opts="-y -h --print --dry-run --yes --json --scope --config --help claude-code cursor codex vscode claude-desktop gemini-cli"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -275,8 +275,30 @@ fn block_end(lines: &[&str], start: usize, indent: usize) -> usize {
     last_content + 1
 }
 
+/// The line `servers: {}` (an empty flow mapping, as `config check` accepts
+/// and people write for "none yet"), if the file has one.
+fn empty_flow_servers_line(lines: &[&str]) -> Option<usize> {
+    lines.iter().position(|l| {
+        let code: String = l.split('#').next().unwrap_or_default().chars().filter(|c| !c.is_whitespace()).collect();
+        indent_of(l) == 0 && code == "servers:{}"
+    })
+}
+
 fn yaml_add(text: &str, name: &str, entry: &Value) -> Result<(String, String), String> {
     let lines: Vec<&str> = text.lines().collect();
+    if let Some(at) = empty_flow_servers_line(&lines) {
+        // `servers: {}` becomes a block with the one entry; a comment on the line stays.
+        let comment = lines[at].find('#').map(|i| format!("  {}", &lines[at][i..])).unwrap_or_default();
+        let added = yaml_entry(name, entry, 2)?;
+        let mut out: Vec<String> = lines[..at].iter().map(|l| l.to_string()).collect();
+        out.push(format!("servers:{comment}"));
+        out.extend(added.iter().cloned());
+        out.extend(lines[at + 1..].iter().map(|l| l.to_string()));
+        if out.last().is_some_and(|l| !l.is_empty()) {
+            out.push(String::new());
+        }
+        return Ok((out.join("\n"), added.iter().map(|l| format!("+ {l}")).collect::<Vec<_>>().join("\n")));
+    }
     let (mut out, added): (Vec<String>, Vec<String>) = match servers_line(&lines) {
         Some(at) => {
             let end = block_end(&lines, at, 0);
@@ -479,6 +501,21 @@ mod tests {
         let config = Config::load(&path).unwrap().unwrap();
         assert_eq!(config.servers.keys().collect::<Vec<_>>(), ["memory"]);
         assert!(std::fs::read_to_string(&path).unwrap().starts_with("# top comment"));
+    }
+
+    /// `servers: {}` passes `config check`, so adding to it must work too.
+    #[test]
+    fn adding_to_an_empty_flow_servers_map() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.yaml");
+        std::fs::write(&path, "# mine\nservers: {}   # none yet\nidle_timeout: 5m\n").unwrap();
+        let entry = serde_json::json!({"command": "memory-mcp"});
+        let (after, _) = yaml_add(&std::fs::read_to_string(&path).unwrap(), "memory", &entry).unwrap();
+        assert!(after.starts_with("# mine\nservers:  # none yet\n  memory:\n"), "{after}");
+        assert!(after.contains("idle_timeout: 5m"), "{after}");
+        std::fs::write(&path, &after).unwrap();
+        let config = Config::load(&path).unwrap().unwrap();
+        assert_eq!(config.servers.keys().collect::<Vec<_>>(), ["memory"]);
     }
 
     #[test]

@@ -12,6 +12,7 @@ Files:
   gateway home   $MCP_GATEWAY_HOME, else ~/.mcp-gateway/
   config         --config, else $MCP_GATEWAY_CONFIG, else config.yaml (or .toml) in the gateway home
   socket         --socket, else $MCP_GATEWAY_SOCKET, else $XDG_RUNTIME_DIR/mcp-gateway/gateway.sock,
+                 else /run/user/$UID/mcp-gateway/gateway.sock when /run/user/$UID exists,
                  else /tmp/mcp-gateway-$UID/gateway.sock
 
 Point an MCP client at `mcp-gateway-connect` instead of each server; it starts the daemon when needed.
@@ -74,8 +75,18 @@ pub fn gateway_dotenv(config: &Path) -> PathBuf {
     config.parent().unwrap_or_else(|| Path::new(".")).join(".env")
 }
 
-/// `--socket`, else `$MCP_GATEWAY_SOCKET`, else `$XDG_RUNTIME_DIR/mcp-gateway/gateway.sock`,
-/// else `/tmp/mcp-gateway-$UID/gateway.sock`.
+/// `--socket`, else `$MCP_GATEWAY_SOCKET`, else `$XDG_RUNTIME_DIR`, else the
+/// user's runtime directory `/run/user/$UID` when it exists, else
+/// `/tmp/mcp-gateway-$UID/` (`gateway.sock` in the last three).
+///
+/// The uid's runtime directory comes before `/tmp` because a shim does not
+/// choose its environment: Codex starts its servers with a few whitelisted
+/// variables, the TypeScript SDK with fewer still, so a shim under one of them
+/// never sees the `XDG_RUNTIME_DIR` the terminal's daemon saw. Where that
+/// directory exists (systemd's `pam_systemd` makes it, and it is what
+/// `$XDG_RUNTIME_DIR` names there) both find the same socket whatever their
+/// environment; elsewhere `mcp-gateway setup` writes `--socket` into the
+/// client's entry whenever the socket is not [`default_socket_path`].
 pub fn socket_path(explicit: Option<&Path>) -> PathBuf {
     if let Some(path) = explicit {
         return path.to_path_buf();
@@ -86,6 +97,26 @@ pub fn socket_path(explicit: Option<&Path>) -> PathBuf {
     if let Some(runtime) = std::env::var_os("XDG_RUNTIME_DIR").filter(|p| !p.is_empty()) {
         return PathBuf::from(runtime).join("mcp-gateway").join("gateway.sock");
     }
+    default_socket_path()
+}
+
+/// The socket a process with no `--socket` and no gateway variables finds
+/// (what a shim started by a client that filters its environment uses): the
+/// uid's runtime directory when it exists, else `/tmp/mcp-gateway-$UID/`.
+pub fn default_socket_path() -> PathBuf {
+    match uid_runtime_dir() {
+        Some(runtime) => runtime.join("mcp-gateway").join("gateway.sock"),
+        None => tmp_socket(),
+    }
+}
+
+/// `/run/user/$UID`, when it is a directory.
+fn uid_runtime_dir() -> Option<PathBuf> {
+    let dir = PathBuf::from(format!("/run/user/{}", nix::unistd::getuid()));
+    dir.is_dir().then_some(dir)
+}
+
+fn tmp_socket() -> PathBuf {
     PathBuf::from(format!("/tmp/mcp-gateway-{}", nix::unistd::getuid())).join("gateway.sock")
 }
 

@@ -246,6 +246,8 @@ impl Connector {
             .arg("serve")
             .arg("--socket")
             .arg(&self.socket)
+            .env_clear()
+            .envs(daemon_env(std::env::vars_os()))
             .env(READY_FD_ENV, ready_fd.to_string())
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -324,6 +326,55 @@ fn readable(file: &std::fs::File, wait: Duration) -> bool {
     let mut fds = [PollFd::new(file.as_fd(), PollFlags::POLLIN)];
     let timeout = PollTimeout::try_from(wait.as_millis().min(1000) as i32).unwrap_or(PollTimeout::ZERO);
     matches!(poll(&mut fds, timeout), Ok(n) if n > 0)
+}
+
+/// Variables of the shim's environment an autostarted daemon keeps (besides
+/// every `LC_*`, `XDG_*` and `MCP_GATEWAY_*`): the user's session, where
+/// programs are, locale, proxies and certificates.
+const DAEMON_ENV: &[&str] = &[
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "PATH",
+    "LANG",
+    "LANGUAGE",
+    "TZ",
+    "TMPDIR",
+    "DBUS_SESSION_BUS_ADDRESS",
+    "DOCKER_HOST",
+    "DOCKER_CONFIG",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "NODE_EXTRA_CA_CERTS",
+    "REQUESTS_CA_BUNDLE",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "ALL_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "all_proxy",
+];
+const DAEMON_ENV_PREFIXES: &[&str] = &["LC_", "XDG_", "MCP_GATEWAY_"];
+
+/// The environment of a daemon this shim starts: the user's session, not the
+/// terminal's. The daemon outlives the terminal and its shared backends
+/// inherit its environment, so a secret exported in the first terminal would
+/// otherwise reach every client of every `global` server (another terminal
+/// read it through server-everything's `get-env`). A client's own variables
+/// still reach the servers that name them, through the credential order the
+/// preamble carries, keyed by value for `share: credential`; the daemon a
+/// service manager starts gets that manager's environment, which this mirrors.
+fn daemon_env(
+    vars: impl Iterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+) -> Vec<(std::ffi::OsString, std::ffi::OsString)> {
+    vars.filter(|(name, _)| {
+        let name = name.to_string_lossy();
+        DAEMON_ENV.contains(&name.as_ref()) || DAEMON_ENV_PREFIXES.iter().any(|p| name.starts_with(p))
+    })
+    .collect()
 }
 
 /// `$MCP_GATEWAY_BIN`, else `mcp-gateway` beside this executable, else on PATH.
@@ -922,6 +973,24 @@ mod tests {
         let order: Vec<&[u8]> = relay.backlog.iter().map(|(line, _)| line.as_slice()).collect();
         assert_eq!(order, vec![&b"one\n"[..], b"three\n", b"queued\n"]);
         assert!(relay.in_flight.is_empty());
+    }
+
+    #[test]
+    fn an_autostarted_daemon_gets_the_session_not_the_terminal() {
+        let vars = [
+            ("HOME", "/home/u"),
+            ("PATH", "/usr/bin"),
+            ("LC_ALL", "C"),
+            ("XDG_RUNTIME_DIR", "/run/user/1"),
+            ("MCP_GATEWAY_HOME", "/g"),
+            ("GITHUB_TOKEN", "secret"),
+            ("AWS_SECRET_ACCESS_KEY", "secret"),
+            ("OPENAI_API_KEY", "secret"),
+        ]
+        .map(|(k, v)| (std::ffi::OsString::from(k), std::ffi::OsString::from(v)));
+        let kept: Vec<String> =
+            daemon_env(vars.into_iter()).into_iter().map(|(k, _)| k.to_string_lossy().into_owned()).collect();
+        assert_eq!(kept, ["HOME", "PATH", "LC_ALL", "XDG_RUNTIME_DIR", "MCP_GATEWAY_HOME"]);
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! What clients see: every backend's tools, prompts and resources under one roof.
 //!
 //! Tool and prompt names become `<server>__<name>`, restricted to the characters
-//! clients accept (`[A-Za-z0-9_-]`) and to 64 characters. Exposed names are mapped
+//! clients accept (`[A-Za-z0-9_-]`) and to [`NAME_BUDGET`] characters, which
+//! leaves room within the model APIs' 64 for the prefix a client puts in front
+//! (Claude Code offers `mcp__gateway__<name>`). Exposed names are mapped
 //! back through a table built alongside them, never parsed, so a server or tool
 //! name containing `__` still routes correctly.
 //!
@@ -17,9 +19,22 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// The longest tool name clients accept.
+/// The longest tool name the model APIs accept (Anthropic's and OpenAI's both
+/// refuse a request whose tool names are longer).
 pub const MAX_NAME_LEN: usize = 64;
+/// The longest prefix a known client adds to a tool name of the gateway entry
+/// `setup` writes (`gateway`, or `mcp-gateway` when that name was taken):
+/// Claude Code's `mcp__<entry>__`. Gemini CLI's `mcp_<entry>_` is shorter, and
+/// Codex puts `mcp__<entry>` in a namespace of its own.
+pub const LONGEST_CLIENT_PREFIX: &str = "mcp__mcp-gateway__";
+/// The longest name the gateway exposes: what is left of [`MAX_NAME_LEN`] once
+/// the longest client prefix is in front. One budget for every session, so a
+/// tool has the same name in every client and in the listing cache.
+pub const NAME_BUDGET: usize = MAX_NAME_LEN - LONGEST_CLIENT_PREFIX.len();
 const HASH_SUFFIX_LEN: usize = 8;
+/// What a shortened name keeps of the server's part at least (all of it when
+/// shorter): enough to say which server it is, and what [`may_expose`] checks.
+const SERVER_KEEP: usize = (NAME_BUDGET - HASH_SUFFIX_LEN - 1 - 2) / 2;
 
 fn short_hash(input: &str) -> String {
     crate::config::hex_digest(input.as_bytes(), HASH_SUFFIX_LEN / 2)
@@ -30,21 +45,40 @@ fn sanitize(name: &str) -> String {
 }
 
 /// The name a backend tool or prompt is exposed as, before collisions are resolved.
+///
+/// A name longer than [`NAME_BUDGET`] is shortened the same way every time and
+/// still says which server and which tool: the server's part keeps what the
+/// tool's leaves of the room, but at least [`SERVER_KEEP`] characters, the
+/// tool's part the head of the rest, and a hash of the full pair tells apart
+/// names that then look alike (`filesystem-readonly-projects__list_directory_with_sizes`
+/// becomes `filesystem-readon__list_directory_wit_bbf16b4c`).
 pub fn exposed_name(server: &str, name: &str, prefix: bool) -> String {
-    let joined = if prefix { format!("{server}__{name}") } else { name.to_string() };
-    let clean = sanitize(&joined);
-    if clean.len() <= MAX_NAME_LEN {
-        return clean;
+    let hash = || short_hash(&format!("{server}/{name}"));
+    let room = NAME_BUDGET - HASH_SUFFIX_LEN - 1;
+    if !prefix {
+        let clean = sanitize(name);
+        if clean.len() <= NAME_BUDGET {
+            return clean;
+        }
+        return format!("{}_{}", &clean[..room], hash());
     }
-    let keep = MAX_NAME_LEN - HASH_SUFFIX_LEN - 1;
-    format!("{}_{}", &clean[..keep], short_hash(&format!("{server}/{name}")))
+    // Sanitized to ASCII, so byte slicing is slicing characters.
+    let (server_part, tool_part) = (sanitize(server), sanitize(name));
+    if server_part.len() + 2 + tool_part.len() <= NAME_BUDGET {
+        return format!("{server_part}__{tool_part}");
+    }
+    let room = room - 2;
+    let server_keep = server_part.len().min(room.saturating_sub(tool_part.len()).max(SERVER_KEEP));
+    let tool_keep = tool_part.len().min(room - server_keep);
+    format!("{}__{}_{}", &server_part[..server_keep], &tool_part[..tool_keep], hash())
 }
 
 /// Whether `exposed` can be the exposed name of one of `server`'s tools or
 /// prompts, whatever the server lists: it starts with the server's sanitized
-/// `<server>__` prefix, or, when that prefix is so long that names are
-/// shortened, with as much of it as a shortened name keeps. Collision suffixes
-/// keep the prefix too. A server with `prefix: false` can expose any name.
+/// `<server>__` prefix, or, for a server name longer than a shortened name
+/// keeps, with the [`SERVER_KEEP`] characters every shortened name keeps.
+/// Collision suffixes keep those too. A server with `prefix: false` can expose
+/// any name.
 ///
 /// This is how a call finds the few servers it has to wait for before their
 /// listings are known: naming is deterministic, so no other server can
@@ -57,8 +91,8 @@ pub fn may_expose(server: &str, prefix: bool, exposed: &str) -> bool {
     if exposed.starts_with(&head) {
         return true;
     }
-    let keep = MAX_NAME_LEN - HASH_SUFFIX_LEN - 1;
-    head.len() > keep && exposed.get(..keep).is_some_and(|kept| head.starts_with(kept))
+    let server_part = &head[..head.len() - 2];
+    server_part.len() > SERVER_KEEP && exposed.starts_with(&server_part[..SERVER_KEEP])
 }
 
 /// Assigns collision-free exposed names, in order, to `(server, name, prefix)` items.
@@ -72,7 +106,7 @@ fn assign_names<'a>(items: impl Iterator<Item = (&'a str, &'a str, bool)>) -> Ve
             attempt += 1;
             let suffix = short_hash(&format!("{server}/{name}#{attempt}"));
             let base = exposed_name(server, name, prefix);
-            let keep = base.len().min(MAX_NAME_LEN - HASH_SUFFIX_LEN - 1);
+            let keep = base.len().min(NAME_BUDGET - HASH_SUFFIX_LEN - 1);
             candidate = format!("{}_{suffix}", &base[..keep]);
         }
         used.insert(candidate.clone());
@@ -325,12 +359,50 @@ mod tests {
         assert_eq!(exposed_name("everything", "echo", false), "echo");
         assert_eq!(exposed_name("fs", "read.file", true), "fs__read_file");
         let long = exposed_name("server", &"x".repeat(100), true);
-        assert_eq!(long.len(), MAX_NAME_LEN);
+        assert_eq!(long.len(), NAME_BUDGET);
+        assert!(long.starts_with("server__xxx"), "{long}");
         assert!(long.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'));
         // Stable: the same input gives the same name.
         assert_eq!(long, exposed_name("server", &"x".repeat(100), true));
         // Different long names differ.
         assert_ne!(long, exposed_name("server", &format!("{}y", "x".repeat(100)), true));
+    }
+
+    /// What a client offers its model stays within the APIs' 64 characters
+    /// with the longest client prefix in front, and a shortened name still
+    /// says which server and which tool it is.
+    #[test]
+    fn names_fit_behind_the_clients_prefix_and_stay_readable() {
+        assert_eq!(NAME_BUDGET, 46);
+        let cases = [
+            ("filesystem-readonly-projects", "list_directory_with_sizes"),
+            (&*"long-server-name-".repeat(5), "get"),
+            ("gh", &*"a_very_long_tool_name_".repeat(4)),
+            (&*"s".repeat(80), &*"t".repeat(80)),
+        ];
+        for (server, tool) in cases {
+            let name = exposed_name(server, tool, true);
+            assert!(name.len() <= NAME_BUDGET, "{name}");
+            for prefix in ["mcp__gateway__", "mcp_gateway_", LONGEST_CLIENT_PREFIX] {
+                assert!(prefix.len() + name.len() <= MAX_NAME_LEN, "{prefix}{name}");
+            }
+            let (server_part, rest) = name.split_once("__").unwrap_or_else(|| panic!("{name} keeps `__`"));
+            assert!(server.starts_with(server_part) && server_part.len() >= SERVER_KEEP.min(server.len()), "{name}");
+            let tool_part = rest.rsplit_once('_').map_or(rest, |(t, _)| t);
+            assert!(tool_part.len() >= 8.min(tool.len()) && tool.starts_with(tool_part), "{name}: the tool is kept");
+            assert_eq!(name, exposed_name(server, tool, true), "stable");
+        }
+        assert_eq!(
+            exposed_name("filesystem-readonly-projects", "list_directory_with_sizes", true),
+            format!(
+                "filesystem-readon__list_directory_wit_{}",
+                short_hash("filesystem-readonly-projects/list_directory_with_sizes")
+            )
+        );
+        // Two tools of a long-named server that differ only at their end.
+        let a = exposed_name("filesystem-readonly-projects", "list_directory_with_sizes", true);
+        let b = exposed_name("filesystem-readonly-projects", "list_directory_with_times", true);
+        assert_ne!(a, b);
     }
 
     #[test]
@@ -369,7 +441,7 @@ mod tests {
         assert_eq!(names.iter().collect::<HashSet<_>>().len(), 3, "{names:?}");
         assert_eq!(names[0], "read_file");
         for name in &names {
-            assert!(name.len() <= MAX_NAME_LEN);
+            assert!(name.len() <= NAME_BUDGET);
         }
         assert_eq!(catalog.tool(names[0]), Some(&Target { server: "a".into(), name: "read.file".into() }));
         assert_eq!(catalog.tool(names[1]), Some(&Target { server: "a".into(), name: "read_file".into() }));

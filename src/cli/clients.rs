@@ -200,13 +200,17 @@ pub fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
 
 pub fn setup(args: SetupArgs) -> anyhow::Result<ExitCode> {
     let env = Env::from_process().context("finding the current directory")?;
-    let command = clients::setup::connect_command();
+    let command = match args.scope {
+        clients::Scope::Project => clients::setup::shared_connect_command(),
+        clients::Scope::User => clients::setup::connect_command(),
+    };
+    let connect_args = clients::setup::connect_args();
     if args.print {
-        print!("{}", clients::setup::snippet(args.client, args.scope, &env, &command)?);
+        print!("{}", clients::setup::snippet(args.client, args.scope, &env, &command, &connect_args)?);
         return Ok(ExitCode::SUCCESS);
     }
     let config = paths::config_location(args.config.as_deref()).path;
-    let mut plan = clients::setup::plan(args.client, args.scope, &config, &env, &command)?;
+    let mut plan = clients::setup::plan(args.client, args.scope, &config, &env, &command, &connect_args)?;
     if args.apply.json {
         if args.apply.yes && !args.apply.dry_run {
             clients::setup::apply(&mut plan)?;
@@ -229,5 +233,9 @@ pub fn setup(args: SetupArgs) -> anyhow::Result<ExitCode> {
         plan.backup.as_ref().map(|b| format!("; the previous version is {}", env.show(b))).unwrap_or_default(),
         plan.client
     );
+    let next = clients::setup::next_steps(plan.client, plan.scope);
+    if !next.is_empty() {
+        println!("{next}");
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -85,7 +85,7 @@ pub fn rewrite(
     source: &SourceFile,
     text: &str,
     remove: &[String],
-    add: Option<(&str, &str)>,
+    add: Option<(&str, &str, &[String])>,
 ) -> Result<String, ClientsError> {
     let mut doc: toml_edit::DocumentMut =
         text.parse().map_err(|e: toml_edit::TomlError| ClientsError::file(&source.path, e.message()))?;
@@ -100,24 +100,26 @@ pub fn rewrite(
     for name in remove {
         servers.remove(name);
     }
-    if let Some((name, command)) = add {
-        let mut table = toml_edit::Table::new();
-        table.insert("command", toml_edit::value(command));
-        table.insert("args", toml_edit::value(toml_edit::Array::new()));
-        servers.insert(name, toml_edit::Item::Table(table));
+    if let Some((name, command, args)) = add {
+        servers.insert(name, toml_edit::Item::Table(shim_table(command, args)));
     }
     Ok(doc.to_string())
 }
 
+/// `[mcp_servers.NAME]` for the shim.
+fn shim_table(command: &str, args: &[String]) -> toml_edit::Table {
+    let mut table = toml_edit::Table::new();
+    table.insert("command", toml_edit::value(command));
+    table.insert("args", toml_edit::value(args.iter().collect::<toml_edit::Array>()));
+    table
+}
+
 /// The snippet for `--print`.
-pub fn snippet(name: &str, command: &str) -> String {
+pub fn snippet(name: &str, command: &str, args: &[String]) -> String {
     let mut doc = toml_edit::DocumentMut::new();
     let mut servers = toml_edit::Table::new();
     servers.set_implicit(true);
-    let mut table = toml_edit::Table::new();
-    table.insert("command", toml_edit::value(command));
-    table.insert("args", toml_edit::value(toml_edit::Array::new()));
-    servers.insert(name, toml_edit::Item::Table(table));
+    servers.insert(name, toml_edit::Item::Table(shim_table(command, args)));
     doc.insert("mcp_servers", toml_edit::Item::Table(servers));
     doc.to_string()
 }
@@ -149,7 +151,8 @@ mod tests {
 
     #[test]
     fn rewrite_keeps_the_rest() {
-        let out = rewrite(&source(), TEXT, &["docs".into()], Some(("gateway", "/bin/mcp-gateway-connect"))).unwrap();
+        let out =
+            rewrite(&source(), TEXT, &["docs".into()], Some(("gateway", "/bin/mcp-gateway-connect", &[]))).unwrap();
         assert!(out.starts_with("# my codex\nmodel = \"o3\"\n"), "{out}");
         assert!(!out.contains("docs-mcp"));
         assert!(out.contains("[mcp_servers.remote]") && out.contains("[profiles.fast]"));

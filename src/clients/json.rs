@@ -1,5 +1,5 @@
 //! The JSON dialects' server entries (Claude Code, Cursor, VS Code, Claude
-//! Desktop), turned into the gateway's terms.
+//! Desktop, Gemini CLI), turned into the gateway's terms.
 //!
 //! Clients disagree on details: VS Code and Cursor write `${env:X}`,
 //! `${userHome}` and `${workspaceFolder}`, VS Code prompts for `${input:x}`,
@@ -118,7 +118,8 @@ fn from_json(entry: &Value, context: &Context) -> Parsed {
         return Parsed::Shim;
     }
     let kind = text("type").map(|t| t.to_ascii_lowercase());
-    let url = text("url").or_else(|| text("serverUrl"));
+    // `httpUrl`: Gemini CLI's key for a Streamable HTTP server (its `url` is SSE).
+    let url = text("url").or_else(|| text("serverUrl")).or_else(|| text("httpUrl"));
     let remote = match kind.as_deref() {
         Some("stdio") => false,
         Some("http" | "streamable-http" | "streamablehttp" | "sse") => true,

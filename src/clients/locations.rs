@@ -106,6 +106,9 @@ pub fn file_for(client: Client, scope: Scope, env: &Env) -> Option<SourceFile> {
             (app_config(env).join("Claude/claude_desktop_config.json"), Format::McpServers)
         }
         (Client::ClaudeDesktop, Scope::Project) => return None,
+        // Gemini CLI merges the project's `.gemini/settings.json` over the user's.
+        (Client::GeminiCli, Scope::User) => (env.home.join(".gemini/settings.json"), Format::McpServers),
+        (Client::GeminiCli, Scope::Project) => (env.cwd.join(".gemini/settings.json"), Format::McpServers),
     };
     Some(SourceFile { client, scope, path, format })
 }

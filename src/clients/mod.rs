@@ -44,11 +44,12 @@ pub enum Client {
     Codex,
     Vscode,
     ClaudeDesktop,
+    GeminiCli,
 }
 
 impl Client {
-    pub const ALL: [Client; 5] =
-        [Client::ClaudeCode, Client::Cursor, Client::Codex, Client::Vscode, Client::ClaudeDesktop];
+    pub const ALL: [Client; 6] =
+        [Client::ClaudeCode, Client::Cursor, Client::Codex, Client::Vscode, Client::ClaudeDesktop, Client::GeminiCli];
 
     /// The name used on the command line and in messages.
     pub fn name(self) -> &'static str {
@@ -58,6 +59,7 @@ impl Client {
             Client::Codex => "codex",
             Client::Vscode => "vscode",
             Client::ClaudeDesktop => "claude-desktop",
+            Client::GeminiCli => "gemini-cli",
         }
     }
 }

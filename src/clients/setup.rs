@@ -14,6 +14,7 @@ use super::entry::{self, Parsed};
 use super::import::{load_gateway, served_by};
 use super::locations::{self, Env, Format, SourceFile};
 use super::{Client, ClientsError, Scope, codex, jsonc};
+use crate::paths;
 
 /// The name of the entry `setup` adds (`mcp-gateway` when a server already has it).
 pub const ENTRY_NAME: &str = "gateway";
@@ -46,6 +47,8 @@ pub struct SetupPlan {
     /// An entry that already runs the shim.
     pub existing: Option<String>,
     pub command: String,
+    /// The shim's arguments (`--socket PATH` for a socket a client's shim would not find by itself).
+    pub args: Vec<String>,
     pub removed: Vec<Removed>,
     pub kept: Vec<Kept>,
     /// Entries the gateway serves in the client's file of the other scope (not touched).
@@ -77,11 +80,63 @@ pub fn connect_command() -> String {
         .map_or_else(|| entry::SHIM.to_string(), |shim| shim.display().to_string())
 }
 
+/// The shim's arguments: `--socket PATH` when the socket this command finds
+/// (through `MCP_GATEWAY_SOCKET` or `XDG_RUNTIME_DIR`) is not the one a shim
+/// with none of those variables finds ([`paths::default_socket_path`]).
+/// Clients choose what their servers' environment holds (Codex passes a short
+/// whitelist, the TypeScript SDK less), so the entry itself has to say where
+/// the daemon is, or the shim would start a second daemon elsewhere.
+pub fn connect_args() -> Vec<String> {
+    let socket = paths::socket_path(None);
+    if socket == paths::default_socket_path() {
+        Vec::new()
+    } else {
+        vec!["--socket".into(), socket.display().to_string()]
+    }
+}
+
+/// The shim's command for a project's file, which others share (it is usually
+/// committed): the bare `mcp-gateway-connect` when `PATH` finds this very
+/// shim, so the file works on every machine where the gateway is installed;
+/// else the absolute path, as in the user's own file.
+pub fn shared_connect_command() -> String {
+    let own = connect_command();
+    let found = std::env::var_os("PATH")
+        .and_then(|path| std::env::split_paths(&path).map(|dir| dir.join(entry::SHIM)).find(|c| c.is_file()))
+        .and_then(|shim| std::fs::canonicalize(shim).ok());
+    match found {
+        Some(found) if own == entry::SHIM || Path::new(&own) == found => entry::SHIM.to_string(),
+        _ => own,
+    }
+}
+
 /// The client's entry for the shim.
-fn shim_entry(client: Client, command: &str) -> Value {
+fn shim_entry(client: Client, command: &str, args: &[String]) -> Value {
     match client {
-        Client::ClaudeCode | Client::Vscode => json!({"type": "stdio", "command": command, "args": []}),
-        Client::Cursor | Client::ClaudeDesktop | Client::Codex => json!({"command": command, "args": []}),
+        Client::ClaudeCode | Client::Vscode => json!({"type": "stdio", "command": command, "args": args}),
+        Client::Cursor | Client::ClaudeDesktop | Client::Codex | Client::GeminiCli => {
+            json!({"command": command, "args": args})
+        }
+    }
+}
+
+/// What the user still has to do after `setup` before the client uses the
+/// gateway (each client has its own rule for servers it was just given).
+pub fn next_steps(client: Client, scope: Scope) -> &'static str {
+    match (client, scope) {
+        (Client::ClaudeCode, Scope::Project) => {
+            "Claude Code asks before it uses a project's .mcp.json servers: start `claude` in this directory and \
+             approve `gateway` (until then `claude mcp list` shows it as pending approval)."
+        }
+        (Client::GeminiCli, _) => {
+            "Gemini CLI starts MCP servers only in folders you trust: run `gemini` in your project and trust it \
+             (or list it in ~/.gemini/trustedFolders.json); `gemini mcp list` shows `gateway` as Connected once it does."
+        }
+        (Client::Codex, _) => {
+            "Codex starts servers with only a few of your variables (HOME, PATH, …): put the credentials the \
+             gateway's servers need in the gateway .env (`mcp-gateway import` does), not in your shell."
+        }
+        _ => "",
     }
 }
 
@@ -95,13 +150,19 @@ fn servers_key(format: Format) -> &'static str {
 }
 
 /// What to paste into the client's config by hand (`--print`).
-pub fn snippet(client: Client, scope: Scope, env: &Env, command: &str) -> Result<String, ClientsError> {
+pub fn snippet(
+    client: Client,
+    scope: Scope,
+    env: &Env,
+    command: &str,
+    args: &[String],
+) -> Result<String, ClientsError> {
     let file = target(client, scope, env)?;
     let body = if file.format == Format::CodexToml {
-        codex::snippet(ENTRY_NAME, command)
+        codex::snippet(ENTRY_NAME, command, args)
     } else {
         let mut servers = serde_json::Map::new();
-        servers.insert(ENTRY_NAME.into(), shim_entry(client, command));
+        servers.insert(ENTRY_NAME.into(), shim_entry(client, command, args));
         let mut top = serde_json::Map::new();
         top.insert(servers_key(file.format).into(), Value::Object(servers));
         jsonc::render(&Value::Object(top), "  ")
@@ -110,7 +171,14 @@ pub fn snippet(client: Client, scope: Scope, env: &Env, command: &str) -> Result
 }
 
 /// Works out the rewrite of the client's file for `scope`.
-pub fn plan(client: Client, scope: Scope, config: &Path, env: &Env, command: &str) -> Result<SetupPlan, ClientsError> {
+pub fn plan(
+    client: Client,
+    scope: Scope,
+    config: &Path,
+    env: &Env,
+    command: &str,
+    args: &[String],
+) -> Result<SetupPlan, ClientsError> {
     let file = target(client, scope, env)?;
     let (mut servers, dotenv) = load_gateway(config)?;
     // A disabled server is not served: its client entry stays.
@@ -124,6 +192,7 @@ pub fn plan(client: Client, scope: Scope, config: &Path, env: &Env, command: &st
         added: None,
         existing: None,
         command: command.to_string(),
+        args: args.to_vec(),
         removed: Vec::new(),
         kept: Vec::new(),
         other_scope: Vec::new(),
@@ -170,10 +239,10 @@ pub fn plan(client: Client, scope: Scope, config: &Path, env: &Env, command: &st
     let text = before.clone().unwrap_or_default();
     plan.after = if file.format == Format::CodexToml {
         let names: Vec<String> = remove.iter().map(|(_, n)| n.clone()).collect();
-        codex::rewrite(&file, &text, &names, add.map(|n| (n, command)))?
+        codex::rewrite(&file, &text, &names, add.map(|n| (n, command, args)))?
     } else {
         let parsed = jsonc::parse(&file.path, &text)?;
-        let entry = add.map(|name| (servers_key(file.format), name, shim_entry(client, command)));
+        let entry = add.map(|name| (servers_key(file.format), name, shim_entry(client, command, args)));
         if parsed.has_comments {
             // Edited in place: the comments (and trailing commas) stay.
             let add = entry.as_ref().map(|(key, name, value)| (*key, *name, value));
@@ -228,7 +297,11 @@ pub fn render(plan: &SetupPlan, env: &Env) -> String {
     } else {
         let _ = writeln!(out, "Will rewrite {file} ({} {} scope):", plan.client, plan.scope);
         if let Some(name) = &plan.added {
-            let _ = writeln!(out, "  + {name}: {}", plan.command);
+            let _ = writeln!(
+                out,
+                "  + {name}: {}",
+                std::iter::once(&plan.command).chain(&plan.args).cloned().collect::<Vec<_>>().join(" ")
+            );
         }
         if let Some(name) = &plan.existing {
             let _ = writeln!(out, "  = {name}: already runs mcp-gateway-connect");

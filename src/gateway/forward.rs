@@ -39,7 +39,24 @@ impl Gateway {
     ) -> Result<Arc<Backend>, BackendError> {
         let (mut identity, resolved) = self.resolve(server, config, session)?;
         identity.lane = lane;
-        let backend = self.pool.get(&identity, config, &resolved, self.listed_era(server, config)).await?;
+        let backend = match self.pool.running(&identity) {
+            Some(backend) => backend,
+            // A start runs on a task of its own, so that it goes on when the
+            // caller that triggered it gives up (it cancels, or its client
+            // leaves): others may be waiting for the same instance, and a
+            // killed start made each of them pay for a second one (a short
+            // `codex exec` went ahead with no gateway tools meanwhile).
+            None => {
+                let gateway = self.clone();
+                let config = config.clone();
+                let era = self.listed_era(server, &config);
+                let start = async move { gateway.pool.get(&identity, &config, &resolved, era).await };
+                tokio::spawn(tracing::Instrument::in_current_span(start)).await.map_err(|e| BackendError::Spawn {
+                    server: server.to_string(),
+                    reason: format!("the start did not finish: {e}"),
+                })??
+            }
+        };
         if backend.first_use() {
             self.attach_listeners(&backend);
         }

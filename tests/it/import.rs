@@ -317,6 +317,10 @@ fn setup_rewrites_each_client_format_and_keeps_the_rest() {
     let world = World::new();
     world.ok(&["import", "--yes"]);
     let connect = Path::new(DAEMON).with_file_name("mcp-gateway-connect").display().to_string();
+    // The test's socket is not the one a shim finds with no gateway variables,
+    // so every entry names it.
+    let socket = world.gw.socket.display().to_string();
+    let args = json!(["--socket", socket]);
 
     // Claude Code, user scope: its shim entry `gw` is kept, served servers go,
     // in the top level and in this project's local servers; the rest stays.
@@ -338,7 +342,7 @@ fn setup_rewrites_each_client_format_and_keeps_the_rest() {
     world.ok(&["setup", "claude-code", "--scope", "project", "--yes"]);
     assert_eq!(
         world.json(&mcp_json),
-        json!({"mcpServers": {"gateway": {"type": "stdio", "command": connect, "args": []}}})
+        json!({"mcpServers": {"gateway": {"type": "stdio", "command": connect, "args": args}}})
     );
     assert_eq!(std::fs::read_to_string(backup_of(&mcp_json)).unwrap(), original(&world, ".mcp.json", false));
 
@@ -356,7 +360,10 @@ fn setup_rewrites_each_client_format_and_keeps_the_rest() {
     let text = std::fs::read_to_string(&codex).unwrap();
     assert!(text.starts_with("# Codex settings\nmodel = \"o3\"\napproval_policy = \"on-request\"\n"), "{text}");
     assert!(text.contains("# a faster model for small things\n[profiles.fast]\nmodel = \"o4-mini\""), "{text}");
-    assert!(text.contains(&format!("[mcp_servers.gateway]\ncommand = \"{connect}\"\nargs = []")), "{text}");
+    assert!(
+        text.contains(&format!("[mcp_servers.gateway]\ncommand = \"{connect}\"\nargs = [\"--socket\", \"{socket}\"]")),
+        "{text}"
+    );
     for gone in ["mcp_servers.fetch", "mcp_servers.sentry", "mcp_servers.brave", "BSAfixture"] {
         assert!(!text.contains(gone), "{gone} is still in:\n{text}");
     }
@@ -369,13 +376,13 @@ fn setup_rewrites_each_client_format_and_keeps_the_rest() {
     let value = world.json(&vscode);
     assert_eq!(value["inputs"][0]["id"], "perplexity-key");
     assert_eq!(value["servers"].as_object().unwrap().keys().collect::<Vec<_>>(), ["legacy", "gateway"]);
-    assert_eq!(value["servers"]["gateway"], json!({"type": "stdio", "command": connect, "args": []}));
+    assert_eq!(value["servers"]["gateway"], json!({"type": "stdio", "command": connect, "args": args}));
 
     // Claude Desktop.
     let desktop = world.user.join(".config/Claude/claude_desktop_config.json");
     world.ok(&["setup", "claude-desktop", "--yes"]);
     let value = world.json(&desktop);
-    assert_eq!(value["mcpServers"], json!({"gateway": {"command": connect, "args": []}}));
+    assert_eq!(value["mcpServers"], json!({"gateway": {"command": connect, "args": args}}));
     assert_eq!(value["globalShortcut"], "Ctrl+Space");
 
     // No rewritten client file holds a secret any more (the backups are the originals).
@@ -419,12 +426,17 @@ fn print_and_dry_run_write_nothing() {
     world.ok(&["import", "--yes"]);
     let before = world.snapshot();
     let connect = Path::new(DAEMON).with_file_name("mcp-gateway-connect").display().to_string();
+    let socket = world.gw.socket.display().to_string();
+    let args = json!(["--socket", socket]);
     let codex = world.ok(&["setup", "codex", "--print"]);
-    assert!(codex.contains(&format!("[mcp_servers.gateway]\ncommand = \"{connect}\"\nargs = []")), "{codex}");
+    assert!(
+        codex.contains(&format!("[mcp_servers.gateway]\ncommand = \"{connect}\"\nargs = [\"--socket\", \"{socket}\"]")),
+        "{codex}"
+    );
     let cursor = world.ok(&["setup", "cursor", "--scope", "project", "--print"]);
     let json_part = &cursor[cursor.find('{').unwrap()..];
     let value: Value = serde_json::from_str(json_part).unwrap();
-    assert_eq!(value, json!({"mcpServers": {"gateway": {"command": connect, "args": []}}}));
+    assert_eq!(value, json!({"mcpServers": {"gateway": {"command": connect, "args": args}}}));
     let vscode = world.ok(&["setup", "vscode", "--print"]);
     assert!(vscode.contains("\"servers\"") && vscode.contains("\"type\": \"stdio\""), "{vscode}");
     let dry = world.ok(&["setup", "claude-desktop", "--dry-run"]);
@@ -525,4 +537,24 @@ fn an_imported_server_runs_through_the_gateway() {
     assert_eq!(first_text(&reply), SECRETS[3]);
     let reply = client.call_tool(json!(2), "tool__echo", json!({"message": "hi"}));
     assert_eq!(first_text(&reply), "imported: hi");
+}
+
+/// A project's file is shared (usually committed): when PATH finds the shim,
+/// `setup --scope project` writes its bare name, not this machine's path.
+#[test]
+fn setup_for_a_project_writes_the_shim_by_name_when_path_finds_it() {
+    let world = World::new();
+    let bin = Path::new(DAEMON).parent().unwrap().display().to_string();
+    let out = world
+        .gw
+        .command(DAEMON)
+        .args(["setup", "cursor", "--scope", "project", "--yes"])
+        .env("HOME", &world.user)
+        .env("PATH", format!("{bin}:{}", std::env::var("PATH").unwrap_or_default()))
+        .current_dir(&world.project)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let value = world.json(&world.project.join(".cursor/mcp.json"));
+    assert_eq!(value["mcpServers"]["gateway"]["command"], "mcp-gateway-connect", "{value}");
 }

@@ -28,6 +28,7 @@ mod modern;
 mod multiplexing;
 mod packaging;
 mod readme;
+mod real_clients;
 mod reload;
 mod remote;
 mod restart;

@@ -372,3 +372,25 @@ fn a_per_workspace_filesystem_server_is_given_its_workspace_as_root() {
 fn with_no(messages: &[Value], method: &str) -> bool {
     messages.iter().all(|m| m["method"] != method)
 }
+
+/// A daemon a shim starts keeps the user's session of that terminal's
+/// environment, not its private variables: the shared backends inherit the
+/// daemon's environment, and another terminal must not read the first one's
+/// secret through them (issue 19: server-everything's `get-env`).
+#[test]
+fn an_autostarted_daemon_keeps_the_terminals_secrets_from_shared_backends() {
+    let gw = TestGateway::with_servers(&[("fx", fixture_server("fx"))]);
+    let mut first = gw.client_full(&[], gw.dir.path(), &[("TERMINAL_ONE_SECRET", "hunter2-value")]);
+    first.initialize();
+    assert!(gw.daemon_log().contains("listening"), "the first shim started the daemon: {}", gw.daemon_log());
+    let mut second = gw.client_full(&["--no-autostart"], gw.dir.path(), &[]);
+    second.initialize();
+    let reply = second.call_tool(json!(1), "fx__env", json!({"name": "TERMINAL_ONE_SECRET"}));
+    assert_eq!(first_text(&reply), "<unset>", "another terminal reads the first one's variable: {reply}");
+    // The first terminal's own calls do not get it either: the server does not name it.
+    let reply = first.call_tool(json!(2), "fx__env", json!({"name": "TERMINAL_ONE_SECRET"}));
+    assert_eq!(first_text(&reply), "<unset>");
+    // What the daemon needs of the session it keeps: the backend found python3 on PATH, in HOME.
+    let reply = second.call_tool(json!(3), "fx__env", json!({"name": "HOME"}));
+    assert_eq!(first_text(&reply), std::env::var("HOME").unwrap_or_default());
+}

@@ -218,3 +218,41 @@ fn a_crash_after_a_healthy_run_restarts_at_once_again() {
     let reply = client.call_tool(json!("last"), "fx__echo", json!({"message": "again"}));
     assert_eq!(first_text(&reply), "healthy: again", "{reply}");
 }
+
+/// A start that another session waits for goes on when the session that
+/// triggered it leaves: the waiting one is served by that one start, not
+/// by a second (issue 19: the second client paid the start twice).
+#[test]
+fn a_start_another_session_waits_for_goes_on_when_its_caller_leaves() {
+    let mut gw = TestGateway::with_servers(&[("slow", fixture_server("slowstart-2"))]);
+    gw.start();
+    let slow = |gw: &TestGateway| {
+        status(gw)["backends"].as_array().unwrap().iter().find(|b| b["server"] == "slow").cloned().unwrap()
+    };
+    // Listed once and stopped: the next call starts it on the call's own path
+    // (a first listing's start is the listing's, whoever asked).
+    let mut warm = gw.client();
+    warm.initialize();
+    let reply = warm.call_tool(json!(0), "slow__echo", json!({"message": "warm"}));
+    assert!(first_text(&reply).contains("warm"), "{reply}");
+    drop(warm);
+    let pid = slow(&gw)["pid"].as_i64().unwrap();
+    signal(pid as i32, nix::sys::signal::Signal::SIGKILL);
+    assert!(wait_until(TIMEOUT, || gw.count("slowstart") == 0));
+    let before = slow(&gw)["restarts"].as_u64().unwrap();
+
+    let mut first = gw.client();
+    first.initialize();
+    first.send(&json!({"jsonrpc":"2.0","id":"a","method":"tools/call","params":{"name":"slow__echo","arguments":{"message":"first"}}}));
+    assert!(wait_until(TIMEOUT, || gw.count("slowstart") >= 1), "the start began");
+    let mut second = gw.client();
+    second.initialize();
+    second.send(&json!({"jsonrpc":"2.0","id":"b","method":"tools/call","params":{"name":"slow__echo","arguments":{"message":"second"}}}));
+    // The caller that triggered the start leaves while it is under way.
+    drop(first);
+    let reply = second.response(&json!("b"));
+    assert!(first_text(&reply).contains("second"), "{reply}");
+    let after = slow(&gw);
+    assert_eq!(after["restarts"].as_u64().unwrap(), before + 1, "one start served the waiting session: {after:#}");
+    assert_eq!(gw.count("slowstart"), 1, "{:?}", gw.processes());
+}

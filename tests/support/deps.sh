@@ -9,6 +9,9 @@
 #                  the MCP reference servers and the conformance suite, all at
 #                  exact versions
 #   <cache>/bin    node, npm, npx, all running on that Node 22
+#   <cache>/clients  a second npm project: the AI clients the real-client tests
+#                  drive (Claude Code, Codex CLI, Gemini CLI), at exact versions;
+#                  apart from <cache>/npm so that a new client pin reinstalls only them
 #   <cache>/venv   a Python venv with the `mcp` SDK (and its dependencies pinned)
 #   <cache>/env    the KEY=VALUE lines, printed as they are on every later run
 #
@@ -27,6 +30,11 @@ FILESYSTEM_VERSION=2026.8.31
 # tests/it/conformance.rs runs. It needs Node 22, which is what runs it here.
 CONFORMANCE_VERSION=0.2.0-alpha.12
 PYTHON_MCP_VERSION=2.3.0
+# The clients tests/it/real_clients.rs drives (all run on Node 22; Claude Code
+# and Codex bring their native binary in a per-platform optional dependency).
+CLAUDE_CODE_VERSION=2.1.332
+CODEX_VERSION=0.171.0
+GEMINI_CLI_VERSION=0.61.0
 # Everything `mcp` pulls in, as resolved for it, so a new release of a
 # dependency cannot change the client under the tests.
 PYTHON_CONSTRAINTS="
@@ -94,13 +102,15 @@ CACHE="$(cd "$CACHE" && pwd -P)"
 NPM_DIR="$CACHE/npm"
 BIN_DIR="$CACHE/bin"
 VENV="$CACHE/venv"
+CLIENTS_DIR="$CACHE/clients"
 ENV_FILE="$CACHE/env"
 STAMP="$CACHE/.stamp"
 NODE_REAL="$NPM_DIR/node_modules/$NODE_PKG/bin/node"
 
 NPM_PINS="layout=$LAYOUT $NODE_PKG=$NODE_VERSION npm=$NPM_VERSION everything=$EVERYTHING_VERSION memory=$MEMORY_VERSION filesystem=$FILESYSTEM_VERSION conformance=$CONFORMANCE_VERSION"
 PY_PINS="layout=$LAYOUT mcp=$PYTHON_MCP_VERSION $(tr '\n' ' ' <<<"$PYTHON_CONSTRAINTS")"
-ALL_PINS="$NPM_PINS | $PY_PINS"
+CLIENT_PINS="layout=$LAYOUT claude-code=$CLAUDE_CODE_VERSION codex=$CODEX_VERSION gemini-cli=$GEMINI_CLI_VERSION"
+ALL_PINS="$NPM_PINS | $PY_PINS | $CLIENT_PINS"
 
 # Whether the cache holds exactly these pins and every path it names still exists.
 installed() {
@@ -283,11 +293,50 @@ PY
   echo "$PY_PINS" >"$VENV/.stamp"
 }
 
+# The AI clients, each checked with `--version` (which also proves the native
+# binary of Claude Code and Codex was installed for this platform).
+install_clients() {
+  if [ "$(cat "$CLIENTS_DIR/.stamp" 2>/dev/null || true)" = "$CLIENT_PINS" ] && [ -x "$CLIENTS_DIR/node_modules/.bin/claude" ]; then
+    return
+  fi
+  log "clients: installing Claude Code $CLAUDE_CODE_VERSION, Codex $CODEX_VERSION and Gemini CLI $GEMINI_CLI_VERSION into $CLIENTS_DIR"
+  rm -rf "$CLIENTS_DIR"
+  mkdir -p "$CLIENTS_DIR"
+  cat >"$CLIENTS_DIR/package.json" <<JSON
+{
+  "name": "mcp-gateway-test-clients",
+  "private": true,
+  "description": "The AI clients mcp-gateway's real-client tests drive, installed by tests/support/deps.sh",
+  "dependencies": {
+    "@anthropic-ai/claude-code": "$CLAUDE_CODE_VERSION",
+    "@openai/codex": "$CODEX_VERSION",
+    "@google/gemini-cli": "$GEMINI_CLI_VERSION"
+  }
+}
+JSON
+  printf 'fund=false\naudit=false\nupdate-notifier=false\n' >"$CLIENTS_DIR/.npmrc"
+  (cd "$CLIENTS_DIR" && PATH="$BIN_DIR:$PATH" npm install --no-audit --no-fund --no-update-notifier --save-exact 9>&-) ||
+    die "npm install of the clients failed in $CLIENTS_DIR"
+  local tool want got
+  for tool in claude:$CLAUDE_CODE_VERSION codex:$CODEX_VERSION gemini:$GEMINI_CLI_VERSION; do
+    want="${tool#*:}"
+    tool="${tool%%:*}"
+    got="$(cd / && HOME="$CLIENTS_DIR" PATH="$BIN_DIR:$PATH" "$CLIENTS_DIR/node_modules/.bin/$tool" --version 9>&- </dev/null)" ||
+      die "$tool --version failed"
+    case "$got" in
+      *"$want"*) log "ok: $tool $got" ;;
+      *) die "$tool --version printed $got, not $want" ;;
+    esac
+  done
+  echo "$CLIENT_PINS" >"$CLIENTS_DIR/.stamp"
+}
+
 install_all() {
   local start=$SECONDS
   rm -f "$STAMP" "$CACHE/.installed" # .installed: the stamp of layout 1
   install_npm
   install_venv
+  install_clients
   {
     echo "MCP_TEST_BIN_DIR=$BIN_DIR"
     echo "MCP_TEST_NODE=$BIN_DIR/node"
@@ -297,6 +346,9 @@ install_all() {
     echo "MCP_TEST_FILESYSTEM_JS=$(entry_js @modelcontextprotocol/server-filesystem)"
     echo "MCP_TEST_CONFORMANCE_JS=$(entry_js @modelcontextprotocol/conformance)"
     echo "MCP_TEST_PYTHON=$VENV/bin/python"
+    echo "MCP_TEST_CLAUDE=$CLIENTS_DIR/node_modules/.bin/claude"
+    echo "MCP_TEST_CODEX=$CLIENTS_DIR/node_modules/.bin/codex"
+    echo "MCP_TEST_GEMINI=$CLIENTS_DIR/node_modules/.bin/gemini"
   } >"$ENV_FILE.tmp"
   mv "$ENV_FILE.tmp" "$ENV_FILE"
   echo "$ALL_PINS" >"$STAMP"
