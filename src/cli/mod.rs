@@ -97,6 +97,11 @@ pub enum Command {
         #[command(flatten)]
         socket: SocketArg,
     },
+    /// Log in to remote servers that need OAuth, see their logins, forget them
+    /// (all through the daemon, which keeps and refreshes the tokens for every
+    /// terminal).
+    #[command(subcommand)]
+    Auth(AuthCommand),
     /// Stop the running daemon (its backends are stopped with it).
     Stop {
         #[command(flatten)]
@@ -231,6 +236,37 @@ pub enum ServersCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum AuthCommand {
+    /// Log in to a remote server: the daemon discovers its authorization
+    /// server, opens the browser (`$MCP_GATEWAY_BROWSER`, else `$BROWSER`,
+    /// else `xdg-open`/`open`, given the URL) and waits for it to come back.
+    Login {
+        /// The server, as named in the config.
+        server: String,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// Each remote server's login: state, issuer, scopes, expiry, how the
+    /// gateway is registered (never a token).
+    Status {
+        /// Only this server.
+        server: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// Forget a server's tokens (the next call needs a login again).
+    Logout {
+        /// The server, as named in the config.
+        server: String,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum ServiceCommand {
     /// Write the service files with this binary's absolute path and enable the socket.
     Install {
@@ -288,6 +324,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Auth(command) => auth(command),
         Command::Stop { socket } => {
             let socket = socket.path();
             // Left before asking, so every shim that sees its connection close
@@ -375,4 +412,50 @@ fn serve(config: Option<PathBuf>, socket: Option<PathBuf>) -> anyhow::Result<Exi
     // Backends are stopped already; do not wait for stray blocking tasks.
     runtime.shutdown_timeout(Duration::from_secs(1));
     Ok(ExitCode::SUCCESS)
+}
+
+/// `mcp-gateway auth …`.
+fn auth(command: AuthCommand) -> anyhow::Result<ExitCode> {
+    use serde_json::json;
+    match command {
+        AuthCommand::Login { server, socket } => {
+            eprintln!("logging in to `{server}`: finish in the browser that opens (waiting up to 5 minutes)");
+            let wait = std::time::Duration::from_secs(330);
+            let answer = control::request_here(&socket.path(), "auth-login", json!({ "server": server }), wait)?;
+            let answer = answer.unwrap_or_default();
+            println!("logged in to `{server}` (issuer {})", answer["issuer"].as_str().unwrap_or("unknown"));
+            Ok(ExitCode::SUCCESS)
+        }
+        AuthCommand::Status { server, json, socket } => {
+            let args = server.as_ref().map(|s| json!({ "server": s })).unwrap_or_default();
+            let wait = std::time::Duration::from_secs(10);
+            let answer = control::request_here(&socket.path(), "auth-status", args, wait)?.unwrap_or_default();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&answer)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            for row in answer["servers"].as_array().into_iter().flatten() {
+                let text = |key: &str| row[key].as_str().unwrap_or("-").to_string();
+                let expires = row["expires_in_secs"].as_u64().map(|s| format!("{s} s")).unwrap_or_else(|| "-".into());
+                println!(
+                    "{}\t{}\tissuer {}\tscopes {}\texpires in {expires}\tregistration {}",
+                    text("server"),
+                    text("state"),
+                    text("issuer"),
+                    text("scopes"),
+                    text("registration")
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AuthCommand::Logout { server, socket } => {
+            let wait = std::time::Duration::from_secs(30);
+            let answer = control::request_here(&socket.path(), "auth-logout", json!({ "server": server }), wait)?;
+            match answer.and_then(|a| a["forgotten"].as_bool()) {
+                Some(true) => println!("forgot the login to `{server}`"),
+                _ => println!("`{server}` had no login to forget"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }

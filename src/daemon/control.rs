@@ -8,18 +8,20 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use crate::gateway::Gateway;
-use crate::preamble::PreambleReply;
+use crate::gateway::{Asker, Gateway};
+use crate::preamble::{Preamble, PreambleReply};
 
 /// Serves one control command on the daemon side.
 pub async fn handle<W: AsyncWrite + Unpin>(
     gateway: &Arc<Gateway>,
     command: &str,
-    args: &Value,
+    preamble: &Preamble,
     mut write: W,
     shutdown: CancellationToken,
 ) {
+    let args = &preamble.args;
     let server = args.get("server").and_then(Value::as_str);
+    let asker = Asker { cwd: preamble.cwd.as_deref(), env: preamble.env.clone() };
     let (reply, body) = match (command, server) {
         ("status", _) => (PreambleReply::accepted(None), Some(gateway.status())),
         ("stop", _) => (PreambleReply::accepted(None), None),
@@ -37,6 +39,21 @@ pub async fn handle<W: AsyncWrite + Unpin>(
             Ok(logs) => (PreambleReply::accepted(None), Some(logs)),
             Err(e) => (PreambleReply::refused(e), None),
         },
+        ("auth-login", Some(server)) => match gateway.auth_login(server, &asker).await {
+            Ok(status) => (PreambleReply::accepted(None), Some(status)),
+            Err(e) => (PreambleReply::refused(e), None),
+        },
+        ("auth-status", server) => match gateway.auth_status(server, &asker) {
+            Ok(status) => (PreambleReply::accepted(None), Some(status)),
+            Err(e) => (PreambleReply::refused(e), None),
+        },
+        ("auth-logout", Some(server)) => match gateway.auth_logout(server, &asker).await {
+            Ok(answer) => (PreambleReply::accepted(None), Some(answer)),
+            Err(e) => (PreambleReply::refused(e), None),
+        },
+        ("auth-login" | "auth-logout", None) => {
+            (PreambleReply::refused(format!("`{command}` needs a server name")), None)
+        }
         ("restart", None) => (PreambleReply::refused("`restart` needs a server name"), None),
         (other, _) => (
             PreambleReply::refused(format!(

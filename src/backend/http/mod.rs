@@ -73,6 +73,9 @@ struct RemoteConnection {
     open_streams: modern::OpenStreams,
     /// A modern server's `x-mcp-header` annotations (see [`modern`]).
     param_headers: modern::ParamHeaders,
+    /// The OAuth credential sent as `Authorization: Bearer`, when the server
+    /// has no static `Authorization` header.
+    oauth: Option<crate::oauth::Binding>,
 }
 
 /// Where an event stream ended, to resume it from there.
@@ -124,9 +127,27 @@ impl RemoteConnection {
     async fn send(&self, build: impl Fn() -> reqwest::RequestBuilder) -> Result<reqwest::Response, reqwest::Error> {
         let mut pause = FIRST_RETRY;
         let mut attempt = 0;
+        let mut refreshed = false;
         loop {
+            let bearer = self.bearer().await;
+            let mut request = build();
+            if let Some(bearer) = &bearer {
+                request = request.bearer_auth(bearer);
+            }
             // reqwest's errors name the URL, credentials and all.
-            let result = build().send().await.map_err(reqwest::Error::without_url);
+            let result = request.send().await.map_err(reqwest::Error::without_url);
+            // A token the server refused: refresh it (once; another session
+            // may have done so already) and send again.
+            if let (Ok(r), Some(oauth), Some(sent)) = (&result, &self.oauth, &bearer)
+                && r.status() == reqwest::StatusCode::UNAUTHORIZED
+                && !refreshed
+            {
+                refreshed = true;
+                match oauth.manager.refresh(&oauth.target, Some(sent)).await {
+                    Ok(_) => continue,
+                    Err(e) => warn!(server = %self.server, error = %e, "the server refused the access token"),
+                }
+            }
             let wait = match &result {
                 Err(e) if e.is_connect() => Some(pause),
                 Ok(r) if matches!(r.status().as_u16(), 429 | 502 | 503 | 504) => {
@@ -148,6 +169,31 @@ impl RemoteConnection {
                 _ = tokio::time::sleep(wait) => {}
             }
             pause *= 2;
+        }
+    }
+
+    /// The access token to send, when the server is an OAuth server someone
+    /// has logged in to (refreshed first when it is about to expire).
+    async fn bearer(&self) -> Option<String> {
+        let oauth = self.oauth.as_ref()?;
+        match oauth.manager.bearer(&oauth.target).await {
+            Ok(token) => token,
+            Err(e) => {
+                warn!(server = %self.server, error = %e, "no usable access token");
+                None
+            }
+        }
+    }
+
+    /// Why a 401 fails a request: the login it needs, when the gateway can
+    /// log in to the server.
+    fn unauthorized(&self, body: &str) -> String {
+        match &self.oauth {
+            Some(oauth) => format!(
+                "the server needs a login (it answered 401 Unauthorized): run `{}`",
+                crate::oauth::login_command(&oauth.target.server)
+            ),
+            None => format!("HTTP 401 Unauthorized: {}", snippet(body)),
         }
     }
 
@@ -314,6 +360,7 @@ pub async fn connect(
         stop: CancellationToken::new(),
         open_streams: modern::OpenStreams::default(),
         param_headers: modern::ParamHeaders::default(),
+        oauth: resolved.oauth.clone(),
     });
     let (writer, lines) = mpsc::unbounded_channel();
     let backend = Arc::new(Backend::new(identity.clone(), config.clone(), None, writer));
@@ -520,6 +567,9 @@ async fn exchange(
     }
     if !status.is_success() {
         let body = response.text().await.unwrap_or_default();
+        if status == reqwest::StatusCode::UNAUTHORIZED {
+            return fail(backend, reply_id, transport.unauthorized(&body));
+        }
         return fail(backend, reply_id, format!("HTTP {status}: {}", snippet(&body)));
     }
     let each = |m: Value| dispatch(backend, handler.as_ref(), m, origin);

@@ -239,6 +239,7 @@ async fn exchange(transport: &RemoteConnection, backend: &Arc<Backend>, handler:
             // is the server's answer, to be relayed as it is.
             return match refusal_answer(&body, id.as_ref()) {
                 Some(answer) => dispatch(backend, handler, answer, origin),
+                None if status == reqwest::StatusCode::UNAUTHORIZED => fail(backend, id, transport.unauthorized(&body)),
                 None => fail(backend, id, format!("HTTP {status}: {}", snippet(&body))),
             };
         }
