@@ -98,6 +98,9 @@ impl Gateway {
             .map_err(|e| format!("logging in to `{server}`: {e}"))?;
         let grace = Duration::from_secs(self.config().shutdown_grace_secs);
         self.pool.restart_server(server, grace).await;
+        // Catalogs built while the server refused are rebuilt, and sessions
+        // told to list again: its tools are there now.
+        self.lists_changed();
         Ok(status)
     }
 

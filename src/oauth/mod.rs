@@ -135,6 +135,18 @@ fn tokens_of(answer: flow::TokenResponse, previous_refresh: Option<String>, aske
     }
 }
 
+/// The scopes of every list, each once, in the order first seen; `None` when
+/// there are none.
+fn union_of(lists: &[Option<&str>]) -> Option<String> {
+    let mut all: Vec<&str> = Vec::new();
+    for scope in lists.iter().flatten().flat_map(|l| l.split_whitespace()) {
+        if !all.contains(&scope) {
+            all.push(scope);
+        }
+    }
+    (!all.is_empty()).then(|| all.join(" "))
+}
+
 fn entry(map: &Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>, key: &str) -> Arc<tokio::sync::Mutex<()>> {
     lock(map).entry(key.to_string()).or_default().clone()
 }
@@ -155,7 +167,9 @@ impl Manager {
     /// to expire; `None` when nobody has logged in.
     pub async fn bearer(&self, target: &Target) -> Result<Option<String>, OAuthError> {
         let Some(tokens) = self.store.load(&target.key())?.and_then(|c| c.tokens) else { return Ok(None) };
-        if !expiring(&tokens) {
+        // Without a refresh token an old access token is still sent: the
+        // server says whether it is still good (a 401 makes it a login).
+        if !expiring(&tokens) || tokens.refresh_token.is_none() {
             return Ok(Some(tokens.access_token));
         }
         self.refresh(target, Some(&tokens.access_token)).await.map(Some)
@@ -175,8 +189,12 @@ impl Manager {
             return Ok(tokens.access_token);
         }
         let Some(refresh_token) = tokens.refresh_token.clone() else {
+            // The server refused the token and there is no other: forget it,
+            // so `auth status` says a login is needed.
+            credential.tokens = None;
+            self.store.save(&key, &credential)?;
             return Err(
-                self.login_required(target, "the access token is no longer valid and no refresh token was issued")
+                self.login_required(target, "the server refused the access token and no refresh token was issued")
             );
         };
         let (http, store, server) = (self.http.clone(), self.store.clone(), target.server.clone());
@@ -208,6 +226,26 @@ impl Manager {
             }
         });
         task.await.map_err(|e| OAuthError::Token(format!("the refresh stopped: {e}")))?
+    }
+
+    /// The server refused a call for want of scopes (403
+    /// `insufficient_scope`, asking for `scope`): the next login asks for
+    /// those and every scope granted before (SEP-2350).
+    pub fn need_scopes(&self, target: &Target, scope: Option<&str>) -> Result<(), OAuthError> {
+        let key = target.key();
+        let Some(mut credential) = self.store.load(&key)? else { return Ok(()) };
+        let granted = credential.tokens.as_ref().and_then(|t| t.scope.clone());
+        let wanted = union_of(&[granted.as_deref(), credential.wanted_scope.as_deref(), scope]);
+        if wanted != credential.wanted_scope {
+            credential.wanted_scope = wanted;
+            self.store.save(&key, &credential)?;
+        }
+        Ok(())
+    }
+
+    /// Whether the server asked for scopes the login did not grant.
+    pub fn wants_scopes(&self, target: &Target) -> bool {
+        self.store.load(&target.key()).ok().flatten().is_some_and(|c| c.wanted_scope.is_some())
     }
 
     fn login_required(&self, target: &Target, why: &str) -> OAuthError {
@@ -261,7 +299,13 @@ impl Manager {
         let pkce = pkce::Pkce::new();
         let callback = callback::Callback::bind(state.clone()).await?;
         let client = flow::register(&self.http, &found.metadata, &target.settings, &callback.redirect_uri).await?;
-        let scope = target.settings.scopes.as_ref().map(|s| s.join(" ")).or(found.scope.clone());
+        // The config's scopes, else the challenge's (or the metadata's) with
+        // those a 403 asked for since the last login.
+        let wanted = self.store.load(&key).ok().flatten().and_then(|c| c.wanted_scope);
+        let scope = match &target.settings.scopes {
+            Some(scopes) => Some(scopes.join(" ")),
+            None => union_of(&[found.scope.as_deref(), wanted.as_deref()]),
+        };
         let authorize = flow::authorization_url(
             &found.metadata,
             &client,

@@ -57,6 +57,10 @@ pub struct Credential {
     pub client: Client,
     /// `None` after `invalid_grant`: the registration is kept, a login is needed.
     pub tokens: Option<Tokens>,
+    /// The scopes the server asked for on a 403 `insufficient_scope` (with
+    /// those granted before): the next login asks for them all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wanted_scope: Option<String>,
 }
 
 impl Credential {
@@ -69,6 +73,7 @@ impl Credential {
             metadata,
             client,
             tokens: None,
+            wanted_scope: None,
         }
     }
 }

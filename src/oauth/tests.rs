@@ -129,3 +129,24 @@ async fn status_shows_no_token_material_and_logout_forgets() {
     assert!(manager.logout(&target()).unwrap());
     assert_eq!(manager.status(&target())["state"], "logged_out");
 }
+
+#[test]
+fn step_up_asks_for_the_union_of_scopes() {
+    assert_eq!(
+        union_of(&[Some("mcp:basic"), None, Some("mcp:basic mcp:write")]).as_deref(),
+        Some("mcp:basic mcp:write")
+    );
+    assert_eq!(union_of(&[None, Some("  ")]), None);
+    let home = tempfile::tempdir().unwrap();
+    let manager = Manager::new(home.path().join("oauth"));
+    manager.need_scopes(&target(), Some("mcp:write")).unwrap();
+    assert!(!manager.wants_scopes(&target()), "nothing stored: nothing to remember");
+    expired(&manager, "http://127.0.0.1:9/token".into());
+    let mut credential = manager.store.load(&target().key()).unwrap().unwrap();
+    credential.tokens.as_mut().unwrap().scope = Some("mcp:basic".into());
+    manager.store.save(&target().key(), &credential).unwrap();
+    manager.need_scopes(&target(), Some("mcp:basic mcp:write")).unwrap();
+    assert!(manager.wants_scopes(&target()));
+    let stored = manager.store.load(&target().key()).unwrap().unwrap();
+    assert_eq!(stored.wanted_scope.as_deref(), Some("mcp:basic mcp:write"));
+}

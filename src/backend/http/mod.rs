@@ -148,6 +148,18 @@ impl RemoteConnection {
                     Err(e) => warn!(server = %self.server, error = %e, "the server refused the access token"),
                 }
             }
+            // Too few scopes: the next login asks for more (step-up).
+            if let (Ok(r), Some(oauth)) = (&result, &self.oauth)
+                && r.status() == reqwest::StatusCode::FORBIDDEN
+            {
+                let header = r.headers().get("www-authenticate").and_then(|v| v.to_str().ok()).unwrap_or_default();
+                let challenge = crate::oauth::Challenge::parse(header);
+                if challenge.error.as_deref() == Some("insufficient_scope")
+                    && let Err(e) = oauth.manager.need_scopes(&oauth.target, challenge.scope.as_deref())
+                {
+                    warn!(server = %self.server, error = %e, "cannot record the scopes the server asked for");
+                }
+            }
             let wait = match &result {
                 Err(e) if e.is_connect() => Some(pause),
                 Ok(r) if matches!(r.status().as_u16(), 429 | 502 | 503 | 504) => {
@@ -185,15 +197,19 @@ impl RemoteConnection {
         }
     }
 
-    /// Why a 401 fails a request: the login it needs, when the gateway can
-    /// log in to the server.
-    fn unauthorized(&self, body: &str) -> String {
-        match &self.oauth {
-            Some(oauth) => format!(
-                "the server needs a login (it answered 401 Unauthorized): run `{}`",
-                crate::oauth::login_command(&oauth.target.server)
-            ),
-            None => format!("HTTP 401 Unauthorized: {}", snippet(body)),
+    /// Why a 401, or a 403 for want of scopes, fails a request: the login it
+    /// needs, when the gateway can log in to the server.
+    fn refused_for_login(&self, status: reqwest::StatusCode) -> Option<String> {
+        let oauth = self.oauth.as_ref()?;
+        let command = crate::oauth::login_command(&oauth.target.server);
+        match status {
+            reqwest::StatusCode::UNAUTHORIZED => {
+                Some(format!("the server needs a login (it answered 401 Unauthorized): run `{command}`"))
+            }
+            reqwest::StatusCode::FORBIDDEN if oauth.manager.wants_scopes(&oauth.target) => Some(format!(
+                "the server needs more scopes than the login granted (403 insufficient_scope): run `{command}`"
+            )),
+            _ => None,
         }
     }
 
@@ -567,8 +583,8 @@ async fn exchange(
     }
     if !status.is_success() {
         let body = response.text().await.unwrap_or_default();
-        if status == reqwest::StatusCode::UNAUTHORIZED {
-            return fail(backend, reply_id, transport.unauthorized(&body));
+        if let Some(reason) = transport.refused_for_login(status) {
+            return fail_for_login(backend, &message, reply_id, reason);
         }
         return fail(backend, reply_id, format!("HTTP {status}: {}", snippet(&body)));
     }
@@ -620,6 +636,24 @@ async fn exchange(
 /// The start of a body, for an error message.
 fn snippet(body: &str) -> String {
     body.chars().take(200).collect()
+}
+
+/// Answers a request the server refused for want of a login or of scopes: a
+/// tool call as a tool error (the model, and the person, read the command to
+/// run), anything else as an error.
+///
+/// The error's `data` says `loginRequired`, so the gateway's own requests
+/// (listing the server) fail rather than take the refusal for an empty list.
+fn fail_for_login(backend: &Backend, message: &Value, id: Option<Value>, reason: String) {
+    warn!(server = %backend.server, "{reason}");
+    let Some(id) = id else { return };
+    let text = format!("server `{}`: {reason}", backend.server);
+    let answer = if jsonrpc::method(message) == "tools/call" {
+        jsonrpc::result(id, json!({ "content": [{ "type": "text", "text": text }], "isError": true }))
+    } else {
+        jsonrpc::error_with_data(id, jsonrpc::INTERNAL_ERROR, text, json!({ "loginRequired": true }))
+    };
+    backend.deliver(answer);
 }
 
 /// Answers a request that could not be delivered with an error naming the server.
