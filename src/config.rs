@@ -798,6 +798,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_oauth_block_is_for_remote_servers_and_names_one_kind_of_client() {
+        let parse = |yaml: &str| Config::parse(Path::new("c.yaml"), yaml).map_err(|e| e.to_string());
+        let ok = parse(
+            "servers:\n  r:\n    url: https://x.example/mcp\n    oauth: { client_id: id, client_secret: \"${S}\", scopes: [a, b] }\n",
+        )
+        .unwrap();
+        let oauth = ok.servers["r"].oauth.clone().unwrap();
+        assert_eq!(oauth.client_secret.as_deref(), Some("${S}"));
+        assert_eq!(oauth.scopes, Some(vec!["a".to_string(), "b".to_string()]));
+        let stdio = parse("servers:\n  s:\n    command: x\n    oauth: { client_id: id }\n").unwrap_err();
+        assert!(stdio.contains("remote server"), "{stdio}");
+        let secret_alone = parse("servers:\n  r:\n    url: https://x\n    oauth: { client_secret: s }\n").unwrap_err();
+        assert!(secret_alone.contains("needs `oauth.client_id`"), "{secret_alone}");
+        let both =
+            parse("servers:\n  r:\n    url: https://x\n    oauth: { client_id: i, client_metadata_url: https://m }\n")
+                .unwrap_err();
+        assert!(both.contains("pick one"), "{both}");
+        let unknown = parse("servers:\n  r:\n    url: https://x\n    oauth: { client: i }\n").unwrap_err();
+        assert!(unknown.contains("client"), "{unknown}");
+    }
+
+    #[test]
     fn yaml_and_toml_carry_the_same_data() {
         let yaml = r#"
 servers:
