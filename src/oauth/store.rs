@@ -78,15 +78,20 @@ impl Credential {
     }
 }
 
-/// Where credentials live.
+/// What was last read or written per key (`None`: no file), so a request
+/// to a remote server does not read the disk: the daemon is the only writer.
+type Cache = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Option<Credential>>>>;
+
+/// Where credentials live. Clones share one cache.
 #[derive(Debug, Clone)]
 pub struct Store {
     dir: PathBuf,
+    cache: Cache,
 }
 
 impl Store {
     pub fn new(dir: PathBuf) -> Self {
-        Store { dir }
+        Store { dir, cache: Cache::default() }
     }
 
     pub fn dir(&self) -> &Path {
@@ -108,6 +113,15 @@ impl Store {
 
     /// The credential under `key`, if there is a readable one of this format.
     pub fn load(&self, key: &str) -> Result<Option<Credential>, OAuthError> {
+        if let Some(known) = crate::lock(&self.cache).get(key) {
+            return Ok(known.clone());
+        }
+        let loaded = self.read(key)?;
+        crate::lock(&self.cache).insert(key.to_string(), loaded.clone());
+        Ok(loaded)
+    }
+
+    fn read(&self, key: &str) -> Result<Option<Credential>, OAuthError> {
         let path = self.path(key);
         let text = match std::fs::read(&path) {
             Ok(text) => text,
@@ -146,11 +160,13 @@ impl Store {
             let _ = std::fs::remove_file(&temp);
             return Err(fail(&self.path(key), e));
         }
+        crate::lock(&self.cache).insert(key.to_string(), Some(credential.clone()));
         Ok(())
     }
 
     /// Forgets the credential under `key`; `true` when there was one.
     pub fn remove(&self, key: &str) -> Result<bool, OAuthError> {
+        crate::lock(&self.cache).insert(key.to_string(), None);
         match std::fs::remove_file(self.path(key)) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
@@ -197,6 +213,8 @@ mod tests {
         store.save(&key, &credential("two")).unwrap();
         let loaded = store.load(&key).unwrap().unwrap();
         assert_eq!(loaded.tokens.unwrap().access_token, "two");
+        let from_disk = Store::new(store.dir().to_path_buf()).load(&key).unwrap().unwrap();
+        assert_eq!(from_disk.tokens.unwrap().access_token, "two", "what is on disk, not only in memory");
         // No temporary file is left behind.
         let names: Vec<_> = std::fs::read_dir(store.dir()).unwrap().flatten().map(|e| e.file_name()).collect();
         assert_eq!(names.len(), 1, "{names:?}");
@@ -215,7 +233,8 @@ mod tests {
         store.save(&key, &credential("a")).unwrap();
         assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
         std::fs::write(store.path(&key), b"{\"access_token\": \"secret-value\"").unwrap();
-        let error = store.load(&key).unwrap_err().to_string();
+        // A store that has not seen the file (the daemon's next start).
+        let error = Store::new(dir).load(&key).unwrap_err().to_string();
         assert!(!error.contains("secret-value"), "{error}");
         assert!(error.contains(&key), "{error}");
     }

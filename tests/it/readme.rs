@@ -17,6 +17,12 @@ const NOT_RUN_HERE: &[(&str, &str)] = &[
     ("bash scripts/test.sh", "the test suite this test is part of"),
     ("claude mcp add*", "needs Claude Code; `mcp-gateway setup claude-code` writes the same entry and is run"),
     ("mcp-gateway service install", "needs a systemd user manager: tests/it/systemd.rs runs it under a real one"),
+    (
+        "mcp-gateway auth login *",
+        "needs a remote server that asks for a login, and a browser: tests/it/conformance_client.rs runs it against \
+         the conformance suite's authorization servers",
+    ),
+    ("mcp-gateway auth logout *", "forgets the login `auth login` made, which is not run here"),
 ];
 
 /// Commands whose non-zero exit is the documented answer in a sandbox.
