@@ -651,7 +651,7 @@ fn fail_for_login(backend: &Backend, message: &Value, id: Option<Value>, reason:
     let answer = if jsonrpc::method(message) == "tools/call" {
         jsonrpc::result(id, json!({ "content": [{ "type": "text", "text": text }], "isError": true }))
     } else {
-        jsonrpc::error_with_data(id, jsonrpc::INTERNAL_ERROR, text, json!({ "loginRequired": true }))
+        jsonrpc::error_with_data(id, jsonrpc::INTERNAL_ERROR, text, json!({ "loginRequired": reason }))
     };
     backend.deliver(answer);
 }
