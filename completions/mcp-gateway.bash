@@ -349,7 +349,7 @@ _mcp__gateway() {
             return 0
             ;;
         mcp__gateway__subcmd__auth__subcmd__login)
-            opts="-h --socket --help"
+            opts="-h --no-browser --socket --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -95,6 +95,7 @@ complete -c mcp-gateway -n "__fish_mcp_gateway_using_subcommand auth; and not __
 complete -c mcp-gateway -n "__fish_mcp_gateway_using_subcommand auth; and not __fish_seen_subcommand_from login status logout help" -f -a "logout" -d 'Forget a server\'s tokens (the next call needs a login again)'
 complete -c mcp-gateway -n "__fish_mcp_gateway_using_subcommand auth; and not __fish_seen_subcommand_from login status logout help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c mcp-gateway -n "__fish_mcp_gateway_using_subcommand auth; and __fish_seen_subcommand_from login" -l socket -d 'The daemon\'s socket (default: see "Files" in `mcp-gateway --help`)' -r -F
+complete -c mcp-gateway -n "__fish_mcp_gateway_using_subcommand auth; and __fish_seen_subcommand_from login" -l no-browser -d 'Open no browser: print the URL, and take the address the browser ends on (`http://127.0.0.1:…/callback?…`, pasted on stdin) when it cannot reach this machine (SSH, headless)'
 complete -c mcp-gateway -n "__fish_mcp_gateway_using_subcommand auth; and __fish_seen_subcommand_from login" -s h -l help -d 'Print help'
 complete -c mcp-gateway -n "__fish_mcp_gateway_using_subcommand auth; and __fish_seen_subcommand_from status" -l socket -d 'The daemon\'s socket (default: see "Files" in `mcp-gateway --help`)' -r -F
 complete -c mcp-gateway -n "__fish_mcp_gateway_using_subcommand auth; and __fish_seen_subcommand_from status" -l json -d 'Print JSON instead of a table'

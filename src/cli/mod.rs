@@ -243,6 +243,11 @@ pub enum AuthCommand {
     Login {
         /// The server, as named in the config.
         server: String,
+        /// Open no browser: print the URL, and take the address the browser
+        /// ends on (`http://127.0.0.1:…/callback?…`, pasted on stdin) when it
+        /// cannot reach this machine (SSH, headless).
+        #[arg(long)]
+        no_browser: bool,
         #[command(flatten)]
         socket: SocketArg,
     },
@@ -418,10 +423,25 @@ fn serve(config: Option<PathBuf>, socket: Option<PathBuf>) -> anyhow::Result<Exi
 fn auth(command: AuthCommand) -> anyhow::Result<ExitCode> {
     use serde_json::json;
     match command {
-        AuthCommand::Login { server, socket } => {
-            eprintln!("logging in to `{server}`: finish in the browser that opens (waiting up to 5 minutes)");
+        AuthCommand::Login { server, no_browser, socket } => {
             let wait = std::time::Duration::from_secs(330);
-            let answer = control::request_here(&socket.path(), "auth-login", json!({ "server": server }), wait)?;
+            let args = json!({ "server": server, "no_browser": no_browser });
+            let mut show = |url: &str| {
+                if no_browser {
+                    eprintln!(
+                        "open this URL in a browser and log in (waiting up to 5 minutes):\n\n  {url}\n\n\
+                         if the browser then cannot load the 127.0.0.1 page it is sent to, paste that page's \
+                         address here and press Enter"
+                    );
+                    std::thread::spawn(paste_callback);
+                } else {
+                    eprintln!(
+                        "logging in to `{server}`: finish in the browser that opens (waiting up to 5 minutes); \
+                         if none opens, visit:\n\n  {url}\n"
+                    );
+                }
+            };
+            let answer = control::request_here_showing(&socket.path(), "auth-login", args, wait, &mut show)?;
             let answer = answer.unwrap_or_default();
             println!("logged in to `{server}` (issuer {})", answer["issuer"].as_str().unwrap_or("unknown"));
             Ok(ExitCode::SUCCESS)
@@ -456,6 +476,28 @@ fn auth(command: AuthCommand) -> anyhow::Result<ExitCode> {
                 _ => println!("`{server}` had no login to forget"),
             }
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// `auth login --no-browser`: each pasted line that is a loopback callback
+/// address is delivered to the daemon's callback from here (the machine it
+/// listens on).
+fn paste_callback() {
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+    for line in std::io::stdin().lines().map_while(Result::ok) {
+        let Ok(url) = reqwest::Url::parse(line.trim()) else {
+            eprintln!("not an address; paste the whole http://127.0.0.1:…/callback?… line");
+            continue;
+        };
+        if url.scheme() != "http" || url.host_str() != Some("127.0.0.1") {
+            eprintln!("that is not the gateway's callback (http://127.0.0.1:…/callback?…)");
+            continue;
+        }
+        match runtime.block_on(reqwest::get(url)) {
+            Ok(r) if r.status().is_success() => return,
+            Ok(r) => eprintln!("the callback refused it (HTTP {}); paste the address again", r.status()),
+            Err(e) => eprintln!("the callback could not be reached: {}", e.without_url()),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Control commands, the daemon's side (the command line's is `crate::control`):
-//! one reply line, at most one JSON body, then the connection closes.
+//! one reply line, at most one JSON body, then the connection closes. A login
+//! (`auth-login`) may send `{"authorize_url": …}` lines before its reply.
 
 use std::sync::Arc;
 
@@ -39,10 +40,29 @@ pub async fn handle<W: AsyncWrite + Unpin>(
             Ok(logs) => (PreambleReply::accepted(None), Some(logs)),
             Err(e) => (PreambleReply::refused(e), None),
         },
-        ("auth-login", Some(server)) => match gateway.auth_login(server, &asker).await {
-            Ok(status) => (PreambleReply::accepted(None), Some(status)),
-            Err(e) => (PreambleReply::refused(e), None),
-        },
+        ("auth-login", Some(server)) => {
+            // The authorization URL goes to the command line as soon as there
+            // is one (a line of its own before the reply), for a person to
+            // open by hand when no browser does.
+            let browser = !args.get("no_browser").and_then(Value::as_bool).unwrap_or(false);
+            let (show, mut shown) = tokio::sync::mpsc::unbounded_channel();
+            let login = gateway.auth_login(server, &asker, show, browser);
+            tokio::pin!(login);
+            let result = loop {
+                tokio::select! {
+                    result = &mut login => break result,
+                    Some(url) = shown.recv() => {
+                        let mut line = serde_json::to_vec(&serde_json::json!({ "authorize_url": url })).unwrap_or_default();
+                        line.push(b'\n');
+                        let _ = write.write_all(&line).await;
+                    }
+                }
+            };
+            match result {
+                Ok(status) => (PreambleReply::accepted(None), Some(status)),
+                Err(e) => (PreambleReply::refused(e), None),
+            }
+        }
         ("auth-status", server) => match gateway.auth_status(server, &asker) {
             Ok(status) => (PreambleReply::accepted(None), Some(status)),
             Err(e) => (PreambleReply::refused(e), None),

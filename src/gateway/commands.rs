@@ -88,12 +88,24 @@ impl Gateway {
     /// `auth login SERVER`: the whole login in the daemon, the browser opened
     /// with the asker's environment; the server's instances restart so the
     /// next call uses the new token.
-    pub async fn auth_login(self: &Arc<Self>, server: &str, asker: &Asker<'_>) -> Result<Value, String> {
+    /// The authorization URL also goes to `show` (the command line prints
+    /// it); `browser: false` opens none (`--no-browser`).
+    pub async fn auth_login(
+        self: &Arc<Self>,
+        server: &str,
+        asker: &Asker<'_>,
+        show: tokio::sync::mpsc::UnboundedSender<String>,
+        browser: bool,
+    ) -> Result<Value, String> {
         let binding = self.oauth_binding(server, asker)?;
         let env = asker.env.0.clone();
+        let open = |url: &str| {
+            let _ = show.send(url.to_string());
+            if browser { crate::oauth::open(url, &env) } else { Ok(()) }
+        };
         let status = binding
             .manager
-            .login(&binding.target, |url| crate::oauth::open(url, &env), LOGIN_TIMEOUT)
+            .login(&binding.target, open, LOGIN_TIMEOUT)
             .await
             .map_err(|e| format!("logging in to `{server}`: {e}"))?;
         let grace = Duration::from_secs(self.config().shutdown_grace_secs);
