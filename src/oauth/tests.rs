@@ -150,3 +150,71 @@ fn step_up_asks_for_the_union_of_scopes() {
     let stored = manager.store.load(&target().key()).unwrap().unwrap();
     assert_eq!(stored.wanted_scope.as_deref(), Some("mcp:basic mcp:write"));
 }
+
+/// A server of bad answers: `/mcp` says 401 naming `challenge` as its
+/// metadata, `/prm` is not JSON, `/html-token` answers a page, `/500-token` fails.
+async fn bad_server(challenge_metadata: &str) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let header = format!("Bearer resource_metadata=\"{challenge_metadata}\"");
+    let router = axum::Router::new()
+        .route(
+            "/mcp",
+            axum::routing::post(move || {
+                let header = header.clone();
+                async move { (axum::http::StatusCode::UNAUTHORIZED, [("www-authenticate", header)], "") }
+            }),
+        )
+        .route("/prm", axum::routing::get(|| async { "{ not json" }))
+        .route("/html-token", axum::routing::post(|| async { "<html>access_token: no</html>" }))
+        .route("/500-token", axum::routing::post(|| async { (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "oops") }));
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    base
+}
+
+fn target_at(url: String) -> Target {
+    Target { url, ..target() }
+}
+
+#[tokio::test]
+async fn metadata_on_another_origin_or_malformed_is_refused_with_where() {
+    let home = tempfile::tempdir().unwrap();
+    let manager = Manager::new(home.path().join("oauth"));
+    let never = |_: &str| -> Result<(), String> { panic!("no browser may open") };
+
+    let elsewhere = bad_server("https://evil.example/.well-known/oauth-protected-resource").await;
+    let error = manager.login(&target_at(format!("{elsewhere}/mcp")), never, Duration::from_secs(1)).await.unwrap_err();
+    assert!(matches!(error, OAuthError::Discovery(_)) && error.to_string().contains("another origin"), "{error}");
+
+    let base = bad_server("/prm").await;
+    let error = manager.login(&target_at(format!("{base}/mcp")), never, Duration::from_secs(1)).await.unwrap_err();
+    let text = error.to_string();
+    assert!(text.contains("/prm") && text.contains("not a valid metadata document"), "{text}");
+    assert_eq!(manager.status(&target_at(format!("{base}/mcp")))["state"], "logged_out");
+}
+
+#[tokio::test]
+async fn a_token_endpoint_that_answers_html_or_fails_keeps_the_last_good_token() {
+    let base = bad_server("/prm").await;
+    let home = tempfile::tempdir().unwrap();
+    let manager = Manager::new(home.path().join("oauth"));
+    for (endpoint, unreachable) in [("html-token", false), ("500-token", true)] {
+        expired(&manager, format!("{base}/{endpoint}"));
+        let error = manager.bearer(&target()).await.unwrap_err();
+        assert_eq!(matches!(error, OAuthError::Unreachable(_)), unreachable, "{endpoint}: {error:?}");
+        assert!(!error.to_string().contains("<html>"), "a page is not quoted: {error}");
+        let kept = manager.store.load(&target().key()).unwrap().unwrap().tokens.unwrap();
+        assert_eq!(kept.refresh_token.as_deref(), Some("refresh-0"), "{endpoint}: the tokens are kept");
+    }
+}
+
+#[tokio::test]
+async fn a_second_login_to_the_same_server_waits_for_none() {
+    let home = tempfile::tempdir().unwrap();
+    let manager = Arc::new(Manager::new(home.path().join("oauth")));
+    let slot = entry(&manager.logging_in, &target().key());
+    let _first = slot.lock().await;
+    let never = |_: &str| -> Result<(), String> { panic!("no browser may open") };
+    let error = manager.login(&target(), never, Duration::from_secs(1)).await.unwrap_err();
+    assert!(matches!(error, OAuthError::Busy(_)) && error.to_string().contains("already under way"), "{error}");
+}
