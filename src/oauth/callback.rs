@@ -54,10 +54,17 @@ impl Callback {
     }
 
     /// The redirect, once one with the right `state` arrives.
-    pub async fn wait(self) -> Result<Redirect, OAuthError> {
-        let answer = (&mut { self.answer }).await;
-        self.stop.cancel();
+    pub async fn wait(mut self) -> Result<Redirect, OAuthError> {
+        let answer = (&mut self.answer).await;
         answer.unwrap_or_else(|_| Err(OAuthError::Callback("the callback listener stopped".into())))
+    }
+}
+
+/// The listener stops with its login, however that ends (answered, timed
+/// out, failed before the browser was opened).
+impl Drop for Callback {
+    fn drop(&mut self) {
+        self.stop.cancel();
     }
 }
 
@@ -99,6 +106,19 @@ fn answer_callback(query: String, state: &str, send: &Sender) -> (StatusCode, &'
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_listener_stops_with_its_login() {
+        let callback = Callback::bind("s".into()).await.unwrap();
+        let base = callback.redirect_uri.clone();
+        drop(callback);
+        let http = reqwest::Client::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while http.get(&base).send().await.is_ok() {
+            assert!(std::time::Instant::now() < deadline, "the callback still listens");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
 
     #[tokio::test]
     async fn a_wrong_state_is_refused_and_the_right_one_is_taken() {

@@ -322,7 +322,8 @@ impl Manager {
         flow::check_iss(&found.metadata, redirect.iss.as_deref())?;
         let grant = Grant::Code { code: &redirect.code, verifier: &pkce.verifier };
         let answer = flow::token(&self.http, &found.metadata, &client, grant, found.resource.as_deref()).await?;
-        let mut credential = Credential::new(target.url.clone(), found.resource, found.metadata, client);
+        let mut credential =
+            Credential::new(crate::redact::redacted_url(&target.url), found.resource, found.metadata, client);
         credential.tokens = Some(tokens_of(answer, None, scope.as_deref()));
         self.store.save(&key, &credential)?;
         info!(server = %target.server, "logged in");

@@ -48,7 +48,7 @@ impl std::fmt::Debug for Tokens {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Credential {
     pub format: u32,
-    /// The server's URL (as configured, for `auth status`).
+    /// The server's URL, redacted (a `?token=` stays out of the file).
     pub server_url: String,
     /// The RFC 8707 resource the tokens are for (`None`: a 2025-03-26 server).
     pub resource: Option<String>,

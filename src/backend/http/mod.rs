@@ -76,6 +76,9 @@ struct RemoteConnection {
     /// The OAuth credential sent as `Authorization: Bearer`, when the server
     /// has no static `Authorization` header.
     oauth: Option<crate::oauth::Binding>,
+    /// The server answered 401 (after any refresh): a start that fails says
+    /// a login is needed, not that the server is of another era.
+    unauthorized: std::sync::atomic::AtomicBool,
 }
 
 /// Where an event stream ended, to resume it from there.
@@ -168,6 +171,10 @@ impl RemoteConnection {
                 _ => None,
             };
             let Some(wait) = wait.filter(|_| attempt < RETRIES && !self.stop.is_cancelled()) else {
+                if let Ok(r) = &result {
+                    let refused = r.status() == reqwest::StatusCode::UNAUTHORIZED;
+                    self.unauthorized.store(refused, std::sync::atomic::Ordering::Relaxed);
+                }
                 return result;
             };
             attempt += 1;
@@ -377,6 +384,7 @@ pub async fn connect(
         open_streams: modern::OpenStreams::default(),
         param_headers: modern::ParamHeaders::default(),
         oauth: resolved.oauth.clone(),
+        unauthorized: std::sync::atomic::AtomicBool::new(false),
     });
     let (writer, lines) = mpsc::unbounded_channel();
     let backend = Arc::new(Backend::new(identity.clone(), config.clone(), None, writer));
@@ -412,6 +420,12 @@ async fn settle(
             }
             _ if era.requires_modern() => {
                 handle.stop().await;
+                let refused = handle.transport.unauthorized.load(std::sync::atomic::Ordering::Relaxed);
+                if let Some(reason) =
+                    handle.transport.refused_for_login(reqwest::StatusCode::UNAUTHORIZED).filter(|_| refused)
+                {
+                    return Err(BackendError::Config { server: server.to_string(), message: reason });
+                }
                 return Err(handshake::not_modern(server));
             }
             _ => {}
