@@ -16,6 +16,9 @@ _mcp__gateway() {
             ",$1")
                 cmd="mcp__gateway"
                 ;;
+            mcp__gateway,auth)
+                cmd="mcp__gateway__subcmd__auth"
+                ;;
             mcp__gateway,config)
                 cmd="mcp__gateway__subcmd__config"
                 ;;
@@ -52,6 +55,30 @@ _mcp__gateway() {
             mcp__gateway,stop)
                 cmd="mcp__gateway__subcmd__stop"
                 ;;
+            mcp__gateway__subcmd__auth,help)
+                cmd="mcp__gateway__subcmd__auth__subcmd__help"
+                ;;
+            mcp__gateway__subcmd__auth,login)
+                cmd="mcp__gateway__subcmd__auth__subcmd__login"
+                ;;
+            mcp__gateway__subcmd__auth,logout)
+                cmd="mcp__gateway__subcmd__auth__subcmd__logout"
+                ;;
+            mcp__gateway__subcmd__auth,status)
+                cmd="mcp__gateway__subcmd__auth__subcmd__status"
+                ;;
+            mcp__gateway__subcmd__auth__subcmd__help,help)
+                cmd="mcp__gateway__subcmd__auth__subcmd__help__subcmd__help"
+                ;;
+            mcp__gateway__subcmd__auth__subcmd__help,login)
+                cmd="mcp__gateway__subcmd__auth__subcmd__help__subcmd__login"
+                ;;
+            mcp__gateway__subcmd__auth__subcmd__help,logout)
+                cmd="mcp__gateway__subcmd__auth__subcmd__help__subcmd__logout"
+                ;;
+            mcp__gateway__subcmd__auth__subcmd__help,status)
+                cmd="mcp__gateway__subcmd__auth__subcmd__help__subcmd__status"
+                ;;
             mcp__gateway__subcmd__config,check)
                 cmd="mcp__gateway__subcmd__config__subcmd__check"
                 ;;
@@ -69,6 +96,9 @@ _mcp__gateway() {
                 ;;
             mcp__gateway__subcmd__config__subcmd__help,path)
                 cmd="mcp__gateway__subcmd__config__subcmd__help__subcmd__path"
+                ;;
+            mcp__gateway__subcmd__help,auth)
+                cmd="mcp__gateway__subcmd__help__subcmd__auth"
                 ;;
             mcp__gateway__subcmd__help,config)
                 cmd="mcp__gateway__subcmd__help__subcmd__config"
@@ -105,6 +135,15 @@ _mcp__gateway() {
                 ;;
             mcp__gateway__subcmd__help,stop)
                 cmd="mcp__gateway__subcmd__help__subcmd__stop"
+                ;;
+            mcp__gateway__subcmd__help__subcmd__auth,login)
+                cmd="mcp__gateway__subcmd__help__subcmd__auth__subcmd__login"
+                ;;
+            mcp__gateway__subcmd__help__subcmd__auth,logout)
+                cmd="mcp__gateway__subcmd__help__subcmd__auth__subcmd__logout"
+                ;;
+            mcp__gateway__subcmd__help__subcmd__auth,status)
+                cmd="mcp__gateway__subcmd__help__subcmd__auth__subcmd__status"
                 ;;
             mcp__gateway__subcmd__help__subcmd__config,check)
                 cmd="mcp__gateway__subcmd__help__subcmd__config__subcmd__check"
@@ -212,12 +251,150 @@ _mcp__gateway() {
 
     case "${cmd}" in
         mcp__gateway)
-            opts="-h -V --help --version serve status servers logs restart stop config service doctor import setup help"
+            opts="-h -V --help --version serve status servers logs restart auth stop config service doctor import setup help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mcp__gateway__subcmd__auth)
+            opts="-h --help login status logout help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mcp__gateway__subcmd__auth__subcmd__help)
+            opts="login status logout help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mcp__gateway__subcmd__auth__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mcp__gateway__subcmd__auth__subcmd__help__subcmd__login)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mcp__gateway__subcmd__auth__subcmd__help__subcmd__logout)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mcp__gateway__subcmd__auth__subcmd__help__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mcp__gateway__subcmd__auth__subcmd__login)
+            opts="-h --no-browser --socket --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mcp__gateway__subcmd__auth__subcmd__logout)
+            opts="-h --socket --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mcp__gateway__subcmd__auth__subcmd__status)
+            opts="-h --json --socket --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -342,8 +519,64 @@ _mcp__gateway() {
             return 0
             ;;
         mcp__gateway__subcmd__help)
-            opts="serve status servers logs restart stop config service doctor import setup help"
+            opts="serve status servers logs restart auth stop config service doctor import setup help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mcp__gateway__subcmd__help__subcmd__auth)
+            opts="login status logout"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mcp__gateway__subcmd__help__subcmd__auth__subcmd__login)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mcp__gateway__subcmd__help__subcmd__auth__subcmd__logout)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mcp__gateway__subcmd__help__subcmd__auth__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

@@ -116,6 +116,10 @@ pub struct ServerConfig {
     pub description: Option<String>,
     /// Which protocol era to speak to the server.
     pub protocol: Protocol,
+    /// A remote server's OAuth client (`oauth:`); without it, a server that
+    /// answers 401 is logged in to with a client the gateway registers itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth: Option<OAuthConfig>,
     /// Digests of the definition, made once when it is read: they are asked
     /// for on every call (the catalog's key), and a definition never changes.
     #[serde(skip)]
@@ -165,6 +169,24 @@ struct RawServer {
     description: Option<String>,
     #[serde(default)]
     protocol: Protocol,
+    oauth: Option<OAuthConfig>,
+}
+
+/// `oauth:` of a remote server: a pre-registered client (`client_id`, with
+/// `client_secret` for a confidential one; values via `${VAR}`), or the URL
+/// of a Client ID Metadata Document, and the scopes to ask for instead of the
+/// server's.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_metadata_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
 }
 
 /// Which protocol era the gateway speaks to a server: `auto` asks with
@@ -222,6 +244,17 @@ impl TryFrom<RawServer> for ServerConfig {
         if raw.command.as_deref().is_some_and(|c| c.trim().is_empty()) {
             return Err("`command` is empty".into());
         }
+        if raw.oauth.is_some() && transport != Transport::Http {
+            return Err("`oauth` is for a remote server (`url`) only".into());
+        }
+        if let Some(oauth) = &raw.oauth {
+            if oauth.client_secret.is_some() && oauth.client_id.is_none() {
+                return Err("`oauth.client_secret` needs `oauth.client_id`".into());
+            }
+            if oauth.client_id.is_some() && oauth.client_metadata_url.is_some() {
+                return Err("`oauth` names a pre-registered `client_id` and a `client_metadata_url`: pick one".into());
+            }
+        }
         if raw.max_instances == 0 {
             return Err("`max_instances` must be at least 1".into());
         }
@@ -246,6 +279,7 @@ impl TryFrom<RawServer> for ServerConfig {
             tools: raw.tools,
             description: raw.description,
             protocol: raw.protocol,
+            oauth: raw.oauth,
             digests: Digests::default(),
         };
         server.digests = Digests { fingerprint: server.compute_fingerprint(), revision: server.compute_revision() };
@@ -762,6 +796,28 @@ impl Default for Supervision {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_oauth_block_is_for_remote_servers_and_names_one_kind_of_client() {
+        let parse = |yaml: &str| Config::parse(Path::new("c.yaml"), yaml).map_err(|e| e.to_string());
+        let ok = parse(
+            "servers:\n  r:\n    url: https://x.example/mcp\n    oauth: { client_id: id, client_secret: \"${S}\", scopes: [a, b] }\n",
+        )
+        .unwrap();
+        let oauth = ok.servers["r"].oauth.clone().unwrap();
+        assert_eq!(oauth.client_secret.as_deref(), Some("${S}"));
+        assert_eq!(oauth.scopes, Some(vec!["a".to_string(), "b".to_string()]));
+        let stdio = parse("servers:\n  s:\n    command: x\n    oauth: { client_id: id }\n").unwrap_err();
+        assert!(stdio.contains("remote server"), "{stdio}");
+        let secret_alone = parse("servers:\n  r:\n    url: https://x\n    oauth: { client_secret: s }\n").unwrap_err();
+        assert!(secret_alone.contains("needs `oauth.client_id`"), "{secret_alone}");
+        let both =
+            parse("servers:\n  r:\n    url: https://x\n    oauth: { client_id: i, client_metadata_url: https://m }\n")
+                .unwrap_err();
+        assert!(both.contains("pick one"), "{both}");
+        let unknown = parse("servers:\n  r:\n    url: https://x\n    oauth: { client: i }\n").unwrap_err();
+        assert!(unknown.contains("client"), "{unknown}");
+    }
 
     #[test]
     fn yaml_and_toml_carry_the_same_data() {

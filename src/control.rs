@@ -44,9 +44,6 @@ pub fn request(socket: &Path, command: &str) -> Result<Option<Value>, ControlErr
 
 /// Sends a control command with arguments and returns the answer body (if any).
 pub fn request_with(socket: &Path, command: &str, args: Value) -> Result<Option<Value>, ControlError> {
-    let stream = crate::trusted_socket::connect(socket)?
-        .map_err(|source| ControlError::NotRunning { path: socket.display().to_string(), source })?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     let preamble = Preamble {
         mcp_gateway_preamble: PREAMBLE_VERSION,
         control: Some(command.to_string()),
@@ -54,12 +51,61 @@ pub fn request_with(socket: &Path, command: &str, args: Value) -> Result<Option<
         shim_version: crate::VERSION.to_string(),
         ..Default::default()
     };
-    let mut line = serde_json::to_vec(&preamble).map_err(|e| ControlError::BadReply(e.to_string()))?;
+    send(socket, &preamble, Duration::from_secs(10), &mut |_| {})
+}
+
+/// Sends a control command that acts for this terminal (`auth …`: its
+/// directory and environment pick the server's definition and credentials,
+/// and its browser), waiting up to `wait` for the answer.
+pub fn request_here(socket: &Path, command: &str, args: Value, wait: Duration) -> Result<Option<Value>, ControlError> {
+    request_here_showing(socket, command, args, wait, &mut |_| {})
+}
+
+/// [`request_here`], handing each `{"authorize_url": …}` line the daemon
+/// sends before its reply (a login's) to `show`.
+pub fn request_here_showing(
+    socket: &Path,
+    command: &str,
+    args: Value,
+    wait: Duration,
+    show: &mut dyn FnMut(&str),
+) -> Result<Option<Value>, ControlError> {
+    let env: std::collections::BTreeMap<String, String> = std::env::vars().collect();
+    let preamble = Preamble {
+        mcp_gateway_preamble: PREAMBLE_VERSION,
+        control: Some(command.to_string()),
+        args,
+        cwd: std::env::current_dir().ok(),
+        env: crate::preamble::ClientEnv(std::sync::Arc::new(env)),
+        shim_version: crate::VERSION.to_string(),
+        ..Default::default()
+    };
+    send(socket, &preamble, wait, show)
+}
+
+fn send(
+    socket: &Path,
+    preamble: &Preamble,
+    wait: Duration,
+    show: &mut dyn FnMut(&str),
+) -> Result<Option<Value>, ControlError> {
+    let stream = crate::trusted_socket::connect(socket)?
+        .map_err(|source| ControlError::NotRunning { path: socket.display().to_string(), source })?;
+    stream.set_read_timeout(Some(wait))?;
+    let mut line = serde_json::to_vec(preamble).map_err(|e| ControlError::BadReply(e.to_string()))?;
     line.push(b'\n');
     (&stream).write_all(&line)?;
     let mut reader = BufReader::new(&stream);
     let mut reply = String::new();
-    reader.read_line(&mut reply)?;
+    loop {
+        reply.clear();
+        reader.read_line(&mut reply)?;
+        let progress = serde_json::from_str::<Value>(&reply).ok();
+        match progress.as_ref().and_then(|v| v.get("authorize_url")).and_then(Value::as_str) {
+            Some(url) => show(url),
+            None => break,
+        }
+    }
     let reply: PreambleReply = serde_json::from_str(&reply).map_err(|e| ControlError::BadReply(e.to_string()))?;
     if let Some(error) = reply.error {
         return Err(ControlError::Refused(error));

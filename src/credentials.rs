@@ -149,6 +149,9 @@ pub enum Field<'a> {
     Env(&'a str),
     /// A `headers:` value, by the header's name.
     Header(&'a str),
+    /// An `oauth:` value: `client_id` and `client_secret` are credentials,
+    /// `client_metadata_url` says where the client's identity lives.
+    OAuth(&'a str),
 }
 
 /// Words of an `env:` name (split at `_`) that say the variable picks where a
@@ -208,6 +211,7 @@ impl Field<'_> {
                     || upper.split('_').any(|word| LOCATION_WORDS.contains(&word)))
             }
             Field::Header(name) => !name.eq_ignore_ascii_case("host"),
+            Field::OAuth(name) => *name != "client_metadata_url",
             Field::Command | Field::Args | Field::Cwd | Field::Url | Field::Image | Field::Volumes => false,
         }
     }
@@ -224,6 +228,7 @@ impl std::fmt::Display for Field<'_> {
             Field::Volumes => f.write_str("volumes"),
             Field::Env(name) => write!(f, "env.{name}"),
             Field::Header(name) => write!(f, "headers.{name}"),
+            Field::OAuth(name) => write!(f, "oauth.{name}"),
         }
     }
 }

@@ -47,6 +47,7 @@
 //! Floor 2:
 //! - [`config`]: the config file's schema, parsing, `${VAR}` expansion, tool filters.
 //! - [`credentials`]: `.env` files, credential sources and the keyed hash.
+//! - `oauth`: the OAuth client of remote servers: discovery, registration, login, refresh, the token store.
 //! - `routing_headers`: the modern HTTP headers (`Mcp-Method`, `Mcp-Name`, `Mcp-Param-*`) and their codec.
 //! - [`sink`]: a session's outbound queue, bounded in messages and bytes.
 //! - `trusted_socket`: connecting only to a socket this user's daemon can own.
@@ -84,6 +85,7 @@ mod jsonrpc;
 mod launchd;
 mod logging;
 mod memory;
+mod oauth;
 mod paths;
 pub mod preamble;
 mod procinfo;

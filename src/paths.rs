@@ -45,6 +45,11 @@ pub fn gateway_home() -> PathBuf {
     }
 }
 
+/// Where remote servers' OAuth credentials live (`<home>/oauth/`, 0700).
+pub fn oauth_dir() -> PathBuf {
+    gateway_home().join("oauth")
+}
+
 /// Where the config file is, and where else was looked, for messages.
 #[derive(Debug, Clone)]
 pub struct ConfigLocation {

@@ -51,6 +51,7 @@ pub fn run_command(resolved: &Resolved, name: &str) -> Resolved {
         image: resolved.image.clone(),
         volumes: resolved.volumes.clone(),
         network: resolved.network.clone(),
+        oauth: resolved.oauth.clone(),
     }
 }
 
@@ -89,6 +90,7 @@ mod tests {
             image: Some("example/tool:1".into()),
             volumes: vec!["/data:/data:ro".into()],
             network: Some("none".into()),
+            oauth: None,
         };
         let identity = Identity {
             server: "tool".into(),

@@ -134,6 +134,11 @@ pub(super) async fn handshake(backend: &Backend, timeout: Duration) -> Result<Va
     });
     let response = startup_request(backend, "initialize", params, timeout).await?;
     if let Some(error) = response.get("error") {
+        // The server wants a login: say so, and what to run, not that
+        // `initialize` failed.
+        if let Some(reason) = error.pointer("/data/loginRequired").and_then(Value::as_str) {
+            return Err(BackendError::Config { server: backend.server.clone(), message: reason.to_string() });
+        }
         return Err(BackendError::Initialize {
             server: backend.server.clone(),
             message: error.get("message").and_then(Value::as_str).unwrap_or("unknown error").to_string(),

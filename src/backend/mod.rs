@@ -119,6 +119,9 @@ pub struct Resolved {
     pub image: Option<String>,
     pub volumes: Vec<String>,
     pub network: Option<String>,
+    /// Remote servers without a static `Authorization` header: the OAuth
+    /// credential to send, and to log in to when the server answers 401.
+    pub oauth: Option<crate::oauth::Binding>,
 }
 
 /// What a backend says that is not an answer to the gateway: requests for a

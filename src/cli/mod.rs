@@ -97,6 +97,11 @@ pub enum Command {
         #[command(flatten)]
         socket: SocketArg,
     },
+    /// Log in to remote servers that need OAuth, see their logins, forget them
+    /// (all through the daemon, which keeps and refreshes the tokens for every
+    /// terminal).
+    #[command(subcommand)]
+    Auth(AuthCommand),
     /// Stop the running daemon (its backends are stopped with it).
     Stop {
         #[command(flatten)]
@@ -231,6 +236,42 @@ pub enum ServersCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum AuthCommand {
+    /// Log in to a remote server: the daemon discovers its authorization
+    /// server, opens the browser (`$MCP_GATEWAY_BROWSER`, else `$BROWSER`,
+    /// else `xdg-open`/`open`, given the URL) and waits for it to come back.
+    Login {
+        /// The server, as named in the config.
+        server: String,
+        /// Open no browser: print the URL, and take the address the browser
+        /// ends on (`http://127.0.0.1:…/callback?…`, pasted on stdin) when it
+        /// cannot reach this machine (SSH, headless).
+        #[arg(long)]
+        no_browser: bool,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// Each remote server's login: state, issuer, scopes, expiry, how the
+    /// gateway is registered (never a token).
+    Status {
+        /// Only this server.
+        server: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// Forget a server's tokens (the next call needs a login again).
+    Logout {
+        /// The server, as named in the config.
+        server: String,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum ServiceCommand {
     /// Write the service files with this binary's absolute path and enable the socket.
     Install {
@@ -288,6 +329,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Auth(command) => auth(command),
         Command::Stop { socket } => {
             let socket = socket.path();
             // Left before asking, so every shim that sees its connection close
@@ -375,4 +417,87 @@ fn serve(config: Option<PathBuf>, socket: Option<PathBuf>) -> anyhow::Result<Exi
     // Backends are stopped already; do not wait for stray blocking tasks.
     runtime.shutdown_timeout(Duration::from_secs(1));
     Ok(ExitCode::SUCCESS)
+}
+
+/// `mcp-gateway auth …`.
+fn auth(command: AuthCommand) -> anyhow::Result<ExitCode> {
+    use serde_json::json;
+    match command {
+        AuthCommand::Login { server, no_browser, socket } => {
+            let wait = std::time::Duration::from_secs(330);
+            let args = json!({ "server": server, "no_browser": no_browser });
+            let mut show = |url: &str| {
+                if no_browser {
+                    eprintln!(
+                        "open this URL in a browser and log in (waiting up to 5 minutes):\n\n  {url}\n\n\
+                         if the browser then cannot load the 127.0.0.1 page it is sent to, paste that page's \
+                         address here and press Enter"
+                    );
+                    std::thread::spawn(paste_callback);
+                } else {
+                    eprintln!(
+                        "logging in to `{server}`: finish in the browser that opens (waiting up to 5 minutes); \
+                         if none opens, visit:\n\n  {url}\n"
+                    );
+                }
+            };
+            let answer = control::request_here_showing(&socket.path(), "auth-login", args, wait, &mut show)?;
+            let answer = answer.unwrap_or_default();
+            println!("logged in to `{server}` (issuer {})", answer["issuer"].as_str().unwrap_or("unknown"));
+            Ok(ExitCode::SUCCESS)
+        }
+        AuthCommand::Status { server, json, socket } => {
+            let args = server.as_ref().map(|s| json!({ "server": s })).unwrap_or_default();
+            let wait = std::time::Duration::from_secs(10);
+            let answer = control::request_here(&socket.path(), "auth-status", args, wait)?.unwrap_or_default();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&answer)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            for row in answer["servers"].as_array().into_iter().flatten() {
+                let text = |key: &str| row[key].as_str().unwrap_or("-").to_string();
+                let expires = row["expires_in_secs"].as_u64().map(|s| format!("{s} s")).unwrap_or_else(|| "-".into());
+                println!(
+                    "{}\t{}\tissuer {}\tscopes {}\texpires in {expires}\tregistration {}",
+                    text("server"),
+                    text("state"),
+                    text("issuer"),
+                    text("scopes"),
+                    text("registration")
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AuthCommand::Logout { server, socket } => {
+            let wait = std::time::Duration::from_secs(30);
+            let answer = control::request_here(&socket.path(), "auth-logout", json!({ "server": server }), wait)?;
+            match answer.and_then(|a| a["forgotten"].as_bool()) {
+                Some(true) => println!("forgot the login to `{server}`"),
+                _ => println!("`{server}` had no login to forget"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// `auth login --no-browser`: each pasted line that is a loopback callback
+/// address is delivered to the daemon's callback from here (the machine it
+/// listens on).
+fn paste_callback() {
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+    for line in std::io::stdin().lines().map_while(Result::ok) {
+        let Ok(url) = reqwest::Url::parse(line.trim()) else {
+            eprintln!("not an address; paste the whole http://127.0.0.1:…/callback?… line");
+            continue;
+        };
+        if url.scheme() != "http" || url.host_str() != Some("127.0.0.1") {
+            eprintln!("that is not the gateway's callback (http://127.0.0.1:…/callback?…)");
+            continue;
+        }
+        match runtime.block_on(reqwest::get(url)) {
+            Ok(r) if r.status().is_success() => return,
+            Ok(r) => eprintln!("the callback refused it (HTTP {}); paste the address again", r.status()),
+            Err(e) => eprintln!("the callback could not be reached: {}", e.without_url()),
+        }
+    }
 }

@@ -50,7 +50,7 @@ where
         }
     };
     if let Some(command) = preamble.control.clone() {
-        super::control::handle(&gateway, &command, &preamble.args, write, shutdown).await;
+        super::control::handle(&gateway, &command, &preamble, write, shutdown).await;
         return;
     }
     let admitted = match crate::session::admit(&gateway, preamble) {

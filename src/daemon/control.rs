@@ -1,5 +1,6 @@
 //! Control commands, the daemon's side (the command line's is `crate::control`):
-//! one reply line, at most one JSON body, then the connection closes.
+//! one reply line, at most one JSON body, then the connection closes. A login
+//! (`auth-login`) may send `{"authorize_url": …}` lines before its reply.
 
 use std::sync::Arc;
 
@@ -8,18 +9,20 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use crate::gateway::Gateway;
-use crate::preamble::PreambleReply;
+use crate::gateway::{Asker, Gateway};
+use crate::preamble::{Preamble, PreambleReply};
 
 /// Serves one control command on the daemon side.
 pub async fn handle<W: AsyncWrite + Unpin>(
     gateway: &Arc<Gateway>,
     command: &str,
-    args: &Value,
+    preamble: &Preamble,
     mut write: W,
     shutdown: CancellationToken,
 ) {
+    let args = &preamble.args;
     let server = args.get("server").and_then(Value::as_str);
+    let asker = Asker { cwd: preamble.cwd.as_deref(), env: preamble.env.clone() };
     let (reply, body) = match (command, server) {
         ("status", _) => (PreambleReply::accepted(None), Some(gateway.status())),
         ("stop", _) => (PreambleReply::accepted(None), None),
@@ -37,6 +40,40 @@ pub async fn handle<W: AsyncWrite + Unpin>(
             Ok(logs) => (PreambleReply::accepted(None), Some(logs)),
             Err(e) => (PreambleReply::refused(e), None),
         },
+        ("auth-login", Some(server)) => {
+            // The authorization URL goes to the command line as soon as there
+            // is one (a line of its own before the reply), for a person to
+            // open by hand when no browser does.
+            let browser = !args.get("no_browser").and_then(Value::as_bool).unwrap_or(false);
+            let (show, mut shown) = tokio::sync::mpsc::unbounded_channel();
+            let login = gateway.auth_login(server, &asker, show, browser);
+            tokio::pin!(login);
+            let result = loop {
+                tokio::select! {
+                    result = &mut login => break result,
+                    Some(url) = shown.recv() => {
+                        let mut line = serde_json::to_vec(&serde_json::json!({ "authorize_url": url })).unwrap_or_default();
+                        line.push(b'\n');
+                        let _ = write.write_all(&line).await;
+                    }
+                }
+            };
+            match result {
+                Ok(status) => (PreambleReply::accepted(None), Some(status)),
+                Err(e) => (PreambleReply::refused(e), None),
+            }
+        }
+        ("auth-status", server) => match gateway.auth_status(server, &asker) {
+            Ok(status) => (PreambleReply::accepted(None), Some(status)),
+            Err(e) => (PreambleReply::refused(e), None),
+        },
+        ("auth-logout", Some(server)) => match gateway.auth_logout(server, &asker).await {
+            Ok(answer) => (PreambleReply::accepted(None), Some(answer)),
+            Err(e) => (PreambleReply::refused(e), None),
+        },
+        ("auth-login" | "auth-logout", None) => {
+            (PreambleReply::refused(format!("`{command}` needs a server name")), None)
+        }
         ("restart", None) => (PreambleReply::refused("`restart` needs a server name"), None),
         (other, _) => (
             PreambleReply::refused(format!(

@@ -1,5 +1,6 @@
 //! What the command line asks of a running daemon besides its status:
-//! `mcp-gateway restart SERVER` and `mcp-gateway logs [SERVER]`.
+//! `mcp-gateway restart SERVER`, `mcp-gateway logs [SERVER]` and `mcp-gateway
+//! auth login|status|logout`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,6 +54,93 @@ impl Gateway {
             })
             .collect();
         Ok(json!({ "backends": rows }))
+    }
+}
+
+/// How long a login waits for the browser to come back.
+const LOGIN_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Who asks for an `auth` command: the command line's directory and
+/// environment, which pick the profile, the workspace and the `${VAR}`s of
+/// the server's definition, as they would for a session started there.
+pub struct Asker<'a> {
+    pub cwd: Option<&'a std::path::Path>,
+    pub env: crate::preamble::ClientEnv,
+}
+
+impl Gateway {
+    /// The OAuth credential of `server` as a session of `asker` would use it.
+    fn oauth_binding(&self, server: &str, asker: &Asker<'_>) -> Result<crate::oauth::Binding, String> {
+        let context = self.session_context(asker.cwd, None)?;
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let session = super::SessionInfo::new(crate::sink::SessionSink::new(0, tx), context, None, asker.env.clone());
+        let config = self.config();
+        let Some(def) = self.server_for(&session, server) else { return Err(no_such_server(server, &config)) };
+        if def.url.is_none() {
+            return Err(format!("`{server}` is not a remote server (`url:`); only remote servers log in with OAuth"));
+        }
+        let (_, resolved) = self.resolve(server, &def, &session).map_err(|e| e.to_string())?;
+        resolved.oauth.ok_or_else(|| {
+            format!("`{server}` sends a static `Authorization` header (`headers:`); it does not log in with OAuth")
+        })
+    }
+
+    /// `auth login SERVER`: the whole login in the daemon, the browser opened
+    /// with the asker's environment; the server's instances restart so the
+    /// next call uses the new token.
+    /// The authorization URL also goes to `show` (the command line prints
+    /// it); `browser: false` opens none (`--no-browser`).
+    pub async fn auth_login(
+        self: &Arc<Self>,
+        server: &str,
+        asker: &Asker<'_>,
+        show: tokio::sync::mpsc::UnboundedSender<String>,
+        browser: bool,
+    ) -> Result<Value, String> {
+        let binding = self.oauth_binding(server, asker)?;
+        let env = asker.env.0.clone();
+        let open = |url: &str| {
+            let _ = show.send(url.to_string());
+            if browser { crate::oauth::open(url, &env) } else { Ok(()) }
+        };
+        let status = binding
+            .manager
+            .login(&binding.target, open, LOGIN_TIMEOUT)
+            .await
+            .map_err(|e| format!("logging in to `{server}`: {e}"))?;
+        let grace = Duration::from_secs(self.config().shutdown_grace_secs);
+        self.pool.restart_server(server, grace).await;
+        // Catalogs built while the server refused are rebuilt, and sessions
+        // told to list again: its tools are there now.
+        self.lists_changed();
+        Ok(status)
+    }
+
+    /// `auth status [SERVER]`: each remote server's login (never a token).
+    pub fn auth_status(&self, server: Option<&str>, asker: &Asker<'_>) -> Result<Value, String> {
+        let config = self.config();
+        let names: Vec<String> = match server {
+            Some(server) => vec![server.to_string()],
+            None => config.servers.iter().filter(|(_, s)| s.url.is_some()).map(|(n, _)| n.clone()).collect(),
+        };
+        let mut rows = Vec::new();
+        for name in names {
+            match self.oauth_binding(&name, asker) {
+                Ok(binding) => rows.push(binding.manager.status(&binding.target)),
+                Err(e) if server.is_some() => return Err(e),
+                Err(e) => rows.push(json!({ "server": name, "state": "not_oauth", "note": e })),
+            }
+        }
+        Ok(json!({ "servers": rows }))
+    }
+
+    /// `auth logout SERVER`: forgets the credential.
+    pub async fn auth_logout(self: &Arc<Self>, server: &str, asker: &Asker<'_>) -> Result<Value, String> {
+        let binding = self.oauth_binding(server, asker)?;
+        let forgotten = binding.manager.logout(&binding.target).map_err(|e| e.to_string())?;
+        let grace = Duration::from_secs(self.config().shutdown_grace_secs);
+        self.pool.restart_server(server, grace).await;
+        Ok(json!({ "forgotten": forgotten }))
     }
 }
 

@@ -512,6 +512,11 @@ async fn list_all(
         let response = backend.request(method, params, None).await?;
         let Some(result) = response.get("result") else {
             let message = response.pointer("/error/message").and_then(Value::as_str).unwrap_or("no result");
+            // A server that needs a login lists nothing yet: that is no
+            // (empty) listing to keep.
+            if response.pointer("/error/data/loginRequired").is_some() {
+                return Err(BackendError::Config { server: backend.server.clone(), message: message.to_string() });
+            }
             warn!(server = %backend.server, method, message, "backend refused a list request");
             break;
         };

@@ -38,6 +38,7 @@ mod tasks;
 #[cfg(test)]
 mod tests;
 
+pub use commands::Asker;
 pub use logging::LogLevel;
 pub(crate) use server_requests::{missing_capability, required_capabilities};
 
@@ -112,6 +113,8 @@ pub struct Gateway {
     env_files: EnvFiles,
     workspace_files: WorkspaceFiles,
     hasher: Hasher,
+    /// The OAuth client of every remote server that needs a login.
+    oauth: Arc<crate::oauth::Manager>,
     watcher: std::sync::OnceLock<Arc<crate::watch::Watcher>>,
     /// Where the HTTP front door listens, once it does.
     pub http_addr: std::sync::OnceLock<std::net::SocketAddr>,
@@ -149,6 +152,7 @@ impl Gateway {
                 env_files: EnvFiles::default(),
                 workspace_files: WorkspaceFiles::default(),
                 hasher: Hasher::new(),
+                oauth: Arc::new(crate::oauth::Manager::new(crate::paths::oauth_dir())),
                 watcher: std::sync::OnceLock::new(),
                 http_addr: std::sync::OnceLock::new(),
                 sessions: Mutex::new(HashMap::new()),

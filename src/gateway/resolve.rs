@@ -189,6 +189,24 @@ impl Gateway {
             .iter()
             .map(|(k, v)| Ok((k.clone(), expand(Field::Header(k), v)?)))
             .collect::<Result<Vec<_>, BackendError>>()?;
+        // A remote server with no static `Authorization` header is one the
+        // gateway may log in to (when it answers 401): its `oauth:` values,
+        // expanded like any credential.
+        let static_auth = headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("authorization"));
+        let settings = match (&url, static_auth) {
+            (Some(_), false) => {
+                let given = def.oauth.clone().unwrap_or_default();
+                let value =
+                    |name: &'static str, v: Option<String>| v.map(|v| expand(Field::OAuth(name), &v)).transpose();
+                Some(crate::oauth::Settings {
+                    client_id: value("client_id", given.client_id)?,
+                    client_secret: value("client_secret", given.client_secret)?,
+                    client_metadata_url: value("client_metadata_url", given.client_metadata_url)?,
+                    scopes: given.scopes,
+                })
+            }
+            _ => None,
+        };
         let used = used.into_inner();
         let key = match def.share {
             Share::Global => "global".to_string(),
@@ -199,7 +217,12 @@ impl Gateway {
                 format!("credential:{}", self.hasher.digest_memo(parts))
             }
         };
-        let resolved = Resolved { url, headers, command, args, env, cwd, image, volumes, network: def.network.clone() };
+        let oauth = settings.zip(url.clone()).map(|(settings, url)| crate::oauth::Binding {
+            manager: self.oauth.clone(),
+            target: crate::oauth::Target { server: name.to_string(), url, credential_key: key.clone(), settings },
+        });
+        let resolved =
+            Resolved { url, headers, command, args, env, cwd, image, volumes, network: def.network.clone(), oauth };
         let revision = def.revision();
         let instance = {
             let mut parts: Vec<&str> = vec![&revision, &resolved.command];

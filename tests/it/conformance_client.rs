@@ -15,9 +15,9 @@
 //! test's tag, and the test fails when one outlives the run.
 //!
 //! A scenario passes when none of its checks fails or warns. The test judges
-//! the scored scenarios of the set's client leg but the `auth/*` ones (OAuth
-//! as a client belongs to a later issue: they are run and shown, not judged);
-//! `not_scored` ones are run and shown too. It fails when a judged scenario
+//! every scored scenario of the set's client leg, `auth/*` included (the
+//! script logs in with `mcp-gateway auth login` first, its browser a redirect
+//! follower); `not_scored` ones are run and shown. It fails when a judged scenario
 //! fails and `tests/conformance/known-gaps-client-<revision>.yml` (scenario →
 //! the first check that failed) does not list it, when a listed gap passes,
 //! and when an entry names no judged scenario. `MCP_GATEWAY_CONFORMANCE_GAPS=write`
@@ -52,14 +52,9 @@ fn the_2026_07_28_client_requirements_hold_with_the_gateway_as_the_client() {
     measure("2026-07-28");
 }
 
-/// Why a scored scenario of the set is not judged here.
-fn deferred(name: &str) -> Option<&'static str> {
-    name.starts_with("auth/").then_some("OAuth as a client: a later issue")
-}
-
-/// Scenarios this test judges: scored by the set, and not deferred.
+/// Scenarios this test judges: those the set scores.
 fn judged(scenario: &Scenario) -> bool {
-    scenario.unscored.is_none() && deferred(&scenario.name).is_none()
+    scenario.unscored.is_none()
 }
 
 /// Runs `revision`'s client leg through the gateway with results in `out`;
@@ -188,10 +183,9 @@ fn matrix(
         "### Requirement set {revision}, client leg\n\n| scenario | judged | the gateway as the client |\n|---|---|---|\n"
     );
     for scenario in scenarios {
-        let judged_here = match (&scenario.unscored, deferred(&scenario.name)) {
-            (Some(reason), _) => format!("no (not scored: {reason})"),
-            (None, Some(why)) => format!("no ({why})"),
-            (None, None) => "yes".to_string(),
+        let judged_here = match &scenario.unscored {
+            Some(reason) => format!("no (not scored: {reason})"),
+            None => "yes".to_string(),
         };
         let cell = outcomes.get(&scenario.name).unwrap_or(&Outcome::Missing).cell(gaps.contains_key(&scenario.name));
         let _ = writeln!(md, "| {} | {judged_here} | {cell} |", scenario.name);

@@ -22,6 +22,12 @@ const NOT_RUN_HERE: &[(&str, &str)] = &[
         "systemctl --user enable --now mcp-gateway.socket",
         "needs a systemd user manager: tests/packaging/install.sh runs it on the installed package",
     ),
+    (
+        "mcp-gateway auth login *",
+        "needs a remote server that asks for a login, and a browser: tests/it/conformance_client.rs runs it against \
+         the conformance suite's authorization servers",
+    ),
+    ("mcp-gateway auth logout *", "forgets the login `auth login` made, which is not run here"),
 ];
 
 /// Commands whose non-zero exit is the documented answer in a sandbox.

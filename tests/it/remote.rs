@@ -137,3 +137,48 @@ fn a_server_of_the_2024_11_05_http_sse_era_is_reached_through_its_event_stream()
     );
     assert_eq!(first_text(&reply), "Echo: back");
 }
+
+#[test]
+fn a_remote_server_that_wants_a_login_says_which_command_to_run() {
+    let port = free_port();
+    let mut gw = TestGateway::new();
+    gw.write_config(&format!(
+        "servers:\n  remote:\n    url: \"http://127.0.0.1:{port}/mcp\"\n  \
+         modern:\n    url: \"http://127.0.0.1:{port}/mcp\"\n    protocol: modern\n"
+    ));
+    let fixture = format!("{}/tests/fixtures/unauthorized_server.py", env!("CARGO_MANIFEST_DIR"));
+    let child = gw
+        .command(deps().python())
+        .args([fixture.as_str(), &port.to_string()])
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn the 401 server");
+    let _server = OwnedChild(child);
+    assert!(wait_until(TIMEOUT, || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()));
+    gw.start();
+    let mut client = gw.client();
+    client.initialize();
+    assert!(client.tool_names().iter().all(|n| !n.starts_with("remote__")));
+    let reply = client.call_tool(json!(1), "remote__anything", json!({}));
+    let text = serde_json::to_string(&reply).unwrap();
+    assert!(
+        text.contains("needs a login") && text.contains("run `mcp-gateway auth login remote`"),
+        "{reply}\n{}",
+        gw.daemon_log()
+    );
+    assert!(!text.contains("answered `initialize` with an error"), "{reply}");
+    // A server told to speak the 2026 era says the same, not that it is of another era.
+    let reply = client.call_tool(json!(2), "modern__anything", json!({}));
+    let text = serde_json::to_string(&reply).unwrap();
+    assert!(text.contains("run `mcp-gateway auth login modern`"), "{reply}\n{}", gw.daemon_log());
+
+    let status = gw.command(DAEMON).args(["auth", "status", "--json"]).output().unwrap();
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["servers"][0]["state"], "logged_out", "{status}");
+    assert_eq!(status["servers"][0]["login"], "mcp-gateway auth login remote", "{status}");
+    assert_eq!(status["servers"][1]["server"], "modern", "{status}");
+    // Logging out of nothing is not an error.
+    let logout = gw.command(DAEMON).args(["auth", "logout", "remote"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&logout.stdout).contains("no login to forget"), "{logout:?}");
+}

@@ -73,6 +73,12 @@ struct RemoteConnection {
     open_streams: modern::OpenStreams,
     /// A modern server's `x-mcp-header` annotations (see [`modern`]).
     param_headers: modern::ParamHeaders,
+    /// The OAuth credential sent as `Authorization: Bearer`, when the server
+    /// has no static `Authorization` header.
+    oauth: Option<crate::oauth::Binding>,
+    /// The server answered 401 (after any refresh): a start that fails says
+    /// a login is needed, not that the server is of another era.
+    unauthorized: std::sync::atomic::AtomicBool,
 }
 
 /// Where an event stream ended, to resume it from there.
@@ -124,9 +130,39 @@ impl RemoteConnection {
     async fn send(&self, build: impl Fn() -> reqwest::RequestBuilder) -> Result<reqwest::Response, reqwest::Error> {
         let mut pause = FIRST_RETRY;
         let mut attempt = 0;
+        let mut refreshed = false;
         loop {
+            let bearer = self.bearer().await;
+            let mut request = build();
+            if let Some(bearer) = &bearer {
+                request = request.bearer_auth(bearer);
+            }
             // reqwest's errors name the URL, credentials and all.
-            let result = build().send().await.map_err(reqwest::Error::without_url);
+            let result = request.send().await.map_err(reqwest::Error::without_url);
+            // A token the server refused: refresh it (once; another session
+            // may have done so already) and send again.
+            if let (Ok(r), Some(oauth), Some(sent)) = (&result, &self.oauth, &bearer)
+                && r.status() == reqwest::StatusCode::UNAUTHORIZED
+                && !refreshed
+            {
+                refreshed = true;
+                match oauth.manager.refresh(&oauth.target, Some(sent)).await {
+                    Ok(_) => continue,
+                    Err(e) => warn!(server = %self.server, error = %e, "the server refused the access token"),
+                }
+            }
+            // Too few scopes: the next login asks for more (step-up).
+            if let (Ok(r), Some(oauth)) = (&result, &self.oauth)
+                && r.status() == reqwest::StatusCode::FORBIDDEN
+            {
+                let header = r.headers().get("www-authenticate").and_then(|v| v.to_str().ok()).unwrap_or_default();
+                let challenge = crate::oauth::Challenge::parse(header);
+                if challenge.error.as_deref() == Some("insufficient_scope")
+                    && let Err(e) = oauth.manager.need_scopes(&oauth.target, challenge.scope.as_deref())
+                {
+                    warn!(server = %self.server, error = %e, "cannot record the scopes the server asked for");
+                }
+            }
             let wait = match &result {
                 Err(e) if e.is_connect() => Some(pause),
                 Ok(r) if matches!(r.status().as_u16(), 429 | 502 | 503 | 504) => {
@@ -135,6 +171,10 @@ impl RemoteConnection {
                 _ => None,
             };
             let Some(wait) = wait.filter(|_| attempt < RETRIES && !self.stop.is_cancelled()) else {
+                if let Ok(r) = &result {
+                    let refused = r.status() == reqwest::StatusCode::UNAUTHORIZED;
+                    self.unauthorized.store(refused, std::sync::atomic::Ordering::Relaxed);
+                }
                 return result;
             };
             attempt += 1;
@@ -148,6 +188,35 @@ impl RemoteConnection {
                 _ = tokio::time::sleep(wait) => {}
             }
             pause *= 2;
+        }
+    }
+
+    /// The access token to send, when the server is an OAuth server someone
+    /// has logged in to (refreshed first when it is about to expire).
+    async fn bearer(&self) -> Option<String> {
+        let oauth = self.oauth.as_ref()?;
+        match oauth.manager.bearer(&oauth.target).await {
+            Ok(token) => token,
+            Err(e) => {
+                warn!(server = %self.server, error = %e, "no usable access token");
+                None
+            }
+        }
+    }
+
+    /// Why a 401, or a 403 for want of scopes, fails a request: the login it
+    /// needs, when the gateway can log in to the server.
+    fn refused_for_login(&self, status: reqwest::StatusCode) -> Option<String> {
+        let oauth = self.oauth.as_ref()?;
+        let command = crate::oauth::login_command(&oauth.target.server);
+        match status {
+            reqwest::StatusCode::UNAUTHORIZED => {
+                Some(format!("the server needs a login (it answered 401 Unauthorized): run `{command}`"))
+            }
+            reqwest::StatusCode::FORBIDDEN if oauth.manager.wants_scopes(&oauth.target) => Some(format!(
+                "the server needs more scopes than the login granted (403 insufficient_scope): run `{command}`"
+            )),
+            _ => None,
         }
     }
 
@@ -314,6 +383,8 @@ pub async fn connect(
         stop: CancellationToken::new(),
         open_streams: modern::OpenStreams::default(),
         param_headers: modern::ParamHeaders::default(),
+        oauth: resolved.oauth.clone(),
+        unauthorized: std::sync::atomic::AtomicBool::new(false),
     });
     let (writer, lines) = mpsc::unbounded_channel();
     let backend = Arc::new(Backend::new(identity.clone(), config.clone(), None, writer));
@@ -349,6 +420,12 @@ async fn settle(
             }
             _ if era.requires_modern() => {
                 handle.stop().await;
+                let refused = handle.transport.unauthorized.load(std::sync::atomic::Ordering::Relaxed);
+                if let Some(reason) =
+                    handle.transport.refused_for_login(reqwest::StatusCode::UNAUTHORIZED).filter(|_| refused)
+                {
+                    return Err(BackendError::Config { server: server.to_string(), message: reason });
+                }
                 return Err(handshake::not_modern(server));
             }
             _ => {}
@@ -520,6 +597,9 @@ async fn exchange(
     }
     if !status.is_success() {
         let body = response.text().await.unwrap_or_default();
+        if let Some(reason) = transport.refused_for_login(status) {
+            return fail_for_login(backend, &message, reply_id, reason);
+        }
         return fail(backend, reply_id, format!("HTTP {status}: {}", snippet(&body)));
     }
     let each = |m: Value| dispatch(backend, handler.as_ref(), m, origin);
@@ -570,6 +650,24 @@ async fn exchange(
 /// The start of a body, for an error message.
 fn snippet(body: &str) -> String {
     body.chars().take(200).collect()
+}
+
+/// Answers a request the server refused for want of a login or of scopes: a
+/// tool call as a tool error (the model, and the person, read the command to
+/// run), anything else as an error.
+///
+/// The error's `data` says `loginRequired`, so the gateway's own requests
+/// (listing the server) fail rather than take the refusal for an empty list.
+fn fail_for_login(backend: &Backend, message: &Value, id: Option<Value>, reason: String) {
+    warn!(server = %backend.server, "{reason}");
+    let Some(id) = id else { return };
+    let text = format!("server `{}`: {reason}", backend.server);
+    let answer = if jsonrpc::method(message) == "tools/call" {
+        jsonrpc::result(id, json!({ "content": [{ "type": "text", "text": text }], "isError": true }))
+    } else {
+        jsonrpc::error_with_data(id, jsonrpc::INTERNAL_ERROR, text, json!({ "loginRequired": reason }))
+    };
+    backend.deliver(answer);
 }
 
 /// Answers a request that could not be delivered with an error naming the server.

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::Value;
 use tracing::{Instrument, debug};
 
-use super::{RemoteConnection, fail, snippet};
+use super::{RemoteConnection, fail, fail_for_login, snippet};
 use crate::backend::dispatch::dispatch;
 use crate::backend::{Backend, BackendHandler};
 use crate::era::LATEST_MODERN_VERSION;
@@ -239,7 +239,10 @@ async fn exchange(transport: &RemoteConnection, backend: &Arc<Backend>, handler:
             // is the server's answer, to be relayed as it is.
             return match refusal_answer(&body, id.as_ref()) {
                 Some(answer) => dispatch(backend, handler, answer, origin),
-                None => fail(backend, id, format!("HTTP {status}: {}", snippet(&body))),
+                None => match transport.refused_for_login(status) {
+                    Some(reason) => fail_for_login(backend, &message, id, reason),
+                    None => fail(backend, id, format!("HTTP {status}: {}", snippet(&body))),
+                },
             };
         }
         Err(e) => {

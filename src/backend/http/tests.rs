@@ -151,6 +151,7 @@ fn remote_server(url: String, extra: &str) -> (crate::config::ServerConfig, Iden
         image: None,
         volumes: Vec::new(),
         network: None,
+        oauth: None,
     };
     (config, identity, resolved)
 }

@@ -1,0 +1,367 @@
+//! OAuth for remote servers: the daemon as the one OAuth client of each
+//! server that answers 401, for every terminal at once.
+//!
+//! - [`discovery`]: the 401's challenge, RFC 9728 protected resource metadata,
+//!   RFC 8414 / OpenID authorization server metadata, the 2025-03-26 fallback.
+//! - [`flow`]: registration (pre-registered, Client ID Metadata Document,
+//!   dynamic), the authorization request, RFC 9207 `iss`, the token endpoint.
+//! - [`pkce`]: S256 verifiers and `state`.
+//! - [`callback`]: the loopback listener a login's redirect comes back to.
+//! - [`store`]: the credentials on disk (0700/0600, atomic writes).
+//! - `browser`: opening the authorization URL.
+//!
+//! This is an own module on reqwest rather than the `oauth2` crate: `oauth2`
+//! covers PKCE and the token request only (no metadata discovery, no dynamic
+//! registration or metadata documents, `resource` only as an extra
+//! parameter), targets reqwest 0.12, and would pull second copies of sha2,
+//! rand, base64 and thiserror into the tree; the token requests it would
+//! replace are a form body each.
+//!
+//! The [`Manager`] owns the store and serializes what must not run twice:
+//! one refresh per credential at a time (a caller that waited finds the new
+//! token and uses it), one login per credential. A refresh runs in a task of
+//! its own, so a caller that gives up cannot lose a rotated refresh token; the
+//! new tokens are on disk before anyone uses them.
+
+mod browser;
+mod callback;
+mod discovery;
+mod flow;
+mod pkce;
+mod store;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+use tracing::{info, warn};
+use url::Url;
+
+pub use browser::open;
+pub use discovery::Challenge;
+pub use flow::Settings;
+
+use crate::lock;
+use flow::Grant;
+use store::{Credential, Store, Tokens};
+
+/// An access token this close to its expiry is refreshed before it is used.
+const REFRESH_AHEAD: Duration = Duration::from_secs(60);
+
+/// Why an OAuth step failed. No variant carries a token or a secret.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum OAuthError {
+    #[error("discovering how to log in: {0}")]
+    Discovery(String),
+    #[error("registering the gateway with the authorization server: {0}")]
+    Registration(String),
+    #[error("the login's callback: {0}")]
+    Callback(String),
+    #[error("{0}")]
+    Token(String),
+    /// The authorization server could not be reached, or failed (5xx): the
+    /// tokens are kept.
+    #[error("{0}")]
+    Unreachable(String),
+    #[error("the token store: {0}")]
+    Store(String),
+    /// No usable token: a person has to log in.
+    #[error("{0}")]
+    LoginRequired(String),
+    #[error("{0}")]
+    Busy(String),
+}
+
+/// The command that logs a person in to `server`.
+pub fn login_command(server: &str) -> String {
+    format!("mcp-gateway auth login {server}")
+}
+
+/// One server's credential: which server, at which URL, for which credential
+/// sharing key, with which client settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    pub server: String,
+    pub url: String,
+    pub credential_key: String,
+    pub settings: Settings,
+}
+
+impl Target {
+    fn key(&self) -> String {
+        Store::key(&self.url, &self.credential_key)
+    }
+}
+
+/// A remote server's credential as its transport sees it.
+#[derive(Debug, Clone)]
+pub struct Binding {
+    pub manager: Arc<Manager>,
+    pub target: Target,
+}
+
+/// The OAuth client of every remote server (see the module doc).
+pub struct Manager {
+    store: Store,
+    http: reqwest::Client,
+    /// Per credential: held while it is refreshed.
+    refreshing: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Per credential: held while a login is under way.
+    logging_in: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl std::fmt::Debug for Manager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Manager").field("store", &self.store.dir()).finish_non_exhaustive()
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
+}
+
+fn expiring(tokens: &Tokens) -> bool {
+    tokens.expires_at.is_some_and(|at| at <= now() + REFRESH_AHEAD.as_secs())
+}
+
+fn tokens_of(answer: flow::TokenResponse, previous_refresh: Option<String>, asked_scope: Option<&str>) -> Tokens {
+    Tokens {
+        access_token: answer.access_token,
+        // A server that rotates sends a new one; one that does not keeps the old valid.
+        refresh_token: answer.refresh_token.or(previous_refresh),
+        expires_at: answer.expires_in.map(|s| now() + s),
+        scope: answer.scope.or(asked_scope.map(str::to_string)),
+    }
+}
+
+/// The scopes of every list, each once, in the order first seen; `None` when
+/// there are none.
+fn union_of(lists: &[Option<&str>]) -> Option<String> {
+    let mut all: Vec<&str> = Vec::new();
+    for scope in lists.iter().flatten().flat_map(|l| l.split_whitespace()) {
+        if !all.contains(&scope) {
+            all.push(scope);
+        }
+    }
+    (!all.is_empty()).then(|| all.join(" "))
+}
+
+fn entry(map: &Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+    lock(map).entry(key.to_string()).or_default().clone()
+}
+
+impl Manager {
+    /// A manager whose credentials live in `dir` (`<home>/oauth`).
+    pub fn new(dir: std::path::PathBuf) -> Manager {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap_or_default();
+        Manager { store: Store::new(dir), http, refreshing: Mutex::default(), logging_in: Mutex::default() }
+    }
+
+    /// The access token to send to `target`, refreshed first when it is about
+    /// to expire; `None` when nobody has logged in.
+    pub async fn bearer(&self, target: &Target) -> Result<Option<String>, OAuthError> {
+        let Some(tokens) = self.store.load(&target.key())?.and_then(|c| c.tokens) else { return Ok(None) };
+        // Without a refresh token an old access token is still sent: the
+        // server says whether it is still good (a 401 makes it a login).
+        if !expiring(&tokens) || tokens.refresh_token.is_none() {
+            return Ok(Some(tokens.access_token));
+        }
+        self.refresh(target, Some(&tokens.access_token)).await.map(Some)
+    }
+
+    /// The server refused `sent`: a fresh token (someone else's refresh, or
+    /// one made now). One refresh per credential at a time.
+    pub async fn refresh(&self, target: &Target, sent: Option<&str>) -> Result<String, OAuthError> {
+        let key = target.key();
+        let guard = entry(&self.refreshing, &key).lock_owned().await;
+        let mut credential =
+            self.store.load(&key)?.ok_or_else(|| self.login_required(target, "nobody has logged in"))?;
+        let Some(tokens) = credential.tokens.clone() else {
+            return Err(self.login_required(target, "the last refresh was refused"));
+        };
+        if sent.is_none_or(|s| s != tokens.access_token) && !expiring(&tokens) {
+            return Ok(tokens.access_token);
+        }
+        let Some(refresh_token) = tokens.refresh_token.clone() else {
+            // The server refused the token and there is no other: forget it,
+            // so `auth status` says a login is needed.
+            credential.tokens = None;
+            self.store.save(&key, &credential)?;
+            return Err(
+                self.login_required(target, "the server refused the access token and no refresh token was issued")
+            );
+        };
+        let (http, store, server) = (self.http.clone(), self.store.clone(), target.server.clone());
+        let login = login_command(&target.server);
+        // An owned task: a caller that gives up does not cancel a refresh
+        // whose rotated token must reach the disk.
+        let task = tokio::spawn(async move {
+            let _held = guard;
+            let grant = Grant::Refresh { refresh_token: &refresh_token };
+            let answer =
+                flow::token(&http, &credential.metadata, &credential.client, grant, credential.resource.as_deref())
+                    .await;
+            match answer {
+                Ok(answer) => {
+                    let fresh = tokens_of(answer, Some(refresh_token.clone()), tokens.scope.as_deref());
+                    let access = fresh.access_token.clone();
+                    credential.tokens = Some(fresh);
+                    store.save(&key, &credential)?;
+                    info!(server, "refreshed the access token");
+                    Ok(access)
+                }
+                Err(OAuthError::LoginRequired(why)) => {
+                    warn!(server, "the refresh token was refused; a login is needed");
+                    credential.tokens = None;
+                    store.save(&key, &credential)?;
+                    Err(OAuthError::LoginRequired(format!("{why}: log in again with `{login}`")))
+                }
+                Err(e) => Err(e),
+            }
+        });
+        task.await.map_err(|e| OAuthError::Token(format!("the refresh stopped: {e}")))?
+    }
+
+    /// The server refused a call for want of scopes (403
+    /// `insufficient_scope`, asking for `scope`): the next login asks for
+    /// those and every scope granted before (SEP-2350).
+    pub fn need_scopes(&self, target: &Target, scope: Option<&str>) -> Result<(), OAuthError> {
+        let key = target.key();
+        let Some(mut credential) = self.store.load(&key)? else { return Ok(()) };
+        let granted = credential.tokens.as_ref().and_then(|t| t.scope.clone());
+        let wanted = union_of(&[granted.as_deref(), credential.wanted_scope.as_deref(), scope]);
+        if wanted != credential.wanted_scope {
+            credential.wanted_scope = wanted;
+            self.store.save(&key, &credential)?;
+        }
+        Ok(())
+    }
+
+    /// Whether the server asked for scopes the login did not grant.
+    pub fn wants_scopes(&self, target: &Target) -> bool {
+        self.store.load(&target.key()).ok().flatten().is_some_and(|c| c.wanted_scope.is_some())
+    }
+
+    fn login_required(&self, target: &Target, why: &str) -> OAuthError {
+        OAuthError::LoginRequired(format!(
+            "server `{}` needs a login ({why}): run `{}`",
+            target.server,
+            login_command(&target.server)
+        ))
+    }
+
+    /// What a request without a token hears: 401 with its challenge.
+    async fn probe(&self, url: &Url) -> Result<Challenge, OAuthError> {
+        let response = self
+            .http
+            .post(url.clone())
+            .header("accept", "application/json, text/event-stream")
+            .json(&json!({"jsonrpc": "2.0", "id": "mcp-gateway-auth-probe", "method": "ping"}))
+            .send()
+            .await
+            .map_err(|e| OAuthError::Discovery(crate::redact::http_error(&e.without_url())))?;
+        if response.status() != reqwest::StatusCode::UNAUTHORIZED {
+            return Ok(Challenge::default());
+        }
+        let header = response.headers().get("www-authenticate").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        Ok(Challenge::parse(header))
+    }
+
+    /// Logs in to `target`: discovery, registration, the browser (`open` is
+    /// given the authorization URL), the loopback callback (at most
+    /// `timeout`), the code exchange. Returns the new status.
+    pub async fn login(
+        &self,
+        target: &Target,
+        open: impl FnOnce(&str) -> Result<(), String>,
+        timeout: Duration,
+    ) -> Result<Value, OAuthError> {
+        let key = target.key();
+        let slot = entry(&self.logging_in, &key);
+        let Ok(_one) = slot.try_lock() else {
+            return Err(OAuthError::Busy(format!("a login to `{}` is already under way", target.server)));
+        };
+        let url = Url::parse(&target.url).map_err(|e| OAuthError::Discovery(format!("the server's url: {e}")))?;
+        let challenge = self.probe(&url).await?;
+        let found = discovery::discover(&self.http, &url, &challenge).await?;
+        for endpoint in [&found.metadata.authorization_endpoint, &found.metadata.token_endpoint] {
+            let parsed =
+                Url::parse(endpoint).map_err(|e| OAuthError::Discovery(format!("an endpoint is not a URL: {e}")))?;
+            discovery::check_transport(&parsed, "the endpoint")?;
+        }
+        let state = pkce::random_token();
+        let pkce = pkce::Pkce::new();
+        let callback = callback::Callback::bind(state.clone()).await?;
+        let client = flow::register(&self.http, &found.metadata, &target.settings, &callback.redirect_uri).await?;
+        // The config's scopes, else the challenge's (or the metadata's) with
+        // those a 403 asked for since the last login.
+        let wanted = self.store.load(&key).ok().flatten().and_then(|c| c.wanted_scope);
+        let scope = match &target.settings.scopes {
+            Some(scopes) => Some(scopes.join(" ")),
+            None => union_of(&[found.scope.as_deref(), wanted.as_deref()]),
+        };
+        let authorize = flow::authorization_url(
+            &found.metadata,
+            &client,
+            &pkce.challenge,
+            &state,
+            scope.as_deref(),
+            found.resource.as_deref(),
+        )?;
+        info!(server = %target.server, issuer = %found.metadata.issuer, registration = ?client.kind, "login: waiting for the browser");
+        open(authorize.as_str()).map_err(OAuthError::Callback)?;
+        let redirect = tokio::time::timeout(timeout, callback.wait()).await.map_err(|_| {
+            OAuthError::Callback(format!("no answer from the browser within {} s", timeout.as_secs()))
+        })??;
+        flow::check_iss(&found.metadata, redirect.iss.as_deref())?;
+        let grant = Grant::Code { code: &redirect.code, verifier: &pkce.verifier };
+        let answer = flow::token(&self.http, &found.metadata, &client, grant, found.resource.as_deref()).await?;
+        let mut credential =
+            Credential::new(crate::redact::redacted_url(&target.url), found.resource, found.metadata, client);
+        credential.tokens = Some(tokens_of(answer, None, scope.as_deref()));
+        self.store.save(&key, &credential)?;
+        info!(server = %target.server, "logged in");
+        Ok(self.status(target))
+    }
+
+    /// `auth status` of one server: never token material.
+    pub fn status(&self, target: &Target) -> Value {
+        let credential = match self.store.load(&target.key()) {
+            Ok(c) => c,
+            Err(e) => return json!({ "server": target.server, "state": "error", "error": e.to_string() }),
+        };
+        let Some(credential) = credential else {
+            return json!({ "server": target.server, "state": "logged_out", "login": login_command(&target.server) });
+        };
+        let tokens = credential.tokens.as_ref();
+        let state = match tokens {
+            None => "login_required",
+            Some(t) if t.expires_at.is_some_and(|at| at <= now()) && t.refresh_token.is_none() => "expired",
+            Some(_) => "logged_in",
+        };
+        json!({
+            "server": target.server,
+            "state": state,
+            "issuer": credential.issuer,
+            "resource": credential.resource,
+            "registration": credential.client.kind,
+            "scopes": tokens.and_then(|t| t.scope.clone()),
+            "expires_in_secs": tokens.and_then(|t| t.expires_at).map(|at| at.saturating_sub(now())),
+            "refreshable": tokens.is_some_and(|t| t.refresh_token.is_some()),
+        })
+    }
+
+    /// Forgets `target`'s credential; `true` when there was one.
+    pub fn logout(&self, target: &Target) -> Result<bool, OAuthError> {
+        self.store.remove(&target.key())
+    }
+}
+
+#[cfg(test)]
+mod tests;
