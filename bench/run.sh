@@ -45,7 +45,7 @@ if [ ! -x "$PEERS/venv/bin/mcp-proxy" ]; then
 fi
 if [ ! -x "$PEERS/cargo/bin/rmcp-mux" ] && [ ! -f "$PEERS/rmcp-mux.failed" ]; then
   log "installing rmcp-mux $RMCP_MUX_VERSION (cargo)"
-  cargo install --quiet --root "$PEERS/cargo" --version "$RMCP_MUX_VERSION" rmcp-mux >"$PEERS/rmcp-mux.log" 2>&1 ||
+  cargo install --quiet --root "$PEERS/cargo" --version "$RMCP_MUX_VERSION" --no-default-features --features cli rmcp-mux >"$PEERS/rmcp-mux.log" 2>&1 ||
     { log "rmcp-mux did not build (see $PEERS/rmcp-mux.log)"; touch "$PEERS/rmcp-mux.failed"; }
 fi
 if [ ! -x "$CACHE/plot/bin/python" ] || ! "$CACHE/plot/bin/python" -c 'import matplotlib' 2>/dev/null; then

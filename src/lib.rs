@@ -32,7 +32,8 @@
 //!
 //! Floor 4:
 //! - `gateway`: the [`Gateway`](gateway::Gateway): config in force, sessions, the pool, listings, and
-//!   one file per routing rule (subscriptions, server requests, tasks, log levels).
+//!   one file per routing rule (subscriptions, server requests and the instances asking calls get, tasks,
+//!   log levels).
 //! - `install`: adding and removing servers in a config file without disturbing it.
 //! - [`shim`]: `mcp-gateway-connect`: autostart, version check, preamble, relay, reconnect.
 //!
