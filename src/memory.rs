@@ -3,7 +3,8 @@
 //! glibc's allocator keeps what a burst of sessions freed in its arenas, so a
 //! daemon that served a thousand sessions stays at that size after they all
 //! left (it does not grow further: it reuses it). When the last session leaves,
-//! the free memory at the top of each arena is returned.
+//! the free memory at the top of each arena is returned, and so are the code
+//! pages serving faulted in (the next session brings back what it runs).
 
 /// Returns freed heap memory to the system (glibc only; elsewhere a no-op).
 pub fn release_freed() {
@@ -14,6 +15,7 @@ pub fn release_freed() {
         unsafe {
             libc::malloc_trim(0);
         }
+        drop_mapped_code();
     });
 }
 

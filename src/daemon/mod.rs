@@ -94,6 +94,9 @@ pub async fn serve(options: ServeOptions, shutdown: CancellationToken) -> Result
             drop(ready);
             let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
             info!(socket = %socket.display(), pid = std::process::id(), "mcp-gateway {} listening", crate::VERSION);
+            // Start-up ran code that serving never runs again (argument and
+            // config parsing, binding): its pages need not stay resident.
+            crate::memory::drop_mapped_code();
             tokio::spawn(supervise(gateway.clone(), shutdown.clone(), owned.is_none()));
             run(gateway, listener, signals, shutdown).await;
             drop(owned);
