@@ -471,7 +471,16 @@ fn auth(command: AuthCommand) -> anyhow::Result<ExitCode> {
         AuthCommand::Logout { server, socket } => {
             let wait = std::time::Duration::from_secs(30);
             let answer = control::request_here(&socket.path(), "auth-logout", json!({ "server": server }), wait)?;
-            match answer.and_then(|a| a["forgotten"].as_bool()) {
+            let answer = answer.unwrap_or_default();
+            match answer["revoked"].as_bool() {
+                Some(true) => println!("revoked the tokens of `{server}` at its authorization server"),
+                Some(false) => eprintln!(
+                    "could not revoke the tokens of `{server}` ({}); they are forgotten here anyway",
+                    answer["revocation_error"].as_str().unwrap_or("no reason given")
+                ),
+                None => {}
+            }
+            match answer["forgotten"].as_bool() {
                 Some(true) => println!("forgot the login to `{server}`"),
                 _ => println!("`{server}` had no login to forget"),
             }

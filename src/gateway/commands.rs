@@ -134,13 +134,53 @@ impl Gateway {
         Ok(json!({ "servers": rows }))
     }
 
-    /// `auth logout SERVER`: forgets the credential.
+    /// `auth logout SERVER`: revokes the tokens where the authorization
+    /// server offers it (a failure is reported, not fatal), then forgets the
+    /// credential.
     pub async fn auth_logout(self: &Arc<Self>, server: &str, asker: &Asker<'_>) -> Result<Value, String> {
         let binding = self.oauth_binding(server, asker)?;
-        let forgotten = binding.manager.logout(&binding.target).map_err(|e| e.to_string())?;
+        let logout = binding.manager.logout(&binding.target).await.map_err(|e| e.to_string())?;
         let grace = Duration::from_secs(self.config().shutdown_grace_secs);
         self.pool.restart_server(server, grace).await;
-        Ok(json!({ "forgotten": forgotten }))
+        Ok(json!({
+            "forgotten": logout.forgotten,
+            "revoked": logout.revoked.as_ref().map(Result::is_ok),
+            "revocation_error": logout.revoked.and_then(Result::err),
+        }))
+    }
+
+    /// The remote servers that need a person to log in, as the daemon's own
+    /// context sees them (no workspace, no terminal's environment): for
+    /// `status` and `doctor`. Never token material.
+    pub fn logins_needed(&self) -> Vec<Value> {
+        let config = self.config();
+        let asker = Asker { cwd: None, env: crate::preamble::ClientEnv::default() };
+        config
+            .servers
+            .iter()
+            .filter(|(_, s)| s.url.is_some())
+            .filter_map(|(name, _)| self.oauth_binding(name, &asker).ok())
+            .filter_map(|b| b.manager.needs_login(&b.target))
+            .collect()
+    }
+
+    /// Why a call to `server` from `session` cannot be made until a person
+    /// logs in, with the command to run; `None` when no login is missing.
+    pub fn login_needed(&self, server: &str, session: &super::SessionInfo) -> Option<String> {
+        let def = self.server_for(session, server)?;
+        def.url.as_ref()?;
+        let (_, resolved) = self.resolve(server, &def, session).ok()?;
+        let binding = resolved.oauth?;
+        let row = binding.manager.needs_login(&binding.target)?;
+        let why = match row["state"].as_str() {
+            Some("expired") => "its access token expired and no refresh token was issued",
+            Some("login_required") => "the authorization server refused the refresh token",
+            _ => "nobody has logged in to it",
+        };
+        Some(format!(
+            "server `{server}` needs a login ({why}): run `{}` in a terminal, then call the tool again",
+            crate::oauth::login_command(server)
+        ))
     }
 }
 

@@ -334,7 +334,15 @@ fn token_form(client: &Client, grant: Grant<'_>, resource: Option<&str>) -> (Str
     if let Some(resource) = resource {
         form.append_pair("resource", resource);
     }
-    let basic = match client.auth_method {
+    let basic = authenticate(&mut form, client);
+    (form.finish(), basic)
+}
+
+/// The client's authentication on a request to the authorization server
+/// (token or revocation endpoint): its id and secret in the form, or the
+/// `Authorization: Basic` header returned.
+fn authenticate(form: &mut form_urlencoded::Serializer<'_, String>, client: &Client) -> Option<String> {
+    match client.auth_method {
         AuthMethod::Basic => Some(basic_credentials(client)),
         AuthMethod::Post => {
             form.append_pair("client_id", &client.client_id);
@@ -345,8 +353,50 @@ fn token_form(client: &Client, grant: Grant<'_>, resource: Option<&str>) -> (Str
             form.append_pair("client_id", &client.client_id);
             None
         }
+    }
+}
+
+/// Which token an RFC 7009 revocation request names.
+#[derive(Clone, Copy)]
+pub enum TokenKind {
+    Refresh,
+    Access,
+}
+
+/// Revokes `token` at the server's `revocation_endpoint` (RFC 7009 §2.1),
+/// authenticated as at the token endpoint. A 200 is success, whether or not
+/// the token was still valid (§2.2).
+pub async fn revoke(
+    http: &reqwest::Client,
+    endpoint: &str,
+    client: &Client,
+    token: &str,
+    kind: TokenKind,
+) -> Result<(), OAuthError> {
+    let hint = match kind {
+        TokenKind::Refresh => "refresh_token",
+        TokenKind::Access => "access_token",
     };
-    (form.finish(), basic)
+    // The serializer is not `Send`: it is done before the request awaits.
+    let (body, basic) = {
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        form.append_pair("token", token).append_pair("token_type_hint", hint);
+        let basic = authenticate(&mut form, client);
+        (form.finish(), basic)
+    };
+    let mut request = http.post(endpoint).header("content-type", "application/x-www-form-urlencoded");
+    if let Some(basic) = basic {
+        request = request.header("authorization", basic);
+    }
+    let response = request.body(body).send().await.map_err(|e| {
+        OAuthError::Unreachable(format!("the revocation endpoint: {}", crate::redact::http_error(&e.without_url())))
+    })?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let body = response.bytes().await.unwrap_or_default();
+    Err(OAuthError::Token(format!("the revocation endpoint answered HTTP {status}: {}", error_text(&body))))
 }
 
 /// `Authorization: Basic` per RFC 6749 §2.3.1: id and secret each

@@ -30,9 +30,9 @@ mod flow;
 mod pkce;
 mod store;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 use tracing::{info, warn};
@@ -48,6 +48,37 @@ use store::{Credential, Store, Tokens};
 
 /// An access token this close to its expiry is refreshed before it is used.
 const REFRESH_AHEAD: Duration = Duration::from_secs(60);
+
+/// The pause after the first refresh that could not reach the authorization
+/// server (or met a 5xx); it doubles with each failure in a row, up to
+/// [`BACKOFF_CAP`], and a success resets it.
+const BACKOFF_FIRST: Duration = Duration::from_secs(1);
+const BACKOFF_CAP: Duration = Duration::from_secs(60);
+
+/// Refreshes of one credential that failed in a row for want of a reachable
+/// authorization server, and when the next may be tried.
+#[derive(Debug, Clone, Copy)]
+struct Backoff {
+    failures: u32,
+    until: Instant,
+}
+
+impl Backoff {
+    /// The backoff after one more failure.
+    fn after(previous: Option<Backoff>, now: Instant) -> Backoff {
+        let failures = previous.map_or(1, |b| b.failures.saturating_add(1));
+        let pause = BACKOFF_FIRST.saturating_mul(1 << (failures - 1).min(16)).min(BACKOFF_CAP);
+        Backoff { failures, until: now + pause }
+    }
+}
+
+/// What `auth logout` did: whether a credential was forgotten, and how its
+/// revocation went (`None`: nothing to revoke, or no `revocation_endpoint`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Logout {
+    pub forgotten: bool,
+    pub revoked: Option<Result<(), String>>,
+}
 
 /// Why an OAuth step failed. No variant carries a token or a secret.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -109,6 +140,13 @@ pub struct Manager {
     refreshing: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Per credential: held while a login is under way.
     logging_in: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Per credential: refreshes that failed for want of a reachable
+    /// authorization server (see [`Backoff`]).
+    backoff: Mutex<HashMap<String, Backoff>>,
+    /// Credentials whose server refused a request for want of a login (a
+    /// final 401): the servers `status` and `doctor` say need a login, even
+    /// when nobody has logged in yet.
+    challenged: Mutex<HashSet<String>>,
 }
 
 impl std::fmt::Debug for Manager {
@@ -160,7 +198,14 @@ impl Manager {
             .timeout(Duration::from_secs(30))
             .build()
             .unwrap_or_default();
-        Manager { store: Store::new(dir), http, refreshing: Mutex::default(), logging_in: Mutex::default() }
+        Manager {
+            store: Store::new(dir),
+            http,
+            refreshing: Mutex::default(),
+            logging_in: Mutex::default(),
+            backoff: Mutex::default(),
+            challenged: Mutex::default(),
+        }
     }
 
     /// The access token to send to `target`, refreshed first when it is about
@@ -172,7 +217,14 @@ impl Manager {
         if !expiring(&tokens) || tokens.refresh_token.is_none() {
             return Ok(Some(tokens.access_token));
         }
-        self.refresh(target, Some(&tokens.access_token)).await.map(Some)
+        match self.refresh(target, Some(&tokens.access_token)).await {
+            // The authorization server is down but the token has not expired
+            // yet: use it while it lasts.
+            Err(OAuthError::Unreachable(_)) if tokens.expires_at.is_some_and(|at| at > now()) => {
+                Ok(Some(tokens.access_token))
+            }
+            answer => answer.map(Some),
+        }
     }
 
     /// The server refused `sent`: a fresh token (someone else's refresh, or
@@ -197,8 +249,22 @@ impl Manager {
                 self.login_required(target, "the server refused the access token and no refresh token was issued")
             );
         };
+        // A flapping authorization server gets one refresh per pause, not one
+        // per call: until the pause ends, callers hear why and when.
+        if let Some(backoff) = lock(&self.backoff).get(&key).copied()
+            && let Some(left) = backoff.until.checked_duration_since(Instant::now())
+        {
+            return Err(OAuthError::Unreachable(format!(
+                "the authorization server of `{}` failed {} refresh{} in a row; the next is tried in {} s",
+                target.server,
+                backoff.failures,
+                if backoff.failures == 1 { "" } else { "es" },
+                left.as_secs_f64().ceil() as u64
+            )));
+        }
         let (http, store, server) = (self.http.clone(), self.store.clone(), target.server.clone());
         let login = login_command(&target.server);
+        let (task_key, key) = (key.clone(), key);
         // An owned task: a caller that gives up does not cancel a refresh
         // whose rotated token must reach the disk.
         let task = tokio::spawn(async move {
@@ -212,20 +278,32 @@ impl Manager {
                     let fresh = tokens_of(answer, Some(refresh_token.clone()), tokens.scope.as_deref());
                     let access = fresh.access_token.clone();
                     credential.tokens = Some(fresh);
-                    store.save(&key, &credential)?;
+                    store.save(&task_key, &credential)?;
                     info!(server, "refreshed the access token");
                     Ok(access)
                 }
                 Err(OAuthError::LoginRequired(why)) => {
                     warn!(server, "the refresh token was refused; a login is needed");
                     credential.tokens = None;
-                    store.save(&key, &credential)?;
+                    store.save(&task_key, &credential)?;
                     Err(OAuthError::LoginRequired(format!("{why}: log in again with `{login}`")))
                 }
                 Err(e) => Err(e),
             }
         });
-        task.await.map_err(|e| OAuthError::Token(format!("the refresh stopped: {e}")))?
+        let answer = task.await.map_err(|e| OAuthError::Token(format!("the refresh stopped: {e}")))?;
+        let mut backoff = lock(&self.backoff);
+        match &answer {
+            Err(OAuthError::Unreachable(why)) => {
+                let next = Backoff::after(backoff.get(&key).copied(), Instant::now());
+                warn!(server = %target.server, failures = next.failures, why, "refresh failed; the tokens are kept");
+                backoff.insert(key, next);
+            }
+            _ => {
+                backoff.remove(&key);
+            }
+        }
+        answer
     }
 
     /// The server refused a call for want of scopes (403
@@ -326,6 +404,8 @@ impl Manager {
             Credential::new(crate::redact::redacted_url(&target.url), found.resource, found.metadata, client);
         credential.tokens = Some(tokens_of(answer, None, scope.as_deref()));
         self.store.save(&key, &credential)?;
+        lock(&self.challenged).remove(&key);
+        lock(&self.backoff).remove(&key);
         info!(server = %target.server, "logged in");
         Ok(self.status(target))
     }
@@ -357,9 +437,68 @@ impl Manager {
         })
     }
 
-    /// Forgets `target`'s credential; `true` when there was one.
-    pub fn logout(&self, target: &Target) -> Result<bool, OAuthError> {
-        self.store.remove(&target.key())
+    /// The server refused a request for want of a login (a final 401).
+    pub fn challenged(&self, target: &Target) {
+        lock(&self.challenged).insert(target.key());
+    }
+
+    /// When `target` needs a person to log in: its state (`logged_out`,
+    /// `expired`, `login_required`) and the command, for `status` and
+    /// `doctor`. A server nobody logged in to counts only once it has asked
+    /// for a login (a 401): a public remote server needs none.
+    pub fn needs_login(&self, target: &Target) -> Option<Value> {
+        let status = self.status(target);
+        let state = status["state"].as_str()?;
+        let asked = lock(&self.challenged).contains(&target.key());
+        let needed = matches!(state, "expired" | "login_required") || (state == "logged_out" && asked);
+        needed.then(|| json!({ "server": target.server, "state": state, "login": login_command(&target.server) }))
+    }
+
+    /// Logs out of `target`: revokes its tokens where the authorization server
+    /// offers RFC 7009 (the refresh token first, then the access token), then
+    /// forgets the credential whatever the revocation's outcome.
+    pub async fn logout(&self, target: &Target) -> Result<Logout, OAuthError> {
+        let key = target.key();
+        let credential = self.store.load(&key).ok().flatten();
+        let revoked = match &credential {
+            Some(c) => self.revoke(c).await,
+            None => None,
+        };
+        if let Some(Err(why)) = &revoked {
+            warn!(server = %target.server, why, "revocation failed; the tokens are forgotten anyway");
+        }
+        let forgotten = self.store.remove(&key)?;
+        lock(&self.backoff).remove(&key);
+        Ok(Logout { forgotten, revoked })
+    }
+
+    /// RFC 7009 revocation of a credential's tokens; `None` when there is
+    /// nothing to revoke or nowhere to.
+    async fn revoke(&self, credential: &Credential) -> Option<Result<(), String>> {
+        let endpoint = credential.metadata.revocation_endpoint.as_deref()?;
+        let tokens = credential.tokens.as_ref()?;
+        let checked = Url::parse(endpoint)
+            .map_err(|e| OAuthError::Discovery(format!("the revocation endpoint is not a URL: {e}")))
+            .and_then(|url| discovery::check_transport(&url, "the revocation endpoint"));
+        if let Err(e) = checked {
+            return Some(Err(e.to_string()));
+        }
+        let mut failures = Vec::new();
+        let each = [
+            (tokens.refresh_token.as_deref(), flow::TokenKind::Refresh),
+            (Some(tokens.access_token.as_str()), flow::TokenKind::Access),
+        ];
+        for (token, kind) in each {
+            let Some(token) = token else { continue };
+            if let Err(e) = flow::revoke(&self.http, endpoint, &credential.client, token, kind).await {
+                let name = match kind {
+                    flow::TokenKind::Refresh => "the refresh token",
+                    flow::TokenKind::Access => "the access token",
+                };
+                failures.push(format!("{name}: {e}"));
+            }
+        }
+        Some(if failures.is_empty() { Ok(()) } else { Err(failures.join("; ")) })
     }
 }
 

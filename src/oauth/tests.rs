@@ -126,7 +126,7 @@ async fn status_shows_no_token_material_and_logout_forgets() {
     expired(&manager, "http://127.0.0.1:9/token".into());
     let status = manager.status(&target()).to_string();
     assert!(!status.contains("access-0") && !status.contains("refresh-0"), "{status}");
-    assert!(manager.logout(&target()).unwrap());
+    assert!(manager.logout(&target()).await.unwrap().forgotten);
     assert_eq!(manager.status(&target())["state"], "logged_out");
 }
 
@@ -217,4 +217,205 @@ async fn a_second_login_to_the_same_server_waits_for_none() {
     let never = |_: &str| -> Result<(), String> { panic!("no browser may open") };
     let error = manager.login(&target(), never, Duration::from_secs(1)).await.unwrap_err();
     assert!(matches!(error, OAuthError::Busy(_)) && error.to_string().contains("already under way"), "{error}");
+}
+
+/// One revocation request: its form, and its `Authorization` header.
+type Revocation = (HashMap<String, String>, Option<String>);
+
+/// An authorization server whose token endpoint fails (HTTP 500) while
+/// `failing` is set, and whose revocation endpoint records each request's
+/// form and `Authorization` header (answering 503 while `refuse_revocation`).
+#[derive(Default)]
+struct Flaky {
+    failing: std::sync::atomic::AtomicBool,
+    refuse_revocation: std::sync::atomic::AtomicBool,
+    token_calls: AtomicUsize,
+    revoked: Mutex<Vec<Revocation>>,
+}
+
+async fn serve_flaky(flaky: Arc<Flaky>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (for_token, for_revoke) = (flaky.clone(), flaky);
+    let router = axum::Router::new()
+        .route(
+            "/token",
+            axum::routing::post(move || {
+                let flaky = for_token.clone();
+                async move {
+                    let n = flaky.token_calls.fetch_add(1, Ordering::SeqCst) + 1;
+                    if flaky.failing.load(Ordering::SeqCst) {
+                        return (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "down".to_string());
+                    }
+                    let body = json!({"access_token": format!("access-{n}"), "token_type": "Bearer",
+                        "expires_in": 3600, "refresh_token": format!("refresh-{n}")});
+                    (axum::http::StatusCode::OK, body.to_string())
+                }
+            }),
+        )
+        .route(
+            "/revoke",
+            axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+                let flaky = for_revoke.clone();
+                async move {
+                    let form: HashMap<String, String> =
+                        url::form_urlencoded::parse(body.as_bytes()).into_owned().collect();
+                    let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string);
+                    lock(&flaky.revoked).push((form, auth));
+                    if flaky.refuse_revocation.load(Ordering::SeqCst) {
+                        axum::http::StatusCode::SERVICE_UNAVAILABLE
+                    } else {
+                        axum::http::StatusCode::OK
+                    }
+                }
+            }),
+        );
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    base
+}
+
+#[test]
+fn the_backoff_doubles_up_to_its_cap() {
+    let now = Instant::now();
+    let mut backoff = None;
+    let mut pauses = Vec::new();
+    for _ in 0..10 {
+        let next = Backoff::after(backoff, now);
+        pauses.push((next.until - now).as_secs());
+        backoff = Some(next);
+    }
+    assert_eq!(pauses, [1, 2, 4, 8, 16, 32, 60, 60, 60, 60]);
+    // Many failures in a row do not overflow.
+    assert_eq!(Backoff::after(Some(Backoff { failures: u32::MAX, until: now }), now).until - now, BACKOFF_CAP);
+}
+
+#[tokio::test]
+async fn a_failing_authorization_server_gets_one_refresh_per_pause_and_the_tokens_are_kept() {
+    let flaky = Arc::new(Flaky::default());
+    flaky.failing.store(true, Ordering::SeqCst);
+    let base = serve_flaky(flaky.clone()).await;
+    let home = tempfile::tempdir().unwrap();
+    let manager = Manager::new(home.path().join("oauth"));
+    expired(&manager, format!("{base}/token"));
+    for _ in 0..5 {
+        let error = manager.bearer(&target()).await.unwrap_err();
+        assert!(matches!(error, OAuthError::Unreachable(_)), "{error:?}");
+    }
+    assert_eq!(flaky.token_calls.load(Ordering::SeqCst), 1, "one refresh, then a pause: no storm");
+    let error = manager.refresh(&target(), None).await.unwrap_err().to_string();
+    assert!(error.contains("failed 1 refresh in a row") && error.contains("next is tried in"), "{error}");
+    let kept = manager.store.load(&target().key()).unwrap().unwrap().tokens.unwrap();
+    assert_eq!(kept.refresh_token.as_deref(), Some("refresh-0"), "the tokens are kept");
+    assert_eq!(manager.status(&target())["state"], "logged_in", "a failing server is no login");
+
+    // The pause ends (made to end now, rather than slept through) and fails again: it doubles.
+    let end_pause = || lock(&manager.backoff).get_mut(&target().key()).unwrap().until = Instant::now();
+    end_pause();
+    assert!(manager.bearer(&target()).await.is_err());
+    assert_eq!(flaky.token_calls.load(Ordering::SeqCst), 2);
+    assert_eq!(lock(&manager.backoff)[&target().key()].failures, 2);
+
+    // The server is back: the next refresh after the pause works and resets the backoff.
+    flaky.failing.store(false, Ordering::SeqCst);
+    end_pause();
+    assert_eq!(manager.bearer(&target()).await.unwrap().as_deref(), Some("access-3"));
+    assert!(lock(&manager.backoff).is_empty(), "a success resets the backoff");
+}
+
+#[tokio::test]
+async fn a_token_that_has_not_expired_yet_is_used_while_the_authorization_server_is_down() {
+    let flaky = Arc::new(Flaky::default());
+    flaky.failing.store(true, Ordering::SeqCst);
+    let base = serve_flaky(flaky.clone()).await;
+    let home = tempfile::tempdir().unwrap();
+    let manager = Manager::new(home.path().join("oauth"));
+    expired(&manager, format!("{base}/token"));
+    // Due for a refresh (within REFRESH_AHEAD) but still valid.
+    let mut credential = manager.store.load(&target().key()).unwrap().unwrap();
+    credential.tokens.as_mut().unwrap().expires_at = Some(now() + 30);
+    manager.store.save(&target().key(), &credential).unwrap();
+    assert_eq!(manager.bearer(&target()).await.unwrap().as_deref(), Some("access-0"));
+    assert_eq!(flaky.token_calls.load(Ordering::SeqCst), 1, "the refresh was tried");
+}
+
+/// A stored credential whose authorization server revokes at `base`/revoke,
+/// for a confidential client of `method`.
+fn revocable(manager: &Manager, base: &str, method: AuthMethod) {
+    expired(manager, format!("{base}/token"));
+    let mut credential = manager.store.load(&target().key()).unwrap().unwrap();
+    credential.metadata.revocation_endpoint = Some(format!("{base}/revoke"));
+    credential.client.client_secret = Some("sec".into());
+    credential.client.auth_method = method;
+    manager.store.save(&target().key(), &credential).unwrap();
+}
+
+#[tokio::test]
+async fn logout_revokes_the_refresh_token_then_the_access_token_then_forgets() {
+    let flaky = Arc::new(Flaky::default());
+    let base = serve_flaky(flaky.clone()).await;
+    let home = tempfile::tempdir().unwrap();
+    let manager = Manager::new(home.path().join("oauth"));
+    revocable(&manager, &base, AuthMethod::Basic);
+    let logout = manager.logout(&target()).await.unwrap();
+    assert_eq!(logout, Logout { forgotten: true, revoked: Some(Ok(())) });
+    let revoked = lock(&flaky.revoked).clone();
+    let sent: Vec<(&str, &str)> =
+        revoked.iter().map(|(f, _)| (f["token"].as_str(), f["token_type_hint"].as_str())).collect();
+    assert_eq!(sent, [("refresh-0", "refresh_token"), ("access-0", "access_token")]);
+    for (form, auth) in &revoked {
+        assert!(auth.as_deref().is_some_and(|a| a.starts_with("Basic ")), "the client authenticates: {auth:?}");
+        assert!(!form.contains_key("client_secret"), "Basic puts no secret in the form");
+    }
+    assert_eq!(manager.status(&target())["state"], "logged_out");
+
+    // client_secret_post: the id and secret in the form, no header.
+    lock(&flaky.revoked).clear();
+    revocable(&manager, &base, AuthMethod::Post);
+    manager.logout(&target()).await.unwrap();
+    let (form, auth) = lock(&flaky.revoked)[0].clone();
+    assert_eq!((form["client_id"].as_str(), form["client_secret"].as_str(), auth), ("c", "sec", None));
+}
+
+#[tokio::test]
+async fn a_failed_revocation_is_reported_and_the_tokens_are_forgotten_anyway() {
+    let flaky = Arc::new(Flaky::default());
+    flaky.refuse_revocation.store(true, Ordering::SeqCst);
+    let base = serve_flaky(flaky.clone()).await;
+    let home = tempfile::tempdir().unwrap();
+    let manager = Manager::new(home.path().join("oauth"));
+    revocable(&manager, &base, AuthMethod::None);
+    let logout = manager.logout(&target()).await.unwrap();
+    assert!(logout.forgotten);
+    let why = logout.revoked.unwrap().unwrap_err();
+    assert!(why.contains("the refresh token") && why.contains("503"), "{why}");
+    assert!(!why.contains("refresh-0") && !why.contains("access-0"), "no token in the report: {why}");
+    assert_eq!(manager.status(&target())["state"], "logged_out");
+    assert!(!manager.store.dir().join(format!("{}.json", target().key())).exists(), "the file is gone");
+
+    // No revocation endpoint: nothing revoked, still forgotten.
+    expired(&manager, format!("{base}/token"));
+    assert_eq!(manager.logout(&target()).await.unwrap(), Logout { forgotten: true, revoked: None });
+    assert_eq!(lock(&flaky.revoked).len(), 2, "the refused revocation tried both tokens; none since");
+}
+
+#[tokio::test]
+async fn a_login_is_needed_once_the_server_asked_or_the_tokens_are_gone() {
+    let home = tempfile::tempdir().unwrap();
+    let manager = Manager::new(home.path().join("oauth"));
+    assert_eq!(manager.needs_login(&target()), None, "a server that never asked needs no login");
+    manager.challenged(&target());
+    let row = manager.needs_login(&target()).unwrap();
+    assert_eq!(row, json!({"server": "remote", "state": "logged_out", "login": "mcp-gateway auth login remote"}));
+
+    expired(&manager, "http://127.0.0.1:9/token".into());
+    assert_eq!(manager.needs_login(&target()), None, "a refreshable token needs no login");
+    let mut credential = manager.store.load(&target().key()).unwrap().unwrap();
+    credential.tokens.as_mut().unwrap().refresh_token = None;
+    manager.store.save(&target().key(), &credential).unwrap();
+    assert_eq!(manager.needs_login(&target()).unwrap()["state"], "expired");
+    credential.tokens = None;
+    manager.store.save(&target().key(), &credential).unwrap();
+    let row = manager.needs_login(&target()).unwrap();
+    assert_eq!(row["state"], "login_required");
+    assert!(!row.to_string().contains("access-0"));
 }

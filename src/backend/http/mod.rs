@@ -174,6 +174,9 @@ impl RemoteConnection {
                 if let Ok(r) = &result {
                     let refused = r.status() == reqwest::StatusCode::UNAUTHORIZED;
                     self.unauthorized.store(refused, std::sync::atomic::Ordering::Relaxed);
+                    if let (true, Some(oauth)) = (refused, &self.oauth) {
+                        oauth.manager.challenged(&oauth.target);
+                    }
                 }
                 return result;
             };
