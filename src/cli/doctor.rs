@@ -204,6 +204,18 @@ fn daemon(report: &mut Report, socket: &Path) {
                     Some("fix the config; `mcp-gateway config check` shows the line".into()),
                 );
             }
+            for login in status["logins"].as_array().into_iter().flatten() {
+                report.add(
+                    Level::Warn,
+                    "login",
+                    format!(
+                        "`{}` needs a login ({})",
+                        login["server"].as_str().unwrap_or("?"),
+                        login["state"].as_str().unwrap_or("?").replace('_', " ")
+                    ),
+                    Some(format!("run `{}`", login["login"].as_str().unwrap_or("mcp-gateway auth login SERVER"))),
+                );
+            }
             for b in status["backends"].as_array().into_iter().flatten() {
                 if b["state"] == "open" || b["state"] == "backing off" {
                     report.add(

@@ -121,6 +121,17 @@ pub fn render(status: &Value, home: &str) -> String {
         out.push('\n');
     }
 
+    // Remote servers that wait for a person to log in: the command, never a token.
+    let logins = status.get("logins").and_then(Value::as_array).cloned().unwrap_or_default();
+    if !logins.is_empty() {
+        let mut rows = Table::new(&["SERVER", "STATE", "TO LOG IN"]);
+        for l in &logins {
+            rows.row(vec![text(l, "server"), text(l, "state").replace('_', " "), text(l, "login")]);
+        }
+        out.push_str(&format!("\n{BOLD}Logins needed{BOLD:#}\n"));
+        out.push_str(&rows.render());
+    }
+
     let sessions = status.get("sessions").and_then(Value::as_array).cloned().unwrap_or_default();
     let mut rows = Table::new(&["ID", "CLIENT", "PROFILE", "WORKSPACE", "SERVERS", "CONNECTED"]);
     for s in &sessions {

@@ -52,6 +52,7 @@ impl Gateway {
             "backends": backends,
             "sessions": sessions.iter().zip(&spawned).map(|(s, names)| session_row(s, names.len())).collect::<Vec<_>>(),
             "totals": totals(&backends, &spawned, daemon_rss_kib),
+            "logins": self.logins_needed(),
             "pending": {
                 "server_requests": self.server_requests.len(),
                 "subscriptions": self.subscriptions.len(),

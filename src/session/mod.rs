@@ -575,6 +575,16 @@ impl Session {
             Named::Prompt => catalog.prompt(&name),
         };
         let Some(target) = target.cloned() else {
+            // A tool of a server that lists nothing until someone logs in:
+            // the model hears what to tell the person (a tool error), not a
+            // protocol failure.
+            if let Named::Tool = kind
+                && let Some((server, _)) =
+                    catalog.unavailable.iter().find(|(server, _)| name.starts_with(&format!("{server}__")))
+                && let Some(why) = self.gateway.login_needed(server, &self.info)
+            {
+                return login_error(id, &why);
+            }
             return unknown_name(id, kind, &name, &catalog);
         };
         params["name"] = Value::String(target.name.clone());
@@ -682,9 +692,18 @@ impl Session {
                 }
                 response
             }
-            Err(e) => backend_error(id, server, &e),
+            Err(e) => match self.gateway.login_needed(server, &self.info).filter(|_| method == "tools/call") {
+                Some(why) => login_error(id, &why),
+                None => backend_error(id, server, &e),
+            },
         }
     }
+}
+
+/// A tool call that waits for a person to log in: a tool error (`isError`)
+/// naming the command, so the model can relay it.
+fn login_error(id: Value, why: &str) -> Value {
+    jsonrpc::result(id, json!({ "content": [{ "type": "text", "text": why }], "isError": true }))
 }
 
 /// Merges JSON objects (capability sets): keys of `extra` are added recursively.

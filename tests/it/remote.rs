@@ -167,10 +167,29 @@ fn a_remote_server_that_wants_a_login_says_which_command_to_run() {
         gw.daemon_log()
     );
     assert!(!text.contains("answered `initialize` with an error"), "{reply}");
+    // A tool error the model can relay, not a protocol failure.
+    assert_eq!(reply["result"]["isError"], true, "{reply}");
+    assert!(reply.get("error").is_none(), "{reply}");
+
+    // status and doctor name the server and the command.
+    let status = gw.command(DAEMON).args(["status", "--json"]).output().unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let logins = status["logins"].as_array().unwrap();
+    let remote = logins.iter().find(|l| l["server"] == "remote").unwrap_or_else(|| panic!("{status}"));
+    assert_eq!(remote, &json!({"server": "remote", "state": "logged_out", "login": "mcp-gateway auth login remote"}));
+    let schema: serde_json::Value = serde_json::from_str(include_str!("../golden/status-schema.json")).unwrap();
+    crate::cli::conforms(&status["logins"], &schema["logins"], "status.logins");
+    let table = gw.command(DAEMON).arg("status").output().unwrap();
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(table.contains("Logins needed") && table.contains("mcp-gateway auth login remote"), "{table}");
+    let doctor = gw.command(DAEMON).arg("doctor").output().unwrap();
+    let doctor = String::from_utf8_lossy(&doctor.stdout);
+    assert!(doctor.contains("`remote` needs a login") && doctor.contains("mcp-gateway auth login remote"), "{doctor}");
     // A server told to speak the 2026 era says the same, not that it is of another era.
     let reply = client.call_tool(json!(2), "modern__anything", json!({}));
     let text = serde_json::to_string(&reply).unwrap();
     assert!(text.contains("run `mcp-gateway auth login modern`"), "{reply}\n{}", gw.daemon_log());
+    assert_eq!(reply["result"]["isError"], true, "{reply}");
 
     let status = gw.command(DAEMON).args(["auth", "status", "--json"]).output().unwrap();
     assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
