@@ -437,9 +437,14 @@ impl Manager {
         })
     }
 
-    /// The server refused a request for want of a login (a final 401).
-    pub fn challenged(&self, target: &Target) {
-        lock(&self.challenged).insert(target.key());
+    /// The server refused a request for want of a login (a final 401:
+    /// `refused`), or answered one again after refusing.
+    pub fn challenged(&self, target: &Target, refused: bool) {
+        if refused {
+            lock(&self.challenged).insert(target.key());
+        } else {
+            lock(&self.challenged).remove(&target.key());
+        }
     }
 
     /// When `target` needs a person to log in: its state (`logged_out`,

@@ -403,7 +403,7 @@ async fn a_login_is_needed_once_the_server_asked_or_the_tokens_are_gone() {
     let home = tempfile::tempdir().unwrap();
     let manager = Manager::new(home.path().join("oauth"));
     assert_eq!(manager.needs_login(&target()), None, "a server that never asked needs no login");
-    manager.challenged(&target());
+    manager.challenged(&target(), true);
     let row = manager.needs_login(&target()).unwrap();
     assert_eq!(row, json!({"server": "remote", "state": "logged_out", "login": "mcp-gateway auth login remote"}));
 
@@ -418,4 +418,10 @@ async fn a_login_is_needed_once_the_server_asked_or_the_tokens_are_gone() {
     let row = manager.needs_login(&target()).unwrap();
     assert_eq!(row["state"], "login_required");
     assert!(!row.to_string().contains("access-0"));
+
+    // A server that answers again (a login elsewhere, or it stopped asking) is taken off the list.
+    manager.logout(&target()).await.unwrap();
+    assert!(manager.needs_login(&target()).is_some());
+    manager.challenged(&target(), false);
+    assert_eq!(manager.needs_login(&target()), None);
 }

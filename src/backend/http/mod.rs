@@ -173,9 +173,12 @@ impl RemoteConnection {
             let Some(wait) = wait.filter(|_| attempt < RETRIES && !self.stop.is_cancelled()) else {
                 if let Ok(r) = &result {
                     let refused = r.status() == reqwest::StatusCode::UNAUTHORIZED;
-                    self.unauthorized.store(refused, std::sync::atomic::Ordering::Relaxed);
-                    if let (true, Some(oauth)) = (refused, &self.oauth) {
-                        oauth.manager.challenged(&oauth.target);
+                    let was = self.unauthorized.swap(refused, std::sync::atomic::Ordering::Relaxed);
+                    // Whether the server wants a login, for `status` and
+                    // `doctor`: told on a refusal and on the first answer after one
+                    // (not on every request).
+                    if let (true, Some(oauth)) = (refused || was, &self.oauth) {
+                        oauth.manager.challenged(&oauth.target, refused);
                     }
                 }
                 return result;
