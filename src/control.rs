@@ -54,7 +54,13 @@ pub fn other_daemons(socket: &Path, own_pid: Option<u64>) -> Vec<OtherDaemon> {
     let same = |a: &Path, b: &Path| {
         a == b || matches!((std::fs::canonicalize(a), std::fs::canonicalize(b)), (Ok(a), Ok(b)) if a == b)
     };
-    crate::paths::candidate_sockets()
+    let mut candidates = crate::paths::candidate_sockets();
+    for recorded in recorded_sockets() {
+        if !candidates.contains(&recorded) {
+            candidates.push(recorded);
+        }
+    }
+    candidates
         .into_iter()
         .filter(|candidate| !same(candidate, socket))
         .filter_map(|candidate| {
@@ -63,6 +69,25 @@ pub fn other_daemons(socket: &Path, own_pid: Option<u64>) -> Vec<OtherDaemon> {
             (pid.is_none() || pid != own_pid).then_some(OtherDaemon { socket: candidate, pid })
         })
         .collect()
+}
+
+/// The sockets the daemons sharing this gateway home recorded
+/// ([`crate::paths::daemon_records_dir`]); a record whose socket is gone (a
+/// daemon that was killed) is removed.
+fn recorded_sockets() -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(crate::paths::daemon_records_dir()) else { return Vec::new() };
+    let mut sockets = Vec::new();
+    for entry in entries.flatten() {
+        let Ok(text) = std::fs::read_to_string(entry.path()) else { continue };
+        let socket = std::path::PathBuf::from(text.trim_end_matches('\n'));
+        if socket.is_absolute() && std::fs::symlink_metadata(&socket).is_ok() {
+            sockets.push(socket);
+        } else {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+    sockets.sort();
+    sockets
 }
 
 /// What to do about other daemons, for `doctor` and `status`.

@@ -155,6 +155,14 @@ pub fn lock_path(socket: &Path) -> PathBuf {
     socket.with_file_name(name)
 }
 
+/// Where each running daemon records the socket it serves (one file per
+/// daemon holding the socket's path, removed when it stops), so that
+/// `doctor` and `status` find a daemon on a socket no lookup would find
+/// (one given with `--socket`).
+pub fn daemon_records_dir() -> PathBuf {
+    gateway_home().join("daemons")
+}
+
 /// The log file a daemon started by the shim writes to.
 pub fn daemon_log_path() -> PathBuf {
     gateway_home().join("daemon.log")

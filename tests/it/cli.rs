@@ -332,3 +332,29 @@ fn a_second_daemon_on_another_socket_is_reported() {
         "{report}"
     );
 }
+
+/// A daemon on a socket no lookup finds (given with `--socket`) records it in
+/// the gateway home, so `status` still names it; its record goes when it stops.
+#[test]
+fn a_second_daemon_on_a_socket_given_by_hand_is_found_through_its_record() {
+    let mut first = TestGateway::new();
+    first.start();
+    let mut second = TestGateway::new();
+    second.home = first.home.clone();
+    second.start();
+    let second_pid = second.daemon.as_ref().unwrap().id();
+    let others = |gw: &TestGateway| {
+        let report: Value = serde_json::from_str(&stdout(&cli(gw, &["status", "--json"]))).unwrap();
+        report["other_daemons"].as_array().cloned().unwrap_or_default()
+    };
+    // The record is written just after the socket accepts connections.
+    let found = wait_until(Duration::from_secs(10), || {
+        others(&first).iter().any(|o| o["pid"] == second_pid && o["socket"] == second.socket.display().to_string())
+    });
+    assert!(found, "{:?}", others(&first));
+    assert!(!others(&second).iter().any(|o| o["pid"] == second_pid), "a daemon is not its own second");
+    assert!(second.stop().success());
+    assert!(!others(&first).iter().any(|o| o["pid"] == second_pid), "its record went with it");
+    let records = std::fs::read_dir(first.home.join("daemons")).unwrap().count();
+    assert_eq!(records, 1, "only the first daemon's record is left");
+}
