@@ -918,7 +918,7 @@ _mcp__gateway() {
             fi
             case "${prev}" in
                 --from)
-                    COMPREPLY=($(compgen -W "claude-code cursor codex vscode claude-desktop gemini-cli" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "claude-code cursor codex vscode claude-desktop gemini-cli copilot-cli opencode" -- "${cur}"))
                     return 0
                     ;;
                 --config)
@@ -1391,7 +1391,7 @@ _mcp__gateway() {
             return 0
             ;;
         mcp__gateway__subcmd__setup)
-            opts="-y -h --print --dry-run --yes --json --scope --config --help claude-code cursor codex vscode claude-desktop gemini-cli"
+            opts="-y -h --print --dry-run --yes --json --scope --config --help claude-code cursor codex vscode claude-desktop gemini-cli copilot-cli opencode"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

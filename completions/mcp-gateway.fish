@@ -141,7 +141,9 @@ cursor\t''
 codex\t''
 vscode\t''
 claude-desktop\t''
-gemini-cli\t''"
+gemini-cli\t''
+copilot-cli\t''
+opencode\t''"
 complete -c mcp-gateway -n "__fish_mcp_gateway_using_subcommand import" -l config -d 'The gateway config to add to (default: the one the daemon loads)' -r -F
 complete -c mcp-gateway -n "__fish_mcp_gateway_using_subcommand import" -l dry-run -d 'Only show what would change; write nothing'
 complete -c mcp-gateway -n "__fish_mcp_gateway_using_subcommand import" -s y -l yes -d 'Apply without asking'

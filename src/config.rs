@@ -114,6 +114,11 @@ pub struct ServerConfig {
     pub tools: ToolFilter,
     /// One line shown to people and models about what the server is for.
     pub description: Option<String>,
+    /// The directories (`~` allowed) whose sessions are offered this server;
+    /// empty: every session. A client's project-only server (Claude Code's
+    /// `projects.<dir>.mcpServers`) is imported with its directory here, so
+    /// the gateway keeps it to that project as the client did.
+    pub projects: Vec<String>,
     /// Which protocol era to speak to the server.
     pub protocol: Protocol,
     /// A remote server's OAuth client (`oauth:`); without it, a server that
@@ -167,6 +172,8 @@ struct RawServer {
     #[serde(default)]
     tools: ToolFilter,
     description: Option<String>,
+    #[serde(default)]
+    projects: Vec<String>,
     #[serde(default)]
     protocol: Protocol,
     oauth: Option<OAuthConfig>,
@@ -278,6 +285,7 @@ impl TryFrom<RawServer> for ServerConfig {
             idle_timeout: raw.idle_timeout,
             tools: raw.tools,
             description: raw.description,
+            projects: raw.projects,
             protocol: raw.protocol,
             oauth: raw.oauth,
             digests: Digests::default(),

@@ -37,6 +37,69 @@ pub fn reload_if_running(socket: &Path) -> Result<Option<Option<String>>, Contro
     }
 }
 
+/// A daemon of this user listening on another socket than the one a command
+/// talks to: clients that find that socket use it, with its own backends.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OtherDaemon {
+    pub socket: std::path::PathBuf,
+    pub pid: Option<u64>,
+}
+
+/// The daemons listening on [`crate::paths::candidate_sockets`] other than
+/// the one on `socket` (whose pid, when it answered, is `own_pid`: the same
+/// daemon reached through another path, a symbolic link, is not a second
+/// one). Only trusted sockets are asked ([`crate::trusted_socket`]); a
+/// socket nobody listens on, or one that is not this user's, is skipped.
+pub fn other_daemons(socket: &Path, own_pid: Option<u64>) -> Vec<OtherDaemon> {
+    let same = |a: &Path, b: &Path| {
+        a == b || matches!((std::fs::canonicalize(a), std::fs::canonicalize(b)), (Ok(a), Ok(b)) if a == b)
+    };
+    let mut candidates = crate::paths::candidate_sockets();
+    for recorded in recorded_sockets() {
+        if !candidates.contains(&recorded) {
+            candidates.push(recorded);
+        }
+    }
+    candidates
+        .into_iter()
+        .filter(|candidate| !same(candidate, socket))
+        .filter_map(|candidate| {
+            let status = request(&candidate, "status").ok()?.unwrap_or(Value::Null);
+            let pid = status["pid"].as_u64();
+            (pid.is_none() || pid != own_pid).then_some(OtherDaemon { socket: candidate, pid })
+        })
+        .collect()
+}
+
+/// The sockets the daemons sharing this gateway home recorded
+/// ([`crate::paths::daemon_records_dir`]); a record whose socket is gone (a
+/// daemon that was killed) is removed.
+fn recorded_sockets() -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(crate::paths::daemon_records_dir()) else { return Vec::new() };
+    let mut sockets = Vec::new();
+    for entry in entries.flatten() {
+        let Ok(text) = std::fs::read_to_string(entry.path()) else { continue };
+        let socket = std::path::PathBuf::from(text.trim_end_matches('\n'));
+        if socket.is_absolute() && std::fs::symlink_metadata(&socket).is_ok() {
+            sockets.push(socket);
+        } else {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+    sockets.sort();
+    sockets
+}
+
+/// What to do about other daemons, for `doctor` and `status`.
+pub fn other_daemons_fix(socket: &Path) -> String {
+    format!(
+        "clients that reach another socket get another daemon with its own backends. Keep one: stop the others \
+         (`mcp-gateway stop --socket OTHER`), and have every client's entry name this one: \
+         `MCP_GATEWAY_SOCKET={} mcp-gateway setup CLIENT` writes it as the shim's --socket",
+        socket.display()
+    )
+}
+
 /// Sends a control command and returns the daemon's answer body (if any).
 pub fn request(socket: &Path, command: &str) -> Result<Option<Value>, ControlError> {
     request_with(socket, command, Value::Null)

@@ -93,6 +93,9 @@ pub fn as_written(server: &ServerConfig) -> Value {
     if let Some(description) = &server.description {
         put("description", description.clone().into());
     }
+    if !server.projects.is_empty() {
+        put("projects", server.projects.clone().into());
+    }
     Value::Object(out)
 }
 

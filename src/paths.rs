@@ -115,6 +115,28 @@ pub fn default_socket_path() -> PathBuf {
     }
 }
 
+/// Every socket a process of this user could find the daemon on, whatever
+/// its environment: `$MCP_GATEWAY_SOCKET`, `$XDG_RUNTIME_DIR`'s, the uid's
+/// runtime directory's and `/tmp`'s, in that order, without repeats. `doctor`
+/// and `status` look for a daemon on each, since clients whose environments
+/// differ (Codex and the TypeScript SDK filter theirs) can each autostart one.
+pub fn candidate_sockets() -> Vec<PathBuf> {
+    let mut sockets = Vec::new();
+    if let Some(path) = std::env::var_os(SOCKET_ENV).filter(|p| !p.is_empty()) {
+        sockets.push(PathBuf::from(path));
+    }
+    if let Some(runtime) = std::env::var_os("XDG_RUNTIME_DIR").filter(|p| !p.is_empty()) {
+        sockets.push(PathBuf::from(runtime).join("mcp-gateway").join("gateway.sock"));
+    }
+    if let Some(runtime) = uid_runtime_dir() {
+        sockets.push(runtime.join("mcp-gateway").join("gateway.sock"));
+    }
+    sockets.push(tmp_socket());
+    let mut seen = std::collections::HashSet::new();
+    sockets.retain(|s| seen.insert(s.clone()));
+    sockets
+}
+
 /// `/run/user/$UID`, when it is a directory.
 fn uid_runtime_dir() -> Option<PathBuf> {
     let dir = PathBuf::from(format!("/run/user/{}", nix::unistd::getuid()));
@@ -131,6 +153,14 @@ pub fn lock_path(socket: &Path) -> PathBuf {
     let mut name = socket.file_name().map(|n| n.to_os_string()).unwrap_or_default();
     name.push(".lock");
     socket.with_file_name(name)
+}
+
+/// Where each running daemon records the socket it serves (one file per
+/// daemon holding the socket's path, removed when it stops), so that
+/// `doctor` and `status` find a daemon on a socket no lookup would find
+/// (one given with `--socket`).
+pub fn daemon_records_dir() -> PathBuf {
+    gateway_home().join("daemons")
 }
 
 /// The log file a daemon started by the shim writes to.

@@ -91,6 +91,13 @@ fn canonical_mapping_path(path: &str) -> PathBuf {
     }
 }
 
+/// Whether `dir` (a config path: a `workspaces:` key or a server's
+/// `projects:` entry) is `path` or one of its ancestors, both compared in
+/// their canonical forms (`path` must be canonical already).
+pub fn covers(dir: &str, path: &Path) -> bool {
+    path.starts_with(canonical_mapping_path(dir))
+}
+
 /// The config's `workspaces:` entry that covers `workspace` (the longest path
 /// that is it or one of its ancestors): its path and settings. `workspace`
 /// must be canonical (a root found from `resolve_working_dir`'s result); the

@@ -21,6 +21,9 @@ Reads (project files from the current directory, the others from $HOME):
                   ~/Library/Application Support/Code/User/)
   claude-desktop  ~/.config/Claude/claude_desktop_config.json
                   (~/Library/Application Support/Claude/ on macOS)
+  gemini-cli      .gemini/settings.json; ~/.gemini/settings.json
+  copilot-cli     ~/.copilot/mcp-config.json ($COPILOT_HOME moves it)
+  opencode        opencode.json (or .jsonc); ~/.config/opencode/opencode.json (or .jsonc)
 
 Writes the config the daemon loads (`mcp-gateway config path`; created as YAML if
 there is none), keeping its comments and order; the previous version is kept as
@@ -56,12 +59,14 @@ project's file in the current directory (--scope project), the same files
   codex           ~/.codex/config.toml                          -
   vscode          ~/.config/Code/User/mcp.json                  .vscode/mcp.json
   claude-desktop  ~/.config/Claude/claude_desktop_config.json   -
-(on macOS the last two user files are under ~/Library/Application Support/).
+  gemini-cli      ~/.gemini/settings.json                       .gemini/settings.json
+  copilot-cli     ~/.copilot/mcp-config.json                    - (it reads .mcp.json: claude-code's)
+  opencode        ~/.config/opencode/opencode.json (or .jsonc)  opencode.json (or .jsonc)
+(on macOS the vscode and claude-desktop user files are under ~/Library/Application Support/).
 
 Entries the gateway runs (same command, arguments and environment as a gateway
 server) are removed; everything else stays: other servers, other settings, key
-order (and comments, in Codex's TOML; a JSON file with comments is not
-rewritten: use --print and edit it by hand).
+order and comments (a JSON file with comments is edited in place).
 
 Servers the gateway does not run yet are left in place and listed: run
 `mcp-gateway import` first, then setup again (setup never adds servers to the

@@ -182,9 +182,11 @@ fn daemon(report: &mut Report, socket: &Path) {
         report.add(Level::Error, "socket", reason.to_string(), None);
         return;
     }
+    let mut own_pid = None;
     match control::request(socket, "status") {
         Ok(status) => {
             let status = status.unwrap_or(Value::Null);
+            own_pid = status["pid"].as_u64();
             let version = status["version"].as_str().unwrap_or("?");
             if version == crate::VERSION {
                 report.ok("daemon", format!("running (pid {}) on {}", status["pid"], socket.display()));
@@ -249,6 +251,22 @@ fn daemon(report: &mut Report, socket: &Path) {
             Some("`mcp-gateway stop`, or remove the socket if nothing should listen there".into()),
         ),
     }
+    let others = control::other_daemons(socket, own_pid);
+    if !others.is_empty() {
+        report.add(Level::Warn, "daemon", describe_others(&others), Some(control::other_daemons_fix(socket)));
+    }
+}
+
+/// "another mcp-gateway daemon (pid 12) listens on /x.sock", for one or more.
+pub fn describe_others(others: &[control::OtherDaemon]) -> String {
+    let each: Vec<String> = others
+        .iter()
+        .map(|o| match o.pid {
+            Some(pid) => format!("pid {pid} on {}", o.socket.display()),
+            None => format!("one on {}", o.socket.display()),
+        })
+        .collect();
+    format!("another mcp-gateway daemon of yours runs besides this one: {}", each.join("; "))
 }
 
 fn service(report: &mut Report) {

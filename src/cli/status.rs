@@ -6,15 +6,28 @@ use std::process::ExitCode;
 
 use serde_json::Value;
 
-use super::table::{self, BAD, BOLD, DIM, Table};
+use super::table::{self, BAD, BOLD, DIM, Table, WARN};
 use crate::control;
 
 pub fn run(socket: &Path, json: bool) -> anyhow::Result<ExitCode> {
-    let status = control::request(socket, "status")?.unwrap_or(Value::Null);
+    let mut status = control::request(socket, "status")?.unwrap_or(Value::Null);
+    let others = control::other_daemons(socket, status["pid"].as_u64());
     if json {
+        if !others.is_empty()
+            && let Some(object) = status.as_object_mut()
+        {
+            object.insert("other_daemons".into(), serde_json::to_value(&others)?);
+        }
         println!("{}", serde_json::to_string_pretty(&status)?);
     } else {
         anstream::print!("{}", render(&status, &table::home()));
+        if !others.is_empty() {
+            anstream::print!(
+                "\n{WARN}{}{WARN:#}\n  → {}\n",
+                super::doctor::describe_others(&others),
+                control::other_daemons_fix(socket)
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

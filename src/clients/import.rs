@@ -54,6 +54,11 @@ pub struct Planned {
     pub notes: Vec<String>,
     #[serde(skip)]
     raw: Definition,
+    /// The projects it was found only in (Claude Code's project-only
+    /// servers), written as its `projects:`; empty when found anywhere for
+    /// every project too.
+    #[serde(skip)]
+    only_in: Vec<String>,
     #[serde(skip)]
     server: Option<ServerConfig>,
 }
@@ -277,13 +282,33 @@ fn consider(plan: &mut Plan, servers: &IndexMap<String, ServerConfig>, found: Fo
         });
         return;
     }
+    // Claude Code's `projects.<dir>.mcpServers`: a server only that project's sessions had.
+    let project_only = match found.location.as_slice() {
+        [projects, dir, _] if projects == "projects" => Some(dir.clone()),
+        _ => None,
+    };
     if let Some(same) =
         plan.add.iter_mut().find(|p| p.raw == definition && (p.name == base || p.from[0].name == found.name))
     {
+        let before = same.only_in.len();
+        match project_only {
+            Some(dir) if before > 0 => same.only_in.push(dir),
+            // Also one for every project: it stays one.
+            _ => same.only_in.clear(),
+        }
+        if before > 0 && same.only_in.is_empty() {
+            same.notes.retain(|n| !n.starts_with("offered only in"));
+        }
         same.from.push(from);
         return;
     }
     let mut notes = notes;
+    if let Some(dir) = &project_only {
+        notes.push(format!(
+            "offered only in {dir} (`projects:`), as {} did: it is that project's own server",
+            found.source.client
+        ));
+    }
     if base != found.name {
         notes.push(format!("named `{base}`: server names may only use letters, digits, `_` and `-`"));
     }
@@ -307,6 +332,7 @@ fn consider(plan: &mut Plan, servers: &IndexMap<String, ServerConfig>, found: Fo
         needs,
         notes,
         raw: definition,
+        only_in: project_only.into_iter().collect(),
         server: None,
     });
 }
@@ -388,7 +414,12 @@ fn finish(planned: &mut Planned, dotenv: &mut GatewayEnv) -> Result<ServerConfig
         }
     }
     planned.needs.retain(|var| !dotenv.has(var));
-    let json = serde_json::to_value(&definition).map_err(|e| e.to_string())?;
+    let mut json = serde_json::to_value(&definition).map_err(|e| e.to_string())?;
+    if !planned.only_in.is_empty()
+        && let Some(object) = json.as_object_mut()
+    {
+        object.insert("projects".into(), planned.only_in.clone().into());
+    }
     serde_json::from_value(json).map_err(|e| e.to_string())
 }
 
@@ -579,6 +610,7 @@ mod tests {
             needs: Vec::new(),
             notes: Vec::new(),
             raw,
+            only_in: Vec::new(),
             server: None,
         };
         let server = finish(&mut planned, &mut dotenv).unwrap();
@@ -618,6 +650,7 @@ mod tests {
             needs: Vec::new(),
             notes: Vec::new(),
             raw,
+            only_in: Vec::new(),
             server: None,
         };
         let server = finish(&mut planned, &mut dotenv).unwrap();

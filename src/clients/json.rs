@@ -1,5 +1,5 @@
 //! The JSON dialects' server entries (Claude Code, Cursor, VS Code, Claude
-//! Desktop, Gemini CLI), turned into the gateway's terms.
+//! Desktop, Gemini CLI, Copilot CLI, opencode), turned into the gateway's terms.
 //!
 //! Clients disagree on details: VS Code and Cursor write `${env:X}`,
 //! `${userHome}` and `${workspaceFolder}`, VS Code prompts for `${input:x}`,
@@ -60,6 +60,7 @@ pub fn server_maps(
             maps
         }
         Format::CodexToml => vec![(vec!["mcp_servers".into()], None)],
+        Format::OpencodeMcp => vec![(vec!["mcp".into()], project)],
     }
 }
 
@@ -108,12 +109,18 @@ fn from_json(entry: &Value, context: &Context) -> Parsed {
         return Parsed::Skip(format!("disabled in {}", context.client));
     }
     let text = |key: &str| object.get(key).and_then(as_text);
-    let command = text("command");
-    let args: Vec<String> = object
+    let mut command = text("command");
+    let mut args: Vec<String> = object
         .get("args")
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(as_text).collect())
         .unwrap_or_default();
+    // opencode: `"command": [program, args…]`.
+    if let Some(words) = object.get("command").and_then(Value::as_array) {
+        let mut words = words.iter().filter_map(as_text);
+        command = words.next();
+        args = words.chain(args).collect();
+    }
     if runs_shim(command.as_deref(), &args) {
         return Parsed::Shim;
     }
@@ -121,8 +128,10 @@ fn from_json(entry: &Value, context: &Context) -> Parsed {
     // `httpUrl`: Gemini CLI's key for a Streamable HTTP server (its `url` is SSE).
     let url = text("url").or_else(|| text("serverUrl")).or_else(|| text("httpUrl"));
     let remote = match kind.as_deref() {
-        Some("stdio") => false,
-        Some("http" | "streamable-http" | "streamablehttp" | "sse") => true,
+        // `local`: Copilot CLI's and opencode's word for stdio.
+        Some("stdio" | "local") => false,
+        // `remote`: opencode's (Streamable HTTP, falling back to SSE).
+        Some("http" | "streamable-http" | "streamablehttp" | "sse" | "remote") => true,
         Some(other) => return Parsed::Skip(format!("transport type `{other}` is not supported by the gateway")),
         None if command.is_some() => false,
         None if url.is_some() => true,
@@ -138,6 +147,10 @@ fn from_json(entry: &Value, context: &Context) -> Parsed {
         definition.command = Some(command);
         definition.args = args;
         definition.env = string_map(object.get("env"));
+        // opencode's name for it.
+        for (key, value) in string_map(object.get("environment")) {
+            definition.env.entry(key).or_insert(value);
+        }
         definition.cwd = text("cwd");
         if let Some(env_file) = text("envFile") {
             match read_env_file(&env_file, context) {

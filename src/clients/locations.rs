@@ -60,6 +60,10 @@ pub enum Format {
     VscodeServers,
     /// Codex: TOML with `[mcp_servers.NAME]` tables.
     CodexToml,
+    /// opencode: JSON (comments allowed) with the servers under `mcp`, each
+    /// `{"type": "local", "command": [program, args…], "environment": {…}}`
+    /// or `{"type": "remote", "url": …, "headers": {…}}`.
+    OpencodeMcp,
 }
 
 /// One file a client reads its servers from.
@@ -83,6 +87,13 @@ fn xdg_config(env: &Env) -> PathBuf {
 /// The per-OS directory where desktop apps keep their settings.
 fn app_config(env: &Env) -> PathBuf {
     if cfg!(target_os = "macos") { env.home.join("Library/Application Support") } else { xdg_config(env) }
+}
+
+/// `dir/opencode.jsonc` when it exists (and `opencode.json` does not), else `dir/opencode.json`.
+fn json_or_jsonc(dir: &Path) -> PathBuf {
+    let json = dir.join("opencode.json");
+    let jsonc = dir.join("opencode.jsonc");
+    if !json.exists() && jsonc.exists() { jsonc } else { json }
 }
 
 /// The file a client reads for a scope, or `None` when it has no such scope.
@@ -109,6 +120,20 @@ pub fn file_for(client: Client, scope: Scope, env: &Env) -> Option<SourceFile> {
         // Gemini CLI merges the project's `.gemini/settings.json` over the user's.
         (Client::GeminiCli, Scope::User) => (env.home.join(".gemini/settings.json"), Format::McpServers),
         (Client::GeminiCli, Scope::Project) => (env.cwd.join(".gemini/settings.json"), Format::McpServers),
+        // Copilot CLI keeps its servers in `$COPILOT_HOME/mcp-config.json`
+        // (`~/.copilot/`); a project's servers are the `.mcp.json` Claude Code
+        // reads too, which `setup claude-code --scope project` writes.
+        (Client::CopilotCli, Scope::User) => {
+            let home = std::env::var_os("COPILOT_HOME")
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from)
+                .unwrap_or_else(|| env.home.join(".copilot"));
+            (home.join("mcp-config.json"), Format::McpServers)
+        }
+        (Client::CopilotCli, Scope::Project) => return None,
+        // opencode reads `opencode.json` or `opencode.jsonc`: the one that exists.
+        (Client::Opencode, Scope::User) => (json_or_jsonc(&xdg_config(env).join("opencode")), Format::OpencodeMcp),
+        (Client::Opencode, Scope::Project) => (json_or_jsonc(&env.cwd), Format::OpencodeMcp),
     };
     Some(SourceFile { client, scope, path, format })
 }

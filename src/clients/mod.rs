@@ -3,7 +3,7 @@
 //! instead (`mcp-gateway setup CLIENT`).
 //!
 //! Each client writes its servers in its own dialect (JSON under `mcpServers`
-//! or `servers`, Codex's TOML under `mcp_servers`, with their own variable
+//! or `servers`, opencode's under `mcp`, Codex's TOML under `mcp_servers`, with their own variable
 //! syntax); [`json`] and [`codex`] turn each into one neutral
 //! [`entry::Definition`] ([`read_servers`] picks the reader) so the
 //! planning code ([`import`], [`setup`]) never cares where a server came from.
@@ -45,11 +45,21 @@ pub enum Client {
     Vscode,
     ClaudeDesktop,
     GeminiCli,
+    CopilotCli,
+    Opencode,
 }
 
 impl Client {
-    pub const ALL: [Client; 6] =
-        [Client::ClaudeCode, Client::Cursor, Client::Codex, Client::Vscode, Client::ClaudeDesktop, Client::GeminiCli];
+    pub const ALL: [Client; 8] = [
+        Client::ClaudeCode,
+        Client::Cursor,
+        Client::Codex,
+        Client::Vscode,
+        Client::ClaudeDesktop,
+        Client::GeminiCli,
+        Client::CopilotCli,
+        Client::Opencode,
+    ];
 
     /// The name used on the command line and in messages.
     pub fn name(self) -> &'static str {
@@ -60,6 +70,8 @@ impl Client {
             Client::Vscode => "vscode",
             Client::ClaudeDesktop => "claude-desktop",
             Client::GeminiCli => "gemini-cli",
+            Client::CopilotCli => "copilot-cli",
+            Client::Opencode => "opencode",
         }
     }
 }

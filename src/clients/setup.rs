@@ -117,6 +117,12 @@ fn shim_entry(client: Client, command: &str, args: &[String]) -> Value {
         Client::Cursor | Client::ClaudeDesktop | Client::Codex | Client::GeminiCli => {
             json!({"command": command, "args": args})
         }
+        // Copilot CLI offers the model only the tools `tools` lists (`*`: all).
+        Client::CopilotCli => json!({"type": "local", "command": command, "args": args, "tools": ["*"]}),
+        Client::Opencode => {
+            let words: Vec<&str> = std::iter::once(command).chain(args.iter().map(String::as_str)).collect();
+            json!({"type": "local", "command": words, "enabled": true})
+        }
     }
 }
 
@@ -146,6 +152,7 @@ fn servers_key(format: Format) -> &'static str {
         Format::VscodeServers => "servers",
         Format::CodexToml => "mcp_servers",
         Format::McpServers | Format::ClaudeJson => "mcpServers",
+        Format::OpencodeMcp => "mcp",
     }
 }
 
@@ -333,4 +340,106 @@ pub fn render(plan: &SetupPlan, env: &Env) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A home and project with the gateway running `memory`, and `files`
+    /// (relative path, text) written under the home.
+    fn world(files: &[(&str, &str)]) -> (tempfile::TempDir, Env, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        let cwd = dir.path().join("project");
+        std::fs::create_dir_all(&cwd).unwrap();
+        let config = home.join(".mcp-gateway/config.yaml");
+        std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+        std::fs::write(
+            &config,
+            "servers:\n  memory:\n    command: npx\n    args: [-y, '@modelcontextprotocol/server-memory']\n",
+        )
+        .unwrap();
+        for (path, text) in files {
+            let path = home.join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        (dir, Env { home, cwd }, config)
+    }
+
+    #[test]
+    fn copilot_cli_gets_a_local_entry_offering_every_tool() {
+        let (_dir, env, config) = world(&[(
+            ".copilot/mcp-config.json",
+            r#"{"mcpServers": {
+                "memory": {"type": "local", "command": "npx", "args": ["-y", "@modelcontextprotocol/server-memory"], "tools": ["*"]},
+                "other": {"type": "local", "command": "other-server", "tools": ["*"]}}}"#,
+        )]);
+        let mut plan = plan(Client::CopilotCli, Scope::User, &config, &env, "/bin/mcp-gateway-connect", &[]).unwrap();
+        assert_eq!(plan.file, env.home.join(".copilot/mcp-config.json"));
+        assert_eq!(plan.removed.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["memory"]);
+        assert_eq!(plan.kept.iter().map(|k| k.name.as_str()).collect::<Vec<_>>(), ["other"]);
+        apply(&mut plan).unwrap();
+        let after: Value = serde_json::from_str(&std::fs::read_to_string(&plan.file).unwrap()).unwrap();
+        assert_eq!(
+            after["mcpServers"]["gateway"],
+            json!({"type": "local", "command": "/bin/mcp-gateway-connect", "args": [], "tools": ["*"]})
+        );
+        assert!(after["mcpServers"].get("memory").is_none() && after["mcpServers"].get("other").is_some());
+        assert!(plan.backup.as_ref().is_some_and(|b| b.exists()), "the old file is kept");
+        // Set up once, the file reads as the gateway's: nothing more to do.
+        let again = super::plan(Client::CopilotCli, Scope::User, &config, &env, "/bin/mcp-gateway-connect", &[]);
+        assert!(!again.unwrap().changed);
+        assert!(target(Client::CopilotCli, Scope::Project, &env).is_err(), "its project file is Claude Code's");
+    }
+
+    #[test]
+    fn opencode_gets_its_command_array_and_keeps_comments() {
+        let (_dir, env, config) = world(&[(
+            ".config/opencode/opencode.jsonc",
+            "{\n  // my models\n  \"model\": \"x/y\",\n  \"mcp\": {\n    \"memory\": {\"type\": \"local\", \"command\": \
+             [\"npx\", \"-y\", \"@modelcontextprotocol/server-memory\"], \"enabled\": true},\n    \"off\": \
+             {\"type\": \"local\", \"command\": [\"npx\", \"y\"], \"enabled\": false},\n  },\n}\n",
+        )]);
+        let args = vec!["--socket".to_string(), "/s.sock".to_string()];
+        let mut plan = plan(Client::Opencode, Scope::User, &config, &env, "mcp-gateway-connect", &args).unwrap();
+        assert_eq!(plan.file, env.home.join(".config/opencode/opencode.jsonc"), "the .jsonc that exists");
+        assert_eq!(plan.removed.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["memory"]);
+        assert!(plan.kept.iter().any(|k| k.name == "off" && k.reason.contains("disabled")));
+        apply(&mut plan).unwrap();
+        let text = std::fs::read_to_string(&plan.file).unwrap();
+        assert!(text.contains("// my models"), "{text}");
+        let after = jsonc::parse(&plan.file, &text).unwrap().value;
+        assert_eq!(
+            after["mcp"]["gateway"],
+            json!({"type": "local", "command": ["mcp-gateway-connect", "--socket", "/s.sock"], "enabled": true})
+        );
+        assert_eq!(after["model"], "x/y");
+        // The gateway's own entry reads back as the shim.
+        let found = super::super::read_servers(&target(Client::Opencode, Scope::User, &env).unwrap(), &env).unwrap();
+        assert!(found.iter().any(|f| f.name == "gateway" && f.parsed == Parsed::Shim));
+        let print = snippet(Client::Opencode, Scope::Project, &env, "mcp-gateway-connect", &[]).unwrap();
+        assert!(print.contains("\"mcp\"") && print.contains("./opencode.json"), "{print}");
+    }
+
+    #[test]
+    fn opencode_servers_import_with_their_environment() {
+        let (_dir, env, config) = world(&[]);
+        std::fs::write(
+            env.cwd.join("opencode.json"),
+            r#"{"mcp": {
+                "search": {"type": "local", "command": ["search-mcp", "--fast"], "environment": {"SEARCH_API_KEY": "sk-abcdefgh12345678"}},
+                "docs": {"type": "remote", "url": "https://docs.example/mcp", "headers": {"X-Team": "a"}}}}"#,
+        )
+        .unwrap();
+        let plan = super::super::import::plan(Some(Client::Opencode), &config, &env).unwrap();
+        let search = plan.add.iter().find(|p| p.name == "search").expect("search imported");
+        assert_eq!(search.definition["command"], "search-mcp");
+        assert_eq!(search.definition["args"], json!(["--fast"]));
+        assert!(!search.definition.to_string().contains("sk-abcdefgh"), "the secret moves to the .env");
+        assert!(search.moved_to_env.iter().any(|m| m.field.contains("SEARCH_API_KEY")), "{:?}", search.moved_to_env);
+        let docs = plan.add.iter().find(|p| p.name == "docs").expect("docs imported");
+        assert_eq!(docs.definition["url"], "https://docs.example/mcp");
+    }
 }

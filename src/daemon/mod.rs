@@ -81,6 +81,41 @@ impl Drop for OwnedSocket {
     }
 }
 
+/// This daemon's record of its socket in [`paths::daemon_records_dir`],
+/// removed again when dropped. Best effort: a daemon that cannot write it
+/// serves all the same (only the second-daemon check misses it).
+struct SocketRecord(Option<PathBuf>);
+
+impl SocketRecord {
+    fn write(socket: &Path) -> SocketRecord {
+        use std::hash::{Hash, Hasher};
+        let dir = paths::daemon_records_dir();
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        socket.hash(&mut hasher);
+        let path = dir.join(format!("{}-{:016x}", std::process::id(), hasher.finish()));
+        let written = std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .and_then(|()| std::fs::write(&path, socket.as_os_str().as_encoded_bytes()));
+        match written {
+            Ok(()) => SocketRecord(Some(path)),
+            Err(error) => {
+                warn!(path = %path.display(), %error, "cannot record the socket for `doctor` and `status`");
+                SocketRecord(None)
+            }
+        }
+    }
+}
+
+impl Drop for SocketRecord {
+    fn drop(&mut self) {
+        if let Some(path) = &self.0 {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
 /// Runs the daemon until `shutdown` is cancelled (or SIGTERM/SIGINT arrives).
 pub async fn serve(options: ServeOptions, shutdown: CancellationToken) -> Result<(), DaemonError> {
     let mut ready = options.ready;
@@ -88,6 +123,7 @@ pub async fn serve(options: ServeOptions, shutdown: CancellationToken) -> Result
     let cache = options.listing_cache.unwrap_or_else(paths::catalog_cache_path);
     match start(options.config.as_deref(), options.socket.as_deref(), options.listener, &cache, &shutdown).await {
         Ok((gateway, listener, owned, socket)) => {
+            let record = SocketRecord::write(&socket);
             if let Some(ready) = ready.as_mut() {
                 crate::startup::write_ready(ready);
             }
@@ -99,6 +135,7 @@ pub async fn serve(options: ServeOptions, shutdown: CancellationToken) -> Result
             crate::memory::drop_mapped_code();
             tokio::spawn(supervise(gateway.clone(), shutdown.clone(), owned.is_none()));
             run(gateway, listener, signals, shutdown).await;
+            drop(record);
             drop(owned);
             Ok(())
         }

@@ -258,6 +258,14 @@ pub(super) fn visible_servers<'a>(
         .servers
         .iter()
         .filter(|(name, s)| s.enabled && allowed.is_none_or(|a| a.contains(name)))
+        // A project-only server: for sessions working in (or under) one of its directories.
+        .filter(|(_, s)| {
+            s.projects.is_empty()
+                || s.projects.iter().any(|dir| {
+                    workspace::covers(dir, &session.workspace)
+                        || session.cwd.as_deref().is_some_and(|cwd| workspace::covers(dir, cwd))
+                })
+        })
         .map(|(n, s)| (n.as_str(), s))
         .collect();
     let trusted = workspace::mapping_for(config, &session.workspace).is_some_and(|(_, m)| m.trust);

@@ -290,3 +290,75 @@ fn service_status_reports_what_is_not_installed() {
     assert!(text.contains("not installed") && text.contains("mcp-gateway.socket"), "{text}");
     assert!(text.contains("nothing listening"), "{text}");
 }
+
+/// Issue 19: a client whose environment differs (Codex and the TypeScript SDK
+/// filter theirs) can autostart a second daemon on another socket. `status`
+/// and `doctor` look at every socket a client could find and name the other
+/// daemon, its pid and the fix.
+#[test]
+fn a_second_daemon_on_another_socket_is_reported() {
+    let mut first = TestGateway::new();
+    first.start();
+    let mut second = TestGateway::new();
+    let runtime = second.dir.path().join("xdg");
+    second.socket = runtime.join("mcp-gateway").join("gateway.sock");
+    second.start();
+    let second_pid = second.daemon.as_ref().unwrap().id();
+
+    // Alone: nothing to report (the second daemon's runtime directory is not seen).
+    let alone = cli(&first, &["status", "--json"]);
+    let alone: Value = serde_json::from_str(&stdout(&alone)).unwrap();
+    let others = alone["other_daemons"].as_array().cloned().unwrap_or_default();
+    assert!(!others.iter().any(|o| o["pid"] == second_pid), "{alone}");
+
+    // A terminal whose XDG_RUNTIME_DIR finds the second daemon's socket.
+    let with = |args: &[&str]| {
+        first.command(DAEMON).env("HOME", &first.home).env("XDG_RUNTIME_DIR", &runtime).args(args).output().unwrap()
+    };
+    let report: Value = serde_json::from_str(&stdout(&with(&["status", "--json"]))).unwrap();
+    let others = report["other_daemons"].as_array().cloned().unwrap_or_default();
+    assert!(
+        others.iter().any(|o| o["pid"] == second_pid && o["socket"] == second.socket.display().to_string()),
+        "{report}"
+    );
+    let text = stdout(&with(&["status"]));
+    assert!(text.contains(&format!("pid {second_pid} on {}", second.socket.display())), "{text}");
+    assert!(text.contains("mcp-gateway stop --socket") && text.contains("mcp-gateway setup CLIENT"), "{text}");
+
+    let doctor = with(&["doctor"]);
+    let text = stdout(&doctor);
+    assert!(text.contains("another mcp-gateway daemon") && text.contains(&format!("pid {second_pid}")), "{text}");
+    let report: Value = serde_json::from_str(&stdout(&with(&["doctor", "--json"]))).unwrap();
+    assert!(
+        report["checks"].as_array().unwrap().iter().any(|c| c["level"] == "warn"
+            && c["topic"] == "daemon"
+            && c["message"].as_str().unwrap().contains(&second.socket.display().to_string())),
+        "{report}"
+    );
+}
+
+/// A daemon on a socket no lookup finds (given with `--socket`) records it in
+/// the gateway home, so `status` still names it; its record goes when it stops.
+#[test]
+fn a_second_daemon_on_a_socket_given_by_hand_is_found_through_its_record() {
+    let mut first = TestGateway::new();
+    first.start();
+    let mut second = TestGateway::new();
+    second.home = first.home.clone();
+    second.start();
+    let second_pid = second.daemon.as_ref().unwrap().id();
+    let others = |gw: &TestGateway| {
+        let report: Value = serde_json::from_str(&stdout(&cli(gw, &["status", "--json"]))).unwrap();
+        report["other_daemons"].as_array().cloned().unwrap_or_default()
+    };
+    // The record is written just after the socket accepts connections.
+    let found = wait_until(Duration::from_secs(10), || {
+        others(&first).iter().any(|o| o["pid"] == second_pid && o["socket"] == second.socket.display().to_string())
+    });
+    assert!(found, "{:?}", others(&first));
+    assert!(!others(&second).iter().any(|o| o["pid"] == second_pid), "a daemon is not its own second");
+    assert!(second.stop().success());
+    assert!(!others(&first).iter().any(|o| o["pid"] == second_pid), "its record went with it");
+    let records = std::fs::read_dir(first.home.join("daemons")).unwrap().count();
+    assert_eq!(records, 1, "only the first daemon's record is left");
+}

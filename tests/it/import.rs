@@ -204,6 +204,10 @@ fn import_brings_every_client_format_into_the_gateway() {
     assert!(stdout.contains("gw (claude-code ~/.claude.json): already runs mcp-gateway-connect"), "{stdout}");
     assert!(stdout.contains("legacy") && stdout.contains("`ws` is not supported"), "{stdout}");
     assert!(!s.contains_key("other"));
+    // Claude Code's project-only server stays the project's; the others are for every project.
+    assert_eq!(s["postgres"].projects, [world.project.display().to_string()]);
+    assert!(s["github"].projects.is_empty() && s["echo"].projects.is_empty());
+    assert!(stdout.contains(&format!("offered only in {}", world.project.display())), "{stdout}");
     assert!(stdout.contains("set it in") && stdout.contains("PERPLEXITY_KEY"), "{stdout}");
 
     // The secrets are in the gateway .env, 0600, and nowhere else the import wrote.

@@ -426,6 +426,33 @@ fn a_globally_shared_filesystem_server_keeps_its_directories() {
     }
 }
 
+/// A server with `projects:` (what `import` writes for Claude Code's
+/// project-only servers) is offered to sessions working in or under one of
+/// those directories, and to no other.
+#[test]
+fn a_project_only_server_is_offered_only_in_its_project() {
+    let project = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let inside = project.path().join("src");
+    std::fs::create_dir_all(&inside).unwrap();
+    let dir = std::fs::canonicalize(project.path()).unwrap().display().to_string();
+    let gw = started(TestGateway::with_servers(&[
+        ("everywhere", fixture_server("everywhere")),
+        ("mine", format!("{}    projects: [{dir:?}]\n", fixture_server("mine"))),
+    ]));
+    let servers_seen = |cwd: &std::path::Path| {
+        let mut client = gw.client_in(&["--no-autostart"], cwd);
+        client.initialize();
+        let mut servers: Vec<String> =
+            client.tool_names().iter().filter_map(|t| Some(t.split_once("__")?.0.to_string())).collect();
+        servers.dedup();
+        servers
+    };
+    assert_eq!(servers_seen(project.path()), ["everywhere", "mine"]);
+    assert_eq!(servers_seen(&inside), ["everywhere", "mine"], "a directory under the project is in it");
+    assert_eq!(servers_seen(elsewhere.path()), ["everywhere"]);
+}
+
 /// A small deterministic generator (xorshift), so a failure can be replayed.
 struct Rng(u64);
 
