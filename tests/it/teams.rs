@@ -21,20 +21,49 @@ const STARTUP: Duration = Duration::from_secs(60);
 /// A running ContextForge: its base URL, the admin's token, where it logs.
 struct ContextForge {
     base: String,
+    port: u16,
+    dir: std::path::PathBuf,
     token: String,
     log: std::path::PathBuf,
-    _process: OwnedChild,
+    process: Option<OwnedChild>,
 }
 
 impl ContextForge {
     /// Starts ContextForge in `dir` on a free loopback port, waits for its
     /// health endpoint, and logs the admin in for a JWT it issues.
     fn start(gw: &TestGateway, dir: &Path) -> Self {
-        let entry = contextforge_entry();
-        let port = free_port();
         std::fs::create_dir_all(dir).expect("contextforge dir");
-        let log = dir.join("contextforge.log");
-        let out = std::fs::File::create(&log).expect("contextforge log");
+        let port = free_port();
+        let mut cf = Self {
+            base: format!("http://127.0.0.1:{port}"),
+            port,
+            dir: dir.to_path_buf(),
+            token: String::new(),
+            log: dir.join("contextforge.log"),
+            process: None,
+        };
+        cf.spawn(gw);
+        let login: Value = reqwest::blocking::Client::new()
+            .post(format!("{}/auth/email/login", cf.base))
+            .json(&json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))
+            .send()
+            .and_then(|r| r.json())
+            .unwrap_or_else(|e| panic!("ContextForge login: {e}\n{}", read(&cf.log)));
+        cf.token = login["access_token"].as_str().unwrap_or_else(|| panic!("no access_token in {login}")).to_string();
+        cf
+    }
+
+    /// Stops ContextForge and starts it again on the same port and database
+    /// (what it registered, and the tokens it issued, stay valid).
+    fn restart(&mut self, gw: &TestGateway) {
+        self.process = None;
+        self.spawn(gw);
+    }
+
+    /// Runs ContextForge and waits until its health endpoint answers.
+    fn spawn(&mut self, gw: &TestGateway) {
+        let entry = contextforge_entry();
+        let out = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("contextforge log");
         let err = out.try_clone().expect("contextforge log");
         // Settings from mcpgateway/config.py: secrets long and random enough
         // for its checks; loopback servers allowed (its SSRF guard blocks
@@ -42,9 +71,9 @@ impl ContextForge {
         // password change for the bootstrapped admin.
         let child = gw
             .command(&entry)
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .current_dir(dir)
-            .env("DATABASE_URL", format!("sqlite:///{}", dir.join("mcp.db").display()))
+            .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
+            .current_dir(&self.dir)
+            .env("DATABASE_URL", format!("sqlite:///{}", self.dir.join("mcp.db").display()))
             .env("JWT_SECRET_KEY", "Kx9mQ2vR7tLp4ZsW8nJc3HfY6bGdA1eU")
             .env("AUTH_ENCRYPTION_SECRET", "Vb7Nq3Lz9Wt2Rk5Hy8Mf4Xc1Jp6Gs0Dd")
             .env("BASIC_AUTH_PASSWORD", "Bas1c-Test-Pa55word-7q")
@@ -63,20 +92,11 @@ impl ContextForge {
             .stderr(err)
             .spawn()
             .unwrap_or_else(|e| panic!("spawn ContextForge ({entry}): {e}"));
-        let process = OwnedChild(child);
-        let base = format!("http://127.0.0.1:{port}");
+        self.process = Some(OwnedChild(child));
         let http = reqwest::blocking::Client::new();
-        let healthy =
-            wait_until(STARTUP, || http.get(format!("{base}/health")).send().is_ok_and(|r| r.status().is_success()));
-        assert!(healthy, "ContextForge did not become healthy on {base}:\n{}", read(&log));
-        let login: Value = http
-            .post(format!("{base}/auth/email/login"))
-            .json(&json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))
-            .send()
-            .and_then(|r| r.json())
-            .unwrap_or_else(|e| panic!("ContextForge login: {e}\n{}", read(&log)));
-        let token = login["access_token"].as_str().unwrap_or_else(|| panic!("no access_token in {login}")).to_string();
-        Self { base, token, log, _process: process }
+        let health = format!("{}/health", self.base);
+        let healthy = wait_until(STARTUP, || http.get(&health).send().is_ok_and(|r| r.status().is_success()));
+        assert!(healthy, "ContextForge did not become healthy on {}:\n{}", self.base, read(&self.log));
     }
 
     /// An authenticated call of ContextForge's REST API.
@@ -147,11 +167,11 @@ fn backends_of(gw: &TestGateway, server: &str) -> Vec<Value> {
 }
 
 #[test]
-fn two_terminals_share_one_connection_to_a_team_gateway_and_a_bad_token_is_named_not_retried() {
+fn two_terminals_share_one_connection_to_a_team_gateway_across_its_restart_and_a_bad_token_is_named_not_retried() {
     let mut gw = TestGateway::new();
     let everything_port = free_port();
     let _everything = everything_over_http(&gw, everything_port, "streamableHttp");
-    let cf = ContextForge::start(&gw, &gw.dir.path().join("contextforge"));
+    let mut cf = ContextForge::start(&gw, &gw.dir.path().join("contextforge"));
     let endpoint = cf.serve("everything", &format!("http://127.0.0.1:{everything_port}/mcp"));
     let path = endpoint.trim_start_matches(&cf.base).to_string();
 
@@ -177,6 +197,17 @@ fn two_terminals_share_one_connection_to_a_team_gateway_and_a_bad_token_is_named
         let b = two.call_tool(json!(round), "team__everything-echo", json!({"message": format!("two-{round}")}));
         assert_eq!(first_text(&a), format!("Echo: one-{round}"), "{a}\n{}", gw.daemon_log());
         assert_eq!(first_text(&b), format!("Echo: two-{round}"), "{b}");
+    }
+    let team = backends_of(&gw, "team");
+    assert_eq!(team.len(), 1, "one upstream instance for both terminals: {team:?}");
+    assert_eq!(team[0]["sessions"], 2, "{team:?}");
+
+    // The team gateway restarts (a new process on the same database): the terminals
+    // next calls still work, on one instance still.
+    cf.restart(&gw);
+    for (client, who) in [(&mut one, "one"), (&mut two, "two")] {
+        let reply = client.call_tool(json!("restarted"), "team__everything-echo", json!({"message": who}));
+        assert_eq!(first_text(&reply), format!("Echo: {who}"), "{reply}\n{}", gw.daemon_log());
     }
     let team = backends_of(&gw, "team");
     assert_eq!(team.len(), 1, "one upstream instance for both terminals: {team:?}");

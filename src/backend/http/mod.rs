@@ -436,8 +436,12 @@ async fn settle(
             _ if era.requires_modern() => {
                 handle.stop().await;
                 let refused = handle.transport.unauthorized.load(std::sync::atomic::Ordering::Relaxed);
-                if let Some(reason) =
-                    handle.transport.refused_for_login(reqwest::StatusCode::UNAUTHORIZED).filter(|_| refused)
+                let unauthorized = reqwest::StatusCode::UNAUTHORIZED;
+                if let Some(reason) = handle
+                    .transport
+                    .refused_for_login(unauthorized)
+                    .or_else(|| handle.transport.refused_credentials(unauthorized))
+                    .filter(|_| refused)
                 {
                     return Err(BackendError::Config { server: server.to_string(), message: reason });
                 }
