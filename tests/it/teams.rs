@@ -123,17 +123,22 @@ impl ContextForge {
             Some(json!({"name": name, "url": url, "transport": "STREAMABLEHTTP"})),
         );
         let tools = self.api(reqwest::Method::GET, "/tools", None);
-        let echo = format!("{name}-echo");
-        let id = tools
-            .as_array()
-            .and_then(|t| t.iter().find(|t| t["name"] == echo.as_str()))
-            .and_then(|t| t["id"].as_str())
-            .unwrap_or_else(|| panic!("no {echo} among ContextForge's tools: {tools}"))
-            .to_string();
+        let ids: Vec<String> = ["echo", "trigger-long-running-operation"]
+            .iter()
+            .map(|tool| {
+                let wanted = format!("{name}-{tool}");
+                tools
+                    .as_array()
+                    .and_then(|t| t.iter().find(|t| t["name"] == wanted.as_str()))
+                    .and_then(|t| t["id"].as_str())
+                    .unwrap_or_else(|| panic!("no {wanted} among ContextForge's tools: {tools}"))
+                    .to_string()
+            })
+            .collect();
         let server = self.api(
             reqwest::Method::POST,
             "/servers",
-            Some(json!({"server": {"name": "team", "associated_tools": [id]}})),
+            Some(json!({"server": {"name": "team", "associated_tools": ids}})),
         );
         let id = server["id"].as_str().unwrap_or_else(|| panic!("no id in {server}"));
         format!("{}/servers/{id}/mcp", self.base)
@@ -201,6 +206,30 @@ fn two_terminals_share_one_connection_to_a_team_gateway_across_its_restart_and_a
     let team = backends_of(&gw, "team");
     assert_eq!(team.len(), 1, "one upstream instance for both terminals: {team:?}");
     assert_eq!(team[0]["sessions"], 2, "{team:?}");
+
+    // A long call in one terminal does not hold up the other's on the same
+    // connection, and each result goes to its caller. (ContextForge 1.0.7
+    // does not relay the upstream server's progress notifications, so no
+    // progress is asserted to arrive; none may reach the wrong terminal.)
+    let long_name = names
+        .iter()
+        .find(|n| n.starts_with("team__everything-trigger-long"))
+        .unwrap_or_else(|| panic!("no long-running tool in {names:?}"))
+        .clone();
+    one.send(&json!({"jsonrpc": "2.0", "id": "long", "method": "tools/call", "params": {
+        "name": long_name, "arguments": {"duration": 2, "steps": 2}, "_meta": {"progressToken": "mine"}}}));
+    assert!(wait_until(TIMEOUT, || backends_of(&gw, "team")[0]["in_flight"] == 1), "{}", status(&gw));
+    let echo = two.call_tool(json!("during"), "team__everything-echo", json!({"message": "meanwhile"}));
+    assert_eq!(first_text(&echo), "Echo: meanwhile", "{echo}");
+    let long = one.response(&json!("long"));
+    assert!(first_text(&long).starts_with("Long running operation completed"), "{long}");
+    assert!(
+        one.stash.iter().chain(&two.stash).all(|m| m["method"] != "notifications/progress"
+            || (m["params"]["progressToken"] == "mine" && one.stash.contains(m))),
+        "progress only to its caller: {:?} / {:?}",
+        one.stash,
+        two.stash
+    );
 
     // The team gateway restarts (a new process on the same database): the terminals
     // next calls still work, on one instance still.
