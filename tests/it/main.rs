@@ -38,3 +38,4 @@ mod soak;
 mod structure;
 mod supervision;
 mod systemd;
+mod teams;

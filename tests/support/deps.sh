@@ -13,6 +13,11 @@
 #                  drive (Claude Code, Codex CLI, Gemini CLI), at exact versions;
 #                  apart from <cache>/npm so that a new client pin reinstalls only them
 #   <cache>/venv   a Python venv with the `mcp` SDK (and its dependencies pinned)
+#   <cache>/contextforge  a second venv: IBM ContextForge, the team gateway
+#                  tests/it/teams.rs runs (it needs `mcp<2`, so not in <cache>/venv).
+#                  Its failure to install fails only those tests: the other
+#                  lines are still printed, with MCP_TEST_CONTEXTFORGE_ERROR
+#                  naming a file that says why, and the next run tries again.
 #   <cache>/env    the KEY=VALUE lines, printed as they are on every later run
 #
 # Needs only what the machine has: bash, flock, a system npm (any Node) to
@@ -66,6 +71,100 @@ typing-inspection==0.4.5
 typing_extensions==4.16.0
 uvicorn==0.54.0
 "
+# The team gateway of tests/it/teams.rs (py3-none-any, Python >= 3.11, < 3.14;
+# 1.1.0 does not install under Python 3.11), with everything it pulls in as
+# resolved for it (`pip freeze` of a fresh install).
+CONTEXTFORGE_VERSION=1.0.7
+CONTEXTFORGE_CONSTRAINTS="
+alembic==1.20.1
+annotated-doc==0.0.7
+annotated-types==0.8.0
+anyio==4.16.0
+argon2-cffi==25.1.0
+argon2-cffi-bindings==26.2.0
+attrs==26.1.0
+base58==2.1.1
+blessed==1.53.0
+brotli==1.2.1
+certifi==2026.10.19.post1
+cffi==2.1.1
+charset-normalizer==3.5.3
+click==8.5.1
+cpex==0.1.3
+cryptography==51.0.1
+dnspython==2.9.2
+editor==2.0.1
+email-validator==2.4.0
+fastapi==0.165.0
+filelock==3.32.7
+gunicorn==27.0.1
+h11==0.16.0
+h2==4.4.1
+hpack==4.2.0
+httpcore==1.0.9
+httptools==0.9.0
+httpx==0.29.0
+httpx-sse==0.4.3
+hyperframe==6.1.0
+idna==3.21
+inquirer==3.4.1
+Jinja2==3.1.6
+jinxed==2.1.1
+jq==1.13.0
+jsonpath-ng==1.17.0
+jsonschema==4.26.0
+jsonschema-specifications==2025.9.1
+Mako==1.4.3
+markdown-it-py==4.3.0
+MarkupSafe==3.0.4
+mcp==1.30.0
+mdurl==0.1.2
+msgpack==1.2.4
+oauthlib==4.0.1
+opentelemetry-api==1.45.3
+orjson==3.13.0
+packaging==26.4
+parse==1.22.4
+prometheus-fastapi-instrumentator==8.1.0
+prometheus_client==0.26.0
+psutil==7.2.2
+pycparser==3.12
+pydantic==2.14.4
+pydantic-settings==2.16.3
+pydantic_core==2.50.5
+PyGithub==2.10.0
+Pygments==2.21.0
+PyJWT==2.15.1
+PyNaCl==1.6.2
+python-dotenv==1.2.4
+python-json-logger==4.2.0
+python-multipart==0.0.34
+PyYAML==6.0.4
+readchar==4.2.2
+redis==8.2.0
+referencing==0.37.0
+requests==2.34.2
+requests-oauthlib==2.0.0
+rich==15.0.0
+rpds-py==2026.9.1
+runs==1.3.0
+shellingham==1.5.4
+SQLAlchemy==2.1.9
+sse-starlette==3.7.1
+starlette==1.10.0
+starlette-compress==2.0.0
+typer==0.29.2
+typing-inspection==0.4.5
+typing_extensions==4.16.0
+urllib3==2.8.0
+uvicorn==0.55.0
+uvloop==0.23.0
+watchfiles==1.3.0
+wcwidth==0.9.5
+websockets==17.4
+xmod==1.10.0
+zstandard==0.25.0
+"
 LAYOUT=3 # bump when the cache layout or the printed lines change
 
 log() { echo "deps.sh: $*" >&2; }
@@ -103,18 +202,23 @@ NPM_DIR="$CACHE/npm"
 BIN_DIR="$CACHE/bin"
 VENV="$CACHE/venv"
 CLIENTS_DIR="$CACHE/clients"
+CF_VENV="$CACHE/contextforge"
+CF_ERROR="$CACHE/contextforge.error"
 ENV_FILE="$CACHE/env"
 STAMP="$CACHE/.stamp"
 NODE_REAL="$NPM_DIR/node_modules/$NODE_PKG/bin/node"
 
 NPM_PINS="layout=$LAYOUT $NODE_PKG=$NODE_VERSION npm=$NPM_VERSION everything=$EVERYTHING_VERSION memory=$MEMORY_VERSION filesystem=$FILESYSTEM_VERSION conformance=$CONFORMANCE_VERSION"
 PY_PINS="layout=$LAYOUT mcp=$PYTHON_MCP_VERSION $(tr '\n' ' ' <<<"$PYTHON_CONSTRAINTS")"
+CF_PINS="layout=$LAYOUT mcp-contextforge-gateway=$CONTEXTFORGE_VERSION $(tr '\n' ' ' <<<"$CONTEXTFORGE_CONSTRAINTS")"
 CLIENT_PINS="layout=$LAYOUT claude-code=$CLAUDE_CODE_VERSION codex=$CODEX_VERSION gemini-cli=$GEMINI_CLI_VERSION"
-ALL_PINS="$NPM_PINS | $PY_PINS | $CLIENT_PINS"
+ALL_PINS="$NPM_PINS | $PY_PINS | $CLIENT_PINS | $CF_PINS"
 
-# Whether the cache holds exactly these pins and every path it names still exists.
+# Whether the cache holds exactly these pins, ContextForge included (a failed
+# install of it is tried again), and every path it names still exists.
 installed() {
   [ "$(cat "$STAMP" 2>/dev/null || true)" = "$ALL_PINS" ] && [ -s "$ENV_FILE" ] || return 1
+  grep -q '^MCP_TEST_CONTEXTFORGE=' "$ENV_FILE" || return 1
   local line
   while IFS= read -r line; do
     [ -e "${line#*=}" ] || return 1
@@ -293,6 +397,47 @@ PY
   echo "$PY_PINS" >"$VENV/.stamp"
 }
 
+# ContextForge in its own venv, checked by importing its app's settings and
+# running its CLI's --version. Returns non-zero (never exits) when it fails.
+install_contextforge() {
+  if [ "$(cat "$CF_VENV/.stamp" 2>/dev/null || true)" = "$CF_PINS" ] && [ -x "$CF_VENV/bin/mcpgateway" ]; then
+    return
+  fi
+  command -v python3 >/dev/null || {
+    log "contextforge: python3 (>= 3.11, < 3.14) is needed"
+    return 1
+  }
+  python3 -c 'import sys; sys.exit(not ((3, 11) <= sys.version_info[:2] < (3, 14)))' || {
+    log "contextforge: python3 is $(python3 --version 2>&1); mcp-contextforge-gateway $CONTEXTFORGE_VERSION needs >= 3.11, < 3.14"
+    return 1
+  }
+  log "contextforge: installing mcp-contextforge-gateway==$CONTEXTFORGE_VERSION into $CF_VENV"
+  rm -rf "$CF_VENV"
+  python3 -m venv "$CF_VENV" 9>&- || {
+    log "contextforge: python3 -m venv failed (on Debian: apt-get install python3-venv)"
+    return 1
+  }
+  echo "$CONTEXTFORGE_CONSTRAINTS" >"$CF_VENV/constraints.txt" || return 1
+  "$CF_VENV/bin/python" -m pip install --quiet --no-input --disable-pip-version-check \
+    --constraint "$CF_VENV/constraints.txt" "mcp-contextforge-gateway==$CONTEXTFORGE_VERSION" 9>&- || {
+    log "contextforge: pip install mcp-contextforge-gateway==$CONTEXTFORGE_VERSION failed"
+    return 1
+  }
+  local version
+  version="$("$CF_VENV/bin/mcpgateway" --version 9>&- </dev/null 2>&1)" || {
+    log "contextforge: $CF_VENV/bin/mcpgateway --version failed: $version"
+    return 1
+  }
+  case "$version" in
+    *"$CONTEXTFORGE_VERSION"*) log "ok: contextforge $version" ;;
+    *)
+      log "contextforge: mcpgateway --version printed $version, not $CONTEXTFORGE_VERSION"
+      return 1
+      ;;
+  esac
+  echo "$CF_PINS" >"$CF_VENV/.stamp"
+}
+
 # The AI clients, each checked with `--version` (which also proves the native
 # binary of Claude Code and Codex was installed for this platform).
 install_clients() {
@@ -337,6 +482,17 @@ install_all() {
   install_npm
   install_venv
   install_clients
+  # Not fatal: without it only tests/it/teams.rs fails, saying why.
+  local contextforge
+  if (install_contextforge) 2>"$CF_ERROR"; then
+    cat "$CF_ERROR"
+    rm -f "$CF_ERROR"
+    contextforge="MCP_TEST_CONTEXTFORGE=$CF_VENV/bin/mcpgateway"
+  else
+    cat "$CF_ERROR"
+    log "ContextForge is not installed: tests/it/teams.rs will fail, quoting $CF_ERROR"
+    contextforge="MCP_TEST_CONTEXTFORGE_ERROR=$CF_ERROR"
+  fi
   {
     echo "MCP_TEST_BIN_DIR=$BIN_DIR"
     echo "MCP_TEST_NODE=$BIN_DIR/node"
@@ -349,6 +505,7 @@ install_all() {
     echo "MCP_TEST_CLAUDE=$CLIENTS_DIR/node_modules/.bin/claude"
     echo "MCP_TEST_CODEX=$CLIENTS_DIR/node_modules/.bin/codex"
     echo "MCP_TEST_GEMINI=$CLIENTS_DIR/node_modules/.bin/gemini"
+    echo "$contextforge"
   } >"$ENV_FILE.tmp"
   mv "$ENV_FILE.tmp" "$ENV_FILE"
   echo "$ALL_PINS" >"$STAMP"
@@ -356,5 +513,5 @@ install_all() {
 }
 
 install_all >&2
-installed || die "installed, but the cache still does not check out"
+installed || grep -q '^MCP_TEST_CONTEXTFORGE_ERROR=' "$ENV_FILE" || die "installed, but the cache still does not check out"
 cat "$ENV_FILE"

@@ -226,6 +226,21 @@ impl RemoteConnection {
         }
     }
 
+    /// Why a 401 or 403 fails a request when the credential is the static
+    /// `Authorization` of the server's `headers:` (a team gateway's token,
+    /// say): the value to check, never the value itself. Not sent again: the
+    /// same token would be refused the same way.
+    fn refused_credentials(&self, status: reqwest::StatusCode) -> Option<String> {
+        let refused = matches!(status, reqwest::StatusCode::UNAUTHORIZED | reqwest::StatusCode::FORBIDDEN);
+        let static_auth = self.headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("authorization"));
+        (refused && static_auth && self.oauth.is_none()).then(|| {
+            format!(
+                "the server refused the `Authorization` of its `headers:` (HTTP {status}); \
+                 check the token it names (in the gateway `.env`, say)"
+            )
+        })
+    }
+
     /// POSTs one message and returns the response, with the session headers.
     async fn post(&self, message: &Value) -> Result<reqwest::Response, reqwest::Error> {
         let (session, version) = {
@@ -427,8 +442,12 @@ async fn settle(
             _ if era.requires_modern() => {
                 handle.stop().await;
                 let refused = handle.transport.unauthorized.load(std::sync::atomic::Ordering::Relaxed);
-                if let Some(reason) =
-                    handle.transport.refused_for_login(reqwest::StatusCode::UNAUTHORIZED).filter(|_| refused)
+                let unauthorized = reqwest::StatusCode::UNAUTHORIZED;
+                if let Some(reason) = handle
+                    .transport
+                    .refused_for_login(unauthorized)
+                    .or_else(|| handle.transport.refused_credentials(unauthorized))
+                    .filter(|_| refused)
                 {
                     return Err(BackendError::Config { server: server.to_string(), message: reason });
                 }
@@ -605,6 +624,9 @@ async fn exchange(
         let body = response.text().await.unwrap_or_default();
         if let Some(reason) = transport.refused_for_login(status) {
             return fail_for_login(backend, &message, reply_id, reason);
+        }
+        if let Some(reason) = transport.refused_credentials(status) {
+            return fail(backend, reply_id, format!("{reason}: {}", snippet(&body)));
         }
         return fail(backend, reply_id, format!("HTTP {status}: {}", snippet(&body)));
     }

@@ -241,7 +241,10 @@ async fn exchange(transport: &RemoteConnection, backend: &Arc<Backend>, handler:
                 Some(answer) => dispatch(backend, handler, answer, origin),
                 None => match transport.refused_for_login(status) {
                     Some(reason) => fail_for_login(backend, &message, id, reason),
-                    None => fail(backend, id, format!("HTTP {status}: {}", snippet(&body))),
+                    None => match transport.refused_credentials(status) {
+                        Some(reason) => fail(backend, id, format!("{reason}: {}", snippet(&body))),
+                        None => fail(backend, id, format!("HTTP {status}: {}", snippet(&body))),
+                    },
                 },
             };
         }

@@ -134,6 +134,32 @@ async fn a_modern_server_that_refuses_the_version_once_is_asked_again_at_one_it_
     handle.stop().await;
 }
 
+/// A server that refuses every request as a team gateway refuses a token it
+/// did not issue.
+async fn refusing_the_token() -> Response {
+    (StatusCode::UNAUTHORIZED, axum::Json(json!({"detail": "Invalid authentication credentials"}))).into_response()
+}
+
+#[tokio::test]
+async fn a_refused_static_token_is_named_as_such_in_either_era() {
+    let app = axum::Router::new().route("/mcp", axum::routing::post(refusing_the_token));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    for (extra, plan) in [("    protocol: modern\n", EraPlan::Known(Era::Modern)), ("", EraPlan::Probe)] {
+        let (config, identity, mut resolved) = remote_server(url.clone(), extra);
+        resolved.headers = vec![("Authorization".into(), "Bearer not-this-one".into())];
+        let Err(error) = connect(identity, &config, &resolved, Duration::from_secs(5), Arc::new(Quiet), plan).await
+        else {
+            panic!("a refused token started ({extra:?})");
+        };
+        let error = error.to_string();
+        assert!(error.contains("server `fake`"), "{error}");
+        assert!(error.contains("refused the `Authorization` of its `headers:` (HTTP 401 Unauthorized)"), "{error}");
+        assert!(!error.contains("not-this-one"), "the token is never in the error: {error}");
+    }
+}
+
 /// The remote server `fake` at `url` (with `extra` config lines), as the pool
 /// would hand it to the transport.
 fn remote_server(url: String, extra: &str) -> (crate::config::ServerConfig, Identity, Resolved) {
