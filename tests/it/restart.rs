@@ -135,3 +135,35 @@ fn calls_in_flight_when_the_daemon_is_killed_are_answered_exactly_once() {
     drop(clients);
     assert!(wait_until(TIMEOUT, || gw.processes().is_empty()), "left running: {:?}", gw.processes());
 }
+
+/// A planned restart (SIGTERM) drains: a call in flight finishes on the old
+/// daemon and is answered with its result, a call sent after the SIGTERM is
+/// not started there but reaches the next daemon (the shim starts it), and
+/// nothing is left running.
+#[test]
+fn a_planned_restart_lets_calls_in_flight_finish_and_sends_new_ones_to_the_next_daemon() {
+    let mut gw = TestGateway::with_servers(&[("fx", fixture_server("drain"))]);
+    gw.start();
+    let mut client = gw.client_with(&[]);
+    client.initialize();
+    assert!(client.tool_names().contains(&"fx__wait".to_string()));
+    let old = daemon_pid(&gw).expect("a daemon answers status");
+    // A call with side effects: the shim could not send it again.
+    client.send(&call("in-flight", "fx__slow", json!({"seconds": 1, "message": "drained"})));
+    let in_flight = || status(&gw)["backends"][0]["in_flight"].as_u64().unwrap_or(0);
+    assert!(wait_until(TIMEOUT, || in_flight() >= 1), "{}", status(&gw));
+    signal(old, nix::sys::signal::Signal::SIGTERM);
+    assert!(wait_until(TIMEOUT, || gw.daemon_log().contains("shutting down")), "{}", gw.daemon_log());
+    client.send(&call("after", "fx__wait", json!({"seconds": 0, "message": "next"})));
+    let drained = client.response(&json!("in-flight"));
+    assert!(drained.get("result").is_some(), "finished within the grace, not cut off: {drained}");
+    assert_eq!(first_text(&drained), "slow done: drained", "finished within the grace, not cut off: {drained}");
+    let after = client.response(&json!("after"));
+    assert_eq!(first_text(&after), "waited: next", "{after}");
+    let new = daemon_pid(&gw).expect("the shim started the next daemon");
+    assert_ne!(new, old);
+    let stop = gw.command(DAEMON).arg("stop").output().expect("mcp-gateway stop");
+    assert!(stop.status.success(), "{}", String::from_utf8_lossy(&stop.stderr));
+    drop(client);
+    assert!(wait_until(TIMEOUT, || gw.processes().is_empty()), "left running: {:?}", gw.processes());
+}
