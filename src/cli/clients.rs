@@ -190,9 +190,6 @@ pub fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
     }
     if !plan.add.is_empty() {
         super::tell_daemon(&config);
-        // Through a running daemon only: an import may add many servers, each
-        // maybe an `npx` download; with no daemon each is listed on first use.
-        super::prefetch(&plan.add.iter().map(|p| p.name.clone()).collect::<Vec<_>>());
     }
     let setups = plan.setups();
     if !setups.is_empty() {

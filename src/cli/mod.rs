@@ -393,25 +393,6 @@ pub(crate) fn tell_daemon(path: &std::path::Path) {
     }
 }
 
-/// After `servers add` / `import` added `servers`: a running daemon lists
-/// them now, in the background, so the catalog is warm before a client
-/// attaches. Whether a daemon took it (with none, see `servers add`).
-pub(crate) fn prefetch(servers: &[String]) -> bool {
-    use table::DIM;
-    let args = serde_json::json!({ "servers": servers });
-    match control::request_here(&paths::socket_path(None), "prefetch", args, Duration::from_secs(10)) {
-        Ok(_) => {
-            anstream::println!("{DIM}the daemon is listing {} now, for the catalog{DIM:#}", servers.join(", "));
-            true
-        }
-        Err(control::ControlError::NotRunning { .. }) => false,
-        Err(e) => {
-            anstream::println!("{DIM}could not ask the daemon to list {} now ({e}){DIM:#}", servers.join(", "));
-            false
-        }
-    }
-}
-
 /// Waits until nothing answers on the socket any more.
 fn wait_for_exit(socket: &std::path::Path, limit: Duration) {
     let deadline = std::time::Instant::now() + limit;

@@ -291,7 +291,12 @@ fn add(config: &Path, name: &str, d: Definition, scope: Scope, test: bool) -> an
             return Ok(ExitCode::SUCCESS);
         }
     }
-    if !super::prefetch(&[name.to_string()]) {
+    // A running daemon keeps its catalog in memory (and writes it back), so
+    // only with none running can this process fill the file it will read.
+    if matches!(
+        crate::control::request(&paths::socket_path(None), "status"),
+        Err(crate::control::ControlError::NotRunning { .. })
+    ) {
         prefetch_here(config, name);
     }
     anstream::println!("{BOLD}`{name}` starts on its first call.{BOLD:#}");

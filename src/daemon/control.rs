@@ -36,31 +36,6 @@ pub async fn handle<W: AsyncWrite + Unpin>(
             Ok(stopped) => (PreambleReply::accepted(None), Some(serde_json::json!({ "stopped": stopped }))),
             Err(e) => (PreambleReply::refused(e), None),
         },
-        ("prefetch", _) => {
-            let servers: Vec<String> = args
-                .get("servers")
-                .and_then(Value::as_array)
-                .map(|names| names.iter().filter_map(Value::as_str).map(str::to_string).collect())
-                .unwrap_or_default();
-            // In the background: the command line does not wait for a slow
-            // start (`npx` fetching a package); `status` shows when it is in.
-            let context = gateway.session_context(asker.cwd, None).map(|_| ());
-            match context {
-                Ok(()) => {
-                    let (gateway, cwd, env) = (gateway.clone(), preamble.cwd.clone(), preamble.env.clone());
-                    let reply = serde_json::json!({ "prefetching": servers });
-                    tokio::spawn(async move {
-                        let asker = Asker { cwd: cwd.as_deref(), env };
-                        match gateway.prefetch(&servers, &asker).await {
-                            Ok(listed) => info!(%listed, "prefetched listings"),
-                            Err(e) => info!(error = %e, "could not prefetch listings"),
-                        }
-                    });
-                    (PreambleReply::accepted(None), Some(reply))
-                }
-                Err(e) => (PreambleReply::refused(e), None),
-            }
-        }
         ("logs", server) => match gateway.backend_logs(server, args.get("since")) {
             Ok(logs) => (PreambleReply::accepted(None), Some(logs)),
             Err(e) => (PreambleReply::refused(e), None),

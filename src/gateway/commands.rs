@@ -85,10 +85,10 @@ impl Gateway {
         })
     }
 
-    /// `prefetch`: lists `servers` as a session of `asker` would see them
-    /// (starting each that has no listing under its current definition), so
-    /// the catalog on disk is warm before the first client attaches (`servers
-    /// add`, `import`). Per server: how many tools it lists, or why it could
+    /// Lists `servers` as a session of `asker` would see them (starting each
+    /// that has no listing under its current definition), so the catalog on
+    /// disk is warm before the first client attaches (`servers add` with no
+    /// daemon running). Per server: how many tools it lists, or why it could
     /// not be listed (it is then listed on its first use, as always).
     pub async fn prefetch(self: &Arc<Self>, servers: &[String], asker: &Asker<'_>) -> Result<Value, String> {
         let context = self.session_context(asker.cwd, None)?;

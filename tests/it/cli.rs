@@ -294,25 +294,6 @@ fn service_status_reports_what_is_not_installed() {
     assert!(text.contains("nothing listening"), "{text}");
 }
 
-/// `servers add` has the running daemon list the new server at once (in the
-/// background), so its listing is on disk before any client attaches and the
-/// first `tools/list` needs no start.
-#[test]
-fn servers_add_prefetches_the_listing_through_the_running_daemon() {
-    let mut gw = TestGateway::with_servers(&[("alpha", fixture_server("alpha"))]);
-    gw.start();
-    let mut add = vec!["servers", "add", "beta", "--"];
-    let command = fixture_command("beta");
-    add.extend(command.iter().map(String::as_str));
-    let out = ok(&gw, &add);
-    assert!(out.contains("the daemon is listing beta now"), "{out}");
-    let listed = || status(&gw)["catalog_age_secs"]["beta"].as_u64().is_some();
-    assert!(wait_until(TIMEOUT, listed), "no listing of beta: {}", status(&gw));
-    assert!(status(&gw)["catalog_age_secs"]["alpha"].is_null(), "only the added server is listed");
-    let cache = std::fs::read_to_string(gw.home.join("cache/catalog.json")).unwrap_or_default();
-    assert!(cache.contains("\"beta\"") && cache.contains("echo"), "{cache}");
-}
-
 /// With no daemon running, `servers add` lists the new server in its own
 /// process into the catalog on disk (and stops it): the daemon that starts
 /// later answers `tools/list` from it.
