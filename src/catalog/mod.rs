@@ -299,6 +299,11 @@ fn edit_distance(a: &str, b: &str) -> usize {
 struct CachedListing {
     fingerprint: String,
     listing: ServerListing,
+    /// When it was taken (seconds since the Unix epoch), for `status`: how
+    /// old what clients are told before the server runs is. Absent in caches
+    /// written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    listed_at: Option<u64>,
 }
 
 /// Listings on disk, keyed by server name.
@@ -326,11 +331,19 @@ impl ListingCache {
         self.entries.get(server).filter(|e| e.fingerprint == fingerprint).map(|e| Arc::new(e.listing.clone()))
     }
 
+    /// When the cached listing of `server` under `fingerprint` was taken, if
+    /// there is one and that was recorded.
+    pub fn listed_at(&self, server: &str, fingerprint: &str) -> Option<std::time::SystemTime> {
+        let entry = self.entries.get(server).filter(|e| e.fingerprint == fingerprint)?;
+        Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(entry.listed_at?))
+    }
+
     /// Stores a listing and writes the file (atomically, via rename).
     pub fn put(&mut self, server: &str, fingerprint: &str, listing: &ServerListing) {
+        let listed_at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok().map(|d| d.as_secs());
         self.entries.insert(
             server.to_string(),
-            CachedListing { fingerprint: fingerprint.to_string(), listing: listing.clone() },
+            CachedListing { fingerprint: fingerprint.to_string(), listing: listing.clone(), listed_at },
         );
         if let Err(e) = self.save() {
             tracing::warn!(error = %e, "could not write the catalog cache");

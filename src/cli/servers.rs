@@ -291,8 +291,54 @@ fn add(config: &Path, name: &str, d: Definition, scope: Scope, test: bool) -> an
             return Ok(ExitCode::SUCCESS);
         }
     }
+    // A running daemon keeps its catalog in memory (and writes it back), so
+    // only with none running can this process fill the file it will read.
+    if matches!(
+        crate::control::request(&paths::socket_path(None), "status"),
+        Err(crate::control::ControlError::NotRunning { .. })
+    ) {
+        prefetch_here(config, name);
+    }
     anstream::println!("{BOLD}`{name}` starts on its first call.{BOLD:#}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// How long `servers add` waits, with no daemon running, for the new
+/// server's listing before it leaves it to the first use.
+const PREFETCH_WAIT: Duration = Duration::from_secs(30);
+
+/// With no daemon running: lists the new server in this process, as the
+/// daemon would (this terminal's directory and environment), into the
+/// catalog on disk the next daemon reads, so the first client's `tools/list`
+/// needs no start; then stops it.
+fn prefetch_here(config_path: &Path, name: &str) {
+    let listed = (|| -> anyhow::Result<Value> {
+        let config = load(config_path)?;
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        runtime.block_on(async {
+            let cache = crate::catalog::ListingCache::load(&paths::catalog_cache_path());
+            let gateway = crate::gateway::Gateway::new(config, config_path, Some(config_path.to_path_buf()), cache);
+            let cwd = std::env::current_dir().ok();
+            let env = crate::preamble::ClientEnv(Arc::new(std::env::vars().collect()));
+            let asker = crate::gateway::Asker { cwd: cwd.as_deref(), env };
+            let servers = [name.to_string()];
+            let listed = tokio::time::timeout(PREFETCH_WAIT, gateway.prefetch(&servers, &asker)).await;
+            gateway.shutdown_backends().await;
+            match listed {
+                Ok(listed) => listed.map_err(anyhow::Error::msg),
+                Err(_) => bail!("no listing within {PREFETCH_WAIT:?}"),
+            }
+        })
+    })();
+    match listed.as_ref().map(|l| &l[0]) {
+        Ok(row) if row.get("tools").is_some() => {
+            anstream::println!("{DIM}listed `{name}` ({} tool(s)) for the catalog{DIM:#}", row["tools"])
+        }
+        Ok(row) => {
+            anstream::println!("{DIM}could not list `{name}` yet ({}); it is on its first use{DIM:#}", row["error"])
+        }
+        Err(e) => anstream::println!("{DIM}could not list `{name}` yet ({e:#}); it is on its first use{DIM:#}"),
+    }
 }
 
 /// Starts the server once, in this process, the way the daemon would (same

@@ -76,6 +76,14 @@ pub fn render(status: &Value, home: &str) -> String {
         rel(&text(status, "config_path")),
         if servers == 1 { "" } else { "s" }
     ));
+    // How old the listings on disk are: what clients get before a server runs.
+    let ages = status.get("catalog_age_secs").and_then(Value::as_object).cloned().unwrap_or_default();
+    let listed: Vec<u64> = ages.values().filter_map(Value::as_u64).collect();
+    if !ages.is_empty() {
+        let oldest = listed.iter().max().map_or(String::new(), |&age| format!(", oldest {}", table::duration(age)));
+        out.push_str(&format!("catalog {} of {} servers listed{oldest}\n", listed.len(), ages.len()));
+    }
+    let age = |server: &str| ages.get(server).and_then(Value::as_u64).map_or("-".into(), table::duration);
     let log = match status.get("log") {
         Some(Value::String(s)) if s == "journal" => "the journal (journalctl --user -u mcp-gateway)".to_string(),
         Some(Value::Object(o)) => o.get("file").and_then(Value::as_str).map_or("-".into(), rel),
@@ -90,8 +98,19 @@ pub fn render(status: &Value, home: &str) -> String {
     }
 
     let backends = status.get("backends").and_then(Value::as_array).cloned().unwrap_or_default();
-    let mut rows =
-        Table::new(&["SERVER", "KEY", "STATE", "PID", "PROCS", "RSS", "UPTIME", "RESTARTS", "SESSIONS", "IN FLIGHT"]);
+    let mut rows = Table::new(&[
+        "SERVER",
+        "KEY",
+        "STATE",
+        "PID",
+        "PROCS",
+        "RSS",
+        "UPTIME",
+        "RESTARTS",
+        "SESSIONS",
+        "IN FLIGHT",
+        "LISTED",
+    ]);
     let mut exits = Vec::new();
     for b in &backends {
         let running = b.get("pid").is_some_and(|p| !p.is_null());
@@ -117,6 +136,7 @@ pub fn render(status: &Value, home: &str) -> String {
             text(b, "restarts"),
             text(b, "sessions"),
             text(b, "in_flight"),
+            age(&text(b, "server")),
         ]);
         if let Some(exit) = b.get("last_exit").and_then(Value::as_str) {
             exits.push(format!("  {}: {}", text(b, "server"), one_line(exit)));

@@ -28,7 +28,8 @@ use crate::watch::{Change, Watcher};
 
 /// How long a new daemon waits for the socket lock held by one that is exiting.
 const LOCK_WAIT: Duration = Duration::from_secs(5);
-/// How long shutdown waits for sessions to finish writing.
+/// How long shutdown waits for sessions to finish writing, beyond the grace
+/// their calls in flight get (`shutdown_grace_secs`).
 const SESSION_DRAIN: Duration = Duration::from_secs(3);
 
 /// How `serve` gets its listener and tells its starter it is up.
@@ -410,8 +411,10 @@ async fn run(gateway: Arc<Gateway>, listener: UnixListener, signals: Signals, sh
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     drop(listener);
     sessions.close();
-    if tokio::time::timeout(SESSION_DRAIN, sessions.wait()).await.is_err() {
-        warn!("sessions did not finish within {SESSION_DRAIN:?}");
+    // Each session lets its calls in flight finish within the grace, then ends.
+    let drain = Duration::from_secs(gateway.config().shutdown_grace_secs) + SESSION_DRAIN;
+    if tokio::time::timeout(drain, sessions.wait()).await.is_err() {
+        warn!("sessions did not finish within {drain:?}");
     }
     gateway.shutdown_backends().await;
     info!("stopped");

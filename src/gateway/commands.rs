@@ -85,6 +85,31 @@ impl Gateway {
         })
     }
 
+    /// Lists `servers` as a session of `asker` would see them (starting each
+    /// that has no listing under its current definition), so the catalog on
+    /// disk is warm before the first client attaches (`servers add` with no
+    /// daemon running). Per server: how many tools it lists, or why it could
+    /// not be listed (it is then listed on its first use, as always).
+    pub async fn prefetch(self: &Arc<Self>, servers: &[String], asker: &Asker<'_>) -> Result<Value, String> {
+        let context = self.session_context(asker.cwd, None)?;
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut session =
+            super::SessionInfo::new(crate::sink::SessionSink::new(0, tx), context, None, asker.env.clone());
+        session.client_name = Some("mcp-gateway prefetch".into());
+        let config = self.config();
+        let (session, config) = (&session, &config);
+        let listed = servers.iter().map(|name| async move {
+            let Some(def) = self.server_for(session, name) else {
+                return serde_json::json!({ "server": name, "error": no_such_server(name, config) });
+            };
+            match self.listing(name, &def, session).await {
+                Ok(listing) => serde_json::json!({ "server": name, "tools": listing.tools.len() }),
+                Err(e) => serde_json::json!({ "server": name, "error": e.to_string() }),
+            }
+        });
+        Ok(Value::Array(futures_util::future::join_all(listed).await))
+    }
+
     /// `auth login SERVER`: the whole login in the daemon, the browser opened
     /// with the asker's environment; the server's instances restart so the
     /// next call uses the new token.

@@ -193,6 +193,24 @@ impl Gateway {
         Ok(self.relist(&backend).await?.0)
     }
 
+    /// How old each configured server's listing on disk is, in seconds
+    /// (`None`: never listed under its current definition), for `status`.
+    pub fn catalog_ages(&self) -> serde_json::Map<String, Value> {
+        let config = self.config();
+        let disk = lock(&self.listings.disk);
+        let now = std::time::SystemTime::now();
+        config
+            .servers
+            .iter()
+            .map(|(name, server)| {
+                let age = disk
+                    .listed_at(name, &server.fingerprint())
+                    .map(|at| now.duration_since(at).unwrap_or_default().as_secs());
+                (name.clone(), Value::from(age))
+            })
+            .collect()
+    }
+
     /// The tools a listing of this definition recorded as asking clients.
     pub(super) fn listed_asking_tools(&self, server: &str, config: &ServerConfig) -> BTreeSet<String> {
         let listing = self.listings.cached(&listing_key(server, config));

@@ -46,6 +46,9 @@ impl Gateway {
             "log": crate::logging::destination(),
             "config_path": self.config_path(),
             "servers": config.servers.keys().collect::<Vec<_>>(),
+            // Per server: how old its listing on disk is (what `tools/list`
+            // answers before the server runs), null if never listed.
+            "catalog_age_secs": self.catalog_ages(),
             "idle_timeout_secs": config.idle_timeout.as_secs(),
             "config_error": self.config_error(),
             "http": self.http_addr.get().map(|a| format!("http://{a}/mcp")),

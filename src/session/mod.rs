@@ -228,11 +228,16 @@ impl Session {
         shutdown: CancellationToken,
     ) {
         let requests = TaskTracker::new();
-        let cancel_all = shutdown.child_token();
+        // Not a child of `shutdown`: a planned shutdown drains (see below).
+        let cancel_all = CancellationToken::new();
         let max = self.gateway.config().max_message_bytes;
+        let mut draining = false;
         loop {
             let frame = tokio::select! {
-                _ = cancel_all.cancelled() => break,
+                _ = shutdown.cancelled() => {
+                    draining = true;
+                    break;
+                }
                 _ = self.info.sink.overflowed().cancelled() => {
                     let reason = self.info.sink.overflow_reason().map(|r| r.to_string()).unwrap_or_default();
                     warn!("the client stopped reading ({reason}); disconnected it and cancelled its calls");
@@ -257,7 +262,20 @@ impl Session {
                 Some(Ok(Frame::Line(line))) => self.on_line(&line, &requests, &cancel_all),
             }
         }
-        // The client is gone: drop every request task (each tells its backend).
+        if draining {
+            // A planned shutdown (SIGTERM, `stop`, an upgrade): nothing more is
+            // read, so no new call starts here (what the client sends now waits
+            // in the socket, and its shim sends it again to the next daemon or
+            // answers it with the restart error), and the calls in flight get
+            // `shutdown_grace_secs` to finish before they are cancelled.
+            let grace = Duration::from_secs(self.gateway.config().shutdown_grace_secs);
+            requests.close();
+            if tokio::time::timeout(grace, requests.wait()).await.is_err() {
+                warn!("calls in flight did not finish within the shutdown grace of {grace:?}; cancelled them");
+            }
+        }
+        // The client is gone (or the grace is over): drop every request task
+        // (each tells its backend).
         cancel_all.cancel();
         requests.close();
         requests.wait().await;

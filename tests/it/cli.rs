@@ -47,6 +47,8 @@ fn backend_pid(gw: &TestGateway, server: &str) -> Option<u64> {
 fn status_shows_backends_sessions_and_what_per_terminal_spawning_would_cost() {
     let mut gw = TestGateway::with_servers(&[("alpha", fixture_server("alpha")), ("beta", fixture_server("beta"))]);
     gw.start();
+    let never = status(&gw);
+    assert_eq!(never["catalog_age_secs"], json!({"alpha": null, "beta": null}), "nothing listed yet: {never}");
     let mut one = gw.client();
     one.initialize();
     // A call waits for its own server only; the listing starts every server once.
@@ -59,7 +61,8 @@ fn status_shows_backends_sessions_and_what_per_terminal_spawning_would_cost() {
 
     let table = ok(&gw, &["status"]);
     assert!(table.contains("SERVER  KEY     STATE  PID"), "backend columns sized to their content:\n{table}");
-    assert!(table.contains("UPTIME  RESTARTS  SESSIONS  IN FLIGHT"), "{table}");
+    assert!(table.contains("UPTIME  RESTARTS  SESSIONS  IN FLIGHT  LISTED"), "{table}");
+    assert!(table.contains("catalog 2 of 2 servers listed, oldest "), "{table}");
     assert!(table.lines().any(|l| l.starts_with("alpha") && l.contains("global") && l.contains("idle")), "{table}");
     assert!(table.contains("ID  CLIENT  PROFILE  WORKSPACE"), "{table}");
     assert!(table.contains("spawned per terminal: 4 processes"), "{table}");
@@ -72,6 +75,10 @@ fn status_shows_backends_sessions_and_what_per_terminal_spawning_would_cost() {
     }
     let alpha = &json["backends"][0];
     assert_eq!(alpha["server"], "alpha");
+    for server in ["alpha", "beta"] {
+        let age = json["catalog_age_secs"][server].as_u64();
+        assert!(age.is_some_and(|age| age < 60), "listed just now: {}", json["catalog_age_secs"]);
+    }
     assert_eq!(alpha["processes"], 1, "one python process: {alpha}");
     assert!(alpha["tree_rss_kib"].as_u64().is_some_and(|k| k > 1000), "{alpha}");
     let sessions = json["sessions"].as_array().unwrap();
@@ -361,4 +368,28 @@ fn a_second_daemon_on_a_socket_given_by_hand_is_found_through_its_record() {
     assert!(!others(&first).iter().any(|o| o["pid"] == second_pid), "its record went with it");
     let records = std::fs::read_dir(first.home.join("daemons")).unwrap().count();
     assert_eq!(records, 1, "only the first daemon's record is left");
+}
+
+/// With no daemon running, `servers add` lists the new server in its own
+/// process into the catalog on disk (and stops it): the daemon that starts
+/// later answers `tools/list` from it.
+#[test]
+fn servers_add_prefetches_the_listing_in_process_when_no_daemon_runs() {
+    let mut gw = TestGateway::with_servers(&[("alpha", fixture_server("alpha"))]);
+    let mut add = vec!["servers", "add", "beta", "--"];
+    let command = fixture_command("beta");
+    add.extend(command.iter().map(String::as_str));
+    let out = ok(&gw, &add);
+    assert!(out.contains("listed `beta` (") && out.contains("tool(s)) for the catalog"), "{out}");
+    let cache = std::fs::read_to_string(gw.home.join("cache/catalog.json")).unwrap_or_default();
+    assert!(cache.contains("\"beta\"") && cache.contains("echo"), "{cache}");
+    assert!(wait_until(TIMEOUT, || gw.count("fixture_server.py") == 0), "left running: {:?}", gw.processes());
+    // The daemon started now has it from the file, and starts nothing for it.
+    gw.start();
+    let json = status(&gw);
+    assert!(json["catalog_age_secs"]["beta"].is_u64(), "{json}");
+    let mut client = gw.client();
+    client.initialize();
+    assert!(client.tool_names().contains(&"beta__echo".to_string()));
+    assert_eq!(gw.count("fixture_server.py beta"), 0, "listed from the catalog on disk");
 }

@@ -11,12 +11,13 @@ use crate::common::*;
 use serde_json::{Value, json};
 
 /// Sessions calling at once.
-const SESSIONS: usize = 4;
+pub const SESSIONS: usize = 4;
 
 /// How many times the daemon is killed under them: 3 in the test suite;
 /// `MCP_GATEWAY_RESTART_KILLS=1000 cargo test --test it restart:: -- --nocapture`
+/// (and `systemd::` for the socket-activated run)
 /// for the long run.
-fn kills() -> usize {
+pub fn kills() -> usize {
     std::env::var("MCP_GATEWAY_RESTART_KILLS").ok().and_then(|n| n.parse().ok()).unwrap_or(3)
 }
 
@@ -31,21 +32,41 @@ fn daemon_pid(gw: &TestGateway) -> Option<i32> {
     status["pid"].as_i64().map(|pid| pid as i32)
 }
 
-#[test]
-fn calls_in_flight_when_the_daemon_is_killed_are_answered_exactly_once() {
-    let mut gw = TestGateway::with_servers(&[("fx", fixture_server("restart"))]);
-    gw.start();
-    // Shims that may start a daemon: the one that notices first brings it back.
-    let mut clients: Vec<Client> = (0..SESSIONS).map(|_| gw.client_with(&[])).collect();
-    for client in &mut clients {
+/// What [`kill_under_calls`] saw.
+pub struct Counts {
+    pub sessions: usize,
+    pub kills: usize,
+    pub replayed: usize,
+    pub completed: usize,
+    pub lost: usize,
+}
+
+impl std::fmt::Display for Counts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Counts { sessions, kills, replayed, completed, lost } = self;
+        write!(
+            f,
+            "{kills} kills under {sessions} sessions: {replayed} read-only calls sent again and completed, \
+             {completed} other calls completed, {lost} answered with the restart error, 0 answered twice"
+        )
+    }
+}
+
+/// The chaos loop, whoever brings the daemon back (the shims' autostart, or
+/// systemd's socket activation): `kills` times, every session has a read-only
+/// 2 s call and a 2 s call with side effects in flight at the backend when the
+/// daemon is SIGKILLed; each must be answered exactly once, the read-only one
+/// with its result, the other with its result or the restart error.
+pub fn kill_under_calls(gw: &TestGateway, clients: &mut [Client], kills: usize) -> Counts {
+    for client in clients.iter_mut() {
         client.initialize();
         // The listing tells the shim that `wait` is read-only.
         assert!(client.tool_names().contains(&"fx__wait".to_string()));
     }
+    let sessions = clients.len();
     let (mut replayed, mut lost, mut completed) = (0, 0, 0);
-    let kills = kills();
     for round in 0..kills {
-        let killed = daemon_pid(&gw).expect("a daemon answers status");
+        let killed = daemon_pid(gw).expect("a daemon answers status");
         for (n, client) in clients.iter_mut().enumerate() {
             let read = json!({"seconds": 2, "message": format!("{round}/{n}")});
             client.send(&call(&format!("read-{round}-{n}"), "fx__wait", read));
@@ -53,10 +74,10 @@ fn calls_in_flight_when_the_daemon_is_killed_are_answered_exactly_once() {
         }
         // Both calls of every session reached the backend before the kill.
         let in_flight = || {
-            let status = status(&gw);
+            let status = status(gw);
             status["backends"].as_array().map_or(0, |b| b.iter().filter_map(|b| b["in_flight"].as_u64()).sum::<u64>())
         };
-        assert!(wait_until(TIMEOUT, || in_flight() >= 2 * SESSIONS as u64), "calls in flight: {}", status(&gw));
+        assert!(wait_until(TIMEOUT, || in_flight() >= 2 * sessions as u64), "calls in flight: {}", status(gw));
         signal(killed, nix::sys::signal::Signal::SIGKILL);
         for (n, client) in clients.iter_mut().enumerate() {
             let read = client.response(&json!(format!("read-{round}-{n}")));
@@ -90,20 +111,59 @@ fn calls_in_flight_when_the_daemon_is_killed_are_answered_exactly_once() {
             assert!(again.is_empty(), "answered twice: {again:?}");
         }
         let deadline = Instant::now() + TIMEOUT;
-        while daemon_pid(&gw).is_none_or(|pid| pid == killed) {
+        while daemon_pid(gw).is_none_or(|pid| pid == killed) {
             assert!(Instant::now() < deadline, "no new daemon after the kill");
             std::thread::sleep(Duration::from_millis(50));
         }
     }
-    eprintln!(
-        "restart: {kills} kills under {SESSIONS} sessions: {replayed} read-only calls sent again and completed, \
-         {completed} other calls completed, {lost} answered with the restart error"
-    );
-    assert_eq!(lost + completed, SESSIONS * kills);
+    assert_eq!(lost + completed, sessions * kills);
     assert!(lost > 0, "a 2 s call in flight at the kill cannot have completed");
+    Counts { sessions, kills, replayed, completed, lost }
+}
+
+#[test]
+fn calls_in_flight_when_the_daemon_is_killed_are_answered_exactly_once() {
+    let mut gw = TestGateway::with_servers(&[("fx", fixture_server("restart"))]);
+    gw.start();
+    // Shims that may start a daemon: the one that notices first brings it back.
+    let mut clients: Vec<Client> = (0..SESSIONS).map(|_| gw.client_with(&[])).collect();
+    let counts = kill_under_calls(&gw, &mut clients, kills());
+    eprintln!("restart (autostart): {counts}");
     // The last daemon (a shim started it) stops, and takes everything with it.
     let stop = gw.command(DAEMON).arg("stop").output().expect("mcp-gateway stop");
     assert!(stop.status.success(), "{}", String::from_utf8_lossy(&stop.stderr));
     drop(clients);
+    assert!(wait_until(TIMEOUT, || gw.processes().is_empty()), "left running: {:?}", gw.processes());
+}
+
+/// A planned restart (SIGTERM) drains: a call in flight finishes on the old
+/// daemon and is answered with its result, a call sent after the SIGTERM is
+/// not started there but reaches the next daemon (the shim starts it), and
+/// nothing is left running.
+#[test]
+fn a_planned_restart_lets_calls_in_flight_finish_and_sends_new_ones_to_the_next_daemon() {
+    let mut gw = TestGateway::with_servers(&[("fx", fixture_server("drain"))]);
+    gw.start();
+    let mut client = gw.client_with(&[]);
+    client.initialize();
+    assert!(client.tool_names().contains(&"fx__wait".to_string()));
+    let old = daemon_pid(&gw).expect("a daemon answers status");
+    // A call with side effects: the shim could not send it again.
+    client.send(&call("in-flight", "fx__slow", json!({"seconds": 1, "message": "drained"})));
+    let in_flight = || status(&gw)["backends"][0]["in_flight"].as_u64().unwrap_or(0);
+    assert!(wait_until(TIMEOUT, || in_flight() >= 1), "{}", status(&gw));
+    signal(old, nix::sys::signal::Signal::SIGTERM);
+    assert!(wait_until(TIMEOUT, || gw.daemon_log().contains("shutting down")), "{}", gw.daemon_log());
+    client.send(&call("after", "fx__wait", json!({"seconds": 0, "message": "next"})));
+    let drained = client.response(&json!("in-flight"));
+    assert!(drained.get("result").is_some(), "finished within the grace, not cut off: {drained}");
+    assert_eq!(first_text(&drained), "slow done: drained", "finished within the grace, not cut off: {drained}");
+    let after = client.response(&json!("after"));
+    assert_eq!(first_text(&after), "waited: next", "{after}");
+    let new = daemon_pid(&gw).expect("the shim started the next daemon");
+    assert_ne!(new, old);
+    let stop = gw.command(DAEMON).arg("stop").output().expect("mcp-gateway stop");
+    assert!(stop.status.success(), "{}", String::from_utf8_lossy(&stop.stderr));
+    drop(client);
     assert!(wait_until(TIMEOUT, || gw.processes().is_empty()), "left running: {:?}", gw.processes());
 }

@@ -2,9 +2,10 @@
 //! `systemd-socket-activate` with a test-bound notify socket, and a real
 //! `systemd --user` manager in a private mount namespace.
 
+use std::io::{BufRead, BufReader, Read};
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::*;
@@ -103,22 +104,25 @@ fn a_socket_activated_daemon_exits_when_idle_and_comes_back_on_connect() {
     assert!(gw.daemon_log().contains("exiting until the next connect"));
 }
 
-#[test]
-fn a_real_systemd_user_manager_runs_the_units() {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/systemd/user-manager.sh");
-    let gw = TestGateway::new();
-    let out = gw
-        .command("unshare")
+/// `tests/systemd/user-manager.sh` under a private mount namespace, for `gw`.
+fn user_manager(gw: &TestGateway) -> Command {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut command = gw.command("unshare");
+    command
         .args(["-m", "--propagation", "private", "bash"])
-        .arg(&script)
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd"))
+        .arg(root.join("tests/systemd/user-manager.sh"))
+        .arg(root.join("systemd"))
         .arg(gw.dir.path())
         .arg(DAEMON)
         .arg(SHIM)
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fixture_server.py"))
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+        .arg(root.join("tests/fixtures/fixture_server.py"));
+    command
+}
+
+#[test]
+fn a_real_systemd_user_manager_runs_the_units() {
+    let gw = TestGateway::new();
+    let out = user_manager(&gw).stdin(Stdio::null()).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "harness failed:\n{stdout}\n{stderr}");
@@ -137,4 +141,34 @@ fn a_real_systemd_user_manager_runs_the_units() {
     ] {
         assert!(stdout.lines().any(|l| l.starts_with(check)), "missing `{check}`:\n{stdout}\n{stderr}");
     }
+}
+
+/// The chaos test of `restart::` with systemd bringing the daemon back: the
+/// socket unit keeps the listener while the daemon is SIGKILLed under calls in
+/// flight, and the next connect (or `Restart=on-failure`) starts a new one.
+#[test]
+fn calls_in_flight_when_a_socket_activated_daemon_is_killed_are_answered_exactly_once() {
+    let mut gw = TestGateway::new();
+    let mut manager = user_manager(&gw).arg("hold").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    let mut stdout = BufReader::new(manager.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.starts_with("hold: ") {
+        line.clear();
+        let read = stdout.read_line(&mut line).unwrap();
+        assert!(read > 0, "the harness ended before the socket was up: {}", gw.daemon_log());
+    }
+    // Shims and `status` reach the daemon through systemd's socket only.
+    gw.extra_env.push(("MCP_GATEWAY_SOCKET".into(), line["hold: ".len()..].trim().to_string()));
+    let mut clients: Vec<Client> = (0..crate::restart::SESSIONS).map(|_| gw.client_with(&["--no-autostart"])).collect();
+    let counts = crate::restart::kill_under_calls(&gw, &mut clients, crate::restart::kills());
+    eprintln!("restart (socket activation): {counts}");
+    drop(clients);
+    // Closing its stdin lets the harness stop the units and check for leftovers.
+    drop(manager.stdin.take());
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    assert!(manager.wait().unwrap().success(), "harness failed:\n{rest}\n{}", gw.daemon_log());
+    eprintln!("{rest}");
+    assert!(rest.lines().any(|l| l.starts_with("stop: no backend left")), "{rest}");
+    assert!(wait_until(TIMEOUT, || gw.processes().is_empty()), "left running: {:?}", gw.processes());
 }

@@ -5,9 +5,12 @@
 # Everything else lives under the test's directory, so nothing on the machine
 # changes. Prints one "<check>: <result>" line per check; exits non-zero on the
 # first failure.
-# Usage: user-manager.sh UNIT_DIR TEST_DIR DAEMON_BIN SHIM_BIN FIXTURE_SERVER
+# Usage: user-manager.sh UNIT_DIR TEST_DIR DAEMON_BIN SHIM_BIN FIXTURE_SERVER [hold]
+# With `hold`, it only starts the socket, prints "hold: SOCKET", and keeps the
+# manager running until its stdin closes (the caller drives sessions over the
+# socket meanwhile); then it stops the units and checks that nothing is left.
 set -euo pipefail
-UNITS=$1 T=$2 DAEMON=$3 SHIM=$4 FIXTURE=$5
+UNITS=$1 T=$2 DAEMON=$3 SHIM=$4 FIXTURE=$5 MODE=${6:-checks}
 
 mount -t tmpfs tmpfs /run/systemd
 mkdir -p /run/systemd/system
@@ -28,6 +31,9 @@ WatchdogSec=2
 RestartSec=200ms
 StandardOutput=append:$T/daemon.stderr
 StandardError=append:$T/daemon.stderr
+[Unit]
+# The chaos test kills the daemon many times in a few seconds.
+StartLimitIntervalSec=0
 CONF
 printf 'servers:\n  fx:\n    command: python3\n    args: ["%s", "systemd"]\n' "$FIXTURE" > "$T/gwhome/config.yaml"
 
@@ -53,6 +59,16 @@ echo "verify: clean"
 systemctl --user start mcp-gateway.socket
 echo "socket: $(systemctl --user is-active mcp-gateway.socket)"
 SOCK="$XDG_RUNTIME_DIR/mcp-gateway/gateway.sock"
+
+if [ "$MODE" = hold ]; then
+  echo "hold: $SOCK"
+  cat > /dev/null || true
+  echo "restarts: NRestarts=$(prop NRestarts)"
+  systemctl --user stop mcp-gateway.service mcp-gateway.socket
+  wait_for 20 bash -c '! pgrep -f "fixture_server[.]py systemd" >/dev/null'
+  echo "stop: no backend left"
+  exit 0
+fi
 
 call() { # one session: initialize, call fx__echo, print the reply text
   printf '%s\n' \
