@@ -602,17 +602,7 @@ mod tests {
             headers: [("X-Api-Key".to_string(), "k3y".to_string())].into_iter().collect(),
             ..Definition::default()
         };
-        let mut planned = Planned {
-            name: "svc".into(),
-            from: Vec::new(),
-            definition: Value::Null,
-            moved_to_env: Vec::new(),
-            needs: Vec::new(),
-            notes: Vec::new(),
-            raw,
-            only_in: Vec::new(),
-            server: None,
-        };
+        let mut planned = planned("svc", raw);
         let server = finish(&mut planned, &mut dotenv).unwrap();
         assert_eq!(
             server.args,
@@ -623,6 +613,21 @@ mod tests {
         assert_eq!(dotenv.get("SVC_PASSWORD"), Some("hunter2"));
         assert_eq!(dotenv.get("SVC_SECRET"), Some("ghp_abcdefghijklmnop0123456789"));
         assert_eq!(planned.moved_to_env.len(), 5);
+    }
+
+    /// A server about to be finished, as `plan` makes one.
+    fn planned(name: &str, raw: Definition) -> Planned {
+        Planned {
+            name: name.into(),
+            from: Vec::new(),
+            definition: Value::Null,
+            moved_to_env: Vec::new(),
+            needs: Vec::new(),
+            notes: Vec::new(),
+            raw,
+            only_in: Vec::new(),
+            server: None,
+        }
     }
 
     #[test]
@@ -642,17 +647,7 @@ mod tests {
             url: Some("https://tok3n@mcp.example/mcp?api_key=abc123&region=eu".into()),
             ..Definition::default()
         };
-        let mut planned = Planned {
-            name: "pg".into(),
-            from: Vec::new(),
-            definition: Value::Null,
-            moved_to_env: Vec::new(),
-            needs: Vec::new(),
-            notes: Vec::new(),
-            raw,
-            only_in: Vec::new(),
-            server: None,
-        };
+        let mut planned = planned("pg", raw);
         let server = finish(&mut planned, &mut dotenv).unwrap();
         assert_eq!(
             server.args,
