@@ -448,7 +448,7 @@ struct InFlight {
     request: Request,
     order: u64,
     /// The line it came in, kept when it may be replayed.
-    line: Option<Arc<Vec<u8>>>,
+    line: Option<Vec<u8>>,
 }
 
 /// Whether a request may be sent again to a restarted daemon without a side
@@ -564,7 +564,7 @@ impl Relay {
     fn send(&mut self, line: Vec<u8>, requests: Vec<Request>) {
         if let Some(conn) = self.conn.as_mut() {
             if conn.write_all(&line).is_ok() {
-                self.track(Arc::new(line), requests);
+                self.track(line, requests);
                 return;
             }
             let _ = conn.shutdown(std::net::Shutdown::Both);
@@ -576,12 +576,11 @@ impl Relay {
     /// Notes the requests of a line sent to the daemon. The line is kept for a
     /// replay only when it is one request that may be replayed (a batch is
     /// answered with errors, as a whole).
-    fn track(&mut self, line: Arc<Vec<u8>>, requests: Vec<Request>) {
-        let replayable = requests.len() == 1 && requests[0].replayable;
+    fn track(&mut self, line: Vec<u8>, requests: Vec<Request>) {
+        let mut line = (requests.len() == 1 && requests[0].replayable).then_some(line);
         for request in requests {
             self.sent += 1;
-            let line = replayable.then(|| line.clone());
-            self.in_flight.insert(request.id.to_string(), InFlight { request, order: self.sent, line });
+            self.in_flight.insert(request.id.to_string(), InFlight { request, order: self.sent, line: line.take() });
         }
     }
 
@@ -759,7 +758,7 @@ fn requeue_in_flight(shared: &Shared) -> Vec<Value> {
     for (_, sent) in relay.in_flight.drain() {
         match sent.line {
             Some(line) => {
-                replay.insert(sent.order, ((*line).clone(), vec![sent.request]));
+                replay.insert(sent.order, (line, vec![sent.request]));
             }
             None => lost.push(sent.request.id),
         }
@@ -863,7 +862,7 @@ fn resume(stream: UnixStream, shared: &Shared) -> Result<UnixStream, ShimError> 
     let backlog = std::mem::take(&mut relay.backlog);
     for (line, requests) in backlog {
         (&stream).write_all(&line)?;
-        relay.track(Arc::new(line), requests);
+        relay.track(line, requests);
     }
     relay.conn = Some(stream.try_clone()?);
     if relay.stdin_closed {
@@ -960,10 +959,10 @@ mod tests {
         {
             let mut relay = lock(&shared);
             let request = |id: u64, replayable| Request { id: json!(id), lists_tools: false, replayable };
-            relay.track(Arc::new(b"one\n".to_vec()), vec![request(1, true)]);
-            relay.track(Arc::new(b"two\n".to_vec()), vec![request(2, false)]);
-            relay.track(Arc::new(b"three\n".to_vec()), vec![request(3, true)]);
-            relay.track(Arc::new(b"batch\n".to_vec()), vec![request(4, true), request(5, true)]);
+            relay.track(b"one\n".to_vec(), vec![request(1, true)]);
+            relay.track(b"two\n".to_vec(), vec![request(2, false)]);
+            relay.track(b"three\n".to_vec(), vec![request(3, true)]);
+            relay.track(b"batch\n".to_vec(), vec![request(4, true), request(5, true)]);
             relay.backlog.push((b"queued\n".to_vec(), vec![request(6, false)]));
         }
         let mut lost = requeue_in_flight(&shared);

@@ -316,8 +316,8 @@ impl Backend {
             crate::era::stamp(&mut params, &crate::era::gateway_envelope());
         }
         let tool = sink.filter(|_| method == "tools/call").and_then(|_| params.get("name")).and_then(Value::as_str);
-        let tool = tool.map(str::to_string);
-        let (id, rx) = self.pending.register(sink, &mut params, tool.as_deref());
+        let tool = tool.map(Box::from);
+        let (id, rx) = self.pending.register(sink, &mut params, tool);
         let guard = CancelOnDrop { backend: self, id, armed: true };
         if self.writer.send(jsonrpc::request_line(id, method, &params)).is_err() {
             self.pending.forget(id);

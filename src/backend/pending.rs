@@ -64,7 +64,7 @@ impl PendingTable {
         &self,
         sink: Option<&SessionSink>,
         params: &mut Value,
-        tool: Option<&str>,
+        tool: Option<Box<str>>,
     ) -> (u64, oneshot::Receiver<Reply>) {
         let (tx, rx) = oneshot::channel();
         let mut inner = self.lock();
@@ -80,7 +80,7 @@ impl PendingTable {
                 progress_token = Some(token);
             }
         }
-        let call = PendingCall { session: sink.map(|s| s.id), reply: tx, progress_token, tool: tool.map(Box::from) };
+        let call = PendingCall { session: sink.map(|s| s.id), reply: tx, progress_token, tool };
         inner.calls.insert(id, call);
         (id, rx)
     }
@@ -180,7 +180,7 @@ mod tests {
         let (a, _) = sink(1);
         let (b, _) = sink(2);
         let (id_a, rx_a) = table.register(Some(&a), &mut json!({}), None);
-        let (id_b, rx_b) = table.register(Some(&b), &mut json!({}), Some("t"));
+        let (id_b, rx_b) = table.register(Some(&b), &mut json!({}), Some("t".into()));
         assert_ne!(id_a, id_b);
         assert_eq!(table.sessions_in_flight(), HashSet::from([1, 2]));
         assert_eq!(table.tools_in_flight(2), vec!["t".to_string()]);
