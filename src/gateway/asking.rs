@@ -65,10 +65,17 @@ impl Asking {
     }
 }
 
-/// Whether calls to this backend need a claim to be attributable: requests
-/// it sends carry neither a stream nor an answer to tie them to their call.
-fn needs_claims(backend: &Backend, config: &ServerConfig) -> bool {
-    !backend.is_modern() && config.transport != Transport::Http && !config.serialize
+/// Whether a request this backend sends carries no sign of the call that
+/// caused it: neither a stream (HTTP) nor an answer (the modern era) ties it
+/// to its call, so the gateway learns and claims (see the module doc).
+fn asks_without_a_trace(backend: &Backend) -> bool {
+    !backend.is_modern() && backend.config.transport != Transport::Http
+}
+
+/// Whether calls to this backend need a claim to be attributable (on a
+/// `serialize: true` server every call waits its turn instead).
+fn needs_claims(backend: &Backend) -> bool {
+    asks_without_a_trace(backend) && !backend.config.serialize
 }
 
 /// The tool a request calls, for a `tools/call`.
@@ -90,7 +97,7 @@ impl Gateway {
     ) -> Result<(Arc<Backend>, Option<AskingClaim>), BackendError> {
         let shared = self.backend_of(server, config, session, 0).await?;
         let asks = called_tool(method, params).is_some_and(|tool| self.tool_asks(server, config, tool));
-        if !asks || !needs_claims(&shared, config) {
+        if !asks || !needs_claims(&shared) {
             return Ok((shared, None));
         }
         let released = self.asking.released.clone();
@@ -137,7 +144,7 @@ impl Gateway {
     /// when several sessions could have caused it, so that next time it is
     /// exact).
     pub(super) fn learn_asking(&self, backend: &Backend, sessions: impl IntoIterator<Item = SessionId>) {
-        if backend.is_modern() || backend.config.transport == Transport::Http {
+        if !asks_without_a_trace(backend) {
             return;
         }
         let tools: Vec<String> = sessions.into_iter().flat_map(|s| backend.tools_in_flight(s)).collect();

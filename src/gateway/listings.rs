@@ -204,7 +204,7 @@ impl Gateway {
             .iter()
             .map(|(name, server)| {
                 let age = disk
-                    .listed_at(name, &server.fingerprint())
+                    .listed_at(name, server.fingerprint_str())
                     .map(|at| now.duration_since(at).unwrap_or_default().as_secs());
                 (name.clone(), Value::from(age))
             })

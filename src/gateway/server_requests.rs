@@ -218,18 +218,14 @@ impl Gateway {
                 // calls get an instance of their own, and this cannot recur.
                 // A session that could not take the request is no suspect.
                 let in_flight = backend.sessions_in_flight();
-                let able: Vec<SessionId> = in_flight
-                    .iter()
-                    .copied()
-                    .filter(|id| {
-                        self.session(*id)
-                            .is_some_and(|s| missing_capability(&s.capabilities, &method, &params).is_none())
-                    })
-                    .collect();
-                match able.is_empty() {
-                    true => self.learn_asking(backend, in_flight),
-                    false => self.learn_asking(backend, able),
+                let able = |id: &SessionId| {
+                    self.session(*id).is_some_and(|s| missing_capability(&s.capabilities, &method, &params).is_none())
+                };
+                let mut suspects: Vec<SessionId> = in_flight.iter().copied().filter(able).collect();
+                if suspects.is_empty() {
+                    suspects.extend(in_flight);
                 }
+                self.learn_asking(backend, suspects);
                 return refuse(jsonrpc::INVALID_REQUEST, reason);
             }
         };
