@@ -196,6 +196,14 @@ fn item_name(item: &Value) -> Option<&str> {
 }
 
 impl Catalog {
+    /// The server that could not be listed whose `<server>__` names `name`
+    /// starts with, and why it could not be.
+    pub fn unavailable_for(&self, name: &str) -> Option<&(String, String)> {
+        self.unavailable
+            .iter()
+            .find(|(server, _)| name.strip_prefix(server.as_str()).is_some_and(|r| r.starts_with("__")))
+    }
+
     /// Builds the catalog from servers in config order.
     pub fn build(inputs: &[CatalogInput<'_>]) -> Catalog {
         let mut catalog = Catalog::default();
@@ -416,6 +424,18 @@ mod tests {
         let a = exposed_name("filesystem-readonly-projects", "list_directory_with_sizes", true);
         let b = exposed_name("filesystem-readonly-projects", "list_directory_with_times", true);
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn a_name_finds_the_unlisted_server_it_belongs_to() {
+        let catalog = Catalog {
+            unavailable: vec![("gh".into(), "needs a login".into()), ("gh-enterprise".into(), "down".into())],
+            ..Catalog::default()
+        };
+        assert_eq!(catalog.unavailable_for("gh__issues").map(|(_, why)| why.as_str()), Some("needs a login"));
+        assert_eq!(catalog.unavailable_for("gh-enterprise__issues").map(|(s, _)| s.as_str()), Some("gh-enterprise"));
+        assert_eq!(catalog.unavailable_for("ghost__x"), None);
+        assert_eq!(catalog.unavailable_for("gh"), None);
     }
 
     #[test]

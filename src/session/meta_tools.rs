@@ -207,7 +207,7 @@ fn unknown(catalog: &Catalog, name: &str) -> Value {
     } else {
         format!(" Did you mean {}?", suggestions.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", "))
     };
-    if let Some((server, why)) = catalog.unavailable.iter().find(|(s, _)| name.starts_with(&format!("{s}__"))) {
+    if let Some((server, why)) = catalog.unavailable_for(name) {
         return tool_error(format!("Server `{server}` is unavailable: {why}"));
     }
     tool_error(format!("Unknown tool `{name}`.{hint}"))

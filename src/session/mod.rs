@@ -597,8 +597,7 @@ impl Session {
             // the model hears what to tell the person (a tool error), not a
             // protocol failure.
             if let Named::Tool = kind
-                && let Some((server, _)) =
-                    catalog.unavailable.iter().find(|(server, _)| name.starts_with(&format!("{server}__")))
+                && let Some((server, _)) = catalog.unavailable_for(&name)
                 && let Some(why) = self.gateway.login_needed(server, &self.info)
             {
                 return login_error(id, &why);

@@ -622,13 +622,7 @@ async fn exchange(
     }
     if !status.is_success() {
         let body = response.text().await.unwrap_or_default();
-        if let Some(reason) = transport.refused_for_login(status) {
-            return fail_for_login(backend, &message, reply_id, reason);
-        }
-        if let Some(reason) = transport.refused_credentials(status) {
-            return fail(backend, reply_id, format!("{reason}: {}", snippet(&body)));
-        }
-        return fail(backend, reply_id, format!("HTTP {status}: {}", snippet(&body)));
+        return fail_refused(transport, backend, &message, reply_id, status, &body);
     }
     let each = |m: Value| dispatch(backend, handler.as_ref(), m, origin);
     let mut position = match transport.read(response, each).await {
@@ -678,6 +672,23 @@ async fn exchange(
 /// The start of a body, for an error message.
 fn snippet(body: &str) -> String {
     body.chars().take(200).collect()
+}
+
+/// Answers a request the server refused with `status` (and `body`): for want
+/// of a login or of scopes, for a static token it refused, or else by status.
+fn fail_refused(
+    transport: &RemoteConnection,
+    backend: &Backend,
+    message: &Value,
+    id: Option<Value>,
+    status: reqwest::StatusCode,
+    body: &str,
+) {
+    if let Some(reason) = transport.refused_for_login(status) {
+        return fail_for_login(backend, message, id, reason);
+    }
+    let reason = transport.refused_credentials(status).unwrap_or_else(|| format!("HTTP {status}"));
+    fail(backend, id, format!("{reason}: {}", snippet(body)));
 }
 
 /// Answers a request the server refused for want of a login or of scopes: a

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::Value;
 use tracing::{Instrument, debug};
 
-use super::{RemoteConnection, fail, fail_for_login, snippet};
+use super::{RemoteConnection, fail, fail_refused};
 use crate::backend::dispatch::dispatch;
 use crate::backend::{Backend, BackendHandler};
 use crate::era::LATEST_MODERN_VERSION;
@@ -122,17 +122,25 @@ enum Posted {
     Refused(reqwest::StatusCode, String),
 }
 
+impl Posted {
+    async fn of(response: reqwest::Response) -> Posted {
+        let status = response.status();
+        if status.is_success() {
+            return Posted::Answer(response);
+        }
+        Posted::Refused(status, response.text().await.unwrap_or_default())
+    }
+}
+
 /// POSTs one modern request; when the server refuses the protocol version it
 /// carries (HTTP 400, -32022) yet names one the gateway speaks, sends it once
 /// more at that version, envelope and header alike (SEP-2575: a client
 /// retries with a mutually supported version rather than fail the call).
 async fn post_negotiating(transport: &RemoteConnection, message: &Value) -> Result<Posted, reqwest::Error> {
-    let response = post(transport, message).await?;
-    let status = response.status();
-    if status.is_success() {
-        return Ok(Posted::Answer(response));
-    }
-    let body = response.text().await.unwrap_or_default();
+    let (status, body) = match Posted::of(post(transport, message).await?).await {
+        Posted::Refused(status, body) => (status, body),
+        answer => return Ok(answer),
+    };
     let refusal = serde_json::from_str::<Value>(&body).unwrap_or(Value::Null);
     let version_refused = status == reqwest::StatusCode::BAD_REQUEST
         && refusal.pointer("/error/code").and_then(Value::as_i64) == Some(jsonrpc::UNSUPPORTED_VERSION);
@@ -143,12 +151,7 @@ async fn post_negotiating(transport: &RemoteConnection, message: &Value) -> Resu
     if let Some(meta) = again.pointer_mut("/params/_meta").and_then(Value::as_object_mut) {
         meta.insert(crate::era::VERSION_KEY.to_string(), Value::from(version));
     }
-    let response = post(transport, &again).await?;
-    let status = response.status();
-    if status.is_success() {
-        return Ok(Posted::Answer(response));
-    }
-    Ok(Posted::Refused(status, response.text().await.unwrap_or_default()))
+    Ok(Posted::of(post(transport, &again).await?).await)
 }
 
 /// POSTs one modern request with its headers. `MCP-Protocol-Version` says
@@ -239,13 +242,7 @@ async fn exchange(transport: &RemoteConnection, backend: &Arc<Backend>, handler:
             // is the server's answer, to be relayed as it is.
             return match refusal_answer(&body, id.as_ref()) {
                 Some(answer) => dispatch(backend, handler, answer, origin),
-                None => match transport.refused_for_login(status) {
-                    Some(reason) => fail_for_login(backend, &message, id, reason),
-                    None => match transport.refused_credentials(status) {
-                        Some(reason) => fail(backend, id, format!("{reason}: {}", snippet(&body))),
-                        None => fail(backend, id, format!("HTTP {status}: {}", snippet(&body))),
-                    },
-                },
+                None => fail_refused(transport, backend, &message, id, status, &body),
             };
         }
         Err(e) => {
