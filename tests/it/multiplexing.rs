@@ -75,8 +75,11 @@ fn ambiguous_sampling_is_refused_and_says_why() {
     busy.initialize();
     let mut asker = gw.client();
     asker.initialize_with(json!({"sampling": {}}));
+    // Long enough that the busy call is surely still running when the asker's
+    // question arrives, even on a loaded machine (a 3 s call once ended first,
+    // which routed the question to the asker alone and timed the test out).
     busy.send(&json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{
-        "name":"everything__trigger-long-running-operation","arguments":{"duration":3,"steps":3}}}));
+        "name":"everything__trigger-long-running-operation","arguments":{"duration":10,"steps":10}}}));
     assert!(wait_until(TIMEOUT, || status(&gw)["backends"][0]["in_flight"] == 1));
     let reply =
         asker.call_tool(json!(1), "everything__trigger-sampling-request", json!({"prompt": "hi", "maxTokens": 5}));
