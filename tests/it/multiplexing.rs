@@ -240,7 +240,7 @@ fn cancelling_one_call_leaves_the_identical_call_of_another_session_alone() {
     a.initialize();
     b.initialize();
     let call = json!({"jsonrpc":"2.0","id":"same","method":"tools/call","params":{
-        "name":"everything__trigger-long-running-operation","arguments":{"duration":2,"steps":2}}});
+        "name":"everything__trigger-long-running-operation","arguments":{"duration":6,"steps":3}}});
     a.send(&call);
     b.send(&call);
     assert!(wait_until(TIMEOUT, || status(&gw)["backends"][0]["in_flight"] == 2));
