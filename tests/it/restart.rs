@@ -216,3 +216,30 @@ fn a_new_terminal_is_served_by_the_next_daemon_while_the_old_one_drains() {
     drop((client, newcomer));
     assert!(wait_until(TIMEOUT, || gw.processes().is_empty()), "left running: {:?}", gw.processes());
 }
+
+/// While a stopping daemon drains, it still reads its clients: a call in
+/// flight that asks its client a question (sampling) gets the answer and
+/// finishes, instead of waiting out the grace for an answer nobody reads.
+#[test]
+fn a_call_that_asks_its_client_during_the_drain_gets_the_answer() {
+    let mut gw = TestGateway::with_servers(&[("everything", everything_server())]);
+    gw.start();
+    let mut client = gw.client_with(&[]);
+    client.initialize_with(json!({"sampling": {}}));
+    client.send(&call("asks", "everything__trigger-sampling-request", json!({"prompt": "hi", "maxTokens": 5})));
+    let question = loop {
+        let m = client.recv_within(TIMEOUT).expect("a sampling request");
+        if m["method"] == "sampling/createMessage" {
+            break m;
+        }
+    };
+    let old = daemon_pid(&gw).expect("a daemon answers status");
+    signal(old, nix::sys::signal::Signal::SIGTERM);
+    assert!(wait_until(TIMEOUT, || gw.daemon_log().contains("shutting down")), "{}", gw.daemon_log());
+    client.send(&json!({"jsonrpc": "2.0", "id": question["id"], "result": {
+        "role": "assistant", "content": {"type": "text", "text": "answered while draining"}, "model": "m"}}));
+    let reply = client.response(&json!("asks"));
+    assert!(serde_json::to_string(&reply).unwrap().contains("answered while draining"), "{reply}");
+    drop(client);
+    assert!(wait_until(TIMEOUT, || gw.processes().is_empty()), "left running: {:?}", gw.processes());
+}
