@@ -911,17 +911,29 @@ _mcp__gateway() {
             return 0
             ;;
         mcp__gateway__subcmd__import)
-            opts="-y -h --from --dry-run --yes --json --config --help"
+            opts="-y -h --from --token --prefix --no-prefetch --dry-run --yes --json --config --socket --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --from)
-                    COMPREPLY=($(compgen -W "claude-code cursor codex vscode claude-desktop gemini-cli copilot-cli opencode" -- "${cur}"))
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --prefix)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --socket)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1013,7 +1025,7 @@ _mcp__gateway() {
             return 0
             ;;
         mcp__gateway__subcmd__servers__subcmd__add)
-            opts="-h --url --env --header --share --scope --test --config --help"
+            opts="-h --url --env --header --share --scope --test --no-prefetch --config --socket --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1043,6 +1055,10 @@ _mcp__gateway() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1051,7 +1067,7 @@ _mcp__gateway() {
             return 0
             ;;
         mcp__gateway__subcmd__servers__subcmd__disable)
-            opts="-h --scope --config --help"
+            opts="-h --scope --config --socket --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1065,6 +1081,10 @@ _mcp__gateway() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1073,7 +1093,7 @@ _mcp__gateway() {
             return 0
             ;;
         mcp__gateway__subcmd__servers__subcmd__enable)
-            opts="-h --scope --config --help"
+            opts="-h --scope --config --socket --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1084,6 +1104,10 @@ _mcp__gateway() {
                     return 0
                     ;;
                 --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --socket)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1215,7 +1239,7 @@ _mcp__gateway() {
             return 0
             ;;
         mcp__gateway__subcmd__servers__subcmd__remove)
-            opts="-h --scope --config --help"
+            opts="-h --scope --config --socket --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1226,6 +1250,10 @@ _mcp__gateway() {
                     return 0
                     ;;
                 --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --socket)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -63,19 +63,24 @@ complete -c mcp-gateway -n "__fish_mcp_gateway_using_subcommand servers; and __f
 complete -c mcp-gateway -n "__fish_mcp_gateway_using_subcommand servers; and __fish_seen_subcommand_from add" -l scope -d 'Which file to change' -r -f -a "global\t'The gateway config: every session sees the server'
 workspace\t'The `.mcp-gateway.yaml` of the current directory\'s workspace: only sessions there see it, and only once the config trusts that workspace'"
 complete -c mcp-gateway -n "__fish_mcp_gateway_using_subcommand servers; and __fish_seen_subcommand_from add" -l config -d 'The config file (default: see "Files" in `mcp-gateway --help`)' -r -F
+complete -c mcp-gateway -n "__fish_mcp_gateway_using_subcommand servers; and __fish_seen_subcommand_from add" -l socket -d 'The daemon\'s socket (default: see "Files" in `mcp-gateway --help`)' -r -F
 complete -c mcp-gateway -n "__fish_mcp_gateway_using_subcommand servers; and __fish_seen_subcommand_from add" -l test -d 'Start the server once (not through the daemon) and list its tools before writing anything'
+complete -c mcp-gateway -n "__fish_mcp_gateway_using_subcommand servers; and __fish_seen_subcommand_from add" -l no-prefetch -d 'Do not list the new server now (through the running daemon, else in this process) for the catalog; it is listed on its first use'
 complete -c mcp-gateway -n "__fish_mcp_gateway_using_subcommand servers; and __fish_seen_subcommand_from add" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mcp-gateway -n "__fish_mcp_gateway_using_subcommand servers; and __fish_seen_subcommand_from remove" -l scope -r -f -a "global\t'The gateway config: every session sees the server'
 workspace\t'The `.mcp-gateway.yaml` of the current directory\'s workspace: only sessions there see it, and only once the config trusts that workspace'"
 complete -c mcp-gateway -n "__fish_mcp_gateway_using_subcommand servers; and __fish_seen_subcommand_from remove" -l config -d 'The config file (default: see "Files" in `mcp-gateway --help`)' -r -F
+complete -c mcp-gateway -n "__fish_mcp_gateway_using_subcommand servers; and __fish_seen_subcommand_from remove" -l socket -d 'The daemon\'s socket (default: see "Files" in `mcp-gateway --help`)' -r -F
 complete -c mcp-gateway -n "__fish_mcp_gateway_using_subcommand servers; and __fish_seen_subcommand_from remove" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mcp-gateway -n "__fish_mcp_gateway_using_subcommand servers; and __fish_seen_subcommand_from enable" -l scope -r -f -a "global\t'The gateway config: every session sees the server'
 workspace\t'The `.mcp-gateway.yaml` of the current directory\'s workspace: only sessions there see it, and only once the config trusts that workspace'"
 complete -c mcp-gateway -n "__fish_mcp_gateway_using_subcommand servers; and __fish_seen_subcommand_from enable" -l config -d 'The config file (default: see "Files" in `mcp-gateway --help`)' -r -F
+complete -c mcp-gateway -n "__fish_mcp_gateway_using_subcommand servers; and __fish_seen_subcommand_from enable" -l socket -d 'The daemon\'s socket (default: see "Files" in `mcp-gateway --help`)' -r -F
 complete -c mcp-gateway -n "__fish_mcp_gateway_using_subcommand servers; and __fish_seen_subcommand_from enable" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mcp-gateway -n "__fish_mcp_gateway_using_subcommand servers; and __fish_seen_subcommand_from disable" -l scope -r -f -a "global\t'The gateway config: every session sees the server'
 workspace\t'The `.mcp-gateway.yaml` of the current directory\'s workspace: only sessions there see it, and only once the config trusts that workspace'"
 complete -c mcp-gateway -n "__fish_mcp_gateway_using_subcommand servers; and __fish_seen_subcommand_from disable" -l config -d 'The config file (default: see "Files" in `mcp-gateway --help`)' -r -F
+complete -c mcp-gateway -n "__fish_mcp_gateway_using_subcommand servers; and __fish_seen_subcommand_from disable" -l socket -d 'The daemon\'s socket (default: see "Files" in `mcp-gateway --help`)' -r -F
 complete -c mcp-gateway -n "__fish_mcp_gateway_using_subcommand servers; and __fish_seen_subcommand_from disable" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mcp-gateway -n "__fish_mcp_gateway_using_subcommand servers; and __fish_seen_subcommand_from help" -f -a "list" -d 'List the configured servers, with their state in the running daemon'
 complete -c mcp-gateway -n "__fish_mcp_gateway_using_subcommand servers; and __fish_seen_subcommand_from help" -f -a "add" -d 'Add a server: from the catalog by name (`mcp-gateway servers add memory`), or a command (`… add NAME -- npx -y PACKAGE`), or a URL (`--url`)'
@@ -136,15 +141,12 @@ complete -c mcp-gateway -n "__fish_mcp_gateway_using_subcommand service; and __f
 complete -c mcp-gateway -n "__fish_mcp_gateway_using_subcommand doctor" -l socket -d 'The daemon\'s socket (default: see "Files" in `mcp-gateway --help`)' -r -F
 complete -c mcp-gateway -n "__fish_mcp_gateway_using_subcommand doctor" -l json -d 'Print JSON instead of text'
 complete -c mcp-gateway -n "__fish_mcp_gateway_using_subcommand doctor" -s h -l help -d 'Print help'
-complete -c mcp-gateway -n "__fish_mcp_gateway_using_subcommand import" -l from -d 'Read only this client\'s files' -r -f -a "claude-code\t''
-cursor\t''
-codex\t''
-vscode\t''
-claude-desktop\t''
-gemini-cli\t''
-copilot-cli\t''
-opencode\t''"
+complete -c mcp-gateway -n "__fish_mcp_gateway_using_subcommand import" -l from -d 'Read only this client\'s files (claude-code, cursor, codex, vscode, claude-desktop, gemini-cli, copilot-cli, opencode), or a team gateway\'s virtual servers (its base URL, `https://…`: IBM ContextForge)' -r
+complete -c mcp-gateway -n "__fish_mcp_gateway_using_subcommand import" -l token -d 'With --from URL: the team gateway\'s bearer token (a JWT or API token). Kept in the gateway .env, never in the config; prefer the variable to the flag, which other users can see in the process list' -r
+complete -c mcp-gateway -n "__fish_mcp_gateway_using_subcommand import" -l prefix -d 'With --from URL: put this before every imported server\'s name (`team-`)' -r
 complete -c mcp-gateway -n "__fish_mcp_gateway_using_subcommand import" -l config -d 'The gateway config to add to (default: the one the daemon loads)' -r -F
+complete -c mcp-gateway -n "__fish_mcp_gateway_using_subcommand import" -l socket -d 'The daemon\'s socket (default: see "Files" in `mcp-gateway --help`)' -r -F
+complete -c mcp-gateway -n "__fish_mcp_gateway_using_subcommand import" -l no-prefetch -d 'Do not list the new servers now for the catalog; each is listed on its first use'
 complete -c mcp-gateway -n "__fish_mcp_gateway_using_subcommand import" -l dry-run -d 'Only show what would change; write nothing'
 complete -c mcp-gateway -n "__fish_mcp_gateway_using_subcommand import" -s y -l yes -d 'Apply without asking'
 complete -c mcp-gateway -n "__fish_mcp_gateway_using_subcommand import" -l json -d 'Print the plan as JSON (for scripts; applies only with --yes)'

@@ -206,8 +206,14 @@ pub enum ServersCommand {
         /// before writing anything.
         #[arg(long)]
         test: bool,
+        /// Do not list the new server now (through the running daemon, else
+        /// in this process) for the catalog; it is listed on its first use.
+        #[arg(long)]
+        no_prefetch: bool,
         #[command(flatten)]
         config: ConfigArg,
+        #[command(flatten)]
+        socket: SocketArg,
     },
     /// Remove a server (its running instances finish their calls, then stop).
     Remove {
@@ -216,6 +222,8 @@ pub enum ServersCommand {
         scope: Scope,
         #[command(flatten)]
         config: ConfigArg,
+        #[command(flatten)]
+        socket: SocketArg,
     },
     /// Turn a server back on.
     Enable {
@@ -224,6 +232,8 @@ pub enum ServersCommand {
         scope: Scope,
         #[command(flatten)]
         config: ConfigArg,
+        #[command(flatten)]
+        socket: SocketArg,
     },
     /// Turn a server off without removing it (`enabled: false`).
     Disable {
@@ -232,6 +242,8 @@ pub enum ServersCommand {
         scope: Scope,
         #[command(flatten)]
         config: ConfigArg,
+        #[command(flatten)]
+        socket: SocketArg,
     },
 }
 
@@ -379,16 +391,28 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// After the command line changed `path`: a running daemon applies it now,
-/// so the next command sees it. Says what happened.
-pub(crate) fn tell_daemon(path: &std::path::Path) {
+/// After the command line changed `path`: the daemon on `socket` (the one
+/// `--socket` names, else the default) applies it now, so the next command
+/// sees it. Says what happened, naming the socket when none answers there
+/// and any other daemon of this user that does.
+pub(crate) fn tell_daemon(path: &std::path::Path, socket: &std::path::Path) {
     use table::{BAD, DIM};
-    match control::reload_if_running(&paths::socket_path(None)) {
+    match control::reload_if_running(socket) {
         Ok(Some(None)) => println!("the running daemon applied it (sessions are told their lists changed)"),
         Ok(Some(Some(error))) => {
             anstream::println!("{BAD}the running daemon kept its last good config:{BAD:#} {error} ({})", path.display())
         }
-        Ok(None) => anstream::println!("{DIM}no daemon runs now; the next one reads it{DIM:#}"),
+        Ok(None) => {
+            anstream::println!("{DIM}no daemon runs on {} now; the next one reads it{DIM:#}", socket.display());
+            for other in control::other_daemons(socket, None) {
+                anstream::println!(
+                    "{DIM}a daemon runs on {} (`--socket {}` reaches it; it applies the change when it reads this \
+                     config){DIM:#}",
+                    other.socket.display(),
+                    other.socket.display()
+                );
+            }
+        }
         Err(e) => anstream::println!("{DIM}could not ask the daemon to apply it now ({e}); it will on its own{DIM:#}"),
     }
 }

@@ -7,6 +7,7 @@
 //! syntax); [`json`] and [`codex`] turn each into one neutral
 //! [`entry::Definition`] ([`read_servers`] picks the reader) so the
 //! planning code ([`import`], [`setup`]) never cares where a server came from.
+//! [`team`] imports a team gateway's virtual servers instead of a client's.
 
 pub mod codex;
 pub mod dotenv;
@@ -17,6 +18,7 @@ pub mod jsonc;
 pub mod locations;
 pub mod secrets;
 pub mod setup;
+pub mod team;
 pub mod write;
 
 use std::path::PathBuf;
@@ -111,6 +113,8 @@ pub enum ClientsError {
     Install(#[from] crate::install::InstallError),
     #[error(transparent)]
     EnvFile(#[from] crate::credentials::EnvFileError),
+    #[error(transparent)]
+    Team(#[from] team::TeamError),
     #[error("{0}")]
     Usage(String),
 }

@@ -28,6 +28,10 @@ const NOT_RUN_HERE: &[(&str, &str)] = &[
          the conformance suite's authorization servers",
     ),
     ("mcp-gateway auth logout *", "forgets the login `auth login` made, which is not run here"),
+    (
+        "mcp-gateway import --from https://*",
+        "needs a team gateway: tests/it/teams.rs imports from the real ContextForge",
+    ),
 ];
 
 /// Commands whose non-zero exit is the documented answer in a sandbox.

@@ -2,7 +2,8 @@
 //! (pinned by `tests/support/deps.sh`), on loopback with SQLite in a temp
 //! directory, in front of the real server-everything over Streamable HTTP.
 //! Our daemon reaches ContextForge's virtual server as a remote (`url:`)
-//! server with a bearer token from the gateway `.env`.
+//! server with a bearer token from the gateway `.env`, written by hand or by
+//! `import --from URL`.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -114,8 +115,9 @@ impl ContextForge {
     }
 
     /// Registers the MCP server at `url` as a ContextForge gateway (it
-    /// connects and lists the tools), then a virtual server exposing its
-    /// `echo`; returns the virtual server's MCP endpoint.
+    /// connects and lists the tools), then a virtual server `team` exposing
+    /// its `echo`, `get-sum` and long-running tool; returns the virtual
+    /// server's MCP endpoint.
     fn serve(&self, name: &str, url: &str) -> String {
         self.api(
             reqwest::Method::POST,
@@ -123,7 +125,7 @@ impl ContextForge {
             Some(json!({"name": name, "url": url, "transport": "STREAMABLEHTTP"})),
         );
         let tools = self.api(reqwest::Method::GET, "/tools", None);
-        let ids: Vec<String> = ["echo", "trigger-long-running-operation"]
+        let ids: Vec<String> = ["echo", "get-sum", "trigger-long-running-operation"]
             .iter()
             .map(|tool| {
                 let wanted = format!("{name}-{tool}");
@@ -268,4 +270,92 @@ fn two_terminals_share_one_connection_to_a_team_gateway_across_its_restart_and_a
     assert_eq!(first_text(&a), "Echo: still here", "{a}");
     let log = gw.daemon_log();
     assert!(!log.contains(&cf.token) && !log.contains("not-a-token-of-this-gateway"), "tokens never reach the log");
+}
+
+/// `mcp-gateway import --from URL` with the gateway's output, exit status
+/// and stderr; the token (when given) through MCP_GATEWAY_TEAM_TOKEN, and
+/// MCP_GATEWAY_SOCKET pointing where no daemon runs, so only `--socket`
+/// reaches the test's daemon.
+fn import_from(gw: &TestGateway, url: &str, token: Option<&str>, args: &[&str]) -> std::process::Output {
+    let mut command = gw.command(DAEMON);
+    command
+        .args(["import", "--from", url])
+        .args(args)
+        .env("MCP_GATEWAY_SOCKET", gw.dir.path().join("nobody-here.sock"))
+        .env_remove("MCP_GATEWAY_TEAM_TOKEN")
+        .stdin(Stdio::null());
+    if let Some(token) = token {
+        command.env("MCP_GATEWAY_TEAM_TOKEN", token);
+    }
+    command.output().expect("run mcp-gateway import")
+}
+
+#[test]
+fn import_from_a_team_gateway_adds_its_virtual_servers_and_a_real_client_calls_them_through_the_daemon() {
+    let mut gw = TestGateway::with_servers(&[("alpha", fixture_server("alpha"))]);
+    let everything_port = free_port();
+    let _everything = everything_over_http(&gw, everything_port, "streamableHttp");
+    let cf = ContextForge::start(&gw, &gw.dir.path().join("contextforge"));
+    let endpoint = cf.serve("everything", &format!("http://127.0.0.1:{everything_port}/mcp"));
+    let config_path = gw.home.join("config.yaml");
+    let before = std::fs::read_to_string(&config_path).unwrap();
+    let text = |out: &std::process::Output| {
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    };
+
+    // What cannot be imported is said as such, and nothing is written.
+    let nobody = format!("http://127.0.0.1:{}", free_port());
+    let not_contextforge = format!("http://127.0.0.1:{everything_port}");
+    let refusals = [
+        (nobody.as_str(), Some(cf.token.as_str()), "could not reach the team gateway at"),
+        (cf.base.as_str(), None, "HTTP 401"),
+        (cf.base.as_str(), Some("not-a-token-of-this-gateway"), "does not accept the token"),
+        (not_contextforge.as_str(), Some(cf.token.as_str()), "does not look like a ContextForge"),
+    ];
+    for (url, token, said) in refusals {
+        let out = import_from(&gw, url, token, &["--yes"]);
+        assert!(!out.status.success() && text(&out).contains(said), "{url}: {}", text(&out));
+    }
+    let out = import_from(&gw, "ftp://example.com", None, &["--yes"]);
+    assert!(!out.status.success() && text(&out).contains("not an http(s) URL"), "{}", text(&out));
+    let out = import_from(&gw, &cf.base, Some(&cf.token), &["--dry-run"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let plan = text(&out);
+    assert!(plan.contains("+ team") && plan.contains("Bearer ${TEAM_GATEWAY_TOKEN}"), "{plan}");
+    assert!(plan.contains(&endpoint), "{plan}");
+    assert_eq!(std::fs::read_to_string(&config_path).unwrap(), before, "nothing written");
+    assert!(!gw.home.join(".env").exists(), "nothing written");
+
+    // With the daemon running on the socket given: it applies the import,
+    // and lists the new server at once (it starts it as on a first use).
+    gw.start();
+    let socket = gw.socket.display().to_string();
+    let out = import_from(&gw, &cf.base, Some(&cf.token), &["--yes", "--socket", &socket]);
+    let said = text(&out);
+    assert!(out.status.success(), "{said}\n{}", gw.daemon_log());
+    assert!(said.contains("the running daemon applied it") && !said.contains("no daemon"), "{said}");
+    assert!(said.contains("listed `team` (3 tool(s)) for the catalog"), "{said}\n{}", gw.daemon_log());
+    assert!(status(&gw)["catalog_age_secs"]["team"].is_u64(), "{}", status(&gw));
+    let config = std::fs::read_to_string(&config_path).unwrap();
+    assert!(config.contains(&endpoint) && config.contains("Bearer ${TEAM_GATEWAY_TOKEN}"), "{config}");
+    assert!(config.starts_with(&before), "the rest of the config is kept: {config}");
+    assert_eq!(std::fs::read_to_string(gw.home.join("config.yaml.bak")).unwrap(), before);
+    let dotenv = std::fs::read_to_string(gw.home.join(".env")).unwrap();
+    assert!(dotenv.contains(&format!("TEAM_GATEWAY_TOKEN='{}'", cf.token)), "{dotenv}");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(gw.home.join(".env")).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    assert!(!config.contains(&cf.token) && !said.contains(&cf.token), "the token stays in .env");
+
+    // A real client (the Python SDK, through the shim) calls the imported
+    // server's tools through our daemon and ContextForge.
+    let result = run_client_script(&gw, "basic.py", &["--tool-prefix", "team__everything-"]);
+    assert_eq!(result["echo"], "Echo: hello gateway", "{result}");
+    assert!(result["sum"].as_str().is_some_and(|s| s.contains('5')), "{result}");
+
+    // Importing again adds nothing: the virtual server is already there.
+    let out = import_from(&gw, &cf.base, Some(&cf.token), &["--yes", "--socket", &socket]);
+    let said = text(&out);
+    assert!(said.contains("Nothing new") && said.contains("virtual server `team` is `team`"), "{said}");
+    assert_eq!(std::fs::read_to_string(&config_path).unwrap(), config);
+    assert!(!gw.daemon_log().contains(&cf.token), "the token never reaches the log");
 }
