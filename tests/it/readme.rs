@@ -115,6 +115,10 @@ impl Sandbox {
             .env("XDG_RUNTIME_DIR", &self.runtime)
             .env("PATH", format!("{}:{}", self.bin.display(), deps().path()))
             .env("MCP_GATEWAY_TEST_TAG", &self.tag)
+            // `servers add memory` lists the server at once (an npx package):
+            // offline, npx says at once that it has no copy, and the test
+            // needs no network (the listing is left to the first use).
+            .env("npm_config_offline", "true")
             .current_dir(&self.home);
         command
     }
