@@ -91,10 +91,8 @@ pub async fn fetch_catalog(base: &str, token: Option<&str>) -> Result<Vec<Virtua
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| TeamError::Unreachable { url: shown.clone(), reason: e.without_url().to_string() })?;
+        let response =
+            request.send().await.map_err(|e| TeamError::Unreachable { url: shown.clone(), reason: causes(e) })?;
         let status = response.status().as_u16();
         let path = "/servers".to_string();
         match status {
@@ -120,7 +118,7 @@ pub async fn fetch_catalog(base: &str, token: Option<&str>) -> Result<Vec<Virtua
         }
         let body = response.bytes().await.map_err(|e| TeamError::Unreachable {
             url: shown.clone(),
-            reason: format!("reading its answer: {}", e.without_url()),
+            reason: format!("reading its answer: {}", causes(e)),
         })?;
         let page = parse_page(&body).map_err(|what| TeamError::NotContextForge { url: shown.clone(), path, what })?;
         servers.extend(page.0);
@@ -130,6 +128,23 @@ pub async fn fetch_catalog(base: &str, token: Option<&str>) -> Result<Vec<Virtua
         }
     }
     Ok(servers)
+}
+
+/// A request's error with its causes (`error sending request: … Connection
+/// refused`), without the URL (it is in the message already).
+fn causes(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// One page of `GET /servers`: `{"servers": [...], "nextCursor": …}` (with
