@@ -25,6 +25,9 @@ _mcp__gateway() {
             mcp__gateway,doctor)
                 cmd="mcp__gateway__subcmd__doctor"
                 ;;
+            mcp__gateway,federate)
+                cmd="mcp__gateway__subcmd__federate"
+                ;;
             mcp__gateway,help)
                 cmd="mcp__gateway__subcmd__help"
                 ;;
@@ -105,6 +108,9 @@ _mcp__gateway() {
                 ;;
             mcp__gateway__subcmd__help,doctor)
                 cmd="mcp__gateway__subcmd__help__subcmd__doctor"
+                ;;
+            mcp__gateway__subcmd__help,federate)
+                cmd="mcp__gateway__subcmd__help__subcmd__federate"
                 ;;
             mcp__gateway__subcmd__help,help)
                 cmd="mcp__gateway__subcmd__help__subcmd__help"
@@ -251,7 +257,7 @@ _mcp__gateway() {
 
     case "${cmd}" in
         mcp__gateway)
-            opts="-h -V --help --version serve status servers logs restart auth stop config service doctor import setup help"
+            opts="-h -V --help --version serve status servers logs restart auth stop config service doctor import setup federate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -518,8 +524,46 @@ _mcp__gateway() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        mcp__gateway__subcmd__federate)
+            opts="-h --profile --name --front-door-url --visibility --token --print --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --front-door-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --visibility)
+                    COMPREPLY=($(compgen -W "private team public" -- "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         mcp__gateway__subcmd__help)
-            opts="serve status servers logs restart auth stop config service doctor import setup help"
+            opts="serve status servers logs restart auth stop config service doctor import setup federate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -631,6 +675,20 @@ _mcp__gateway() {
             return 0
             ;;
         mcp__gateway__subcmd__help__subcmd__doctor)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mcp__gateway__subcmd__help__subcmd__federate)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

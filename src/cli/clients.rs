@@ -148,6 +148,57 @@ fn parse_source(text: &str) -> Result<Source, String> {
     })
 }
 
+pub(super) const FEDERATE_ABOUT: &str = "\
+Register the HTTP front door in a team gateway (IBM ContextForge: POST <URL>/gateways)
+as a federated peer, so the team gateway reaches this machine's servers, and only
+those of one profile.
+
+The front door must be on (an `http:` section) with a bearer token mapped to the
+profile, its value in the gateway .env:
+
+  profiles: { team: { servers: [docs, search] } }
+  http:
+    listen: \"0.0.0.0:8989\"
+    allowed_hosts: [\"laptop.example.com:8989\"]
+    auth: { bearer_tokens: [{ token: \"${PEER_TOKEN}\", profile: team }] }
+
+The team gateway is given the front door's URL (http://<http.listen>/mcp, or
+--front-door-url) and that token; it connects, lists the profile's tools (as
+<name>-<tool>) and calls them through the front door, like any of its peers. A
+front door on loopback is refused for a team gateway on another machine, which
+could not reach it. The peer is private to you in the team gateway unless
+--visibility says otherwise; --print shows the registration (without the token)
+and sends nothing. The team gateway's token comes from $MCP_GATEWAY_TEAM_TOKEN
+(or --token).";
+
+/// `mcp-gateway federate URL --profile NAME`.
+#[derive(Debug, clap::Args)]
+pub struct FederateArgs {
+    /// The team gateway's base URL.
+    pub url: String,
+    /// The profile whose servers the team gateway may reach (the front-door token mapped to it is what it gets).
+    #[arg(long, value_name = "NAME")]
+    pub profile: String,
+    /// The peer's name in the team gateway (default: `$USER-PROFILE`).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// The front door's MCP URL as the team gateway reaches it (default: http://<http.listen>/mcp).
+    #[arg(long, value_name = "URL")]
+    pub front_door_url: Option<String>,
+    /// Who in the team gateway sees the peer: private (you), team or public.
+    #[arg(long, value_name = "WHO", default_value = "private", value_parser = ["private", "team", "public"])]
+    pub visibility: String,
+    /// The team gateway's bearer token (a JWT or API token); prefer the variable.
+    #[arg(long, value_name = "TOKEN", env = "MCP_GATEWAY_TEAM_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Print the registration (the token as where it comes from) and send nothing.
+    #[arg(long)]
+    pub print: bool,
+    /// The gateway config (default: the one the daemon loads).
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+}
+
 /// `mcp-gateway setup CLIENT`.
 #[derive(Debug, clap::Args)]
 pub struct SetupArgs {
@@ -363,6 +414,43 @@ pub fn setup(args: SetupArgs) -> anyhow::Result<ExitCode> {
     let next = clients::setup::next_steps(plan.client, plan.scope);
     if !next.is_empty() {
         println!("{next}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `mcp-gateway federate URL --profile NAME`.
+pub fn federate(args: FederateArgs) -> anyhow::Result<ExitCode> {
+    use clients::peer;
+    let config = paths::config_location(args.config.as_deref()).path;
+    let registration = peer::registration(
+        &config,
+        &args.url,
+        &args.profile,
+        args.name.as_deref(),
+        args.front_door_url.as_deref(),
+        &args.visibility,
+    )?;
+    if args.print {
+        println!("POST {}/gateways", crate::redact::redacted_url(&registration.team_gateway).trim_end_matches('/'));
+        println!("{}", serde_json::to_string_pretty(&registration.body(false))?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let token = args.token.as_deref().map(str::trim).filter(|t| !t.is_empty());
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let registered = runtime.block_on(peer::register(&registration, token))?;
+    println!(
+        "registered the front door ({}, profile `{}`) in the team gateway at {} as `{}` (id {}, visibility {})",
+        registration.front_door,
+        registration.profile,
+        crate::redact::redacted_url(&registration.team_gateway),
+        registration.name,
+        registered.id,
+        registration.visibility
+    );
+    if registered.tools.is_empty() {
+        println!("it lists no tools from it yet");
+    } else {
+        println!("it lists {} tool(s) from it: {}", registered.tools.len(), registered.tools.join(", "));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -129,6 +129,10 @@ pub enum Command {
     /// Point a client at the gateway: one mcp-gateway-connect entry in place of the servers the gateway now runs.
     #[command(long_about = clients::SETUP_ABOUT)]
     Setup(clients::SetupArgs),
+    /// Register the HTTP front door in a team gateway (IBM ContextForge) as a federated peer, so the team
+    /// gateway reaches this machine's servers of one profile.
+    #[command(long_about = clients::FEDERATE_ABOUT)]
+    Federate(clients::FederateArgs),
     /// Write the man pages into a directory (used to keep `man/` current).
     #[command(hide = true)]
     Manpages {
@@ -386,6 +390,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Doctor { json, socket } => doctor::run(&socket.path(), json),
         Command::Import(args) => clients::import(args),
         Command::Setup(args) => clients::setup(args),
+        Command::Federate(args) => clients::federate(args),
         Command::Manpages { dir } => generate::man_pages(&dir).map(|()| ExitCode::SUCCESS),
         Command::Completions { dir } => generate::completions(&dir).map(|()| ExitCode::SUCCESS),
     }

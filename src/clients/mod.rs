@@ -7,7 +7,8 @@
 //! syntax); [`json`] and [`codex`] turn each into one neutral
 //! [`entry::Definition`] ([`read_servers`] picks the reader) so the
 //! planning code ([`import`], [`setup`]) never cares where a server came from.
-//! [`team`] imports a team gateway's virtual servers instead of a client's.
+//! [`team`] imports a team gateway's virtual servers instead of a client's;
+//! [`peer`] registers the front door in a team gateway, the other way round.
 
 pub mod codex;
 pub mod dotenv;
@@ -16,6 +17,7 @@ pub mod import;
 pub mod json;
 pub mod jsonc;
 pub mod locations;
+pub mod peer;
 pub mod secrets;
 pub mod setup;
 pub mod team;

@@ -132,7 +132,7 @@ pub async fn fetch_catalog(base: &str, token: Option<&str>) -> Result<Vec<Virtua
 
 /// A request's error with its causes (`error sending request: … Connection
 /// refused`), without the URL (it is in the message already).
-fn causes(e: reqwest::Error) -> String {
+pub(super) fn causes(e: reqwest::Error) -> String {
     let e = e.without_url();
     let mut text = e.to_string();
     let mut source = std::error::Error::source(&e);

@@ -137,13 +137,50 @@ impl ContextForge {
                     .to_string()
             })
             .collect();
+        self.virtual_server("team", &ids)
+    }
+
+    /// Makes a virtual server `name` of the tools `ids`; returns its MCP endpoint.
+    fn virtual_server(&self, name: &str, ids: &[String]) -> String {
         let server = self.api(
             reqwest::Method::POST,
             "/servers",
-            Some(json!({"server": {"name": "team", "associated_tools": ids}})),
+            Some(json!({"server": {"name": name, "associated_tools": ids}})),
         );
         let id = server["id"].as_str().unwrap_or_else(|| panic!("no id in {server}"));
         format!("{}/servers/{id}/mcp", self.base)
+    }
+
+    /// Calls `tool` at a virtual server's MCP endpoint as a team member's
+    /// client would (Streamable HTTP: initialize, initialized, tools/call);
+    /// returns the call's answer.
+    fn call_tool(&self, endpoint: &str, tool: &str, arguments: Value) -> Value {
+        let http = reqwest::blocking::Client::new();
+        let post = |session: Option<&str>, body: Value| {
+            let mut request = http
+                .post(endpoint)
+                .bearer_auth(&self.token)
+                .header("Accept", "application/json, text/event-stream")
+                .json(&body);
+            if let Some(session) = session {
+                request = request.header("Mcp-Session-Id", session);
+            }
+            request.send().unwrap_or_else(|e| panic!("ContextForge {endpoint}: {e}"))
+        };
+        let init = post(
+            None,
+            json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "team-member", "version": "1"}}}),
+        );
+        let session = init.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()).map(str::to_string);
+        assert!(init.status().is_success(), "initialize: {}", init.status());
+        let _ = http_messages(init);
+        let _ = post(session.as_deref(), json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+        let call = post(
+            session.as_deref(),
+            json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": tool, "arguments": arguments}}),
+        );
+        http_messages(call).into_iter().find(|m| m["id"] == 2).unwrap_or_else(|| panic!("no answer to tools/call"))
     }
 
     /// How many requests to `path` ContextForge answered with `status`
@@ -358,4 +395,83 @@ fn import_from_a_team_gateway_adds_its_virtual_servers_and_a_real_client_calls_t
     assert!(said.contains("Nothing new") && said.contains("virtual server `team` is `team`"), "{said}");
     assert_eq!(std::fs::read_to_string(&config_path).unwrap(), config);
     assert!(!gw.daemon_log().contains(&cf.token), "the token never reaches the log");
+}
+
+/// The other way round: `mcp-gateway federate` registers our HTTP front door
+/// in the real ContextForge as a federated peer with the front-door token of
+/// one profile; ContextForge lists that profile's local tools (and no other
+/// server's) and calls one through the front door.
+#[test]
+fn the_front_door_registered_as_a_peer_lets_the_team_gateway_list_and_call_one_profiles_local_tools() {
+    let mut gw = TestGateway::new();
+    let front_door_port = free_port();
+    gw.write_config(&format!(
+        "servers:\n  alpha:\n{}  private:\n{}profiles:\n  team: {{ servers: [alpha] }}\nhttp:\n  listen: \
+         \"127.0.0.1:{front_door_port}\"\n  auth: {{ bearer_tokens: [{{ token: \"${{PEER_TOKEN}}\", profile: team }}] \
+         }}\n",
+        fixture_server("alpha"),
+        fixture_server("private")
+    ));
+    let peer_token = "peer-token-Zq8wX3vB6nM1kL4t";
+    let env_file = gw.home.join(".env");
+    std::fs::write(&env_file, format!("PEER_TOKEN={peer_token}\n")).expect("write .env");
+    std::fs::set_permissions(&env_file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("chmod .env");
+    gw.start();
+    let cf = ContextForge::start(&gw, &gw.dir.path().join("contextforge"));
+    let federate = |args: &[&str], token: Option<&str>| {
+        let mut command = gw.command(DAEMON);
+        command.arg("federate").arg(&cf.base).args(["--profile", "team"]).args(args).stdin(Stdio::null());
+        match token {
+            Some(token) => command.env("MCP_GATEWAY_TEAM_TOKEN", token),
+            None => command.env_remove("MCP_GATEWAY_TEAM_TOKEN"),
+        };
+        let out = command.output().expect("run mcp-gateway federate");
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(!text.contains(peer_token) && !text.contains(&cf.token), "a token was printed:\n{text}");
+        (out.status.success(), text)
+    };
+
+    // --print shows the registration, never the token, and sends nothing.
+    let (ok, printed) = federate(&["--name", "laptop", "--print"], None);
+    assert!(ok && printed.contains("\"url\": \"http://127.0.0.1:") && printed.contains("${PEER_TOKEN}"), "{printed}");
+    let (ok, refused) = federate(&["--name", "laptop"], None);
+    assert!(!ok && refused.contains("HTTP 401"), "{refused}");
+
+    let (ok, said) = federate(&["--name", "laptop"], Some(&cf.token));
+    assert!(ok, "{said}\n{}\n{}", gw.daemon_log(), read(&cf.log));
+    assert!(said.contains("registered the front door") && said.contains("as `laptop`"), "{said}");
+    let tools = cf.api(reqwest::Method::GET, "/tools", None);
+    let names: Vec<&str> = tools.as_array().into_iter().flatten().filter_map(|t| t["name"].as_str()).collect();
+    let echo = names
+        .iter()
+        .find(|n| n.starts_with("laptop-") && n.contains("alpha") && n.ends_with("echo"))
+        .unwrap_or_else(|| panic!("no alpha echo from the front door among {names:?}\n{said}"));
+    assert!(said.contains(echo), "{said}");
+    assert!(!names.iter().any(|n| n.contains("private")), "only the profile's servers: {names:?}");
+
+    // A team member calls it through a virtual server of ContextForge, which
+    // calls our front door with the profile's token.
+    let id = tools
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|t| t["name"] == *echo)
+        .and_then(|t| t["id"].as_str())
+        .unwrap_or_else(|| panic!("no id for {echo}"))
+        .to_string();
+    let endpoint = cf.virtual_server("from-laptop", &[id]);
+    let listed = cf.api(
+        reqwest::Method::GET,
+        &format!("{}/tools", endpoint.trim_start_matches(&cf.base).trim_end_matches("/mcp")),
+        None,
+    );
+    let exposed = listed[0]["name"].as_str().unwrap_or_else(|| panic!("{listed}")).to_string();
+    let answer = cf.call_tool(&endpoint, &exposed, json!({"message": "from the team"}));
+    let text = serde_json::to_string(&answer).unwrap();
+    assert!(text.contains("alpha: from the team"), "{answer}\n{}\n{}", gw.daemon_log(), read(&cf.log));
+
+    // A second peer of the same name is refused, saying so.
+    let (ok, taken) = federate(&["--name", "laptop"], Some(&cf.token));
+    assert!(!ok && taken.contains("already has a peer named `laptop`"), "{taken}");
+    assert!(!gw.daemon_log().contains(peer_token), "the token never reaches the log");
 }
