@@ -32,6 +32,10 @@ const NOT_RUN_HERE: &[(&str, &str)] = &[
         "mcp-gateway import --from https://*",
         "needs a team gateway: tests/it/teams.rs imports from the real ContextForge",
     ),
+    (
+        "mcp-gateway federate *",
+        "needs a team gateway and a front door it reaches: tests/it/teams.rs registers one in the real ContextForge",
+    ),
 ];
 
 /// Commands whose non-zero exit is the documented answer in a sandbox.
