@@ -3,7 +3,8 @@
 //! directory, in front of the real server-everything over Streamable HTTP.
 //! Our daemon reaches ContextForge's virtual server as a remote (`url:`)
 //! server with a bearer token from the gateway `.env`, written by hand or by
-//! `import --from URL`.
+//! `import --from URL`; and the other way, ContextForge reaches our front
+//! door as a federated peer (`federate`).
 
 use std::path::Path;
 use std::process::Stdio;
@@ -327,9 +328,27 @@ fn import_from(gw: &TestGateway, url: &str, token: Option<&str>, args: &[&str]) 
     command.output().expect("run mcp-gateway import")
 }
 
+/// Both ways with one ContextForge (its start is most of the time):
+/// `import --from URL` adds its virtual server, which a real client then
+/// calls through our daemon; `federate` registers our front door in it as a
+/// peer with one profile's token, and a team member's client calls a local
+/// tool of that profile (and sees no other) through ContextForge.
 #[test]
-fn import_from_a_team_gateway_adds_its_virtual_servers_and_a_real_client_calls_them_through_the_daemon() {
-    let mut gw = TestGateway::with_servers(&[("alpha", fixture_server("alpha"))]);
+fn a_team_gateway_both_ways_its_servers_imported_here_and_the_front_door_registered_there() {
+    let mut gw = TestGateway::new();
+    let front_door_port = free_port();
+    gw.write_config(&format!(
+        "servers:\n  alpha:\n{}  private:\n{}profiles:\n  team: {{ servers: [alpha] }}\nhttp:\n  listen: \
+         \"127.0.0.1:{front_door_port}\"\n  auth: {{ bearer_tokens: [{{ token: \"${{PEER_TOKEN}}\", profile: team }}] \
+         }}\n",
+        fixture_server("alpha"),
+        fixture_server("private")
+    ));
+    let peer_token = "peer-token-Zq8wX3vB6nM1kL4t";
+    let env_file = gw.home.join(".env");
+    std::fs::write(&env_file, format!("PEER_TOKEN={peer_token}\n")).expect("write .env");
+    std::fs::set_permissions(&env_file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("chmod .env");
+    let env_before = std::fs::read_to_string(&env_file).unwrap();
     let everything_port = free_port();
     let _everything = everything_over_http(&gw, everything_port, "streamableHttp");
     let cf = ContextForge::start(&gw, &gw.dir.path().join("contextforge"));
@@ -361,7 +380,7 @@ fn import_from_a_team_gateway_adds_its_virtual_servers_and_a_real_client_calls_t
     assert!(plan.contains("+ team") && plan.contains("Bearer ${TEAM_GATEWAY_TOKEN}"), "{plan}");
     assert!(plan.contains(&endpoint), "{plan}");
     assert_eq!(std::fs::read_to_string(&config_path).unwrap(), before, "nothing written");
-    assert!(!gw.home.join(".env").exists(), "nothing written");
+    assert_eq!(std::fs::read_to_string(&env_file).unwrap(), env_before, "nothing written");
 
     // With the daemon running on the socket given: it applies the import,
     // and lists the new server at once (it starts it as on a first use).
@@ -375,9 +394,11 @@ fn import_from_a_team_gateway_adds_its_virtual_servers_and_a_real_client_calls_t
     assert!(status(&gw)["catalog_age_secs"]["team"].is_u64(), "{}", status(&gw));
     let config = std::fs::read_to_string(&config_path).unwrap();
     assert!(config.contains(&endpoint) && config.contains("Bearer ${TEAM_GATEWAY_TOKEN}"), "{config}");
-    assert!(config.starts_with(&before), "the rest of the config is kept: {config}");
+    let mut kept = config.lines();
+    assert!(before.lines().all(|line| kept.any(|l| l == line)), "the rest of the config is kept, in order: {config}");
     assert_eq!(std::fs::read_to_string(gw.home.join("config.yaml.bak")).unwrap(), before);
-    let dotenv = std::fs::read_to_string(gw.home.join(".env")).unwrap();
+    let dotenv = std::fs::read_to_string(&env_file).unwrap();
+    assert!(dotenv.starts_with(&env_before), "{dotenv}");
     assert!(dotenv.contains(&format!("TEAM_GATEWAY_TOKEN='{}'", cf.token)), "{dotenv}");
     let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(gw.home.join(".env")).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o600);
@@ -394,30 +415,9 @@ fn import_from_a_team_gateway_adds_its_virtual_servers_and_a_real_client_calls_t
     let said = text(&out);
     assert!(said.contains("Nothing new") && said.contains("virtual server `team` is `team`"), "{said}");
     assert_eq!(std::fs::read_to_string(&config_path).unwrap(), config);
-    assert!(!gw.daemon_log().contains(&cf.token), "the token never reaches the log");
-}
 
-/// The other way round: `mcp-gateway federate` registers our HTTP front door
-/// in the real ContextForge as a federated peer with the front-door token of
-/// one profile; ContextForge lists that profile's local tools (and no other
-/// server's) and calls one through the front door.
-#[test]
-fn the_front_door_registered_as_a_peer_lets_the_team_gateway_list_and_call_one_profiles_local_tools() {
-    let mut gw = TestGateway::new();
-    let front_door_port = free_port();
-    gw.write_config(&format!(
-        "servers:\n  alpha:\n{}  private:\n{}profiles:\n  team: {{ servers: [alpha] }}\nhttp:\n  listen: \
-         \"127.0.0.1:{front_door_port}\"\n  auth: {{ bearer_tokens: [{{ token: \"${{PEER_TOKEN}}\", profile: team }}] \
-         }}\n",
-        fixture_server("alpha"),
-        fixture_server("private")
-    ));
-    let peer_token = "peer-token-Zq8wX3vB6nM1kL4t";
-    let env_file = gw.home.join(".env");
-    std::fs::write(&env_file, format!("PEER_TOKEN={peer_token}\n")).expect("write .env");
-    std::fs::set_permissions(&env_file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("chmod .env");
-    gw.start();
-    let cf = ContextForge::start(&gw, &gw.dir.path().join("contextforge"));
+    // The other way round: the front door registered in ContextForge as a
+    // federated peer, with the front-door token of profile `team`.
     let federate = |args: &[&str], token: Option<&str>| {
         let mut command = gw.command(DAEMON);
         command.arg("federate").arg(&cf.base).args(["--profile", "team"]).args(args).stdin(Stdio::null());
@@ -473,5 +473,6 @@ fn the_front_door_registered_as_a_peer_lets_the_team_gateway_list_and_call_one_p
     // A second peer of the same name is refused, saying so.
     let (ok, taken) = federate(&["--name", "laptop"], Some(&cf.token));
     assert!(!ok && taken.contains("already has a peer named `laptop`"), "{taken}");
-    assert!(!gw.daemon_log().contains(peer_token), "the token never reaches the log");
+    let log = gw.daemon_log();
+    assert!(!log.contains(peer_token) && !log.contains(&cf.token), "the tokens never reach the log");
 }
