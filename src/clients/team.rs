@@ -64,6 +64,11 @@ pub fn base_url(given: &str) -> Result<String, TeamError> {
     if !matches!(url.scheme(), "http" | "https") {
         return Err(bad(format!("the scheme is `{}`", url.scheme())));
     }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad("credentials in the URL would be copied into the config; give the token with \
+                        MCP_GATEWAY_TEAM_TOKEN (or --token) instead"
+            .into()));
+    }
     if url.query().is_some() || url.fragment().is_some() {
         return Err(bad("give the gateway's base URL, without `?` or `#`".into()));
     }
@@ -424,6 +429,16 @@ mod tests {
         assert!(parse_page(b"<html>hello</html>").unwrap_err().contains("not JSON"));
         assert!(parse_page(br#"{"jsonrpc": "2.0"}"#).unwrap_err().contains("`servers`"));
         assert!(parse_page(br#"[{"name": "no id"}]"#).unwrap_err().contains("`id`"));
+    }
+
+    #[test]
+    fn base_urls() {
+        assert_eq!(base_url("https://cf.example.com/gw/").unwrap(), "https://cf.example.com/gw");
+        for bad in ["ftp://cf", "https://me:pw@cf.example.com", "https://cf?x=1", "cf.example.com"] {
+            assert!(base_url(bad).is_err(), "{bad}");
+        }
+        let e = base_url("https://me:hunter2@cf.example.com").unwrap_err().to_string();
+        assert!(!e.contains("hunter2"), "{e}");
     }
 
     #[test]

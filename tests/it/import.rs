@@ -577,3 +577,33 @@ fn setup_for_a_project_writes_the_shim_by_name_when_path_finds_it() {
     let value = world.json(&world.project.join(".cursor/mcp.json"));
     assert_eq!(value["mcpServers"]["gateway"]["command"], "mcp-gateway-connect", "{value}");
 }
+
+/// With a daemon on the socket `--socket` names (and MCP_GATEWAY_SOCKET
+/// pointing elsewhere), `import` has that daemon apply it and says so, not
+/// "no daemon runs now" (issue 19).
+#[test]
+fn import_tells_the_daemon_on_the_socket_given() {
+    let mut world = World::empty();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fixture_server.py");
+    let cursor = json!({"mcpServers": {"tool": {"command": "python3", "args": [script, "imported"]}}});
+    std::fs::create_dir_all(world.user.join(".cursor")).unwrap();
+    std::fs::write(world.user.join(".cursor/mcp.json"), cursor.to_string()).unwrap();
+    world.gw.start();
+    let socket = world.gw.socket.display().to_string();
+    let out = world
+        .gw
+        .command(DAEMON)
+        .args(["import", "--yes", "--no-prefetch", "--socket", &socket])
+        .env("HOME", &world.user)
+        .env("MCP_GATEWAY_SOCKET", world.gw.dir.path().join("elsewhere.sock"))
+        .current_dir(&world.project)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(said.contains("the running daemon applied it") && !said.contains("no daemon"), "{said}");
+    let mut client = world.gw.client();
+    client.initialize();
+    assert!(client.tool_names().contains(&"tool__echo".to_string()));
+}
