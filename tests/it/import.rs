@@ -207,6 +207,11 @@ fn import_brings_every_client_format_into_the_gateway() {
     // Claude Code's project-only server stays the project's; the others are for every project.
     assert_eq!(s["postgres"].projects, [world.project.display().to_string()]);
     assert!(s["github"].projects.is_empty() && s["echo"].projects.is_empty());
+    // So are the servers of the project's own files (`.mcp.json`, `.vscode/mcp.json`).
+    for name in ["memory", "linear", "perplexity", "playwright", "api-docs", "local-tool"] {
+        assert_eq!(s[name].projects, [world.project.display().to_string()], "{name}");
+    }
+    assert!(s["memory-cursor"].projects.is_empty() && s["brave"].projects.is_empty());
     assert!(stdout.contains(&format!("offered only in {}", world.project.display())), "{stdout}");
     assert!(stdout.contains("set it in") && stdout.contains("PERPLEXITY_KEY"), "{stdout}");
 
