@@ -109,7 +109,8 @@ impl Listings {
     }
 }
 
-/// Catalogs by the exact set of servers they were built from, with a count of
+/// Catalogs by the exact set of servers they were built from (and the name
+/// budget they were built for), with a count of
 /// the changes that emptied them: a catalog built from listings gathered
 /// before a change (a slow first listing overtaken by a re-listing after
 /// `list_changed`) is handed to its own request but never stored, so no stale
@@ -371,7 +372,10 @@ impl Gateway {
         session: &SessionInfo,
         wait: impl Fn(&str, &ServerConfig) -> Wait,
     ) -> Arc<Catalog> {
-        let signature = self.servers_signature(session);
+        // What the client said in `initialize` is in the gateway's record of
+        // the session, not in a copy taken before it.
+        let budget = self.session(session.id).map_or(session.name_budget, |s| s.name_budget);
+        let signature = format!("{}\u{1d}{}", budget.len(), self.servers_signature(session));
         let generation = {
             let catalogs = lock(&self.listings.catalogs);
             if let Some(catalog) = catalogs.built.get(&signature).cloned() {
@@ -408,7 +412,7 @@ impl Gateway {
                 listing,
             })
             .collect();
-        let mut catalog = Catalog::build(&inputs);
+        let mut catalog = Catalog::build(&inputs, budget);
         let complete = unavailable.is_empty();
         catalog.unavailable = unavailable;
         let catalog = Arc::new(catalog);

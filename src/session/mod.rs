@@ -44,6 +44,8 @@ pub struct Admitted {
     context: SessionContext,
     client_pid: Option<u32>,
     env: ClientEnv,
+    /// The shim's `--entry`: what the client calls the gateway.
+    entry: Option<String>,
 }
 
 impl Admitted {
@@ -67,7 +69,13 @@ pub fn admit(gateway: &Gateway, preamble: Preamble) -> Result<Admitted, String> 
         warn!("refused a session: {reason}");
         return Err(reason);
     }
-    Ok(Admitted { id: gateway.next_session_id(), context, client_pid: preamble.client_pid, env: preamble.env })
+    Ok(Admitted {
+        id: gateway.next_session_id(),
+        context,
+        client_pid: preamble.client_pid,
+        env: preamble.env,
+        entry: preamble.entry,
+    })
 }
 
 /// Serves an admitted session over a line transport (a socket after its
@@ -83,7 +91,7 @@ pub async fn serve<R, W>(
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let Admitted { id, context, client_pid, env } = admitted;
+    let Admitted { id, context, client_pid, env, entry } = admitted;
     let span = tracing::info_span!("session", id, client_pid);
     async move {
         let limits = gateway.config().limits.clone();
@@ -91,9 +99,16 @@ pub async fn serve<R, W>(
         let sink = SessionSink::with_limits(id, tx, limits.backlog_per_session, limits.backlog_bytes_per_session);
         let front = Arc::new(ModernFront::default());
         let writer = tokio::spawn(write_messages(write, rx, sink.backlog(), front.clone()).in_current_span());
-        let info = SessionInfo::new(sink, context, client_pid, env);
+        let mut info = SessionInfo::new(sink, context, client_pid, env);
+        info.entry = entry;
         gateway.register_session(info.clone());
-        info!(cwd = ?info.cwd, workspace = %info.workspace.display(), profile = ?info.profile, "session started");
+        info!(
+            cwd = ?info.cwd,
+            workspace = %info.workspace.display(),
+            profile = ?info.profile,
+            entry = ?info.entry,
+            "session started"
+        );
         let session = Arc::new(Session::new(gateway.clone(), info, front));
         session.run(frames, shutdown).await;
         gateway.unregister_session(id);

@@ -456,6 +456,50 @@ fn a_project_only_server_is_offered_only_in_its_project() {
     assert_eq!(servers_seen(elsewhere.path()), ["everywhere"]);
 }
 
+/// Each session is shown names its client can take with its own prefix in
+/// front (DESIGN.md: 64 counting the prefix): Claude Code (`mcp__gateway__`,
+/// 14 characters) gets the whole `<server>__echo` of 50, a client the gateway
+/// does not know the shortened 46 every client got before, and so does Claude
+/// Code under the entry `mcp-gateway` (its shim says so with `--entry`).
+/// Either name calls the one tool from either session.
+#[test]
+fn each_client_is_shown_names_that_fit_behind_its_own_prefix() {
+    const SERVER: &str = "fixture-server-whose-name-is-long-for-a-tool";
+    let full = format!("{SERVER}__echo");
+    assert_eq!(full.len(), 50);
+    let gw = in_process(TestGateway::with_servers(&[(SERVER, fixture_server("long"))]));
+    let echo_name = |client: &mut Client| {
+        let names = client.tool_names();
+        names.into_iter().find(|n| n.starts_with(&SERVER[..16]) && n.contains("__echo")).expect("the echo tool")
+    };
+    let mut claude = gw.client();
+    claude.initialize_as("claude-code", json!({}));
+    let mut other = gw.client();
+    other.initialize_as("some-other-client", json!({}));
+    let mut renamed = gw.client_with(&["--no-autostart", "--entry", "mcp-gateway"]);
+    renamed.initialize_as("claude-code", json!({}));
+
+    let claude_name = echo_name(&mut claude);
+    let other_name = echo_name(&mut other);
+    assert_eq!(claude_name, full, "behind `mcp__gateway__` the whole name fits");
+    assert!(other_name.len() <= 46 && other_name != full, "{other_name}");
+    assert!(other_name.starts_with(&format!("{}__echo_", &SERVER[..31])), "readable: {other_name}");
+    assert_eq!(echo_name(&mut renamed), other_name, "`mcp__mcp-gateway__` leaves 46");
+    assert_eq!(echo_name(&mut other), other_name, "the same name every time");
+
+    let call = |client: &mut Client, name: &str, id: &str| {
+        let response = client.call_tool(json!(id), name, json!({"message": id}));
+        assert!(first_text(&response).contains(id), "{name} from call {id}: {response}");
+    };
+    call(&mut claude, &claude_name, "a");
+    call(&mut claude, &other_name, "b");
+    call(&mut other, &other_name, "c");
+    call(&mut renamed, &other_name, "d");
+    // A name a session was not shown and that is not the default is unknown to it.
+    let response = other.call_tool(json!("e"), &full, json!({"message": "e"}));
+    assert_eq!(response["error"]["code"], -32602, "{response}");
+}
+
 /// A small deterministic generator (xorshift), so a failure can be replayed.
 struct Rng(u64);
 

@@ -29,7 +29,8 @@ const TOOL: &str = "everything__echo";
 
 /// A server whose name is long enough that `<server>__<tool>` fits in 64
 /// characters but not behind a client's prefix (`mcp__gateway__` + 59): the
-/// fake model, like the real APIs, refuses a tool name over 64.
+/// fake model, like the real APIs, refuses a tool name over 64, and the
+/// gateway shortens these names to what each client leaves.
 const LONG_SERVER: &str = "fixture-server-with-a-name-long-enough-to-matter";
 
 /// The clients under test.
@@ -115,6 +116,22 @@ impl FakeModel {
     /// The tool results the model was sent back.
     fn results(&self) -> Vec<String> {
         self.requests().iter().filter_map(|r| r["result"].as_str().map(str::to_string)).collect()
+    }
+
+    /// The lengths of the names the model was offered for the long-named
+    /// server's tools, prefix included (each once).
+    fn offered_long_lengths(&self) -> Vec<usize> {
+        let mut names: Vec<String> = self
+            .requests()
+            .iter()
+            .flat_map(|r| r["tools"].as_array().cloned().unwrap_or_default())
+            .filter_map(|t| t.as_str().map(str::to_string))
+            // Codex writes `-` as `_`.
+            .filter(|t| t.replace('-', "_").contains(&LONG_SERVER[..16].replace('-', "_")))
+            .collect();
+        names.sort();
+        names.dedup();
+        names.iter().map(String::len).collect()
     }
 
     /// The names of the tools the model was offered whose name ends with the echo tool.
@@ -408,6 +425,18 @@ fn claude_code_calls_a_tool_through_the_gateway() {
     bench.run_one(Kind::ClaudeCode);
     // Claude Code offers the model the gateway's tool under its own prefix.
     assert_eq!(bench.model.offered_echo(), vec![format!("mcp__gateway__{TOOL}")]);
+    // The long server's names are cut to the 50 characters `mcp__gateway__`
+    // leaves (a client the gateway does not know gets 46): 64 in all.
+    assert_full_length(&bench, 64);
+}
+
+/// Every name the model was offered for the long-named server's tools is
+/// `total` characters long with the client's prefix: the gateway used all the
+/// room that client leaves, and no more.
+fn assert_full_length(bench: &Bench, total: usize) {
+    let lengths = bench.model.offered_long_lengths();
+    assert!(!lengths.is_empty(), "the long server's tools were offered: {:#?}", bench.model.requests());
+    assert!(lengths.iter().all(|l| *l == total), "{lengths:?}, not all {total}");
 }
 
 #[test]
@@ -416,6 +445,7 @@ fn codex_calls_a_tool_through_the_gateway() {
     bench.run_one(Kind::Codex);
     // Codex groups the entry's tools in a namespace named after it.
     assert_eq!(bench.model.offered_echo(), vec![format!("mcp__gateway__{TOOL}")]);
+    assert_full_length(&bench, 64);
 }
 
 #[test]
@@ -423,6 +453,8 @@ fn gemini_cli_calls_a_tool_through_the_gateway() {
     let bench = Bench::new(0);
     bench.run_one(Kind::Gemini);
     assert_eq!(bench.model.offered_echo(), vec![format!("mcp_gateway_{TOOL}")]);
+    // Gemini CLI cuts names past 63 characters: 51 behind `mcp_gateway_`.
+    assert_full_length(&bench, 63);
 }
 
 /// Claude Code and Codex at once: the fake model holds both final answers
