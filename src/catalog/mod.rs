@@ -135,6 +135,12 @@ pub struct ServerListing {
     /// `gateway::asking`), so that a new daemon knows from the first call.
     #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
     pub asking_tools: std::collections::BTreeSet<String>,
+    /// What each tool was seen to ask a client for (`sampling`,
+    /// `elicitation`, `url-elicitation`), recorded only when the request
+    /// could be told to come from one call of it: such a tool is not listed
+    /// to a session that cannot answer that (see `gateway::server_requests`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub asks_for: std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
 }
 
 impl ServerListing {
@@ -179,6 +185,8 @@ pub struct Catalog {
     template_prefixes: Vec<(String, String)>,
     /// Servers that could not be listed, and why (said when a name is not found).
     pub unavailable: Vec<(String, String)>,
+    /// Exposed tool name → what the tool was seen to ask a client for.
+    asks_for: HashMap<String, std::collections::BTreeSet<String>>,
 }
 
 fn renamed(item: &Value, name: &str) -> Value {
@@ -211,6 +219,12 @@ impl Catalog {
         catalog.tool_targets = tool_targets;
         catalog.prompts = prompts;
         catalog.prompt_targets = prompt_targets;
+        for (exposed, target) in &catalog.tool_targets {
+            let listing = inputs.iter().find(|i| i.server == target.server).map(|i| i.listing);
+            if let Some(kinds) = listing.and_then(|l| l.asks_for.get(&target.name)) {
+                catalog.asks_for.insert(exposed.clone(), kinds.clone());
+            }
+        }
         for input in inputs {
             for resource in &input.listing.resources {
                 if let Some(uri) = resource.get("uri").and_then(Value::as_str) {
@@ -262,6 +276,11 @@ impl Catalog {
 
     pub fn tool(&self, exposed: &str) -> Option<&Target> {
         self.tool_targets.get(exposed)
+    }
+
+    /// What the tool exposed as `exposed` was seen to ask a client for.
+    pub fn asks_for(&self, exposed: &str) -> Option<&std::collections::BTreeSet<String>> {
+        self.asks_for.get(exposed)
     }
 
     pub fn prompt(&self, exposed: &str) -> Option<&Target> {

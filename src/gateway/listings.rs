@@ -236,6 +236,34 @@ impl Gateway {
         lock(&self.listings.disk).put(&key.0, &key.1, &listing);
     }
 
+    /// Records with the listing (and on disk) that `tool` asks clients for
+    /// `kind`; when that is news, catalogs are rebuilt and sessions told to
+    /// list their tools again (one that cannot answer it no longer sees it).
+    pub(super) fn remember_ask_kind(&self, server: &str, config: &ServerConfig, tool: &str, kind: &str) {
+        let key = listing_key(server, config);
+        let known = |l: &ServerListing| l.asks_for.get(tool).is_some_and(|kinds| kinds.contains(kind));
+        if self.listings.cached(&key).is_none_or(|listing| known(&listing)) {
+            return;
+        }
+        let listing = {
+            let mut live = lock(&self.listings.live);
+            let Some(entry) = live.get_mut(&key) else { return };
+            let mut listing = (*entry.listing).clone();
+            listing.asks_for.entry(tool.to_string()).or_default().insert(kind.to_string());
+            entry.listing = Arc::new(listing);
+            entry.listing.clone()
+        };
+        lock(&self.listings.disk).put(&key.0, &key.1, &listing);
+        tracing::info!(
+            server,
+            tool,
+            kind,
+            "this tool asks clients for {kind}: it is listed only to sessions that can answer"
+        );
+        lock(&self.listings.catalogs).clear();
+        self.announce(Changes { tools: true, prompts: false, resources: false });
+    }
+
     /// The era a listing of this definition recorded (in memory or on disk).
     pub(super) fn listed_era(&self, server: &str, config: &ServerConfig) -> Option<crate::era::Era> {
         self.listings.cached(&listing_key(server, config)).and_then(|listing| listing.era)
@@ -249,6 +277,7 @@ impl Gateway {
         // What the gateway learnt about the tools outlives a re-listing.
         if let Some(known) = self.listings.cached(&key) {
             listing.asking_tools = known.asking_tools.clone();
+            listing.asks_for = known.asks_for.clone();
         }
         let listing = Arc::new(listing);
         let fresh_until = ttl.map(|ttl| Instant::now() + ttl);

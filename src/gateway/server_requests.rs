@@ -155,6 +155,29 @@ pub(crate) fn required_capabilities(missing: &str) -> Value {
     }
 }
 
+/// What a server→client request asks the client for, as recorded with the
+/// tool that asked it (see [`ServerListing::asks_for`](crate::catalog::ServerListing)).
+fn ask_kind(method: &str, params: &Value) -> Option<&'static str> {
+    match method {
+        "sampling/createMessage" => Some("sampling"),
+        "elicitation/create" if params.get("mode").and_then(Value::as_str) == Some("url") => Some("url-elicitation"),
+        "elicitation/create" => Some("elicitation"),
+        _ => None,
+    }
+}
+
+/// Why a session cannot answer what a tool was seen to ask for (a kind
+/// [`ask_kind`] names), if it cannot.
+pub(crate) fn missing_for_kind(capabilities: &Value, kind: &str) -> Option<String> {
+    let (method, params) = match kind {
+        "sampling" => ("sampling/createMessage", json!({})),
+        "url-elicitation" => ("elicitation/create", json!({"mode": "url"})),
+        "elicitation" => ("elicitation/create", json!({})),
+        _ => return None,
+    };
+    missing_capability(capabilities, method, &params)
+}
+
 /// Why a session cannot take a server→client request, if it cannot.
 pub(crate) fn missing_capability(capabilities: &Value, method: &str, params: &Value) -> Option<String> {
     let declared = |path: &str| capabilities.pointer(path).is_some();
@@ -231,6 +254,14 @@ impl Gateway {
         };
         if origin.is_none() {
             self.learn_asking(backend, [session.id]);
+        }
+        // The one call this session has here asked it: what it asks for is
+        // known for certain (a task's question is the task's, not a call's).
+        let for_task = params.pointer("/_meta/io.modelcontextprotocol~1related-task").is_some();
+        if let (Some(kind), false) = (ask_kind(&method, &params), for_task)
+            && let Some(tool) = backend.sole_tool_of(session.id)
+        {
+            self.remember_ask_kind(&backend.server, &backend.config, &tool, kind);
         }
         // A modern client is told with -32021 on its own call (see
         // `ModernSession::await_round`); a handshake client's backend is refused here.
@@ -342,6 +373,26 @@ impl Gateway {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What a tool asked for, as recorded, is held against a session's
+    /// capabilities the way the request itself would be.
+    #[test]
+    fn kinds_of_questions_name_the_capability_they_need() {
+        assert_eq!(ask_kind("sampling/createMessage", &json!({})), Some("sampling"));
+        assert_eq!(ask_kind("elicitation/create", &json!({"mode": "url"})), Some("url-elicitation"));
+        assert_eq!(ask_kind("elicitation/create", &json!({})), Some("elicitation"));
+        assert_eq!(ask_kind("roots/list", &json!({})), None);
+        let none = json!({});
+        let form = json!({"elicitation": {}});
+        let both = json!({"sampling": {}, "elicitation": {"form": {}, "url": {}}});
+        assert_eq!(missing_for_kind(&none, "sampling").as_deref(), Some("sampling"));
+        assert_eq!(missing_for_kind(&form, "elicitation"), None);
+        assert_eq!(missing_for_kind(&form, "url-elicitation").as_deref(), Some("URL-mode elicitation"));
+        for kind in ["sampling", "elicitation", "url-elicitation"] {
+            assert_eq!(missing_for_kind(&both, kind), None, "{kind}");
+        }
+        assert_eq!(missing_for_kind(&none, "something-new"), None, "an unknown kind hides nothing");
+    }
 
     #[test]
     fn a_server_request_is_attributed_to_one_session_or_refused() {

@@ -207,6 +207,39 @@ fn a_server_request_needs_the_callers_capability() {
     assert!(with_method(&client.stash, "sampling/createMessage").is_empty());
 }
 
+/// Once the gateway has seen a tool ask for sampling from the one call of it
+/// in flight (server-everything's trigger-sampling-request), a session that
+/// declared no sampling is told to list again and no longer sees it, and a
+/// call of it there fails at once, saying why; the session that can sample
+/// keeps it. Before that it is listed to everyone: nothing is hidden on
+/// suspicion.
+#[test]
+fn a_tool_that_asks_for_sampling_is_not_offered_to_a_client_without_sampling() {
+    const TOOL: &str = "everything__trigger-sampling-request";
+    let gw = in_process(everything(""));
+    let mut plain = gw.client();
+    plain.initialize(); // declares no sampling
+    assert!(plain.tool_names().iter().any(|t| t == TOOL), "nothing known of it yet: listed");
+    let mut sampler = gw.client();
+    sampler.initialize_with(json!({"sampling": {}}));
+    sampler.send(&json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{
+        "name": TOOL, "arguments": {"prompt": "hi", "maxTokens": 5}}}));
+    let request = next_sampling_request(&mut sampler);
+    answer_sampling(&mut sampler, &request, "the sampler's answer");
+    let reply = sampler.response(&json!(1));
+    assert!(serde_json::to_string(&reply).unwrap().contains("the sampler's answer"), "{reply}");
+
+    next_request(&mut plain, "notifications/tools/list_changed");
+    let listed = plain.tool_names();
+    assert!(!listed.iter().any(|t| t == TOOL), "{listed:?}");
+    assert!(listed.iter().any(|t| t == "everything__echo"), "the other tools stay: {listed:?}");
+    assert!(sampler.tool_names().iter().any(|t| t == TOOL), "a client that samples still sees it");
+    let reply = plain.call_tool(json!(2), TOOL, json!({"prompt": "hi", "maxTokens": 5}));
+    assert_eq!(reply["result"]["isError"], true, "{reply}");
+    assert!(first_text(&reply).contains("did not declare sampling support"), "{reply}");
+    assert!(with_method(&plain.stash, "sampling/createMessage").is_empty());
+}
+
 #[test]
 fn a_client_that_leaves_with_a_server_request_pending_is_answered_for() {
     let gw = started(everything("    serialize: true\n"));
