@@ -40,7 +40,7 @@ mod tests;
 
 pub use commands::Asker;
 pub use logging::LogLevel;
-pub(crate) use server_requests::{missing_capability, missing_for_kind, required_capabilities};
+pub(crate) use server_requests::{missing_capability, required_capabilities, unanswerable_message};
 
 /// What the gateway knows about a connected session.
 #[derive(Debug, Clone)]

@@ -18,6 +18,7 @@ use tracing::{debug, info, warn};
 
 use super::{Gateway, SessionInfo, lock};
 use crate::backend::Backend;
+use crate::catalog::Catalog;
 use crate::jsonrpc;
 use crate::sink::SessionId;
 
@@ -204,7 +205,30 @@ pub(crate) fn missing_capability(capabilities: &Value, method: &str, params: &Va
     }
 }
 
+/// What a model is told when it calls a tool its client cannot answer the
+/// questions of (see [`Gateway::unanswerable`]).
+pub(crate) fn unanswerable_message(name: &str, missing: &str) -> String {
+    format!(
+        "`{name}` asks the client for {missing} while it runs, and this client did not declare {missing} support \
+         in `initialize`, so it cannot run here; use a client that supports {missing}"
+    )
+}
+
 impl Gateway {
+    /// What `session` cannot answer of what the tool exposed as `name` in
+    /// `catalog` was seen to ask for: such a tool is neither listed to it nor
+    /// run for it. `None` too for a modern session, which is asked inside the
+    /// call's answer and declares what it supports on each request.
+    pub fn unanswerable(&self, session: SessionId, catalog: &Catalog, name: &str) -> Option<String> {
+        let kinds = catalog.asks_for(name)?;
+        let me = self.session(session)?;
+        let modern = me.protocol_version.as_deref().is_some_and(|v| crate::era::MODERN_VERSIONS.contains(&v));
+        if modern {
+            return None;
+        }
+        kinds.iter().find_map(|kind| missing_for_kind(&me.capabilities, kind))
+    }
+
     /// Routes a request from a backend to the session that caused it.
     pub(super) fn route_server_request(&self, backend: &Arc<Backend>, message: Value, origin: Option<SessionId>) {
         let id = message.get("id").cloned().unwrap_or(Value::Null);

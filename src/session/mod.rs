@@ -576,10 +576,9 @@ impl Session {
             return self.page(id, params, &meta_tools::definitions(), "tools");
         }
         let catalog = self.gateway.catalog(&self.info).await;
-        let capabilities = self.asking_capabilities();
         let answerable = |tool: &&Value| {
             let name = tool.get("name").and_then(Value::as_str).unwrap_or_default();
-            capabilities.as_ref().is_none_or(|caps| cannot_answer(caps, &catalog, name).is_none())
+            self.gateway.unanswerable(self.info.id, &catalog, name).is_none()
         };
         if catalog.tools.iter().all(|tool| answerable(&tool)) {
             return self.page(id, params, &catalog.tools, "tools");
@@ -587,15 +586,6 @@ impl Session {
         // Tools known to ask for what this client cannot answer are left out.
         let tools: Vec<Value> = catalog.tools.iter().filter(answerable).cloned().collect();
         self.page(id, params, &tools, "tools")
-    }
-
-    /// The capabilities a call's questions are held against, for a
-    /// handshake-era session; `None` for a modern one, which is asked inside
-    /// the call's answer and declares what it supports on each request.
-    fn asking_capabilities(&self) -> Option<Value> {
-        let me = self.gateway.session(self.info.id)?;
-        let modern = me.protocol_version.as_deref().is_some_and(|v| crate::era::MODERN_VERSIONS.contains(&v));
-        (!modern).then_some(me.capabilities)
     }
 
     async fn list(&self, id: Value, params: &Value, items: fn(&Catalog) -> &Vec<Value>, field: &str) -> Value {
@@ -635,21 +625,15 @@ impl Session {
                 && let Some((server, _)) = catalog.unavailable_for(&name)
                 && let Some(why) = self.gateway.login_needed(server, &self.info)
             {
-                return login_error(id, &why);
+                return tool_refusal(id, &why);
             }
             return unknown_name(id, kind, &name, &catalog);
         };
         if let Named::Tool = kind
-            && let Some(missing) = self.asking_capabilities().and_then(|caps| cannot_answer(&caps, &catalog, &name))
+            && let Some(missing) = self.gateway.unanswerable(self.info.id, &catalog, &name)
         {
             info!(tool = name, "refused a call of a tool that asks for {missing}, which this client does not support");
-            return jsonrpc::result(
-                id,
-                json!({ "content": [{ "type": "text", "text": format!(
-                    "`{name}` asks the client for {missing} while it runs, and this client did not declare {missing} \
-                     support in `initialize`, so it cannot run here; use a client that supports {missing}"
-                ) }], "isError": true }),
-            );
+            return tool_refusal(id, &crate::gateway::unanswerable_message(&name, &missing));
         }
         params["name"] = Value::String(target.name.clone());
         self.forward(id, &target.server, method, params).await
@@ -757,24 +741,18 @@ impl Session {
                 response
             }
             Err(e) => match self.gateway.login_needed(server, &self.info).filter(|_| method == "tools/call") {
-                Some(why) => login_error(id, &why),
+                Some(why) => tool_refusal(id, &why),
                 None => backend_error(id, server, &e),
             },
         }
     }
 }
 
-/// A tool call that waits for a person to log in: a tool error (`isError`)
-/// naming the command, so the model can relay it.
-fn login_error(id: Value, why: &str) -> Value {
+/// A tool call that cannot run as things are (it waits for a person to log
+/// in, or asks what this client cannot answer): a tool error (`isError`)
+/// saying why, so the model can relay it.
+fn tool_refusal(id: Value, why: &str) -> Value {
     jsonrpc::result(id, json!({ "content": [{ "type": "text", "text": why }], "isError": true }))
-}
-
-/// What a session with these capabilities cannot answer of what the tool
-/// exposed as `name` was seen to ask for (see `ServerListing::asks_for`).
-fn cannot_answer(capabilities: &Value, catalog: &Catalog, name: &str) -> Option<String> {
-    let kinds = catalog.asks_for(name)?;
-    kinds.iter().find_map(|kind| crate::gateway::missing_for_kind(capabilities, kind))
 }
 
 /// Merges JSON objects (capability sets): keys of `extra` are added recursively.
