@@ -158,6 +158,11 @@ fn what_the_gateway_learnt_about_asking_tools_outlives_the_daemon() {
     let (a, b) = (first.response(&json!(1)), second.response(&json!(1)));
     assert!(serde_json::to_string(&a).unwrap().contains("the first's answer"), "{a}");
     assert!(serde_json::to_string(&b).unwrap().contains("the second's answer"), "{b}");
+    // And what it asks for: a client that cannot sample is not offered it.
+    let mut plain = gw.client();
+    plain.initialize();
+    let names = plain.tool_names();
+    assert!(!names.iter().any(|t| t == "everything__trigger-sampling-request"), "{names:?}");
 }
 
 #[test]
