@@ -281,7 +281,7 @@ impl Gateway {
         }
         // The one call this session has here asked it: what it asks for is
         // known for certain (a task's question is the task's, not a call's).
-        let for_task = params.pointer("/_meta/io.modelcontextprotocol~1related-task").is_some();
+        let for_task = super::tasks::related_task(&params).is_some();
         if let (Some(kind), false) = (ask_kind(&method, &params), for_task)
             && let Some(tool) = backend.sole_tool_of(session.id)
         {
