@@ -354,6 +354,10 @@ fn setup_rewrites_each_client_format_and_keeps_the_rest() {
         json!({"mcpServers": {"gateway": {"type": "stdio", "command": connect, "args": args}}})
     );
     assert_eq!(std::fs::read_to_string(backup_of(&mcp_json)).unwrap(), original(&world, ".mcp.json", false));
+    // What it took out of `.mcp.json` stays this project's own in the gateway.
+    for name in ["memory", "linear"] {
+        assert_eq!(world.config().servers[name].projects, [world.project.display().to_string()], "{name}");
+    }
 
     // Cursor: already had a shim entry; the three served servers go.
     let cursor = world.user.join(".cursor/mcp.json");
