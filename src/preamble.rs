@@ -46,6 +46,10 @@ pub struct Preamble {
     /// `--profile` given to the shim.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<String>,
+    /// `--entry` given to the shim: the name of the client's config entry
+    /// that runs it, which the client puts in front of every tool name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry: Option<String>,
     /// The pid of the process that launched the shim (the AI client).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_pid: Option<u32>,

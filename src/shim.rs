@@ -45,6 +45,11 @@ pub struct ConnectArgs {
     /// The profile this client's session uses.
     #[arg(long, value_name = "NAME")]
     pub profile: Option<String>,
+    /// The name of the client's config entry that runs this shim, when it is
+    /// not `gateway` (`setup` writes it): clients put it in front of every
+    /// tool name, so the gateway keeps names short enough for it.
+    #[arg(long, value_name = "NAME")]
+    pub entry: Option<String>,
     /// Fail instead of starting the daemon when nothing listens.
     #[arg(long)]
     pub no_autostart: bool,
@@ -101,6 +106,7 @@ pub fn main() -> ExitCode {
 struct Connector {
     socket: PathBuf,
     profile: Option<String>,
+    entry: Option<String>,
     autostart: bool,
     timeout: Duration,
     /// Daemons this shim started, reaped when they exit.
@@ -119,6 +125,7 @@ impl Connector {
         Self {
             socket: paths::socket_path(args.socket.as_deref()),
             profile: args.profile,
+            entry: args.entry,
             autostart: !args.no_autostart,
             timeout,
             children: Vec::new(),
@@ -210,6 +217,7 @@ impl Connector {
                     .collect(),
             )),
             profile: self.profile.clone(),
+            entry: self.entry.clone(),
             client_pid: Some(std::os::unix::process::parent_id()),
             shim_version: crate::VERSION.to_string(),
             resends_unstarted: true,

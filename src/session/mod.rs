@@ -45,6 +45,8 @@ pub struct Admitted {
     client_pid: Option<u32>,
     env: ClientEnv,
     resends_unstarted: bool,
+    /// The shim's `--entry`: what the client calls the gateway.
+    entry: Option<String>,
 }
 
 impl Admitted {
@@ -74,6 +76,7 @@ pub fn admit(gateway: &Gateway, preamble: Preamble) -> Result<Admitted, String> 
         client_pid: preamble.client_pid,
         env: preamble.env,
         resends_unstarted: preamble.resends_unstarted,
+        entry: preamble.entry,
     })
 }
 
@@ -90,7 +93,7 @@ pub async fn serve<R, W>(
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let Admitted { id, context, client_pid, env, resends_unstarted } = admitted;
+    let Admitted { id, context, client_pid, env, resends_unstarted, entry } = admitted;
     let span = tracing::info_span!("session", id, client_pid);
     async move {
         let limits = gateway.config().limits.clone();
@@ -98,9 +101,16 @@ pub async fn serve<R, W>(
         let sink = SessionSink::with_limits(id, tx, limits.backlog_per_session, limits.backlog_bytes_per_session);
         let front = Arc::new(ModernFront::default());
         let writer = tokio::spawn(write_messages(write, rx, sink.backlog(), front.clone()).in_current_span());
-        let info = SessionInfo::new(sink, context, client_pid, env);
+        let mut info = SessionInfo::new(sink, context, client_pid, env);
+        info.entry = entry;
         gateway.register_session(info.clone());
-        info!(cwd = ?info.cwd, workspace = %info.workspace.display(), profile = ?info.profile, "session started");
+        info!(
+            cwd = ?info.cwd,
+            workspace = %info.workspace.display(),
+            profile = ?info.profile,
+            entry = ?info.entry,
+            "session started"
+        );
         let session = Arc::new(Session::new(gateway.clone(), info, front, resends_unstarted));
         session.run(frames, shutdown).await;
         gateway.unregister_session(id);
@@ -621,7 +631,17 @@ impl Session {
         if lazy {
             return self.page(id, params, &meta_tools::definitions(), "tools");
         }
-        self.list(id, params, |c| &c.tools, "tools").await
+        let catalog = self.gateway.catalog(&self.info).await;
+        let answerable = |tool: &&Value| {
+            let name = tool.get("name").and_then(Value::as_str).unwrap_or_default();
+            self.gateway.unanswerable(self.info.id, &catalog, name).is_none()
+        };
+        if catalog.tools.iter().all(|tool| answerable(&tool)) {
+            return self.page(id, params, &catalog.tools, "tools");
+        }
+        // Tools known to ask for what this client cannot answer are left out.
+        let tools: Vec<Value> = catalog.tools.iter().filter(answerable).cloned().collect();
+        self.page(id, params, &tools, "tools")
     }
 
     async fn list(&self, id: Value, params: &Value, items: fn(&Catalog) -> &Vec<Value>, field: &str) -> Value {
@@ -661,10 +681,16 @@ impl Session {
                 && let Some((server, _)) = catalog.unavailable_for(&name)
                 && let Some(why) = self.gateway.login_needed(server, &self.info)
             {
-                return login_error(id, &why);
+                return tool_refusal(id, &why);
             }
             return unknown_name(id, kind, &name, &catalog);
         };
+        if let Named::Tool = kind
+            && let Some(missing) = self.gateway.unanswerable(self.info.id, &catalog, &name)
+        {
+            info!(tool = name, "refused a call of a tool that asks for {missing}, which this client does not support");
+            return tool_refusal(id, &crate::gateway::unanswerable_message(&name, &missing));
+        }
         params["name"] = Value::String(target.name.clone());
         self.forward(id, &target.server, method, params).await
     }
@@ -771,16 +797,17 @@ impl Session {
                 response
             }
             Err(e) => match self.gateway.login_needed(server, &self.info).filter(|_| method == "tools/call") {
-                Some(why) => login_error(id, &why),
+                Some(why) => tool_refusal(id, &why),
                 None => backend_error(id, server, &e),
             },
         }
     }
 }
 
-/// A tool call that waits for a person to log in: a tool error (`isError`)
-/// naming the command, so the model can relay it.
-fn login_error(id: Value, why: &str) -> Value {
+/// A tool call that cannot run as things are (it waits for a person to log
+/// in, or asks what this client cannot answer): a tool error (`isError`)
+/// saying why, so the model can relay it.
+fn tool_refusal(id: Value, why: &str) -> Value {
     jsonrpc::result(id, json!({ "content": [{ "type": "text", "text": why }], "isError": true }))
 }
 

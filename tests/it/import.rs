@@ -213,6 +213,11 @@ fn import_brings_every_client_format_into_the_gateway() {
     // Claude Code's project-only server stays the project's; the others are for every project.
     assert_eq!(s["postgres"].projects, [world.project.display().to_string()]);
     assert!(s["github"].projects.is_empty() && s["echo"].projects.is_empty());
+    // So are the servers of the project's own files (`.mcp.json`, `.vscode/mcp.json`).
+    for name in ["memory", "linear", "perplexity", "playwright", "api-docs", "local-tool"] {
+        assert_eq!(s[name].projects, [world.project.display().to_string()], "{name}");
+    }
+    assert!(s["memory-cursor"].projects.is_empty() && s["brave"].projects.is_empty());
     assert!(stdout.contains(&format!("offered only in {}", world.project.display())), "{stdout}");
     assert!(stdout.contains("set it in") && stdout.contains("PERPLEXITY_KEY"), "{stdout}");
 
@@ -355,6 +360,10 @@ fn setup_rewrites_each_client_format_and_keeps_the_rest() {
         json!({"mcpServers": {"gateway": {"type": "stdio", "command": connect, "args": args}}})
     );
     assert_eq!(std::fs::read_to_string(backup_of(&mcp_json)).unwrap(), original(&world, ".mcp.json", false));
+    // What it took out of `.mcp.json` stays this project's own in the gateway.
+    for name in ["memory", "linear"] {
+        assert_eq!(world.config().servers[name].projects, [world.project.display().to_string()], "{name}");
+    }
 
     // Cursor: already had a shim entry; the three served servers go.
     let cursor = world.user.join(".cursor/mcp.json");
