@@ -240,6 +240,10 @@ fn a_call_that_asks_its_client_during_the_drain_gets_the_answer() {
         "role": "assistant", "content": {"type": "text", "text": "answered while draining"}, "model": "m"}}));
     let reply = client.response(&json!("asks"));
     assert!(serde_json::to_string(&reply).unwrap().contains("answered while draining"), "{reply}");
+    // The drained session ends; the shim goes on with the next daemon it starts.
+    assert!(wait_until(TIMEOUT, || daemon_pid(&gw).is_some_and(|pid| pid != old)), "{}", gw.daemon_log());
+    let stop = gw.command(DAEMON).arg("stop").output().expect("mcp-gateway stop");
+    assert!(stop.status.success(), "{}", String::from_utf8_lossy(&stop.stderr));
     drop(client);
     assert!(wait_until(TIMEOUT, || gw.processes().is_empty()), "left running: {:?}", gw.processes());
 }
