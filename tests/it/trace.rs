@@ -1,0 +1,257 @@
+//! Trace context end to end: the W3C `traceparent` a terminal's call carries
+//! (or the one the gateway starts) reaches the backend in `params._meta`, and
+//! as HTTP headers a remote backend; the daemon's spans reach an OTLP/HTTP
+//! receiver with the right parent/child links.
+//!
+//! The receiver is a small axum server in the test that decodes what it gets
+//! with the OTLP protobuf types; the same server stands in for a remote MCP
+//! server that shows what headers and `_meta` a call came with (the stdio
+//! side is the fixture server's `meta` tool).
+
+use std::sync::{Arc, Mutex};
+
+use crate::common::*;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::any_value;
+use opentelemetry_proto::tonic::trace::v1::{Span, span::SpanKind};
+use prost::Message as _;
+use serde_json::{Value, json};
+
+/// A client span's context, as a terminal's client would send it.
+const CLIENT_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const CLIENT_SPAN: &str = "00f067aa0ba902b7";
+
+/// What the test's HTTP server received.
+#[derive(Default)]
+struct Received {
+    /// Every span exported to `/v1/traces`, with its resource's `service.name`.
+    spans: Vec<(String, Span)>,
+    /// Every MCP message POSTed to `/mcp`, with its `traceparent` header.
+    mcp: Vec<(Option<String>, Value)>,
+}
+
+/// An OTLP/HTTP receiver at `/v1/traces` and a minimal Streamable HTTP MCP
+/// server at `/mcp` (one tool, `meta`), on a loopback port of its own.
+struct Receiver {
+    port: u16,
+    received: Arc<Mutex<Received>>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl Receiver {
+    fn start() -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let received = Arc::new(Mutex::new(Received::default()));
+        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind the receiver");
+        let port = listener.local_addr().unwrap().port();
+        let app = axum::Router::new()
+            .route("/v1/traces", axum::routing::post(traces))
+            .route("/mcp", axum::routing::post(mcp))
+            .with_state(received.clone());
+        runtime.spawn(async move { axum::serve(listener, app).await });
+        Self { port, received, _runtime: runtime }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The first span that `pick` finds, waiting for the exporter's batch.
+    fn span(&self, what: &str, pick: impl Fn(&Span) -> bool) -> Span {
+        let mut found = None;
+        wait_until(TIMEOUT, || {
+            found = self.received.lock().unwrap().spans.iter().map(|(_, s)| s).find(|s| pick(s)).cloned();
+            found.is_some()
+        });
+        found.unwrap_or_else(|| panic!("no {what} span arrived; got {:#?}", self.received.lock().unwrap().spans))
+    }
+}
+
+async fn traces(
+    axum::extract::State(received): axum::extract::State<Arc<Mutex<Received>>>,
+    body: axum::body::Bytes,
+) -> axum::http::StatusCode {
+    let Ok(request) = ExportTraceServiceRequest::decode(body) else { return axum::http::StatusCode::BAD_REQUEST };
+    let mut received = received.lock().unwrap();
+    for resource in request.resource_spans {
+        let service = resource
+            .resource
+            .iter()
+            .flat_map(|r| &r.attributes)
+            .find(|a| a.key == "service.name")
+            .and_then(|a| text(a.value.as_ref()?.value.as_ref()?))
+            .unwrap_or_default();
+        for span in resource.scope_spans.into_iter().flat_map(|s| s.spans) {
+            received.spans.push((service.clone(), span));
+        }
+    }
+    axum::http::StatusCode::OK
+}
+
+/// A stand-in remote MCP server: answers the handshake, lists `meta`, and
+/// answers a call of it with the `_meta` and the `traceparent` header it came with.
+async fn mcp(
+    axum::extract::State(received): axum::extract::State<Arc<Mutex<Received>>>,
+    headers: axum::http::HeaderMap,
+    axum::Json(message): axum::Json<Value>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let header = headers.get("traceparent").and_then(|v| v.to_str().ok()).map(String::from);
+    received.lock().unwrap().mcp.push((header.clone(), message.clone()));
+    let Some(id) = message.get("id").cloned() else { return axum::http::StatusCode::ACCEPTED.into_response() };
+    let params = &message["params"];
+    let result = match message["method"].as_str().unwrap_or_default() {
+        "initialize" => json!({
+            "protocolVersion": params["protocolVersion"],
+            "capabilities": {"tools": {}},
+            "serverInfo": {"name": "trace-standin", "version": "1"},
+        }),
+        "tools/list" => json!({"tools": [{"name": "meta", "inputSchema": {"type": "object"}}]}),
+        "tools/call" => {
+            let seen = json!({"_meta": params["_meta"], "header": header});
+            json!({"content": [{"type": "text", "text": seen.to_string()}]})
+        }
+        "ping" => json!({}),
+        other => {
+            let error = json!({"code": -32601, "message": format!("no method {other}")});
+            return axum::Json(json!({"jsonrpc": "2.0", "id": id, "error": error})).into_response();
+        }
+    };
+    axum::Json(json!({"jsonrpc": "2.0", "id": id, "result": result})).into_response()
+}
+
+fn text(value: &any_value::Value) -> Option<String> {
+    match value {
+        any_value::Value::StringValue(s) => Some(s.clone()),
+        any_value::Value::IntValue(i) => Some(i.to_string()),
+        _ => None,
+    }
+}
+
+fn attribute(span: &Span, key: &str) -> Option<String> {
+    span.attributes.iter().find(|a| a.key == key).and_then(|a| text(a.value.as_ref()?.value.as_ref()?))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `[version, trace id, span id, flags]` of a `traceparent`.
+fn parts(traceparent: &Value) -> Vec<String> {
+    let parts: Vec<String> = traceparent.as_str().unwrap_or_default().split('-').map(String::from).collect();
+    assert_eq!(parts.len(), 4, "not a traceparent: {traceparent}");
+    parts
+}
+
+/// Calls `tool` with `meta` as `_meta` and returns what the backend showed of its request.
+fn call(client: &mut Client, id: u64, tool: &str, meta: Value) -> Value {
+    let params = json!({"name": tool, "arguments": {"message": "an-argument-never-exported"}, "_meta": meta});
+    let reply = client.request(json!(id), "tools/call", params);
+    serde_json::from_str(first_text(&reply)).unwrap_or_else(|e| panic!("{e}: {reply}"))
+}
+
+#[test]
+fn a_call_continues_the_terminals_trace_to_the_backend_and_its_spans_are_exported_linked() {
+    let receiver = Receiver::start();
+    let mut gw = TestGateway::with_servers(&[("srv", fixture_server("trace"))]);
+    gw.daemon_env.push(("OTEL_EXPORTER_OTLP_ENDPOINT".into(), receiver.endpoint()));
+    // The batch goes out after 50 ms, not the default 5 s.
+    gw.daemon_env.push(("OTEL_BSP_SCHEDULE_DELAY".into(), "50".into()));
+    gw.start();
+    let mut client = gw.client();
+    client.initialize();
+
+    // The terminal's trace: the backend's request is in it, as a span of ours.
+    let traceparent = format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01");
+    let seen = call(&mut client, 2, "srv__meta", json!({"traceparent": traceparent, "tracestate": "vendor=1"}));
+    let [_, trace, backend_id, flags] = parts(&seen["traceparent"]).try_into().unwrap();
+    assert_eq!((trace.as_str(), flags.as_str()), (CLIENT_TRACE, "01"), "{seen}");
+    assert_ne!(backend_id, CLIENT_SPAN, "{seen}");
+    assert_eq!(seen["tracestate"], "vendor=1", "{seen}");
+
+    // Exported: terminal's span → our call (server) → our backend request (client).
+    let backend = receiver.span("backend", |s| hex(&s.span_id) == backend_id);
+    assert_eq!(hex(&backend.trace_id), CLIENT_TRACE);
+    assert_eq!(backend.kind, SpanKind::Client as i32);
+    assert_eq!(backend.name, "tools/call meta");
+    assert_eq!(attribute(&backend, "mcp_gateway.server").as_deref(), Some("srv"));
+    assert_eq!(attribute(&backend, "gen_ai.tool.name").as_deref(), Some("meta"));
+    let call_span = receiver.span("call", |s| s.span_id == backend.parent_span_id);
+    assert_eq!(hex(&call_span.parent_span_id), CLIENT_SPAN);
+    assert_eq!(hex(&call_span.trace_id), CLIENT_TRACE);
+    assert_eq!(call_span.kind, SpanKind::Server as i32);
+    assert_eq!(call_span.name, "tools/call srv__meta");
+    assert_eq!(attribute(&call_span, "mcp.method.name").as_deref(), Some("tools/call"));
+    assert_eq!(attribute(&call_span, "gen_ai.tool.name").as_deref(), Some("srv__meta"));
+    assert!(attribute(&call_span, "mcp.session.id").is_some(), "{call_span:?}");
+
+    // No traceparent, or a malformed one: the gateway starts a trace.
+    for (id, meta) in [(3, json!({})), (4, json!({"traceparent": "00-not-a-trace-01", "tracestate": "vendor=1"}))] {
+        let seen = call(&mut client, id, "srv__meta", meta);
+        let [_, trace, backend_id, _] = parts(&seen["traceparent"]).try_into().unwrap();
+        assert_ne!(trace, CLIENT_TRACE);
+        assert!(seen.get("tracestate").is_none(), "a tracestate without its traceparent is dropped: {seen}");
+        let backend = receiver.span("backend", |s| hex(&s.span_id) == backend_id);
+        let root = receiver.span("call", |s| s.span_id == backend.parent_span_id);
+        assert!(root.parent_span_id.is_empty(), "a new trace's call is its root: {root:?}");
+        assert_eq!(hex(&root.trace_id), trace);
+    }
+
+    // The session's span arrives when it ends, and each call links to it.
+    let calls_link = call_span.links.first().map(|l| l.span_id.clone()).expect("a link to the session span");
+    drop(client);
+    let session = receiver.span("session", |s| s.span_id == calls_link);
+    assert_eq!(session.name, "session");
+    assert_eq!(attribute(&session, "mcp.session.id"), attribute(&call_span, "mcp.session.id"));
+
+    let received = receiver.received.lock().unwrap();
+    assert!(received.spans.iter().all(|(service, _)| service == "mcp-gateway"));
+    let exported = format!("{:?}", received.spans);
+    assert!(!exported.contains("an-argument-never-exported"), "arguments are never exported");
+}
+
+#[test]
+fn a_remote_backend_gets_the_trace_context_in_meta_and_as_http_headers_with_export_off() {
+    let receiver = Receiver::start();
+    let mut gw = TestGateway::new();
+    gw.write_config(&format!("servers:\n  remote:\n    url: \"{}/mcp\"\n", receiver.endpoint()));
+    gw.start();
+    let mut client = gw.client();
+    client.initialize();
+    let traceparent = format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01");
+    let seen = call(&mut client, 2, "remote__meta", json!({"traceparent": traceparent}));
+    let header = &seen["header"];
+    assert_eq!(header, &seen["_meta"]["traceparent"], "{seen}");
+    let [_, trace, span, _] = parts(header).try_into().unwrap();
+    assert_eq!(trace, CLIENT_TRACE, "{seen}");
+    assert_ne!(span, CLIENT_SPAN, "{seen}");
+    // Nothing is exported unless an endpoint is configured (not even at the
+    // exit, when the exporter flushes).
+    drop(client);
+    assert!(gw.stop().success(), "{}", gw.daemon_log());
+    assert!(receiver.received.lock().unwrap().spans.is_empty());
+}
+
+#[test]
+fn the_spans_still_queued_when_the_daemon_stops_are_flushed_before_it_exits() {
+    let receiver = Receiver::start();
+    let mut gw = TestGateway::with_servers(&[("srv", fixture_server("trace"))]);
+    gw.daemon_env.push(("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT".into(), format!("{}/v1/traces", receiver.endpoint())));
+    // No batch would go out for ten minutes: only the exit's flush sends it.
+    gw.daemon_env.push(("OTEL_BSP_SCHEDULE_DELAY".into(), "600000".into()));
+    gw.start();
+    let mut client = gw.client();
+    client.initialize();
+    let seen = call(&mut client, 2, "srv__meta", json!({}));
+    let [_, trace, _, _] = parts(&seen["traceparent"]).try_into().unwrap();
+    assert!(receiver.received.lock().unwrap().spans.is_empty(), "exported before the exit");
+    drop(client);
+    let started = std::time::Instant::now();
+    assert!(gw.stop().success(), "{}", gw.daemon_log());
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "the flush held the exit");
+    let received = receiver.received.lock().unwrap();
+    let names: Vec<&str> =
+        received.spans.iter().filter(|(_, s)| hex(&s.trace_id) == trace).map(|(_, s)| s.name.as_str()).collect();
+    assert_eq!(names.len(), 2, "the call and its backend request, flushed at the exit: {names:?}");
+    assert!(received.spans.iter().any(|(_, s)| s.name == "session"), "{:?}", received.spans);
+}
