@@ -18,11 +18,15 @@
 //! `tracing-opentelemetry` layer [`layer`] builds turns those (and only those:
 //! no log events, no other spans) into OpenTelemetry spans. It is always
 //! installed, so trace context is made and propagated whether or not anything
-//! is exported. Export is off unless the standard
-//! `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` or `OTEL_EXPORTER_OTLP_ENDPOINT` names
-//! a collector (OTLP over HTTP/protobuf; `OTEL_SDK_DISABLED=true` or
-//! `OTEL_TRACES_EXPORTER=none` turn it off again). Attributes name the
-//! method, tool, server and session; never arguments, results or secrets.
+//! is exported. Export is off unless the config's `telemetry.otlp_endpoint`
+//! or the standard `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` /
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` names a collector (OTLP over HTTP/protobuf;
+//! `OTEL_SDK_DISABLED=true` or `OTEL_TRACES_EXPORTER=none` turn it off). Both,
+//! because a daemon started by a shim gets only an allow-listed environment
+//! (never the terminal's `OTEL_*`): the file is what reaches it however it
+//! starts, and the variables are what a service manager or container sets.
+//! Attributes name the method, tool, server and session; never arguments,
+//! results or secrets.
 
 use std::time::Duration;
 
@@ -67,36 +71,57 @@ impl Exporter {
     }
 }
 
-/// Where spans go, from the standard environment variables: `None` when
-/// export is off.
-fn endpoint() -> Option<String> {
+/// Where spans go, when anywhere: the standard environment variables (the
+/// exporter reads them itself), else `configured` (the config file's
+/// `telemetry.otlp_endpoint`, a base URL). `OTEL_SDK_DISABLED=true` or
+/// `OTEL_TRACES_EXPORTER=none` turn export off either way.
+enum Destination {
+    Off,
+    Environment(String),
+    Configured(String),
+}
+
+fn destination(configured: Option<&str>) -> Destination {
     let set = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
     if set("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true"))
         || set("OTEL_TRACES_EXPORTER").is_some_and(|v| v.eq_ignore_ascii_case("none"))
     {
-        return None;
+        return Destination::Off;
     }
-    set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").or_else(|| set("OTEL_EXPORTER_OTLP_ENDPOINT"))
+    if let Some(endpoint) = set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").or_else(|| set("OTEL_EXPORTER_OTLP_ENDPOINT")) {
+        return Destination::Environment(endpoint);
+    }
+    match configured.filter(|c| !c.trim().is_empty()) {
+        Some(base) => Destination::Configured(format!("{}/v1/traces", base.trim_end_matches('/'))),
+        None => Destination::Off,
+    }
 }
 
 /// The layer that makes this crate's trace spans OpenTelemetry spans, and the
 /// exporter to shut down with the daemon. `runtime` runs the exports (see
 /// [`RuntimeClient`]).
-pub fn layer<S>(runtime: tokio::runtime::Handle) -> (impl Layer<S> + Send + Sync, Exporter)
+pub fn layer<S>(runtime: tokio::runtime::Handle, configured: Option<&str>) -> (impl Layer<S> + Send + Sync, Exporter)
 where
     S: tracing::Subscriber + for<'a> LookupSpan<'a> + Send + Sync,
 {
     let mut builder = SdkTracerProvider::builder();
     let mut exporting = false;
     let mut problem = None;
-    let endpoint = endpoint();
+    let (endpoint, from_config) = match destination(configured) {
+        Destination::Off => (None, None),
+        Destination::Environment(endpoint) => (Some(endpoint), None),
+        Destination::Configured(endpoint) => (Some(endpoint.clone()), Some(endpoint)),
+    };
     if endpoint.is_some() {
         use opentelemetry_otlp::{WithExportConfig as _, WithHttpConfig as _};
-        let exporter = opentelemetry_otlp::SpanExporter::builder()
+        let mut exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_http()
             .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-            .with_http_client(RuntimeClient::new(runtime))
-            .build();
+            .with_http_client(RuntimeClient::new(runtime));
+        if let Some(endpoint) = from_config {
+            exporter = exporter.with_endpoint(endpoint);
+        }
+        let exporter = exporter.build();
         match exporter {
             Ok(exporter) => {
                 builder = builder.with_batch_exporter(exporter);
@@ -118,6 +143,7 @@ where
         .with_tracer(tracer)
         .with_location(false)
         .with_threads(false)
+        .with_tracked_inactivity(false)
         .with_level(false)
         .with_target(false)
         .with_filter(filter);
@@ -146,7 +172,9 @@ pub fn log_setup() {
             "not exporting trace spans: the OTLP exporter could not be set up: {problem} \
              (only OTLP over HTTP/protobuf is built in)"
         ),
-        _ => tracing::debug!("trace export is off (set OTEL_EXPORTER_OTLP_ENDPOINT to turn it on)"),
+        _ => tracing::debug!(
+            "trace export is off (set `telemetry.otlp_endpoint` in the config, or OTEL_EXPORTER_OTLP_ENDPOINT)"
+        ),
     }
 }
 
@@ -345,7 +373,7 @@ mod tests {
 
     fn with_layer(test: impl FnOnce()) {
         let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
-        let (layer, _exporter) = layer(runtime.handle().clone());
+        let (layer, _exporter) = layer(runtime.handle().clone(), None);
         let subscriber = tracing_subscriber::registry().with(layer);
         tracing::subscriber::with_default(subscriber, test);
     }

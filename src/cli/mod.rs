@@ -414,7 +414,12 @@ fn serve(config: Option<PathBuf>, socket: Option<PathBuf>) -> anyhow::Result<Exi
     };
     let ready = crate::startup::take_ready_fd();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
-    let (spans, exporter) = crate::trace::layer(runtime.handle().clone());
+    // The exporter is part of the log, set up before the daemon reads its
+    // config; an unreadable config is the daemon's to report, just below.
+    let location = crate::paths::config_location(config.as_deref());
+    let configured = crate::config::Config::load(&location.path).ok().flatten();
+    let endpoint = configured.as_ref().and_then(|c| c.telemetry.otlp_endpoint.as_deref());
+    let (spans, exporter) = crate::trace::layer(runtime.handle().clone(), endpoint);
     crate::logging::init(spans);
     crate::trace::log_setup();
     let options = daemon::ServeOptions { config, socket, listener, ready, listing_cache: None };

@@ -28,6 +28,7 @@ const NOT_RUN_HERE: &[(&str, &str)] = &[
          the conformance suite's authorization servers",
     ),
     ("mcp-gateway auth logout *", "forgets the login `auth login` made, which is not run here"),
+    ("docker run *", "needs Docker and an image from a registry: tests/it/trace.rs runs its own OTLP receiver"),
 ];
 
 /// Commands whose non-zero exit is the documented answer in a sandbox.

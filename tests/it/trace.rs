@@ -235,8 +235,13 @@ fn a_remote_backend_gets_the_trace_context_in_meta_and_as_http_headers_with_expo
 #[test]
 fn the_spans_still_queued_when_the_daemon_stops_are_flushed_before_it_exits() {
     let receiver = Receiver::start();
-    let mut gw = TestGateway::with_servers(&[("srv", fixture_server("trace"))]);
-    gw.daemon_env.push(("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT".into(), format!("{}/v1/traces", receiver.endpoint())));
+    // The config's setting this time, not the environment's.
+    let mut gw = TestGateway::new();
+    gw.write_config(&format!(
+        "telemetry:\n  otlp_endpoint: {}/\nservers:\n  srv:\n{}",
+        receiver.endpoint(),
+        fixture_server("trace")
+    ));
     // No batch would go out for ten minutes: only the exit's flush sends it.
     gw.daemon_env.push(("OTEL_BSP_SCHEDULE_DELAY".into(), "600000".into()));
     gw.start();
@@ -254,4 +259,14 @@ fn the_spans_still_queued_when_the_daemon_stops_are_flushed_before_it_exits() {
         received.spans.iter().filter(|(_, s)| hex(&s.trace_id) == trace).map(|(_, s)| s.name.as_str()).collect();
     assert_eq!(names.len(), 2, "the call and its backend request, flushed at the exit: {names:?}");
     assert!(received.spans.iter().any(|(_, s)| s.name == "session"), "{:?}", received.spans);
+}
+
+#[test]
+fn a_telemetry_endpoint_that_is_not_an_http_url_is_refused_by_name() {
+    let gw = TestGateway::new();
+    gw.write_config("telemetry:\n  otlp_endpoint: localhost:4317\n");
+    let out = gw.command(DAEMON).args(["config", "check"]).output().expect("config check");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("telemetry.otlp_endpoint") && stderr.contains("localhost:4317"), "{stderr}");
 }
