@@ -19,19 +19,20 @@ const ADMIN_PASSWORD: &str = "Team-Gateway-Test-9f3k";
 const STARTUP: Duration = Duration::from_secs(60);
 
 /// A running ContextForge: its base URL, the admin's token, where it logs.
-struct ContextForge {
-    base: String,
+/// (`trace.rs` uses it too.)
+pub(crate) struct ContextForge {
+    pub(crate) base: String,
     port: u16,
     dir: std::path::PathBuf,
-    token: String,
-    log: std::path::PathBuf,
+    pub(crate) token: String,
+    pub(crate) log: std::path::PathBuf,
     process: Option<OwnedChild>,
 }
 
 impl ContextForge {
     /// Starts ContextForge in `dir` on a free loopback port, waits for its
     /// health endpoint, and logs the admin in for a JWT it issues.
-    fn start(gw: &TestGateway, dir: &Path) -> Self {
+    pub(crate) fn start(gw: &TestGateway, dir: &Path) -> Self {
         std::fs::create_dir_all(dir).expect("contextforge dir");
         let port = free_port();
         let mut cf = Self {
@@ -116,7 +117,7 @@ impl ContextForge {
     /// Registers the MCP server at `url` as a ContextForge gateway (it
     /// connects and lists the tools), then a virtual server exposing its
     /// `echo`; returns the virtual server's MCP endpoint.
-    fn serve(&self, name: &str, url: &str) -> String {
+    pub(crate) fn serve(&self, name: &str, url: &str) -> String {
         self.api(
             reqwest::Method::POST,
             "/gateways",
@@ -152,7 +153,7 @@ impl ContextForge {
     }
 }
 
-fn read(path: &Path) -> String {
+pub(crate) fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
 

@@ -11,6 +11,7 @@
 use std::sync::{Arc, Mutex};
 
 use crate::common::*;
+use crate::teams::ContextForge;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value;
 use opentelemetry_proto::tonic::trace::v1::{Span, span::SpanKind};
@@ -58,9 +59,15 @@ impl Receiver {
 
     /// The first span that `pick` finds, waiting for the exporter's batch.
     fn span(&self, what: &str, pick: impl Fn(&Span) -> bool) -> Span {
+        self.span_of(what, |_, span| pick(span))
+    }
+
+    /// The first span that `pick` finds by its service and itself.
+    fn span_of(&self, what: &str, pick: impl Fn(&str, &Span) -> bool) -> Span {
         let mut found = None;
         wait_until(TIMEOUT, || {
-            found = self.received.lock().unwrap().spans.iter().map(|(_, s)| s).find(|s| pick(s)).cloned();
+            let received = self.received.lock().unwrap();
+            found = received.spans.iter().find(|(service, span)| pick(service, span)).map(|(_, s)| s.clone());
             found.is_some()
         });
         found.unwrap_or_else(|| panic!("no {what} span arrived; got {:#?}", self.received.lock().unwrap().spans))
@@ -269,4 +276,90 @@ fn a_telemetry_endpoint_that_is_not_an_http_url_is_refused_by_name() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains("telemetry.otlp_endpoint") && stderr.contains("localhost:4317"), "{stderr}");
+}
+
+#[test]
+fn one_trace_runs_from_the_terminals_call_through_the_daemon_into_contextforge() {
+    let receiver = Receiver::start();
+    let mut gw = TestGateway::new();
+    // ContextForge exports to the same receiver (its settings, from
+    // mcpgateway/config.py: OTLP over HTTP, the URL used as is). Every process
+    // of the test gets these; the daemon's own (daemon_env) come after and win.
+    let traces = format!("{}/v1/traces", receiver.endpoint());
+    for (name, value) in [
+        ("OTEL_ENABLE_OBSERVABILITY", "true"),
+        ("OTEL_TRACES_EXPORTER", "otlp"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", traces.as_str()),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http"),
+        ("OTEL_SERVICE_NAME", "contextforge"),
+        ("OTEL_BSP_SCHEDULE_DELAY", "50"),
+    ] {
+        gw.extra_env.push((name.into(), value.into()));
+    }
+    gw.daemon_env.push(("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT".into(), traces.clone()));
+    gw.daemon_env.push(("OTEL_SERVICE_NAME".into(), "mcp-gateway".into()));
+
+    let everything_port = free_port();
+    let _everything = everything_over_http(&gw, everything_port, "streamableHttp");
+    let cf = ContextForge::start(&gw, &gw.dir.path().join("contextforge"));
+    let endpoint = cf.serve("everything", &format!("http://127.0.0.1:{everything_port}/mcp"));
+    gw.write_config(&format!(
+        "servers:\n  team:\n    url: \"{endpoint}\"\n    headers: {{ Authorization: \"Bearer ${{CF_TOKEN}}\" }}\n"
+    ));
+    let env_file = gw.home.join(".env");
+    std::fs::write(&env_file, format!("CF_TOKEN={}\n", cf.token)).expect("write .env");
+    std::fs::set_permissions(&env_file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("chmod .env");
+    gw.start();
+    let mut client = gw.client();
+    client.initialize();
+
+    let traceparent = format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01");
+    let params = json!({"name": "team__everything-echo", "arguments": {"message": "traced"}, "_meta": {"traceparent": traceparent}});
+    let reply = client.request(json!(2), "tools/call", params);
+    assert_eq!(first_text(&reply), "Echo: traced", "{reply}\n{}", gw.daemon_log());
+
+    // Terminal → the daemon's call → its request to ContextForge → ContextForge's span.
+    let backend = receiver.span_of("the daemon's request to ContextForge", |service, s| {
+        service == "mcp-gateway" && s.kind == SpanKind::Client as i32 && hex(&s.trace_id) == CLIENT_TRACE
+    });
+    assert_eq!(backend.name, "tools/call everything-echo");
+    let call_span = receiver.span("the daemon's call", |s| s.span_id == backend.parent_span_id);
+    assert_eq!(hex(&call_span.parent_span_id), CLIENT_SPAN);
+    // ContextForge's request span is a child of it, and its tool call runs
+    // inside (ContextForge 1.0.7: `POST /servers/<id>/mcp` and the
+    // `POST /mcp/{path}` serving it, both children of our request, then
+    // `tool.invoke` → `tool.gateway_call` → `mcp.client.call` to server-everything).
+    let mut invoke = None;
+    wait_until(TIMEOUT, || {
+        let received = receiver.received.lock().unwrap();
+        let requests: Vec<&[u8]> = received
+            .spans
+            .iter()
+            .filter(|(service, s)| service == "contextforge" && s.parent_span_id == backend.span_id)
+            .map(|(_, s)| s.span_id.as_slice())
+            .collect();
+        invoke = received
+            .spans
+            .iter()
+            .find(|(service, s)| {
+                service == "contextforge" && s.name == "tool.invoke" && requests.contains(&s.parent_span_id.as_slice())
+            })
+            .map(|(_, s)| s.clone());
+        invoke.is_some()
+    });
+    let Some(invoke) = invoke else {
+        let received = receiver.received.lock().unwrap();
+        let spans: Vec<(&str, &str, String, String)> = received
+            .spans
+            .iter()
+            .map(|(service, s)| (service.as_str(), s.name.as_str(), hex(&s.trace_id), hex(&s.parent_span_id)))
+            .collect();
+        panic!(
+            "no ContextForge tool.invoke under a request span that is a child of the daemon's request {}; \
+             spans: {spans:#?}\n{}",
+            hex(&backend.span_id),
+            crate::teams::read(&cf.log)
+        );
+    };
+    assert_eq!(hex(&invoke.trace_id), CLIENT_TRACE, "one trace: {invoke:?}");
 }
