@@ -3,8 +3,8 @@
 //! A client's request gets a `call` span (kind server): a child of the
 //! client's own span when its `params._meta.traceparent` is valid, else the
 //! root of a new trace (a malformed one is ignored, never an error). Each
-//! request the gateway then sends a backend for it gets a `backend` span
-//! (kind client), whose context is written into that request's
+//! request the gateway then sends a backend for it gets a `request` span
+//! (kind client; not `backend`, the name of each backend's own log span), whose context is written into that request's
 //! `params._meta.traceparent`/`tracestate` (the convention of the MCP SDKs and
 //! of OpenTelemetry's MCP semantic conventions) and, by the HTTP transport,
 //! into the `traceparent`/`tracestate` headers. So the backend, or the team
@@ -295,7 +295,7 @@ pub fn session_span(session: u64, client_pid: Option<u32>) -> Span {
 pub fn backend_span(server: &str, method: &str, params: &Value) -> Span {
     let target = target_of(method, params);
     let name = span_name(method, target);
-    let span = tracing::info_span!(target: TARGET, "backend", otel.name = name, otel.kind = "client", server);
+    let span = tracing::info_span!(target: TARGET, "request", otel.name = name, otel.kind = "client", server);
     describe(&span, method, params);
     span.set_attribute("mcp_gateway.server", server.to_string());
     span
