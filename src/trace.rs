@@ -356,6 +356,31 @@ pub fn stamp(params: &mut Value, span: &Span) {
     TraceContextPropagator::new().inject_context(&context, &mut MetaWriter(meta));
 }
 
+/// For a request that came over HTTP (the front door): the `traceparent` and
+/// `tracestate` headers, moved into its `params._meta` unless that has a
+/// `traceparent` of its own, so that a client tracing HTTP rather than MCP is
+/// the call's parent too. Nothing is checked here: a malformed one is ignored
+/// where calls read it ([`call_span`]). Says whether `message` changed.
+pub fn adopt_headers(message: &mut Value, headers: &http::HeaderMap) -> bool {
+    let Some(traceparent) = headers.get(TRACEPARENT).and_then(|v| v.to_str().ok()) else { return false };
+    if message.get("method").is_none() || message.get("id").is_none() {
+        return false;
+    }
+    let Some(object) = message.as_object_mut() else { return false };
+    let params = object.entry("params").or_insert_with(|| Value::Object(Map::new()));
+    let Some(params) = params.as_object_mut() else { return false };
+    let meta = params.entry("_meta").or_insert_with(|| Value::Object(Map::new()));
+    let Some(meta) = meta.as_object_mut() else { return false };
+    if meta.contains_key(TRACEPARENT) {
+        return false;
+    }
+    meta.insert(TRACEPARENT.to_string(), Value::from(traceparent));
+    if let Some(tracestate) = headers.get(TRACESTATE).and_then(|v| v.to_str().ok()) {
+        meta.insert(TRACESTATE.to_string(), Value::from(tracestate));
+    }
+    true
+}
+
 /// The trace context headers for an HTTP request carrying `message`: the ones
 /// in its `params._meta` (written by [`stamp`]).
 pub fn headers_of(message: &Value) -> impl Iterator<Item = (&'static str, &str)> {
@@ -435,6 +460,23 @@ mod tests {
             stamp(&mut sent, &backend);
             assert_ne!(traceparent(&sent)[1], session_trace.to_string());
         });
+    }
+
+    #[test]
+    fn a_request_over_http_takes_the_headers_unless_its_meta_has_a_traceparent() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("traceparent", http::HeaderValue::from_static("00-a-b-01"));
+        headers.insert("tracestate", http::HeaderValue::from_static("v=1"));
+        let mut bare = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "x"}});
+        assert!(adopt_headers(&mut bare, &headers));
+        assert_eq!(bare["params"]["_meta"], json!({"traceparent": "00-a-b-01", "tracestate": "v=1"}));
+        assert_eq!(bare["params"]["name"], "x");
+        let mut own = json!({"id": 1, "method": "ping", "params": {"_meta": {"traceparent": "mine"}}});
+        assert!(!adopt_headers(&mut own, &headers));
+        assert_eq!(own["params"]["_meta"], json!({"traceparent": "mine"}));
+        let mut notification = json!({"method": "notifications/initialized"});
+        assert!(!adopt_headers(&mut notification, &headers));
+        assert!(notification.get("params").is_none());
     }
 
     #[test]

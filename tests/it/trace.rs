@@ -240,6 +240,43 @@ fn a_remote_backend_gets_the_trace_context_in_meta_and_as_http_headers_with_expo
 }
 
 #[test]
+fn a_client_of_the_http_front_door_may_send_its_trace_context_as_headers() {
+    let mut gw = TestGateway::new();
+    gw.write_config(&format!(
+        "http:\n  listen: \"127.0.0.1:0\"\n  auth: {{ bearer_tokens: [\"tok-123\"] }}\nservers:\n  srv:\n{}",
+        fixture_server("trace")
+    ));
+    gw.start();
+    let url = status(&gw)["http"].as_str().expect("the front door is listening").to_string();
+    let http = reqwest::blocking::Client::new();
+    let post = |headers: &[(&str, &str)], body: Value| {
+        let mut request = http
+            .post(&url)
+            .header("accept", "application/json, text/event-stream")
+            .header("authorization", "Bearer tok-123")
+            .json(&body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().expect("POST /mcp")
+    };
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "trace-test", "version": "1"}}});
+    let response = post(&[], init);
+    let session = response.headers()["mcp-session-id"].to_str().unwrap().to_string();
+    let session = [("mcp-session-id", session.as_str()), ("mcp-protocol-version", "2025-06-18")];
+    post(&session, json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    let traceparent = format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01");
+    let headers = [session[0], session[1], ("traceparent", traceparent.as_str())];
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "srv__meta"}});
+    let answer = http_messages(post(&headers, call));
+    let seen: Value = serde_json::from_str(first_text(&answer[0])).unwrap_or_else(|e| panic!("{e}: {answer:?}"));
+    let [_, trace, span, _] = parts(&seen["traceparent"]).try_into().unwrap();
+    assert_eq!(trace, CLIENT_TRACE, "{seen}");
+    assert_ne!(span, CLIENT_SPAN, "{seen}");
+}
+
+#[test]
 fn the_spans_still_queued_when_the_daemon_stops_are_flushed_before_it_exits() {
     let receiver = Receiver::start();
     // The config's setting this time, not the environment's.
