@@ -232,8 +232,19 @@ fn a_remote_backend_gets_the_trace_context_in_meta_and_as_http_headers_with_expo
     let [_, trace, span, _] = parts(header).try_into().unwrap();
     assert_eq!(trace, CLIENT_TRACE, "{seen}");
     assert_ne!(span, CLIENT_SPAN, "{seen}");
-    // Nothing is exported unless an endpoint is configured (not even at the
-    // exit, when the exporter flushes).
+    // Turning export on in the running daemon's config is said to need a restart.
+    gw.write_config(&format!(
+        "telemetry:\n  otlp_endpoint: {}\nservers:\n  remote:\n    url: \"{}/mcp\"\n",
+        receiver.endpoint(),
+        receiver.endpoint()
+    ));
+    assert!(
+        wait_until(TIMEOUT, || gw.daemon_log().contains("`telemetry:` changed")),
+        "no word of the restart it needs:\n{}",
+        gw.daemon_log()
+    );
+    // Nothing is exported unless an endpoint is configured at the start (not
+    // even at the exit, when the exporter flushes).
     drop(client);
     assert!(gw.stop().success(), "{}", gw.daemon_log());
     assert!(receiver.received.lock().unwrap().spans.is_empty());
