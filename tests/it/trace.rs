@@ -411,3 +411,27 @@ fn one_trace_runs_from_the_terminals_call_through_the_daemon_into_contextforge()
     };
     assert_eq!(hex(&invoke.trace_id), CLIENT_TRACE, "one trace: {invoke:?}");
 }
+
+#[test]
+fn a_collector_that_never_answers_costs_the_calls_nothing_and_the_exit_at_most_the_flush_bound() {
+    // Connections to it are accepted by the kernel and never answered.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let endpoint = format!("http://{}", silent.local_addr().unwrap());
+    let mut gw = TestGateway::with_servers(&[("srv", fixture_server("trace"))]);
+    gw.daemon_env.push(("OTEL_EXPORTER_OTLP_ENDPOINT".into(), endpoint));
+    gw.daemon_env.push(("OTEL_BSP_SCHEDULE_DELAY".into(), "10".into()));
+    gw.start();
+    let mut client = gw.client();
+    client.initialize();
+    for id in 2..5 {
+        let seen = call(&mut client, id, "srv__meta", json!({}));
+        assert_eq!(parts(&seen["traceparent"]).len(), 4);
+    }
+    drop(client);
+    let started = std::time::Instant::now();
+    assert!(gw.stop().success(), "{}", gw.daemon_log());
+    // The sessions' drain, then at most 3 s of flushing, then the runtime's 1 s.
+    let took = started.elapsed();
+    assert!(took < std::time::Duration::from_secs(8), "the exit took {took:?}:\n{}", gw.daemon_log());
+    assert!(gw.daemon_log().contains("did not flush within 3s"), "{}", gw.daemon_log());
+}
