@@ -23,7 +23,7 @@ _mcp__gateway__connect() {
 
     case "${cmd}" in
         mcp__gateway__connect)
-            opts="-h -V --socket --profile --no-autostart --help --version"
+            opts="-h -V --socket --profile --entry --no-autostart --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -34,6 +34,10 @@ _mcp__gateway__connect() {
                     return 0
                     ;;
                 --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --entry)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

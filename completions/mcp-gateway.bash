@@ -25,6 +25,9 @@ _mcp__gateway() {
             mcp__gateway,doctor)
                 cmd="mcp__gateway__subcmd__doctor"
                 ;;
+            mcp__gateway,federate)
+                cmd="mcp__gateway__subcmd__federate"
+                ;;
             mcp__gateway,help)
                 cmd="mcp__gateway__subcmd__help"
                 ;;
@@ -105,6 +108,9 @@ _mcp__gateway() {
                 ;;
             mcp__gateway__subcmd__help,doctor)
                 cmd="mcp__gateway__subcmd__help__subcmd__doctor"
+                ;;
+            mcp__gateway__subcmd__help,federate)
+                cmd="mcp__gateway__subcmd__help__subcmd__federate"
                 ;;
             mcp__gateway__subcmd__help,help)
                 cmd="mcp__gateway__subcmd__help__subcmd__help"
@@ -251,7 +257,7 @@ _mcp__gateway() {
 
     case "${cmd}" in
         mcp__gateway)
-            opts="-h -V --help --version serve status servers logs restart auth stop config service doctor import setup help"
+            opts="-h -V --help --version serve status servers logs restart auth stop config service doctor import setup federate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -518,8 +524,46 @@ _mcp__gateway() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        mcp__gateway__subcmd__federate)
+            opts="-h --profile --name --front-door-url --visibility --token --print --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --front-door-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --visibility)
+                    COMPREPLY=($(compgen -W "private team public" -- "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         mcp__gateway__subcmd__help)
-            opts="serve status servers logs restart auth stop config service doctor import setup help"
+            opts="serve status servers logs restart auth stop config service doctor import setup federate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -631,6 +675,20 @@ _mcp__gateway() {
             return 0
             ;;
         mcp__gateway__subcmd__help__subcmd__doctor)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mcp__gateway__subcmd__help__subcmd__federate)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -911,17 +969,29 @@ _mcp__gateway() {
             return 0
             ;;
         mcp__gateway__subcmd__import)
-            opts="-y -h --from --dry-run --yes --json --config --help"
+            opts="-y -h --from --token --prefix --no-prefetch --dry-run --yes --json --config --socket --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --from)
-                    COMPREPLY=($(compgen -W "claude-code cursor codex vscode claude-desktop gemini-cli copilot-cli opencode" -- "${cur}"))
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --prefix)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --socket)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1013,7 +1083,7 @@ _mcp__gateway() {
             return 0
             ;;
         mcp__gateway__subcmd__servers__subcmd__add)
-            opts="-h --url --env --header --share --scope --test --config --help"
+            opts="-h --url --env --header --share --scope --test --no-prefetch --config --socket --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1043,6 +1113,10 @@ _mcp__gateway() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1051,7 +1125,7 @@ _mcp__gateway() {
             return 0
             ;;
         mcp__gateway__subcmd__servers__subcmd__disable)
-            opts="-h --scope --config --help"
+            opts="-h --scope --config --socket --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1065,6 +1139,10 @@ _mcp__gateway() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1073,7 +1151,7 @@ _mcp__gateway() {
             return 0
             ;;
         mcp__gateway__subcmd__servers__subcmd__enable)
-            opts="-h --scope --config --help"
+            opts="-h --scope --config --socket --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1084,6 +1162,10 @@ _mcp__gateway() {
                     return 0
                     ;;
                 --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --socket)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1215,7 +1297,7 @@ _mcp__gateway() {
             return 0
             ;;
         mcp__gateway__subcmd__servers__subcmd__remove)
-            opts="-h --scope --config --help"
+            opts="-h --scope --config --socket --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1226,6 +1308,10 @@ _mcp__gateway() {
                     return 0
                     ;;
                 --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --socket)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

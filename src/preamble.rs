@@ -46,13 +46,28 @@ pub struct Preamble {
     /// `--profile` given to the shim.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<String>,
+    /// `--entry` given to the shim: the name of the client's config entry
+    /// that runs it, which the client puts in front of every tool name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry: Option<String>,
     /// The pid of the process that launched the shim (the AI client).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_pid: Option<u32>,
     /// The shim's own version, for messages.
     #[serde(default)]
     pub shim_version: String,
+    /// Whether the client sends again what a draining daemon hands back with
+    /// [`NOT_STARTED`] (the shim does). A client that does not (the HTTP front
+    /// door, an older shim) gets an error for such a request instead.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub resends_unstarted: bool,
 }
+
+/// The notification a draining daemon (a planned restart) sends for a client
+/// line it read but did not start, carrying the line's message back as
+/// `params.message`: the shim sends it to the next daemon, as it was never
+/// acted on. Private to the socket: the shim never relays it to its client.
+pub const NOT_STARTED: &str = "notifications/mcp-gateway/not-started";
 
 /// The daemon's one-line answer.
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]

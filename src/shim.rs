@@ -27,7 +27,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::paths;
-use crate::preamble::{PREAMBLE_VERSION, Preamble, PreambleReply};
+use crate::preamble::{NOT_STARTED, PREAMBLE_VERSION, Preamble, PreambleReply};
 use crate::startup::{self, READY_FD_ENV};
 
 /// `mcp-gateway-connect`: the stdio shim an MCP client launches.
@@ -45,6 +45,11 @@ pub struct ConnectArgs {
     /// The profile this client's session uses.
     #[arg(long, value_name = "NAME")]
     pub profile: Option<String>,
+    /// The name of the client's config entry that runs this shim, when it is
+    /// not `gateway` (`setup` writes it): clients put it in front of every
+    /// tool name, so the gateway keeps names short enough for it.
+    #[arg(long, value_name = "NAME")]
+    pub entry: Option<String>,
     /// Fail instead of starting the daemon when nothing listens.
     #[arg(long)]
     pub no_autostart: bool,
@@ -101,6 +106,7 @@ pub fn main() -> ExitCode {
 struct Connector {
     socket: PathBuf,
     profile: Option<String>,
+    entry: Option<String>,
     autostart: bool,
     timeout: Duration,
     /// Daemons this shim started, reaped when they exit.
@@ -119,6 +125,7 @@ impl Connector {
         Self {
             socket: paths::socket_path(args.socket.as_deref()),
             profile: args.profile,
+            entry: args.entry,
             autostart: !args.no_autostart,
             timeout,
             children: Vec::new(),
@@ -210,8 +217,10 @@ impl Connector {
                     .collect(),
             )),
             profile: self.profile.clone(),
+            entry: self.entry.clone(),
             client_pid: Some(std::os::unix::process::parent_id()),
             shim_version: crate::VERSION.to_string(),
+            resends_unstarted: true,
         };
         let mut line = serde_json::to_vec(&preamble).map_err(std::io::Error::other)?;
         line.push(b'\n');
@@ -531,6 +540,9 @@ struct ProbeParams<'a> {
     /// A subscription's resource.
     #[serde(default, borrow)]
     uri: Option<std::borrow::Cow<'a, str>>,
+    /// A cancellation's request.
+    #[serde(default, rename = "requestId")]
+    request_id: Option<Value>,
 }
 
 impl Probe<'_> {
@@ -544,6 +556,11 @@ impl Probe<'_> {
 
     fn uri(&self) -> Option<&str> {
         self.params.as_ref()?.uri.as_deref()
+    }
+
+    fn cancels(&self) -> Option<&Value> {
+        (self.method.as_deref() == Some("notifications/cancelled"))
+            .then(|| self.params.as_ref()?.request_id.as_ref())?
     }
 }
 
@@ -591,6 +608,40 @@ impl Relay {
         {
             learn_replayable(line, &mut self.replayable_tools);
         }
+    }
+
+    /// A draining daemon handed back a line it did not start (see
+    /// [`NOT_STARTED`]): its requests are no longer in flight there but wait,
+    /// as they were, for the next daemon, whatever they do (none was acted on).
+    fn handed_back(&mut self, notice: &[u8]) {
+        #[derive(Deserialize)]
+        struct Notice {
+            params: HandedBack,
+        }
+        #[derive(Deserialize)]
+        struct HandedBack {
+            message: Value,
+        }
+        let Ok(Notice { params: HandedBack { message } }) = serde_json::from_slice::<Notice>(notice) else { return };
+        let line = crate::jsonrpc::to_line(&message);
+        let requests = probes(&line)
+            .into_iter()
+            .filter(|probe| probe.method.is_some())
+            .filter_map(|probe| probe.id)
+            .map(|id| match self.in_flight.remove(&id.to_string()) {
+                Some(sent) => sent.request,
+                None => Request { id, lists_tools: false, replayable: false },
+            })
+            .collect();
+        self.backlog.push((line, requests));
+    }
+
+    /// A cancellation of a request that waits in the backlog takes it out (it
+    /// was never sent, so nobody else needs to hear of it). Whether it did.
+    fn cancel_queued(&mut self, id: &Value) -> bool {
+        let before = self.backlog.len();
+        self.backlog.retain(|(_, requests)| !(requests.len() == 1 && &requests[0].id == id));
+        self.backlog.len() != before
     }
 
     /// Notes what a client request changes of what a restarted daemon is told.
@@ -651,7 +702,13 @@ fn relay(mut connector: Connector) -> Result<(), ShimError> {
         let mut own = false;
         {
             let mut relay = lock(&shared);
-            for probe in probes(&line) {
+            let probes = probes(&line);
+            if probes.first().and_then(|p| p.method.as_deref()) == Some(NOT_STARTED) {
+                // Not for the client: the request goes to the next daemon.
+                relay.handed_back(&line);
+                continue;
+            }
+            for probe in probes {
                 if probe.is_response()
                     && let Some(id) = &probe.id
                 {
@@ -692,7 +749,13 @@ fn read_client(shared: Shared) {
         }
         let mut requests = Vec::new();
         let mut relay = lock(&shared);
-        for probe in probes(&line) {
+        let probes = probes(&line);
+        if let [probe] = probes.as_slice()
+            && probe.cancels().is_some_and(|id| relay.cancel_queued(id))
+        {
+            continue;
+        }
+        for probe in probes {
             relay.remember(&probe, &line);
             match (probe.method.as_deref(), &probe.id) {
                 (Some("initialize"), Some(id)) => {
@@ -951,6 +1014,25 @@ mod tests {
         }
         assert_eq!(relay.subscriptions, BTreeSet::from(["a://2".to_string()]));
         assert_eq!(relay.log_level, Some(json!({"level": "debug"})));
+    }
+
+    #[test]
+    fn a_handed_back_request_waits_for_the_next_daemon_unless_cancelled() {
+        let mut relay = Relay::default();
+        let sent = br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"deploy"}}"#;
+        relay.track(sent.to_vec(), vec![Request { id: json!(7), lists_tools: false, replayable: false }]);
+        let notice = crate::jsonrpc::to_line(&crate::jsonrpc::notification(
+            NOT_STARTED,
+            json!({"message": serde_json::from_slice::<Value>(sent).unwrap()}),
+        ));
+        relay.handed_back(&notice);
+        assert!(relay.in_flight.is_empty(), "no longer in flight at the old daemon");
+        let [(line, requests)] = relay.backlog.as_slice() else { panic!("one line queued") };
+        assert_eq!(serde_json::from_slice::<Value>(line).unwrap(), serde_json::from_slice::<Value>(sent).unwrap());
+        assert_eq!(requests[0].id, json!(7));
+        assert!(!relay.cancel_queued(&json!(8)));
+        assert!(relay.cancel_queued(&json!(7)), "a cancellation takes it out");
+        assert!(relay.backlog.is_empty());
     }
 
     #[test]

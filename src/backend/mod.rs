@@ -388,6 +388,11 @@ impl Backend {
         self.pending.tools_in_flight(session)
     }
 
+    /// The tool `session` calls here, when that is its only request here.
+    pub fn sole_tool_of(&self, session: SessionId) -> Option<String> {
+        self.pending.sole_tool_of(session)
+    }
+
     /// How long no session request has started or ended here.
     pub fn idle_for(&self) -> Duration {
         lock(&self.last_used).elapsed()

@@ -144,6 +144,18 @@ impl PendingTable {
         self.lock().calls.values().filter_map(|c| c.session).collect()
     }
 
+    /// The tool `session` is calling here, when that call is the only request
+    /// it has in flight here: then whatever the server asks that session now
+    /// is that call's doing.
+    pub fn sole_tool_of(&self, session: SessionId) -> Option<String> {
+        let inner = self.lock();
+        let mut calls = inner.calls.values().filter(|c| c.session == Some(session));
+        match (calls.next(), calls.next()) {
+            (Some(call), None) => call.tool.as_deref().map(str::to_string),
+            _ => None,
+        }
+    }
+
     /// The tools `session` is calling here now.
     pub fn tools_in_flight(&self, session: SessionId) -> Vec<String> {
         let inner = self.lock();

@@ -30,6 +30,10 @@ struct Slot {
     /// The last instance that failed to start, kept (until one starts) for
     /// `logs`: a server that crashes at start-up says why on its stderr.
     failed_start: Mutex<Option<Arc<Backend>>>,
+    /// Set (under `instance`'s lock) when the slot is taken out of the pool: a
+    /// caller that waited on that lock must not start an instance here, where
+    /// nothing would ever see or stop it, but in the slot that replaced it.
+    retired: std::sync::atomic::AtomicBool,
 }
 
 /// How an instance is stopped: a process tree, or an HTTP session.
@@ -130,12 +134,32 @@ impl BackendPool {
         resolved: &Resolved,
         listed_era: Option<Era>,
     ) -> Result<Arc<Backend>, BackendError> {
+        loop {
+            let slot = self.slot(identity);
+            let mut instance = slot.instance.lock().await;
+            if slot.retired.load(Ordering::Acquire) {
+                continue;
+            }
+            return self.get_in(&slot, &mut instance, identity, config, resolved, listed_era).await;
+        }
+    }
+
+    /// [`Pool::get`] in its slot, whose instance lock the caller holds.
+    async fn get_in(
+        &self,
+        slot: &Slot,
+        instance: &mut Option<Instance>,
+        identity: &Identity,
+        config: &ServerConfig,
+        resolved: &Resolved,
+        listed_era: Option<Era>,
+    ) -> Result<Arc<Backend>, BackendError> {
         let server = identity.server.as_str();
-        let slot = self.slot(identity);
-        let mut instance = slot.instance.lock().await;
         if let Some(running) = instance.as_ref()
             && running.backend.is_alive()
         {
+            // Used from now: the idle reaper checks this under the same lock.
+            running.backend.touch();
             return Ok(running.backend.clone());
         }
         if let Some(dead) = instance.take() {
@@ -156,7 +180,7 @@ impl BackendPool {
             if let Ok((backend, _)) = &connected {
                 lock(&self.eras).insert(era_key, backend.era());
             }
-            return self.started(&slot, &mut instance, connected.map(|(b, h)| (b, Stopper::Http(h))));
+            return self.started(slot, instance, connected.map(|(b, h)| (b, Stopper::Http(h))));
         }
         let (docker, container) = match config.transport {
             Transport::Stdio | Transport::Http => (None, None),
@@ -202,7 +226,7 @@ impl BackendPool {
             }
             Err(_) => {}
         }
-        self.started(&slot, &mut instance, spawned.map(|(b, p)| (b, Stopper::Process(p))))
+        self.started(slot, instance, spawned.map(|(b, p)| (b, Stopper::Process(p))))
     }
 
     /// Records a start attempt in the slot's restart record.
@@ -279,20 +303,56 @@ impl BackendPool {
             .collect()
     }
 
-    /// The live backend of `identity` if one is running; never spawns.
+    /// The live backend of `identity` if one is running, for a request about
+    /// to be sent; never spawns.
     pub fn running(&self, identity: &Identity) -> Option<Arc<Backend>> {
         let slot = lock(&self.slots).get(identity)?.clone();
         let instance = slot.instance.try_lock().ok()?;
-        instance.as_ref().map(|i| i.backend.clone()).filter(|b| b.is_alive())
+        let backend = instance.as_ref().map(|i| i.backend.clone()).filter(|b| b.is_alive())?;
+        // Used from now: the idle reaper checks this under the same lock.
+        backend.touch();
+        Some(backend)
     }
 
-    /// Stops one instance (idle, or replaced) and forgets its slot.
+    /// Stops one instance (replaced) and forgets its slot.
     pub async fn stop(&self, identity: &Identity, grace: Duration) {
-        let Some(slot) = lock(&self.slots).remove(identity) else { return };
-        if let Some(instance) = slot.instance.lock().await.take() {
-            instance.backend.mark_stopping();
-            instance.process.stop(grace).await;
+        self.stop_if(identity, grace, |_| true).await;
+    }
+
+    /// Stops `identity`'s instance if it is still idle for `limit` and not
+    /// `busy`, checked under the lock a caller takes it with, so that no call
+    /// that has just got it from [`Pool::get`] sees it stopped under it.
+    /// Whether it stopped.
+    pub async fn stop_idle(
+        &self,
+        identity: &Identity,
+        limit: Duration,
+        grace: Duration,
+        busy: impl Fn(&Backend) -> bool,
+    ) -> bool {
+        self.stop_if(identity, grace, |b| b.idle_for() >= limit && !busy(b)).await
+    }
+
+    /// Retires `identity`'s slot and stops its instance when `stop` says so
+    /// of it (or it has none).
+    async fn stop_if(&self, identity: &Identity, grace: Duration, stop: impl Fn(&Backend) -> bool) -> bool {
+        let Some(slot) = lock(&self.slots).get(identity).cloned() else { return false };
+        let mut instance = slot.instance.lock().await;
+        if slot.retired.load(Ordering::Acquire) || instance.as_ref().is_some_and(|i| !stop(&i.backend)) {
+            return false;
         }
+        slot.retired.store(true, Ordering::Release);
+        {
+            let mut slots = lock(&self.slots);
+            if slots.get(identity).is_some_and(|s| Arc::ptr_eq(s, &slot)) {
+                slots.remove(identity);
+            }
+        }
+        let Some(taken) = instance.take() else { return false };
+        drop(instance);
+        taken.backend.mark_stopping();
+        taken.process.stop(grace).await;
+        true
     }
 
     /// Stops every instance of `server` (all sharing keys) and forgets their
@@ -394,7 +454,9 @@ impl BackendPool {
         let mut stops = Vec::new();
         for slot in slots {
             stops.push(async move {
-                if let Some(instance) = slot.instance.lock().await.take() {
+                let mut instance = slot.instance.lock().await;
+                slot.retired.store(true, Ordering::Release);
+                if let Some(instance) = instance.take() {
                     instance.backend.mark_stopping();
                     instance.process.stop(grace).await;
                 }

@@ -1,15 +1,16 @@
 //! What clients see: every backend's tools, prompts and resources under one roof.
 //!
 //! Tool and prompt names become `<server>__<name>`, restricted to the characters
-//! clients accept (`[A-Za-z0-9_-]`) and to [`NAME_BUDGET`] characters, which
-//! leaves room within the model APIs' 64 for the prefix a client puts in front
-//! (Claude Code offers `mcp__gateway__<name>`). Exposed names are mapped
+//! clients accept (`[A-Za-z0-9_-]`) and to the session's [`NameBudget`], which
+//! leaves room within the model APIs' 64 for the prefix its client puts in
+//! front (Claude Code offers `mcp__gateway__<name>`). Exposed names are mapped
 //! back through a table built alongside them, never parsed, so a server or tool
 //! name containing `__` still routes correctly.
 //!
 //! Listings are persisted per server with the fingerprint of its definition so a
 //! fresh daemon can answer `tools/list` for a server it has not started yet.
 
+pub mod budget;
 pub mod search;
 
 use std::collections::{HashMap, HashSet};
@@ -19,22 +20,16 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// The longest tool name the model APIs accept (Anthropic's and OpenAI's both
-/// refuse a request whose tool names are longer).
-pub const MAX_NAME_LEN: usize = 64;
-/// The longest prefix a known client adds to a tool name of the gateway entry
-/// `setup` writes (`gateway`, or `mcp-gateway` when that name was taken):
-/// Claude Code's `mcp__<entry>__`. Gemini CLI's `mcp_<entry>_` is shorter, and
-/// Codex puts `mcp__<entry>` in a namespace of its own.
-pub const LONGEST_CLIENT_PREFIX: &str = "mcp__mcp-gateway__";
-/// The longest name the gateway exposes: what is left of [`MAX_NAME_LEN`] once
-/// the longest client prefix is in front. One budget for every session, so a
-/// tool has the same name in every client and in the listing cache.
-pub const NAME_BUDGET: usize = MAX_NAME_LEN - LONGEST_CLIENT_PREFIX.len();
+pub use budget::NameBudget;
+
 const HASH_SUFFIX_LEN: usize = 8;
+
 /// What a shortened name keeps of the server's part at least (all of it when
-/// shorter): enough to say which server it is, and what [`may_expose`] checks.
-const SERVER_KEEP: usize = (NAME_BUDGET - HASH_SUFFIX_LEN - 1 - 2) / 2;
+/// shorter) under `budget`: enough to say which server it is. Under the
+/// least budget, it is what [`may_expose`] checks.
+fn server_keep(budget: NameBudget) -> usize {
+    (budget.len() - HASH_SUFFIX_LEN - 1 - 2) / 2
+}
 
 fn short_hash(input: &str) -> String {
     crate::config::hex_digest(input.as_bytes(), HASH_SUFFIX_LEN / 2)
@@ -46,29 +41,29 @@ fn sanitize(name: &str) -> String {
 
 /// The name a backend tool or prompt is exposed as, before collisions are resolved.
 ///
-/// A name longer than [`NAME_BUDGET`] is shortened the same way every time and
+/// A name longer than `budget` is shortened the same way every time and
 /// still says which server and which tool: the server's part keeps what the
-/// tool's leaves of the room, but at least [`SERVER_KEEP`] characters, the
+/// tool's leaves of the room, but at least [`server_keep`] characters, the
 /// tool's part the head of the rest, and a hash of the full pair tells apart
 /// names that then look alike (`filesystem-readonly-projects__list_directory_with_sizes`
-/// becomes `filesystem-readon__list_directory_wit_bbf16b4c`).
-pub fn exposed_name(server: &str, name: &str, prefix: bool) -> String {
+/// becomes `filesystem-readon__list_directory_wit_bbf16b4c` in 46 characters).
+pub fn exposed_name(server: &str, name: &str, prefix: bool, budget: NameBudget) -> String {
     let hash = || short_hash(&format!("{server}/{name}"));
-    let room = NAME_BUDGET - HASH_SUFFIX_LEN - 1;
+    let room = budget.len() - HASH_SUFFIX_LEN - 1;
     if !prefix {
         let clean = sanitize(name);
-        if clean.len() <= NAME_BUDGET {
+        if clean.len() <= budget.len() {
             return clean;
         }
         return format!("{}_{}", &clean[..room], hash());
     }
     // Sanitized to ASCII, so byte slicing is slicing characters.
     let (server_part, tool_part) = (sanitize(server), sanitize(name));
-    if server_part.len() + 2 + tool_part.len() <= NAME_BUDGET {
+    if server_part.len() + 2 + tool_part.len() <= budget.len() {
         return format!("{server_part}__{tool_part}");
     }
     let room = room - 2;
-    let server_keep = server_part.len().min(room.saturating_sub(tool_part.len()).max(SERVER_KEEP));
+    let server_keep = server_part.len().min(room.saturating_sub(tool_part.len()).max(server_keep(budget)));
     let tool_keep = tool_part.len().min(room - server_keep);
     format!("{}__{}_{}", &server_part[..server_keep], &tool_part[..tool_keep], hash())
 }
@@ -76,7 +71,8 @@ pub fn exposed_name(server: &str, name: &str, prefix: bool) -> String {
 /// Whether `exposed` can be the exposed name of one of `server`'s tools or
 /// prompts, whatever the server lists: it starts with the server's sanitized
 /// `<server>__` prefix, or, for a server name longer than a shortened name
-/// keeps, with the [`SERVER_KEEP`] characters every shortened name keeps.
+/// keeps, with the characters every shortened name keeps under any budget
+/// (the [`server_keep`] of [`NameBudget::MIN`]).
 /// Collision suffixes keep those too. A server with `prefix: false` can expose
 /// any name.
 ///
@@ -92,21 +88,23 @@ pub fn may_expose(server: &str, prefix: bool, exposed: &str) -> bool {
         return true;
     }
     let server_part = &head[..head.len() - 2];
-    server_part.len() > SERVER_KEEP && exposed.starts_with(&server_part[..SERVER_KEEP])
+    let keep = server_keep(NameBudget::MIN);
+    server_part.len() > keep && exposed.starts_with(&server_part[..keep])
 }
 
-/// Assigns collision-free exposed names, in order, to `(server, name, prefix)` items.
-fn assign_names<'a>(items: impl Iterator<Item = (&'a str, &'a str, bool)>) -> Vec<String> {
+/// Assigns collision-free exposed names within `budget`, in order, to
+/// `(server, name, prefix)` items.
+fn assign_names<'a>(items: impl Iterator<Item = (&'a str, &'a str, bool)>, budget: NameBudget) -> Vec<String> {
     let mut used = HashSet::new();
     let mut names = Vec::new();
     for (server, name, prefix) in items {
-        let mut candidate = exposed_name(server, name, prefix);
+        let mut candidate = exposed_name(server, name, prefix, budget);
         let mut attempt = 0u32;
         while used.contains(&candidate) {
             attempt += 1;
             let suffix = short_hash(&format!("{server}/{name}#{attempt}"));
-            let base = exposed_name(server, name, prefix);
-            let keep = base.len().min(NAME_BUDGET - HASH_SUFFIX_LEN - 1);
+            let base = exposed_name(server, name, prefix, budget);
+            let keep = base.len().min(budget.len() - HASH_SUFFIX_LEN - 1);
             candidate = format!("{}_{suffix}", &base[..keep]);
         }
         used.insert(candidate.clone());
@@ -137,6 +135,12 @@ pub struct ServerListing {
     /// `gateway::asking`), so that a new daemon knows from the first call.
     #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
     pub asking_tools: std::collections::BTreeSet<String>,
+    /// What each tool was seen to ask a client for (`sampling`,
+    /// `elicitation`, `url-elicitation`), recorded only when the request
+    /// could be told to come from one call of it: such a tool is not listed
+    /// to a session that cannot answer that (see `gateway::server_requests`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub asks_for: std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
 }
 
 impl ServerListing {
@@ -181,6 +185,8 @@ pub struct Catalog {
     template_prefixes: Vec<(String, String)>,
     /// Servers that could not be listed, and why (said when a name is not found).
     pub unavailable: Vec<(String, String)>,
+    /// Exposed tool name → what the tool was seen to ask a client for.
+    asks_for: HashMap<String, std::collections::BTreeSet<String>>,
 }
 
 fn renamed(item: &Value, name: &str) -> Value {
@@ -204,15 +210,21 @@ impl Catalog {
             .find(|(server, _)| name.strip_prefix(server.as_str()).is_some_and(|r| r.starts_with("__")))
     }
 
-    /// Builds the catalog from servers in config order.
-    pub fn build(inputs: &[CatalogInput<'_>]) -> Catalog {
+    /// Builds the catalog from servers in config order, its names within `budget`.
+    pub fn build(inputs: &[CatalogInput<'_>], budget: NameBudget) -> Catalog {
         let mut catalog = Catalog::default();
-        let (tools, tool_targets) = Self::expose(inputs, |l| &l.tools, true);
-        let (prompts, prompt_targets) = Self::expose(inputs, |l| &l.prompts, false);
+        let (tools, tool_targets) = Self::expose(inputs, |l| &l.tools, true, budget);
+        let (prompts, prompt_targets) = Self::expose(inputs, |l| &l.prompts, false, budget);
         catalog.tools = tools;
         catalog.tool_targets = tool_targets;
         catalog.prompts = prompts;
         catalog.prompt_targets = prompt_targets;
+        for (exposed, target) in &catalog.tool_targets {
+            let listing = inputs.iter().find(|i| i.server == target.server).map(|i| i.listing);
+            if let Some(kinds) = listing.and_then(|l| l.asks_for.get(&target.name)) {
+                catalog.asks_for.insert(exposed.clone(), kinds.clone());
+            }
+        }
         for input in inputs {
             for resource in &input.listing.resources {
                 if let Some(uri) = resource.get("uri").and_then(Value::as_str) {
@@ -232,28 +244,43 @@ impl Catalog {
         catalog
     }
 
+    /// The items under their exposed names, and where each name leads. A
+    /// name under the default budget leads where it would for any client
+    /// too (unlisted when it differs): a call made with the name another
+    /// client was shown still finds its tool.
     fn expose(
         inputs: &[CatalogInput<'_>],
         items: impl Fn(&ServerListing) -> &Vec<Value>,
         filtered: bool,
+        budget: NameBudget,
     ) -> (Vec<Value>, HashMap<String, Target>) {
         let flat: Vec<(&CatalogInput<'_>, &Value, &str)> = inputs
             .iter()
             .flat_map(|input| items(input.listing).iter().filter_map(move |item| Some((input, item, item_name(item)?))))
             .filter(|(input, _, name)| !filtered || input.filter.permits(name))
             .collect();
-        let names = assign_names(flat.iter().map(|(input, _, name)| (input.server, *name, input.prefix)));
+        let triples = || flat.iter().map(|(input, _, name)| (input.server, *name, input.prefix));
+        let names = assign_names(triples(), budget);
+        let defaults = (budget != NameBudget::DEFAULT).then(|| assign_names(triples(), NameBudget::DEFAULT));
         let mut exposed = Vec::with_capacity(flat.len());
         let mut targets = HashMap::with_capacity(flat.len());
-        for ((input, item, name), exposed_as) in flat.into_iter().zip(names) {
+        for ((input, item, name), exposed_as) in flat.iter().zip(names) {
             exposed.push(renamed(item, &exposed_as));
             targets.insert(exposed_as, Target { server: input.server.to_string(), name: name.to_string() });
+        }
+        for ((input, _, name), alias) in flat.iter().zip(defaults.into_iter().flatten()) {
+            targets.entry(alias).or_insert_with(|| Target { server: input.server.to_string(), name: name.to_string() });
         }
         (exposed, targets)
     }
 
     pub fn tool(&self, exposed: &str) -> Option<&Target> {
         self.tool_targets.get(exposed)
+    }
+
+    /// What the tool exposed as `exposed` was seen to ask a client for.
+    pub fn asks_for(&self, exposed: &str) -> Option<&std::collections::BTreeSet<String>> {
+        self.asks_for.get(exposed)
     }
 
     pub fn prompt(&self, exposed: &str) -> Option<&Target> {
@@ -374,19 +401,21 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    const D: NameBudget = NameBudget::DEFAULT;
+
     #[test]
     fn names_are_prefixed_sanitized_and_bounded() {
-        assert_eq!(exposed_name("everything", "echo", true), "everything__echo");
-        assert_eq!(exposed_name("everything", "echo", false), "echo");
-        assert_eq!(exposed_name("fs", "read.file", true), "fs__read_file");
-        let long = exposed_name("server", &"x".repeat(100), true);
-        assert_eq!(long.len(), NAME_BUDGET);
+        assert_eq!(exposed_name("everything", "echo", true, D), "everything__echo");
+        assert_eq!(exposed_name("everything", "echo", false, D), "echo");
+        assert_eq!(exposed_name("fs", "read.file", true, D), "fs__read_file");
+        let long = exposed_name("server", &"x".repeat(100), true, D);
+        assert_eq!(long.len(), D.len());
         assert!(long.starts_with("server__xxx"), "{long}");
         assert!(long.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'));
         // Stable: the same input gives the same name.
-        assert_eq!(long, exposed_name("server", &"x".repeat(100), true));
+        assert_eq!(long, exposed_name("server", &"x".repeat(100), true, D));
         // Different long names differ.
-        assert_ne!(long, exposed_name("server", &format!("{}y", "x".repeat(100)), true));
+        assert_ne!(long, exposed_name("server", &format!("{}y", "x".repeat(100)), true, D));
     }
 
     /// What a client offers its model stays within the APIs' 64 characters
@@ -394,7 +423,7 @@ mod tests {
     /// says which server and which tool it is.
     #[test]
     fn names_fit_behind_the_clients_prefix_and_stay_readable() {
-        assert_eq!(NAME_BUDGET, 46);
+        assert_eq!(D.len(), 46);
         let cases = [
             ("filesystem-readonly-projects", "list_directory_with_sizes"),
             (&*"long-server-name-".repeat(5), "get"),
@@ -402,27 +431,27 @@ mod tests {
             (&*"s".repeat(80), &*"t".repeat(80)),
         ];
         for (server, tool) in cases {
-            let name = exposed_name(server, tool, true);
-            assert!(name.len() <= NAME_BUDGET, "{name}");
-            for prefix in ["mcp__gateway__", "mcp_gateway_", LONGEST_CLIENT_PREFIX] {
-                assert!(prefix.len() + name.len() <= MAX_NAME_LEN, "{prefix}{name}");
+            let name = exposed_name(server, tool, true, D);
+            assert!(name.len() <= D.len(), "{name}");
+            for prefix in ["mcp__gateway__", "mcp_gateway_", "mcp__mcp-gateway__"] {
+                assert!(prefix.len() + name.len() <= budget::MAX_NAME_LEN, "{prefix}{name}");
             }
             let (server_part, rest) = name.split_once("__").unwrap_or_else(|| panic!("{name} keeps `__`"));
-            assert!(server.starts_with(server_part) && server_part.len() >= SERVER_KEEP.min(server.len()), "{name}");
+            assert!(server.starts_with(server_part) && server_part.len() >= server_keep(D).min(server.len()), "{name}");
             let tool_part = rest.rsplit_once('_').map_or(rest, |(t, _)| t);
             assert!(tool_part.len() >= 8.min(tool.len()) && tool.starts_with(tool_part), "{name}: the tool is kept");
-            assert_eq!(name, exposed_name(server, tool, true), "stable");
+            assert_eq!(name, exposed_name(server, tool, true, D), "stable");
         }
         assert_eq!(
-            exposed_name("filesystem-readonly-projects", "list_directory_with_sizes", true),
+            exposed_name("filesystem-readonly-projects", "list_directory_with_sizes", true, D),
             format!(
                 "filesystem-readon__list_directory_wit_{}",
                 short_hash("filesystem-readonly-projects/list_directory_with_sizes")
             )
         );
         // Two tools of a long-named server that differ only at their end.
-        let a = exposed_name("filesystem-readonly-projects", "list_directory_with_sizes", true);
-        let b = exposed_name("filesystem-readonly-projects", "list_directory_with_times", true);
+        let a = exposed_name("filesystem-readonly-projects", "list_directory_with_sizes", true, D);
+        let b = exposed_name("filesystem-readonly-projects", "list_directory_with_times", true, D);
         assert_ne!(a, b);
     }
 
@@ -444,14 +473,14 @@ mod tests {
         let cases =
             [("github", "create_issue"), ("my.server", "x"), (long_server.as_str(), "tool"), ("srv", &*"t".repeat(80))];
         for (server, tool) in cases {
-            let exposed = exposed_name(server, tool, true);
+            let exposed = exposed_name(server, tool, true, D);
             assert!(may_expose(server, true, &exposed), "{server} / {exposed}");
             for (other, _) in cases.iter().filter(|(other, _)| *other != server) {
                 assert!(!may_expose(other, true, &exposed), "{other} does not expose {exposed}");
             }
         }
         // Collision suffixes keep the prefix.
-        let names = assign_names([("a", "read.file", true), ("a", "read_file", true)].into_iter());
+        let names = assign_names([("a", "read.file", true), ("a", "read_file", true)].into_iter(), D);
         assert!(names.iter().all(|n| may_expose("a", true, n) && !may_expose("b", true, n)), "{names:?}");
         assert!(may_expose("plain", false, "anything"));
         assert!(!may_expose("github", true, "githu"));
@@ -465,20 +494,48 @@ mod tests {
             ..Default::default()
         };
         let listing_b = ServerListing { tools: vec![json!({"name": "read_file"})], ..Default::default() };
-        let catalog = Catalog::build(&[
-            CatalogInput { server: "a", prefix: false, filter: &Default::default(), listing: &listing_a },
-            CatalogInput { server: "b", prefix: false, filter: &Default::default(), listing: &listing_b },
-        ]);
+        let catalog = Catalog::build(
+            &[
+                CatalogInput { server: "a", prefix: false, filter: &Default::default(), listing: &listing_a },
+                CatalogInput { server: "b", prefix: false, filter: &Default::default(), listing: &listing_b },
+            ],
+            D,
+        );
         let names: Vec<&str> = catalog.tools.iter().filter_map(item_name).collect();
         assert_eq!(names.len(), 3);
         assert_eq!(names.iter().collect::<HashSet<_>>().len(), 3, "{names:?}");
         assert_eq!(names[0], "read_file");
         for name in &names {
-            assert!(name.len() <= NAME_BUDGET);
+            assert!(name.len() <= D.len());
         }
         assert_eq!(catalog.tool(names[0]), Some(&Target { server: "a".into(), name: "read.file".into() }));
         assert_eq!(catalog.tool(names[1]), Some(&Target { server: "a".into(), name: "read_file".into() }));
         assert_eq!(catalog.tool(names[2]), Some(&Target { server: "b".into(), name: "read_file".into() }));
+    }
+
+    /// A client whose prefix is short gets the full name where the default
+    /// budget cuts it; a call with the name any client is shown finds the tool.
+    #[test]
+    fn a_roomier_budget_shows_full_names_and_knows_the_short_ones() {
+        let listing = ServerListing {
+            tools: vec![json!({"name": "list_directory_with_sizes"}), json!({"name": "read"})],
+            ..Default::default()
+        };
+        let server = "filesystem-readonly-pr"; // 22 + 2 + 25 = 49 characters with the tool
+        let inputs = [CatalogInput { server, prefix: true, filter: &Default::default(), listing: &listing }];
+        let claude = NameBudget::for_client(Some("claude-code"), None);
+        let roomy = Catalog::build(&inputs, claude);
+        let plain = Catalog::build(&inputs, D);
+        let full = "filesystem-readonly-pr__list_directory_with_sizes";
+        assert_eq!(roomy.tools[0]["name"], full);
+        let short = plain.tools[0]["name"].as_str().unwrap().to_string();
+        assert!(short.len() <= D.len() && short.starts_with("filesystem-readon__list_dir"), "{short}");
+        let target = Target { server: server.into(), name: "list_directory_with_sizes".into() };
+        assert_eq!(roomy.tool(full), Some(&target));
+        assert_eq!(roomy.tool(&short), Some(&target), "the default name still routes");
+        assert_eq!(plain.tool(full), None, "a longer name is not made up for a client that was not shown it");
+        assert_eq!(roomy.tools.len(), 2, "the default names are not listed twice");
+        assert_eq!(roomy.tools[1]["name"], plain.tools[1]["name"]);
     }
 
     #[test]
@@ -490,12 +547,10 @@ mod tests {
             resource_templates: vec![json!({"uriTemplate": "demo://t/{id}", "name": "t"})],
             ..Default::default()
         };
-        let catalog = Catalog::build(&[CatalogInput {
-            server: "my__server",
-            prefix: true,
-            filter: &Default::default(),
-            listing: &listing,
-        }]);
+        let catalog = Catalog::build(
+            &[CatalogInput { server: "my__server", prefix: true, filter: &Default::default(), listing: &listing }],
+            D,
+        );
         assert_eq!(catalog.tools[0]["name"], "my__server__x__y");
         assert_eq!(catalog.tools[0]["description"], "d");
         assert_eq!(catalog.tool("my__server__x__y").unwrap().name, "x__y");
@@ -509,12 +564,10 @@ mod tests {
     fn suggests_close_names() {
         let listing =
             ServerListing { tools: vec![json!({"name": "echo"}), json!({"name": "get-sum"})], ..Default::default() };
-        let catalog = Catalog::build(&[CatalogInput {
-            server: "everything",
-            prefix: true,
-            filter: &Default::default(),
-            listing: &listing,
-        }]);
+        let catalog = Catalog::build(
+            &[CatalogInput { server: "everything", prefix: true, filter: &Default::default(), listing: &listing }],
+            D,
+        );
         assert_eq!(catalog.similar_tools("everything__ecko", 3), vec!["everything__echo"]);
         assert!(catalog.similar_tools("zzzzzzzzzzzzzzzzzzzzzz", 3).is_empty());
     }

@@ -129,6 +129,10 @@ pub enum Command {
     /// Point a client at the gateway: one mcp-gateway-connect entry in place of the servers the gateway now runs.
     #[command(long_about = clients::SETUP_ABOUT)]
     Setup(clients::SetupArgs),
+    /// Register the HTTP front door in a team gateway (IBM ContextForge) as a federated peer, so the team
+    /// gateway reaches this machine's servers of one profile.
+    #[command(long_about = clients::FEDERATE_ABOUT)]
+    Federate(clients::FederateArgs),
     /// Write the man pages into a directory (used to keep `man/` current).
     #[command(hide = true)]
     Manpages {
@@ -206,8 +210,14 @@ pub enum ServersCommand {
         /// before writing anything.
         #[arg(long)]
         test: bool,
+        /// Do not list the new server now (through the running daemon, else
+        /// in this process) for the catalog; it is listed on its first use.
+        #[arg(long)]
+        no_prefetch: bool,
         #[command(flatten)]
         config: ConfigArg,
+        #[command(flatten)]
+        socket: SocketArg,
     },
     /// Remove a server (its running instances finish their calls, then stop).
     Remove {
@@ -216,6 +226,8 @@ pub enum ServersCommand {
         scope: Scope,
         #[command(flatten)]
         config: ConfigArg,
+        #[command(flatten)]
+        socket: SocketArg,
     },
     /// Turn a server back on.
     Enable {
@@ -224,6 +236,8 @@ pub enum ServersCommand {
         scope: Scope,
         #[command(flatten)]
         config: ConfigArg,
+        #[command(flatten)]
+        socket: SocketArg,
     },
     /// Turn a server off without removing it (`enabled: false`).
     Disable {
@@ -232,6 +246,8 @@ pub enum ServersCommand {
         scope: Scope,
         #[command(flatten)]
         config: ConfigArg,
+        #[command(flatten)]
+        socket: SocketArg,
     },
 }
 
@@ -374,21 +390,34 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Doctor { json, socket } => doctor::run(&socket.path(), json),
         Command::Import(args) => clients::import(args),
         Command::Setup(args) => clients::setup(args),
+        Command::Federate(args) => clients::federate(args),
         Command::Manpages { dir } => generate::man_pages(&dir).map(|()| ExitCode::SUCCESS),
         Command::Completions { dir } => generate::completions(&dir).map(|()| ExitCode::SUCCESS),
     }
 }
 
-/// After the command line changed `path`: a running daemon applies it now,
-/// so the next command sees it. Says what happened.
-pub(crate) fn tell_daemon(path: &std::path::Path) {
+/// After the command line changed `path`: the daemon on `socket` (the one
+/// `--socket` names, else the default) applies it now, so the next command
+/// sees it. Says what happened, naming the socket when none answers there
+/// and any other daemon of this user that does.
+pub(crate) fn tell_daemon(path: &std::path::Path, socket: &std::path::Path) {
     use table::{BAD, DIM};
-    match control::reload_if_running(&paths::socket_path(None)) {
+    match control::reload_if_running(socket) {
         Ok(Some(None)) => println!("the running daemon applied it (sessions are told their lists changed)"),
         Ok(Some(Some(error))) => {
             anstream::println!("{BAD}the running daemon kept its last good config:{BAD:#} {error} ({})", path.display())
         }
-        Ok(None) => anstream::println!("{DIM}no daemon runs now; the next one reads it{DIM:#}"),
+        Ok(None) => {
+            anstream::println!("{DIM}no daemon runs on {} now; the next one reads it{DIM:#}", socket.display());
+            for other in control::other_daemons(socket, None) {
+                anstream::println!(
+                    "{DIM}a daemon runs on {} (`--socket {}` reaches it; it applies the change when it reads this \
+                     config){DIM:#}",
+                    other.socket.display(),
+                    other.socket.display()
+                );
+            }
+        }
         Err(e) => anstream::println!("{DIM}could not ask the daemon to apply it now ({e}); it will on its own{DIM:#}"),
     }
 }

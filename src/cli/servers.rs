@@ -22,23 +22,23 @@ pub fn run(command: ServersCommand) -> anyhow::Result<ExitCode> {
         ServersCommand::List { json, config, socket } => {
             list(&config_path(config.config.as_deref()), &socket.path(), json)
         }
-        ServersCommand::Add { name, command, url, env, headers, share, scope, test, config } => {
+        ServersCommand::Add { name, command, url, env, headers, share, scope, test, no_prefetch, config, socket } => {
             let config = config_path(config.config.as_deref());
             let definition = Definition { command, url, env, headers, share };
-            add(&config, &name, definition, scope, test)
+            add(&config, &socket.path(), &name, definition, scope, Checks { test, prefetch: !no_prefetch })
         }
-        ServersCommand::Remove { name, scope, config } => {
+        ServersCommand::Remove { name, scope, config, socket } => {
             let config = config_path(config.config.as_deref());
             let (target, path) = target(&config, scope)?;
             let change = install::plan_remove(&path, target, &name)?;
-            write(&change, &format!("removed `{name}` from {}", path.display()))?;
+            write(&change, &socket.path(), &format!("removed `{name}` from {}", path.display()))?;
             Ok(ExitCode::SUCCESS)
         }
-        ServersCommand::Enable { name, scope, config } => {
-            set_enabled(&config_path(config.config.as_deref()), &name, scope, true)
+        ServersCommand::Enable { name, scope, config, socket } => {
+            set_enabled(&config_path(config.config.as_deref()), &socket.path(), &name, scope, true)
         }
-        ServersCommand::Disable { name, scope, config } => {
-            set_enabled(&config_path(config.config.as_deref()), &name, scope, false)
+        ServersCommand::Disable { name, scope, config, socket } => {
+            set_enabled(&config_path(config.config.as_deref()), &socket.path(), &name, scope, false)
         }
     }
 }
@@ -64,7 +64,7 @@ fn target(config: &Path, scope: Scope) -> anyhow::Result<(Target, PathBuf)> {
 }
 
 /// Applies a change and says what happened (and whether the daemon took it up).
-fn write(change: &Change, done: &str) -> anyhow::Result<()> {
+fn write(change: &Change, socket: &Path, done: &str) -> anyhow::Result<()> {
     let backup = install::apply(change)?;
     println!("{done}");
     for line in change.summary.lines() {
@@ -73,15 +73,15 @@ fn write(change: &Change, done: &str) -> anyhow::Result<()> {
     if let Some(backup) = backup {
         anstream::println!("{DIM}previous version kept as {}{DIM:#}", backup.display());
     }
-    super::tell_daemon(change.path.as_path());
+    super::tell_daemon(change.path.as_path(), socket);
     Ok(())
 }
 
-fn set_enabled(config: &Path, name: &str, scope: Scope, enabled: bool) -> anyhow::Result<ExitCode> {
+fn set_enabled(config: &Path, socket: &Path, name: &str, scope: Scope, enabled: bool) -> anyhow::Result<ExitCode> {
     let (target, path) = target(config, scope)?;
     let word = if enabled { "enabled" } else { "disabled" };
     match install::plan_set_enabled(&path, target, name, enabled)? {
-        Some(change) => write(&change, &format!("{word} `{name}` in {}", path.display()))?,
+        Some(change) => write(&change, socket, &format!("{word} `{name}` in {}", path.display()))?,
         None => println!("`{name}` is already {word} in {}", path.display()),
     }
     Ok(ExitCode::SUCCESS)
@@ -246,11 +246,25 @@ fn server_from(config: &Path, name: &str, d: Definition) -> anyhow::Result<(Serv
     Ok((server, Vec::new()))
 }
 
-fn add(config: &Path, name: &str, d: Definition, scope: Scope, test: bool) -> anyhow::Result<ExitCode> {
+/// What `servers add` does around the edit: start the server first
+/// (`--test`), list it after (unless `--no-prefetch`).
+struct Checks {
+    test: bool,
+    prefetch: bool,
+}
+
+fn add(
+    config: &Path,
+    socket: &Path,
+    name: &str,
+    d: Definition,
+    scope: Scope,
+    checks: Checks,
+) -> anyhow::Result<ExitCode> {
     let (server, requires) = server_from(config, name, d)?;
     let (target, path) = target(config, scope)?;
     let change = install::plan_install(&path, target, name, &server)?;
-    if test {
+    if checks.test {
         let mut with = load(config)?;
         with.servers.insert(name.to_string(), server.clone());
         match probe(config, with, name) {
@@ -267,7 +281,7 @@ fn add(config: &Path, name: &str, d: Definition, scope: Scope, test: bool) -> an
             }
         }
     }
-    write(&change, &format!("added `{name}` to {}", path.display()))?;
+    write(&change, socket, &format!("added `{name}` to {}", path.display()))?;
     let missing: Vec<&String> = requires.iter().filter(|v| std::env::var_os(v.as_str()).is_none()).collect();
     if !missing.is_empty() {
         anstream::println!(
@@ -291,54 +305,82 @@ fn add(config: &Path, name: &str, d: Definition, scope: Scope, test: bool) -> an
             return Ok(ExitCode::SUCCESS);
         }
     }
-    // A running daemon keeps its catalog in memory (and writes it back), so
-    // only with none running can this process fill the file it will read.
-    if matches!(
-        crate::control::request(&paths::socket_path(None), "status"),
-        Err(crate::control::ControlError::NotRunning { .. })
-    ) {
-        prefetch_here(config, name);
+    if checks.prefetch {
+        print_prefetched(&prefetch(config, socket, &[name.to_string()]));
     }
     anstream::println!("{BOLD}`{name}` starts on its first call.{BOLD:#}");
     Ok(ExitCode::SUCCESS)
 }
 
-/// How long `servers add` waits, with no daemon running, for the new
-/// server's listing before it leaves it to the first use.
+/// How long an edit waits for the new servers' listings before it leaves
+/// them to their first use.
 const PREFETCH_WAIT: Duration = Duration::from_secs(30);
 
-/// With no daemon running: lists the new server in this process, as the
-/// daemon would (this terminal's directory and environment), into the
-/// catalog on disk the next daemon reads, so the first client's `tools/list`
-/// needs no start; then stops it.
-fn prefetch_here(config_path: &Path, name: &str) {
-    let listed = (|| -> anyhow::Result<Value> {
-        let config = load(config_path)?;
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        runtime.block_on(async {
-            let cache = crate::catalog::ListingCache::load(&paths::catalog_cache_path());
-            let gateway = crate::gateway::Gateway::new(config, config_path, Some(config_path.to_path_buf()), cache);
-            let cwd = std::env::current_dir().ok();
-            let env = crate::preamble::ClientEnv(Arc::new(std::env::vars().collect()));
-            let asker = crate::gateway::Asker { cwd: cwd.as_deref(), env };
-            let servers = [name.to_string()];
-            let listed = tokio::time::timeout(PREFETCH_WAIT, gateway.prefetch(&servers, &asker)).await;
-            gateway.shutdown_backends().await;
-            match listed {
-                Ok(listed) => listed.map_err(anyhow::Error::msg),
-                Err(_) => bail!("no listing within {PREFETCH_WAIT:?}"),
-            }
-        })
-    })();
-    match listed.as_ref().map(|l| &l[0]) {
-        Ok(row) if row.get("tools").is_some() => {
-            anstream::println!("{DIM}listed `{name}` ({} tool(s)) for the catalog{DIM:#}", row["tools"])
-        }
-        Ok(row) => {
-            anstream::println!("{DIM}could not list `{name}` yet ({}); it is on its first use{DIM:#}", row["error"])
-        }
-        Err(e) => anstream::println!("{DIM}could not list `{name}` yet ({e:#}); it is on its first use{DIM:#}"),
+/// One server's prefetch: how many tools it lists, or why it could not be listed now.
+pub(super) type Prefetched = (String, Result<u64, String>);
+
+/// Lists newly added servers so the catalog is warm before the first client
+/// attaches: through the daemon on `socket` when one runs (it keeps its
+/// catalog in memory and writes it back, starting each server as on its
+/// first use), else in this process into the catalog on disk the next
+/// daemon reads. A server that cannot be listed now is listed on its first
+/// use, as always.
+pub(super) fn prefetch(config: &Path, socket: &Path, names: &[String]) -> Vec<Prefetched> {
+    if names.is_empty() {
+        return Vec::new();
     }
+    let rows = match control::request_here(socket, "prefetch", json!({ "servers": names }), PREFETCH_WAIT) {
+        Ok(answer) => Ok(answer.unwrap_or_default()),
+        Err(control::ControlError::NotRunning { .. }) => prefetch_here(config, names),
+        Err(e) => Err(anyhow::anyhow!("asking the daemon: {e}")),
+    };
+    match rows {
+        Ok(rows) => names
+            .iter()
+            .map(|name| {
+                let row = rows.as_array().into_iter().flatten().find(|r| r["server"] == name.as_str());
+                let listed = match row {
+                    Some(row) if row["tools"].is_u64() => Ok(row["tools"].as_u64().unwrap_or_default()),
+                    Some(row) => Err(row["error"].as_str().unwrap_or("no reason given").to_string()),
+                    None => Err("no answer for it".to_string()),
+                };
+                (name.clone(), listed)
+            })
+            .collect(),
+        Err(e) => names.iter().map(|name| (name.clone(), Err(format!("{e:#}")))).collect(),
+    }
+}
+
+/// One line per prefetched server.
+pub(super) fn print_prefetched(rows: &[Prefetched]) {
+    for (name, listed) in rows {
+        match listed {
+            Ok(tools) => anstream::println!("{DIM}listed `{name}` ({tools} tool(s)) for the catalog{DIM:#}"),
+            Err(e) => anstream::println!("{DIM}could not list `{name}` yet ({e}); it is on its first use{DIM:#}"),
+        }
+    }
+}
+
+/// With no daemon running: lists the servers in this process, as the daemon
+/// would (this terminal's directory and environment), into the catalog on
+/// disk the next daemon reads, so the first client's `tools/list` needs no
+/// start; then stops them.
+fn prefetch_here(config_path: &Path, names: &[String]) -> anyhow::Result<Value> {
+    let config = load(config_path)?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let cache = crate::catalog::ListingCache::load(&paths::catalog_cache_path());
+        let gateway = crate::gateway::Gateway::new(config, config_path, Some(config_path.to_path_buf()), cache);
+        let cwd = std::env::current_dir().ok();
+        let env = crate::preamble::ClientEnv(Arc::new(std::env::vars().collect()));
+        let asker = crate::gateway::Asker { cwd: cwd.as_deref(), env };
+        let listed = tokio::time::timeout(PREFETCH_WAIT, gateway.prefetch(names, &asker)).await;
+        gateway.shutdown_backends().await;
+        match listed {
+            Ok(listed) => listed.map_err(anyhow::Error::msg),
+            Err(_) => bail!("no listing within {PREFETCH_WAIT:?}"),
+        }
+    })
 }
 
 /// Starts the server once, in this process, the way the daemon would (same

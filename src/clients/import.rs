@@ -55,8 +55,8 @@ pub struct Planned {
     #[serde(skip)]
     raw: Definition,
     /// The projects it was found only in (Claude Code's project-only
-    /// servers), written as its `projects:`; empty when found anywhere for
-    /// every project too.
+    /// servers, a project file's entries), written as its `projects:`; empty
+    /// when found anywhere for every project too.
     #[serde(skip)]
     only_in: Vec<String>,
     #[serde(skip)]
@@ -282,9 +282,13 @@ fn consider(plan: &mut Plan, servers: &IndexMap<String, ServerConfig>, found: Fo
         });
         return;
     }
-    // Claude Code's `projects.<dir>.mcpServers`: a server only that project's sessions had.
+    // A server only one project's sessions had: Claude Code's
+    // `projects.<dir>.mcpServers`, or any entry of a project's own file
+    // (`.mcp.json`, `.cursor/mcp.json`, `.vscode/mcp.json`, …), whose project
+    // is the directory the import runs in.
     let project_only = match found.location.as_slice() {
         [projects, dir, _] if projects == "projects" => Some(dir.clone()),
+        _ if found.source.scope == Scope::Project => Some(env.cwd.display().to_string()),
         _ => None,
     };
     if let Some(same) =

@@ -7,6 +7,8 @@
 //! syntax); [`json`] and [`codex`] turn each into one neutral
 //! [`entry::Definition`] ([`read_servers`] picks the reader) so the
 //! planning code ([`import`], [`setup`]) never cares where a server came from.
+//! [`team`] imports a team gateway's virtual servers instead of a client's;
+//! [`peer`] registers the front door in a team gateway, the other way round.
 
 pub mod codex;
 pub mod dotenv;
@@ -15,8 +17,10 @@ pub mod import;
 pub mod json;
 pub mod jsonc;
 pub mod locations;
+pub mod peer;
 pub mod secrets;
 pub mod setup;
+pub mod team;
 pub mod write;
 
 use std::path::PathBuf;
@@ -111,6 +115,8 @@ pub enum ClientsError {
     Install(#[from] crate::install::InstallError),
     #[error(transparent)]
     EnvFile(#[from] crate::credentials::EnvFileError),
+    #[error(transparent)]
+    Team(#[from] team::TeamError),
     #[error("{0}")]
     Usage(String),
 }

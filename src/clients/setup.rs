@@ -16,8 +16,22 @@ use super::locations::{self, Env, Format, SourceFile};
 use super::{Client, ClientsError, Scope, codex, jsonc};
 use crate::paths;
 
-/// The name of the entry `setup` adds (`mcp-gateway` when a server already has it).
-pub const ENTRY_NAME: &str = "gateway";
+/// The name of the entry `setup` adds (`mcp-gateway` when a server already
+/// has it, and then the entry says so to the shim: see [`with_entry`]).
+pub const ENTRY_NAME: &str = crate::catalog::budget::DEFAULT_ENTRY;
+
+/// The shim's arguments for an entry named `name`: `--entry NAME` when that
+/// is not [`ENTRY_NAME`]. Clients put the entry's name in front of every
+/// tool name (`mcp__<entry>__`), so the gateway has to know it to keep the
+/// whole name within 64 characters; a shim that does not say runs under
+/// `gateway`.
+pub fn with_entry(args: &[String], name: &str) -> Vec<String> {
+    let mut args = args.to_vec();
+    if name != ENTRY_NAME {
+        args.extend(["--entry".to_string(), name.to_string()]);
+    }
+    args
+}
 
 /// An entry `setup` takes out: the gateway runs it now.
 #[derive(Debug, Clone, Serialize)]
@@ -243,6 +257,8 @@ pub fn plan(
     let name = if plan.kept.iter().any(|k| k.name == ENTRY_NAME) { "mcp-gateway" } else { ENTRY_NAME };
     let add = plan.existing.is_none().then_some(name);
     plan.added = add.map(str::to_string);
+    plan.args = with_entry(args, name);
+    let args = plan.args.as_slice();
     let text = before.clone().unwrap_or_default();
     plan.after = if file.format == Format::CodexToml {
         let names: Vec<String> = remove.iter().map(|(_, n)| n.clone()).collect();
@@ -392,6 +408,22 @@ mod tests {
         let again = super::plan(Client::CopilotCli, Scope::User, &config, &env, "/bin/mcp-gateway-connect", &[]);
         assert!(!again.unwrap().changed);
         assert!(target(Client::CopilotCli, Scope::Project, &env).is_err(), "its project file is Claude Code's");
+    }
+
+    /// When `gateway` is another server's name, the entry is `mcp-gateway`
+    /// and tells the shim so: Claude Code puts `mcp__mcp-gateway__` in front
+    /// of every tool, four characters more than the gateway otherwise counts on.
+    #[test]
+    fn an_entry_under_another_name_tells_the_shim() {
+        let (_dir, env, config) =
+            world(&[(".claude.json", r#"{"mcpServers": {"gateway": {"command": "someone-elses-gateway"}}}"#)]);
+        let mut plan = plan(Client::ClaudeCode, Scope::User, &config, &env, "/bin/mcp-gateway-connect", &[]).unwrap();
+        assert_eq!(plan.added.as_deref(), Some("mcp-gateway"));
+        apply(&mut plan).unwrap();
+        let after: Value = serde_json::from_str(&std::fs::read_to_string(&plan.file).unwrap()).unwrap();
+        assert_eq!(after["mcpServers"]["mcp-gateway"]["args"], json!(["--entry", "mcp-gateway"]));
+        assert_eq!(after["mcpServers"]["gateway"]["command"], "someone-elses-gateway");
+        assert_eq!(with_entry(&["--socket".into(), "/s".into()], ENTRY_NAME), ["--socket", "/s"]);
     }
 
     #[test]

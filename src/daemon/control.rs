@@ -32,6 +32,22 @@ pub async fn handle<W: AsyncWrite + Unpin>(
             gateway.reload();
             (PreambleReply::accepted(None), Some(serde_json::json!({ "config_error": gateway.config_error() })))
         }
+        // The command line's prefetch after it added servers (`servers add`,
+        // `import`): listed as the asker's session would see them, so the
+        // catalog is warm before the first client attaches.
+        ("prefetch", _) => {
+            let servers: Vec<String> = args
+                .get("servers")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect();
+            match gateway.prefetch(&servers, &asker).await {
+                Ok(listed) => (PreambleReply::accepted(None), Some(listed)),
+                Err(e) => (PreambleReply::refused(e), None),
+            }
+        }
         ("restart", Some(server)) => match gateway.restart_server(server).await {
             Ok(stopped) => (PreambleReply::accepted(None), Some(serde_json::json!({ "stopped": stopped }))),
             Err(e) => (PreambleReply::refused(e), None),

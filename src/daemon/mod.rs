@@ -26,7 +26,9 @@ use crate::paths;
 use crate::preamble::PreambleReply;
 use crate::watch::{Change, Watcher};
 
-/// How long a new daemon waits for the socket lock held by one that is exiting.
+/// How long a new daemon waits for the socket lock held by another. A daemon
+/// that shuts down gives the lock up as soon as it stops accepting (see
+/// [`run`]), so this covers only that moment, however long its drain.
 const LOCK_WAIT: Duration = Duration::from_secs(5);
 /// How long shutdown waits for sessions to finish writing, beyond the grace
 /// their calls in flight get (`shutdown_grace_secs`).
@@ -135,9 +137,7 @@ pub async fn serve(options: ServeOptions, shutdown: CancellationToken) -> Result
             // config parsing, binding): its pages need not stay resident.
             crate::memory::drop_mapped_code();
             tokio::spawn(supervise(gateway.clone(), shutdown.clone(), owned.is_none()));
-            run(gateway, listener, signals, shutdown).await;
-            drop(record);
-            drop(owned);
+            run(gateway, listener, (owned, record), signals, shutdown).await;
             Ok(())
         }
         Err(e) => {
@@ -372,7 +372,19 @@ async fn bind(socket: &Path) -> Result<(std::os::unix::net::UnixListener, OwnedS
 }
 
 /// Accepts sessions until shutdown, then drains them and stops the backends.
-async fn run(gateway: Arc<Gateway>, listener: UnixListener, signals: Signals, shutdown: CancellationToken) {
+///
+/// `claim` (the socket file, its lock and the daemon's record) is given up as
+/// soon as this daemon stops accepting, not when it exits: while it drains, a
+/// next daemon (started by a new terminal's shim, or an upgrade) can bind the
+/// socket at once instead of waiting out the drain, which may be far longer
+/// than its wait for the lock.
+async fn run(
+    gateway: Arc<Gateway>,
+    listener: UnixListener,
+    claim: impl Sized,
+    signals: Signals,
+    shutdown: CancellationToken,
+) {
     tokio::spawn(signals.handle(gateway.clone(), shutdown.clone()));
     let sessions = TaskTracker::new();
     let uid = nix::unistd::getuid().as_raw();
@@ -410,6 +422,7 @@ async fn run(gateway: Arc<Gateway>, listener: UnixListener, signals: Signals, sh
     info!(sessions = gateway.session_count(), "shutting down");
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     drop(listener);
+    drop(claim);
     sessions.close();
     // Each session lets its calls in flight finish within the grace, then ends.
     let drain = Duration::from_secs(gateway.config().shutdown_grace_secs) + SESSION_DRAIN;

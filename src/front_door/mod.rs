@@ -55,6 +55,9 @@ const SESSION_HEADER: &str = "mcp-session-id";
 const VERSION_HEADER: &str = "mcp-protocol-version";
 /// The header a client may use to name its working directory (its workspace).
 const CWD_HEADER: &str = "x-mcp-gateway-cwd";
+/// The header a client may use to name its config entry for the gateway, as
+/// the shim's `--entry` does: the client puts it in front of tool names.
+const ENTRY_HEADER: &str = "x-mcp-gateway-entry";
 /// Who a request was authenticated as.
 #[derive(Debug, Clone)]
 struct Caller {
@@ -398,8 +401,8 @@ async fn post(State(front): State<Arc<FrontDoor>>, request: Request) -> Response
     }
     let is_initialize = jsonrpc::method(&message) == "initialize";
     let (session, new_id) = if is_initialize && !parts.headers.contains_key(SESSION_HEADER) {
-        let cwd = parts.headers.get(CWD_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string);
-        match open_session(&front, &caller, cwd).await {
+        let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        match open_session(&front, &caller, header(CWD_HEADER), header(ENTRY_HEADER)).await {
             Ok((id, session)) => (session, Some(id)),
             Err(OpenError::Full) => return plain(StatusCode::SERVICE_UNAVAILABLE, "too many sessions"),
             Err(OpenError::Refused(reason)) => {
@@ -581,6 +584,7 @@ async fn open_session(
     front: &Arc<FrontDoor>,
     caller: &Caller,
     cwd: Option<String>,
+    entry: Option<String>,
 ) -> Result<(String, Arc<HttpSession>), OpenError> {
     if lock(&front.sessions).len() >= front.config.max_sessions {
         warn!(limit = front.config.max_sessions, "too many HTTP sessions; refused a new one");
@@ -591,6 +595,7 @@ async fn open_session(
         mcp_gateway_preamble: PREAMBLE_VERSION,
         cwd: workspace.or_else(|| cwd.map(Into::into)),
         profile: caller.profile.clone(),
+        entry,
         shim_version: format!("http/{}", crate::VERSION),
         ..Default::default()
     };

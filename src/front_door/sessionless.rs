@@ -218,7 +218,7 @@ async fn shared_session(
     {
         return Ok(session);
     }
-    let (id, session) = super::open_session(front, caller, cwd).await?;
+    let (id, session) = super::open_session(front, caller, cwd, None).await?;
     lock(&front.modern_sessions).insert(key, id);
     Ok(session)
 }

@@ -87,8 +87,9 @@ impl Gateway {
 
     /// Lists `servers` as a session of `asker` would see them (starting each
     /// that has no listing under its current definition), so the catalog on
-    /// disk is warm before the first client attaches (`servers add` with no
-    /// daemon running). Per server: how many tools it lists, or why it could
+    /// disk is warm before the first client attaches (`servers add` and
+    /// `import`: in the daemon when one runs, else in the command's own
+    /// process). Per server: how many tools it lists, or why it could
     /// not be listed (it is then listed on its first use, as always).
     pub async fn prefetch(self: &Arc<Self>, servers: &[String], asker: &Asker<'_>) -> Result<Value, String> {
         let context = self.session_context(asker.cwd, None)?;

@@ -109,7 +109,8 @@ impl Listings {
     }
 }
 
-/// Catalogs by the exact set of servers they were built from, with a count of
+/// Catalogs by the exact set of servers they were built from (and the name
+/// budget they were built for), with a count of
 /// the changes that emptied them: a catalog built from listings gathered
 /// before a change (a slow first listing overtaken by a re-listing after
 /// `list_changed`) is handed to its own request but never stored, so no stale
@@ -235,6 +236,34 @@ impl Gateway {
         lock(&self.listings.disk).put(&key.0, &key.1, &listing);
     }
 
+    /// Records with the listing (and on disk) that `tool` asks clients for
+    /// `kind`; when that is news, catalogs are rebuilt and sessions told to
+    /// list their tools again (one that cannot answer it no longer sees it).
+    pub(super) fn remember_ask_kind(&self, server: &str, config: &ServerConfig, tool: &str, kind: &str) {
+        let key = listing_key(server, config);
+        let known = |l: &ServerListing| l.asks_for.get(tool).is_some_and(|kinds| kinds.contains(kind));
+        if self.listings.cached(&key).is_none_or(|listing| known(&listing)) {
+            return;
+        }
+        let listing = {
+            let mut live = lock(&self.listings.live);
+            let Some(entry) = live.get_mut(&key) else { return };
+            let mut listing = (*entry.listing).clone();
+            listing.asks_for.entry(tool.to_string()).or_default().insert(kind.to_string());
+            entry.listing = Arc::new(listing);
+            entry.listing.clone()
+        };
+        lock(&self.listings.disk).put(&key.0, &key.1, &listing);
+        tracing::info!(
+            server,
+            tool,
+            kind,
+            "this tool asks clients for {kind}: it is listed only to sessions that can answer"
+        );
+        lock(&self.listings.catalogs).clear();
+        self.announce(Changes { tools: true, prompts: false, resources: false });
+    }
+
     /// The era a listing of this definition recorded (in memory or on disk).
     pub(super) fn listed_era(&self, server: &str, config: &ServerConfig) -> Option<crate::era::Era> {
         self.listings.cached(&listing_key(server, config)).and_then(|listing| listing.era)
@@ -248,6 +277,7 @@ impl Gateway {
         // What the gateway learnt about the tools outlives a re-listing.
         if let Some(known) = self.listings.cached(&key) {
             listing.asking_tools = known.asking_tools.clone();
+            listing.asks_for = known.asks_for.clone();
         }
         let listing = Arc::new(listing);
         let fresh_until = ttl.map(|ttl| Instant::now() + ttl);
@@ -371,7 +401,10 @@ impl Gateway {
         session: &SessionInfo,
         wait: impl Fn(&str, &ServerConfig) -> Wait,
     ) -> Arc<Catalog> {
-        let signature = self.servers_signature(session);
+        // What the client said in `initialize` is in the gateway's record of
+        // the session, not in a copy taken before it.
+        let budget = self.session(session.id).map_or(session.name_budget, |s| s.name_budget);
+        let signature = format!("{}\u{1d}{}", budget.len(), self.servers_signature(session));
         let generation = {
             let catalogs = lock(&self.listings.catalogs);
             if let Some(catalog) = catalogs.built.get(&signature).cloned() {
@@ -408,7 +441,7 @@ impl Gateway {
                 listing,
             })
             .collect();
-        let mut catalog = Catalog::build(&inputs);
+        let mut catalog = Catalog::build(&inputs, budget);
         let complete = unavailable.is_empty();
         catalog.unavailable = unavailable;
         let catalog = Arc::new(catalog);

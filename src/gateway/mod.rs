@@ -15,7 +15,7 @@ use serde_json::Value;
 use tracing::{debug, info};
 
 use crate::backend::{Backend, BackendHandler, BackendPool};
-use crate::catalog::ListingCache;
+use crate::catalog::{ListingCache, NameBudget};
 use crate::config::Config;
 use crate::credentials::{EnvFiles, Hasher};
 use crate::jsonrpc;
@@ -40,7 +40,7 @@ mod tests;
 
 pub use commands::Asker;
 pub use logging::LogLevel;
-pub(crate) use server_requests::{missing_capability, required_capabilities};
+pub(crate) use server_requests::{missing_capability, required_capabilities, unanswerable_message};
 
 /// What the gateway knows about a connected session.
 #[derive(Debug, Clone)]
@@ -55,6 +55,12 @@ pub struct SessionInfo {
     /// The environment the client ran in (a credential source; never shown).
     pub env: ClientEnv,
     pub client_name: Option<String>,
+    /// The name of the client's config entry that runs the shim (its
+    /// `--entry`), when it said; the client puts it in front of tool names.
+    pub entry: Option<String>,
+    /// How long the names this session is shown may be, for its client and
+    /// entry (set with what it says in `initialize`).
+    pub name_budget: NameBudget,
     /// The protocol version negotiated in `initialize`.
     pub protocol_version: Option<String>,
     /// What the client declared in `initialize` (sampling, elicitation, roots…).
@@ -89,6 +95,8 @@ impl SessionInfo {
             client_pid,
             env,
             client_name: None,
+            entry: None,
+            name_budget: NameBudget::DEFAULT,
             protocol_version: None,
             capabilities: Value::Null,
             log_level: None,
@@ -229,9 +237,11 @@ impl Gateway {
         lock(&self.sessions).insert(info.id, info);
     }
 
-    /// Records what the client said about itself in `initialize`.
+    /// Records what the client said about itself in `initialize`, and so
+    /// the room its names have.
     pub fn set_client_info(&self, id: SessionId, name: Option<String>, version: &str, capabilities: Value) {
         if let Some(info) = lock(&self.sessions).get_mut(&id) {
+            info.name_budget = NameBudget::for_client(name.as_deref(), info.entry.as_deref());
             info.client_name = name;
             info.protocol_version = Some(version.to_string());
             info.capabilities = capabilities;

@@ -50,9 +50,13 @@ pub(super) async fn run(gateway: Weak<Gateway>) {
                 limit = limit.min(super::asking::EXTRA_INSTANCE_IDLE);
             }
             if backend.idle_for() >= limit && !gateway.busy(&backend) {
-                info!(server = %backend.server, key = %backend.key.0, idle = ?backend.idle_for(), "stopping an idle backend");
+                // Checked again where a call would take it, so none is given
+                // an instance that is being stopped.
+                let idle = backend.idle_for();
                 let grace = Duration::from_secs(gateway.config().shutdown_grace_secs);
-                gateway.pool.stop(&backend.identity, grace).await;
+                if gateway.pool.stop_idle(&backend.identity, limit, grace, |b| gateway.busy(b)).await {
+                    info!(server = %backend.server, key = %backend.key.0, ?idle, "stopped an idle backend");
+                }
             }
         }
     }

@@ -18,6 +18,7 @@ use tracing::{debug, info, warn};
 
 use super::{Gateway, SessionInfo, lock};
 use crate::backend::Backend;
+use crate::catalog::Catalog;
 use crate::jsonrpc;
 use crate::sink::SessionId;
 
@@ -155,6 +156,29 @@ pub(crate) fn required_capabilities(missing: &str) -> Value {
     }
 }
 
+/// What a server→client request asks the client for, as recorded with the
+/// tool that asked it (see [`ServerListing::asks_for`](crate::catalog::ServerListing)).
+fn ask_kind(method: &str, params: &Value) -> Option<&'static str> {
+    match method {
+        "sampling/createMessage" => Some("sampling"),
+        "elicitation/create" if params.get("mode").and_then(Value::as_str) == Some("url") => Some("url-elicitation"),
+        "elicitation/create" => Some("elicitation"),
+        _ => None,
+    }
+}
+
+/// Why a session cannot answer what a tool was seen to ask for (a kind
+/// [`ask_kind`] names), if it cannot.
+pub(crate) fn missing_for_kind(capabilities: &Value, kind: &str) -> Option<String> {
+    let (method, params) = match kind {
+        "sampling" => ("sampling/createMessage", json!({})),
+        "url-elicitation" => ("elicitation/create", json!({"mode": "url"})),
+        "elicitation" => ("elicitation/create", json!({})),
+        _ => return None,
+    };
+    missing_capability(capabilities, method, &params)
+}
+
 /// Why a session cannot take a server→client request, if it cannot.
 pub(crate) fn missing_capability(capabilities: &Value, method: &str, params: &Value) -> Option<String> {
     let declared = |path: &str| capabilities.pointer(path).is_some();
@@ -181,7 +205,30 @@ pub(crate) fn missing_capability(capabilities: &Value, method: &str, params: &Va
     }
 }
 
+/// What a model is told when it calls a tool its client cannot answer the
+/// questions of (see [`Gateway::unanswerable`]).
+pub(crate) fn unanswerable_message(name: &str, missing: &str) -> String {
+    format!(
+        "`{name}` asks the client for {missing} while it runs, and this client did not declare {missing} support \
+         in `initialize`, so it cannot run here; use a client that supports {missing}"
+    )
+}
+
 impl Gateway {
+    /// What `session` cannot answer of what the tool exposed as `name` in
+    /// `catalog` was seen to ask for: such a tool is neither listed to it nor
+    /// run for it. `None` too for a modern session, which is asked inside the
+    /// call's answer and declares what it supports on each request.
+    pub fn unanswerable(&self, session: SessionId, catalog: &Catalog, name: &str) -> Option<String> {
+        let kinds = catalog.asks_for(name)?;
+        let me = self.session(session)?;
+        let modern = me.protocol_version.as_deref().is_some_and(|v| crate::era::MODERN_VERSIONS.contains(&v));
+        if modern {
+            return None;
+        }
+        kinds.iter().find_map(|kind| missing_for_kind(&me.capabilities, kind))
+    }
+
     /// Routes a request from a backend to the session that caused it.
     pub(super) fn route_server_request(&self, backend: &Arc<Backend>, message: Value, origin: Option<SessionId>) {
         let id = message.get("id").cloned().unwrap_or(Value::Null);
@@ -231,6 +278,14 @@ impl Gateway {
         };
         if origin.is_none() {
             self.learn_asking(backend, [session.id]);
+        }
+        // The one call this session has here asked it: what it asks for is
+        // known for certain (a task's question is the task's, not a call's).
+        let for_task = super::tasks::related_task(&params).is_some();
+        if let (Some(kind), false) = (ask_kind(&method, &params), for_task)
+            && let Some(tool) = backend.sole_tool_of(session.id)
+        {
+            self.remember_ask_kind(&backend.server, &backend.config, &tool, kind);
         }
         // A modern client is told with -32021 on its own call (see
         // `ModernSession::await_round`); a handshake client's backend is refused here.
@@ -342,6 +397,26 @@ impl Gateway {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What a tool asked for, as recorded, is held against a session's
+    /// capabilities the way the request itself would be.
+    #[test]
+    fn kinds_of_questions_name_the_capability_they_need() {
+        assert_eq!(ask_kind("sampling/createMessage", &json!({})), Some("sampling"));
+        assert_eq!(ask_kind("elicitation/create", &json!({"mode": "url"})), Some("url-elicitation"));
+        assert_eq!(ask_kind("elicitation/create", &json!({})), Some("elicitation"));
+        assert_eq!(ask_kind("roots/list", &json!({})), None);
+        let none = json!({});
+        let form = json!({"elicitation": {}});
+        let both = json!({"sampling": {}, "elicitation": {"form": {}, "url": {}}});
+        assert_eq!(missing_for_kind(&none, "sampling").as_deref(), Some("sampling"));
+        assert_eq!(missing_for_kind(&form, "elicitation"), None);
+        assert_eq!(missing_for_kind(&form, "url-elicitation").as_deref(), Some("URL-mode elicitation"));
+        for kind in ["sampling", "elicitation", "url-elicitation"] {
+            assert_eq!(missing_for_kind(&both, kind), None, "{kind}");
+        }
+        assert_eq!(missing_for_kind(&none, "something-new"), None, "an unknown kind hides nothing");
+    }
 
     #[test]
     fn a_server_request_is_attributed_to_one_session_or_refused() {

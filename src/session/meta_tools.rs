@@ -177,7 +177,13 @@ async fn servers(gateway: &Arc<Gateway>, session: &SessionInfo) -> Value {
 
 async fn search_tools(gateway: &Arc<Gateway>, session: &SessionInfo, query: &str, limit: usize) -> Value {
     let catalog = gateway.catalog(session).await;
-    let found = search::rank(&catalog.tools, query, limit);
+    // What this client cannot answer the questions of is not offered.
+    let name = |i: &usize| catalog.tools[*i]["name"].as_str().unwrap_or_default();
+    let found: Vec<usize> = search::rank(&catalog.tools, query, catalog.tools.len())
+        .into_iter()
+        .filter(|i| gateway.unanswerable(session.id, &catalog, name(i)).is_none())
+        .take(limit)
+        .collect();
     if found.is_empty() {
         return text(format!("No tool matches `{query}`; try other words, or mcpgw_servers."));
     }
@@ -226,6 +232,9 @@ async fn call_tool(gateway: &Arc<Gateway>, session: &SessionInfo, mut params: Va
     // A call waits for its own server only, not for every server to be listed.
     let catalog = gateway.catalog_for_name(session, &name).await;
     let Some(target) = catalog.tool(&name).cloned() else { return unknown(&catalog, &name) };
+    if let Some(missing) = gateway.unanswerable(session.id, &catalog, &name) {
+        return tool_error(crate::gateway::unanswerable_message(&name, &missing));
+    }
     params["name"] = Value::String(target.name);
     match gateway.forward(&target.server, "tools/call", params, session).await {
         Ok(response) => response,

@@ -44,6 +44,9 @@ pub struct Admitted {
     context: SessionContext,
     client_pid: Option<u32>,
     env: ClientEnv,
+    resends_unstarted: bool,
+    /// The shim's `--entry`: what the client calls the gateway.
+    entry: Option<String>,
 }
 
 impl Admitted {
@@ -67,7 +70,14 @@ pub fn admit(gateway: &Gateway, preamble: Preamble) -> Result<Admitted, String> 
         warn!("refused a session: {reason}");
         return Err(reason);
     }
-    Ok(Admitted { id: gateway.next_session_id(), context, client_pid: preamble.client_pid, env: preamble.env })
+    Ok(Admitted {
+        id: gateway.next_session_id(),
+        context,
+        client_pid: preamble.client_pid,
+        env: preamble.env,
+        resends_unstarted: preamble.resends_unstarted,
+        entry: preamble.entry,
+    })
 }
 
 /// Serves an admitted session over a line transport (a socket after its
@@ -83,7 +93,7 @@ pub async fn serve<R, W>(
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let Admitted { id, context, client_pid, env } = admitted;
+    let Admitted { id, context, client_pid, env, resends_unstarted, entry } = admitted;
     let span = crate::trace::session_span(id, client_pid);
     async move {
         let limits = gateway.config().limits.clone();
@@ -91,10 +101,17 @@ pub async fn serve<R, W>(
         let sink = SessionSink::with_limits(id, tx, limits.backlog_per_session, limits.backlog_bytes_per_session);
         let front = Arc::new(ModernFront::default());
         let writer = tokio::spawn(write_messages(write, rx, sink.backlog(), front.clone()).in_current_span());
-        let info = SessionInfo::new(sink, context, client_pid, env);
+        let mut info = SessionInfo::new(sink, context, client_pid, env);
+        info.entry = entry;
         gateway.register_session(info.clone());
-        info!(cwd = ?info.cwd, workspace = %info.workspace.display(), profile = ?info.profile, "session started");
-        let session = Arc::new(Session::new(gateway.clone(), info, front));
+        info!(
+            cwd = ?info.cwd,
+            workspace = %info.workspace.display(),
+            profile = ?info.profile,
+            entry = ?info.entry,
+            "session started"
+        );
+        let session = Arc::new(Session::new(gateway.clone(), info, front, resends_unstarted));
         session.run(frames, shutdown).await;
         gateway.unregister_session(id);
         drop(session);
@@ -200,13 +217,28 @@ struct Session {
     modern: Arc<ModernFront>,
     /// Global config changes a meta-tool showed and awaits the confirmation of.
     confirmations: meta_tools::Confirmations,
+    /// See [`Preamble::resends_unstarted`].
+    resends_unstarted: bool,
+}
+
+/// What a request sent to a draining daemon is answered with, when its client
+/// cannot be handed it back.
+const RESTARTING: &str = "the mcp-gateway daemon is restarting, so this request was not started; send it again";
+
+/// Whether a message (or a batch) holds a request, which a draining session
+/// does not start.
+fn has_request(message: &Value) -> bool {
+    match message {
+        Value::Array(batch) => batch.iter().any(|m| jsonrpc::kind(m) == Kind::Request),
+        message => jsonrpc::kind(message) == Kind::Request,
+    }
 }
 
 /// The result of one request: a response to send, or nothing (cancelled).
 type Outcome = Option<Value>;
 
 impl Session {
-    fn new(gateway: Arc<Gateway>, info: SessionInfo, modern: Arc<ModernFront>) -> Self {
+    fn new(gateway: Arc<Gateway>, info: SessionInfo, modern: Arc<ModernFront>, resends_unstarted: bool) -> Self {
         Self {
             gateway,
             info,
@@ -215,6 +247,7 @@ impl Session {
             next_ask: std::sync::atomic::AtomicU64::new(1),
             modern,
             confirmations: Default::default(),
+            resends_unstarted,
         }
     }
 
@@ -231,11 +264,23 @@ impl Session {
         // Not a child of `shutdown`: a planned shutdown drains (see below).
         let cancel_all = CancellationToken::new();
         let max = self.gateway.config().max_message_bytes;
-        let mut draining = false;
+        // A planned shutdown (SIGTERM, `stop`, an upgrade) drains: the calls in
+        // flight get `shutdown_grace_secs` to finish, and the session goes on
+        // reading meanwhile, so that their cancellations and the client's
+        // answers to their questions (sampling, elicitation) still arrive; a new
+        // request is not started but handed back (see `hand_back`).
+        let mut drain_until: Option<tokio::time::Instant> = None;
         loop {
             let frame = tokio::select! {
-                _ = shutdown.cancelled() => {
-                    draining = true;
+                _ = shutdown.cancelled(), if drain_until.is_none() => {
+                    let grace = Duration::from_secs(self.gateway.config().shutdown_grace_secs);
+                    drain_until = Some(tokio::time::Instant::now() + grace);
+                    requests.close();
+                    continue;
+                }
+                _ = requests.wait(), if drain_until.is_some() => break,
+                _ = tokio::time::sleep_until(drain_until.unwrap_or_else(tokio::time::Instant::now)), if drain_until.is_some() => {
+                    warn!("calls in flight did not finish within the shutdown grace; cancelled them");
                     break;
                 }
                 _ = self.info.sink.overflowed().cancelled() => {
@@ -246,6 +291,13 @@ impl Session {
                 frame = frames.next() => frame,
             };
             match frame {
+                None if drain_until.is_some() => {
+                    // The client stopped sending; its calls in flight may still finish.
+                    if let Some(until) = drain_until {
+                        let _ = tokio::time::timeout_at(until, requests.wait()).await;
+                    }
+                    break;
+                }
                 None => break,
                 Some(Err(e)) => {
                     debug!(error = %e, "client connection failed");
@@ -259,19 +311,7 @@ impl Session {
                         format!("message larger than the limit of {max} bytes (max_message_bytes); it was dropped"),
                     ));
                 }
-                Some(Ok(Frame::Line(line))) => self.on_line(&line, &requests, &cancel_all),
-            }
-        }
-        if draining {
-            // A planned shutdown (SIGTERM, `stop`, an upgrade): nothing more is
-            // read, so no new call starts here (what the client sends now waits
-            // in the socket, and its shim sends it again to the next daemon or
-            // answers it with the restart error), and the calls in flight get
-            // `shutdown_grace_secs` to finish before they are cancelled.
-            let grace = Duration::from_secs(self.gateway.config().shutdown_grace_secs);
-            requests.close();
-            if tokio::time::timeout(grace, requests.wait()).await.is_err() {
-                warn!("calls in flight did not finish within the shutdown grace of {grace:?}; cancelled them");
+                Some(Ok(Frame::Line(line))) => self.on_line(&line, &requests, &cancel_all, drain_until.is_some()),
             }
         }
         // The client is gone (or the grace is over): drop every request task
@@ -281,7 +321,7 @@ impl Session {
         requests.wait().await;
     }
 
-    fn on_line(self: &Arc<Self>, line: &[u8], requests: &TaskTracker, cancel_all: &CancellationToken) {
+    fn on_line(self: &Arc<Self>, line: &[u8], requests: &TaskTracker, cancel_all: &CancellationToken, draining: bool) {
         let text = match std::str::from_utf8(line) {
             Ok(text) => text,
             Err(e) => {
@@ -302,6 +342,10 @@ impl Session {
                 return;
             }
         };
+        if draining && has_request(&message) {
+            self.hand_back(message);
+            return;
+        }
         match message {
             Value::Array(batch) if batch.is_empty() => {
                 self.send(jsonrpc::error(Value::Null, jsonrpc::INVALID_REQUEST, "empty batch"));
@@ -340,6 +384,33 @@ impl Session {
                     .in_current_span(),
                 );
             }
+        }
+    }
+
+    /// A request read while the daemon drains is not started here: a shim is
+    /// handed the whole message back to send to the next daemon (it was never
+    /// acted on, so that is safe whatever it does); any other client gets an
+    /// error that says so.
+    fn hand_back(&self, message: Value) {
+        if self.resends_unstarted {
+            debug!("handed a request back to the shim for the next daemon");
+            self.send(jsonrpc::notification(crate::preamble::NOT_STARTED, json!({ "message": message })));
+            return;
+        }
+        let requests = match message {
+            Value::Array(batch) => batch,
+            message => vec![message],
+        };
+        let errors: Vec<Value> = requests
+            .into_iter()
+            .filter(|m| jsonrpc::kind(m) == Kind::Request)
+            .map(|m| {
+                let id = m.get("id").cloned().unwrap_or(Value::Null);
+                jsonrpc::error(id, jsonrpc::INTERNAL_ERROR, RESTARTING)
+            })
+            .collect();
+        for error in errors {
+            self.send(error);
         }
     }
 
@@ -572,7 +643,17 @@ impl Session {
         if lazy {
             return self.page(id, params, &meta_tools::definitions(), "tools");
         }
-        self.list(id, params, |c| &c.tools, "tools").await
+        let catalog = self.gateway.catalog(&self.info).await;
+        let answerable = |tool: &&Value| {
+            let name = tool.get("name").and_then(Value::as_str).unwrap_or_default();
+            self.gateway.unanswerable(self.info.id, &catalog, name).is_none()
+        };
+        if catalog.tools.iter().all(|tool| answerable(&tool)) {
+            return self.page(id, params, &catalog.tools, "tools");
+        }
+        // Tools known to ask for what this client cannot answer are left out.
+        let tools: Vec<Value> = catalog.tools.iter().filter(answerable).cloned().collect();
+        self.page(id, params, &tools, "tools")
     }
 
     async fn list(&self, id: Value, params: &Value, items: fn(&Catalog) -> &Vec<Value>, field: &str) -> Value {
@@ -612,10 +693,16 @@ impl Session {
                 && let Some((server, _)) = catalog.unavailable_for(&name)
                 && let Some(why) = self.gateway.login_needed(server, &self.info)
             {
-                return login_error(id, &why);
+                return tool_refusal(id, &why);
             }
             return unknown_name(id, kind, &name, &catalog);
         };
+        if let Named::Tool = kind
+            && let Some(missing) = self.gateway.unanswerable(self.info.id, &catalog, &name)
+        {
+            info!(tool = name, "refused a call of a tool that asks for {missing}, which this client does not support");
+            return tool_refusal(id, &crate::gateway::unanswerable_message(&name, &missing));
+        }
         params["name"] = Value::String(target.name.clone());
         self.forward(id, &target.server, method, params).await
     }
@@ -722,16 +809,17 @@ impl Session {
                 response
             }
             Err(e) => match self.gateway.login_needed(server, &self.info).filter(|_| method == "tools/call") {
-                Some(why) => login_error(id, &why),
+                Some(why) => tool_refusal(id, &why),
                 None => backend_error(id, server, &e),
             },
         }
     }
 }
 
-/// A tool call that waits for a person to log in: a tool error (`isError`)
-/// naming the command, so the model can relay it.
-fn login_error(id: Value, why: &str) -> Value {
+/// A tool call that cannot run as things are (it waits for a person to log
+/// in, or asks what this client cannot answer): a tool error (`isError`)
+/// saying why, so the model can relay it.
+fn tool_refusal(id: Value, why: &str) -> Value {
     jsonrpc::result(id, json!({ "content": [{ "type": "text", "text": why }], "isError": true }))
 }
 

@@ -149,6 +149,10 @@ fn servers_edits_are_taken_up_by_the_running_daemon() {
     add.extend(command.iter().map(String::as_str));
     let out = ok(&gw, &add);
     assert!(out.contains("added `beta`") && out.contains("the running daemon applied it"), "{out}");
+    // Listed through the daemon (which started it as on a first use), so
+    // its catalog entry is there before any client asked.
+    assert!(out.contains("listed `beta` (") && out.contains("tool(s)) for the catalog"), "{out}");
+    assert!(status(&gw)["catalog_age_secs"]["beta"].is_u64(), "{}", status(&gw));
     assert!(wait_until(Duration::from_secs(10), || tools_now(&gw).contains(&"beta__echo".to_string())));
 
     let listed: Value = serde_json::from_str(&ok(&gw, &["servers", "list", "--json"])).unwrap();
@@ -170,7 +174,8 @@ fn servers_edits_are_taken_up_by_the_running_daemon() {
     assert!(wait_until(Duration::from_secs(10), || !tools_now(&gw).contains(&"beta__echo".to_string())));
 
     // From the catalog, by name; an unknown name without a command is explained.
-    assert!(ok(&gw, &["servers", "add", "memory"]).contains("added `memory`"));
+    // (Not listed now: the catalog's memory is an npx package to download.)
+    assert!(ok(&gw, &["servers", "add", "memory", "--no-prefetch"]).contains("added `memory`"));
     let config = std::fs::read_to_string(gw.home.join("config.yaml")).unwrap();
     assert!(config.contains("@modelcontextprotocol/server-memory"), "{config}");
     let out = cli(&gw, &["servers", "add", "no-such-thing"]);
@@ -392,4 +397,25 @@ fn servers_add_prefetches_the_listing_in_process_when_no_daemon_runs() {
     client.initialize();
     assert!(client.tool_names().contains(&"beta__echo".to_string()));
     assert_eq!(gw.count("fixture_server.py beta"), 0, "listed from the catalog on disk");
+}
+
+/// An edit reloads the daemon on the socket `--socket` names (not only the
+/// default one); with none there it says which socket it asked, and names a
+/// daemon of this user that runs on another.
+#[test]
+fn edits_reload_the_daemon_on_the_socket_given_and_name_the_socket_otherwise() {
+    let mut gw = TestGateway::with_servers(&[("alpha", fixture_server("alpha"))]);
+    gw.start();
+    let elsewhere = gw.dir.path().join("elsewhere.sock");
+    let socket = gw.socket.display().to_string();
+    let run = |args: &[&str]| {
+        let out = gw.command(DAEMON).env("MCP_GATEWAY_SOCKET", &elsewhere).args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}{}", stdout(&out), stderr(&out));
+        stdout(&out)
+    };
+    let out = run(&["servers", "disable", "alpha", "--socket", &socket]);
+    assert!(out.contains("the running daemon applied it") && !out.contains("no daemon"), "{out}");
+    let out = run(&["servers", "enable", "alpha"]);
+    assert!(out.contains(&format!("no daemon runs on {}", elsewhere.display())), "{out}");
+    assert!(out.contains(&format!("a daemon runs on {socket}")), "{out}");
 }

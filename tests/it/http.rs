@@ -389,3 +389,40 @@ fn modern_clients_post_without_a_session_and_keep_their_own_ids() {
     let changed = read_messages_until(&mut stream, |m| m["method"] == "notifications/tools/list_changed");
     assert_eq!(changed.last().unwrap()["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], "L");
 }
+
+/// Over HTTP a client names its entry with `X-MCP-Gateway-Entry`, as the
+/// shim's `--entry`: Claude Code under `gateway` gets the whole 50-character
+/// name, under `mcp-gateway` the 46 that `mcp__mcp-gateway__` leaves.
+#[test]
+fn an_http_client_names_its_entry_and_gets_names_that_fit_behind_it() {
+    const SERVER: &str = "fixture-server-whose-name-is-long-for-a-tool";
+    let mut gw = TestGateway::new();
+    gw.write_config(&format!(
+        "http:\n  listen: \"127.0.0.1:0\"\n  auth: {{ bearer_tokens: [\"${{GATEWAY_TOKEN}}\"] }}\nservers:\n  {SERVER}:\n{}",
+        fixture_server("http-entry")
+    ));
+    gw.daemon_env.push(("GATEWAY_TOKEN".into(), "tok-123".into()));
+    gw.start();
+    let url = status(&gw)["http"].as_str().expect("the front door is listening").to_string();
+    let http = Http::new();
+    let echo_name = |entry: Option<&str>| {
+        let mut headers = vec![("authorization", "Bearer tok-123")];
+        headers.extend(entry.map(|e| ("x-mcp-gateway-entry", e)));
+        let init = post(
+            &http,
+            &url,
+            &headers,
+            &json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18",
+                "capabilities":{},"clientInfo":{"name":"claude-code","version":"1"}}}),
+        );
+        let session = init.headers().get("mcp-session-id").expect("a session id").to_str().unwrap().to_string();
+        headers.extend([("mcp-session-id", session.as_str()), ("mcp-protocol-version", "2025-06-18")]);
+        let tools = http_messages(post(&http, &url, &headers, &json!({"jsonrpc":"2.0","id":1,"method":"tools/list"})));
+        let names = tools.last().unwrap()["result"]["tools"].as_array().unwrap().clone();
+        let names: Vec<String> = names.iter().map(|t| t["name"].as_str().unwrap().to_string()).collect();
+        names.into_iter().find(|n| n.contains("__echo")).expect("the echo tool")
+    };
+    assert_eq!(echo_name(None), format!("{SERVER}__echo"));
+    let short = echo_name(Some("mcp-gateway"));
+    assert!(short.len() <= 46 && short.starts_with(&SERVER[..31]), "{short}");
+}

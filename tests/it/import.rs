@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 
-use crate::common::{DAEMON, TestGateway, first_text};
+use crate::common::{DAEMON, TIMEOUT, TestGateway, first_text, wait_until};
 use mcp_gateway::config::Config;
 use serde_json::{Value, json};
 
@@ -49,6 +49,10 @@ struct World {
     gw: TestGateway,
     user: PathBuf,
     project: PathBuf,
+    /// Whether `import` lists what it adds. Off unless a test turns it on:
+    /// the fixture clients' servers are npx packages and remote URLs a test
+    /// must not download or reach.
+    prefetch: bool,
 }
 
 fn fixtures() -> PathBuf {
@@ -91,14 +95,16 @@ impl World {
         std::fs::create_dir_all(&project).unwrap();
         // The working directory as the binary will see it (no symlinks).
         let project = std::fs::canonicalize(project).unwrap();
-        World { gw, user, project }
+        World { gw, user, project, prefetch: false }
     }
 
     fn run(&self, args: &[&str]) -> Output {
+        let no_prefetch = (args.first() == Some(&"import") && !self.prefetch).then_some("--no-prefetch");
         let out = self
             .gw
             .command(DAEMON)
             .args(args)
+            .args(no_prefetch)
             .env("HOME", &self.user)
             .env_remove("XDG_CONFIG_HOME")
             .env_remove("CODEX_HOME")
@@ -207,6 +213,11 @@ fn import_brings_every_client_format_into_the_gateway() {
     // Claude Code's project-only server stays the project's; the others are for every project.
     assert_eq!(s["postgres"].projects, [world.project.display().to_string()]);
     assert!(s["github"].projects.is_empty() && s["echo"].projects.is_empty());
+    // So are the servers of the project's own files (`.mcp.json`, `.vscode/mcp.json`).
+    for name in ["memory", "linear", "perplexity", "playwright", "api-docs", "local-tool"] {
+        assert_eq!(s[name].projects, [world.project.display().to_string()], "{name}");
+    }
+    assert!(s["memory-cursor"].projects.is_empty() && s["brave"].projects.is_empty());
     assert!(stdout.contains(&format!("offered only in {}", world.project.display())), "{stdout}");
     assert!(stdout.contains("set it in") && stdout.contains("PERPLEXITY_KEY"), "{stdout}");
 
@@ -349,6 +360,10 @@ fn setup_rewrites_each_client_format_and_keeps_the_rest() {
         json!({"mcpServers": {"gateway": {"type": "stdio", "command": connect, "args": args}}})
     );
     assert_eq!(std::fs::read_to_string(backup_of(&mcp_json)).unwrap(), original(&world, ".mcp.json", false));
+    // What it took out of `.mcp.json` stays this project's own in the gateway.
+    for name in ["memory", "linear"] {
+        assert_eq!(world.config().servers[name].projects, [world.project.display().to_string()], "{name}");
+    }
 
     // Cursor: already had a shim entry; the three served servers go.
     let cursor = world.user.join(".cursor/mcp.json");
@@ -527,16 +542,25 @@ fn setup_rewrites_a_commented_file_keeping_its_comments() {
 #[test]
 fn an_imported_server_runs_through_the_gateway() {
     let mut world = World::empty();
+    world.prefetch = true;
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fixture_server.py");
     let cursor = json!({"mcpServers": {"tool": {"command": "python3", "args": [script, "imported"],
                                                   "env": {"TOOL_API_KEY": SECRETS[3]}}}});
     std::fs::create_dir_all(world.user.join(".cursor")).unwrap();
     std::fs::write(world.user.join(".cursor/mcp.json"), cursor.to_string()).unwrap();
-    world.ok(&["import", "--yes"]);
+    // With no daemon running, the import lists the new server in its own
+    // process into the catalog on disk, and stops it.
+    let out = world.ok(&["import", "--yes"]);
+    assert!(out.contains("listed `tool` (") && out.contains("tool(s)) for the catalog"), "{out}");
+    let cache = std::fs::read_to_string(world.gw.home.join("cache/catalog.json")).unwrap_or_default();
+    assert!(cache.contains("\"tool\"") && cache.contains("echo"), "{cache}");
+    assert!(wait_until(TIMEOUT, || world.gw.count("fixture_server.py") == 0), "{:?}", world.gw.processes());
     assert_eq!(world.config().servers["tool"].env["TOOL_API_KEY"], "${TOOL_API_KEY}");
     world.gw.start();
     let mut client = world.gw.client();
     client.initialize();
+    assert!(client.tool_names().contains(&"tool__echo".to_string()));
+    assert_eq!(world.gw.count("fixture_server.py"), 0, "listed from the catalog on disk, nothing started");
     let reply = client.call_tool(json!(1), "tool__env", json!({"name": "TOOL_API_KEY"}));
     assert_eq!(first_text(&reply), SECRETS[3]);
     let reply = client.call_tool(json!(2), "tool__echo", json!({"message": "hi"}));
@@ -561,4 +585,34 @@ fn setup_for_a_project_writes_the_shim_by_name_when_path_finds_it() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let value = world.json(&world.project.join(".cursor/mcp.json"));
     assert_eq!(value["mcpServers"]["gateway"]["command"], "mcp-gateway-connect", "{value}");
+}
+
+/// With a daemon on the socket `--socket` names (and MCP_GATEWAY_SOCKET
+/// pointing elsewhere), `import` has that daemon apply it and says so, not
+/// "no daemon runs now" (issue 19).
+#[test]
+fn import_tells_the_daemon_on_the_socket_given() {
+    let mut world = World::empty();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fixture_server.py");
+    let cursor = json!({"mcpServers": {"tool": {"command": "python3", "args": [script, "imported"]}}});
+    std::fs::create_dir_all(world.user.join(".cursor")).unwrap();
+    std::fs::write(world.user.join(".cursor/mcp.json"), cursor.to_string()).unwrap();
+    world.gw.start();
+    let socket = world.gw.socket.display().to_string();
+    let out = world
+        .gw
+        .command(DAEMON)
+        .args(["import", "--yes", "--no-prefetch", "--socket", &socket])
+        .env("HOME", &world.user)
+        .env("MCP_GATEWAY_SOCKET", world.gw.dir.path().join("elsewhere.sock"))
+        .current_dir(&world.project)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(said.contains("the running daemon applied it") && !said.contains("no daemon"), "{said}");
+    let mut client = world.gw.client();
+    client.initialize();
+    assert!(client.tool_names().contains(&"tool__echo".to_string()));
 }

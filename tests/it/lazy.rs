@@ -243,3 +243,44 @@ fn a_workspace_install_writes_the_workspace_file_and_reports_what_is_missing() {
     let catalog = first_text(&meta(&mut client, "c", "mcpgw_catalog", json!({}))).to_string();
     assert!(catalog.contains("- github [installed]"), "{catalog}");
 }
+
+/// In lazy mode too: once the gateway has seen server-everything's
+/// trigger-sampling-request ask for sampling from its one call in flight,
+/// `mcpgw_search` no longer finds it for a session that declared no
+/// sampling, and `mcpgw_call` refuses it there, saying why.
+#[test]
+fn the_meta_tools_leave_out_a_sampling_tool_for_a_client_without_sampling() {
+    const TOOL: &str = "everything__trigger-sampling-request";
+    let gw = TestGateway::new();
+    gw.write_config(&format!("tools: lazy\nservers:\n  everything:\n{}", everything_server()));
+    let gw = in_process(gw);
+    let mut plain = gw.client();
+    plain.initialize(); // declares no sampling
+    let search = |client: &mut Client, id: &str| {
+        first_text(&meta(client, id, "mcpgw_search", json!({"query": "sampling request", "limit": 5}))).to_string()
+    };
+    let found = search(&mut plain, "s1");
+    assert!(found.contains(TOOL), "nothing known of it yet: found: {found}");
+
+    let mut sampler = gw.client();
+    sampler.initialize_with(json!({"sampling": {}}));
+    sampler.send(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "mcpgw_call",
+        "arguments": {"tool": TOOL, "arguments": {"prompt": "hi", "maxTokens": 5}}}}));
+    let request = loop {
+        let message = sampler.recv_within(Duration::from_secs(30)).expect("a sampling request");
+        if message["method"] == "sampling/createMessage" {
+            break message;
+        }
+    };
+    sampler.send(&json!({"jsonrpc": "2.0", "id": request["id"], "result": {
+        "role": "assistant", "content": {"type": "text", "text": "sampled"}, "model": "m"}}));
+    let reply = sampler.response(&json!(1));
+    assert!(serde_json::to_string(&reply).unwrap().contains("sampled"), "{reply}");
+
+    let found = search(&mut plain, "s2");
+    assert!(!found.contains(TOOL), "{found}");
+    assert!(search(&mut sampler, "s3").contains(TOOL), "a client that samples still finds it");
+    let reply = meta(&mut plain, "c", "mcpgw_call", json!({"tool": TOOL, "arguments": {"prompt": "hi"}}));
+    assert_eq!(reply["result"]["isError"], true, "{reply}");
+    assert!(first_text(&reply).contains("did not declare sampling support"), "{reply}");
+}

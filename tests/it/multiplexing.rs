@@ -158,6 +158,11 @@ fn what_the_gateway_learnt_about_asking_tools_outlives_the_daemon() {
     let (a, b) = (first.response(&json!(1)), second.response(&json!(1)));
     assert!(serde_json::to_string(&a).unwrap().contains("the first's answer"), "{a}");
     assert!(serde_json::to_string(&b).unwrap().contains("the second's answer"), "{b}");
+    // And what it asks for: a client that cannot sample is not offered it.
+    let mut plain = gw.client();
+    plain.initialize();
+    let names = plain.tool_names();
+    assert!(!names.iter().any(|t| t == "everything__trigger-sampling-request"), "{names:?}");
 }
 
 #[test]
@@ -205,6 +210,39 @@ fn a_server_request_needs_the_callers_capability() {
     let text = serde_json::to_string(&reply).unwrap();
     assert!(text.contains("did not declare sampling support"), "{reply}");
     assert!(with_method(&client.stash, "sampling/createMessage").is_empty());
+}
+
+/// Once the gateway has seen a tool ask for sampling from the one call of it
+/// in flight (server-everything's trigger-sampling-request), a session that
+/// declared no sampling is told to list again and no longer sees it, and a
+/// call of it there fails at once, saying why; the session that can sample
+/// keeps it. Before that it is listed to everyone: nothing is hidden on
+/// suspicion.
+#[test]
+fn a_tool_that_asks_for_sampling_is_not_offered_to_a_client_without_sampling() {
+    const TOOL: &str = "everything__trigger-sampling-request";
+    let gw = in_process(everything(""));
+    let mut plain = gw.client();
+    plain.initialize(); // declares no sampling
+    assert!(plain.tool_names().iter().any(|t| t == TOOL), "nothing known of it yet: listed");
+    let mut sampler = gw.client();
+    sampler.initialize_with(json!({"sampling": {}}));
+    sampler.send(&json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{
+        "name": TOOL, "arguments": {"prompt": "hi", "maxTokens": 5}}}));
+    let request = next_sampling_request(&mut sampler);
+    answer_sampling(&mut sampler, &request, "the sampler's answer");
+    let reply = sampler.response(&json!(1));
+    assert!(serde_json::to_string(&reply).unwrap().contains("the sampler's answer"), "{reply}");
+
+    next_request(&mut plain, "notifications/tools/list_changed");
+    let listed = plain.tool_names();
+    assert!(!listed.iter().any(|t| t == TOOL), "{listed:?}");
+    assert!(listed.iter().any(|t| t == "everything__echo"), "the other tools stay: {listed:?}");
+    assert!(sampler.tool_names().iter().any(|t| t == TOOL), "a client that samples still sees it");
+    let reply = plain.call_tool(json!(2), TOOL, json!({"prompt": "hi", "maxTokens": 5}));
+    assert_eq!(reply["result"]["isError"], true, "{reply}");
+    assert!(first_text(&reply).contains("did not declare sampling support"), "{reply}");
+    assert!(with_method(&plain.stash, "sampling/createMessage").is_empty());
 }
 
 #[test]
@@ -454,6 +492,50 @@ fn a_project_only_server_is_offered_only_in_its_project() {
     assert_eq!(servers_seen(project.path()), ["everywhere", "mine"]);
     assert_eq!(servers_seen(&inside), ["everywhere", "mine"], "a directory under the project is in it");
     assert_eq!(servers_seen(elsewhere.path()), ["everywhere"]);
+}
+
+/// Each session is shown names its client can take with its own prefix in
+/// front (DESIGN.md: 64 counting the prefix): Claude Code (`mcp__gateway__`,
+/// 14 characters) gets the whole `<server>__echo` of 50, a client the gateway
+/// does not know the shortened 46 every client got before, and so does Claude
+/// Code under the entry `mcp-gateway` (its shim says so with `--entry`).
+/// Either name calls the one tool from either session.
+#[test]
+fn each_client_is_shown_names_that_fit_behind_its_own_prefix() {
+    const SERVER: &str = "fixture-server-whose-name-is-long-for-a-tool";
+    let full = format!("{SERVER}__echo");
+    assert_eq!(full.len(), 50);
+    let gw = in_process(TestGateway::with_servers(&[(SERVER, fixture_server("long"))]));
+    let echo_name = |client: &mut Client| {
+        let names = client.tool_names();
+        names.into_iter().find(|n| n.starts_with(&SERVER[..16]) && n.contains("__echo")).expect("the echo tool")
+    };
+    let mut claude = gw.client();
+    claude.initialize_as("claude-code", json!({}));
+    let mut other = gw.client();
+    other.initialize_as("some-other-client", json!({}));
+    let mut renamed = gw.client_with(&["--no-autostart", "--entry", "mcp-gateway"]);
+    renamed.initialize_as("claude-code", json!({}));
+
+    let claude_name = echo_name(&mut claude);
+    let other_name = echo_name(&mut other);
+    assert_eq!(claude_name, full, "behind `mcp__gateway__` the whole name fits");
+    assert!(other_name.len() <= 46 && other_name != full, "{other_name}");
+    assert!(other_name.starts_with(&format!("{}__echo_", &SERVER[..31])), "readable: {other_name}");
+    assert_eq!(echo_name(&mut renamed), other_name, "`mcp__mcp-gateway__` leaves 46");
+    assert_eq!(echo_name(&mut other), other_name, "the same name every time");
+
+    let call = |client: &mut Client, name: &str, id: &str| {
+        let response = client.call_tool(json!(id), name, json!({"message": id}));
+        assert!(first_text(&response).contains(id), "{name} from call {id}: {response}");
+    };
+    call(&mut claude, &claude_name, "a");
+    call(&mut claude, &other_name, "b");
+    call(&mut other, &other_name, "c");
+    call(&mut renamed, &other_name, "d");
+    // A name a session was not shown and that is not the default is unknown to it.
+    let response = other.call_tool(json!("e"), &full, json!({"message": "e"}));
+    assert_eq!(response["error"]["code"], -32602, "{response}");
 }
 
 /// A small deterministic generator (xorshift), so a failure can be replayed.

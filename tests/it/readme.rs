@@ -28,6 +28,14 @@ const NOT_RUN_HERE: &[(&str, &str)] = &[
          the conformance suite's authorization servers",
     ),
     ("mcp-gateway auth logout *", "forgets the login `auth login` made, which is not run here"),
+    (
+        "mcp-gateway import --from https://*",
+        "needs a team gateway: tests/it/teams.rs imports from the real ContextForge",
+    ),
+    (
+        "mcp-gateway federate *",
+        "needs a team gateway and a front door it reaches: tests/it/teams.rs registers one in the real ContextForge",
+    ),
     ("docker run *", "needs Docker and an image from a registry: tests/it/trace.rs runs its own OTLP receiver"),
 ];
 
@@ -112,6 +120,10 @@ impl Sandbox {
             .env("XDG_RUNTIME_DIR", &self.runtime)
             .env("PATH", format!("{}:{}", self.bin.display(), deps().path()))
             .env("MCP_GATEWAY_TEST_TAG", &self.tag)
+            // `servers add memory` lists the server at once (an npx package):
+            // offline, npx says at once that it has no copy, and the test
+            // needs no network (the listing is left to the first use).
+            .env("npm_config_offline", "true")
             .current_dir(&self.home);
         command
     }

@@ -3,6 +3,8 @@
 //! from `mcp-gateway setup CLIENT`, pass their own health check, and make one
 //! real `tools/call` of server-everything's `echo` through the shim, asked to
 //! by a fake of their model API on 127.0.0.1 (tests/fixtures/fake_model.py).
+//! Each is offered names cut to the room its own prefix leaves, and Claude
+//! Code keeps a long call alive on the progress the gateway relays.
 //!
 //! Every client runs with a scratch HOME and XDG directories and an
 //! environment that holds nothing of the gateway's: no `MCP_GATEWAY_*`, no
@@ -29,7 +31,8 @@ const TOOL: &str = "everything__echo";
 
 /// A server whose name is long enough that `<server>__<tool>` fits in 64
 /// characters but not behind a client's prefix (`mcp__gateway__` + 59): the
-/// fake model, like the real APIs, refuses a tool name over 64.
+/// fake model, like the real APIs, refuses a tool name over 64, and the
+/// gateway shortens these names to what each client leaves.
 const LONG_SERVER: &str = "fixture-server-with-a-name-long-enough-to-matter";
 
 /// The clients under test.
@@ -75,19 +78,23 @@ struct FakeModel {
     _child: OwnedChild,
     port: u16,
     log: PathBuf,
+    /// The arguments of the tool call it asks for, when this file exists.
+    args: PathBuf,
 }
 
 impl FakeModel {
     /// `hold`: how many tool results to gather before any final answer (0: none).
-    fn start(dir: &Path, message: &str, hold: usize) -> FakeModel {
+    fn start(dir: &Path, tool: &str, message: &str, hold: usize) -> FakeModel {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fake_model.py");
         let log = dir.join("model.log");
+        let args = dir.join("model-args.json");
         let mut child = Command::new("python3")
             .arg(&script)
             .arg(&log)
-            .arg(TOOL)
+            .arg(tool)
             .arg(message)
             .arg(hold.to_string())
+            .arg(&args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(dir.join("model.stderr")).expect("model stderr"))
@@ -96,7 +103,12 @@ impl FakeModel {
         let mut line = String::new();
         BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("fake model's port");
         let port = line.trim().parse().unwrap_or_else(|_| panic!("fake_model.py printed {line:?}, not a port"));
-        FakeModel { _child: OwnedChild(child), port, log }
+        FakeModel { _child: OwnedChild(child), port, log, args }
+    }
+
+    /// The arguments the model calls its tool with from now on.
+    fn call_with(&self, args: &Value) {
+        std::fs::write(&self.args, args.to_string()).expect("model args");
     }
 
     fn url(&self) -> String {
@@ -115,6 +127,22 @@ impl FakeModel {
     /// The tool results the model was sent back.
     fn results(&self) -> Vec<String> {
         self.requests().iter().filter_map(|r| r["result"].as_str().map(str::to_string)).collect()
+    }
+
+    /// The lengths of the names the model was offered for the long-named
+    /// server's tools, prefix included (each once).
+    fn offered_long_lengths(&self) -> Vec<usize> {
+        let mut names: Vec<String> = self
+            .requests()
+            .iter()
+            .flat_map(|r| r["tools"].as_array().cloned().unwrap_or_default())
+            .filter_map(|t| t.as_str().map(str::to_string))
+            // Codex writes `-` as `_`.
+            .filter(|t| t.replace('-', "_").contains(&LONG_SERVER[..16].replace('-', "_")))
+            .collect();
+        names.sort();
+        names.dedup();
+        names.iter().map(String::len).collect()
     }
 
     /// The names of the tools the model was offered whose name ends with the echo tool.
@@ -140,10 +168,18 @@ struct Bench {
     user_home: PathBuf,
     project: PathBuf,
     message: String,
+    /// The gateway's tool the model calls.
+    tool: String,
 }
 
 impl Bench {
     fn new(hold: usize) -> Bench {
+        Bench::calling(TOOL, hold)
+    }
+
+    /// A bench whose model calls the gateway's tool `tool` (its name ends
+    /// the one the client offers).
+    fn calling(tool: &str, hold: usize) -> Bench {
         let mut gw =
             TestGateway::with_servers(&[("everything", everything_server()), (LONG_SERVER, fixture_server("long"))]);
         gw.start();
@@ -159,15 +195,15 @@ impl Bench {
         let mut warm = gw.client();
         warm.initialize();
         let names = warm.tool_names();
-        assert!(names.iter().any(|t| t == TOOL), "the gateway lists {TOOL}: {names:?}");
+        assert!(names.iter().any(|t| t == tool), "the gateway lists {tool}: {names:?}");
         assert!(
             names.iter().any(|t| t.starts_with(&LONG_SERVER[..16])),
             "and the long-named server's tools: {names:?}"
         );
         drop(warm);
         let message = format!("hello-{}", std::process::id());
-        let model = FakeModel::start(gw.dir.path(), &message, hold);
-        Bench { gw, model, user_home, project, message }
+        let model = FakeModel::start(gw.dir.path(), tool, &message, hold);
+        Bench { gw, model, user_home, project, message, tool: tool.to_string() }
     }
 
     /// The environment a client runs with: a scratch home and XDG directories,
@@ -288,11 +324,16 @@ impl Bench {
 
     /// The client's non-interactive run with a prompt, started (not waited for).
     fn spawn_run(&self, kind: Kind) -> Child {
+        self.run_command(kind).spawn().expect("spawn the client")
+    }
+
+    /// The client's non-interactive run with a prompt.
+    fn run_command(&self, kind: Kind) -> Command {
         let mut command = self.client_command(kind);
         let prompt = "Echo the word hello with the gateway's echo tool.";
         match kind {
             Kind::ClaudeCode => {
-                command.args(["-p", prompt, "--allowedTools", &format!("mcp__gateway__{TOOL}")]);
+                command.args(["-p", prompt, "--allowedTools", &format!("mcp__gateway__{}", self.tool)]);
             }
             Kind::Codex => {
                 command.args(["exec", "--skip-git-repo-check", prompt]);
@@ -301,7 +342,8 @@ impl Bench {
                 command.args(["-p", prompt, "--yolo"]);
             }
         }
-        command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn the client")
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        command
     }
 
     /// What the echo tool answers this client.
@@ -408,6 +450,18 @@ fn claude_code_calls_a_tool_through_the_gateway() {
     bench.run_one(Kind::ClaudeCode);
     // Claude Code offers the model the gateway's tool under its own prefix.
     assert_eq!(bench.model.offered_echo(), vec![format!("mcp__gateway__{TOOL}")]);
+    // The long server's names are cut to the 50 characters `mcp__gateway__`
+    // leaves (a client the gateway does not know gets 46): 64 in all.
+    assert_full_length(&bench, 64);
+}
+
+/// Every name the model was offered for the long-named server's tools is
+/// `total` characters long with the client's prefix: the gateway used all the
+/// room that client leaves, and no more.
+fn assert_full_length(bench: &Bench, total: usize) {
+    let lengths = bench.model.offered_long_lengths();
+    assert!(!lengths.is_empty(), "the long server's tools were offered: {:#?}", bench.model.requests());
+    assert!(lengths.iter().all(|l| *l == total), "{lengths:?}, not all {total}");
 }
 
 #[test]
@@ -416,6 +470,7 @@ fn codex_calls_a_tool_through_the_gateway() {
     bench.run_one(Kind::Codex);
     // Codex groups the entry's tools in a namespace named after it.
     assert_eq!(bench.model.offered_echo(), vec![format!("mcp__gateway__{TOOL}")]);
+    assert_full_length(&bench, 64);
 }
 
 #[test]
@@ -423,6 +478,8 @@ fn gemini_cli_calls_a_tool_through_the_gateway() {
     let bench = Bench::new(0);
     bench.run_one(Kind::Gemini);
     assert_eq!(bench.model.offered_echo(), vec![format!("mcp_gateway_{TOOL}")]);
+    // Gemini CLI cuts names past 63 characters: 51 behind `mcp_gateway_`.
+    assert_full_length(&bench, 63);
 }
 
 /// Claude Code and Codex at once: the fake model holds both final answers
@@ -450,5 +507,38 @@ fn two_clients_at_once_share_one_backend_process() {
     let codex = wait_output(codex, "codex exec");
     bench.check_run(Kind::ClaudeCode, &claude);
     bench.check_run(Kind::Codex, &codex);
+    bench.check_served_alone();
+}
+
+/// Progress through a real client. Claude Code aborts an MCP call that has
+/// sent neither its answer nor a progress notification for its idle timeout
+/// (`CLAUDE_CODE_MCP_TOOL_IDLE_TIMEOUT`, here 2 s; its watchdog looks every
+/// 30 s) and tells the model "sent no response or progress for …s;
+/// aborting". server-everything's long-running operation of 31 s sends
+/// progress every second: the call outlives the watchdog's first look only
+/// because those notifications reach Claude Code through the gateway, mapped
+/// back to the token Claude Code gave. (Run with one silent 31 s step
+/// instead, the same call is aborted at 30 s: "sent no response or progress
+/// for 30s".) It takes half a minute because the watchdog does. Gemini CLI
+/// shows MCP progress only in its interactive UI; Codex reports it as
+/// `item/mcpToolCall/progress` in its app-server protocol, which these tests
+/// do not drive.
+#[test]
+fn progress_reaches_claude_code_and_keeps_a_long_call_alive() {
+    const LONG: &str = "everything__trigger-long-running-operation";
+    let bench = Bench::calling(LONG, 0);
+    bench.setup(Kind::ClaudeCode);
+    bench.model.call_with(&serde_json::json!({"duration": 31, "steps": 31}));
+    let mut command = bench.run_command(Kind::ClaudeCode);
+    command.env("CLAUDE_CODE_MCP_TOOL_IDLE_TIMEOUT", "2000");
+    let out = wait_output(command.spawn().expect("spawn claude"), "claude -p");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let all = format!("{stdout}\n--- stderr\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("RESULT:"), "claude -p did not finish ({:?}):\n{all}", out.status);
+    assert!(
+        stdout.contains("Long running operation completed. Duration: 31 seconds, Steps: 31."),
+        "the call outlived the 2 s idle timeout on its progress:\n{all}\n--- daemon log\n{}",
+        bench.gw.daemon_log()
+    );
     bench.check_served_alone();
 }

@@ -155,15 +155,91 @@ fn a_planned_restart_lets_calls_in_flight_finish_and_sends_new_ones_to_the_next_
     signal(old, nix::sys::signal::Signal::SIGTERM);
     assert!(wait_until(TIMEOUT, || gw.daemon_log().contains("shutting down")), "{}", gw.daemon_log());
     client.send(&call("after", "fx__wait", json!({"seconds": 0, "message": "next"})));
+    // Also a call with side effects: the old daemon read it but did not start
+    // it, and said so, so the shim sends it to the next daemon and it runs
+    // (instead of being answered with "may or may not have completed").
+    client.send(&call("after-write", "fx__slow", json!({"seconds": 0, "message": "once"})));
     let drained = client.response(&json!("in-flight"));
     assert!(drained.get("result").is_some(), "finished within the grace, not cut off: {drained}");
     assert_eq!(first_text(&drained), "slow done: drained", "finished within the grace, not cut off: {drained}");
     let after = client.response(&json!("after"));
     assert_eq!(first_text(&after), "waited: next", "{after}");
+    let after_write = client.response(&json!("after-write"));
+    assert_eq!(first_text(&after_write), "slow done: once", "{after_write}");
+    assert!(
+        client.stash.iter().all(|m| m["method"] != "notifications/mcp-gateway/not-started"),
+        "the shim keeps the hand-back to itself: {:?}",
+        client.stash
+    );
     let new = daemon_pid(&gw).expect("the shim started the next daemon");
     assert_ne!(new, old);
     let stop = gw.command(DAEMON).arg("stop").output().expect("mcp-gateway stop");
     assert!(stop.status.success(), "{}", String::from_utf8_lossy(&stop.stderr));
+    drop(client);
+    assert!(wait_until(TIMEOUT, || gw.processes().is_empty()), "left running: {:?}", gw.processes());
+}
+
+/// A drain far longer than a new daemon waits for the socket: a terminal that
+/// opens while the old daemon still finishes a call is served by the next
+/// daemon at once (the old one gave up the socket when it stopped accepting),
+/// and the old call still finishes with its result.
+#[test]
+fn a_new_terminal_is_served_by_the_next_daemon_while_the_old_one_drains() {
+    let gw = TestGateway::new();
+    gw.write_config(&format!("shutdown_grace_secs: 30\nservers:\n  fx:\n{}", fixture_server("drain")));
+    let mut gw = gw;
+    gw.start();
+    let mut client = gw.client_with(&[]);
+    client.initialize();
+    let old = daemon_pid(&gw).expect("a daemon answers status");
+    client.send(&call("long", "fx__slow", json!({"seconds": 8, "message": "drained late"})));
+    assert!(wait_until(TIMEOUT, || status(&gw)["backends"][0]["in_flight"].as_u64() == Some(1)), "{}", status(&gw));
+    signal(old, nix::sys::signal::Signal::SIGTERM);
+    assert!(wait_until(TIMEOUT, || gw.daemon_log().contains("shutting down")), "{}", gw.daemon_log());
+
+    let mut newcomer = gw.client_with(&[]);
+    newcomer.initialize();
+    let reply = newcomer.call_tool(json!(1), "fx__slow", json!({"seconds": 0, "message": "served"}));
+    assert_eq!(first_text(&reply), "slow done: served", "{reply}");
+    assert!(
+        gw.processes().iter().any(|p| p.pid == old),
+        "served while the old daemon still drained, not after it exited: {:?}",
+        gw.processes()
+    );
+    let new = daemon_pid(&gw).expect("the next daemon answers status");
+    assert_ne!(new, old);
+    let drained = client.response(&json!("long"));
+    assert_eq!(first_text(&drained), "slow done: drained late", "{drained}");
+
+    let stop = gw.command(DAEMON).arg("stop").output().expect("mcp-gateway stop");
+    assert!(stop.status.success(), "{}", String::from_utf8_lossy(&stop.stderr));
+    drop((client, newcomer));
+    assert!(wait_until(TIMEOUT, || gw.processes().is_empty()), "left running: {:?}", gw.processes());
+}
+
+/// While a stopping daemon drains, it still reads its clients: a call in
+/// flight that asks its client a question (sampling) gets the answer and
+/// finishes, instead of waiting out the grace for an answer nobody reads.
+#[test]
+fn a_call_that_asks_its_client_during_the_drain_gets_the_answer() {
+    let mut gw = TestGateway::with_servers(&[("everything", everything_server())]);
+    gw.start();
+    let mut client = gw.client_with(&[]);
+    client.initialize_with(json!({"sampling": {}}));
+    client.send(&call("asks", "everything__trigger-sampling-request", json!({"prompt": "hi", "maxTokens": 5})));
+    let question = loop {
+        let m = client.recv_within(TIMEOUT).expect("a sampling request");
+        if m["method"] == "sampling/createMessage" {
+            break m;
+        }
+    };
+    let old = daemon_pid(&gw).expect("a daemon answers status");
+    signal(old, nix::sys::signal::Signal::SIGTERM);
+    assert!(wait_until(TIMEOUT, || gw.daemon_log().contains("shutting down")), "{}", gw.daemon_log());
+    client.send(&json!({"jsonrpc": "2.0", "id": question["id"], "result": {
+        "role": "assistant", "content": {"type": "text", "text": "answered while draining"}, "model": "m"}}));
+    let reply = client.response(&json!("asks"));
+    assert!(serde_json::to_string(&reply).unwrap().contains("answered while draining"), "{reply}");
     drop(client);
     assert!(wait_until(TIMEOUT, || gw.processes().is_empty()), "left running: {:?}", gw.processes());
 }

@@ -208,7 +208,7 @@ fn idle_backends_are_stopped_and_come_back_on_use() {
     client.call_tool(json!(1), "fx__echo", json!({"message": "x"}));
     assert_eq!(gw.count("fixture_server.py idle"), 1);
     assert!(wait_until(TIMEOUT, || gw.count("fixture_server.py idle") == 0), "reaped when idle");
-    assert!(gw.daemon_log().contains("stopping an idle backend"));
+    assert!(gw.daemon_log().contains("stopped an idle backend"));
     assert_eq!(first_text(&client.call_tool(json!(2), "fx__echo", json!({"message": "back"}))), "idle: back");
 }
 

@@ -2,7 +2,9 @@
 //! (pinned by `tests/support/deps.sh`), on loopback with SQLite in a temp
 //! directory, in front of the real server-everything over Streamable HTTP.
 //! Our daemon reaches ContextForge's virtual server as a remote (`url:`)
-//! server with a bearer token from the gateway `.env`.
+//! server with a bearer token from the gateway `.env`, written by hand or by
+//! `import --from URL`; and the other way, ContextForge reaches our front
+//! door as a federated peer (`federate`).
 
 use std::path::Path;
 use std::process::Stdio;
@@ -115,8 +117,9 @@ impl ContextForge {
     }
 
     /// Registers the MCP server at `url` as a ContextForge gateway (it
-    /// connects and lists the tools), then a virtual server exposing its
-    /// `echo`; returns the virtual server's MCP endpoint.
+    /// connects and lists the tools), then a virtual server `team` exposing
+    /// its `echo`, `get-sum` and long-running tool; returns the virtual
+    /// server's MCP endpoint.
     pub(crate) fn serve(&self, name: &str, url: &str) -> String {
         self.api(
             reqwest::Method::POST,
@@ -124,7 +127,7 @@ impl ContextForge {
             Some(json!({"name": name, "url": url, "transport": "STREAMABLEHTTP"})),
         );
         let tools = self.api(reqwest::Method::GET, "/tools", None);
-        let ids: Vec<String> = ["echo", "trigger-long-running-operation"]
+        let ids: Vec<String> = ["echo", "get-sum", "trigger-long-running-operation"]
             .iter()
             .map(|tool| {
                 let wanted = format!("{name}-{tool}");
@@ -136,13 +139,50 @@ impl ContextForge {
                     .to_string()
             })
             .collect();
+        self.virtual_server("team", &ids)
+    }
+
+    /// Makes a virtual server `name` of the tools `ids`; returns its MCP endpoint.
+    fn virtual_server(&self, name: &str, ids: &[String]) -> String {
         let server = self.api(
             reqwest::Method::POST,
             "/servers",
-            Some(json!({"server": {"name": "team", "associated_tools": ids}})),
+            Some(json!({"server": {"name": name, "associated_tools": ids}})),
         );
         let id = server["id"].as_str().unwrap_or_else(|| panic!("no id in {server}"));
         format!("{}/servers/{id}/mcp", self.base)
+    }
+
+    /// Calls `tool` at a virtual server's MCP endpoint as a team member's
+    /// client would (Streamable HTTP: initialize, initialized, tools/call);
+    /// returns the call's answer.
+    fn call_tool(&self, endpoint: &str, tool: &str, arguments: Value) -> Value {
+        let http = reqwest::blocking::Client::new();
+        let post = |session: Option<&str>, body: Value| {
+            let mut request = http
+                .post(endpoint)
+                .bearer_auth(&self.token)
+                .header("Accept", "application/json, text/event-stream")
+                .json(&body);
+            if let Some(session) = session {
+                request = request.header("Mcp-Session-Id", session);
+            }
+            request.send().unwrap_or_else(|e| panic!("ContextForge {endpoint}: {e}"))
+        };
+        let init = post(
+            None,
+            json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "team-member", "version": "1"}}}),
+        );
+        let session = init.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()).map(str::to_string);
+        assert!(init.status().is_success(), "initialize: {}", init.status());
+        let _ = http_messages(init);
+        let _ = post(session.as_deref(), json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+        let call = post(
+            session.as_deref(),
+            json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": tool, "arguments": arguments}}),
+        );
+        http_messages(call).into_iter().find(|m| m["id"] == 2).unwrap_or_else(|| panic!("no answer to tools/call"))
     }
 
     /// How many requests to `path` ContextForge answered with `status`
@@ -269,4 +309,171 @@ fn two_terminals_share_one_connection_to_a_team_gateway_across_its_restart_and_a
     assert_eq!(first_text(&a), "Echo: still here", "{a}");
     let log = gw.daemon_log();
     assert!(!log.contains(&cf.token) && !log.contains("not-a-token-of-this-gateway"), "tokens never reach the log");
+}
+
+/// `mcp-gateway import --from URL` with the gateway's output, exit status
+/// and stderr; the token (when given) through MCP_GATEWAY_TEAM_TOKEN, and
+/// MCP_GATEWAY_SOCKET pointing where no daemon runs, so only `--socket`
+/// reaches the test's daemon.
+fn import_from(gw: &TestGateway, url: &str, token: Option<&str>, args: &[&str]) -> std::process::Output {
+    let mut command = gw.command(DAEMON);
+    command
+        .args(["import", "--from", url])
+        .args(args)
+        .env("MCP_GATEWAY_SOCKET", gw.dir.path().join("nobody-here.sock"))
+        .env_remove("MCP_GATEWAY_TEAM_TOKEN")
+        .stdin(Stdio::null());
+    if let Some(token) = token {
+        command.env("MCP_GATEWAY_TEAM_TOKEN", token);
+    }
+    command.output().expect("run mcp-gateway import")
+}
+
+/// Both ways with one ContextForge (its start is most of the time):
+/// `import --from URL` adds its virtual server, which a real client then
+/// calls through our daemon; `federate` registers our front door in it as a
+/// peer with one profile's token, and a team member's client calls a local
+/// tool of that profile (and sees no other) through ContextForge.
+#[test]
+fn a_team_gateway_both_ways_its_servers_imported_here_and_the_front_door_registered_there() {
+    let mut gw = TestGateway::new();
+    let front_door_port = free_port();
+    gw.write_config(&format!(
+        "servers:\n  alpha:\n{}  private:\n{}profiles:\n  team: {{ servers: [alpha] }}\nhttp:\n  listen: \
+         \"127.0.0.1:{front_door_port}\"\n  auth: {{ bearer_tokens: [{{ token: \"${{PEER_TOKEN}}\", profile: team }}] \
+         }}\n",
+        fixture_server("alpha"),
+        fixture_server("private")
+    ));
+    let peer_token = "peer-token-Zq8wX3vB6nM1kL4t";
+    let env_file = gw.home.join(".env");
+    std::fs::write(&env_file, format!("PEER_TOKEN={peer_token}\n")).expect("write .env");
+    std::fs::set_permissions(&env_file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("chmod .env");
+    let env_before = std::fs::read_to_string(&env_file).unwrap();
+    let everything_port = free_port();
+    let _everything = everything_over_http(&gw, everything_port, "streamableHttp");
+    let cf = ContextForge::start(&gw, &gw.dir.path().join("contextforge"));
+    let endpoint = cf.serve("everything", &format!("http://127.0.0.1:{everything_port}/mcp"));
+    let config_path = gw.home.join("config.yaml");
+    let before = std::fs::read_to_string(&config_path).unwrap();
+    let text = |out: &std::process::Output| {
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    };
+
+    // What cannot be imported is said as such, and nothing is written.
+    let nobody = format!("http://127.0.0.1:{}", free_port());
+    let not_contextforge = format!("http://127.0.0.1:{everything_port}");
+    let refusals = [
+        (nobody.as_str(), Some(cf.token.as_str()), "could not reach the team gateway at"),
+        (cf.base.as_str(), None, "HTTP 401"),
+        (cf.base.as_str(), Some("not-a-token-of-this-gateway"), "does not accept the token"),
+        (not_contextforge.as_str(), Some(cf.token.as_str()), "does not look like a ContextForge"),
+    ];
+    for (url, token, said) in refusals {
+        let out = import_from(&gw, url, token, &["--yes"]);
+        assert!(!out.status.success() && text(&out).contains(said), "{url}: {}", text(&out));
+    }
+    let out = import_from(&gw, "ftp://example.com", None, &["--yes"]);
+    assert!(!out.status.success() && text(&out).contains("not an http(s) URL"), "{}", text(&out));
+    let out = import_from(&gw, &cf.base, Some(&cf.token), &["--dry-run"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let plan = text(&out);
+    assert!(plan.contains("+ team") && plan.contains("Bearer ${TEAM_GATEWAY_TOKEN}"), "{plan}");
+    assert!(plan.contains(&endpoint), "{plan}");
+    assert_eq!(std::fs::read_to_string(&config_path).unwrap(), before, "nothing written");
+    assert_eq!(std::fs::read_to_string(&env_file).unwrap(), env_before, "nothing written");
+
+    // With the daemon running on the socket given: it applies the import,
+    // and lists the new server at once (it starts it as on a first use).
+    gw.start();
+    let socket = gw.socket.display().to_string();
+    let out = import_from(&gw, &cf.base, Some(&cf.token), &["--yes", "--socket", &socket]);
+    let said = text(&out);
+    assert!(out.status.success(), "{said}\n{}", gw.daemon_log());
+    assert!(said.contains("the running daemon applied it") && !said.contains("no daemon"), "{said}");
+    assert!(said.contains("listed `team` (3 tool(s)) for the catalog"), "{said}\n{}", gw.daemon_log());
+    assert!(status(&gw)["catalog_age_secs"]["team"].is_u64(), "{}", status(&gw));
+    let config = std::fs::read_to_string(&config_path).unwrap();
+    assert!(config.contains(&endpoint) && config.contains("Bearer ${TEAM_GATEWAY_TOKEN}"), "{config}");
+    let mut kept = config.lines();
+    assert!(before.lines().all(|line| kept.any(|l| l == line)), "the rest of the config is kept, in order: {config}");
+    assert_eq!(std::fs::read_to_string(gw.home.join("config.yaml.bak")).unwrap(), before);
+    let dotenv = std::fs::read_to_string(&env_file).unwrap();
+    assert!(dotenv.starts_with(&env_before), "{dotenv}");
+    assert!(dotenv.contains(&format!("TEAM_GATEWAY_TOKEN='{}'", cf.token)), "{dotenv}");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(gw.home.join(".env")).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    assert!(!config.contains(&cf.token) && !said.contains(&cf.token), "the token stays in .env");
+
+    // A real client (the Python SDK, through the shim) calls the imported
+    // server's tools through our daemon and ContextForge.
+    let result = run_client_script(&gw, "basic.py", &["--tool-prefix", "team__everything-"]);
+    assert_eq!(result["echo"], "Echo: hello gateway", "{result}");
+    assert!(result["sum"].as_str().is_some_and(|s| s.contains('5')), "{result}");
+
+    // Importing again adds nothing: the virtual server is already there.
+    let out = import_from(&gw, &cf.base, Some(&cf.token), &["--yes", "--socket", &socket]);
+    let said = text(&out);
+    assert!(said.contains("Nothing new") && said.contains("virtual server `team` is `team`"), "{said}");
+    assert_eq!(std::fs::read_to_string(&config_path).unwrap(), config);
+
+    // The other way round: the front door registered in ContextForge as a
+    // federated peer, with the front-door token of profile `team`.
+    let federate = |args: &[&str], token: Option<&str>| {
+        let mut command = gw.command(DAEMON);
+        command.arg("federate").arg(&cf.base).args(["--profile", "team"]).args(args).stdin(Stdio::null());
+        match token {
+            Some(token) => command.env("MCP_GATEWAY_TEAM_TOKEN", token),
+            None => command.env_remove("MCP_GATEWAY_TEAM_TOKEN"),
+        };
+        let out = command.output().expect("run mcp-gateway federate");
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(!text.contains(peer_token) && !text.contains(&cf.token), "a token was printed:\n{text}");
+        (out.status.success(), text)
+    };
+
+    // --print shows the registration, never the token, and sends nothing.
+    let (ok, printed) = federate(&["--name", "laptop", "--print"], None);
+    assert!(ok && printed.contains("\"url\": \"http://127.0.0.1:") && printed.contains("${PEER_TOKEN}"), "{printed}");
+    let (ok, refused) = federate(&["--name", "laptop"], None);
+    assert!(!ok && refused.contains("HTTP 401"), "{refused}");
+
+    let (ok, said) = federate(&["--name", "laptop"], Some(&cf.token));
+    assert!(ok, "{said}\n{}\n{}", gw.daemon_log(), read(&cf.log));
+    assert!(said.contains("registered the front door") && said.contains("as `laptop`"), "{said}");
+    let tools = cf.api(reqwest::Method::GET, "/tools", None);
+    let names: Vec<&str> = tools.as_array().into_iter().flatten().filter_map(|t| t["name"].as_str()).collect();
+    let echo = names
+        .iter()
+        .find(|n| n.starts_with("laptop-") && n.contains("alpha") && n.ends_with("echo"))
+        .unwrap_or_else(|| panic!("no alpha echo from the front door among {names:?}\n{said}"));
+    assert!(said.contains(echo), "{said}");
+    assert!(!names.iter().any(|n| n.contains("private")), "only the profile's servers: {names:?}");
+
+    // A team member calls it through a virtual server of ContextForge, which
+    // calls our front door with the profile's token.
+    let id = tools
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|t| t["name"] == *echo)
+        .and_then(|t| t["id"].as_str())
+        .unwrap_or_else(|| panic!("no id for {echo}"))
+        .to_string();
+    let endpoint = cf.virtual_server("from-laptop", &[id]);
+    let listed = cf.api(
+        reqwest::Method::GET,
+        &format!("{}/tools", endpoint.trim_start_matches(&cf.base).trim_end_matches("/mcp")),
+        None,
+    );
+    let exposed = listed[0]["name"].as_str().unwrap_or_else(|| panic!("{listed}")).to_string();
+    let answer = cf.call_tool(&endpoint, &exposed, json!({"message": "from the team"}));
+    let text = serde_json::to_string(&answer).unwrap();
+    assert!(text.contains("alpha: from the team"), "{answer}\n{}\n{}", gw.daemon_log(), read(&cf.log));
+
+    // A second peer of the same name is refused, saying so.
+    let (ok, taken) = federate(&["--name", "laptop"], Some(&cf.token));
+    assert!(!ok && taken.contains("already has a peer named `laptop`"), "{taken}");
+    let log = gw.daemon_log();
+    assert!(!log.contains(peer_token) && !log.contains(&cf.token), "the tokens never reach the log");
 }

@@ -427,10 +427,15 @@ impl Client {
 
     /// `initialize` declaring these client capabilities.
     pub fn initialize_with(&mut self, capabilities: Value) -> Value {
+        self.initialize_as("test", capabilities)
+    }
+
+    /// `initialize` as the client named `client` (its `clientInfo.name`).
+    pub fn initialize_as(&mut self, client: &str, capabilities: Value) -> Value {
         let response = self.request(
             json!(0),
             "initialize",
-            json!({"protocolVersion": "2025-06-18", "capabilities": capabilities, "clientInfo": {"name": "test", "version": "1"}}),
+            json!({"protocolVersion": "2025-06-18", "capabilities": capabilities, "clientInfo": {"name": client, "version": "1"}}),
         );
         self.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
         response
