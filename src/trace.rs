@@ -127,7 +127,10 @@ where
                 builder = builder.with_batch_exporter(exporter);
                 exporting = true;
             }
-            Err(e) => problem = Some(format!("{e}")),
+            // The error may quote the endpoint, which may carry credentials.
+            Err(e) => {
+                problem = endpoint.as_deref().map(|raw| e.to_string().replace(raw, &crate::redact::redacted_url(raw)))
+            }
         }
     }
     let mut resource = opentelemetry_sdk::Resource::builder();

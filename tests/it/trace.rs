@@ -435,3 +435,18 @@ fn a_collector_that_never_answers_costs_the_calls_nothing_and_the_exit_at_most_t
     assert!(took < std::time::Duration::from_secs(8), "the exit took {took:?}:\n{}", gw.daemon_log());
     assert!(gw.daemon_log().contains("did not flush within 3s"), "{}", gw.daemon_log());
 }
+
+#[test]
+fn an_endpoint_the_exporter_cannot_use_is_logged_without_its_secret_and_calls_still_carry_a_trace() {
+    let mut gw = TestGateway::with_servers(&[("srv", fixture_server("trace"))]);
+    // Not a URI the exporter accepts (a space in the host), with a password in it.
+    gw.daemon_env.push(("OTEL_EXPORTER_OTLP_ENDPOINT".into(), "http://user:hunter2-secret@exa mple:4318".into()));
+    gw.start();
+    let mut client = gw.client();
+    client.initialize();
+    let seen = call(&mut client, 2, "srv__meta", json!({}));
+    assert_eq!(parts(&seen["traceparent"]).len(), 4);
+    let log = gw.daemon_log();
+    assert!(log.contains("not exporting trace spans"), "{log}");
+    assert!(!log.contains("hunter2-secret"), "the endpoint's password reached the log:\n{log}");
+}
