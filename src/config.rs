@@ -540,6 +540,22 @@ pub struct Config {
     /// Bounds on what clients can make the daemon hold.
     #[serde(default)]
     pub limits: Limits,
+    /// Where the daemon's trace spans go (off unless set).
+    #[serde(default)]
+    pub telemetry: Telemetry,
+}
+
+/// The `telemetry:` section. Read when the daemon starts (a change needs
+/// `mcp-gateway stop`; the next terminal starts it again): the exporter is
+/// part of the daemon's logging, set up before anything else.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Telemetry {
+    /// An OpenTelemetry collector's OTLP/HTTP base URL (`http://localhost:4318`):
+    /// spans go to its `/v1/traces`, as with `OTEL_EXPORTER_OTLP_ENDPOINT`,
+    /// which wins when the daemon's environment has it (a service manager's
+    /// setting overrides the file, as for any OpenTelemetry SDK).
+    pub otlp_endpoint: Option<String>,
 }
 
 /// The `limits:` section: bounds on everything a client controls, each
@@ -618,6 +634,7 @@ impl Default for Config {
             idle_exit: None,
             shutdown_grace_secs: default_shutdown_grace(),
             limits: Limits::default(),
+            telemetry: Telemetry::default(),
         }
     }
 }
@@ -690,6 +707,15 @@ impl Config {
         }
         if self.page_size == 0 {
             return Err(invalid("`page_size` must be at least 1".into()));
+        }
+        if let Some(endpoint) = &self.telemetry.otlp_endpoint
+            && !url::Url::parse(endpoint).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+        {
+            return Err(invalid(format!(
+                "`telemetry.otlp_endpoint` {:?} is not an http:// or https:// URL (an OTLP/HTTP collector, \
+                 such as http://localhost:4318)",
+                crate::redact::redacted_url(endpoint)
+            )));
         }
         Ok(())
     }

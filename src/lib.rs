@@ -52,6 +52,7 @@
 //! - `routing_headers`: the modern HTTP headers (`Mcp-Method`, `Mcp-Name`, `Mcp-Param-*`) and their codec.
 //! - [`sink`]: a session's outbound queue, bounded in messages and bytes.
 //! - `trusted_socket`: connecting only to a socket this user's daemon can own.
+//! - `trace`: W3C trace context on every call (`_meta.traceparent`), its spans, and their OTLP export.
 //!
 //! Floor 1, no crate module below:
 //! - `era`: the two protocol eras: the modern envelope, versions, era-specific codes.
@@ -97,6 +98,7 @@ mod session;
 pub mod shim;
 pub mod sink;
 mod startup;
+mod trace;
 mod trusted_socket;
 mod watch;
 mod workspace;

@@ -42,9 +42,15 @@ pub fn destination() -> LogDestination {
 }
 
 /// Sets up the daemon's logging: `MCP_GATEWAY_LOG` (else `RUST_LOG`, else
-/// `info`) filters; the journal gets levels and fields, anything else plain text.
-pub fn init() {
+/// `info`) filters; the journal gets levels and fields, anything else plain
+/// text. `spans` (the trace exporter's layer) has a filter of its own, so the
+/// log level does not decide which spans exist.
+pub fn init<L>(spans: L)
+where
+    L: tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync,
+{
     use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::Layer;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     let filter = EnvFilter::try_from_env("MCP_GATEWAY_LOG")
@@ -53,5 +59,5 @@ pub fn init() {
     let journald = stderr_is_journal().then(|| tracing_journald::layer().ok()).flatten();
     let fmt =
         journald.is_none().then(|| tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(false));
-    tracing_subscriber::registry().with(filter).with(journald).with(fmt).init();
+    tracing_subscriber::registry().with(spans).with(Layer::and_then(journald, fmt).with_filter(filter)).init();
 }

@@ -430,6 +430,10 @@ fn wait_for_exit(socket: &std::path::Path, limit: Duration) {
     }
 }
 
+/// How long the daemon's exit waits for its last spans to reach the collector,
+/// after the sessions' drain: a collector that is down costs the exit no more.
+const TRACE_FLUSH: Duration = Duration::from_secs(3);
+
 fn serve(config: Option<PathBuf>, socket: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     // Read what the service manager and the shim hand over before any thread
     // exists: listenfd edits the environment, which is only safe single-threaded.
@@ -438,11 +442,22 @@ fn serve(config: Option<PathBuf>, socket: Option<PathBuf>) -> anyhow::Result<Exi
         None => crate::launchd::activated_listener("gateway"),
     };
     let ready = crate::startup::take_ready_fd();
-    crate::logging::init();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    // The exporter is part of the log, set up before the daemon reads its
+    // config; an unreadable config is the daemon's to report, just below.
+    let location = crate::paths::config_location(config.as_deref());
+    let configured = crate::config::Config::load(&location.path).ok().flatten();
+    let endpoint = configured.as_ref().and_then(|c| c.telemetry.otlp_endpoint.as_deref());
+    let (spans, exporter) = crate::trace::layer(runtime.handle().clone(), endpoint);
+    crate::logging::init(spans);
+    crate::trace::log_setup();
     let options = daemon::ServeOptions { config, socket, listener, ready, listing_cache: None };
     let shutdown = tokio_util::sync::CancellationToken::new();
-    runtime.block_on(daemon::serve(options, shutdown))?;
+    let served = runtime.block_on(daemon::serve(options, shutdown));
+    // The last spans (the sessions drained just now) go out before the exit;
+    // the runtime still runs, and the export needs it.
+    exporter.shutdown(TRACE_FLUSH);
+    served?;
     // Backends are stopped already; do not wait for stray blocking tasks.
     runtime.shutdown_timeout(Duration::from_secs(1));
     Ok(ExitCode::SUCCESS)

@@ -381,7 +381,7 @@ async fn post(State(front): State<Arc<FrontDoor>>, request: Request) -> Response
             Ok(Err(_)) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "body too large"),
             Err(_) => return plain(StatusCode::REQUEST_TIMEOUT, "the body took too long"),
         };
-    let message: Value = match serde_json::from_slice(&body) {
+    let mut message: Value = match serde_json::from_slice(&body) {
         Ok(message) => message,
         Err(e) => {
             return json_response(
@@ -394,6 +394,8 @@ async fn post(State(front): State<Arc<FrontDoor>>, request: Request) -> Response
         let error = jsonrpc::error(Value::Null, jsonrpc::INVALID_REQUEST, "batches are not supported over HTTP");
         return json_response(StatusCode::BAD_REQUEST, &error);
     }
+    // A client that traces HTTP: its headers become the call's `_meta` ones.
+    let adopted = crate::trace::adopt_headers(&mut message, &parts.headers);
     if sessionless::is_sessionless(&parts.headers) {
         return sessionless::post(&front, &caller, &parts.headers, message).await;
     }
@@ -421,7 +423,9 @@ async fn post(State(front): State<Arc<FrontDoor>>, request: Request) -> Response
         }
     };
     session.touch();
-    let mut line = body.to_vec();
+    // The body as it came (fields this crate does not know pass unchanged),
+    // unless the trace headers were added to it.
+    let mut line = if adopted { serde_json::to_vec(&message).unwrap_or_else(|_| body.to_vec()) } else { body.to_vec() };
     line.retain(|b| *b != b'\n' && *b != b'\r');
     line.push(b'\n');
     if jsonrpc::kind(&message) != Kind::Request {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
+use tracing::Instrument;
 
 use super::{Gateway, SessionInfo};
 use crate::backend::{Backend, BackendError};
@@ -79,9 +80,11 @@ impl Gateway {
     ) -> Result<Value, BackendError> {
         let config = self.configured(server, session)?;
         let secs = config.request_timeout_secs.unwrap_or_else(|| self.config().request_timeout_secs);
+        let span = crate::trace::backend_span(server, method, &params);
         let call = async {
             let (backend, _claim) = self.instance_for(server, &config, method, &params, session).await?;
             let mut params = params;
+            crate::trace::stamp(&mut params, &span);
             if backend.is_modern() {
                 // Each request speaks for its own client: that client's
                 // capabilities, info and log level (as it declared them last).
@@ -94,10 +97,15 @@ impl Gateway {
             let _turn = backend.turn().await;
             backend.request(method, params, Some(&session.sink)).await
         };
-        match tokio::time::timeout(Duration::from_secs(secs), call).await {
+        let result = match tokio::time::timeout(Duration::from_secs(secs), call.instrument(span.clone())).await {
             Ok(result) => result,
             Err(_) => Err(BackendError::Timeout { server: server.to_string(), secs }),
+        };
+        match &result {
+            Ok(response) => crate::trace::failed_if_error(&span, response),
+            Err(_) => crate::trace::failed(&span, None),
         }
+        result
     }
 
     /// Sessions that asked for log messages and would be served by a new backend

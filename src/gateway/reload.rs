@@ -61,6 +61,12 @@ impl Gateway {
         if *old == loaded {
             return;
         }
+        if old.telemetry != loaded.telemetry {
+            warn!(
+                "`telemetry:` changed: trace export is set up when the daemon starts, so this applies after \
+                 `mcp-gateway stop` (the next terminal starts it again)"
+            );
+        }
         crate::workspace::check_mappings(&loaded);
         self.pool.set_limits(Duration::from_secs(loaded.startup_timeout_secs), loaded.max_message_bytes);
         self.pool.set_supervision(loaded.supervision.clone());

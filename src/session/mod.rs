@@ -94,7 +94,7 @@ pub async fn serve<R, W>(
     W: AsyncWrite + Unpin + Send + 'static,
 {
     let Admitted { id, context, client_pid, env, resends_unstarted, entry } = admitted;
-    let span = tracing::info_span!("session", id, client_pid);
+    let span = crate::trace::session_span(id, client_pid);
     async move {
         let limits = gateway.config().limits.clone();
         let (tx, rx) = mpsc::unbounded_channel();
@@ -495,16 +495,28 @@ impl Session {
         }
     }
 
+    /// Answers one request, in a trace span of its own (see `trace`).
     async fn on_request(self: &Arc<Self>, id: Value, message: Value) -> Value {
-        let method = jsonrpc::method(&message);
-        debug!(method, %id, "request");
-        let era = *self.modern.era.get_or_init(|| {
-            if modern_client::opens_modern(method, jsonrpc::params(&message)) { Era::Modern } else { Era::Handshake }
-        });
-        match era {
-            Era::Handshake => self.on_handshake_request(id, message).await,
-            Era::Modern => self.on_modern_request(id, message).await,
+        let span = crate::trace::call_span(jsonrpc::method(&message), jsonrpc::params(&message), self.info.id, &id);
+        let reply = async move {
+            let method = jsonrpc::method(&message);
+            debug!(method, %id, "request");
+            let era = *self.modern.era.get_or_init(|| {
+                if modern_client::opens_modern(method, jsonrpc::params(&message)) {
+                    Era::Modern
+                } else {
+                    Era::Handshake
+                }
+            });
+            match era {
+                Era::Handshake => self.on_handshake_request(id, message).await,
+                Era::Modern => self.on_modern_request(id, message).await,
+            }
         }
+        .instrument(span.clone())
+        .await;
+        crate::trace::failed_if_error(&span, &reply);
+        reply
     }
 
     async fn on_handshake_request(&self, id: Value, mut message: Value) -> Value {

@@ -39,3 +39,4 @@ mod structure;
 mod supervision;
 mod systemd;
 mod teams;
+mod trace;

@@ -36,6 +36,7 @@ const NOT_RUN_HERE: &[(&str, &str)] = &[
         "mcp-gateway federate *",
         "needs a team gateway and a front door it reaches: tests/it/teams.rs registers one in the real ContextForge",
     ),
+    ("docker run *", "needs Docker and an image from a registry: tests/it/trace.rs runs its own OTLP receiver"),
 ];
 
 /// Commands whose non-zero exit is the documented answer in a sandbox.

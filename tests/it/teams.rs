@@ -21,19 +21,20 @@ const ADMIN_PASSWORD: &str = "Team-Gateway-Test-9f3k";
 const STARTUP: Duration = Duration::from_secs(60);
 
 /// A running ContextForge: its base URL, the admin's token, where it logs.
-struct ContextForge {
-    base: String,
+/// (`trace.rs` uses it too.)
+pub(crate) struct ContextForge {
+    pub(crate) base: String,
     port: u16,
     dir: std::path::PathBuf,
-    token: String,
-    log: std::path::PathBuf,
+    pub(crate) token: String,
+    pub(crate) log: std::path::PathBuf,
     process: Option<OwnedChild>,
 }
 
 impl ContextForge {
     /// Starts ContextForge in `dir` on a free loopback port, waits for its
     /// health endpoint, and logs the admin in for a JWT it issues.
-    fn start(gw: &TestGateway, dir: &Path) -> Self {
+    pub(crate) fn start(gw: &TestGateway, dir: &Path) -> Self {
         std::fs::create_dir_all(dir).expect("contextforge dir");
         let port = free_port();
         let mut cf = Self {
@@ -119,7 +120,7 @@ impl ContextForge {
     /// connects and lists the tools), then a virtual server `team` exposing
     /// its `echo`, `get-sum` and long-running tool; returns the virtual
     /// server's MCP endpoint.
-    fn serve(&self, name: &str, url: &str) -> String {
+    pub(crate) fn serve(&self, name: &str, url: &str) -> String {
         self.api(
             reqwest::Method::POST,
             "/gateways",
@@ -192,7 +193,7 @@ impl ContextForge {
     }
 }
 
-fn read(path: &Path) -> String {
+pub(crate) fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
 

@@ -71,6 +71,23 @@ typing-inspection==0.4.5
 typing_extensions==4.16.0
 uvicorn==0.54.0
 "
+# ContextForge's OpenTelemetry export (its `observability` extra, which the
+# wheel does not install by default), for tests/it/trace.rs: the SDK and the
+# OTLP/HTTP exporter at the newest release whose API matches (1.45.3 of the
+# API has no SDK, so the API goes back to 1.45.2), and what they pull in.
+# Installed into ContextForge's venv after it, with a stamp of its own.
+CONTEXTFORGE_OTEL="
+googleapis-common-protos==1.76.0
+opentelemetry-api==1.45.2
+opentelemetry-exporter-http-transport==0.66b2
+opentelemetry-exporter-otlp-common==0.66b2
+opentelemetry-exporter-otlp-proto-common==1.45.2
+opentelemetry-exporter-otlp-proto-http==1.45.2
+opentelemetry-proto==1.45.2
+opentelemetry-sdk==1.45.2
+opentelemetry-semantic-conventions==0.66b2
+protobuf==7.36.2
+"
 # The team gateway of tests/it/teams.rs (py3-none-any, Python >= 3.11, < 3.14;
 # 1.1.0 does not install under Python 3.11), with everything it pulls in as
 # resolved for it (`pip freeze` of a fresh install).
@@ -211,8 +228,9 @@ NODE_REAL="$NPM_DIR/node_modules/$NODE_PKG/bin/node"
 NPM_PINS="layout=$LAYOUT $NODE_PKG=$NODE_VERSION npm=$NPM_VERSION everything=$EVERYTHING_VERSION memory=$MEMORY_VERSION filesystem=$FILESYSTEM_VERSION conformance=$CONFORMANCE_VERSION"
 PY_PINS="layout=$LAYOUT mcp=$PYTHON_MCP_VERSION $(tr '\n' ' ' <<<"$PYTHON_CONSTRAINTS")"
 CF_PINS="layout=$LAYOUT mcp-contextforge-gateway=$CONTEXTFORGE_VERSION $(tr '\n' ' ' <<<"$CONTEXTFORGE_CONSTRAINTS")"
+CF_OTEL_PINS="$(tr '\n' ' ' <<<"$CONTEXTFORGE_OTEL")"
 CLIENT_PINS="layout=$LAYOUT claude-code=$CLAUDE_CODE_VERSION codex=$CODEX_VERSION gemini-cli=$GEMINI_CLI_VERSION"
-ALL_PINS="$NPM_PINS | $PY_PINS | $CLIENT_PINS | $CF_PINS"
+ALL_PINS="$NPM_PINS | $PY_PINS | $CLIENT_PINS | $CF_PINS | $CF_OTEL_PINS"
 
 # Whether the cache holds exactly these pins, ContextForge included (a failed
 # install of it is tried again), and every path it names still exists.
@@ -401,6 +419,7 @@ PY
 # running its CLI's --version. Returns non-zero (never exits) when it fails.
 install_contextforge() {
   if [ "$(cat "$CF_VENV/.stamp" 2>/dev/null || true)" = "$CF_PINS" ] && [ -x "$CF_VENV/bin/mcpgateway" ]; then
+    install_contextforge_otel
     return
   fi
   command -v python3 >/dev/null || {
@@ -436,6 +455,26 @@ install_contextforge() {
       ;;
   esac
   echo "$CF_PINS" >"$CF_VENV/.stamp"
+  install_contextforge_otel
+}
+
+# ContextForge's OpenTelemetry packages (CONTEXTFORGE_OTEL), checked by
+# importing its OTLP/HTTP exporter.
+install_contextforge_otel() {
+  if [ "$(cat "$CF_VENV/.otel-stamp" 2>/dev/null || true)" = "$CF_OTEL_PINS" ]; then
+    return
+  fi
+  log "contextforge: installing its OpenTelemetry export into $CF_VENV"
+  # shellcheck disable=SC2086 # one argument per pin
+  "$CF_VENV/bin/python" -m pip install --quiet --no-input --disable-pip-version-check $CF_OTEL_PINS 9>&- || {
+    log "contextforge: pip install of its OpenTelemetry packages failed"
+    return 1
+  }
+  "$CF_VENV/bin/python" -c 'import opentelemetry.sdk.trace, opentelemetry.exporter.otlp.proto.http.trace_exporter' 9>&- || {
+    log "contextforge: its OpenTelemetry exporter does not import"
+    return 1
+  }
+  echo "$CF_OTEL_PINS" >"$CF_VENV/.otel-stamp"
 }
 
 # The AI clients, each checked with `--version` (which also proves the native

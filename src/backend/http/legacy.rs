@@ -113,7 +113,7 @@ pub(super) async fn post(
     // The answer comes on the stream: the POST itself is answered at once, and
     // one that is not (a server that lost our session may never answer) must not
     // hold the call forever.
-    let post = || transport.request_to(reqwest::Method::POST, endpoint.clone()).timeout(POST_TIMEOUT).json(message);
+    let post = || transport.post_to(endpoint.clone(), message).timeout(POST_TIMEOUT);
     let sent = transport.send(post).await;
     match sent {
         Ok(r) if r.status().is_success() => {}

@@ -119,6 +119,17 @@ impl RemoteConnection {
         request
     }
 
+    /// A POST of `message` to `url`, with the call's trace context as headers:
+    /// the ones in its `params._meta` (see `trace`), for a server that traces
+    /// HTTP rather than MCP.
+    fn post_to(&self, url: impl reqwest::IntoUrl, message: &Value) -> reqwest::RequestBuilder {
+        let mut request = self.request_to(reqwest::Method::POST, url).json(message);
+        for (name, value) in crate::trace::headers_of(message) {
+            request = request.header(name, value);
+        }
+        request
+    }
+
     fn legacy_endpoint(&self) -> Option<reqwest::Url> {
         lock(&self.conversation).legacy_endpoint.clone()
     }
@@ -249,10 +260,7 @@ impl RemoteConnection {
         };
         let version = version.filter(|_| jsonrpc::method(message) != "initialize");
         self.send(|| {
-            let mut request = self
-                .request(reqwest::Method::POST)
-                .header("accept", "application/json, text/event-stream")
-                .json(message);
+            let mut request = self.post_to(&self.url, message).header("accept", "application/json, text/event-stream");
             if let Some(session) = &session {
                 request = request.header("mcp-session-id", session);
             }

@@ -174,11 +174,10 @@ async fn post(transport: &RemoteConnection, message: &Value) -> Result<reqwest::
     transport
         .send(|| {
             let mut request = transport
-                .request(reqwest::Method::POST)
+                .post_to(&transport.url, message)
                 .header("accept", "application/json, text/event-stream")
                 .header("mcp-protocol-version", &version)
-                .header(routing_headers::METHOD_HEADER, &method)
-                .json(message);
+                .header(routing_headers::METHOD_HEADER, &method);
             if let Some(name) = &name {
                 request = request.header(routing_headers::NAME_HEADER, name);
             }
