@@ -72,12 +72,24 @@ pub fn kill_under_calls(gw: &TestGateway, clients: &mut [Client], kills: usize) 
             client.send(&call(&format!("read-{round}-{n}"), "fx__wait", read));
             client.send(&call(&format!("write-{round}-{n}"), "fx__slow", json!({"seconds": 2})));
         }
-        // Both calls of every session reached the backend before the kill.
-        let in_flight = || {
-            let status = status(gw);
-            status["backends"].as_array().map_or(0, |b| b.iter().filter_map(|b| b["in_flight"].as_u64()).sum::<u64>())
+        // Both calls of every session reached the backend before the kill. (A
+        // status probe that fails is asked again; if the daemon really went,
+        // the calls never all arrive and the wait says so.)
+        let mut failed_probe = None;
+        let mut in_flight = || match try_status(gw) {
+            Ok(status) => status["backends"]
+                .as_array()
+                .map_or(0, |b| b.iter().filter_map(|b| b["in_flight"].as_u64()).sum::<u64>()),
+            Err(e) => {
+                failed_probe = Some(e);
+                0
+            }
         };
-        assert!(wait_until(TIMEOUT, || in_flight() >= 2 * sessions as u64), "calls in flight: {}", status(gw));
+        let arrived = wait_until(TIMEOUT, || in_flight() >= 2 * sessions as u64);
+        assert!(arrived, "calls in flight: {:?}; last failed status: {failed_probe:?}", try_status(gw));
+        if let Some(e) = failed_probe {
+            eprintln!("round {round}: a status probe failed before the kill and was asked again: {e}");
+        }
         signal(killed, nix::sys::signal::Signal::SIGKILL);
         for (n, client) in clients.iter_mut().enumerate() {
             let read = client.response(&json!(format!("read-{round}-{n}")));

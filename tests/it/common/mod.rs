@@ -531,9 +531,13 @@ pub fn run_client_script(gw: &TestGateway, script: &str, args: &[&str]) -> Value
 
 /// `mcp-gateway status --json` for this gateway.
 pub fn status(gw: &TestGateway) -> Value {
-    let out = gw.command(DAEMON).args(["status", "--json"]).output().unwrap();
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("status: {e}: {}", String::from_utf8_lossy(&out.stderr)))
+    try_status(gw).unwrap_or_else(|e| panic!("status: {e}"))
+}
+
+/// [`status`], or why it failed (no daemon answered, or not with JSON).
+pub fn try_status(gw: &TestGateway) -> Result<Value, String> {
+    let out = gw.command(DAEMON).args(["status", "--json"]).output().map_err(|e| e.to_string())?;
+    serde_json::from_slice(&out.stdout).map_err(|e| format!("{e}: {}", String::from_utf8_lossy(&out.stderr)))
 }
 
 /// Whether the gateway holds no per-request state: nothing in flight at any
