@@ -46,7 +46,9 @@ use crate::lock;
 use flow::Grant;
 use store::{Credential, Store, Tokens};
 
-/// An access token this close to its expiry is refreshed before it is used.
+/// An access token this close to its expiry is refreshed before it is used;
+/// one whose whole lifetime is short, a tenth of its lifetime ahead (a
+/// 60-second token refreshed a minute ahead would be refreshed on every use).
 const REFRESH_AHEAD: Duration = Duration::from_secs(60);
 
 /// The pause after the first refresh that could not reach the authorization
@@ -160,7 +162,8 @@ fn now() -> u64 {
 }
 
 fn expiring(tokens: &Tokens) -> bool {
-    tokens.expires_at.is_some_and(|at| at <= now() + REFRESH_AHEAD.as_secs())
+    let ahead = tokens.lifetime.map_or(REFRESH_AHEAD.as_secs(), |l| (l / 10).min(REFRESH_AHEAD.as_secs()));
+    tokens.expires_at.is_some_and(|at| at <= now() + ahead)
 }
 
 fn tokens_of(answer: flow::TokenResponse, previous_refresh: Option<String>, asked_scope: Option<&str>) -> Tokens {
@@ -169,6 +172,7 @@ fn tokens_of(answer: flow::TokenResponse, previous_refresh: Option<String>, aske
         // A server that rotates sends a new one; one that does not keeps the old valid.
         refresh_token: answer.refresh_token.or(previous_refresh),
         expires_at: answer.expires_in.map(|s| now() + s),
+        lifetime: answer.expires_in,
         scope: answer.scope.or(asked_scope.map(str::to_string)),
     }
 }
@@ -464,6 +468,10 @@ impl Manager {
     /// forgets the credential whatever the revocation's outcome.
     pub async fn logout(&self, target: &Target) -> Result<Logout, OAuthError> {
         let key = target.key();
+        // A refresh under way would save its rotated tokens after the
+        // credential is gone and bring it back: wait for it, and hold off
+        // the next until the credential is forgotten.
+        let _no_refresh = entry(&self.refreshing, &key).lock_owned().await;
         let credential = self.store.load(&key).ok().flatten();
         let revoked = match &credential {
             Some(c) => self.revoke(c).await,

@@ -67,6 +67,7 @@ fn expired(manager: &Manager, token_endpoint: String) {
         access_token: "access-0".into(),
         refresh_token: Some("refresh-0".into()),
         expires_at: Some(now() - 1),
+        lifetime: None,
         scope: None,
     });
     manager.store.save(&target().key(), &credential).unwrap();
@@ -272,6 +273,23 @@ async fn serve_flaky(flaky: Arc<Flaky>) -> String {
         );
     tokio::spawn(async move { axum::serve(listener, router).await });
     base
+}
+
+#[test]
+fn a_short_lived_token_is_refreshed_a_tenth_of_its_lifetime_ahead_not_a_minute() {
+    let token = |left: u64, lifetime: Option<u64>| Tokens {
+        access_token: "a".into(),
+        refresh_token: Some("r".into()),
+        expires_at: Some(now() + left),
+        lifetime,
+        scope: None,
+    };
+    // A fresh 60-second token is used as it is, not refreshed on every use.
+    assert!(!expiring(&token(58, Some(60))));
+    assert!(expiring(&token(5, Some(60))));
+    // An hour-long one (or one of unknown lifetime) a minute ahead.
+    assert!(expiring(&token(59, Some(3600))) && !expiring(&token(120, Some(3600))));
+    assert!(expiring(&token(59, None)) && !expiring(&token(120, None)));
 }
 
 #[test]
