@@ -41,6 +41,7 @@ use url::Url;
 pub use browser::open;
 pub use discovery::Challenge;
 pub use flow::Settings;
+pub use pkce::random_token;
 
 use crate::lock;
 use flow::Grant;
@@ -122,7 +123,8 @@ pub struct Target {
 }
 
 impl Target {
-    fn key(&self) -> String {
+    /// Which credential this is, in the store and in every per-credential map.
+    pub fn key(&self) -> String {
         Store::key(&self.url, &self.credential_key)
     }
 }

