@@ -131,3 +131,58 @@ fn logout_revokes_at_the_authorization_server_then_forgets() {
     assert_eq!(logins, json!([{"server": "remote", "state": "logged_out", "login": "mcp-gateway auth login remote"}]));
     assert!(!gw.daemon_log().contains("access_token\":"), "no token material in the log");
 }
+
+/// Makes the fixture's token endpoint answer `status` (`null`: normally again).
+fn token_endpoint(port: u16, status: Value) {
+    let client = reqwest::blocking::Client::new();
+    let url = format!("http://127.0.0.1:{port}/control");
+    client
+        .post(url)
+        .json(&json!({ "token_status": status }))
+        .send()
+        .expect("the fixture's control")
+        .error_for_status()
+        .unwrap();
+}
+
+#[test]
+fn a_401_while_the_authorization_server_is_down_keeps_the_login_and_says_wait() {
+    let port = free_port();
+    let mut gw = gateway(port);
+    // Two-second tokens: they expire while the authorization server is down.
+    let _server = oauth_server(&gw, port, 2);
+    gw.start();
+    let login = auth(&gw, &["login", "remote"]);
+    assert!(login.status.success(), "{}\n{}", String::from_utf8_lossy(&login.stderr), gw.daemon_log());
+    let mut client = gw.client();
+    client.initialize();
+    let reply = client.call_tool(json!(1), "remote__echo", json!({"message": "up"}));
+    assert_eq!(first_text(&reply), "Echo: up", "{reply}\n{}", gw.daemon_log());
+
+    token_endpoint(port, json!(503));
+    assert!(wait_until(TIMEOUT, || auth_status(&gw)["expires_in_secs"] == 0), "{}", auth_status(&gw));
+    let reply = client.call_tool(json!(2), "remote__echo", json!({"message": "down"}));
+    let text = serde_json::to_string(&reply).unwrap();
+    assert!(text.contains("could not refresh it") && text.contains("login is kept"), "{reply}\n{}", gw.daemon_log());
+    assert!(!text.contains("auth login"), "a refresh that cannot reach the server is no login: {reply}");
+    assert_eq!(auth_status(&gw)["state"], "logged_in", "the tokens are kept");
+    assert_eq!(status(&gw)["logins"], json!([]), "status names no login needed");
+
+    // Back up: a later call refreshes (once its backoff pause is over) and
+    // goes through, with no second login.
+    token_endpoint(port, Value::Null);
+    let mut n = 10;
+    let mut reply = json!(null);
+    assert!(
+        wait_until(TIMEOUT, || {
+            n += 1;
+            reply = client.call_tool(json!(n), "remote__echo", json!({"message": "back"}));
+            reply["result"]["content"][0]["text"] == "Echo: back"
+        }),
+        "{reply}\n{}",
+        gw.daemon_log()
+    );
+    let stats = seen(port);
+    assert_eq!((stats["logins"].as_u64(), stats["invalid_grant"].as_u64()), (Some(1), Some(0)), "{stats}");
+    assert!(stats["token_failures_served"].as_u64() >= Some(1), "{stats}");
+}
