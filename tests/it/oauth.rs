@@ -186,3 +186,71 @@ fn a_401_while_the_authorization_server_is_down_keeps_the_login_and_says_wait() 
     assert_eq!((stats["logins"].as_u64(), stats["invalid_grant"].as_u64()), (Some(1), Some(0)), "{stats}");
     assert!(stats["token_failures_served"].as_u64() >= Some(1), "{stats}");
 }
+
+/// The credential file's bytes (the tokens of the last login).
+fn credential(gw: &TestGateway) -> Vec<u8> {
+    let dir = gw.home.join("oauth");
+    let file = std::fs::read_dir(&dir).expect("the token store").flatten().next().expect("a credential").path();
+    std::fs::read(file).expect("the credential")
+}
+
+#[test]
+fn a_second_login_at_once_is_refused_and_a_daemon_killed_mid_login_keeps_the_last_good_token() {
+    let port = free_port();
+    let mut gw = gateway(port);
+    let _server = oauth_server(&gw, port, 3600);
+    gw.start();
+    let login = auth(&gw, &["login", "remote"]);
+    assert!(login.status.success(), "{}\n{}", String::from_utf8_lossy(&login.stderr), gw.daemon_log());
+    let good = credential(&gw);
+    let mut client = gw.client();
+    client.initialize();
+    assert_eq!(first_text(&client.call_tool(json!(1), "remote__echo", json!({"message": "a"}))), "Echo: a");
+
+    // A login whose browser never comes back: it waits for its callback.
+    let waiting = gw
+        .command(DAEMON)
+        .args(["auth", "login", "remote"])
+        .env("MCP_GATEWAY_BROWSER", "true")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn auth login");
+    assert!(
+        wait_until(TIMEOUT, || gw.daemon_log().matches("login: waiting for the browser").count() == 2),
+        "{}",
+        gw.daemon_log()
+    );
+    // A second login at once is refused, clearly; sessions go on meanwhile.
+    let second = auth(&gw, &["login", "remote"]);
+    let said = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success() && said.contains("a login to `remote` is already under way"), "{said}");
+    assert_eq!(first_text(&client.call_tool(json!(2), "remote__echo", json!({"message": "b"}))), "Echo: b");
+
+    // The daemon is killed while the login waits: the command says so.
+    let mut daemon = gw.daemon.take().expect("the daemon");
+    daemon.kill().expect("SIGKILL the daemon");
+    daemon.wait().expect("reap the daemon");
+    let out = waiting.wait_with_output().expect("auth login's end");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains("the daemon stopped before the login to `remote` finished")
+            && said.contains("tokens of an earlier login, if any, are kept")
+            && said.contains("run `mcp-gateway auth login remote` again"),
+        "{said}"
+    );
+    assert_eq!(credential(&gw), good, "the last good token is kept as it was");
+
+    // A new daemon uses it (no new login), and a later login works.
+    gw.start();
+    let mut client = gw.client();
+    client.initialize();
+    let reply = client.call_tool(json!(3), "remote__echo", json!({"message": "c"}));
+    assert_eq!(first_text(&reply), "Echo: c", "{reply}\n{}", gw.daemon_log());
+    assert_eq!(seen(port)["logins"], 1);
+    let again = auth(&gw, &["login", "remote"]);
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    assert_eq!(seen(port)["logins"], 2);
+    assert_ne!(credential(&gw), good, "the new login's tokens replaced the old");
+}
