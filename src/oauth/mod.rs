@@ -369,7 +369,12 @@ impl Manager {
         let key = target.key();
         let slot = entry(&self.logging_in, &key);
         let Ok(_one) = slot.try_lock() else {
-            return Err(OAuthError::Busy(format!("a login to `{}` is already under way", target.server)));
+            return Err(OAuthError::Busy(format!(
+                "a login to `{}` is already under way (finish it at the URL it opened, or wait for it to \
+                 time out: a login waits {} minute(s) at most)",
+                target.server,
+                timeout.as_secs().div_ceil(60)
+            )));
         };
         let url = Url::parse(&target.url).map_err(|e| OAuthError::Discovery(format!("the server's url: {e}")))?;
         let challenge = self.probe(&url).await?;
