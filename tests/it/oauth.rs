@@ -80,12 +80,14 @@ fn a_client_that_opens_urls_logs_in_through_url_elicitation_and_others_hear_the_
     assert_eq!(reply["result"]["isError"], true, "{reply}\n{}", gw.daemon_log());
     assert!(first_text(&reply).contains("run `mcp-gateway auth login remote`"), "{reply}");
 
-    // One that declared `elicitation.url` is sent to the login, which the
-    // daemon finishes; it is told when, and its next call goes through.
+    // Those that declared `elicitation.url` are sent to the login, which the
+    // daemon finishes; they are told when, and their next calls go through.
+    // Two such sessions at once share one login: one URL, opened once.
     let browser = browser();
-    let result =
-        run_client_script(&gw, "url_login.py", &["--tool-prefix", "", "--browser", &browser, "--tool", "remote__echo"]);
-    assert_eq!(result["text"], "Echo: after the login", "{result}");
+    let args = ["--tool-prefix", "", "--browser", &browser, "--tool", "remote__echo", "--sessions", "2"];
+    let result = run_client_script(&gw, "url_login.py", &args);
+    assert_eq!(result["texts"], json!(["Echo: after the login 0", "Echo: after the login 1"]), "{result}");
+    assert_eq!(result["elicitation_ids"].as_array().map(Vec::len), Some(1), "{result}");
     assert_eq!(result["url_host"], format!("127.0.0.1:{port}"), "{result}");
     assert_eq!(seen(port)["logins"], 1, "{}", seen(port));
     assert_eq!(auth_status(&gw)["state"], "logged_in");
