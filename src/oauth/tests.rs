@@ -119,6 +119,32 @@ async fn invalid_grant_means_a_login_and_names_the_command() {
     assert_eq!(issuer.calls.load(Ordering::SeqCst), 1);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_during_a_refresh_is_not_undone_by_the_refresh_saving_its_tokens() {
+    let issuer = Arc::new(Issuer { calls: AtomicUsize::new(0), seen: Mutex::default(), refused: false });
+    let base = serve(issuer.clone()).await;
+    let home = tempfile::tempdir().unwrap();
+    let manager = Arc::new(Manager::new(home.path().join("oauth")));
+    expired(&manager, format!("{base}/token"));
+    let refreshing = {
+        let manager = manager.clone();
+        tokio::spawn(async move { manager.bearer(&target()).await })
+    };
+    // The refresh is at the token endpoint (which takes 100 ms to answer).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while issuer.calls.load(Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "the refresh never reached the token endpoint");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(manager.logout(&target()).await.unwrap().forgotten);
+    let _ = refreshing.await.unwrap();
+    // The refreshed tokens did not bring the credential back, in memory or on disk.
+    assert!(manager.store.load(&target().key()).unwrap().is_none());
+    let fresh = Manager::new(home.path().join("oauth"));
+    assert!(fresh.store.load(&target().key()).unwrap().is_none());
+    assert_eq!(manager.status(&target())["state"], "logged_out");
+}
+
 #[tokio::test]
 async fn status_shows_no_token_material_and_logout_forgets() {
     let home = tempfile::tempdir().unwrap();
