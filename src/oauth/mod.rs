@@ -342,14 +342,20 @@ impl Manager {
 
     /// What a request without a token hears: 401 with its challenge.
     async fn probe(&self, url: &Url) -> Result<Challenge, OAuthError> {
-        let response = self
-            .http
-            .post(url.clone())
-            .header("accept", "application/json, text/event-stream")
-            .json(&json!({"jsonrpc": "2.0", "id": "mcp-gateway-auth-probe", "method": "ping"}))
-            .send()
-            .await
-            .map_err(|e| OAuthError::Discovery(crate::redact::http_error(&e.without_url())))?;
+        let send = || {
+            self.http
+                .post(url.clone())
+                .header("accept", "application/json, text/event-stream")
+                .json(&json!({"jsonrpc": "2.0", "id": "mcp-gateway-auth-probe", "method": "ping"}))
+                .send()
+        };
+        // A kept-alive connection the server closed meanwhile (an earlier
+        // login's) fails the first send: the probe is a ping, sent again once.
+        let response = match send().await {
+            Err(e) if e.is_request() || e.is_connect() => send().await,
+            sent => sent,
+        }
+        .map_err(|e| OAuthError::Discovery(crate::redact::http_error(&e.without_url())))?;
         if response.status() != reqwest::StatusCode::UNAUTHORIZED {
             return Ok(Challenge::default());
         }
