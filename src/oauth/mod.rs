@@ -495,6 +495,11 @@ impl Manager {
         }
         let forgotten = self.store.remove(&key)?;
         lock(&self.backoff).remove(&key);
+        // A server one was logged in to needs a login once logged out:
+        // `status` and `doctor` say so now, not after its next refusal.
+        if forgotten {
+            lock(&self.challenged).insert(key);
+        }
         Ok(Logout { forgotten, revoked })
     }
 

@@ -124,6 +124,8 @@ fn logout_revokes_at_the_authorization_server_then_forgets() {
     );
     assert_eq!(credential_files(&gw), 0, "the store file is gone");
     assert_eq!(auth_status(&gw)["state"], "logged_out");
+    let logins = status(&gw)["logins"].clone();
+    assert_eq!(logins, json!([{"server": "remote", "state": "logged_out", "login": "mcp-gateway auth login remote"}]));
 
     // The next call is refused by the server: a login is needed, and said so.
     let reply = client.call_tool(json!(2), "remote__echo", json!({"message": "after logout"}));
