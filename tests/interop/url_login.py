@@ -11,6 +11,13 @@ With `--sessions N`, N clients do so at once: all must be sent to one login,
 which is opened once, and each must hear that it is complete.
 
 Prints {"elicitation_id", "elicitation_ids", "url_host", "texts"}.
+
+With `--mode auto` the client speaks MCP 2026-07-28, whose era has neither
+-32042's completion notification nor server requests: the call is answered
+`input_required` with a URL-mode `elicitation/create`; the client's callback
+opens the URL and accepts, and the SDK's retry of the call must come back
+with the tool's answer (the gateway waited for the login, then went on).
+Prints {"asked": [the elicitation's mode and url host], "text"}.
 """
 import asyncio
 import shlex
@@ -66,12 +73,38 @@ async def session(args, index, asked, opened, results):
         results[index] = text_of(result)
 
 
+async def modern(args):
+    """A 2026-07-28 client: the login is a round of the call itself."""
+    asked = []
+
+    async def elicitation(context, params):
+        mode = getattr(params, "mode", None)
+        url = getattr(params, "url", None)
+        asked.append([mode, urllib.parse.urlsplit(url or "").netloc])
+        if mode != "url" or not url:
+            fail(f"expected a URL-mode elicitation, got {params}")
+        done = await asyncio.to_thread(
+            subprocess.run, shlex.split(args.browser) + [url], capture_output=True, text=True, timeout=60
+        )
+        if done.returncode != 0:
+            fail(f"the browser could not follow {url}: {done.stderr}")
+        return types.ElicitResult(action="accept")
+
+    async with client(args, elicitation_callback=elicitation) as c:
+        result = await c.call_tool(args.tool, {"message": "in one call"})
+        if result.is_error:
+            fail(f"the call failed: {text_of(result)}")
+        finish({"asked": asked, "text": text_of(result)})
+
+
 async def main():
     p = parser(__doc__)
     p.add_argument("--browser", required=True, help="the command that opens a URL")
     p.add_argument("--tool", required=True)
     p.add_argument("--sessions", type=int, default=1)
     args = p.parse_args()
+    if args.mode == "auto":
+        return await modern(args)
     asked, results, opened = {}, {}, asyncio.Event()
     tasks = [asyncio.create_task(session(args, i, asked, opened, results)) for i in range(args.sessions)]
 

@@ -99,6 +99,32 @@ fn a_client_that_opens_urls_logs_in_through_url_elicitation_and_others_hear_the_
 }
 
 #[test]
+fn a_2026_client_that_opens_urls_is_asked_within_its_call_and_the_call_goes_on() {
+    let port = free_port();
+    let mut gw = gateway(port);
+    let _server = oauth_server(&gw, port, 3600);
+    gw.start();
+    // The server has asked for a login (a 401) before the client calls.
+    let mut plain = gw.client();
+    plain.initialize();
+    let reply = plain.call_tool(json!(1), "remote__echo", json!({"message": "hi"}));
+    assert_eq!(
+        reply["result"]["isError"],
+        true,
+        "{reply}
+{}",
+        gw.daemon_log()
+    );
+
+    let browser = browser();
+    let args = ["--tool-prefix", "", "--browser", &browser, "--tool", "remote__echo", "--mode", "auto"];
+    let result = run_client_script(&gw, "url_login.py", &args);
+    assert_eq!(result["text"], "Echo: in one call", "{result}");
+    assert_eq!(result["asked"], json!([["url", format!("127.0.0.1:{port}")]]), "{result}");
+    assert_eq!(seen(port)["logins"], 1);
+}
+
+#[test]
 fn logout_revokes_at_the_authorization_server_then_forgets() {
     let port = free_port();
     let mut gw = gateway(port);
