@@ -753,10 +753,13 @@ impl Session {
                 json!({ "elicitations": [login.elicitation] }),
             ));
         }
-        // The 2026-07-28 era has no `elicitationId`: the retry is the answer.
+        // The 2026-07-28 era has no `elicitationId`: the retry is the answer,
+        // and this call goes on once the login is done.
         let mut ask = login.elicitation.clone();
         if let Some(ask) = ask.as_object_mut() {
             ask.remove("elicitationId");
+            let message = format!("Log in to `{server}` in your browser; the call goes on once you have.");
+            ask.insert("message".into(), Value::String(message));
         }
         let answer = self.ask_client("elicitation/create", ask).await;
         if answer.as_ref().and_then(|a| a.get("action")).and_then(Value::as_str) != Some("accept") {
