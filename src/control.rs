@@ -24,6 +24,10 @@ pub enum ControlError {
     Refused(String),
     #[error("the daemon sent an answer this client does not understand: {0}")]
     BadReply(String),
+    /// The connection ended before the reply: the daemon stopped, crashed or
+    /// was killed while it worked on the command.
+    #[error("the daemon closed the connection before it answered (it stopped, crashed or was killed)")]
+    Closed,
 }
 
 /// Asks a running daemon to apply the config file now, after the command line
@@ -162,7 +166,9 @@ fn send(
     let mut reply = String::new();
     loop {
         reply.clear();
-        reader.read_line(&mut reply)?;
+        if reader.read_line(&mut reply)? == 0 {
+            return Err(ControlError::Closed);
+        }
         let progress = serde_json::from_str::<Value>(&reply).ok();
         match progress.as_ref().and_then(|v| v.get("authorize_url")).and_then(Value::as_str) {
             Some(url) => show(url),

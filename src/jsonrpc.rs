@@ -14,6 +14,9 @@ pub const INVALID_PARAMS: i64 = -32602;
 pub const INTERNAL_ERROR: i64 = -32603;
 /// MCP: a `resources/read` for a URI no server has.
 pub const RESOURCE_NOT_FOUND: i64 = -32002;
+/// MCP 2025-11-25: the request needs the person to visit a URL first
+/// (URLElicitationRequiredError; `data.elicitations` says where).
+pub const URL_ELICITATION_REQUIRED: i64 = -32042;
 /// A request that timed out (as the MCP SDKs use it).
 pub const REQUEST_TIMEOUT: i64 = -32001;
 /// MCP 2026-07-28: the `MCP-Protocol-Version` header and the envelope disagree.

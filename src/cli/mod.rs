@@ -485,8 +485,17 @@ fn auth(command: AuthCommand) -> anyhow::Result<ExitCode> {
                     );
                 }
             };
-            let answer = control::request_here_showing(&socket.path(), "auth-login", args, wait, &mut show)?;
-            let answer = answer.unwrap_or_default();
+            let answer = match control::request_here_showing(&socket.path(), "auth-login", args, wait, &mut show) {
+                // The daemon saves a login only once it is complete: nothing
+                // of this one was kept, and an earlier one's tokens are intact.
+                Err(control::ControlError::Closed) => anyhow::bail!(
+                    "the daemon stopped before the login to `{server}` finished (it crashed or was killed): \
+                     nothing of this login was saved, and the tokens of an earlier login, if any, are kept; \
+                     run `{}` again once the daemon is back",
+                    crate::oauth::login_command(&server)
+                ),
+                answer => answer?.unwrap_or_default(),
+            };
             println!("logged in to `{server}` (issuer {})", answer["issuer"].as_str().unwrap_or("unknown"));
             Ok(ExitCode::SUCCESS)
         }

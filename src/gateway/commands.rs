@@ -58,7 +58,7 @@ impl Gateway {
 }
 
 /// How long a login waits for the browser to come back.
-const LOGIN_TIMEOUT: Duration = Duration::from_secs(300);
+pub(super) const LOGIN_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Who asks for an `auth` command: the command line's directory and
 /// environment, which pick the profile, the workspace and the `${VAR}`s of
@@ -134,12 +134,17 @@ impl Gateway {
             .login(&binding.target, open, LOGIN_TIMEOUT)
             .await
             .map_err(|e| format!("logging in to `{server}`: {e}"))?;
+        self.after_login(server).await;
+        Ok(status)
+    }
+
+    /// A login to `server` succeeded: its instances restart so the next call
+    /// uses the new token, and catalogs built while the server refused are
+    /// rebuilt, sessions told to list again (its tools are there now).
+    pub(super) async fn after_login(self: &Arc<Self>, server: &str) {
         let grace = Duration::from_secs(self.config().shutdown_grace_secs);
         self.pool.restart_server(server, grace).await;
-        // Catalogs built while the server refused are rebuilt, and sessions
-        // told to list again: its tools are there now.
         self.lists_changed();
-        Ok(status)
     }
 
     /// `auth status [SERVER]`: each remote server's login (never a token).

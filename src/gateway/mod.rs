@@ -25,6 +25,7 @@ use crate::workspace::WorkspaceFiles;
 
 mod asking;
 mod commands;
+mod elicited_logins;
 mod forward;
 mod listings;
 mod logging;
@@ -123,6 +124,8 @@ pub struct Gateway {
     hasher: Hasher,
     /// The OAuth client of every remote server that needs a login.
     oauth: Arc<crate::oauth::Manager>,
+    /// Logins under way that clients were sent to by URL elicitation.
+    elicited_logins: elicited_logins::ElicitedLogins,
     watcher: std::sync::OnceLock<Arc<crate::watch::Watcher>>,
     /// Where the HTTP front door listens, once it does.
     pub http_addr: std::sync::OnceLock<std::net::SocketAddr>,
@@ -161,6 +164,7 @@ impl Gateway {
                 workspace_files: WorkspaceFiles::default(),
                 hasher: Hasher::new(),
                 oauth: Arc::new(crate::oauth::Manager::new(crate::paths::oauth_dir())),
+                elicited_logins: Default::default(),
                 watcher: std::sync::OnceLock::new(),
                 http_addr: std::sync::OnceLock::new(),
                 sessions: Mutex::new(HashMap::new()),

@@ -41,12 +41,15 @@ use url::Url;
 pub use browser::open;
 pub use discovery::Challenge;
 pub use flow::Settings;
+pub use pkce::random_token;
 
 use crate::lock;
 use flow::Grant;
 use store::{Credential, Store, Tokens};
 
-/// An access token this close to its expiry is refreshed before it is used.
+/// An access token this close to its expiry is refreshed before it is used;
+/// one whose whole lifetime is short, a tenth of its lifetime ahead (a
+/// 60-second token refreshed a minute ahead would be refreshed on every use).
 const REFRESH_AHEAD: Duration = Duration::from_secs(60);
 
 /// The pause after the first refresh that could not reach the authorization
@@ -120,7 +123,8 @@ pub struct Target {
 }
 
 impl Target {
-    fn key(&self) -> String {
+    /// Which credential this is, in the store and in every per-credential map.
+    pub fn key(&self) -> String {
         Store::key(&self.url, &self.credential_key)
     }
 }
@@ -160,7 +164,8 @@ fn now() -> u64 {
 }
 
 fn expiring(tokens: &Tokens) -> bool {
-    tokens.expires_at.is_some_and(|at| at <= now() + REFRESH_AHEAD.as_secs())
+    let ahead = tokens.lifetime.map_or(REFRESH_AHEAD.as_secs(), |l| (l / 10).min(REFRESH_AHEAD.as_secs()));
+    tokens.expires_at.is_some_and(|at| at <= now() + ahead)
 }
 
 fn tokens_of(answer: flow::TokenResponse, previous_refresh: Option<String>, asked_scope: Option<&str>) -> Tokens {
@@ -169,6 +174,7 @@ fn tokens_of(answer: flow::TokenResponse, previous_refresh: Option<String>, aske
         // A server that rotates sends a new one; one that does not keeps the old valid.
         refresh_token: answer.refresh_token.or(previous_refresh),
         expires_at: answer.expires_in.map(|s| now() + s),
+        lifetime: answer.expires_in,
         scope: answer.scope.or(asked_scope.map(str::to_string)),
     }
 }
@@ -336,14 +342,20 @@ impl Manager {
 
     /// What a request without a token hears: 401 with its challenge.
     async fn probe(&self, url: &Url) -> Result<Challenge, OAuthError> {
-        let response = self
-            .http
-            .post(url.clone())
-            .header("accept", "application/json, text/event-stream")
-            .json(&json!({"jsonrpc": "2.0", "id": "mcp-gateway-auth-probe", "method": "ping"}))
-            .send()
-            .await
-            .map_err(|e| OAuthError::Discovery(crate::redact::http_error(&e.without_url())))?;
+        let send = || {
+            self.http
+                .post(url.clone())
+                .header("accept", "application/json, text/event-stream")
+                .json(&json!({"jsonrpc": "2.0", "id": "mcp-gateway-auth-probe", "method": "ping"}))
+                .send()
+        };
+        // A kept-alive connection the server closed meanwhile (an earlier
+        // login's) fails the first send: the probe is a ping, sent again once.
+        let response = match send().await {
+            Err(e) if e.is_request() || e.is_connect() => send().await,
+            sent => sent,
+        }
+        .map_err(|e| OAuthError::Discovery(crate::redact::http_error(&e.without_url())))?;
         if response.status() != reqwest::StatusCode::UNAUTHORIZED {
             return Ok(Challenge::default());
         }
@@ -363,7 +375,12 @@ impl Manager {
         let key = target.key();
         let slot = entry(&self.logging_in, &key);
         let Ok(_one) = slot.try_lock() else {
-            return Err(OAuthError::Busy(format!("a login to `{}` is already under way", target.server)));
+            return Err(OAuthError::Busy(format!(
+                "a login to `{}` is already under way (finish it at the URL it opened, or wait for it to \
+                 time out: a login waits {} minute(s) at most)",
+                target.server,
+                timeout.as_secs().div_ceil(60)
+            )));
         };
         let url = Url::parse(&target.url).map_err(|e| OAuthError::Discovery(format!("the server's url: {e}")))?;
         let challenge = self.probe(&url).await?;
@@ -464,6 +481,10 @@ impl Manager {
     /// forgets the credential whatever the revocation's outcome.
     pub async fn logout(&self, target: &Target) -> Result<Logout, OAuthError> {
         let key = target.key();
+        // A refresh under way would save its rotated tokens after the
+        // credential is gone and bring it back: wait for it, and hold off
+        // the next until the credential is forgotten.
+        let _no_refresh = entry(&self.refreshing, &key).lock_owned().await;
         let credential = self.store.load(&key).ok().flatten();
         let revoked = match &credential {
             Some(c) => self.revoke(c).await,
@@ -474,6 +495,11 @@ impl Manager {
         }
         let forgotten = self.store.remove(&key)?;
         lock(&self.backoff).remove(&key);
+        // A server one was logged in to needs a login once logged out:
+        // `status` and `doctor` say so now, not after its next refusal.
+        if forgotten {
+            lock(&self.challenged).insert(key);
+        }
         Ok(Logout { forgotten, revoked })
     }
 

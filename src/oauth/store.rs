@@ -30,6 +30,11 @@ pub struct Tokens {
     /// Seconds since the Unix epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<u64>,
+    /// The `expires_in` the token was issued with, in seconds: how early it
+    /// is refreshed depends on it (a 60-second token is not refreshed a
+    /// minute ahead, which would be on every use).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifetime: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
 }
@@ -195,6 +200,7 @@ mod tests {
             access_token: access.into(),
             refresh_token: Some("r".into()),
             expires_at: None,
+            lifetime: None,
             scope: None,
         });
         c

@@ -67,6 +67,7 @@ fn expired(manager: &Manager, token_endpoint: String) {
         access_token: "access-0".into(),
         refresh_token: Some("refresh-0".into()),
         expires_at: Some(now() - 1),
+        lifetime: None,
         scope: None,
     });
     manager.store.save(&target().key(), &credential).unwrap();
@@ -116,6 +117,32 @@ async fn invalid_grant_means_a_login_and_names_the_command() {
     let again = manager.bearer(&target()).await;
     assert!(matches!(again, Ok(None)), "{again:?}");
     assert_eq!(issuer.calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_during_a_refresh_is_not_undone_by_the_refresh_saving_its_tokens() {
+    let issuer = Arc::new(Issuer { calls: AtomicUsize::new(0), seen: Mutex::default(), refused: false });
+    let base = serve(issuer.clone()).await;
+    let home = tempfile::tempdir().unwrap();
+    let manager = Arc::new(Manager::new(home.path().join("oauth")));
+    expired(&manager, format!("{base}/token"));
+    let refreshing = {
+        let manager = manager.clone();
+        tokio::spawn(async move { manager.bearer(&target()).await })
+    };
+    // The refresh is at the token endpoint (which takes 100 ms to answer).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while issuer.calls.load(Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "the refresh never reached the token endpoint");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(manager.logout(&target()).await.unwrap().forgotten);
+    let _ = refreshing.await.unwrap();
+    // The refreshed tokens did not bring the credential back, in memory or on disk.
+    assert!(manager.store.load(&target().key()).unwrap().is_none());
+    let fresh = Manager::new(home.path().join("oauth"));
+    assert!(fresh.store.load(&target().key()).unwrap().is_none());
+    assert_eq!(manager.status(&target())["state"], "logged_out");
 }
 
 #[tokio::test]
@@ -272,6 +299,23 @@ async fn serve_flaky(flaky: Arc<Flaky>) -> String {
         );
     tokio::spawn(async move { axum::serve(listener, router).await });
     base
+}
+
+#[test]
+fn a_short_lived_token_is_refreshed_a_tenth_of_its_lifetime_ahead_not_a_minute() {
+    let token = |left: u64, lifetime: Option<u64>| Tokens {
+        access_token: "a".into(),
+        refresh_token: Some("r".into()),
+        expires_at: Some(now() + left),
+        lifetime,
+        scope: None,
+    };
+    // A fresh 60-second token is used as it is, not refreshed on every use.
+    assert!(!expiring(&token(58, Some(60))));
+    assert!(expiring(&token(5, Some(60))));
+    // An hour-long one (or one of unknown lifetime) a minute ahead.
+    assert!(expiring(&token(59, Some(3600))) && !expiring(&token(120, Some(3600))));
+    assert!(expiring(&token(59, None)) && !expiring(&token(120, None)));
 }
 
 #[test]

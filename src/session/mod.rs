@@ -679,21 +679,34 @@ impl Session {
         let Some(name) = params.get("name").and_then(Value::as_str).map(str::to_string) else {
             return jsonrpc::error(id, jsonrpc::INVALID_PARAMS, format!("{method} needs a string `name`"));
         };
-        // Only the servers that can expose this name are waited for.
-        let catalog = self.gateway.catalog_for_name(&self.info, &name).await;
-        let target = match kind {
-            Named::Tool => catalog.tool(&name),
-            Named::Prompt => catalog.prompt(&name),
-        };
-        let Some(target) = target.cloned() else {
+        let mut logged_in = false;
+        let (target, catalog) = loop {
+            // Only the servers that can expose this name are waited for.
+            let catalog = self.gateway.catalog_for_name(&self.info, &name).await;
+            let target = match kind {
+                Named::Tool => catalog.tool(&name),
+                Named::Prompt => catalog.prompt(&name),
+            };
+            if let Some(target) = target {
+                break (target.clone(), catalog);
+            }
             // A tool of a server that lists nothing until someone logs in:
             // the model hears what to tell the person (a tool error), not a
-            // protocol failure.
+            // protocol failure; a client that opens URLs is sent to the login
+            // (and a 2026-07-28 one's call goes on once it is done).
             if let Named::Tool = kind
+                && !logged_in
                 && let Some((server, _)) = catalog.unavailable_for(&name)
                 && let Some(why) = self.gateway.login_needed(server, &self.info)
             {
-                return tool_refusal(id, &why);
+                let server = server.to_string();
+                match self.login_answer(id.clone(), &server, &why).await {
+                    LoginAnswer::Answer(answer) => return answer,
+                    LoginAnswer::LoggedIn => {
+                        logged_in = true;
+                        continue;
+                    }
+                }
             }
             return unknown_name(id, kind, &name, &catalog);
         };
@@ -809,12 +822,65 @@ impl Session {
                 response
             }
             Err(e) => match self.gateway.login_needed(server, &self.info).filter(|_| method == "tools/call") {
-                Some(why) => tool_refusal(id, &why),
+                Some(why) => match self.login_answer(id.clone(), server, &why).await {
+                    LoginAnswer::Answer(answer) => answer,
+                    LoginAnswer::LoggedIn => tool_refusal(
+                        id,
+                        &format!("server `{server}` is logged in now (it needed a login): call the tool again"),
+                    ),
+                },
                 None => backend_error(id, server, &e),
             },
         }
     }
+
+    /// A tool call that waits for a person to log in to `server`: a client
+    /// that opens URLs is sent to the login (see `gateway::elicited_logins`):
+    /// a 2025-11-25 one with a `-32042` error (it calls again once told the
+    /// login is complete), a 2026-07-28 one with the URL elicitation as an
+    /// `input_required` round of the call, which goes on once the login is
+    /// done. Any other client hears the tool error.
+    async fn login_answer(&self, id: Value, server: &str, why: &str) -> LoginAnswer {
+        let Some(login) = self.gateway.elicit_login(server, &self.info).await else {
+            return LoginAnswer::Answer(tool_refusal(id, why));
+        };
+        if !self.modern.is_modern() {
+            return LoginAnswer::Answer(jsonrpc::error_with_data(
+                id,
+                jsonrpc::URL_ELICITATION_REQUIRED,
+                format!("{why} (or finish the login at the URL this error carries)"),
+                json!({ "elicitations": [login.elicitation] }),
+            ));
+        }
+        // The 2026-07-28 era has no `elicitationId`: the retry is the answer,
+        // and this call goes on once the login is done.
+        let mut ask = login.elicitation.clone();
+        if let Some(ask) = ask.as_object_mut() {
+            ask.remove("elicitationId");
+            let message = format!("Log in to `{server}` in your browser; the call goes on once you have.");
+            ask.insert("message".into(), Value::String(message));
+        }
+        let answer = self.ask_client("elicitation/create", ask).await;
+        if answer.as_ref().and_then(|a| a.get("action")).and_then(Value::as_str) != Some("accept") {
+            return LoginAnswer::Answer(tool_refusal(id, why));
+        }
+        match login.finished(LOGIN_WAIT).await {
+            true => LoginAnswer::LoggedIn,
+            false => LoginAnswer::Answer(tool_refusal(id, why)),
+        }
+    }
 }
+
+/// What a call that needs a login comes to: an answer now, or (a 2026-07-28
+/// client that opened the login's URL) a login done, so the call goes on.
+enum LoginAnswer {
+    Answer(Value),
+    LoggedIn,
+}
+
+/// How long a 2026-07-28 client's call waits, after the client accepted the
+/// login's URL, for the login to finish (it is on a person in a browser).
+const LOGIN_WAIT: Duration = Duration::from_secs(300);
 
 /// A tool call that cannot run as things are (it waits for a person to log
 /// in, or asks what this client cannot answer): a tool error (`isError`)

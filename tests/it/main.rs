@@ -26,6 +26,7 @@ mod limits;
 mod manpages;
 mod modern;
 mod multiplexing;
+mod oauth;
 mod packaging;
 mod readme;
 mod real_clients;

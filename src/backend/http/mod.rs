@@ -79,6 +79,10 @@ struct RemoteConnection {
     /// The server answered 401 (after any refresh): a start that fails says
     /// a login is needed, not that the server is of another era.
     unauthorized: std::sync::atomic::AtomicBool,
+    /// Why the last try to get a fresh access token could not reach the
+    /// authorization server (down, 5xx, in its backoff pause), while tokens
+    /// are still held: a 401 then is no reason to log in again.
+    refresh_failure: Mutex<Option<String>>,
 }
 
 /// Where an event stream ended, to resume it from there.
@@ -157,7 +161,9 @@ impl RemoteConnection {
                 && !refreshed
             {
                 refreshed = true;
-                match oauth.manager.refresh(&oauth.target, Some(sent)).await {
+                let refresh = oauth.manager.refresh(&oauth.target, Some(sent)).await;
+                self.note_refresh(refresh.as_ref().err());
+                match refresh {
                     Ok(_) => continue,
                     Err(e) => warn!(server = %self.server, error = %e, "the server refused the access token"),
                 }
@@ -212,13 +218,36 @@ impl RemoteConnection {
     /// has logged in to (refreshed first when it is about to expire).
     async fn bearer(&self) -> Option<String> {
         let oauth = self.oauth.as_ref()?;
-        match oauth.manager.bearer(&oauth.target).await {
+        let bearer = oauth.manager.bearer(&oauth.target).await;
+        self.note_refresh(bearer.as_ref().err());
+        match bearer {
             Ok(token) => token,
             Err(e) => {
                 warn!(server = %self.server, error = %e, "no usable access token");
                 None
             }
         }
+    }
+
+    /// Remembers whether getting a fresh access token failed for want of a
+    /// reachable authorization server (see `refresh_failure`).
+    fn note_refresh(&self, error: Option<&crate::oauth::OAuthError>) {
+        let unreachable = error.filter(|e| matches!(e, crate::oauth::OAuthError::Unreachable(_)));
+        *lock(&self.refresh_failure) = unreachable.map(ToString::to_string);
+    }
+
+    /// Why a 401 fails a request while the tokens are kept but could not be
+    /// refreshed (the authorization server is down or in a backoff pause):
+    /// not a login, a wait.
+    fn refused_while_refresh_fails(&self, status: reqwest::StatusCode) -> Option<String> {
+        if status != reqwest::StatusCode::UNAUTHORIZED {
+            return None;
+        }
+        let why = lock(&self.refresh_failure).clone()?;
+        Some(format!(
+            "the server refused the access token and the gateway could not refresh it ({why}); \
+             the login is kept, so call again once the authorization server answers"
+        ))
     }
 
     /// Why a 401, or a 403 for want of scopes, fails a request: the login it
@@ -414,6 +443,7 @@ pub async fn connect(
         param_headers: modern::ParamHeaders::default(),
         oauth: resolved.oauth.clone(),
         unauthorized: std::sync::atomic::AtomicBool::new(false),
+        refresh_failure: Mutex::new(None),
     });
     let (writer, lines) = mpsc::unbounded_channel();
     let backend = Arc::new(Backend::new(identity.clone(), config.clone(), None, writer));
@@ -453,7 +483,8 @@ async fn settle(
                 let unauthorized = reqwest::StatusCode::UNAUTHORIZED;
                 if let Some(reason) = handle
                     .transport
-                    .refused_for_login(unauthorized)
+                    .refused_while_refresh_fails(unauthorized)
+                    .or_else(|| handle.transport.refused_for_login(unauthorized))
                     .or_else(|| handle.transport.refused_credentials(unauthorized))
                     .filter(|_| refused)
                 {
@@ -692,6 +723,9 @@ fn fail_refused(
     status: reqwest::StatusCode,
     body: &str,
 ) {
+    if let Some(reason) = transport.refused_while_refresh_fails(status) {
+        return fail(backend, id, reason);
+    }
     if let Some(reason) = transport.refused_for_login(status) {
         return fail_for_login(backend, message, id, reason);
     }

@@ -1,0 +1,286 @@
+//! OAuth end to end against a local authorization server
+//! (`tests/fixtures/oauth_server.py`: discovery, dynamic registration,
+//! PKCE, rotating single-use refresh tokens, RFC 7009 revocation, and a
+//! protected MCP server with one `echo` tool), the daemon as its one OAuth
+//! client: a login asked of a client through URL-mode elicitation, logout
+//! that revokes, a daemon killed mid-login, and a refresh in backoff.
+
+use std::process::{Output, Stdio};
+
+use crate::common::*;
+use serde_json::{Value, json};
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// The local authorization server and protected MCP server on `port`,
+/// issuing `ttl`-second access tokens, ready to accept.
+fn oauth_server(gw: &TestGateway, port: u16, ttl: u64) -> OwnedChild {
+    let child = gw
+        .command(deps().python())
+        .args([&format!("{ROOT}/tests/fixtures/oauth_server.py"), &port.to_string(), "--ttl", &ttl.to_string()])
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn the OAuth fixture");
+    let server = OwnedChild(child);
+    assert!(
+        wait_until(TIMEOUT, || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()),
+        "the OAuth fixture did not start listening on {port}"
+    );
+    server
+}
+
+/// What the authorization server saw (counts, never token values).
+fn seen(port: u16) -> Value {
+    reqwest::blocking::get(format!("http://127.0.0.1:{port}/stats"))
+        .and_then(|r| r.json())
+        .expect("the fixture's stats")
+}
+
+/// A gateway whose one server, `remote`, is the fixture on `port`.
+fn gateway(port: u16) -> TestGateway {
+    let gw = TestGateway::new();
+    gw.write_config(&format!("servers:\n  remote:\n    url: \"http://127.0.0.1:{port}/mcp\"\n"));
+    gw
+}
+
+/// The "browser": follows the authorization server's immediate redirect to
+/// the daemon's loopback callback.
+fn browser() -> String {
+    format!("{} {ROOT}/tests/fixtures/browser_follow.py", deps().python())
+}
+
+/// `mcp-gateway auth ARGS…` with the redirect follower as the browser.
+fn auth(gw: &TestGateway, args: &[&str]) -> Output {
+    gw.command(DAEMON).arg("auth").args(args).env("MCP_GATEWAY_BROWSER", browser()).output().expect("run auth")
+}
+
+fn auth_status(gw: &TestGateway) -> Value {
+    let out = auth(gw, &["status", "remote", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice::<Value>(&out.stdout).expect("auth status --json")["servers"][0].clone()
+}
+
+fn credential_files(gw: &TestGateway) -> usize {
+    std::fs::read_dir(gw.home.join("oauth"))
+        .map(|d| d.flatten().filter(|e| e.path().extension().is_some_and(|x| x == "json")).count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_client_that_opens_urls_logs_in_through_url_elicitation_and_others_hear_the_command() {
+    let port = free_port();
+    let mut gw = gateway(port);
+    let _server = oauth_server(&gw, port, 3600);
+    gw.start();
+
+    // A client that cannot open URLs hears the command, as a tool error.
+    let mut plain = gw.client();
+    plain.initialize();
+    let reply = plain.call_tool(json!(1), "remote__echo", json!({"message": "hi"}));
+    assert_eq!(reply["result"]["isError"], true, "{reply}\n{}", gw.daemon_log());
+    assert!(first_text(&reply).contains("run `mcp-gateway auth login remote`"), "{reply}");
+
+    // Those that declared `elicitation.url` are sent to the login, which the
+    // daemon finishes; they are told when, and their next calls go through.
+    // Two such sessions at once share one login: one URL, opened once.
+    let browser = browser();
+    let args = ["--tool-prefix", "", "--browser", &browser, "--tool", "remote__echo", "--sessions", "2"];
+    let result = run_client_script(&gw, "url_login.py", &args);
+    assert_eq!(result["texts"], json!(["Echo: after the login 0", "Echo: after the login 1"]), "{result}");
+    assert_eq!(result["elicitation_ids"].as_array().map(Vec::len), Some(1), "{result}");
+    assert_eq!(result["url_host"], format!("127.0.0.1:{port}"), "{result}");
+    assert_eq!(seen(port)["logins"], 1, "{}", seen(port));
+    assert_eq!(auth_status(&gw)["state"], "logged_in");
+
+    // The login is every session's: the plain client's next call goes through.
+    let reply = plain.call_tool(json!(2), "remote__echo", json!({"message": "shared"}));
+    assert_eq!(first_text(&reply), "Echo: shared", "{reply}\n{}", gw.daemon_log());
+    assert_eq!(seen(port)["logins"], 1, "no second login");
+}
+
+#[test]
+fn a_2026_client_that_opens_urls_is_asked_within_its_call_and_the_call_goes_on() {
+    let port = free_port();
+    let mut gw = gateway(port);
+    let _server = oauth_server(&gw, port, 3600);
+    gw.start();
+    // The server has asked for a login (a 401) before the client calls.
+    let mut plain = gw.client();
+    plain.initialize();
+    let reply = plain.call_tool(json!(1), "remote__echo", json!({"message": "hi"}));
+    assert_eq!(
+        reply["result"]["isError"],
+        true,
+        "{reply}
+{}",
+        gw.daemon_log()
+    );
+
+    let browser = browser();
+    let args = ["--tool-prefix", "", "--browser", &browser, "--tool", "remote__echo", "--mode", "auto"];
+    let result = run_client_script(&gw, "url_login.py", &args);
+    assert_eq!(result["text"], "Echo: in one call", "{result}");
+    assert_eq!(result["asked"], json!([["url", format!("127.0.0.1:{port}")]]), "{result}");
+    assert_eq!(seen(port)["logins"], 1);
+}
+
+#[test]
+fn logout_revokes_at_the_authorization_server_then_forgets() {
+    let port = free_port();
+    let mut gw = gateway(port);
+    let _server = oauth_server(&gw, port, 3600);
+    gw.start();
+    let login = auth(&gw, &["login", "remote"]);
+    assert!(login.status.success(), "{}\n{}", String::from_utf8_lossy(&login.stderr), gw.daemon_log());
+    let mut client = gw.client();
+    client.initialize();
+    let reply = client.call_tool(json!(1), "remote__echo", json!({"message": "logged in"}));
+    assert_eq!(first_text(&reply), "Echo: logged in", "{reply}\n{}", gw.daemon_log());
+    assert_eq!(credential_files(&gw), 1);
+
+    let logout = auth(&gw, &["logout", "remote"]);
+    let said = String::from_utf8_lossy(&logout.stdout);
+    assert!(logout.status.success() && said.contains("revoked"), "{said}{}", String::from_utf8_lossy(&logout.stderr));
+    // The authorization server saw both tokens revoked, the refresh token first.
+    let revocations = &seen(port)["revocations"];
+    assert_eq!(
+        revocations,
+        &json!([{"hint": "refresh_token", "known": true}, {"hint": "access_token", "known": true}]),
+        "{revocations}"
+    );
+    assert_eq!(credential_files(&gw), 0, "the store file is gone");
+    assert_eq!(auth_status(&gw)["state"], "logged_out");
+    let logins = status(&gw)["logins"].clone();
+    assert_eq!(logins, json!([{"server": "remote", "state": "logged_out", "login": "mcp-gateway auth login remote"}]));
+
+    // The next call is refused by the server: a login is needed, and said so.
+    let reply = client.call_tool(json!(2), "remote__echo", json!({"message": "after logout"}));
+    assert_eq!(reply["result"]["isError"], true, "{reply}\n{}", gw.daemon_log());
+    assert!(first_text(&reply).contains("mcp-gateway auth login remote"), "{reply}");
+    let logins = status(&gw)["logins"].clone();
+    assert_eq!(logins, json!([{"server": "remote", "state": "logged_out", "login": "mcp-gateway auth login remote"}]));
+    assert!(!gw.daemon_log().contains("access_token\":"), "no token material in the log");
+}
+
+/// Makes the fixture's token endpoint answer `status` (`null`: normally again).
+fn token_endpoint(port: u16, status: Value) {
+    let client = reqwest::blocking::Client::new();
+    let url = format!("http://127.0.0.1:{port}/control");
+    client
+        .post(url)
+        .json(&json!({ "token_status": status }))
+        .send()
+        .expect("the fixture's control")
+        .error_for_status()
+        .unwrap();
+}
+
+#[test]
+fn a_401_while_the_authorization_server_is_down_keeps_the_login_and_says_wait() {
+    let port = free_port();
+    let mut gw = gateway(port);
+    // Two-second tokens: they expire while the authorization server is down.
+    let _server = oauth_server(&gw, port, 2);
+    gw.start();
+    let login = auth(&gw, &["login", "remote"]);
+    assert!(login.status.success(), "{}\n{}", String::from_utf8_lossy(&login.stderr), gw.daemon_log());
+    let mut client = gw.client();
+    client.initialize();
+    let reply = client.call_tool(json!(1), "remote__echo", json!({"message": "up"}));
+    assert_eq!(first_text(&reply), "Echo: up", "{reply}\n{}", gw.daemon_log());
+
+    token_endpoint(port, json!(503));
+    assert!(wait_until(TIMEOUT, || auth_status(&gw)["expires_in_secs"] == 0), "{}", auth_status(&gw));
+    let reply = client.call_tool(json!(2), "remote__echo", json!({"message": "down"}));
+    let text = serde_json::to_string(&reply).unwrap();
+    assert!(text.contains("could not refresh it") && text.contains("login is kept"), "{reply}\n{}", gw.daemon_log());
+    assert!(!text.contains("auth login"), "a refresh that cannot reach the server is no login: {reply}");
+    assert_eq!(auth_status(&gw)["state"], "logged_in", "the tokens are kept");
+    assert_eq!(status(&gw)["logins"], json!([]), "status names no login needed");
+
+    // Back up: a later call refreshes (once its backoff pause is over) and
+    // goes through, with no second login.
+    token_endpoint(port, Value::Null);
+    let mut n = 10;
+    let mut reply = json!(null);
+    assert!(
+        wait_until(TIMEOUT, || {
+            n += 1;
+            reply = client.call_tool(json!(n), "remote__echo", json!({"message": "back"}));
+            reply["result"]["content"][0]["text"] == "Echo: back"
+        }),
+        "{reply}\n{}",
+        gw.daemon_log()
+    );
+    let stats = seen(port);
+    assert_eq!((stats["logins"].as_u64(), stats["invalid_grant"].as_u64()), (Some(1), Some(0)), "{stats}");
+    assert!(stats["token_failures_served"].as_u64() >= Some(1), "{stats}");
+}
+
+/// The credential file's bytes (the tokens of the last login).
+fn credential(gw: &TestGateway) -> Vec<u8> {
+    let dir = gw.home.join("oauth");
+    let file = std::fs::read_dir(&dir).expect("the token store").flatten().next().expect("a credential").path();
+    std::fs::read(file).expect("the credential")
+}
+
+#[test]
+fn a_second_login_at_once_is_refused_and_a_daemon_killed_mid_login_keeps_the_last_good_token() {
+    let port = free_port();
+    let mut gw = gateway(port);
+    let _server = oauth_server(&gw, port, 3600);
+    gw.start();
+    let login = auth(&gw, &["login", "remote"]);
+    assert!(login.status.success(), "{}\n{}", String::from_utf8_lossy(&login.stderr), gw.daemon_log());
+    let good = credential(&gw);
+    let mut client = gw.client();
+    client.initialize();
+    assert_eq!(first_text(&client.call_tool(json!(1), "remote__echo", json!({"message": "a"}))), "Echo: a");
+
+    // A login whose browser never comes back: it waits for its callback.
+    let waiting = gw
+        .command(DAEMON)
+        .args(["auth", "login", "remote"])
+        .env("MCP_GATEWAY_BROWSER", "true")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn auth login");
+    assert!(
+        wait_until(TIMEOUT, || gw.daemon_log().matches("login: waiting for the browser").count() == 2),
+        "{}",
+        gw.daemon_log()
+    );
+    // A second login at once is refused, clearly; sessions go on meanwhile.
+    let second = auth(&gw, &["login", "remote"]);
+    let said = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success() && said.contains("a login to `remote` is already under way"), "{said}");
+    assert_eq!(first_text(&client.call_tool(json!(2), "remote__echo", json!({"message": "b"}))), "Echo: b");
+
+    // The daemon is killed while the login waits: the command says so.
+    let mut daemon = gw.daemon.take().expect("the daemon");
+    daemon.kill().expect("SIGKILL the daemon");
+    daemon.wait().expect("reap the daemon");
+    let out = waiting.wait_with_output().expect("auth login's end");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains("the daemon stopped before the login to `remote` finished")
+            && said.contains("tokens of an earlier login, if any, are kept")
+            && said.contains("run `mcp-gateway auth login remote` again"),
+        "{said}"
+    );
+    assert_eq!(credential(&gw), good, "the last good token is kept as it was");
+
+    // A new daemon uses it (no new login), and a later login works.
+    gw.start();
+    let mut client = gw.client();
+    client.initialize();
+    let reply = client.call_tool(json!(3), "remote__echo", json!({"message": "c"}));
+    assert_eq!(first_text(&reply), "Echo: c", "{reply}\n{}", gw.daemon_log());
+    assert_eq!(seen(port)["logins"], 1);
+    let again = auth(&gw, &["login", "remote"]);
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    assert_eq!(seen(port)["logins"], 2);
+    assert_ne!(credential(&gw), good, "the new login's tokens replaced the old");
+}
