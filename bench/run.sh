@@ -6,6 +6,7 @@
 #   bash bench/run.sh            # full run, rewrites the suite's section of BENCHMARKS.md
 #   QUICK=1 bash bench/run.sh    # fewer iterations, same tables (a smoke run)
 #   STEPS="4 5" bash bench/run.sh  # re-run some steps, keep the others' results
+#   CARGO_TARGET_DIR=... bash bench/run.sh  # build (and run) from another target directory
 #
 # Pinned servers and peers are installed into a cache (never committed):
 # ${MCP_GATEWAY_BENCH_DEPS:-~/.cache/mcp-gateway-bench-deps}. Raw JSON results
@@ -16,7 +17,7 @@ ROOT="$PWD"
 CACHE="${MCP_GATEWAY_BENCH_DEPS:-${XDG_CACHE_HOME:-$HOME/.cache}/mcp-gateway-bench-deps}"
 PEERS="$CACHE/peers"
 QUICK="${QUICK:-0}"
-STEPS="${STEPS:-1 2 3 4 5}" # a subset re-runs those steps and keeps the other results
+STEPS="${STEPS:-1 2 3 4 5 6}" # a subset re-runs those steps and keeps the other results
 MCP_HUB_VERSION=4.2.1
 MCP_PROXY_VERSION=0.13.0
 RMCP_MUX_VERSION=0.4.0
@@ -59,12 +60,13 @@ log "building (release)"
 cargo build --release --quiet
 (cd bench/fast-fixture && cargo build --release --quiet)
 (cd bench/harness && cargo build --release --quiet)
-GW="$ROOT/target/release/mcp-gateway"
-SHIM="$ROOT/target/release/mcp-gateway-connect"
-FF="$ROOT/bench/fast-fixture/target/release/fast-fixture"
-M="$ROOT/bench/harness/target/release/mcpbench"
+REL="${CARGO_TARGET_DIR:-$ROOT/target}/release"
+GW="$REL/mcp-gateway"
+SHIM="$REL/mcp-gateway-connect"
+FF="${CARGO_TARGET_DIR:-$ROOT/bench/fast-fixture/target}/release/fast-fixture"
+M="${CARGO_TARGET_DIR:-$ROOT/bench/harness/target}/release/mcpbench"
 RES="$ROOT/bench/results"
-[ "$STEPS" = "1 2 3 4 5" ] && rm -rf "$RES"
+[ "$STEPS" = "1 2 3 4 5 6" ] && rm -rf "$RES"
 mkdir -p "$RES"
 step() { [[ " $STEPS " == *" $1 "* ]]; }
 WORK="$(mktemp -d /tmp/mcp-gateway-bench.XXXXXX)"
@@ -302,11 +304,22 @@ spec "$WORK/idle.json" "$(contender gateway "$(shim_json idle)" fast__echo "[$GW
 stop_gateway idle
 fi
 
+# ------------------------------------------------------------------ 6. one shared real backend
+if step 6; then
+log "6. several client processes on one shared server-everything (direct, gateway, rmcp-mux)"
+MUX=""
+[ -x "$PEERS/cargo/bin/rmcp-mux" ] && MUX="$PEERS/cargo/bin/rmcp-mux"
+if [ "$QUICK" = 1 ]; then SB_CALLS=200 SB_ROUNDS=2; else SB_CALLS=500 SB_ROUNDS=5; fi
+"$MCP_TEST_PYTHON" bench/shared_backend.py --node "$MCP_TEST_NODE" --everything-js "$MCP_TEST_EVERYTHING_JS" \
+  --daemon "$GW" --shim "$SHIM" ${MUX:+--mux "$MUX"} --clients 4 --calls "$SB_CALLS" --rounds "$SB_ROUNDS" \
+  --pss-sessions 5 --json "$RES/shared-backend.json" >&2
+fi
+
 # ------------------------------------------------------------------ report
 {
   echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -sr)"
   echo "gateway: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"
-  echo "peers: mcp-hub $MCP_HUB_VERSION ($([ $HAVE_HUB = 1 ] && echo ok || echo 'not installed')), mcp-proxy $MCP_PROXY_VERSION ($([ $HAVE_PROXY = 1 ] && echo ok || echo 'not installed')), rmcp-mux $RMCP_MUX_VERSION ($([ -x "$PEERS/cargo/bin/rmcp-mux" ] && echo 'built, not wired' || echo 'did not build'))"
+  echo "peers: mcp-hub $MCP_HUB_VERSION ($([ $HAVE_HUB = 1 ] && echo ok || echo 'not installed')), mcp-proxy $MCP_PROXY_VERSION ($([ $HAVE_PROXY = 1 ] && echo ok || echo 'not installed')), rmcp-mux $RMCP_MUX_VERSION ($([ -x "$PEERS/cargo/bin/rmcp-mux" ] && echo 'ok, section 6' || echo 'did not build'))"
   echo "quick: $QUICK"
 } >"$RES/meta.txt"
 "$CACHE/plot/bin/python" bench/report.py "$RES" BENCHMARKS.md
