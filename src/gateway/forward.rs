@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::{Gateway, SessionInfo};
-use crate::backend::{Backend, BackendError};
+use crate::backend::{Answer, Backend, BackendError};
 use crate::config::ServerConfig;
 
 impl Gateway {
@@ -77,6 +77,18 @@ impl Gateway {
         params: Value,
         session: &SessionInfo,
     ) -> Result<Value, BackendError> {
+        self.forward_answer(server, method, params, session).await.map(Answer::into_value)
+    }
+
+    /// [`Gateway::forward`], the answer as it came (a stdio backend's line,
+    /// unparsed), for a session that may relay it as it is.
+    pub async fn forward_answer(
+        self: &Arc<Self>,
+        server: &str,
+        method: &str,
+        params: Value,
+        session: &SessionInfo,
+    ) -> Result<Answer, BackendError> {
         let config = self.configured(server, session)?;
         let secs = config.request_timeout_secs.unwrap_or_else(|| self.config().request_timeout_secs);
         let call = async {
@@ -92,7 +104,7 @@ impl Gateway {
                 crate::era::stamp(&mut params, &envelope);
             }
             let _turn = backend.turn().await;
-            backend.request(method, params, Some(&session.sink)).await
+            backend.request_answer(method, params, Some(&session.sink)).await
         };
         match tokio::time::timeout(Duration::from_secs(secs), call).await {
             Ok(result) => result,
