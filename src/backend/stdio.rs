@@ -193,6 +193,7 @@ pub async fn spawn(options: SpawnOptions<'_>) -> Result<(Arc<Backend>, ProcessHa
     match initialize(&backend, options.startup_timeout, options.era).await {
         Ok(result) => {
             abandoned.armed = false;
+            crate::memory::drop_code_when_settled();
             backend.set_initialized(result);
             if backend.is_modern() {
                 backend.listen(None);

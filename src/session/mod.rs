@@ -94,6 +94,7 @@ pub async fn serve<R, W>(
         let info = SessionInfo::new(sink, context, client_pid, env);
         gateway.register_session(info.clone());
         info!(cwd = ?info.cwd, workspace = %info.workspace.display(), profile = ?info.profile, "session started");
+        crate::memory::drop_code_when_settled();
         let session = Arc::new(Session::new(gateway.clone(), info, front));
         session.run(frames, shutdown).await;
         gateway.unregister_session(id);
