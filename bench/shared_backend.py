@@ -9,7 +9,7 @@ last client's last one. Contenders are interleaved round by round, so load from
 other work on the machine hits all alike; the median round is reported.
 
 Memory: `--pss-sessions` clients connect (initialize, list, one call) and stay;
-then the PSS of every process that serves them is summed: the servers the
+`--settle` seconds later the PSS of every process that serves them is summed: the servers the
 clients spawned (direct), or the shims/proxies plus the daemon and its backend
 (gateway, rmcp-mux). The Python clients themselves are not counted.
 
@@ -173,9 +173,12 @@ def throughput_round(contender, n, calls):
     return total / elapsed, cpu
 
 
-def memory(contender, n):
+def memory(contender, n, settle):
     procs = start_clients(contender, n, 0)
-    time.sleep(0.5)  # let the freshly started processes settle, as the suite's sharing step does
+    # Terminals stay connected for hours: what counts is what they hold once
+    # connected, not during set-up (the gateway lets go of the code pages its
+    # set-up ran once it has started nothing for 3 s).
+    time.sleep(settle)
     served = set()
     for p in procs:
         served |= tree([p.pid]) - {p.pid}
@@ -215,6 +218,7 @@ def main():
     ap.add_argument("--calls", type=int, default=500)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--pss-sessions", type=int, default=5)
+    ap.add_argument("--settle", type=float, default=5.0, help="seconds the sessions are connected before memory is read")
     ap.add_argument("--only", help="comma-separated contender names")
     ap.add_argument("--json", help="where to write the results")
     args = ap.parse_args()
@@ -224,36 +228,54 @@ def main():
 
     work = tempfile.mkdtemp(prefix="mcp-gateway-shared.")
     server = [args.node, args.everything_js, "stdio"]
-    contenders = [Contender("direct (a server per client)", server, "echo")]
+    keep = args.only.split(",") if args.only else [""]
+    names = ["direct (a server per client)", "gateway"] + [g[0] for g in args.also_gateway]
+    if args.mux and os.access(args.mux, os.X_OK):
+        names.append("rmcp-mux")
+    names = [n for n in names if any(n.startswith(k) for k in keep)]
+    gateways = {"gateway": (args.daemon, args.shim), **{g[0]: (g[1], g[2]) for g in args.also_gateway}}
     started = []
-    try:
-        keep = args.only.split(",") if args.only else [""]
-        wanted = lambda name: any(name.startswith(k) for k in keep)  # noqa: E731
-        gateways = [("gateway", args.daemon, args.shim)] + [tuple(g) for g in args.also_gateway]
-        for label, daemon, shim in gateways:
-            if not wanted(label):
-                continue
-            home = f"{work}/{label.replace(' ', '_')}"
+    launches = 0
+
+    def launch(name):
+        """The contender `name`, its server (daemon or mux) started afresh."""
+        nonlocal launches
+        launches += 1
+        if name.startswith("direct"):
+            return Contender(name, server, "echo")
+        home = f"{work}/{launches}"
+        os.makedirs(home)
+        if name in gateways:
+            daemon, shim = gateways[name]
             env = {"MCP_GATEWAY_HOME": home, "MCP_GATEWAY_SOCKET": f"{home}/gw.sock"}
-            os.makedirs(home)
             Path(f"{home}/config.yaml").write_text(
                 f"servers:\n  everything:\n    command: {json.dumps(args.node)}\n"
                 f"    args: {json.dumps(server[1:])}\n")
             gw = subprocess.Popen([daemon, "serve"], env=dict(os.environ, **env),
                                   stdout=subprocess.DEVNULL, stderr=open(f"{home}/daemon.log", "w"))
             started.append(gw)
-            wait_for(env["MCP_GATEWAY_SOCKET"], label, gw)
-            contenders.append(Contender(label, [shim, "--no-autostart"], "everything__echo", env, gw))
-        if wanted("rmcp-mux") and args.mux and os.access(args.mux, os.X_OK):
-            sock = f"{work}/mux.sock"
-            mux = subprocess.Popen([args.mux, "--socket", sock, "--cmd", args.node, "--log-level", "warn",
-                                    "--", *server[1:]],
-                                   stdout=subprocess.DEVNULL, stderr=open(f"{work}/mux.log", "w"))
-            started.append(mux)
-            wait_for(sock, "rmcp-mux", mux)
-            contenders.append(Contender("rmcp-mux", [args.mux, "proxy", "--socket", sock], "echo", None, mux))
-        contenders = [c for c in contenders if wanted(c.name)]
+            wait_for(env["MCP_GATEWAY_SOCKET"], name, gw)
+            return Contender(name, [shim, "--no-autostart"], "everything__echo", env, gw)
+        sock = f"{home}/mux.sock"
+        mux = subprocess.Popen([args.mux, "--socket", sock, "--cmd", args.node, "--log-level", "warn",
+                                "--", *server[1:]],
+                               stdout=subprocess.DEVNULL, stderr=open(f"{home}/mux.log", "w"))
+        started.append(mux)
+        wait_for(sock, "rmcp-mux", mux)
+        return Contender(name, [args.mux, "proxy", "--socket", sock], "echo", None, mux)
 
+    def stop_all():
+        for p in started:
+            p.terminate()
+        for p in started:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        started.clear()
+
+    try:
+        contenders = [launch(n) for n in names]
         rates = {c.name: [] for c in contenders}
         cpus = {c.name: [] for c in contenders}
         for r in range(args.rounds):
@@ -264,27 +286,27 @@ def main():
                 cpus[c.name].append(cpu)
                 shown = ", ".join(f"{k} {v:,.0f}" for k, v in sorted(cpu.items()))
                 print(f"round {r + 1}: {c.name}: {rate:,.0f} calls/s; CPU µs/call: {shown}", file=sys.stderr)
+        stop_all()
         results = []
         for c in contenders:
-            mem = memory(c, args.pss_sessions)
-            names = sorted({k for cpu in cpus[c.name] for k in cpu})
-            cpu = {k: statistics.median(cpu.get(k, 0.0) for cpu in cpus[c.name]) for k in names}
+            # Alone and started afresh: a process's PSS counts the pages it
+            # shares (node's own, for one) as split with every process mapping
+            # them, so the other contenders' servers must not be running.
+            fresh = launch(c.name)
+            mem = memory(fresh, args.pss_sessions, args.settle)
+            stop_all()
+            kinds = sorted({k for cpu in cpus[c.name] for k in cpu})
+            cpu = {k: statistics.median(cpu.get(k, 0.0) for cpu in cpus[c.name]) for k in kinds}
             results.append({"name": c.name, "calls_per_s": rates[c.name],
                             "median_calls_per_s": statistics.median(rates[c.name]),
                             "cpu_us_per_call": cpu, **mem})
         out = {"clients": args.clients, "calls": args.calls, "rounds": args.rounds,
-               "pss_sessions": args.pss_sessions, "contenders": results}
+               "pss_sessions": args.pss_sessions, "settle": args.settle, "contenders": results}
         if args.json:
             Path(args.json).write_text(json.dumps(out, indent=1))
         print_markdown(out)
     finally:
-        for p in started:
-            p.terminate()
-        for p in started:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_all()
 
 
 def print_markdown(out):
