@@ -261,7 +261,10 @@ if shared:
       f"the first call to the last, median of {shared['rounds']} interleaved rounds. `direct` = each client spawns its "
       f"own server-everything; the gateway and rmcp-mux ({'rmcp-mux `proxy` as each client' + chr(39) + 's stdio bridge'}) "
       f"share one. Memory: {shared['pss_sessions']} clients connected (initialized, one call) for "
-      f"{shared.get('settle', 5):g} s, the PSS and RSS of every process serving them (servers, shims or proxies, daemon, backend and its guard), not the Python clients.")
+      f"{shared.get('settle', 5):g} s, the PSS and RSS of every process serving them (servers, shims or proxies, daemon, backend and its guard), not the Python clients. "
+      f"Each contender's memory is read with its servers started afresh and no other contender's running: PSS splits "
+      f"shared pages among all processes that map them, node's own included, so node's share still depends on what "
+      f"else runs node on the machine; the column without the backend is the multiplexer's own cost.")
     w("")
     w("| contender | calls/s (median) | every round | CPU µs/call: clients | CPU µs/call: the rest, by process | "
       "processes | PSS MiB | of which not the backend (node) | RSS MiB |")

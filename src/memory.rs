@@ -6,6 +6,22 @@
 //! the free memory at the top of each arena is returned, and so are the code
 //! pages serving faulted in (the next session brings back what it runs).
 
+/// One malloc arena for the whole daemon (glibc only; elsewhere a no-op). By
+/// default glibc gives each thread that allocates an arena of its own, and
+/// each keeps what it once held: the daemon's worker and blocking threads held
+/// 0.7 MB more anonymous memory with five terminals connected (2.7 MB instead
+/// of 2.0). Small allocations come from each thread's cache without the
+/// arena's lock, so throughput did not drop (fast fixture, 32 sessions and
+/// 16 × 8, side by side). Call before any thread starts.
+pub fn one_arena() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets a tunable of the allocator; called before any
+    // other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+}
+
 /// Returns freed heap memory to the system (glibc only; elsewhere a no-op).
 pub fn release_freed() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

@@ -409,6 +409,7 @@ fn serve(config: Option<PathBuf>, socket: Option<PathBuf>) -> anyhow::Result<Exi
         None => crate::launchd::activated_listener("gateway"),
     };
     let ready = crate::startup::take_ready_fd();
+    crate::memory::one_arena();
     crate::logging::init();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     let options = daemon::ServeOptions { config, socket, listener, ready, listing_cache: None };
