@@ -44,17 +44,27 @@ const SETTLE: std::time::Duration = std::time::Duration::from_secs(3);
 /// that relaying calls never runs, and the kernel maps 64 KiB around each
 /// fault, so a daemon serving five terminals held 7 MB of its own binary's
 /// code, about three quarters of its RSS. Called at each such start; the
-/// pages go [`SETTLE`] after the last one (one timer per call, no more work).
-/// Needs a Tokio runtime.
+/// pages go once [`SETTLE`] has passed without another. One task waits at a
+/// time, however many sessions start (a thousand at once must not leave a
+/// thousand timers). Needs a Tokio runtime.
 pub fn drop_code_when_settled() {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static LATEST: AtomicU64 = AtomicU64::new(0);
-    let mine = LATEST.fetch_add(1, Ordering::Relaxed) + 1;
-    tokio::spawn(async move {
-        tokio::time::sleep(SETTLE).await;
-        if LATEST.load(Ordering::Relaxed) == mine {
-            tokio::task::spawn_blocking(drop_mapped_code);
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    static STARTS: AtomicU64 = AtomicU64::new(0);
+    static WAITING: AtomicBool = AtomicBool::new(false);
+    STARTS.fetch_add(1, Ordering::AcqRel);
+    if WAITING.swap(true, Ordering::AcqRel) {
+        return; // The waiting task sees this start.
+    }
+    tokio::spawn(async {
+        loop {
+            let seen = STARTS.load(Ordering::Acquire);
+            tokio::time::sleep(SETTLE).await;
+            if STARTS.load(Ordering::Acquire) == seen {
+                break;
+            }
         }
+        WAITING.store(false, Ordering::Release);
+        tokio::task::spawn_blocking(drop_mapped_code);
     });
 }
 
