@@ -6,6 +6,9 @@
 #   bash bench/run.sh            # full run, rewrites the suite's section of BENCHMARKS.md
 #   QUICK=1 bash bench/run.sh    # fewer iterations, same tables (a smoke run)
 #   STEPS="4 5" bash bench/run.sh  # re-run some steps, keep the others' results
+#   CARGO_TARGET_DIR=... bash bench/run.sh  # build (and run) from another target directory
+#   BASE=DIR bash bench/run.sh   # steps 6 and 7 also run the mcp-gateway and mcp-gateway-connect in DIR
+#                                # (another build: before/after in one run)
 #
 # Pinned servers and peers are installed into a cache (never committed):
 # ${MCP_GATEWAY_BENCH_DEPS:-~/.cache/mcp-gateway-bench-deps}. Raw JSON results
@@ -16,7 +19,7 @@ ROOT="$PWD"
 CACHE="${MCP_GATEWAY_BENCH_DEPS:-${XDG_CACHE_HOME:-$HOME/.cache}/mcp-gateway-bench-deps}"
 PEERS="$CACHE/peers"
 QUICK="${QUICK:-0}"
-STEPS="${STEPS:-1 2 3 4 5}" # a subset re-runs those steps and keeps the other results
+STEPS="${STEPS:-1 2 3 4 5 6 7}" # a subset re-runs those steps and keeps the other results
 MCP_HUB_VERSION=4.2.1
 MCP_PROXY_VERSION=0.13.0
 RMCP_MUX_VERSION=0.4.0
@@ -59,12 +62,13 @@ log "building (release)"
 cargo build --release --quiet
 (cd bench/fast-fixture && cargo build --release --quiet)
 (cd bench/harness && cargo build --release --quiet)
-GW="$ROOT/target/release/mcp-gateway"
-SHIM="$ROOT/target/release/mcp-gateway-connect"
-FF="$ROOT/bench/fast-fixture/target/release/fast-fixture"
-M="$ROOT/bench/harness/target/release/mcpbench"
+REL="${CARGO_TARGET_DIR:-$ROOT/target}/release"
+GW="$REL/mcp-gateway"
+SHIM="$REL/mcp-gateway-connect"
+FF="${CARGO_TARGET_DIR:-$ROOT/bench/fast-fixture/target}/release/fast-fixture"
+M="${CARGO_TARGET_DIR:-$ROOT/bench/harness/target}/release/mcpbench"
 RES="$ROOT/bench/results"
-[ "$STEPS" = "1 2 3 4 5" ] && rm -rf "$RES"
+[ "$STEPS" = "1 2 3 4 5 6 7" ] && rm -rf "$RES"
 mkdir -p "$RES"
 step() { [[ " $STEPS " == *" $1 "* ]]; }
 WORK="$(mktemp -d /tmp/mcp-gateway-bench.XXXXXX)"
@@ -86,7 +90,7 @@ mkdir -p "$WORK/files"
 # server NAME -> its command as a JSON array (+ env)
 server_cmd() {
   case "$1" in
-    fast) echo "[\"$FF\"]" ;;
+    fast | fast[0-9]*) echo "[\"$FF\"]" ;;
     everything) echo "[\"$MCP_TEST_NODE\", \"$MCP_TEST_EVERYTHING_JS\", \"stdio\"]" ;;
     memory) echo "[\"$MCP_TEST_NODE\", \"$MCP_TEST_MEMORY_JS\"]" ;;
     filesystem) echo "[\"$MCP_TEST_NODE\", \"$MCP_TEST_FILESYSTEM_JS\", \"$WORK/files\"]" ;;
@@ -98,7 +102,7 @@ server_env() { [ "$1" = memory ] && echo "{\"MEMORY_FILE_PATH\": \"$WORK/memory.
 # the cheap call each server gets in the sharing test: tool and arguments
 server_call() {
   case "$1" in
-    fast | everything) echo 'echo {"message": "hi"}' ;;
+    fast | fast[0-9]* | everything) echo 'echo {"message": "hi"}' ;;
     memory) echo 'read_graph {}' ;;
     filesystem) echo 'list_allowed_directories {}' ;;
     time) echo 'get_current_time {"timezone": "UTC"}' ;;
@@ -242,6 +246,7 @@ spec "$WORK/tp.json" "${T[@]}"
 "$M" throughput "$WORK/tp.json" 1 1 "$TP_SECS" "$TP_ROUNDS" >"$RES/throughput-1x1.json"
 "$M" throughput "$WORK/tp.json" 16 1 "$TP_SECS" "$TP_ROUNDS" >"$RES/throughput-16x1.json"
 "$M" throughput "$WORK/tp.json" 16 8 "$TP_SECS" "$TP_ROUNDS" >"$RES/throughput-16x8.json"
+"$M" throughput "$WORK/tp.json" 32 1 "$TP_SECS" "$TP_ROUNDS" >"$RES/throughput-32x1.json"
 stop_gateway lat
 fi
 
@@ -291,6 +296,12 @@ spec "$WORK/share.json" "$S_GW"
 "$M" sharing "$WORK/share.json" 50 | python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)[0]))' >"$RES/sharing-50.json"
 MCP_GATEWAY_SOCKET="$WORK/gw-share/gw.sock" "$GW" status --json >"$RES/sharing-status.json" 2>/dev/null || true
 stop_gateway share
+# and with 10 backends: the 5 servers and 5 fast fixtures (each its own server)
+TEN=("${FIVE[@]}" fast1 fast2 fast3 fast4 fast5)
+start_gateway share10 "${TEN[@]}"
+spec "$WORK/share.json" "{\"name\": \"gateway\", \"terminal\": [{\"cmd\": $(shim_json share10), \"calls\": $(calls_json p "${TEN[@]}")}], \"watch_pids\": [$GWPID_share10]}"
+"$M" sharing "$WORK/share.json" 50 | python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)[0]))' >"$RES/sharing-50x10.json"
+stop_gateway share10
 fi
 
 # ------------------------------------------------------------------ 5. scale
@@ -302,11 +313,37 @@ spec "$WORK/idle.json" "$(contender gateway "$(shim_json idle)" fast__echo "[$GW
 stop_gateway idle
 fi
 
+# ------------------------------------------------------------------ 6. one shared real backend
+if step 6; then
+log "6. several client processes on one shared server-everything (direct, gateway, rmcp-mux)"
+MUX=""
+[ -x "$PEERS/cargo/bin/rmcp-mux" ] && MUX="$PEERS/cargo/bin/rmcp-mux"
+if [ "$QUICK" = 1 ]; then SB_CALLS=200 SB_ROUNDS=2; else SB_CALLS=500 SB_ROUNDS=5; fi
+"$MCP_TEST_PYTHON" bench/shared_backend.py --node "$MCP_TEST_NODE" --everything-js "$MCP_TEST_EVERYTHING_JS" \
+  --daemon "$GW" --shim "$SHIM" ${MUX:+--mux "$MUX"} --clients 4 --calls "$SB_CALLS" --rounds "$SB_ROUNDS" \
+  ${BASE:+--also-gateway "gateway (BASE build)" "$BASE/mcp-gateway" "$BASE/mcp-gateway-connect"} \
+  --pss-sessions 5 --json "$RES/shared-backend.json" >&2
+fi
+
+# ------------------------------------------------------------------ 7. instructions per call
+if step 7; then
+if command -v valgrind >/dev/null; then
+  log "7. instructions per call (callgrind, fast fixture)"
+  rm -f "$RES/callgrind.jsonl"
+  for _ in 1 2 3; do # a multi-threaded runtime's spinning varies a little from run to run
+    bash bench/callgrind.sh "$GW" "$SHIM" "$FF" "$M" gateway >>"$RES/callgrind.jsonl"
+    [ -n "${BASE:-}" ] && bash bench/callgrind.sh "$BASE/mcp-gateway" "$BASE/mcp-gateway-connect" "$FF" "$M" "gateway (BASE build)" >>"$RES/callgrind.jsonl"
+  done
+else
+  log "7. skipped: valgrind is not installed (apt-get install valgrind)"
+fi
+fi
+
 # ------------------------------------------------------------------ report
 {
   echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -sr)"
   echo "gateway: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"
-  echo "peers: mcp-hub $MCP_HUB_VERSION ($([ $HAVE_HUB = 1 ] && echo ok || echo 'not installed')), mcp-proxy $MCP_PROXY_VERSION ($([ $HAVE_PROXY = 1 ] && echo ok || echo 'not installed')), rmcp-mux $RMCP_MUX_VERSION ($([ -x "$PEERS/cargo/bin/rmcp-mux" ] && echo 'built, not wired' || echo 'did not build'))"
+  echo "peers: mcp-hub $MCP_HUB_VERSION ($([ $HAVE_HUB = 1 ] && echo ok || echo 'not installed')), mcp-proxy $MCP_PROXY_VERSION ($([ $HAVE_PROXY = 1 ] && echo ok || echo 'not installed')), rmcp-mux $RMCP_MUX_VERSION ($([ -x "$PEERS/cargo/bin/rmcp-mux" ] && echo 'ok, section 6' || echo 'did not build'))"
   echo "quick: $QUICK"
 } >"$RES/meta.txt"
 "$CACHE/plot/bin/python" bench/report.py "$RES" BENCHMARKS.md

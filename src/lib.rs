@@ -64,6 +64,7 @@
 //! - `paths`: where the home, config and socket live.
 //! - [`preamble`]: the first line of every connection to the daemon.
 //! - `procinfo`: what /proc says about a backend's processes.
+//! - `raw_answer`: a backend's answer kept as its bytes, relayed with only the id spliced.
 //! - `redact`: URLs without their secrets.
 //! - `startup`: the autostart handshake between a shim and the daemon it started.
 //!
@@ -91,6 +92,7 @@ mod oauth;
 mod paths;
 pub mod preamble;
 mod procinfo;
+mod raw_answer;
 mod redact;
 mod registry;
 mod routing_headers;

@@ -6,6 +6,22 @@
 //! the free memory at the top of each arena is returned, and so are the code
 //! pages serving faulted in (the next session brings back what it runs).
 
+/// One malloc arena for the whole daemon (glibc only; elsewhere a no-op). By
+/// default glibc gives each thread that allocates an arena of its own, and
+/// each keeps what it once held: the daemon's worker and blocking threads held
+/// 0.7 MB more anonymous memory with five terminals connected (2.7 MB instead
+/// of 2.0). Small allocations come from each thread's cache without the
+/// arena's lock, so throughput did not drop (fast fixture, 32 sessions and
+/// 16 × 8, side by side). Call before any thread starts.
+pub fn one_arena() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets a tunable of the allocator; called before any
+    // other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+}
+
 /// Returns freed heap memory to the system (glibc only; elsewhere a no-op).
 pub fn release_freed() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -16,6 +32,39 @@ pub fn release_freed() {
             libc::malloc_trim(0);
         }
         drop_mapped_code();
+    });
+}
+
+/// How long the daemon must have started no session and no backend before
+/// it lets go of the code pages that did so.
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Lets go of the code pages once the daemon has settled: a session's set-up
+/// and a backend's start run code (handshakes, listings, catalogs, spawning)
+/// that relaying calls never runs, and the kernel maps 64 KiB around each
+/// fault, so a daemon serving five terminals held 7 MB of its own binary's
+/// code, about three quarters of its RSS. Called at each such start; the
+/// pages go once [`SETTLE`] has passed without another. One task waits at a
+/// time, however many sessions start (a thousand at once must not leave a
+/// thousand timers). Needs a Tokio runtime.
+pub fn drop_code_when_settled() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    static STARTS: AtomicU64 = AtomicU64::new(0);
+    static WAITING: AtomicBool = AtomicBool::new(false);
+    STARTS.fetch_add(1, Ordering::AcqRel);
+    if WAITING.swap(true, Ordering::AcqRel) {
+        return; // The waiting task sees this start.
+    }
+    tokio::spawn(async {
+        loop {
+            let seen = STARTS.load(Ordering::Acquire);
+            tokio::time::sleep(SETTLE).await;
+            if STARTS.load(Ordering::Acquire) == seen {
+                break;
+            }
+        }
+        WAITING.store(false, Ordering::Release);
+        tokio::task::spawn_blocking(drop_mapped_code);
     });
 }
 

@@ -169,7 +169,18 @@ impl SessionSink {
         if self.backlog.overflowed.is_cancelled() {
             return false;
         }
-        let message = Outbound::new(message);
+        self.queue(Outbound::new(message))
+    }
+
+    /// Queues an answer already serialized (newline included), as [`SessionSink::send`].
+    pub fn send_line(&self, line: Vec<u8>) -> bool {
+        if self.backlog.overflowed.is_cancelled() {
+            return false;
+        }
+        self.queue(Outbound::Line(line))
+    }
+
+    fn queue(&self, message: Outbound) -> bool {
         let bytes = message.bytes();
         if self.backlog.queued.fetch_add(1, Ordering::Relaxed) >= self.backlog.limit {
             self.backlog.cut_off(Overflow::Messages(self.backlog.limit));

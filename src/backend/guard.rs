@@ -129,6 +129,10 @@ pub fn watch(_pgid: Pid) {}
 /// the group to be gone.
 fn guard(pgid: Pid, fd: RawFd) {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    // A guard per backend lives as long as the backend: let go of the code
+    // pages start-up faulted in (the loop below runs a few functions), as the
+    // daemon and the shim do.
+    crate::memory::drop_mapped_code();
     // SAFETY: the daemon passed this descriptor to this process for this use only.
     let pipe = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
     let timeout = PollTimeout::try_from(GROUP_CHECK.as_millis() as i32).unwrap_or(PollTimeout::NONE);

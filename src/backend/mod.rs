@@ -41,6 +41,7 @@ use self::stderr::StderrRing;
 use crate::config::ServerConfig;
 use crate::era::Era;
 use crate::jsonrpc;
+use crate::raw_answer::RawAnswer;
 use crate::sink::{SessionId, SessionSink};
 
 /// Why a backend could not answer.
@@ -299,9 +300,20 @@ impl Backend {
     pub async fn request(
         &self,
         method: &str,
-        mut params: Value,
+        params: Value,
         sink: Option<&SessionSink>,
     ) -> Result<Value, BackendError> {
+        self.request_answer(method, params, sink).await.map(Answer::into_value)
+    }
+
+    /// [`Backend::request`], the answer as it came: a stdio backend's line is
+    /// not parsed, so a session can relay it as it is (see `raw_answer`).
+    pub async fn request_answer(
+        &self,
+        method: &str,
+        mut params: Value,
+        sink: Option<&SessionSink>,
+    ) -> Result<Answer, BackendError> {
         if !self.is_alive() {
             return Err(self.exit_error());
         }
@@ -328,7 +340,7 @@ impl Backend {
         guard.armed = false;
         match reply {
             Ok(reply) => {
-                if sink.is_some() && reply.as_ref().is_ok_and(|r| r.get("result").is_some()) {
+                if sink.is_some() && reply.as_ref().is_ok_and(Answer::has_result) {
                     self.served.store(true, Ordering::Release);
                 }
                 reply
@@ -516,6 +528,39 @@ impl Backend {
         *crate::lock(&self.exit_status) = Some(status);
         self.alive.store(false, Ordering::Release);
         self.pending.fail_all(&self.exit_error());
+    }
+}
+
+/// A backend's response: as its line came (a stdio backend's, probed but not
+/// parsed), or as a tree (what an HTTP transport read, or an error the
+/// gateway made for it).
+#[derive(Debug)]
+pub enum Answer {
+    Raw(RawAnswer),
+    Value(Value),
+}
+
+impl Answer {
+    /// The response as a tree.
+    pub fn into_value(self) -> Value {
+        match self {
+            Answer::Value(value) => value,
+            Answer::Raw(raw) => raw.to_value().unwrap_or_else(|e| {
+                jsonrpc::error(
+                    Value::from(raw.id()),
+                    jsonrpc::INTERNAL_ERROR,
+                    format!("the server's answer could not be read: {e}"),
+                )
+            }),
+        }
+    }
+
+    /// Whether it carries a `result` (rather than an `error`).
+    pub fn has_result(&self) -> bool {
+        match self {
+            Answer::Raw(raw) => raw.has_result(),
+            Answer::Value(value) => value.get("result").is_some(),
+        }
     }
 }
 

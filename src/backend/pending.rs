@@ -15,12 +15,12 @@ use std::sync::{Mutex, MutexGuard};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-use super::BackendError;
+use super::{Answer, BackendError};
 use crate::jsonrpc;
 use crate::sink::{SessionId, SessionSink};
 
-/// The answer a caller waits for: the backend's whole response object.
-pub type Reply = Result<Value, BackendError>;
+/// The answer a caller waits for: the backend's whole response.
+pub type Reply = Result<Answer, BackendError>;
 
 struct PendingCall {
     session: Option<SessionId>,
@@ -96,9 +96,14 @@ impl PendingTable {
     /// Delivers a backend response; false when no request has that id.
     pub fn complete(&self, response: Value) -> bool {
         let Some(id) = response.get("id").and_then(Value::as_u64) else { return false };
+        self.complete_id(id, Answer::Value(response))
+    }
+
+    /// Delivers a response to the request `id`; false when none has that id.
+    pub fn complete_id(&self, id: u64, answer: Answer) -> bool {
         let Some(call) = Self::remove(&mut self.lock(), id) else { return false };
         // The caller may have given up in the meantime; then the answer is dropped.
-        let _ = call.reply.send(Ok(response));
+        let _ = call.reply.send(Ok(answer));
         true
     }
 
@@ -199,8 +204,8 @@ mod tests {
         assert!(table.tools_in_flight(1).is_empty());
         assert!(table.complete(json!({"id": id_b, "result": "b"})));
         assert!(table.complete(json!({"id": id_a, "result": "a"})));
-        assert_eq!(rx_a.await.unwrap().unwrap()["result"], "a");
-        assert_eq!(rx_b.await.unwrap().unwrap()["result"], "b");
+        assert_eq!(rx_a.await.unwrap().unwrap().into_value()["result"], "a");
+        assert_eq!(rx_b.await.unwrap().unwrap().into_value()["result"], "b");
         assert!(!table.complete(json!({"id": id_a, "result": "late"})), "answered twice");
         assert!(!table.complete(json!({"id": 999, "result": "unknown"})));
         assert!(table.is_empty());

@@ -23,9 +23,10 @@ use tracing::{Instrument, debug, info, warn};
 use super::dispatch::dispatch;
 use super::handshake::{EraPlan, initialize};
 use super::stderr::StderrRing;
-use super::{Backend, BackendError, BackendHandler, Identity, Resolved};
+use super::{Answer, Backend, BackendError, BackendHandler, Identity, Resolved};
 use crate::config::ServerConfig;
 use crate::framing::{Frame, LineCodec};
+use crate::raw_answer::RawAnswer;
 
 /// Variables of the daemon's own environment that must not leak into backends.
 const PRIVATE_ENV: &[&str] = &[
@@ -192,6 +193,7 @@ pub async fn spawn(options: SpawnOptions<'_>) -> Result<(Arc<Backend>, ProcessHa
     match initialize(&backend, options.startup_timeout, options.era).await {
         Ok(result) => {
             abandoned.armed = false;
+            crate::memory::drop_code_when_settled();
             backend.set_initialized(result);
             if backend.is_modern() {
                 backend.listen(None);
@@ -269,6 +271,14 @@ async fn read_stdout(
                 break;
             }
         };
+        // An answer to one of the gateway's requests goes to its caller as it
+        // came: only probed, not parsed (see `raw_answer`).
+        if let Some(answer) = RawAnswer::probe(line.clone()) {
+            if !backend.pending.complete_id(answer.id(), Answer::Raw(answer)) {
+                debug!("dropped a response to an unknown or cancelled request id");
+            }
+            continue;
+        }
         match serde_json::from_slice::<Value>(&line) {
             Ok(message) => dispatch(&backend, handler.as_ref(), message, None),
             Err(e) => warn!(error = %e, "dropped a line from the backend that is not JSON"),

@@ -442,6 +442,7 @@ fn serve(config: Option<PathBuf>, socket: Option<PathBuf>) -> anyhow::Result<Exi
         None => crate::launchd::activated_listener("gateway"),
     };
     let ready = crate::startup::take_ready_fd();
+    crate::memory::one_arena();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     // The exporter is part of the log, set up before the daemon reads its
     // config; an unreadable config is the daemon's to report, just below.

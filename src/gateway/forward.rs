@@ -11,7 +11,7 @@ use serde_json::Value;
 use tracing::Instrument;
 
 use super::{Gateway, SessionInfo};
-use crate::backend::{Backend, BackendError};
+use crate::backend::{Answer, Backend, BackendError};
 use crate::config::ServerConfig;
 
 impl Gateway {
@@ -78,6 +78,18 @@ impl Gateway {
         params: Value,
         session: &SessionInfo,
     ) -> Result<Value, BackendError> {
+        self.forward_answer(server, method, params, session).await.map(Answer::into_value)
+    }
+
+    /// [`Gateway::forward`], the answer as it came (a stdio backend's line,
+    /// unparsed), for a session that may relay it as it is.
+    pub async fn forward_answer(
+        self: &Arc<Self>,
+        server: &str,
+        method: &str,
+        params: Value,
+        session: &SessionInfo,
+    ) -> Result<Answer, BackendError> {
         let config = self.configured(server, session)?;
         let secs = config.request_timeout_secs.unwrap_or_else(|| self.config().request_timeout_secs);
         let span = crate::trace::backend_span(server, method, &params);
@@ -95,14 +107,21 @@ impl Gateway {
                 crate::era::stamp(&mut params, &envelope);
             }
             let _turn = backend.turn().await;
-            backend.request(method, params, Some(&session.sink)).await
+            backend.request_answer(method, params, Some(&session.sink)).await
         };
         let result = match tokio::time::timeout(Duration::from_secs(secs), call.instrument(span.clone())).await {
             Ok(result) => result,
             Err(_) => Err(BackendError::Timeout { server: server.to_string(), secs }),
         };
         match &result {
-            Ok(response) => crate::trace::failed_if_error(&span, response),
+            Ok(Answer::Value(response)) => crate::trace::failed_if_error(&span, response),
+            // A relayed line is read only when it is an error, to mark the span.
+            Ok(Answer::Raw(raw)) if !raw.has_result() => {
+                if let Ok(response) = raw.to_value() {
+                    crate::trace::failed_if_error(&span, &response);
+                }
+            }
+            Ok(Answer::Raw(_)) => {}
             Err(_) => crate::trace::failed(&span, None),
         }
         result

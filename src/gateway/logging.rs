@@ -99,7 +99,12 @@ impl Gateway {
         if !backend.has_capability("logging") || backend.is_modern() {
             return;
         }
-        let Some(level) = LogLevel::for_backend(self.sessions_of(backend).iter().map(|s| s.log_level)) else { return };
+        // Most sessions never ask for log messages: then nothing is looked up
+        // (this runs on every call).
+        if !lock(&self.sessions).values().any(|s| s.log_level.is_some()) {
+            return;
+        }
+        let Some(level) = LogLevel::for_backend(self.of_sessions_using(backend, |s| s.log_level)) else { return };
         if backend.set_log_level(level.as_str()) {
             debug!(server = %backend.server, level = level.as_str(), "setting the backend's log level");
             let backend = backend.clone();
@@ -117,10 +122,9 @@ impl Gateway {
             debug!(server = %backend.server, "dropped a log message without a valid level");
             return;
         };
-        for session in self.sessions_of(backend) {
-            if level.reaches(session.log_level) {
-                session.sink.send(message.clone());
-            }
+        let reached = self.of_sessions_using(backend, |s| level.reaches(s.log_level).then(|| s.sink.clone()));
+        for sink in reached.into_iter().flatten() {
+            sink.send(message.clone());
         }
     }
 }

@@ -273,10 +273,11 @@ impl Gateway {
         tokio::spawn(async move { gateway.drop_subscriptions_of_session(id).await });
     }
 
-    /// The connected sessions that use `backend`.
-    fn sessions_of(&self, backend: &Backend) -> Vec<SessionInfo> {
+    /// What `pick` takes from each connected session that uses `backend`,
+    /// without copying the sessions: this runs on every call.
+    fn of_sessions_using<T>(&self, backend: &Backend, pick: impl FnMut(&SessionInfo) -> T) -> Vec<T> {
         let users = backend.users();
-        lock(&self.sessions).values().filter(|s| users.contains(&s.id)).cloned().collect()
+        lock(&self.sessions).values().filter(|s| users.contains(&s.id)).map(pick).collect()
     }
 
     pub fn session_count(&self) -> usize {

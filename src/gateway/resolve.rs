@@ -145,7 +145,11 @@ impl Gateway {
         def: &ServerConfig,
         session: &SessionInfo,
     ) -> Result<(Identity, Resolved), BackendError> {
-        let sources = self.sources(session);
+        // Looked up on the first `${VAR}`: a definition without any (most
+        // fields) needs no `.env` file read or even looked at, and this runs
+        // on every routed request.
+        let sources = std::cell::OnceCell::new();
+        let sources = || sources.get_or_init(|| self.sources(session));
         let trusted = self.workspace_trusted(session);
         // Every (variable, value) a field used: one variable may take its
         // workspace value in a credential and another value in a location.
@@ -153,7 +157,7 @@ impl Gateway {
         let expand = |field: Field, value: &str| {
             let from_workspace = trusted || field.is_credential();
             let lookup = |var: &str| {
-                let value = if from_workspace { sources.lookup(var) } else { sources.lookup_beyond_workspace(var) };
+                let value = if from_workspace { sources().lookup(var) } else { sources().lookup_beyond_workspace(var) };
                 if let Some(value) = &value {
                     used.borrow_mut().insert((var.to_string(), value.clone()));
                 }
@@ -161,7 +165,7 @@ impl Gateway {
             };
             config::expand(value, &lookup).map_err(|missing| {
                 let only_in_workspace = !from_workspace
-                    && sources.workspace_env.as_ref().is_some_and(|env| env.get(&missing.0).is_some_and(|v| !v.is_empty()));
+                    && sources().workspace_env.as_ref().is_some_and(|env| env.get(&missing.0).is_some_and(|v| !v.is_empty()));
                 let message = if only_in_workspace {
                     format!(
                         "{missing}, needed by `{field}`: only this workspace's .env sets it, and the .env of a workspace the config does not trust may set credential values (env: and headers: values) only, never where a server connects or what it runs (trust it with `workspaces: {{ {:?}: {{ trust: true }} }}`, or set it in the gateway .env)",

@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info, warn};
 
-use crate::backend::BackendError;
+use crate::backend::{Answer, BackendError};
 use crate::catalog::Catalog;
 use crate::config::ToolsMode;
 use crate::framing::{Frame, LineCodec};
@@ -111,6 +111,7 @@ pub async fn serve<R, W>(
             entry = ?info.entry,
             "session started"
         );
+        crate::memory::drop_code_when_settled();
         let session = Arc::new(Session::new(gateway.clone(), info, front, resends_unstarted));
         session.run(frames, shutdown).await;
         gateway.unregister_session(id);
@@ -235,7 +236,32 @@ fn has_request(message: &Value) -> bool {
 }
 
 /// The result of one request: a response to send, or nothing (cancelled).
-type Outcome = Option<Value>;
+type Outcome = Option<Reply>;
+
+/// A session's answer to one request: a tree, or a backend's answer relayed
+/// as the line it came in, with the client's id spliced in (`raw_answer`).
+enum Reply {
+    Value(Value),
+    Line(Vec<u8>),
+}
+
+impl From<Value> for Reply {
+    fn from(value: Value) -> Self {
+        Reply::Value(value)
+    }
+}
+
+impl Reply {
+    /// The answer as a tree (a relayed line was JSON when it was spliced).
+    fn into_value(self) -> Value {
+        match self {
+            Reply::Value(value) => value,
+            Reply::Line(line) => serde_json::from_slice(&line).unwrap_or_else(|e| {
+                jsonrpc::error(Value::Null, jsonrpc::INTERNAL_ERROR, format!("an answer could not be read: {e}"))
+            }),
+        }
+    }
+}
 
 impl Session {
     fn new(gateway: Arc<Gateway>, info: SessionInfo, modern: Arc<ModernFront>, resends_unstarted: bool) -> Self {
@@ -253,6 +279,13 @@ impl Session {
 
     fn send(&self, message: Value) {
         self.info.sink.send(message);
+    }
+
+    fn reply(&self, reply: Reply) {
+        match reply {
+            Reply::Value(message) => self.info.sink.send(message),
+            Reply::Line(line) => self.info.sink.send_line(line),
+        };
     }
 
     async fn run(
@@ -357,8 +390,12 @@ impl Session {
                 let session = self.clone();
                 requests.spawn(
                     async move {
-                        let replies: Vec<Value> =
-                            futures_util::future::join_all(outcomes).await.into_iter().flatten().collect();
+                        let replies: Vec<Value> = futures_util::future::join_all(outcomes)
+                            .await
+                            .into_iter()
+                            .flatten()
+                            .map(Reply::into_value)
+                            .collect();
                         if !replies.is_empty() {
                             session.send(Value::Array(replies));
                         }
@@ -378,7 +415,7 @@ impl Session {
                 requests.spawn(
                     async move {
                         if let Some(reply) = outcome.await {
-                            session.send(reply);
+                            session.reply(reply);
                         }
                     }
                     .in_current_span(),
@@ -419,7 +456,7 @@ impl Session {
     /// by the returned future (which yields nothing if the request is cancelled).
     fn start(self: &Arc<Self>, message: Value, cancel_all: &CancellationToken) -> BoxFuture<'static, Outcome> {
         if jsonrpc::kind(&message) != Kind::Request {
-            let outcome = self.on_other(&message);
+            let outcome = self.on_other(&message).map(Reply::Value);
             return Box::pin(std::future::ready(outcome));
         }
         let id = message.get("id").cloned().unwrap_or(Value::Null);
@@ -438,7 +475,7 @@ impl Session {
                     ),
                 };
                 warn!("refused a request: {reason}");
-                return Box::pin(std::future::ready(Some(jsonrpc::error(id, jsonrpc::INVALID_REQUEST, reason))));
+                return Box::pin(std::future::ready(Some(jsonrpc::error(id, jsonrpc::INVALID_REQUEST, reason).into())));
             }
         };
         Box::pin(async move {
@@ -451,7 +488,7 @@ impl Session {
     }
 
     /// Handles a message that is not a request; returns an error reply for invalid ones.
-    fn on_other(&self, message: &Value) -> Outcome {
+    fn on_other(&self, message: &Value) -> Option<Value> {
         match jsonrpc::kind(message) {
             Kind::Notification => {
                 self.on_notification(message);
@@ -496,7 +533,7 @@ impl Session {
     }
 
     /// Answers one request, in a trace span of its own (see `trace`).
-    async fn on_request(self: &Arc<Self>, id: Value, message: Value) -> Value {
+    async fn on_request(self: &Arc<Self>, id: Value, message: Value) -> Reply {
         let span = crate::trace::call_span(jsonrpc::method(&message), jsonrpc::params(&message), self.info.id, &id);
         let reply = async move {
             let method = jsonrpc::method(&message);
@@ -510,19 +547,21 @@ impl Session {
             });
             match era {
                 Era::Handshake => self.on_handshake_request(id, message).await,
-                Era::Modern => self.on_modern_request(id, message).await,
+                Era::Modern => self.on_modern_request(id, message).await.into(),
             }
         }
         .instrument(span.clone())
         .await;
-        crate::trace::failed_if_error(&span, &reply);
+        if let Reply::Value(reply) = &reply {
+            crate::trace::failed_if_error(&span, reply);
+        }
         reply
     }
 
-    async fn on_handshake_request(&self, id: Value, mut message: Value) -> Value {
+    async fn on_handshake_request(&self, id: Value, mut message: Value) -> Reply {
         // Taken, not copied: a call's arguments can be large.
         let params = message.get_mut("params").map(Value::take).unwrap_or(Value::Null);
-        match jsonrpc::method(&message) {
+        let reply = match jsonrpc::method(&message) {
             "initialize" => jsonrpc::result(id, self.initialize(&params)),
             "ping" => jsonrpc::result(id, json!({})),
             "server/discover" => jsonrpc::error(
@@ -541,7 +580,7 @@ impl Session {
             }
             "resources/subscribe" | "resources/unsubscribe" => {
                 let Some(uri) = params.get("uri").and_then(Value::as_str) else {
-                    return jsonrpc::error(id, jsonrpc::INVALID_PARAMS, "needs a string `uri`");
+                    return jsonrpc::error(id, jsonrpc::INVALID_PARAMS, "needs a string `uri`").into();
                 };
                 let done = if jsonrpc::method(&message) == "resources/subscribe" {
                     self.gateway.subscribe(&self.info, uri).await
@@ -565,16 +604,18 @@ impl Session {
                 response["id"] = id;
                 response
             }
-            "tools/call" => self.call_named(id, "tools/call", params, Named::Tool).await,
-            "prompts/get" => self.call_named(id, "prompts/get", params, Named::Prompt).await,
-            "resources/read" => self.read_resource(id, params).await,
-            "completion/complete" => self.complete(id, params).await,
+            // What a backend answers may be relayed as it came.
+            "tools/call" => return self.call_named(id, "tools/call", params, Named::Tool).await,
+            "prompts/get" => return self.call_named(id, "prompts/get", params, Named::Prompt).await,
+            "resources/read" => return self.read_resource(id, params).await,
+            "completion/complete" => return self.complete(id, params).await,
             "tasks/get" | "tasks/result" | "tasks/cancel" => {
                 self.task_request(id, jsonrpc::method(&message), params).await
             }
             "tasks/list" => self.list_tasks(id).await,
             other => jsonrpc::error(id, jsonrpc::METHOD_NOT_FOUND, format!("Method not found: {other}")),
-        }
+        };
+        reply.into()
     }
 
     fn initialize(&self, params: &Value) -> Value {
@@ -675,9 +716,9 @@ impl Session {
         }
     }
 
-    async fn call_named(&self, id: Value, method: &str, mut params: Value, kind: Named) -> Value {
+    async fn call_named(&self, id: Value, method: &str, mut params: Value, kind: Named) -> Reply {
         let Some(name) = params.get("name").and_then(Value::as_str).map(str::to_string) else {
-            return jsonrpc::error(id, jsonrpc::INVALID_PARAMS, format!("{method} needs a string `name`"));
+            return jsonrpc::error(id, jsonrpc::INVALID_PARAMS, format!("{method} needs a string `name`")).into();
         };
         let mut logged_in = false;
         let (target, catalog) = loop {
@@ -701,28 +742,28 @@ impl Session {
             {
                 let server = server.to_string();
                 match self.login_answer(id.clone(), &server, &why).await {
-                    LoginAnswer::Answer(answer) => return answer,
+                    LoginAnswer::Answer(answer) => return answer.into(),
                     LoginAnswer::LoggedIn => {
                         logged_in = true;
                         continue;
                     }
                 }
             }
-            return unknown_name(id, kind, &name, &catalog);
+            return unknown_name(id, kind, &name, &catalog).into();
         };
         if let Named::Tool = kind
             && let Some(missing) = self.gateway.unanswerable(self.info.id, &catalog, &name)
         {
             info!(tool = name, "refused a call of a tool that asks for {missing}, which this client does not support");
-            return tool_refusal(id, &crate::gateway::unanswerable_message(&name, &missing));
+            return tool_refusal(id, &crate::gateway::unanswerable_message(&name, &missing)).into();
         }
         params["name"] = Value::String(target.name.clone());
         self.forward(id, &target.server, method, params).await
     }
 
-    async fn read_resource(&self, id: Value, params: Value) -> Value {
+    async fn read_resource(&self, id: Value, params: Value) -> Reply {
         let Some(uri) = params.get("uri").and_then(Value::as_str).map(str::to_string) else {
-            return jsonrpc::error(id, jsonrpc::INVALID_PARAMS, "resources/read needs a string `uri`");
+            return jsonrpc::error(id, jsonrpc::INVALID_PARAMS, "resources/read needs a string `uri`").into();
         };
         let catalog = self.gateway.catalog_for_uri(&self.info, &uri).await;
         match catalog.resource_server(&uri) {
@@ -732,11 +773,12 @@ impl Session {
                 modern_client::resource_not_found_code(self.modern.is_modern()),
                 format!("Resource not found: no configured server lists `{uri}` or a template matching it"),
                 json!({ "uri": uri }),
-            ),
+            )
+            .into(),
         }
     }
 
-    async fn complete(&self, id: Value, mut params: Value) -> Value {
+    async fn complete(&self, id: Value, mut params: Value) -> Reply {
         let reference = params.get("ref").cloned().unwrap_or(Value::Null);
         let server = match reference.get("type").and_then(Value::as_str) {
             Some("ref/prompt") => {
@@ -747,7 +789,7 @@ impl Session {
                         params["ref"]["name"] = Value::String(target.name.clone());
                         Some(target.server.clone())
                     }
-                    None => return unknown_name(id, Named::Prompt, name, &catalog),
+                    None => return unknown_name(id, Named::Prompt, name, &catalog).into(),
                 }
             }
             Some("ref/resource") => {
@@ -762,7 +804,8 @@ impl Session {
                 id,
                 jsonrpc::INVALID_PARAMS,
                 "completion/complete: `ref` names no known prompt or resource",
-            ),
+            )
+            .into(),
         }
     }
 
@@ -772,7 +815,7 @@ impl Session {
         let Some(server) = self.gateway.task_server(self.info.id, &task) else {
             return jsonrpc::error(id, jsonrpc::INVALID_PARAMS, format!("Unknown task `{task}`"));
         };
-        let response = self.forward(id, &server, method, params).await;
+        let response = self.forward(id, &server, method, params).await.into_value();
         if method != "tasks/get" && response.get("result").is_some() {
             self.gateway.forget_task(&task);
         }
@@ -797,11 +840,21 @@ impl Session {
 
     /// Forwards to a backend and relays its response under the client's own id.
     /// A modern server's answer to a handshake-era client is translated: its
-    /// `input_required` rounds run here, its modern-only fields go.
-    async fn forward(&self, id: Value, server: &str, method: &str, params: Value) -> Value {
+    /// `input_required` rounds run here, its modern-only fields go. An answer
+    /// that needs nothing of that (most) is relayed as the line it came in,
+    /// with only the id spliced (see `raw_answer`).
+    async fn forward(&self, id: Value, server: &str, method: &str, params: Value) -> Reply {
         let rounds = !self.modern.is_modern() && modern_client::may_need_input(method);
         let retry = if rounds { params.clone() } else { Value::Null };
-        let mut answer = self.gateway.forward(server, method, params, &self.info).await;
+        let answer = self.gateway.forward_answer(server, method, params, &self.info).await;
+        let mut answer = match answer {
+            // (An error goes the slow way: its span is marked failed.)
+            Ok(Answer::Raw(raw)) if raw.is_plain() && raw.has_result() && !self.modern.is_modern() => {
+                return Reply::Line(raw.line_with_id(&id));
+            }
+            Ok(answer) => Ok(answer.into_value()),
+            Err(e) => Err(e),
+        };
         if rounds && let Ok(response) = answer {
             answer = self.run_input_rounds(server, method, retry, response).await;
         }
@@ -819,17 +872,18 @@ impl Session {
                     obj.insert("id".into(), id);
                     obj.entry("jsonrpc").or_insert_with(|| "2.0".into());
                 }
-                response
+                response.into()
             }
             Err(e) => match self.gateway.login_needed(server, &self.info).filter(|_| method == "tools/call") {
                 Some(why) => match self.login_answer(id.clone(), server, &why).await {
-                    LoginAnswer::Answer(answer) => answer,
+                    LoginAnswer::Answer(answer) => answer.into(),
                     LoginAnswer::LoggedIn => tool_refusal(
                         id,
                         &format!("server `{server}` is logged in now (it needed a login): call the tool again"),
-                    ),
+                    )
+                    .into(),
                 },
-                None => backend_error(id, server, &e),
+                None => backend_error(id, server, &e).into(),
             },
         }
     }

@@ -312,7 +312,7 @@ impl Session {
             "tools/call" | "prompts/get" | "resources/read" => self.call_in_rounds(id, &method, params).await,
             _ => {
                 strip_envelope(&mut params);
-                self.on_handshake_request(id.clone(), jsonrpc::request(id, &method, params)).await
+                self.on_handshake_request(id.clone(), jsonrpc::request(id, &method, params)).await.into_value()
             }
         };
         decorate(&method, &mut reply);
@@ -407,7 +407,7 @@ impl Session {
         let request = jsonrpc::request(id.clone(), method, params);
         let task = tokio::spawn(
             async move {
-                let _ = tx.send(session.on_handshake_request(request["id"].clone(), request).await);
+                let _ = tx.send(session.on_handshake_request(request["id"].clone(), request).await.into_value());
             }
             .in_current_span(),
         );

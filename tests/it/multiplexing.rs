@@ -426,6 +426,34 @@ fn list_changed_reaches_every_session_and_changes_the_list() {
     assert_eq!(first_text(&reply), "fresh called");
 }
 
+/// Answers are relayed as the backend wrote them, with only the id changed
+/// (the gateway splices the client's id into the line it read): fields in any
+/// order, fields no spec has, escapes and number spellings all arrive.
+#[test]
+fn answers_arrive_as_the_backend_wrote_them_but_for_the_id() {
+    let gw = in_process(TestGateway::with_servers(&[("fx", fixture_server("a"))]));
+    let mut a = gw.client();
+    let mut b = gw.client();
+    a.initialize();
+    b.initialize();
+    let expected = |id: Value| {
+        json!({
+            "result": {"content": [{"type": "text", "text": "caf\u{e9} \"q\" / \\"}],
+                       "x-extra": {"task": {"taskId": "not-a-task"}, "n": 1e3, "big": 18446744073709551615u64}},
+            "x-top": [1, 2.5, null, true], "jsonrpc": "2.0", "id": id,
+        })
+    };
+    // Both sessions use the same ids, and string ones too.
+    for id in [json!(7), json!("seven"), json!(7)] {
+        for client in [&mut a, &mut b] {
+            let reply = client.call_tool(id.clone(), "fx__verbatim", json!({}));
+            assert_eq!(reply, expected(id.clone()));
+        }
+    }
+    // The gateway kept nothing of it: `x-extra.task` is not a task.
+    assert!(wait_until(TIMEOUT, || maps_are_empty(&gw)), "{}", status(&gw));
+}
+
 #[test]
 fn a_request_that_times_out_is_cancelled_at_the_backend() {
     let gw = TestGateway::with_servers(&[("fx", format!("{}    request_timeout_secs: 1\n", fixture_server("a")))]);
