@@ -51,6 +51,16 @@ pub const TRACESTATE: &str = "tracestate";
 /// the exporter applies its own timeout inside this one).
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Whether spans are exported. When not, a call makes no spans at all (they
+/// cost more than the rest of a call's hop together): the gateway passes the
+/// client's trace context on unchanged, as a hop that records nothing should,
+/// and starts one only for a client that sent none (see [`stamp`]).
+static EXPORTING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn exporting() -> bool {
+    EXPORTING.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// The tracer provider, kept to flush and stop the exporter at shutdown.
 pub struct Exporter {
     provider: SdkTracerProvider,
@@ -153,6 +163,7 @@ where
     // Said once the log is set up (by whoever installs the layer).
     let report = Report { endpoint: endpoint.map(|e| crate::redact::redacted_url(&e)), problem };
     REPORT.get_or_init(|| report);
+    EXPORTING.store(exporting, std::sync::atomic::Ordering::Relaxed);
     (layer, Exporter { provider, exporting })
 }
 
@@ -269,6 +280,9 @@ fn span_name(method: &str, target: Option<&str>) -> String {
 /// the session's span (the current one). The log shows its name; the rest
 /// are attributes of the exported span only.
 pub fn call_span(method: &str, params: &Value, session: u64, request_id: &Value) -> Span {
+    if !exporting() {
+        return Span::none();
+    }
     let target = target_of(method, params);
     let session_span = Span::current().context().span().span_context().clone();
     let span = tracing::info_span!(target: TARGET, "call", otel.name = span_name(method, target), otel.kind = "server");
@@ -296,6 +310,9 @@ pub fn session_span(session: u64, client_pid: Option<u32>) -> Span {
 
 /// The span of one request to a backend, a child of the current (call) span.
 pub fn backend_span(server: &str, method: &str, params: &Value) -> Span {
+    if !exporting() {
+        return Span::none();
+    }
     let target = target_of(method, params);
     let name = span_name(method, target);
     let span = tracing::info_span!(target: TARGET, "request", otel.name = name, otel.kind = "client", server);
@@ -343,8 +360,12 @@ pub fn failed_if_error(span: &Span, response: &Value) {
 /// `tracestate` when the trace has one), replacing what the client had there;
 /// every other field stays as it was. Params that are not an object (or
 /// absent) are left alone unless absent, which becomes `{"_meta": …}`.
+///
+/// With export off there is no span: a valid client context goes on as it
+/// is, and a request without one (or with a malformed one) gets a new trace.
 pub fn stamp(params: &mut Value, span: &Span) {
-    let context = span.context();
+    let context = if exporting() { Some(span.context()) } else { unrecorded_context(params) };
+    let Some(context) = context else { return };
     if !context.span().span_context().is_valid() {
         return;
     }
@@ -357,6 +378,22 @@ pub fn stamp(params: &mut Value, span: &Span) {
     meta.remove(TRACEPARENT);
     meta.remove(TRACESTATE);
     TraceContextPropagator::new().inject_context(&context, &mut MetaWriter(meta));
+}
+
+/// The context a request goes on with when no span is recorded: `None` when
+/// its own `_meta` carries a valid one already (left as it is), else a new
+/// trace, sampled so that a backend that traces records it.
+fn unrecorded_context(params: &Value) -> Option<opentelemetry::Context> {
+    use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+    let propagator = TraceContextPropagator::new();
+    let theirs = propagator.extract_with_context(&opentelemetry::Context::new(), &MetaReader(meta(params)));
+    if theirs.span().span_context().is_valid() {
+        return None;
+    }
+    let trace_id = TraceId::from(rand::random::<u128>().max(1));
+    let span_id = SpanId::from(rand::random::<u64>().max(1));
+    let started = SpanContext::new(trace_id, span_id, TraceFlags::SAMPLED, false, TraceState::default());
+    Some(opentelemetry::Context::new().with_remote_span_context(started))
 }
 
 /// For a request that came over HTTP (the front door): the `traceparent` and
@@ -399,15 +436,38 @@ mod tests {
     use serde_json::json;
     use tracing_subscriber::layer::SubscriberExt;
 
+    /// Spans as when exporting (nextest runs each test in a process of its own).
     fn with_layer(test: impl FnOnce()) {
         let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
         let (layer, _exporter) = layer(runtime.handle().clone(), None);
+        EXPORTING.store(true, std::sync::atomic::Ordering::Relaxed);
         let subscriber = tracing_subscriber::registry().with(layer);
         tracing::subscriber::with_default(subscriber, test);
     }
 
     fn traceparent(params: &Value) -> Vec<String> {
         params["_meta"]["traceparent"].as_str().expect("a traceparent").split('-').map(String::from).collect()
+    }
+
+    #[test]
+    fn with_export_off_a_clients_context_goes_on_unchanged_and_a_missing_one_is_started() {
+        let client = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let mut params = json!({"name": "echo", "_meta": {"traceparent": client, "tracestate": "vendor=x"}});
+        let before = params.clone();
+        stamp(&mut params, &Span::none());
+        assert_eq!(params, before, "passed on as it came");
+
+        let mut params = json!({"name": "echo"});
+        stamp(&mut params, &Span::none());
+        let started = traceparent(&params);
+        assert_eq!((started[0].as_str(), started[3].as_str()), ("00", "01"), "{params}");
+        assert!(started[1].len() == 32 && started[1] != "0".repeat(32), "{params}");
+
+        let mut params = json!({"_meta": {"traceparent": "00-nonsense", "tracestate": "stale=1", "progressToken": 1}});
+        stamp(&mut params, &Span::none());
+        assert_eq!(traceparent(&params).len(), 4, "a malformed one is replaced: {params}");
+        assert!(params["_meta"].get("tracestate").is_none() && params["_meta"]["progressToken"] == 1, "{params}");
+        assert!(call_span("tools/call", &params, 1, &json!(1)).is_none(), "no span is made");
     }
 
     #[test]
