@@ -364,9 +364,13 @@ pub fn failed_if_error(span: &Span, response: &Value) {
 /// With export off there is no span: a valid client context goes on as it
 /// is, and a request without one (or with a malformed one) gets a new trace.
 pub fn stamp(params: &mut Value, span: &Span) {
-    let context = if exporting() { Some(span.context()) } else { unrecorded_context(params) };
-    let Some(context) = context else { return };
-    if !context.span().span_context().is_valid() {
+    let context = if exporting() {
+        Some(span.context()).filter(|context| context.span().span_context().is_valid())
+    } else {
+        None
+    };
+    let started = if exporting() { None } else { unrecorded_traceparent(params) };
+    if context.is_none() && started.is_none() {
         return;
     }
     if params.is_null() {
@@ -377,23 +381,30 @@ pub fn stamp(params: &mut Value, span: &Span) {
     let Some(meta) = meta.as_object_mut() else { return };
     meta.remove(TRACEPARENT);
     meta.remove(TRACESTATE);
-    TraceContextPropagator::new().inject_context(&context, &mut MetaWriter(meta));
+    match (context, started) {
+        (Some(context), _) => TraceContextPropagator::new().inject_context(&context, &mut MetaWriter(meta)),
+        (None, Some(started)) => {
+            meta.insert(TRACEPARENT.to_string(), Value::String(started));
+        }
+        (None, None) => {}
+    }
 }
 
-/// The context a request goes on with when no span is recorded: `None` when
-/// its own `_meta` carries a valid one already (left as it is), else a new
-/// trace, sampled so that a backend that traces records it.
-fn unrecorded_context(params: &Value) -> Option<opentelemetry::Context> {
-    use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
-    let propagator = TraceContextPropagator::new();
-    let theirs = propagator.extract_with_context(&opentelemetry::Context::new(), &MetaReader(meta(params)));
-    if theirs.span().span_context().is_valid() {
-        return None;
+/// The `traceparent` a request gets when no span is recorded: `None` when its
+/// own `_meta` carries a valid one already (left as it is), else a new trace,
+/// sampled so that a backend that traces records it. Most requests carry none,
+/// so this is on the path of nearly every call: no context is built for them.
+fn unrecorded_traceparent(params: &Value) -> Option<String> {
+    use opentelemetry::trace::{SpanId, TraceId};
+    if meta(params).is_some_and(|meta| meta.contains_key(TRACEPARENT)) {
+        let theirs = TraceContextPropagator::new().extract(&MetaReader(meta(params)));
+        if theirs.span().span_context().is_valid() {
+            return None;
+        }
     }
     let trace_id = TraceId::from(rand::random::<u128>().max(1));
     let span_id = SpanId::from(rand::random::<u64>().max(1));
-    let started = SpanContext::new(trace_id, span_id, TraceFlags::SAMPLED, false, TraceState::default());
-    Some(opentelemetry::Context::new().with_remote_span_context(started))
+    Some(format!("00-{trace_id}-{span_id}-01"))
 }
 
 /// For a request that came over HTTP (the front door): the `traceparent` and
