@@ -43,6 +43,30 @@ fn gateway(port: u16) -> TestGateway {
     gw
 }
 
+/// A running daemon logged in (`auth login`) to the fixture's server, whose
+/// tokens live `ttl` seconds, and a client whose first call went through.
+/// (Bind `_server` by name: the fixture stops when it is dropped.)
+struct LoggedIn {
+    port: u16,
+    gw: TestGateway,
+    _server: OwnedChild,
+    client: Client,
+}
+
+fn logged_in(ttl: u64) -> LoggedIn {
+    let port = free_port();
+    let mut gw = gateway(port);
+    let server = oauth_server(&gw, port, ttl);
+    gw.start();
+    let login = auth(&gw, &["login", "remote"]);
+    assert!(login.status.success(), "{}\n{}", String::from_utf8_lossy(&login.stderr), gw.daemon_log());
+    let mut client = gw.client();
+    client.initialize();
+    let reply = client.call_tool(json!(1), "remote__echo", json!({"message": "logged in"}));
+    assert_eq!(first_text(&reply), "Echo: logged in", "{reply}\n{}", gw.daemon_log());
+    LoggedIn { port, gw, _server: server, client }
+}
+
 /// The "browser": follows the authorization server's immediate redirect to
 /// the daemon's loopback callback.
 fn browser() -> String {
@@ -126,16 +150,7 @@ fn a_2026_client_that_opens_urls_is_asked_within_its_call_and_the_call_goes_on()
 
 #[test]
 fn logout_revokes_at_the_authorization_server_then_forgets() {
-    let port = free_port();
-    let mut gw = gateway(port);
-    let _server = oauth_server(&gw, port, 3600);
-    gw.start();
-    let login = auth(&gw, &["login", "remote"]);
-    assert!(login.status.success(), "{}\n{}", String::from_utf8_lossy(&login.stderr), gw.daemon_log());
-    let mut client = gw.client();
-    client.initialize();
-    let reply = client.call_tool(json!(1), "remote__echo", json!({"message": "logged in"}));
-    assert_eq!(first_text(&reply), "Echo: logged in", "{reply}\n{}", gw.daemon_log());
+    let LoggedIn { port, gw, mut client, _server } = logged_in(3600);
     assert_eq!(credential_files(&gw), 1);
 
     let logout = auth(&gw, &["logout", "remote"]);
@@ -177,17 +192,8 @@ fn token_endpoint(port: u16, status: Value) {
 
 #[test]
 fn a_401_while_the_authorization_server_is_down_keeps_the_login_and_says_wait() {
-    let port = free_port();
-    let mut gw = gateway(port);
     // Two-second tokens: they expire while the authorization server is down.
-    let _server = oauth_server(&gw, port, 2);
-    gw.start();
-    let login = auth(&gw, &["login", "remote"]);
-    assert!(login.status.success(), "{}\n{}", String::from_utf8_lossy(&login.stderr), gw.daemon_log());
-    let mut client = gw.client();
-    client.initialize();
-    let reply = client.call_tool(json!(1), "remote__echo", json!({"message": "up"}));
-    assert_eq!(first_text(&reply), "Echo: up", "{reply}\n{}", gw.daemon_log());
+    let LoggedIn { port, gw, mut client, _server } = logged_in(2);
 
     token_endpoint(port, json!(503));
     assert!(wait_until(TIMEOUT, || auth_status(&gw)["expires_in_secs"] == 0), "{}", auth_status(&gw));
@@ -226,16 +232,8 @@ fn credential(gw: &TestGateway) -> Vec<u8> {
 
 #[test]
 fn a_second_login_at_once_is_refused_and_a_daemon_killed_mid_login_keeps_the_last_good_token() {
-    let port = free_port();
-    let mut gw = gateway(port);
-    let _server = oauth_server(&gw, port, 3600);
-    gw.start();
-    let login = auth(&gw, &["login", "remote"]);
-    assert!(login.status.success(), "{}\n{}", String::from_utf8_lossy(&login.stderr), gw.daemon_log());
+    let LoggedIn { port, mut gw, mut client, _server } = logged_in(3600);
     let good = credential(&gw);
-    let mut client = gw.client();
-    client.initialize();
-    assert_eq!(first_text(&client.call_tool(json!(1), "remote__echo", json!({"message": "a"}))), "Echo: a");
 
     // A login whose browser never comes back: it waits for its callback.
     let waiting = gw
