@@ -217,7 +217,7 @@ impl Harness {
             let request = &mut self.requests[i];
             if let Some(rx) = &mut request.rx {
                 let reply = rx.try_recv().expect("the answer reached its caller");
-                assert_eq!(reply.expect("an answer, not an error"), response);
+                assert_eq!(reply.expect("an answer, not an error").into_value(), response);
                 request.answered = true;
             }
         }
