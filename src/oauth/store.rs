@@ -181,21 +181,25 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::oauth::discovery::fallback_metadata;
     use crate::oauth::flow::{AuthMethod, RegistrationKind};
 
-    pub(crate) fn credential(access: &str) -> Credential {
-        let metadata = fallback_metadata(&url::Url::parse("http://localhost:1/mcp").unwrap());
-        let client = Client {
+    /// A dynamically registered public client, as the tests store it.
+    pub(crate) fn public_client() -> Client {
+        Client {
             client_id: "c".into(),
             client_secret: None,
             auth_method: AuthMethod::None,
             kind: RegistrationKind::Dynamic,
             redirect_uri: "http://127.0.0.1:9/callback".into(),
-        };
-        let mut c = Credential::new("http://localhost:1/mcp".into(), None, metadata, client);
+        }
+    }
+
+    pub(crate) fn credential(access: &str) -> Credential {
+        let metadata = fallback_metadata(&url::Url::parse("http://localhost:1/mcp").unwrap());
+        let mut c = Credential::new("http://localhost:1/mcp".into(), None, metadata, public_client());
         c.tokens = Some(Tokens {
             access_token: access.into(),
             refresh_token: Some("r".into()),

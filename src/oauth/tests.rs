@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::*;
 use crate::oauth::discovery::fallback_metadata;
-use crate::oauth::flow::{AuthMethod, Client, RegistrationKind};
+use crate::oauth::flow::AuthMethod;
 
 /// A token endpoint that rotates: each refresh token is good once and the
 /// answer carries the next one. `refused`: answer `invalid_grant` instead.
@@ -51,17 +51,19 @@ fn target() -> Target {
     }
 }
 
+/// A manager in a temporary home, and the base URL of `flaky` serving.
+async fn against(flaky: &Arc<Flaky>) -> (String, tempfile::TempDir, Manager) {
+    let base = serve_flaky(flaky.clone()).await;
+    let home = tempfile::tempdir().unwrap();
+    let manager = Manager::new(home.path().join("oauth"));
+    (base, home, manager)
+}
+
 /// A stored credential whose access token has expired.
 fn expired(manager: &Manager, token_endpoint: String) {
     let mut metadata = fallback_metadata(&Url::parse("http://localhost:1/mcp").unwrap());
     metadata.token_endpoint = token_endpoint;
-    let client = Client {
-        client_id: "c".into(),
-        client_secret: None,
-        auth_method: AuthMethod::None,
-        kind: RegistrationKind::Dynamic,
-        redirect_uri: "http://127.0.0.1:9/callback".into(),
-    };
+    let client = super::store::tests::public_client();
     let mut credential = Credential::new(target().url, Some("http://localhost:1/mcp".into()), metadata, client);
     credential.tokens = Some(Tokens {
         access_token: "access-0".into(),
@@ -337,9 +339,7 @@ fn the_backoff_doubles_up_to_its_cap() {
 async fn a_failing_authorization_server_gets_one_refresh_per_pause_and_the_tokens_are_kept() {
     let flaky = Arc::new(Flaky::default());
     flaky.failing.store(true, Ordering::SeqCst);
-    let base = serve_flaky(flaky.clone()).await;
-    let home = tempfile::tempdir().unwrap();
-    let manager = Manager::new(home.path().join("oauth"));
+    let (base, _home, manager) = against(&flaky).await;
     expired(&manager, format!("{base}/token"));
     for _ in 0..5 {
         let error = manager.bearer(&target()).await.unwrap_err();
@@ -370,9 +370,7 @@ async fn a_failing_authorization_server_gets_one_refresh_per_pause_and_the_token
 async fn a_token_that_has_not_expired_yet_is_used_while_the_authorization_server_is_down() {
     let flaky = Arc::new(Flaky::default());
     flaky.failing.store(true, Ordering::SeqCst);
-    let base = serve_flaky(flaky.clone()).await;
-    let home = tempfile::tempdir().unwrap();
-    let manager = Manager::new(home.path().join("oauth"));
+    let (base, _home, manager) = against(&flaky).await;
     expired(&manager, format!("{base}/token"));
     // Due for a refresh (within REFRESH_AHEAD) but still valid.
     let mut credential = manager.store.load(&target().key()).unwrap().unwrap();
@@ -396,9 +394,7 @@ fn revocable(manager: &Manager, base: &str, method: AuthMethod) {
 #[tokio::test]
 async fn logout_revokes_the_refresh_token_then_the_access_token_then_forgets() {
     let flaky = Arc::new(Flaky::default());
-    let base = serve_flaky(flaky.clone()).await;
-    let home = tempfile::tempdir().unwrap();
-    let manager = Manager::new(home.path().join("oauth"));
+    let (base, _home, manager) = against(&flaky).await;
     revocable(&manager, &base, AuthMethod::Basic);
     let logout = manager.logout(&target()).await.unwrap();
     assert_eq!(logout, Logout { forgotten: true, revoked: Some(Ok(())) });
@@ -424,9 +420,7 @@ async fn logout_revokes_the_refresh_token_then_the_access_token_then_forgets() {
 async fn a_failed_revocation_is_reported_and_the_tokens_are_forgotten_anyway() {
     let flaky = Arc::new(Flaky::default());
     flaky.refuse_revocation.store(true, Ordering::SeqCst);
-    let base = serve_flaky(flaky.clone()).await;
-    let home = tempfile::tempdir().unwrap();
-    let manager = Manager::new(home.path().join("oauth"));
+    let (base, _home, manager) = against(&flaky).await;
     revocable(&manager, &base, AuthMethod::None);
     let logout = manager.logout(&target()).await.unwrap();
     assert!(logout.forgotten);

@@ -53,11 +53,28 @@ struct LoggedIn {
     client: Client,
 }
 
-fn logged_in(ttl: u64) -> LoggedIn {
+/// A running daemon for the fixture's server (tokens living `ttl` seconds),
+/// not logged in yet: its port, the daemon, and the fixture.
+fn serving(ttl: u64) -> (u16, TestGateway, OwnedChild) {
     let port = free_port();
     let mut gw = gateway(port);
     let server = oauth_server(&gw, port, ttl);
     gw.start();
+    (port, gw, server)
+}
+
+/// A plain client (one that cannot open URLs) whose first call needs the
+/// login: it is told so, as a tool error.
+fn told_to_log_in(gw: &TestGateway) -> (Client, Value) {
+    let mut plain = gw.client();
+    plain.initialize();
+    let reply = plain.call_tool(json!(1), "remote__echo", json!({"message": "hi"}));
+    assert_eq!(reply["result"]["isError"], true, "{reply}\n{}", gw.daemon_log());
+    (plain, reply)
+}
+
+fn logged_in(ttl: u64) -> LoggedIn {
+    let (port, gw, server) = serving(ttl);
     let login = auth(&gw, &["login", "remote"]);
     assert!(login.status.success(), "{}\n{}", String::from_utf8_lossy(&login.stderr), gw.daemon_log());
     let mut client = gw.client();
@@ -92,16 +109,10 @@ fn credential_files(gw: &TestGateway) -> usize {
 
 #[test]
 fn a_client_that_opens_urls_logs_in_through_url_elicitation_and_others_hear_the_command() {
-    let port = free_port();
-    let mut gw = gateway(port);
-    let _server = oauth_server(&gw, port, 3600);
-    gw.start();
+    let (port, gw, _server) = serving(3600);
 
     // A client that cannot open URLs hears the command, as a tool error.
-    let mut plain = gw.client();
-    plain.initialize();
-    let reply = plain.call_tool(json!(1), "remote__echo", json!({"message": "hi"}));
-    assert_eq!(reply["result"]["isError"], true, "{reply}\n{}", gw.daemon_log());
+    let (mut plain, reply) = told_to_log_in(&gw);
     assert!(first_text(&reply).contains("run `mcp-gateway auth login remote`"), "{reply}");
 
     // Those that declared `elicitation.url` are sent to the login, which the
@@ -124,21 +135,9 @@ fn a_client_that_opens_urls_logs_in_through_url_elicitation_and_others_hear_the_
 
 #[test]
 fn a_2026_client_that_opens_urls_is_asked_within_its_call_and_the_call_goes_on() {
-    let port = free_port();
-    let mut gw = gateway(port);
-    let _server = oauth_server(&gw, port, 3600);
-    gw.start();
+    let (port, gw, _server) = serving(3600);
     // The server has asked for a login (a 401) before the client calls.
-    let mut plain = gw.client();
-    plain.initialize();
-    let reply = plain.call_tool(json!(1), "remote__echo", json!({"message": "hi"}));
-    assert_eq!(
-        reply["result"]["isError"],
-        true,
-        "{reply}
-{}",
-        gw.daemon_log()
-    );
+    told_to_log_in(&gw);
 
     let browser = browser();
     let args = ["--tool-prefix", "", "--browser", &browser, "--tool", "remote__echo", "--mode", "auto"];
