@@ -364,15 +364,23 @@ pub fn failed_if_error(span: &Span, response: &Value) {
 /// With export off there is no span: a valid client context goes on as it
 /// is, and a request without one (or with a malformed one) gets a new trace.
 pub fn stamp(params: &mut Value, span: &Span) {
-    let context = if exporting() {
-        Some(span.context()).filter(|context| context.span().span_context().is_valid())
-    } else {
-        None
-    };
-    let started = if exporting() { None } else { unrecorded_traceparent(params) };
-    if context.is_none() && started.is_none() {
-        return;
+    /// What goes into `_meta`: the recorded span's context, or a new trace.
+    enum Stamp {
+        Span(opentelemetry::Context),
+        Started(String),
     }
+    let stamp = if exporting() {
+        let context = span.context();
+        if !context.span().span_context().is_valid() {
+            return;
+        }
+        Stamp::Span(context)
+    } else {
+        match unrecorded_traceparent(params) {
+            Some(started) => Stamp::Started(started),
+            None => return,
+        }
+    };
     if params.is_null() {
         *params = Value::Object(Map::new());
     }
@@ -381,12 +389,11 @@ pub fn stamp(params: &mut Value, span: &Span) {
     let Some(meta) = meta.as_object_mut() else { return };
     meta.remove(TRACEPARENT);
     meta.remove(TRACESTATE);
-    match (context, started) {
-        (Some(context), _) => TraceContextPropagator::new().inject_context(&context, &mut MetaWriter(meta)),
-        (None, Some(started)) => {
-            meta.insert(TRACEPARENT.to_string(), Value::String(started));
+    match stamp {
+        Stamp::Span(context) => TraceContextPropagator::new().inject_context(&context, &mut MetaWriter(meta)),
+        Stamp::Started(traceparent) => {
+            meta.insert(TRACEPARENT.to_string(), Value::String(traceparent));
         }
-        (None, None) => {}
     }
 }
 

@@ -324,14 +324,14 @@ impl Session {
                 frame = frames.next() => frame,
             };
             match frame {
-                None if drain_until.is_some() => {
-                    // The client stopped sending; its calls in flight may still finish.
+                None => {
+                    // The client stopped sending; when draining, its calls in
+                    // flight may still finish.
                     if let Some(until) = drain_until {
                         let _ = tokio::time::timeout_at(until, requests.wait()).await;
                     }
                     break;
                 }
-                None => break,
                 Some(Err(e)) => {
                     debug!(error = %e, "client connection failed");
                     break;
@@ -434,20 +434,20 @@ impl Session {
             self.send(jsonrpc::notification(crate::preamble::NOT_STARTED, json!({ "message": message })));
             return;
         }
-        let requests = match message {
-            Value::Array(batch) => batch,
-            message => vec![message],
+        let refusal = |m: &Value| {
+            jsonrpc::error(m.get("id").cloned().unwrap_or(Value::Null), jsonrpc::INTERNAL_ERROR, RESTARTING)
         };
-        let errors: Vec<Value> = requests
-            .into_iter()
-            .filter(|m| jsonrpc::kind(m) == Kind::Request)
-            .map(|m| {
-                let id = m.get("id").cloned().unwrap_or(Value::Null);
-                jsonrpc::error(id, jsonrpc::INTERNAL_ERROR, RESTARTING)
-            })
-            .collect();
-        for error in errors {
-            self.send(error);
+        match message {
+            // A batch is answered as one: its requests refused, its other
+            // members (an answer to a call's question) handled as ever.
+            Value::Array(batch) => {
+                let replies: Vec<Value> = batch
+                    .iter()
+                    .filter_map(|m| if jsonrpc::kind(m) == Kind::Request { Some(refusal(m)) } else { self.on_other(m) })
+                    .collect();
+                self.send(Value::Array(replies));
+            }
+            request => self.send(refusal(&request)),
         }
     }
 

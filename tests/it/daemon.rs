@@ -2,9 +2,7 @@
 //! crashes. Backends here are the stdlib-only fixture server, which can misbehave
 //! on demand; interop with real MCP servers and clients lives in tests/it/interop.rs.
 
-use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::net::UnixStream;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -108,22 +106,6 @@ fn toml_config_is_loaded() {
 }
 
 /// Connects to the socket directly and sends a preamble line.
-fn raw_connection(gw: &TestGateway, preamble: &Value) -> (UnixStream, BufReader<UnixStream>) {
-    let stream = UnixStream::connect(&gw.socket).unwrap();
-    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
-    let mut line = serde_json::to_vec(preamble).unwrap();
-    line.push(b'\n');
-    (&stream).write_all(&line).unwrap();
-    let reader = BufReader::new(stream.try_clone().unwrap());
-    (stream, reader)
-}
-
-fn read_json(reader: &mut BufReader<UnixStream>) -> Value {
-    let mut line = String::new();
-    reader.read_line(&mut line).unwrap();
-    serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line:?}: {e}"))
-}
-
 #[test]
 fn wrong_preamble_is_refused_with_a_reason() {
     let mut gw = TestGateway::new();

@@ -259,3 +259,41 @@ fn a_call_that_asks_its_client_during_the_drain_gets_the_answer() {
     drop(client);
     assert!(wait_until(TIMEOUT, || gw.processes().is_empty()), "left running: {:?}", gw.processes());
 }
+
+/// A client that cannot be handed back what a draining daemon did not start
+/// (here: a connection with no shim, whose preamble does not say it resends)
+/// gets an error for such a request, and a batch its answer as one batch;
+/// the call in flight still finishes.
+#[test]
+fn a_client_that_does_not_resend_is_told_a_request_sent_during_the_drain_was_not_started() {
+    use std::io::Write;
+    let mut gw = TestGateway::with_servers(&[("fx", fixture_server("drain"))]);
+    gw.start();
+    let old = daemon_pid(&gw).expect("a daemon answers status");
+    let (stream, mut reader) = raw_connection(&gw, &json!({"mcp_gateway_preamble": 1}));
+    assert!(read_json(&mut reader)["error"].is_null(), "the session is accepted");
+    let send = |message: Value| (&stream).write_all(&[serde_json::to_vec(&message).unwrap(), b"\n".to_vec()].concat());
+    send(json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}}))
+    .unwrap();
+    assert!(read_json(&mut reader)["result"].is_object());
+    send(call("in-flight", "fx__slow", json!({"seconds": 1, "message": "drained"}))).unwrap();
+    assert!(wait_until(TIMEOUT, || status(&gw)["backends"][0]["in_flight"] == 1), "{}", status(&gw));
+    signal(old, nix::sys::signal::Signal::SIGTERM);
+    assert!(wait_until(TIMEOUT, || gw.daemon_log().contains("shutting down")), "{}", gw.daemon_log());
+    send(call("after", "fx__slow", json!({"seconds": 0}))).unwrap();
+    send(json!([call("batched", "fx__slow", json!({"seconds": 0}))])).unwrap();
+    let mut answers = Vec::new();
+    while answers.len() < 3 {
+        answers.push(read_json(&mut reader));
+    }
+    let by_id = |id: &str| answers.iter().find(|a| a["id"] == id).cloned().unwrap_or_else(|| panic!("{answers:?}"));
+    assert_eq!(first_text(&by_id("in-flight")), "slow done: drained", "{answers:?}");
+    let after = by_id("after");
+    assert!(after["error"]["message"].as_str().is_some_and(|m| m.contains("restarting")), "{after}");
+    let batch = answers.iter().find(|a| a.is_array()).unwrap_or_else(|| panic!("a batch answer: {answers:?}"));
+    assert_eq!(batch[0]["id"], "batched", "{batch}");
+    assert!(batch[0]["error"]["message"].as_str().is_some_and(|m| m.contains("restarting")), "{batch}");
+    drop((stream, reader));
+    assert!(wait_until(TIMEOUT, || gw.processes().is_empty()), "left running: {:?}", gw.processes());
+}

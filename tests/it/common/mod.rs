@@ -529,6 +529,28 @@ pub fn run_client_script(gw: &TestGateway, script: &str, args: &[&str]) -> Value
     run_script(gw, script, &all)
 }
 
+/// A connection to the daemon's socket with no shim: `preamble` sent as given
+/// (read timeout [`TIMEOUT`]).
+pub fn raw_connection(
+    gw: &TestGateway,
+    preamble: &Value,
+) -> (std::os::unix::net::UnixStream, BufReader<std::os::unix::net::UnixStream>) {
+    let stream = std::os::unix::net::UnixStream::connect(&gw.socket).unwrap();
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let mut line = serde_json::to_vec(preamble).unwrap();
+    line.push(b'\n');
+    (&stream).write_all(&line).unwrap();
+    let reader = BufReader::new(stream.try_clone().unwrap());
+    (stream, reader)
+}
+
+/// The next line on a [`raw_connection`], as JSON.
+pub fn read_json(reader: &mut BufReader<std::os::unix::net::UnixStream>) -> Value {
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line:?}: {e}"))
+}
+
 /// `mcp-gateway status --json` for this gateway.
 pub fn status(gw: &TestGateway) -> Value {
     try_status(gw).unwrap_or_else(|e| panic!("status: {e}"))
