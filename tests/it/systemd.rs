@@ -170,5 +170,9 @@ fn calls_in_flight_when_a_socket_activated_daemon_is_killed_are_answered_exactly
     assert!(manager.wait().unwrap().success(), "harness failed:\n{rest}\n{}", gw.daemon_log());
     eprintln!("{rest}");
     assert!(rest.lines().any(|l| l.starts_with("stop: no backend left")), "{rest}");
+    // Every restart was one of the test's kills (none the watchdog's, say):
+    // a daemon gone under the test unasked would close a probe unanswered.
+    let starts = format!("daemon starts: {}", counts.kills + 1);
+    assert!(rest.lines().any(|l| l == starts), "expected `{starts}`:\n{rest}");
     assert!(wait_until(TIMEOUT, || gw.processes().is_empty()), "left running: {:?}", gw.processes());
 }
