@@ -160,3 +160,46 @@ async fn log_messages_reach_only_the_sessions_whose_level_admits_them() {
     assert!(levels(&mut silent_rx).is_empty(), "a session that set no level gets no log messages");
     calls.iter().for_each(tokio::task::JoinHandle::abort);
 }
+
+/// The idle reaper's race: a backend the reaper found idle, which a call takes
+/// before the reaper gets to stop it, is not stopped under that call (its
+/// idleness is checked again under the lock the call takes it with). A real
+/// process, since stopping one is what is at stake.
+#[tokio::test]
+async fn an_idle_backend_a_call_has_just_taken_is_not_stopped_under_it() {
+    let home = tempfile::tempdir().expect("temp dir");
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/fixture_server.py");
+    let yaml = format!("servers:\n  s:\n    command: python3\n    args: [\"{fixture}\", \"reaper\"]\n");
+    let config_path = home.path().join("config.yaml");
+    std::fs::write(&config_path, &yaml).expect("write config");
+    let config = crate::config::Config::parse(&config_path, &yaml).expect("config");
+    let cache = crate::catalog::ListingCache::load(&home.path().join("catalog.json"));
+    let gateway = Gateway::new(config, &config_path, Some(config_path.clone()), cache);
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let sink = SessionSink::new(gateway.next_session_id(), tx);
+    let context = gateway.session_context(Some(home.path()), None).expect("context");
+    let session = SessionInfo::new(sink, context, None, Default::default());
+    gateway.register_session(session.clone());
+    let server = gateway.config().servers["s"].clone();
+    let backend = gateway.backend_of("s", &server, &session, 0).await.expect("the fixture starts");
+    let (limit, grace) = (Duration::from_millis(100), Duration::from_secs(2));
+    let idle_past_limit = || async {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while backend.idle_for() < limit {
+            assert!(tokio::time::Instant::now() < deadline, "idle for {:?}", backend.idle_for());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    // The reaper finds it idle; a call takes it before the reaper stops it.
+    idle_past_limit().await;
+    let taken = gateway.backend_of("s", &server, &session, 0).await.expect("running");
+    assert!(Arc::ptr_eq(&taken, &backend), "the call got the running instance");
+    assert!(!gateway.pool.stop_idle(&backend.identity, limit, grace, |_| false).await, "stopped under a call");
+    assert!(backend.is_alive());
+    // Left alone past the limit, it is stopped.
+    idle_past_limit().await;
+    assert!(gateway.pool.stop_idle(&backend.identity, limit, grace, |_| false).await);
+    assert!(!backend.is_alive(), "stopped");
+    assert!(gateway.pool.running(&backend.identity).is_none());
+    gateway.pool.shutdown(grace).await;
+}

@@ -10,27 +10,7 @@ use std::time::Duration;
 use crate::common::*;
 use serde_json::{Value, json};
 
-const VERSION: &str = "2026-07-28";
-
-fn envelope(capabilities: Value) -> Value {
-    json!({
-        "io.modelcontextprotocol/protocolVersion": VERSION,
-        "io.modelcontextprotocol/clientCapabilities": capabilities,
-        "io.modelcontextprotocol/clientInfo": {"name": "raw-modern", "version": "1"},
-    })
-}
-
-/// `params` with the envelope added to its `_meta`.
-fn enveloped(mut params: Value, capabilities: Value) -> Value {
-    let mut meta = envelope(capabilities);
-    if let Some(extra) = params.get("_meta").and_then(Value::as_object) {
-        for (k, v) in extra {
-            meta[k] = v.clone();
-        }
-    }
-    params["_meta"] = meta;
-    params
-}
+const VERSION: &str = MODERN;
 
 fn save(gw: &TestGateway, text: &str) {
     let tmp = gw.home.join(".config.yaml.swp");

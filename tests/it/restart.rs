@@ -154,11 +154,34 @@ fn calls_in_flight_when_the_daemon_is_killed_are_answered_exactly_once() {
 /// nothing is left running.
 #[test]
 fn a_planned_restart_lets_calls_in_flight_finish_and_sends_new_ones_to_the_next_daemon() {
-    let mut gw = TestGateway::with_servers(&[("fx", fixture_server("drain"))]);
+    planned_restart("drain", |client| _ = client.initialize(), |params| params);
+}
+
+/// The same for a 2026-07-28 client: no handshake for the shim to replay,
+/// every request (the handed-back ones too) carries its own envelope.
+#[test]
+fn a_planned_restart_hands_a_modern_clients_unstarted_calls_to_the_next_daemon() {
+    let discover = |client: &mut Client| {
+        let discovered = client.request(json!("discover"), "server/discover", enveloped(json!({}), json!({})));
+        assert_eq!(discovered["result"]["resultType"], "complete", "{discovered}");
+    };
+    planned_restart("drain-modern", discover, |params| enveloped(params, json!({})));
+}
+
+/// Drains a daemon under one session opened by `open`, whose requests'
+/// params are `era(params)`.
+fn planned_restart(tag: &str, open: impl FnOnce(&mut Client), era: impl Fn(Value) -> Value) {
+    let mut gw = TestGateway::with_servers(&[("fx", fixture_server(tag))]);
     gw.start();
     let mut client = gw.client_with(&[]);
-    client.initialize();
-    assert!(client.tool_names().contains(&"fx__wait".to_string()));
+    open(&mut client);
+    let call = |id: &str, tool: &str, arguments: Value| {
+        let mut message = call(id, tool, arguments);
+        message["params"] = era(message["params"].take());
+        message
+    };
+    let tools = client.request(json!("list"), "tools/list", era(json!({})));
+    assert!(tools.to_string().contains("fx__wait"), "{tools}");
     let old = daemon_pid(&gw).expect("a daemon answers status");
     // A call with side effects: the shim could not send it again.
     client.send(&call("in-flight", "fx__slow", json!({"seconds": 1, "message": "drained"})));

@@ -572,6 +572,30 @@ pub fn maps_are_empty(gw: &TestGateway) -> bool {
     backends_idle && status["pending"]["server_requests"] == 0
 }
 
+/// The 2026-07-28 revision: no handshake, an envelope on every request.
+pub const MODERN: &str = "2026-07-28";
+
+/// A 2026-07-28 request's `_meta` envelope, declaring `capabilities`.
+pub fn envelope(capabilities: Value) -> Value {
+    json!({
+        "io.modelcontextprotocol/protocolVersion": MODERN,
+        "io.modelcontextprotocol/clientCapabilities": capabilities,
+        "io.modelcontextprotocol/clientInfo": {"name": "raw-modern", "version": "1"},
+    })
+}
+
+/// `params` with the 2026-07-28 envelope added to its `_meta`.
+pub fn enveloped(mut params: Value, capabilities: Value) -> Value {
+    let mut meta = envelope(capabilities);
+    if let Some(extra) = params.get("_meta").and_then(Value::as_object) {
+        for (k, v) in extra {
+            meta[k] = v.clone();
+        }
+    }
+    params["_meta"] = meta;
+    params
+}
+
 pub fn first_text(response: &Value) -> &str {
     response["result"]["content"][0]["text"].as_str().unwrap_or_else(|| panic!("no text content in {response}"))
 }
