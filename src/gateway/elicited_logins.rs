@@ -72,7 +72,9 @@ impl Pending {
                 "Log in to `{server}` again in your browser to grant the scopes it asks for (`{scope}`); \
                  then call the tool again."
             ),
-            None => format!("Log in to `{server}` in your browser so the gateway can call it; then call the tool again."),
+            None => {
+                format!("Log in to `{server}` in your browser so the gateway can call it; then call the tool again.")
+            }
         };
         json!({ "mode": "url", "elicitationId": self.elicitation_id, "url": self.url, "message": message })
     }

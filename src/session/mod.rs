@@ -877,8 +877,13 @@ impl Session {
         if rounds && let Ok(response) = answer {
             answer = self.run_input_rounds(server, method, retry, response).await;
         }
+        if method == "tools/call"
+            && let Ok(response) = &answer
+            && let Some(refusal) = LoginRefusal::of(response)
+        {
+            return Err(refusal);
+        }
         match answer {
-            Ok(response) if method == "tools/call" && let Some(refusal) = LoginRefusal::of(&response) => Err(refusal),
             Ok(mut response) => {
                 if self.modern.is_modern() {
                     modern_client::modernize_error(&mut response);

@@ -365,7 +365,7 @@ fn a_server_that_still_refuses_after_the_step_up_gets_one_login_and_a_clear_erro
     assert!(says_why(result["refusal"].as_str().unwrap_or_default()), "{result}");
     let reply = client.call_tool(json!(2), "remote__admin", json!({"message": "plain"}));
     assert_eq!(reply["result"]["isError"], true, "{reply}");
-    assert!(says_why(&first_text(&reply)), "{reply}");
+    assert!(says_why(first_text(&reply)), "{reply}");
     let stats = seen(port);
     assert_eq!((stats["logins"].as_u64(), stats["asked_scopes"].as_array().map(Vec::len)), (Some(2), Some(2)));
     assert_eq!(auth_status(&gw)["wanted_scopes"], "mcp mcp:admin", "auth status says more scopes are wanted");
