@@ -1,16 +1,17 @@
 //! A login asked of a client through URL-mode elicitation (MCP 2025-11-25):
 //! a tool call that needs a login (or a step-up: a login asking for more
-//! scopes), from a client that declared `elicitation.url`, gets a `-32042` URLElicitationRequiredError carrying the
-//! authorization URL, while the daemon runs the login itself (its loopback
-//! callback, the code exchange) in a task of its own. When the login is done,
-//! every session given that URL hears `notifications/elicitation/complete`
-//! and can call again. This is the spec's own use of URL mode ("URL Mode
-//! Elicitation for OAuth Flows"); the callback is on loopback, so whoever
-//! completes it is on this machine.
+//! scopes), from a client that declared `elicitation.url`, gets a `-32042`
+//! URLElicitationRequiredError carrying the authorization URL, while the
+//! daemon runs the login itself (its loopback callback, the code exchange)
+//! in a task of its own. When the login is done, every session given that
+//! URL hears `notifications/elicitation/complete` and can call again. This
+//! is the spec's own use of URL mode ("URL Mode Elicitation for OAuth
+//! Flows"); the callback is on loopback, so whoever completes it is on this
+//! machine.
 //!
 //! A 2026-07-28 client has no completion notification: the session asks it
 //! the URL elicitation within the call (an `input_required` round), waits for
-//! the login, and goes on with the call (see [`ElicitedLogin::finished`]).
+//! the login (see [`ElicitedLogin::finished`]), and sends the call again.
 //!
 //! One login per credential: a second session that needs the same login while
 //! one is under way is given the same URL and told when it is done. Any other
