@@ -511,8 +511,10 @@ fn auth(command: AuthCommand) -> anyhow::Result<ExitCode> {
             for row in answer["servers"].as_array().into_iter().flatten() {
                 let text = |key: &str| row[key].as_str().unwrap_or("-").to_string();
                 let expires = row["expires_in_secs"].as_u64().map(|s| format!("{s} s")).unwrap_or_else(|| "-".into());
+                // The server asked for more scopes since the last login.
+                let wanted = row["wanted_scopes"].as_str().map(|w| format!("\twants scopes {w}")).unwrap_or_default();
                 println!(
-                    "{}\t{}\tissuer {}\tscopes {}\texpires in {expires}\tregistration {}",
+                    "{}\t{}\tissuer {}\tscopes {}\texpires in {expires}\tregistration {}{wanted}",
                     text("server"),
                     text("state"),
                     text("issuer"),

@@ -1,16 +1,17 @@
 //! A login asked of a client through URL-mode elicitation (MCP 2025-11-25):
-//! a tool call that needs a login, from a client that declared
-//! `elicitation.url`, gets a `-32042` URLElicitationRequiredError carrying the
-//! authorization URL, while the daemon runs the login itself (its loopback
-//! callback, the code exchange) in a task of its own. When the login is done,
-//! every session given that URL hears `notifications/elicitation/complete`
-//! and can call again. This is the spec's own use of URL mode ("URL Mode
-//! Elicitation for OAuth Flows"); the callback is on loopback, so whoever
-//! completes it is on this machine.
+//! a tool call that needs a login (or a step-up: a login asking for more
+//! scopes), from a client that declared `elicitation.url`, gets a `-32042`
+//! URLElicitationRequiredError carrying the authorization URL, while the
+//! daemon runs the login itself (its loopback callback, the code exchange)
+//! in a task of its own. When the login is done, every session given that
+//! URL hears `notifications/elicitation/complete` and can call again. This
+//! is the spec's own use of URL mode ("URL Mode Elicitation for OAuth
+//! Flows"); the callback is on loopback, so whoever completes it is on this
+//! machine.
 //!
 //! A 2026-07-28 client has no completion notification: the session asks it
 //! the URL elicitation within the call (an `input_required` round), waits for
-//! the login, and goes on with the call (see [`ElicitedLogin::finished`]).
+//! the login (see [`ElicitedLogin::finished`]), and sends the call again.
 //!
 //! One login per credential: a second session that needs the same login while
 //! one is under way is given the same URL and told when it is done. Any other
@@ -62,19 +63,21 @@ impl ElicitedLogin {
 }
 
 impl Pending {
-    fn login(&self, server: &str) -> ElicitedLogin {
-        ElicitedLogin { elicitation: self.elicitation(server), done: self.done.subscribe() }
+    fn login(&self, server: &str, scope: Option<&str>) -> ElicitedLogin {
+        ElicitedLogin { elicitation: self.elicitation(server, scope), done: self.done.subscribe() }
     }
 
-    fn elicitation(&self, server: &str) -> Value {
-        json!({
-            "mode": "url",
-            "elicitationId": self.elicitation_id,
-            "url": self.url,
-            "message": format!(
-                "Log in to `{server}` in your browser so the gateway can call it; then call the tool again."
+    fn elicitation(&self, server: &str, scope: Option<&str>) -> Value {
+        let message = match scope {
+            Some(scope) => format!(
+                "Log in to `{server}` again in your browser to grant the scopes it asks for (`{scope}`); \
+                 then call the tool again."
             ),
-        })
+            None => {
+                format!("Log in to `{server}` in your browser so the gateway can call it; then call the tool again.")
+            }
+        };
+        json!({ "mode": "url", "elicitationId": self.elicitation_id, "url": self.url, "message": message })
     }
 }
 
@@ -93,8 +96,15 @@ impl Gateway {
     /// The URL-mode elicitation that logs `session`'s person in to `server`
     /// (starting the login, or joining the one under way); `None` when the
     /// client cannot take one or the login could not start (the caller then
-    /// answers with the tool error naming the command).
-    pub async fn elicit_login(self: &Arc<Self>, server: &str, session: &SessionInfo) -> Option<ElicitedLogin> {
+    /// answers with the tool error naming the command). `scope`: a step-up's
+    /// (the login asks for every scope the server wanted since the last
+    /// one), for the message.
+    pub async fn elicit_login(
+        self: &Arc<Self>,
+        server: &str,
+        session: &SessionInfo,
+        scope: Option<&str>,
+    ) -> Option<ElicitedLogin> {
         let current = self.session(session.id)?;
         if !opens_urls(&current) {
             return None;
@@ -112,7 +122,7 @@ impl Gateway {
             if notified && !pending.waiting.iter().any(|s| s.id == current.id) {
                 pending.waiting.push(current.sink.clone());
             }
-            return Some(pending.login(server));
+            return Some(pending.login(server, scope));
         }
         let (url_tx, url_rx) = tokio::sync::oneshot::channel();
         // Nobody waits for the URL any more: the login stops rather than
@@ -155,7 +165,7 @@ impl Gateway {
             waiting: notified.then(|| current.sink.clone()).into_iter().collect(),
             done: tokio::sync::watch::Sender::new(None),
         };
-        let login = started.login(server);
+        let login = started.login(server, scope);
         *pending = Some(started);
         Some(login)
     }

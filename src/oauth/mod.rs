@@ -107,6 +107,19 @@ pub enum OAuthError {
     Busy(String),
 }
 
+/// What a server's 403 `insufficient_scope` comes to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepUp {
+    /// A login asking for `scope` (every scope granted or asked for since)
+    /// may be granted what the server wants.
+    Login { scope: String },
+    /// The last login asked for every scope the server wants already: the
+    /// authorization server granted fewer, or the server refuses what it
+    /// granted. Why, naming the scopes, for the tool error; no login is
+    /// started for them again (the retry limit).
+    Exhausted(String),
+}
+
 /// The command that logs a person in to `server`.
 pub fn login_command(server: &str) -> String {
     format!("mcp-gateway auth login {server}")
@@ -327,9 +340,37 @@ impl Manager {
         Ok(())
     }
 
-    /// Whether the server asked for scopes the login did not grant.
-    pub fn wants_scopes(&self, target: &Target) -> bool {
-        self.store.load(&target.key()).ok().flatten().is_some_and(|c| c.wanted_scope.is_some())
+    /// What the scopes a server asked for (recorded by [`Manager::need_scopes`])
+    /// come to: `None` when it asked for none since the last login.
+    pub fn step_up(&self, target: &Target) -> Option<StepUp> {
+        let credential = self.store.load(&target.key()).ok().flatten()?;
+        let wanted = credential.wanted_scope?;
+        let asked = credential.asked_scope.unwrap_or_default();
+        if !wanted.split_whitespace().all(|s| asked.split_whitespace().any(|a| a == s)) {
+            return Some(StepUp::Login { scope: wanted });
+        }
+        // The last login asked for all of them already: asking again would
+        // be answered the same way, and a client sent to log in again and
+        // again would loop.
+        let granted = credential.tokens.and_then(|t| t.scope).unwrap_or_default();
+        let missing: Vec<&str> =
+            wanted.split_whitespace().filter(|s| !granted.split_whitespace().any(|g| g == *s)).collect();
+        let command = login_command(&target.server);
+        let granted = if granted.trim().is_empty() { "no scopes".to_string() } else { format!("`{granted}`") };
+        Some(StepUp::Exhausted(if missing.is_empty() {
+            format!(
+                "the server refuses for want of scopes (403 insufficient_scope) and asks for `{wanted}`, which the \
+                 last login asked for and was granted ({granted}); the gateway does not log in again for them: \
+                 check what the server requires, then run `{command}` to try once more"
+            )
+        } else {
+            format!(
+                "the server asks for scopes `{wanted}` (403 insufficient_scope); the last login asked for them, but \
+                 the authorization server granted {granted}, not `{}` (it may grant fewer scopes than asked), so \
+                 the gateway does not log in again for them: once they can be granted, run `{command}`",
+                missing.join(" ")
+            )
+        }))
     }
 
     fn login_required(&self, target: &Target, why: &str) -> OAuthError {
@@ -394,11 +435,11 @@ impl Manager {
         let pkce = pkce::Pkce::new();
         let callback = callback::Callback::bind(state.clone()).await?;
         let client = flow::register(&self.http, &found.metadata, &target.settings, &callback.redirect_uri).await?;
-        // The config's scopes, else the challenge's (or the metadata's) with
-        // those a 403 asked for since the last login.
+        // The config's scopes, else the challenge's (or the metadata's), with
+        // those a 403 asked for since the last login (step-up, SEP-2350).
         let wanted = self.store.load(&key).ok().flatten().and_then(|c| c.wanted_scope);
         let scope = match &target.settings.scopes {
-            Some(scopes) => Some(scopes.join(" ")),
+            Some(scopes) => union_of(&[Some(&scopes.join(" ")), wanted.as_deref()]),
             None => union_of(&[found.scope.as_deref(), wanted.as_deref()]),
         };
         let authorize = flow::authorization_url(
@@ -420,6 +461,7 @@ impl Manager {
         let mut credential =
             Credential::new(crate::redact::redacted_url(&target.url), found.resource, found.metadata, client);
         credential.tokens = Some(tokens_of(answer, None, scope.as_deref()));
+        credential.asked_scope = scope;
         self.store.save(&key, &credential)?;
         lock(&self.challenged).remove(&key);
         lock(&self.backoff).remove(&key);
@@ -451,6 +493,9 @@ impl Manager {
             "scopes": tokens.and_then(|t| t.scope.clone()),
             "expires_in_secs": tokens.and_then(|t| t.expires_at).map(|at| at.saturating_sub(now())),
             "refreshable": tokens.is_some_and(|t| t.refresh_token.is_some()),
+            // The server asked for more (403 insufficient_scope) since the
+            // last login: the next login asks for these.
+            "wanted_scopes": credential.wanted_scope,
         })
     }
 

@@ -66,6 +66,10 @@ pub struct Credential {
     /// those granted before): the next login asks for them all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wanted_scope: Option<String>,
+    /// The scopes the last login asked for: a 403 that wants no more than
+    /// these is not worth another login (the retry limit of step-up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asked_scope: Option<String>,
 }
 
 impl Credential {
@@ -79,6 +83,7 @@ impl Credential {
             client,
             tokens: None,
             wanted_scope: None,
+            asked_scope: None,
         }
     }
 }

@@ -169,15 +169,49 @@ fn step_up_asks_for_the_union_of_scopes() {
     let home = tempfile::tempdir().unwrap();
     let manager = Manager::new(home.path().join("oauth"));
     manager.need_scopes(&target(), Some("mcp:write")).unwrap();
-    assert!(!manager.wants_scopes(&target()), "nothing stored: nothing to remember");
+    assert_eq!(manager.step_up(&target()), None, "nothing stored: nothing to remember");
     expired(&manager, "http://127.0.0.1:9/token".into());
     let mut credential = manager.store.load(&target().key()).unwrap().unwrap();
     credential.tokens.as_mut().unwrap().scope = Some("mcp:basic".into());
     manager.store.save(&target().key(), &credential).unwrap();
     manager.need_scopes(&target(), Some("mcp:basic mcp:write")).unwrap();
-    assert!(manager.wants_scopes(&target()));
+    assert_eq!(manager.step_up(&target()), Some(StepUp::Login { scope: "mcp:basic mcp:write".into() }));
     let stored = manager.store.load(&target().key()).unwrap().unwrap();
     assert_eq!(stored.wanted_scope.as_deref(), Some("mcp:basic mcp:write"));
+    assert_eq!(manager.status(&target())["wanted_scopes"], "mcp:basic mcp:write", "auth status says so");
+}
+
+/// Stores a credential whose last login asked for `asked` and was granted
+/// `granted`, then records a 403 asking for `challenge`.
+fn refused_after(manager: &Manager, asked: &str, granted: &str, challenge: &str) {
+    expired(manager, "http://127.0.0.1:9/token".into());
+    let mut credential = manager.store.load(&target().key()).unwrap().unwrap();
+    credential.asked_scope = Some(asked.into());
+    credential.tokens.as_mut().unwrap().scope = Some(granted.into());
+    manager.store.save(&target().key(), &credential).unwrap();
+    manager.need_scopes(&target(), Some(challenge)).unwrap();
+}
+
+#[test]
+fn a_step_up_is_not_asked_again_for_scopes_the_last_login_asked_for() {
+    let home = tempfile::tempdir().unwrap();
+    let manager = Manager::new(home.path().join("oauth"));
+
+    // The step-up login asked for `mcp:write` and was granted less: the
+    // server's next 403 for it is no reason for another login.
+    refused_after(&manager, "mcp:basic mcp:write", "mcp:basic", "mcp:write");
+    let Some(StepUp::Exhausted(why)) = manager.step_up(&target()) else { panic!("{:?}", manager.step_up(&target())) };
+    assert!(why.contains("asks for scopes `mcp:basic mcp:write`") && why.contains("not `mcp:write`"), "{why}");
+    assert!(why.contains("granted `mcp:basic`") && why.contains("grant fewer"), "{why}");
+
+    // Granted, yet still refused: no loop either.
+    refused_after(&manager, "mcp:admin", "mcp:admin", "mcp:admin");
+    let Some(StepUp::Exhausted(why)) = manager.step_up(&target()) else { panic!("{:?}", manager.step_up(&target())) };
+    assert!(why.contains("`mcp:admin`") && why.contains("was granted"), "{why}");
+
+    // A scope the last login did not ask for is worth one login.
+    refused_after(&manager, "mcp:basic mcp:write", "mcp:basic", "mcp:admin");
+    assert_eq!(manager.step_up(&target()), Some(StepUp::Login { scope: "mcp:basic mcp:admin".into() }));
 }
 
 /// A server of bad answers: `/mcp` says 401 naming `challenge` as its

@@ -237,7 +237,12 @@ async fn call_tool(gateway: &Arc<Gateway>, session: &SessionInfo, mut params: Va
     }
     params["name"] = Value::String(target.name);
     match gateway.forward(&target.server, "tools/call", params, session).await {
-        Ok(response) => response,
+        // The server wants a login (or more scopes): the meta-tool's caller
+        // hears why and the command, as a tool error.
+        Ok(response) => match super::LoginRefusal::of(&response) {
+            Some(refusal) => tool_error(refusal.why),
+            None => response,
+        },
         Err(e) => tool_error(e.to_string()),
     }
 }

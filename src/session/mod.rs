@@ -10,6 +10,7 @@
 //! (2026-07-28, an envelope on every request), decided by its first request;
 //! [`modern`] holds what the modern era adds.
 
+mod logins;
 mod meta_tools;
 mod modern_client;
 
@@ -35,6 +36,7 @@ use crate::gateway::{Gateway, LogLevel, SessionContext, SessionInfo};
 use crate::jsonrpc::{self, Kind};
 use crate::preamble::{ClientEnv, Preamble};
 use crate::sink::{Outbound, SessionSink};
+use logins::{LoginAnswer, LoginRefusal};
 use modern_client::{Era, ModernFront};
 
 /// A session the gateway agreed to serve: its id, where it works, and who
@@ -741,7 +743,8 @@ impl Session {
                 && let Some(why) = self.gateway.login_needed(server, &self.info)
             {
                 let server = server.to_string();
-                match self.login_answer(id.clone(), &server, &why).await {
+                let refusal = LoginRefusal { why, scope: None };
+                match self.login_answer(id.clone(), &server, &refusal).await {
                     LoginAnswer::Answer(answer) => return answer.into(),
                     LoginAnswer::LoggedIn => {
                         logged_in = true;
@@ -843,20 +846,42 @@ impl Session {
     /// `input_required` rounds run here, its modern-only fields go. An answer
     /// that needs nothing of that (most) is relayed as the line it came in,
     /// with only the id spliced (see `raw_answer`).
+    ///
+    /// A tool call the server refused for want of a login (or of scopes)
+    /// waits for the login where the client can be sent to it (see
+    /// [`logins`]).
     async fn forward(&self, id: Value, server: &str, method: &str, params: Value) -> Reply {
+        // A 2026-07-28 client's tool call is sent again once a login asked
+        // within it is done.
+        let again = (method == "tools/call" && self.modern.is_modern()).then(|| params.clone());
+        match self.forward_once(id.clone(), server, method, params).await {
+            Ok(reply) => reply,
+            Err(refusal) => self.answer_login(id, server, &refusal, again.map(|p| (method, p))).await,
+        }
+    }
+
+    /// [`Session::forward`] without the login: a tool call refused for want
+    /// of one is `Err`, why.
+    async fn forward_once(&self, id: Value, server: &str, method: &str, params: Value) -> Result<Reply, LoginRefusal> {
         let rounds = !self.modern.is_modern() && modern_client::may_need_input(method);
         let retry = if rounds { params.clone() } else { Value::Null };
         let answer = self.gateway.forward_answer(server, method, params, &self.info).await;
         let mut answer = match answer {
             // (An error goes the slow way: its span is marked failed.)
             Ok(Answer::Raw(raw)) if raw.is_plain() && raw.has_result() && !self.modern.is_modern() => {
-                return Reply::Line(raw.line_with_id(&id));
+                return Ok(Reply::Line(raw.line_with_id(&id)));
             }
             Ok(answer) => Ok(answer.into_value()),
             Err(e) => Err(e),
         };
         if rounds && let Ok(response) = answer {
             answer = self.run_input_rounds(server, method, retry, response).await;
+        }
+        if method == "tools/call"
+            && let Ok(response) = &answer
+            && let Some(refusal) = LoginRefusal::of(response)
+        {
+            return Err(refusal);
         }
         match answer {
             Ok(mut response) => {
@@ -872,69 +897,15 @@ impl Session {
                     obj.insert("id".into(), id);
                     obj.entry("jsonrpc").or_insert_with(|| "2.0".into());
                 }
-                response.into()
+                Ok(response.into())
             }
             Err(e) => match self.gateway.login_needed(server, &self.info).filter(|_| method == "tools/call") {
-                Some(why) => match self.login_answer(id.clone(), server, &why).await {
-                    LoginAnswer::Answer(answer) => answer.into(),
-                    LoginAnswer::LoggedIn => tool_refusal(
-                        id,
-                        &format!("server `{server}` is logged in now (it needed a login): call the tool again"),
-                    )
-                    .into(),
-                },
-                None => backend_error(id, server, &e).into(),
+                Some(why) => Err(LoginRefusal { why, scope: None }),
+                None => Ok(backend_error(id, server, &e).into()),
             },
         }
     }
-
-    /// A tool call that waits for a person to log in to `server`: a client
-    /// that opens URLs is sent to the login (see `gateway::elicited_logins`):
-    /// a 2025-11-25 one with a `-32042` error (it calls again once told the
-    /// login is complete), a 2026-07-28 one with the URL elicitation as an
-    /// `input_required` round of the call, which goes on once the login is
-    /// done. Any other client hears the tool error.
-    async fn login_answer(&self, id: Value, server: &str, why: &str) -> LoginAnswer {
-        let Some(login) = self.gateway.elicit_login(server, &self.info).await else {
-            return LoginAnswer::Answer(tool_refusal(id, why));
-        };
-        if !self.modern.is_modern() {
-            return LoginAnswer::Answer(jsonrpc::error_with_data(
-                id,
-                jsonrpc::URL_ELICITATION_REQUIRED,
-                format!("{why} (or finish the login at the URL this error carries)"),
-                json!({ "elicitations": [login.elicitation] }),
-            ));
-        }
-        // The 2026-07-28 era has no `elicitationId`: the retry is the answer,
-        // and this call goes on once the login is done.
-        let mut ask = login.elicitation.clone();
-        if let Some(ask) = ask.as_object_mut() {
-            ask.remove("elicitationId");
-            let message = format!("Log in to `{server}` in your browser; the call goes on once you have.");
-            ask.insert("message".into(), Value::String(message));
-        }
-        let answer = self.ask_client("elicitation/create", ask).await;
-        if answer.as_ref().and_then(|a| a.get("action")).and_then(Value::as_str) != Some("accept") {
-            return LoginAnswer::Answer(tool_refusal(id, why));
-        }
-        match login.finished(LOGIN_WAIT).await {
-            true => LoginAnswer::LoggedIn,
-            false => LoginAnswer::Answer(tool_refusal(id, why)),
-        }
-    }
 }
-
-/// What a call that needs a login comes to: an answer now, or (a 2026-07-28
-/// client that opened the login's URL) a login done, so the call goes on.
-enum LoginAnswer {
-    Answer(Value),
-    LoggedIn,
-}
-
-/// How long a 2026-07-28 client's call waits, after the client accepted the
-/// login's URL, for the login to finish (it is on a person in a browser).
-const LOGIN_WAIT: Duration = Duration::from_secs(300);
 
 /// A tool call that cannot run as things are (it waits for a person to log
 /// in, or asks what this client cannot answer): a tool error (`isError`)

@@ -18,6 +18,12 @@ With `--mode auto` the client speaks MCP 2026-07-28, whose era has neither
 opens the URL and accepts, and the SDK's retry of the call must come back
 with the tool's answer (the gateway waited for the login, then went on).
 Prints {"asked": [the elicitation's mode and url host], "text"}.
+
+The same goes for a step-up (TOOL's server wants more scopes than the login
+granted: the gateway sends the client to a login asking for them). With
+`--expect-refusal` the call must instead end in a tool error, not in -32042
+(a 2026-07-28 client: after any URL round it accepted); prints
+{"refusal": its text} (and "asked" for a 2026-07-28 client).
 """
 import asyncio
 import shlex
@@ -92,9 +98,30 @@ async def modern(args):
 
     async with client(args, elicitation_callback=elicitation) as c:
         result = await c.call_tool(args.tool, {"message": "in one call"})
+        if args.expect_refusal:
+            if not result.is_error:
+                fail(f"expected a tool error, got {text_of(result)!r}")
+            return finish({"asked": asked, "refusal": text_of(result)})
         if result.is_error:
             fail(f"the call failed: {text_of(result)}")
         finish({"asked": asked, "text": text_of(result)})
+
+
+async def refused(args):
+    """A 2025-11-25 client that opens URLs whose call is refused for good:
+    a tool error, no -32042."""
+
+    async def elicitation(context, params):
+        fail(f"the gateway asked an in-band elicitation: {params}")
+
+    async with client(args, elicitation_callback=elicitation) as c:
+        try:
+            result = await c.call_tool(args.tool, {"message": "refused"})
+        except MCPError as error:
+            fail(f"expected a tool error, got {error.code}: {error.message}")
+        if not result.is_error:
+            fail(f"expected a tool error, got {text_of(result)!r}")
+        finish({"refusal": text_of(result)})
 
 
 async def main():
@@ -102,9 +129,12 @@ async def main():
     p.add_argument("--browser", required=True, help="the command that opens a URL")
     p.add_argument("--tool", required=True)
     p.add_argument("--sessions", type=int, default=1)
+    p.add_argument("--expect-refusal", action="store_true")
     args = p.parse_args()
     if args.mode == "auto":
         return await modern(args)
+    if args.expect_refusal:
+        return await refused(args)
     asked, results, opened = {}, {}, asyncio.Event()
     tasks = [asyncio.create_task(session(args, i, asked, opened, results)) for i in range(args.sessions)]
 

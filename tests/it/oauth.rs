@@ -1,9 +1,11 @@
 //! OAuth end to end against a local authorization server
 //! (`tests/fixtures/oauth_server.py`: discovery, dynamic registration,
 //! PKCE, rotating single-use refresh tokens, RFC 7009 revocation, and a
-//! protected MCP server with one `echo` tool), the daemon as its one OAuth
-//! client: a login asked of a client through URL-mode elicitation, logout
-//! that revokes, a daemon killed mid-login, and a refresh in backoff.
+//! protected MCP server with an `echo` tool and an `admin` tool that needs
+//! one more scope), the daemon as its one OAuth client: a login asked of a
+//! client through URL-mode elicitation, step-up to more scopes and its retry
+//! limit, logout that revokes, a daemon killed mid-login, and a refresh in
+//! backoff.
 
 use std::process::{Output, Stdio};
 
@@ -176,17 +178,16 @@ fn logout_revokes_at_the_authorization_server_then_forgets() {
     assert!(!gw.daemon_log().contains("access_token\":"), "no token material in the log");
 }
 
-/// Makes the fixture's token endpoint answer `status` (`null`: normally again).
-fn token_endpoint(port: u16, status: Value) {
+/// Sets the fixture's controls (`token_status`, `withhold`).
+fn control(port: u16, controls: Value) {
     let client = reqwest::blocking::Client::new();
     let url = format!("http://127.0.0.1:{port}/control");
-    client
-        .post(url)
-        .json(&json!({ "token_status": status }))
-        .send()
-        .expect("the fixture's control")
-        .error_for_status()
-        .unwrap();
+    client.post(url).json(&controls).send().expect("the fixture's control").error_for_status().unwrap();
+}
+
+/// Makes the fixture's token endpoint answer `status` (`null`: normally again).
+fn token_endpoint(port: u16, status: Value) {
+    control(port, json!({ "token_status": status }));
 }
 
 #[test]
@@ -280,4 +281,96 @@ fn a_second_login_at_once_is_refused_and_a_daemon_killed_mid_login_keeps_the_las
     assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
     assert_eq!(seen(port)["logins"], 2);
     assert_ne!(credential(&gw), good, "the new login's tokens replaced the old");
+}
+
+/// `url_login.py` calling `tool` with the redirect follower as its browser,
+/// and `extra` arguments.
+fn url_client(gw: &TestGateway, tool: &str, extra: &[&str]) -> Value {
+    let browser = browser();
+    let mut args = vec!["--tool-prefix", "", "--browser", &browser, "--tool", tool];
+    args.extend_from_slice(extra);
+    run_client_script(gw, "url_login.py", &args)
+}
+
+#[test]
+fn a_403_for_more_scopes_sends_a_client_that_opens_urls_to_a_login_asking_for_the_union() {
+    let LoggedIn { port, gw, mut client, _server } = logged_in(3600);
+
+    // A client that cannot open URLs hears the command, and why.
+    let reply = client.call_tool(json!(2), "remote__admin", json!({"message": "plain"}));
+    assert_eq!(reply["result"]["isError"], true, "{reply}\n{}", gw.daemon_log());
+    let text = first_text(&reply);
+    assert!(text.contains("403 insufficient_scope") && text.contains("run `mcp-gateway auth login remote`"), "{reply}");
+    assert_eq!(auth_status(&gw)["wanted_scopes"], "mcp mcp:admin", "auth status says more scopes are wanted");
+
+    // A 2025-11-25 client that opens URLs: -32042, the daemon's login,
+    // notifications/elicitation/complete, and its call again goes through.
+    let result = url_client(&gw, "remote__admin", &[]);
+    assert_eq!(result["texts"], json!(["Admin: after the login 0"]), "{result}\n{}", gw.daemon_log());
+    let stats = seen(port);
+    assert_eq!(stats["asked_scopes"], json!(["mcp", "mcp mcp:admin"]), "the step-up asks for the union: {stats}");
+    assert_eq!(stats["logins"], 2, "{stats}");
+    let status = auth_status(&gw);
+    assert_eq!(status["scopes"], "mcp mcp:admin", "{status}");
+    assert_eq!(status["wanted_scopes"], Value::Null, "nothing more is wanted: {status}");
+
+    // The login is everyone's: the plain client's call goes through now.
+    let reply = client.call_tool(json!(3), "remote__admin", json!({"message": "shared"}));
+    assert_eq!(first_text(&reply), "Admin: shared", "{reply}\n{}", gw.daemon_log());
+}
+
+#[test]
+fn a_2026_client_that_logs_in_within_its_call_gets_the_tools_answer_in_that_call() {
+    let LoggedIn { port, gw, _server, .. } = logged_in(3600);
+
+    // Step-up: one URL round within the call, then the tool's own answer.
+    let result = url_client(&gw, "remote__admin", &["--mode", "auto"]);
+    assert_eq!(result["text"], "Admin: in one call", "{result}\n{}", gw.daemon_log());
+    assert_eq!(result["asked"], json!([["url", format!("127.0.0.1:{port}")]]), "{result}");
+    let stats = seen(port);
+    assert_eq!(stats["asked_scopes"], json!(["mcp", "mcp mcp:admin"]), "{stats}");
+    assert_eq!(stats["insufficient_scope"], 1, "refused once, then sent again after the login: {stats}");
+
+    // A login that lapsed (logged out): the same, the call sent again.
+    let logout = auth(&gw, &["logout", "remote"]);
+    assert!(logout.status.success(), "{}", String::from_utf8_lossy(&logout.stderr));
+    let result = url_client(&gw, "remote__echo", &["--mode", "auto"]);
+    assert_eq!(result["text"], "Echo: in one call", "{result}\n{}", gw.daemon_log());
+    assert_eq!(seen(port)["logins"], 3);
+}
+
+#[test]
+fn a_server_that_still_refuses_after_the_step_up_gets_one_login_and_a_clear_error() {
+    let LoggedIn { port, gw, mut client, _server } = logged_in(3600);
+    // The authorization server grants fewer scopes than asked.
+    control(port, json!({ "withhold": ["mcp:admin"] }));
+    let says_why = |text: &str| {
+        text.contains("asks for scopes `mcp mcp:admin`")
+            && text.contains("granted `mcp`, not `mcp:admin`")
+            && text.contains("grant fewer scopes than asked")
+    };
+
+    // A 2026 client: one URL round, one login, the call sent once more, and
+    // its refusal is the answer.
+    let result = url_client(&gw, "remote__admin", &["--mode", "auto", "--expect-refusal"]);
+    assert!(says_why(result["refusal"].as_str().unwrap_or_default()), "{result}\n{}", gw.daemon_log());
+    assert_eq!(result["asked"].as_array().map(Vec::len), Some(1), "one login asked: {result}");
+    let stats = seen(port);
+    assert_eq!(stats["asked_scopes"], json!(["mcp", "mcp mcp:admin"]), "{stats}");
+    assert_eq!(stats["insufficient_scope"], 2, "refused before the login and once after: {stats}");
+
+    // Later calls hear the same at once: no login is asked again, of a
+    // client that opens URLs or of one that does not.
+    let result = url_client(&gw, "remote__admin", &["--expect-refusal"]);
+    assert!(says_why(result["refusal"].as_str().unwrap_or_default()), "{result}");
+    let reply = client.call_tool(json!(2), "remote__admin", json!({"message": "plain"}));
+    assert_eq!(reply["result"]["isError"], true, "{reply}");
+    assert!(says_why(first_text(&reply)), "{reply}");
+    let stats = seen(port);
+    assert_eq!((stats["logins"].as_u64(), stats["asked_scopes"].as_array().map(Vec::len)), (Some(2), Some(2)));
+    assert_eq!(auth_status(&gw)["wanted_scopes"], "mcp mcp:admin", "auth status says more scopes are wanted");
+
+    // The tools the login covers work as ever.
+    let reply = client.call_tool(json!(3), "remote__echo", json!({"message": "still"}));
+    assert_eq!(first_text(&reply), "Echo: still", "{reply}");
 }

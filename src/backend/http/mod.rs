@@ -85,6 +85,26 @@ struct RemoteConnection {
     refresh_failure: Mutex<Option<String>>,
 }
 
+/// A request the server refused for want of a login or of scopes.
+enum LoginRefusal {
+    /// A 401: a person has to log in (why, naming the command).
+    Login(String),
+    /// A 403 `insufficient_scope` that a login asking for `scope` (the union
+    /// of the scopes granted and wanted) may get past: step-up.
+    StepUp { reason: String, scope: String },
+    /// A 403 for scopes the last login asked for already: no login is
+    /// started for them again (why, naming the scopes).
+    Final(String),
+}
+
+impl LoginRefusal {
+    fn reason(self) -> String {
+        match self {
+            LoginRefusal::Login(reason) | LoginRefusal::StepUp { reason, .. } | LoginRefusal::Final(reason) => reason,
+        }
+    }
+}
+
 /// Where an event stream ended, to resume it from there.
 #[derive(Default)]
 struct StreamPosition {
@@ -252,16 +272,23 @@ impl RemoteConnection {
 
     /// Why a 401, or a 403 for want of scopes, fails a request: the login it
     /// needs, when the gateway can log in to the server.
-    fn refused_for_login(&self, status: reqwest::StatusCode) -> Option<String> {
+    fn refused_for_login(&self, status: reqwest::StatusCode) -> Option<LoginRefusal> {
         let oauth = self.oauth.as_ref()?;
         let command = crate::oauth::login_command(&oauth.target.server);
         match status {
-            reqwest::StatusCode::UNAUTHORIZED => {
-                Some(format!("the server needs a login (it answered 401 Unauthorized): run `{command}`"))
-            }
-            reqwest::StatusCode::FORBIDDEN if oauth.manager.wants_scopes(&oauth.target) => Some(format!(
-                "the server needs more scopes than the login granted (403 insufficient_scope): run `{command}`"
-            )),
+            reqwest::StatusCode::UNAUTHORIZED => Some(LoginRefusal::Login(format!(
+                "the server needs a login (it answered 401 Unauthorized): run `{command}`"
+            ))),
+            reqwest::StatusCode::FORBIDDEN => match oauth.manager.step_up(&oauth.target)? {
+                crate::oauth::StepUp::Login { scope } => Some(LoginRefusal::StepUp {
+                    reason: format!(
+                        "the server needs more scopes than the login granted (403 insufficient_scope, \
+                         asking for `{scope}`): run `{command}`"
+                    ),
+                    scope,
+                }),
+                crate::oauth::StepUp::Exhausted(why) => Some(LoginRefusal::Final(why)),
+            },
             _ => None,
         }
     }
@@ -484,7 +511,7 @@ async fn settle(
                 if let Some(reason) = handle
                     .transport
                     .refused_while_refresh_fails(unauthorized)
-                    .or_else(|| handle.transport.refused_for_login(unauthorized))
+                    .or_else(|| handle.transport.refused_for_login(unauthorized).map(LoginRefusal::reason))
                     .or_else(|| handle.transport.refused_credentials(unauthorized))
                     .filter(|_| refused)
                 {
@@ -733,20 +760,31 @@ fn fail_refused(
     fail(backend, id, format!("{reason}: {}", snippet(body)));
 }
 
-/// Answers a request the server refused for want of a login or of scopes: a
-/// tool call as a tool error (the model, and the person, read the command to
-/// run), anything else as an error.
-///
-/// The error's `data` says `loginRequired`, so the gateway's own requests
-/// (listing the server) fail rather than take the refusal for an empty list.
-fn fail_for_login(backend: &Backend, message: &Value, id: Option<Value>, reason: String) {
+/// Answers a request the server refused for want of a login or of scopes,
+/// with an error whose `data` says `loginRequired` (and, for a step-up, the
+/// `scope` to ask for): the session turns a tool call's into the login (a
+/// URL elicitation) or a tool error naming the command, and the gateway's
+/// own requests (listing the server) fail rather than take the refusal for
+/// an empty list. A step-up that was tried already is final: a tool call
+/// hears why as a tool error.
+fn fail_for_login(backend: &Backend, message: &Value, id: Option<Value>, refusal: LoginRefusal) {
+    let (scope, last) = match &refusal {
+        LoginRefusal::StepUp { scope, .. } => (Some(scope.clone()), false),
+        LoginRefusal::Login(_) => (None, false),
+        LoginRefusal::Final(_) => (None, true),
+    };
+    let reason = refusal.reason();
     warn!(server = %backend.server, "{reason}");
     let Some(id) = id else { return };
     let text = format!("server `{}`: {reason}", backend.server);
-    let answer = if jsonrpc::method(message) == "tools/call" {
+    let answer = if last && jsonrpc::method(message) == "tools/call" {
         jsonrpc::result(id, json!({ "content": [{ "type": "text", "text": text }], "isError": true }))
     } else {
-        jsonrpc::error_with_data(id, jsonrpc::INTERNAL_ERROR, text, json!({ "loginRequired": reason }))
+        let mut data = json!({ "loginRequired": reason });
+        if let Some(scope) = scope {
+            data["scope"] = Value::String(scope);
+        }
+        jsonrpc::error_with_data(id, jsonrpc::INTERNAL_ERROR, text, data)
     };
     backend.deliver(answer);
 }
