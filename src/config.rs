@@ -543,7 +543,30 @@ pub struct Config {
     /// Where the daemon's trace spans go (off unless set).
     #[serde(default)]
     pub telemetry: Telemetry,
+    /// Where OAuth token material (access and refresh tokens, a registered
+    /// client's secret) is kept: `files` under the gateway home (the
+    /// default), or `keyring`, the OS keyring (a build with the `os-keyring`
+    /// cargo feature).
+    #[serde(default)]
+    pub oauth_store: OAuthStore,
 }
+
+/// `oauth_store:`, where OAuth token material is kept. Whatever it says, the
+/// non-secret rest of a credential (issuer, scopes, expiry, how the client is
+/// registered) stays in the gateway home for `auth status`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OAuthStore {
+    /// Files mode 0600 in `<home>/oauth` (mode 0700).
+    #[default]
+    Files,
+    /// The OS keyring: the kernel keyring (keyutils) on Linux, the Keychain
+    /// on macOS.
+    Keyring,
+}
+
+/// Whether this binary was built with the OS keyring (`--features os-keyring`).
+pub const KEYRING_BUILT: bool = cfg!(feature = "os-keyring");
 
 /// The `telemetry:` section. Read when the daemon starts (a change needs
 /// `mcp-gateway stop`; the next terminal starts it again): the exporter is
@@ -635,6 +658,7 @@ impl Default for Config {
             shutdown_grace_secs: default_shutdown_grace(),
             limits: Limits::default(),
             telemetry: Telemetry::default(),
+            oauth_store: OAuthStore::default(),
         }
     }
 }
@@ -707,6 +731,14 @@ impl Config {
         }
         if self.page_size == 0 {
             return Err(invalid("`page_size` must be at least 1".into()));
+        }
+        if self.oauth_store == OAuthStore::Keyring && !KEYRING_BUILT {
+            return Err(invalid(
+                "`oauth_store: keyring` asks for the OS keyring, but this mcp-gateway was built without it: \
+                 install a build with the `os-keyring` cargo feature (`cargo install mcp-gateway --features \
+                 os-keyring`), or remove the line to keep tokens in files under the gateway home"
+                    .into(),
+            ));
         }
         if let Some(endpoint) = &self.telemetry.otlp_endpoint
             && !url::Url::parse(endpoint).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
@@ -851,6 +883,23 @@ mod tests {
         assert!(both.contains("pick one"), "{both}");
         let unknown = parse("servers:\n  r:\n    url: https://x\n    oauth: { client: i }\n").unwrap_err();
         assert!(unknown.contains("client"), "{unknown}");
+    }
+
+    #[test]
+    fn oauth_store_keyring_needs_the_keyring_build() {
+        let parse = |yaml: &str| Config::parse(Path::new("c.yaml"), yaml).map_err(|e| e.to_string());
+        assert_eq!(parse("servers: {}\n").unwrap().oauth_store, OAuthStore::Files);
+        assert_eq!(parse("oauth_store: files\n").unwrap().oauth_store, OAuthStore::Files);
+        let keyring = parse("oauth_store: keyring\n");
+        if KEYRING_BUILT {
+            assert_eq!(keyring.unwrap().oauth_store, OAuthStore::Keyring);
+        } else {
+            let error = keyring.unwrap_err();
+            assert!(error.starts_with("c.yaml: `oauth_store: keyring`"), "{error}");
+            assert!(error.contains("`os-keyring` cargo feature"), "{error}");
+        }
+        let typo = parse("oauth_store: vault\n").unwrap_err();
+        assert!(typo.contains("files") && typo.contains("keyring"), "{typo}");
     }
 
     #[test]

@@ -54,6 +54,7 @@ pub fn run(socket: &Path, json: bool) -> anyhow::Result<ExitCode> {
     daemon(&mut report, socket);
     service(&mut report);
     if let Some(config) = &config {
+        token_store(&mut report, config);
         servers(&mut report, config);
     }
     tools(&mut report, config.as_ref());
@@ -173,6 +174,33 @@ fn config(report: &mut Report) -> Option<Config> {
         }
     }
     Some(config)
+}
+
+/// With `oauth_store: keyring`, whether the OS keyring takes and gives back
+/// an entry now (a build without it never gets here: the config is refused).
+fn token_store(report: &mut Report, config: &Config) {
+    if config.oauth_store != crate::config::OAuthStore::Keyring {
+        return;
+    }
+    match crate::oauth::keyring_probe() {
+        Ok(name) => report.ok(
+            "tokens",
+            format!(
+                "`oauth_store: keyring`: {name} keeps OAuth tokens{}",
+                if cfg!(target_os = "linux") { " (until reboot: log in again after one)" } else { "" }
+            ),
+        ),
+        Err(e) => report.add(
+            Level::Error,
+            "tokens",
+            format!("`oauth_store: keyring` in {}, but {e}", paths::config_location(None).path.display()),
+            Some(
+                "logins fail until the keyring works (nothing is written elsewhere): fix it, or remove \
+                 `oauth_store: keyring` to keep tokens in files under the gateway home"
+                    .into(),
+            ),
+        ),
+    }
 }
 
 fn daemon(report: &mut Report, socket: &Path) {

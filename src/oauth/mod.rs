@@ -8,6 +8,8 @@
 //! - [`pkce`]: S256 verifiers and `state`.
 //! - [`callback`]: the loopback listener a login's redirect comes back to.
 //! - [`store`]: the credentials on disk (0700/0600, atomic writes).
+//! - `os_keyring`: where the store puts token material with `oauth_store:
+//!   keyring` (the `os-keyring` cargo feature).
 //! - `browser`: opening the authorization URL.
 //!
 //! This is an own module on reqwest rather than the `oauth2` crate: `oauth2`
@@ -27,6 +29,7 @@ mod browser;
 mod callback;
 mod discovery;
 mod flow;
+mod os_keyring;
 mod pkce;
 mod store;
 
@@ -42,6 +45,7 @@ pub use browser::open;
 pub use discovery::Challenge;
 pub use flow::Settings;
 pub use pkce::random_token;
+pub use store::TokenStore;
 
 use crate::lock;
 use flow::Grant;
@@ -105,6 +109,12 @@ pub enum OAuthError {
     LoginRequired(String),
     #[error("{0}")]
     Busy(String),
+}
+
+/// Whether the OS keyring can keep tokens now (a probe entry is written,
+/// read back and deleted): the store's name, or what failed.
+pub fn keyring_probe() -> Result<&'static str, String> {
+    os_keyring::probe()
 }
 
 /// The command that logs a person in to `server`.
@@ -212,6 +222,19 @@ impl Manager {
             backoff: Mutex::default(),
             challenged: Mutex::default(),
         }
+    }
+
+    /// Where token material goes from now on (`oauth_store:`); a credential
+    /// is moved on its next save. Keyring trouble is logged here and said
+    /// again by every save that needs it: nothing is kept elsewhere instead.
+    pub fn set_token_store(&self, place: TokenStore) {
+        if place == TokenStore::Keyring
+            && self.store.token_store() != place
+            && let Err(e) = os_keyring::probe()
+        {
+            tracing::error!("`oauth_store: keyring`: the OS keyring cannot be used, so logins will fail: {e}");
+        }
+        self.store.set_token_store(place);
     }
 
     /// The access token to send to `target`, refreshed first when it is about
