@@ -194,6 +194,40 @@ pub struct OAuthConfig {
     pub client_metadata_url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scopes: Option<Vec<String>>,
+    /// The loopback redirect URI the client was registered with
+    /// (`http://127.0.0.1:PORT/PATH`, `http://[::1]:PORT/PATH` or
+    /// `http://localhost:PORT/PATH`): a login listens on exactly that port
+    /// and path and sends this string as it is written. Without it, a free
+    /// port each time (what dynamic registration allows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect_uri: Option<String>,
+}
+
+/// Why `oauth.redirect_uri` is not a loopback redirect the gateway can listen
+/// on: RFC 8252 §7.3 (http on a loopback address; a port, since the gateway
+/// binds it).
+pub fn check_redirect_uri(uri: &str) -> Result<(), String> {
+    let bad = |why: &str| Err(format!("`oauth.redirect_uri` {uri:?} {why}"));
+    let Ok(url) = url::Url::parse(uri) else { return bad("is not a URL") };
+    if url.scheme() != "http" {
+        return bad("must be an http:// loopback URL (the gateway listens there itself; RFC 8252 §7.3)");
+    }
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip == std::net::Ipv4Addr::LOCALHOST,
+        Some(url::Host::Ipv6(ip)) => ip == std::net::Ipv6Addr::LOCALHOST,
+        Some(url::Host::Domain(name)) => name == "localhost",
+        None => false,
+    };
+    if !loopback {
+        return bad("must be on 127.0.0.1, [::1] or localhost");
+    }
+    if url.port().is_none() {
+        return bad("needs the port the client was registered with (`http://127.0.0.1:PORT/callback`)");
+    }
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
+        return bad("may have a path, but no query, fragment or user");
+    }
+    Ok(())
 }
 
 /// Which protocol era the gateway speaks to a server: `auto` asks with
@@ -260,6 +294,9 @@ impl TryFrom<RawServer> for ServerConfig {
             }
             if oauth.client_id.is_some() && oauth.client_metadata_url.is_some() {
                 return Err("`oauth` names a pre-registered `client_id` and a `client_metadata_url`: pick one".into());
+            }
+            if let Some(uri) = &oauth.redirect_uri {
+                check_redirect_uri(uri)?;
             }
         }
         if raw.max_instances == 0 {
@@ -883,6 +920,40 @@ mod tests {
         assert!(both.contains("pick one"), "{both}");
         let unknown = parse("servers:\n  r:\n    url: https://x\n    oauth: { client: i }\n").unwrap_err();
         assert!(unknown.contains("client"), "{unknown}");
+    }
+
+    #[test]
+    fn an_oauth_redirect_uri_is_a_loopback_http_url_with_a_port() {
+        let parse = |uri: &str| {
+            let yaml =
+                format!("servers:\n  r:\n    url: https://x\n    oauth: {{ client_id: i, redirect_uri: {uri:?} }}\n");
+            Config::parse(Path::new("c.yaml"), &yaml)
+                .map(|c| c.servers["r"].oauth.clone().unwrap())
+                .map_err(|e| e.to_string())
+        };
+        for good in [
+            "http://127.0.0.1:8765/callback",
+            "http://localhost:33418/oauth/cb",
+            "http://[::1]:9000/",
+            "http://127.0.0.1:1234",
+        ] {
+            assert_eq!(parse(good).unwrap().redirect_uri.as_deref(), Some(good), "kept as written");
+        }
+        for (bad, why) in [
+            ("https://127.0.0.1:8765/callback", "http://"),
+            ("http://example.com:8765/callback", "127.0.0.1, [::1] or localhost"),
+            ("http://127.0.0.2:8765/callback", "127.0.0.1, [::1] or localhost"),
+            ("http://127.0.0.1/callback", "needs the port"),
+            ("http://127.0.0.1:80/callback", "needs the port"),
+            ("http://127.0.0.1:8765/callback?x=1", "no query"),
+            ("http://127.0.0.1:8765/callback#f", "no query"),
+            ("127.0.0.1:8765", "not a URL"),
+            ("not a url", "not a URL"),
+        ] {
+            let error = parse(bad).unwrap_err();
+            assert!(error.contains("`oauth.redirect_uri`") && error.contains(why), "{bad}: {error}");
+            assert!(error.starts_with("c.yaml:"), "names the file and line: {error}");
+        }
     }
 
     #[test]

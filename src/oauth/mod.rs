@@ -87,6 +87,18 @@ pub struct Logout {
     pub revoked: Option<Result<(), String>>,
 }
 
+/// A fixed redirect port claimed by a login; released when the login ends.
+struct RedirectHeld {
+    held: Arc<Mutex<HashMap<String, String>>>,
+    port: String,
+}
+
+impl Drop for RedirectHeld {
+    fn drop(&mut self) {
+        lock(&self.held).remove(&self.port);
+    }
+}
+
 /// Why an OAuth step failed. No variant carries a token or a secret.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum OAuthError {
@@ -154,6 +166,9 @@ pub struct Manager {
     refreshing: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Per credential: held while a login is under way.
     logging_in: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// The fixed redirect URIs (`oauth.redirect_uri`) a login listens on now,
+    /// and for which server: a second login on one of them is told whose.
+    fixed_redirects: Arc<Mutex<HashMap<String, String>>>,
     /// Per credential: refreshes that failed for want of a reachable
     /// authorization server (see [`Backoff`]).
     backoff: Mutex<HashMap<String, Backoff>>,
@@ -219,6 +234,7 @@ impl Manager {
             http,
             refreshing: Mutex::default(),
             logging_in: Mutex::default(),
+            fixed_redirects: Arc::default(),
             backoff: Mutex::default(),
             challenged: Mutex::default(),
         }
@@ -415,7 +431,9 @@ impl Manager {
         }
         let state = pkce::random_token();
         let pkce = pkce::Pkce::new();
-        let callback = callback::Callback::bind(state.clone()).await?;
+        let fixed = target.settings.redirect_uri.as_deref();
+        let _fixed = fixed.map(|uri| self.hold_redirect(uri, &target.server)).transpose()?;
+        let callback = callback::Callback::bind(state.clone(), fixed, &target.server).await?;
         let client = flow::register(&self.http, &found.metadata, &target.settings, &callback.redirect_uri).await?;
         // The config's scopes, else the challenge's (or the metadata's) with
         // those a 403 asked for since the last login.
@@ -448,6 +466,24 @@ impl Manager {
         lock(&self.backoff).remove(&key);
         info!(server = %target.server, "logged in");
         Ok(self.status(target))
+    }
+
+    /// Claims a fixed redirect URI for a login to `server` until the guard
+    /// is dropped. Two servers registered with one redirect URI cannot log in
+    /// at once (one port, one listener): the second hears which login holds
+    /// it, rather than waiting for a login that may take minutes.
+    fn hold_redirect(&self, uri: &str, server: &str) -> Result<RedirectHeld, OAuthError> {
+        let mut held = lock(&self.fixed_redirects);
+        // One port, whatever the path or the loopback name.
+        let port = Url::parse(uri).ok().and_then(|u| u.port()).map_or_else(|| uri.to_string(), |p| p.to_string());
+        if let Some(other) = held.get(&port) {
+            return Err(OAuthError::Busy(format!(
+                "the login to `{server}` listens on port {port} (its `oauth.redirect_uri`), which the login to \
+                 `{other}` under way holds: finish that one first, or wait for it to time out"
+            )));
+        }
+        held.insert(port.clone(), server.to_string());
+        Ok(RedirectHeld { held: self.fixed_redirects.clone(), port })
     }
 
     /// `auth status` of one server: never token material.
