@@ -553,7 +553,8 @@ fn paste_callback() {
             eprintln!("not an address; paste the whole http://127.0.0.1:…/callback?… line");
             continue;
         };
-        if url.scheme() != "http" || url.host_str() != Some("127.0.0.1") {
+        // 127.0.0.1, or the loopback name an `oauth.redirect_uri` may use.
+        if url.scheme() != "http" || !matches!(url.host_str(), Some("127.0.0.1" | "[::1]" | "localhost")) {
             eprintln!("that is not the gateway's callback (http://127.0.0.1:…/callback?…)");
             continue;
         }
