@@ -7,9 +7,10 @@
 //! Linux uses keyutils rather than the Secret Service (GNOME Keyring,
 //! KWallet): it is a system call, so it needs no D-Bus session (a daemon
 //! started by systemd or over SSH has none), no system library and none of
-//! the ~40 crates of the pure-Rust D-Bus client. What it keeps lasts until
-//! reboot (and a few days after the user's last logout); a credential whose
-//! tokens are gone asks for a login, as after `invalid_grant`.
+//! the ~50 crates the pure-Rust D-Bus client (zbus) adds. What it keeps lasts until
+//! reboot (and a few days unused: the persistent keyring's expiry); a
+//! credential whose tokens are gone asks for a login, as after
+//! `invalid_grant`.
 //!
 //! Without the feature (or on another platform) every call says so: nothing
 //! falls back to a place the user did not choose.
@@ -57,22 +58,33 @@ mod native {
     pub const NAME: &str =
         if cfg!(target_os = "linux") { "the kernel keyring (keyutils)" } else { "the macOS Keychain" };
 
+    /// On Linux, an entry kept in the user's persistent keyring itself.
+    /// keyring's own keyutils entries add the key to the calling thread's
+    /// session keyring and link it into the persistent one: another session
+    /// (a daemon started from another terminal, another thread of this one)
+    /// then adds a key of its own, and the first session's stale copy shadows
+    /// the newer one for whoever searches from it. One key in the one
+    /// persistent keyring of the user has no copies to go stale. A thread
+    /// with no session keyring (a container, a service started without a PAM
+    /// session) joins an anonymous one first: the persistent keyring is
+    /// linked into it, which is what makes it the thread's own to write.
+    #[cfg(target_os = "linux")]
     fn entry(name: &str) -> Result<keyring::Entry, String> {
-        join_session_keyring();
-        keyring::Entry::new(SERVICE, name).map_err(|e| describe(&e))
+        use linux_keyutils::{KeyRing, KeyRingIdentifier};
+        let _ = KeyRing::from_special_id(KeyRingIdentifier::Session, true);
+        let persistent = KeyRing::get_persistent(KeyRingIdentifier::Session)
+            .map_err(|e| format!("{NAME}: the user's persistent keyring cannot be used: {e}"))?;
+        let credential = keyring::keyutils::KeyutilsCredential {
+            session: persistent,
+            persistent: None,
+            description: format!("{SERVICE}:{name}"),
+        };
+        Ok(keyring::Entry::new_with_credential(Box::new(credential)))
     }
 
-    /// keyring adds a key to the calling thread's session keyring and links
-    /// it into the user's persistent keyring (which outlives the process).
-    /// A thread with no session keyring of its own (a container, a service
-    /// started without a PAM session) would add it to the user-session
-    /// keyring instead, which the thread does not possess, and the link
-    /// fails (EACCES). Joining an anonymous session keyring first (per
-    /// thread: credentials are, and an entry is used on the thread that
-    /// made it) makes the key the thread's own; a thread that has one keeps it.
-    fn join_session_keyring() {
-        #[cfg(target_os = "linux")]
-        let _ = linux_keyutils::KeyRing::from_special_id(linux_keyutils::KeyRingIdentifier::Session, true);
+    #[cfg(not(target_os = "linux"))]
+    fn entry(name: &str) -> Result<keyring::Entry, String> {
+        keyring::Entry::new(SERVICE, name).map_err(|e| describe(&e))
     }
 
     /// A keyring error without anything it may have read.
