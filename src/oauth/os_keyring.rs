@@ -7,9 +7,9 @@
 //! Linux uses keyutils rather than the Secret Service (GNOME Keyring,
 //! KWallet): it is a system call, so it needs no D-Bus session (a daemon
 //! started by systemd or over SSH has none), no system library and none of
-//! the ~50 crates the pure-Rust D-Bus client (zbus) adds. What it keeps lasts until
-//! reboot (and a few days unused: the persistent keyring's expiry); a
-//! credential whose tokens are gone asks for a login, as after
+//! the ~50 crates the pure-Rust D-Bus client (zbus) adds. What it keeps
+//! lasts until reboot (and a few days unused: the persistent keyring's
+//! expiry); a credential whose tokens are gone asks for a login, as after
 //! `invalid_grant`.
 //!
 //! Without the feature (or on another platform) every call says so: nothing
