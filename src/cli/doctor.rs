@@ -187,7 +187,7 @@ fn token_store(report: &mut Report, config: &Config) {
             "tokens",
             format!(
                 "`oauth_store: keyring`: {name} keeps OAuth tokens{}",
-                if cfg!(target_os = "linux") { " (until reboot: log in again after one)" } else { "" }
+                if cfg!(target_os = "linux") { " (until reboot, or a few days unused: then log in again)" } else { "" }
             ),
         ),
         Err(e) => report.add(
@@ -395,6 +395,29 @@ fn tools(report: &mut Report, config: Option<&Config>) {
                 format!("{program} not found ({purpose}; the config uses none)"),
                 None,
             ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keyring_store_is_checked_only_when_chosen() {
+        let mut report = Report::default();
+        token_store(&mut report, &Config::default());
+        assert!(report.checks.is_empty(), "files: nothing to check");
+        let keyring = Config { oauth_store: crate::config::OAuthStore::Keyring, ..Config::default() };
+        token_store(&mut report, &keyring);
+        let check = &report.checks[0];
+        if cfg!(feature = "os-keyring") {
+            // The kernel keyring answers here.
+            assert_eq!(check.level, Level::Ok, "{}", check.message);
+            assert!(check.message.contains("keyutils) keeps OAuth tokens"), "{}", check.message);
+        } else {
+            assert_eq!(check.level, Level::Error);
+            assert!(check.message.contains("`os-keyring` cargo feature"), "{}", check.message);
         }
     }
 }
