@@ -11,7 +11,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
 use axum::extract::RawQuery;
-use axum::http::{StatusCode, Uri};
+use axum::http::{Method, StatusCode, Uri};
 use tokio::sync::oneshot;
 use url::form_urlencoded;
 
@@ -78,11 +78,14 @@ impl Callback {
         let stop = tokio_util::sync::CancellationToken::new();
         // A fallback that compares the path, not a route: a path from the
         // config is never parsed as a route pattern.
-        let router = axum::Router::new().fallback(move |uri: Uri, RawQuery(query): RawQuery| {
+        let router = axum::Router::new().fallback(move |method: Method, uri: Uri, RawQuery(query): RawQuery| {
             let (send, state, path) = (send.clone(), state.clone(), path.clone());
             async move {
                 if uri.path() != path {
                     return (StatusCode::NOT_FOUND, "mcp-gateway: not the login's callback.\n");
+                }
+                if method != Method::GET {
+                    return (StatusCode::METHOD_NOT_ALLOWED, "mcp-gateway: the callback takes a GET.\n");
                 }
                 answer_callback(query.unwrap_or_default(), &state, &send)
             }
@@ -179,6 +182,8 @@ mod tests {
         let http = reqwest::Client::new();
         let elsewhere = http.get(format!("http://127.0.0.1:{port}/callback?code=x&state=good")).send().await.unwrap();
         assert_eq!(elsewhere.status(), 404);
+        let posted = http.post(format!("http://127.0.0.1:{port}/oauth/done?code=x&state=good")).send().await.unwrap();
+        assert_eq!(posted.status(), 405);
         let right = http.get(format!("http://127.0.0.1:{port}/oauth/done?code=c&state=good")).send().await.unwrap();
         assert_eq!(right.status(), 200);
         assert_eq!(callback.wait().await.unwrap().code, "c");
