@@ -263,7 +263,8 @@ impl Store {
     /// Writes `credential` under `key`: its token material to the keyring
     /// first when that is where it goes, then the file, atomically, 0600 in
     /// a 0700 directory. Tokens that leave the keyring are deleted from it
-    /// once the file holds them.
+    /// once the file holds them. A save that fails still holds the
+    /// credential in memory (see below) and says why.
     pub fn save(&self, key: &str, credential: &Credential) -> Result<(), OAuthError> {
         let previous = match self.load(key) {
             Ok(previous) => previous,
@@ -273,24 +274,32 @@ impl Store {
         let was_in_keyring = previous.as_ref().is_some_and(|p| p.in_keyring);
         let mut saved = credential.clone();
         saved.generation = generation;
-        let record = match self.token_store() {
-            TokenStore::Keyring => {
-                os_keyring::write(&self.entry_name(key), &saved.secrets(generation)).map_err(|e| {
+        let written = match self.token_store() {
+            TokenStore::Keyring => os_keyring::write(&self.entry_name(key), &saved.secrets(generation))
+                .map_err(|e| {
                     OAuthError::Store(format!(
                         "`oauth_store: keyring`: cannot keep the tokens of {} in the OS keyring, and they are kept \
                          nowhere else: {e}",
                         saved.server_url
                     ))
-                })?;
-                saved.in_keyring = true;
-                saved.without_secrets()
-            }
+                })
+                .and_then(|()| {
+                    saved.in_keyring = true;
+                    self.write_file(key, &saved.without_secrets())
+                }),
             TokenStore::Files => {
                 saved.in_keyring = false;
-                saved.clone()
+                self.write_file(key, &saved)
             }
         };
-        self.write_file(key, &record)?;
+        if let Err(e) = written {
+            // Not on disk, but not lost: a rotated refresh token (the old
+            // one is spent) stays in memory for this daemon's next refresh,
+            // and the next save tries again.
+            saved.in_keyring = was_in_keyring;
+            crate::lock(&self.cache).insert(key.to_string(), Some(saved));
+            return Err(e);
+        }
         if was_in_keyring
             && !saved.in_keyring
             && let Err(e) = os_keyring::delete(&self.entry_name(key))
@@ -328,10 +337,18 @@ impl Store {
     /// asks for a login, never a secret nobody knows is there.
     pub fn remove(&self, key: &str) -> Result<bool, OAuthError> {
         let record = self.read_file(key).ok().flatten();
-        if record.is_some_and(|c| c.in_keyring || self.token_store() == TokenStore::Keyring) {
-            os_keyring::delete(&self.entry_name(key)).map_err(|e| {
-                OAuthError::Store(format!("cannot delete the tokens from the OS keyring (the credential is kept): {e}"))
-            })?;
+        let in_keyring = record.as_ref().is_some_and(|c| c.in_keyring);
+        // With the keyring chosen, an entry may be there with no file (a
+        // first login cut between its two writes): it goes too.
+        if (in_keyring || self.token_store() == TokenStore::Keyring)
+            && let Err(e) = os_keyring::delete(&self.entry_name(key))
+        {
+            if record.is_some() {
+                return Err(OAuthError::Store(format!(
+                    "cannot delete the tokens from the OS keyring (the credential is kept): {e}"
+                )));
+            }
+            tracing::warn!("no credential to forget, and the OS keyring cannot be asked: {e}");
         }
         crate::lock(&self.cache).insert(key.to_string(), None);
         match std::fs::remove_file(self.path(key)) {
@@ -446,6 +463,9 @@ pub(super) mod tests {
         assert!(error.contains("`os-keyring` cargo feature"), "{error}");
         assert!(error.contains("kept nowhere else"), "{error}");
         assert!(!store.path(&key).exists(), "no file was written instead");
+        // A rotated refresh token that could not be kept is not lost while the daemon runs.
+        let kept = store.load(&key).unwrap().unwrap().tokens.unwrap();
+        assert_eq!(kept.refresh_token.as_deref(), Some("r"));
     }
 
     #[cfg(feature = "os-keyring")]
