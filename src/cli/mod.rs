@@ -512,12 +512,13 @@ fn auth(command: AuthCommand) -> anyhow::Result<ExitCode> {
                 let text = |key: &str| row[key].as_str().unwrap_or("-").to_string();
                 let expires = row["expires_in_secs"].as_u64().map(|s| format!("{s} s")).unwrap_or_else(|| "-".into());
                 println!(
-                    "{}\t{}\tissuer {}\tscopes {}\texpires in {expires}\tregistration {}",
+                    "{}\t{}\tissuer {}\tscopes {}\texpires in {expires}\tregistration {}\ttokens in {}",
                     text("server"),
                     text("state"),
                     text("issuer"),
                     text("scopes"),
-                    text("registration")
+                    text("registration"),
+                    text("tokens_in")
                 );
             }
             Ok(ExitCode::SUCCESS)

@@ -510,6 +510,8 @@ impl Manager {
             "scopes": tokens.and_then(|t| t.scope.clone()),
             "expires_in_secs": tokens.and_then(|t| t.expires_at).map(|at| at.saturating_sub(now())),
             "refreshable": tokens.is_some_and(|t| t.refresh_token.is_some()),
+            // Where the token material is: `keyring` (`oauth_store: keyring`) or `files`.
+            "tokens_in": if credential.in_keyring { "keyring" } else { "files" },
         })
     }
 

@@ -488,6 +488,7 @@ async fn keyring_store_rotates_refresh_tokens_in_the_keyring() {
     let file = std::fs::read_to_string(home.path().join("oauth").join(format!("{}.json", target().key()))).unwrap();
     assert!(!file.contains("refresh-") && !file.contains("access-"), "{file}");
     assert_eq!(manager.status(&target())["refreshable"], true, "status still knows");
+    assert_eq!(manager.status(&target())["tokens_in"], "keyring");
 
     let restarted = Manager::new(home.path().join("oauth"));
     restarted.set_token_store(TokenStore::Keyring);

@@ -340,6 +340,7 @@ fn a_pre_registered_client_logs_in_on_its_fixed_redirect_uri() {
         "one login, no registration, no mismatch but the test's own: {stats}"
     );
     assert_eq!(auth_status(&gw)["registration"], "pre_registered");
+    assert_eq!(auth_status(&gw)["tokens_in"], "files", "the default store");
     let mut client = gw.client();
     client.initialize();
     let reply = client.call_tool(json!(1), "remote__echo", json!({"message": "fixed"}));
