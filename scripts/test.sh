@@ -18,12 +18,17 @@ fi
 echo "== format and lints"
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
+# The OS keyring (`oauth_store: keyring`) is behind a cargo feature: lint that build too (~20 s).
+cargo clippy --all-targets --locked --features os-keyring -- -D warnings
 
 echo "== test dependencies (pinned, cached)"
 bash tests/support/deps.sh >/dev/null
 
 echo "== tests"
 cargo nextest run --locked --no-fail-fast
+# The keyring's own unit tests need the feature (the kernel keyring here):
+# the library's tests built once more, only those run (~70 s).
+cargo nextest run --locked --no-fail-fast --lib --features os-keyring -E 'test(/keyring/)'
 
 echo "== packages (.deb and .rpm, built and checked: packaging/README.md)"
 bash scripts/package.sh

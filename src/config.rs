@@ -194,6 +194,40 @@ pub struct OAuthConfig {
     pub client_metadata_url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scopes: Option<Vec<String>>,
+    /// The loopback redirect URI the client was registered with
+    /// (`http://127.0.0.1:PORT/PATH`, `http://[::1]:PORT/PATH` or
+    /// `http://localhost:PORT/PATH`): a login listens on exactly that port
+    /// and path and sends this string as it is written. Without it, a free
+    /// port each time (what dynamic registration allows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect_uri: Option<String>,
+}
+
+/// Why `oauth.redirect_uri` is not a loopback redirect the gateway can listen
+/// on: RFC 8252 §7.3 (http on a loopback address; a port, since the gateway
+/// binds it).
+pub fn check_redirect_uri(uri: &str) -> Result<(), String> {
+    let bad = |why: &str| Err(format!("`oauth.redirect_uri` {uri:?} {why}"));
+    let Ok(url) = url::Url::parse(uri) else { return bad("is not a URL") };
+    if url.scheme() != "http" {
+        return bad("must be an http:// loopback URL (the gateway listens there itself; RFC 8252 §7.3)");
+    }
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip == std::net::Ipv4Addr::LOCALHOST,
+        Some(url::Host::Ipv6(ip)) => ip == std::net::Ipv6Addr::LOCALHOST,
+        Some(url::Host::Domain(name)) => name == "localhost",
+        None => false,
+    };
+    if !loopback {
+        return bad("must be on 127.0.0.1, [::1] or localhost");
+    }
+    if url.port().is_none() {
+        return bad("needs the port the client was registered with (`http://127.0.0.1:PORT/callback`)");
+    }
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
+        return bad("may have a path, but no query, fragment or user");
+    }
+    Ok(())
 }
 
 /// Which protocol era the gateway speaks to a server: `auto` asks with
@@ -260,6 +294,9 @@ impl TryFrom<RawServer> for ServerConfig {
             }
             if oauth.client_id.is_some() && oauth.client_metadata_url.is_some() {
                 return Err("`oauth` names a pre-registered `client_id` and a `client_metadata_url`: pick one".into());
+            }
+            if let Some(uri) = &oauth.redirect_uri {
+                check_redirect_uri(uri)?;
             }
         }
         if raw.max_instances == 0 {
@@ -543,7 +580,30 @@ pub struct Config {
     /// Where the daemon's trace spans go (off unless set).
     #[serde(default)]
     pub telemetry: Telemetry,
+    /// Where OAuth token material (access and refresh tokens, a registered
+    /// client's secret) is kept: `files` under the gateway home (the
+    /// default), or `keyring`, the OS keyring (a build with the `os-keyring`
+    /// cargo feature).
+    #[serde(default)]
+    pub oauth_store: OAuthStore,
 }
+
+/// `oauth_store:`, where OAuth token material is kept. Whatever it says, the
+/// non-secret rest of a credential (issuer, scopes, expiry, how the client is
+/// registered) stays in the gateway home for `auth status`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OAuthStore {
+    /// Files mode 0600 in `<home>/oauth` (mode 0700).
+    #[default]
+    Files,
+    /// The OS keyring: the kernel keyring (keyutils) on Linux, the Keychain
+    /// on macOS.
+    Keyring,
+}
+
+/// Whether this binary was built with the OS keyring (`--features os-keyring`).
+pub const KEYRING_BUILT: bool = cfg!(feature = "os-keyring");
 
 /// The `telemetry:` section. Read when the daemon starts (a change needs
 /// `mcp-gateway stop`; the next terminal starts it again): the exporter is
@@ -635,6 +695,7 @@ impl Default for Config {
             shutdown_grace_secs: default_shutdown_grace(),
             limits: Limits::default(),
             telemetry: Telemetry::default(),
+            oauth_store: OAuthStore::default(),
         }
     }
 }
@@ -707,6 +768,14 @@ impl Config {
         }
         if self.page_size == 0 {
             return Err(invalid("`page_size` must be at least 1".into()));
+        }
+        if self.oauth_store == OAuthStore::Keyring && !KEYRING_BUILT {
+            return Err(invalid(
+                "`oauth_store: keyring` asks for the OS keyring, but this mcp-gateway was built without it: \
+                 install a build with the `os-keyring` cargo feature (`cargo install mcp-gateway --features \
+                 os-keyring`), or remove the line to keep tokens in files under the gateway home"
+                    .into(),
+            ));
         }
         if let Some(endpoint) = &self.telemetry.otlp_endpoint
             && !url::Url::parse(endpoint).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
@@ -851,6 +920,57 @@ mod tests {
         assert!(both.contains("pick one"), "{both}");
         let unknown = parse("servers:\n  r:\n    url: https://x\n    oauth: { client: i }\n").unwrap_err();
         assert!(unknown.contains("client"), "{unknown}");
+    }
+
+    #[test]
+    fn an_oauth_redirect_uri_is_a_loopback_http_url_with_a_port() {
+        let parse = |uri: &str| {
+            let yaml =
+                format!("servers:\n  r:\n    url: https://x\n    oauth: {{ client_id: i, redirect_uri: {uri:?} }}\n");
+            Config::parse(Path::new("c.yaml"), &yaml)
+                .map(|c| c.servers["r"].oauth.clone().unwrap())
+                .map_err(|e| e.to_string())
+        };
+        for good in [
+            "http://127.0.0.1:8765/callback",
+            "http://localhost:33418/oauth/cb",
+            "http://[::1]:9000/",
+            "http://127.0.0.1:1234",
+        ] {
+            assert_eq!(parse(good).unwrap().redirect_uri.as_deref(), Some(good), "kept as written");
+        }
+        for (bad, why) in [
+            ("https://127.0.0.1:8765/callback", "http://"),
+            ("http://example.com:8765/callback", "127.0.0.1, [::1] or localhost"),
+            ("http://127.0.0.2:8765/callback", "127.0.0.1, [::1] or localhost"),
+            ("http://127.0.0.1/callback", "needs the port"),
+            ("http://127.0.0.1:80/callback", "needs the port"),
+            ("http://127.0.0.1:8765/callback?x=1", "no query"),
+            ("http://127.0.0.1:8765/callback#f", "no query"),
+            ("127.0.0.1:8765", "not a URL"),
+            ("not a url", "not a URL"),
+        ] {
+            let error = parse(bad).unwrap_err();
+            assert!(error.contains("`oauth.redirect_uri`") && error.contains(why), "{bad}: {error}");
+            assert!(error.starts_with("c.yaml:"), "names the file and line: {error}");
+        }
+    }
+
+    #[test]
+    fn oauth_store_keyring_needs_the_keyring_build() {
+        let parse = |yaml: &str| Config::parse(Path::new("c.yaml"), yaml).map_err(|e| e.to_string());
+        assert_eq!(parse("servers: {}\n").unwrap().oauth_store, OAuthStore::Files);
+        assert_eq!(parse("oauth_store: files\n").unwrap().oauth_store, OAuthStore::Files);
+        let keyring = parse("oauth_store: keyring\n");
+        if KEYRING_BUILT {
+            assert_eq!(keyring.unwrap().oauth_store, OAuthStore::Keyring);
+        } else {
+            let error = keyring.unwrap_err();
+            assert!(error.starts_with("c.yaml: `oauth_store: keyring`"), "{error}");
+            assert!(error.contains("`os-keyring` cargo feature"), "{error}");
+        }
+        let typo = parse("oauth_store: vault\n").unwrap_err();
+        assert!(typo.contains("files") && typo.contains("keyring"), "{typo}");
     }
 
     #[test]

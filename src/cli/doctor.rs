@@ -54,6 +54,7 @@ pub fn run(socket: &Path, json: bool) -> anyhow::Result<ExitCode> {
     daemon(&mut report, socket);
     service(&mut report);
     if let Some(config) = &config {
+        token_store(&mut report, config);
         servers(&mut report, config);
     }
     tools(&mut report, config.as_ref());
@@ -173,6 +174,33 @@ fn config(report: &mut Report) -> Option<Config> {
         }
     }
     Some(config)
+}
+
+/// With `oauth_store: keyring`, whether the OS keyring takes and gives back
+/// an entry now (a build without it never gets here: the config is refused).
+fn token_store(report: &mut Report, config: &Config) {
+    if config.oauth_store != crate::config::OAuthStore::Keyring {
+        return;
+    }
+    match crate::oauth::keyring_probe() {
+        Ok(name) => report.ok(
+            "tokens",
+            format!(
+                "`oauth_store: keyring`: {name} keeps OAuth tokens{}",
+                if cfg!(target_os = "linux") { " (until reboot, or a few days unused: then log in again)" } else { "" }
+            ),
+        ),
+        Err(e) => report.add(
+            Level::Error,
+            "tokens",
+            format!("`oauth_store: keyring` in {}, but {e}", paths::config_location(None).path.display()),
+            Some(
+                "logins fail until the keyring works (nothing is written elsewhere): fix it, or remove \
+                 `oauth_store: keyring` to keep tokens in files under the gateway home"
+                    .into(),
+            ),
+        ),
+    }
 }
 
 fn daemon(report: &mut Report, socket: &Path) {
@@ -367,6 +395,29 @@ fn tools(report: &mut Report, config: Option<&Config>) {
                 format!("{program} not found ({purpose}; the config uses none)"),
                 None,
             ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keyring_store_is_checked_only_when_chosen() {
+        let mut report = Report::default();
+        token_store(&mut report, &Config::default());
+        assert!(report.checks.is_empty(), "files: nothing to check");
+        let keyring = Config { oauth_store: crate::config::OAuthStore::Keyring, ..Config::default() };
+        token_store(&mut report, &keyring);
+        let check = &report.checks[0];
+        if cfg!(feature = "os-keyring") {
+            // The kernel keyring answers here.
+            assert_eq!(check.level, Level::Ok, "{}", check.message);
+            assert!(check.message.contains("keyutils) keeps OAuth tokens"), "{}", check.message);
+        } else {
+            assert_eq!(check.level, Level::Error);
+            assert!(check.message.contains("`os-keyring` cargo feature"), "{}", check.message);
         }
     }
 }

@@ -514,12 +514,13 @@ fn auth(command: AuthCommand) -> anyhow::Result<ExitCode> {
                 // The server asked for more scopes since the last login.
                 let wanted = row["wanted_scopes"].as_str().map(|w| format!("\twants scopes {w}")).unwrap_or_default();
                 println!(
-                    "{}\t{}\tissuer {}\tscopes {}\texpires in {expires}\tregistration {}{wanted}",
+                    "{}\t{}\tissuer {}\tscopes {}\texpires in {expires}\tregistration {}\ttokens in {}{wanted}",
                     text("server"),
                     text("state"),
                     text("issuer"),
                     text("scopes"),
-                    text("registration")
+                    text("registration"),
+                    text("tokens_in")
                 );
             }
             Ok(ExitCode::SUCCESS)
@@ -555,7 +556,8 @@ fn paste_callback() {
             eprintln!("not an address; paste the whole http://127.0.0.1:…/callback?… line");
             continue;
         };
-        if url.scheme() != "http" || url.host_str() != Some("127.0.0.1") {
+        // 127.0.0.1, or the loopback name an `oauth.redirect_uri` may use.
+        if url.scheme() != "http" || !matches!(url.host_str(), Some("127.0.0.1" | "[::1]" | "localhost")) {
             eprintln!("that is not the gateway's callback (http://127.0.0.1:…/callback?…)");
             continue;
         }

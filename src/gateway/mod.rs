@@ -106,6 +106,14 @@ impl SessionInfo {
     }
 }
 
+/// Where the config says OAuth token material goes.
+fn token_store(config: &Config) -> crate::oauth::TokenStore {
+    match config.oauth_store {
+        crate::config::OAuthStore::Files => crate::oauth::TokenStore::Files,
+        crate::config::OAuthStore::Keyring => crate::oauth::TokenStore::Keyring,
+    }
+}
+
 pub struct Gateway {
     config: RwLock<Arc<Config>>,
     /// `--config` as given (else the config is looked up again on each reload).
@@ -148,6 +156,8 @@ impl Gateway {
         cache: ListingCache,
     ) -> Arc<Gateway> {
         crate::workspace::check_mappings(&config);
+        let oauth = Arc::new(crate::oauth::Manager::new(crate::paths::oauth_dir()));
+        oauth.set_token_store(token_store(&config));
         let gateway = Arc::new_cyclic(|gateway| {
             let pool = BackendPool::new(Arc::new(Hooks { gateway: gateway.clone() }));
             pool.set_limits(Duration::from_secs(config.startup_timeout_secs), config.max_message_bytes);
@@ -163,7 +173,7 @@ impl Gateway {
                 env_files: EnvFiles::default(),
                 workspace_files: WorkspaceFiles::default(),
                 hasher: Hasher::new(),
-                oauth: Arc::new(crate::oauth::Manager::new(crate::paths::oauth_dir())),
+                oauth,
                 elicited_logins: Default::default(),
                 watcher: std::sync::OnceLock::new(),
                 http_addr: std::sync::OnceLock::new(),

@@ -70,6 +70,7 @@ impl Gateway {
         crate::workspace::check_mappings(&loaded);
         self.pool.set_limits(Duration::from_secs(loaded.startup_timeout_secs), loaded.max_message_bytes);
         self.pool.set_supervision(loaded.supervision.clone());
+        self.oauth.set_token_store(super::token_store(&loaded));
         let new = Arc::new(loaded);
         *self.config.write().unwrap_or_else(|e| e.into_inner()) = new.clone();
         info!(path = %location.path.display(), servers = new.servers.len(), "config reloaded");

@@ -207,6 +207,7 @@ impl Gateway {
                     client_secret: value("client_secret", given.client_secret)?,
                     client_metadata_url: value("client_metadata_url", given.client_metadata_url)?,
                     scopes: given.scopes,
+                    redirect_uri: given.redirect_uri,
                 })
             }
             _ => None,

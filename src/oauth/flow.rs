@@ -82,6 +82,9 @@ pub struct Settings {
     pub client_secret: Option<String>,
     pub client_metadata_url: Option<String>,
     pub scopes: Option<Vec<String>>,
+    /// `oauth.redirect_uri`: the loopback redirect to listen on and send,
+    /// as written (checked when the config was read).
+    pub redirect_uri: Option<String>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -91,6 +94,7 @@ impl std::fmt::Debug for Settings {
             .field("client_secret", &self.client_secret.as_ref().map(|_| "<redacted>"))
             .field("client_metadata_url", &self.client_metadata_url)
             .field("scopes", &self.scopes)
+            .field("redirect_uri", &self.redirect_uri)
             .finish()
     }
 }

@@ -8,6 +8,8 @@
 //! - [`pkce`]: S256 verifiers and `state`.
 //! - [`callback`]: the loopback listener a login's redirect comes back to.
 //! - [`store`]: the credentials on disk (0700/0600, atomic writes).
+//! - `os_keyring`: where the store puts token material with `oauth_store:
+//!   keyring` (the `os-keyring` cargo feature).
 //! - `browser`: opening the authorization URL.
 //!
 //! This is an own module on reqwest rather than the `oauth2` crate: `oauth2`
@@ -27,6 +29,7 @@ mod browser;
 mod callback;
 mod discovery;
 mod flow;
+mod os_keyring;
 mod pkce;
 mod store;
 
@@ -42,6 +45,7 @@ pub use browser::open;
 pub use discovery::Challenge;
 pub use flow::Settings;
 pub use pkce::random_token;
+pub use store::TokenStore;
 
 use crate::lock;
 use flow::Grant;
@@ -83,6 +87,18 @@ pub struct Logout {
     pub revoked: Option<Result<(), String>>,
 }
 
+/// A fixed redirect port claimed by a login; released when the login ends.
+struct RedirectHeld {
+    held: Arc<Mutex<HashMap<String, String>>>,
+    port: String,
+}
+
+impl Drop for RedirectHeld {
+    fn drop(&mut self) {
+        lock(&self.held).remove(&self.port);
+    }
+}
+
 /// Why an OAuth step failed. No variant carries a token or a secret.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum OAuthError {
@@ -118,6 +134,12 @@ pub enum StepUp {
     /// granted. Why, naming the scopes, for the tool error; no login is
     /// started for them again (the retry limit).
     Exhausted(String),
+}
+
+/// Whether the OS keyring can keep tokens now (a probe entry is written,
+/// read back and deleted): the store's name, or what failed.
+pub fn keyring_probe() -> Result<&'static str, String> {
+    os_keyring::probe()
 }
 
 /// The command that logs a person in to `server`.
@@ -157,6 +179,9 @@ pub struct Manager {
     refreshing: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Per credential: held while a login is under way.
     logging_in: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// The fixed redirect URIs (`oauth.redirect_uri`) a login listens on now,
+    /// and for which server: a second login on one of them is told whose.
+    fixed_redirects: Arc<Mutex<HashMap<String, String>>>,
     /// Per credential: refreshes that failed for want of a reachable
     /// authorization server (see [`Backoff`]).
     backoff: Mutex<HashMap<String, Backoff>>,
@@ -222,9 +247,23 @@ impl Manager {
             http,
             refreshing: Mutex::default(),
             logging_in: Mutex::default(),
+            fixed_redirects: Arc::default(),
             backoff: Mutex::default(),
             challenged: Mutex::default(),
         }
+    }
+
+    /// Where token material goes from now on (`oauth_store:`); a credential
+    /// is moved on its next save. Keyring trouble is logged here and said
+    /// again by every save that needs it: nothing is kept elsewhere instead.
+    pub fn set_token_store(&self, place: TokenStore) {
+        if place == TokenStore::Keyring
+            && self.store.token_store() != place
+            && let Err(e) = os_keyring::probe()
+        {
+            tracing::error!("`oauth_store: keyring`: the OS keyring cannot be used, so logins will fail: {e}");
+        }
+        self.store.set_token_store(place);
     }
 
     /// The access token to send to `target`, refreshed first when it is about
@@ -433,7 +472,9 @@ impl Manager {
         }
         let state = pkce::random_token();
         let pkce = pkce::Pkce::new();
-        let callback = callback::Callback::bind(state.clone()).await?;
+        let fixed = target.settings.redirect_uri.as_deref();
+        let _fixed = fixed.map(|uri| self.hold_redirect(uri, &target.server)).transpose()?;
+        let callback = callback::Callback::bind(state.clone(), fixed, &target.server).await?;
         let client = flow::register(&self.http, &found.metadata, &target.settings, &callback.redirect_uri).await?;
         // The config's scopes, else the challenge's (or the metadata's), with
         // those a 403 asked for since the last login (step-up, SEP-2350).
@@ -469,6 +510,24 @@ impl Manager {
         Ok(self.status(target))
     }
 
+    /// Claims a fixed redirect URI for a login to `server` until the guard
+    /// is dropped. Two servers registered with one redirect URI cannot log in
+    /// at once (one port, one listener): the second hears which login holds
+    /// it, rather than waiting for a login that may take minutes.
+    fn hold_redirect(&self, uri: &str, server: &str) -> Result<RedirectHeld, OAuthError> {
+        let mut held = lock(&self.fixed_redirects);
+        // One port, whatever the path or the loopback name.
+        let port = Url::parse(uri).ok().and_then(|u| u.port()).map_or_else(|| uri.to_string(), |p| p.to_string());
+        if let Some(other) = held.get(&port) {
+            return Err(OAuthError::Busy(format!(
+                "the login to `{server}` listens on port {port} (its `oauth.redirect_uri`), which the login to \
+                 `{other}` under way holds: finish that one first, or wait for it to time out"
+            )));
+        }
+        held.insert(port.clone(), server.to_string());
+        Ok(RedirectHeld { held: self.fixed_redirects.clone(), port })
+    }
+
     /// `auth status` of one server: never token material.
     pub fn status(&self, target: &Target) -> Value {
         let credential = match self.store.load(&target.key()) {
@@ -496,6 +555,8 @@ impl Manager {
             // The server asked for more (403 insufficient_scope) since the
             // last login: the next login asks for these.
             "wanted_scopes": credential.wanted_scope,
+            // Where the token material is: `keyring` (`oauth_store: keyring`) or `files`.
+            "tokens_in": if credential.in_keyring { "keyring" } else { "files" },
         })
     }
 

@@ -497,3 +497,36 @@ async fn a_login_is_needed_once_the_server_asked_or_the_tokens_are_gone() {
     manager.challenged(&target(), false);
     assert_eq!(manager.needs_login(&target()), None);
 }
+
+/// With `oauth_store: keyring`, refreshes on the runtime's worker threads
+/// (each joins a session keyring of its own) rotate the refresh token in the
+/// keyring, the file never holds one, and a daemon started anew uses the
+/// newest.
+#[cfg(feature = "os-keyring")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyring_store_rotates_refresh_tokens_in_the_keyring() {
+    let issuer = Arc::new(Issuer { calls: AtomicUsize::new(0), seen: Mutex::default(), refused: false });
+    let base = serve(issuer.clone()).await;
+    let home = tempfile::tempdir().unwrap();
+    let manager = Arc::new(Manager::new(home.path().join("oauth")));
+    manager.set_token_store(TokenStore::Keyring);
+    expired(&manager, format!("{base}/token"));
+    let mut sent = "access-0".to_string();
+    for round in 1..=3 {
+        let manager = manager.clone();
+        let refreshed = tokio::spawn(async move { manager.refresh(&target(), Some(&sent)).await }).await.unwrap();
+        sent = refreshed.unwrap();
+        assert_eq!(sent, format!("access-{round}"));
+    }
+    assert_eq!(*lock(&issuer.seen), ["refresh-0", "refresh-1", "refresh-2"], "each refresh token sent once");
+    let file = std::fs::read_to_string(home.path().join("oauth").join(format!("{}.json", target().key()))).unwrap();
+    assert!(!file.contains("refresh-") && !file.contains("access-"), "{file}");
+    assert_eq!(manager.status(&target())["refreshable"], true, "status still knows");
+    assert_eq!(manager.status(&target())["tokens_in"], "keyring");
+
+    let restarted = Manager::new(home.path().join("oauth"));
+    restarted.set_token_store(TokenStore::Keyring);
+    let tokens = restarted.store.load(&target().key()).unwrap().unwrap().tokens.unwrap();
+    assert_eq!(tokens.refresh_token.as_deref(), Some("refresh-3"));
+    assert!(restarted.logout(&target()).await.unwrap().forgotten);
+}

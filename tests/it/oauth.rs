@@ -17,9 +17,15 @@ const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 /// The local authorization server and protected MCP server on `port`,
 /// issuing `ttl`-second access tokens, ready to accept.
 fn oauth_server(gw: &TestGateway, port: u16, ttl: u64) -> OwnedChild {
+    oauth_server_with(gw, port, ttl, &[])
+}
+
+/// The same, with more of the fixture's arguments (`--client ID=URI`).
+fn oauth_server_with(gw: &TestGateway, port: u16, ttl: u64, extra: &[&str]) -> OwnedChild {
     let child = gw
         .command(deps().python())
         .args([&format!("{ROOT}/tests/fixtures/oauth_server.py"), &port.to_string(), "--ttl", &ttl.to_string()])
+        .args(extra)
         .stdin(Stdio::null())
         .spawn()
         .expect("spawn the OAuth fixture");
@@ -373,4 +379,107 @@ fn a_server_that_still_refuses_after_the_step_up_gets_one_login_and_a_clear_erro
     // The tools the login covers work as ever.
     let reply = client.call_tool(json!(3), "remote__echo", json!({"message": "still"}));
     assert_eq!(first_text(&reply), "Echo: still", "{reply}");
+}
+
+/// The pre-registered public client of the fixture's authorization server
+/// (`--client`), registered with the one redirect URI `uri`.
+const APP: &str = "gateway-app";
+
+/// A fixture on a port of its own that knows [`APP`] with `uri`, and the
+/// config lines of a server `name` using that client on it.
+fn pre_registered(gw: &TestGateway, name: &str, uri: &str) -> (u16, OwnedChild, String) {
+    let port = free_port();
+    let server = oauth_server_with(gw, port, 3600, &["--client", &format!("{APP}={uri}")]);
+    let config = format!(
+        "  {name}:\n    url: \"http://127.0.0.1:{port}/mcp\"\n    oauth: {{ client_id: {APP}, redirect_uri: \"{uri}\" }}\n"
+    );
+    (port, server, config)
+}
+
+#[test]
+fn a_pre_registered_client_logs_in_on_its_fixed_redirect_uri() {
+    let fixed = free_port();
+    let uri = format!("http://127.0.0.1:{fixed}/oauth/done");
+    let mut gw = TestGateway::new();
+    let (port, _server, config) = pre_registered(&gw, "remote", &uri);
+    gw.write_config(&format!("servers:\n{config}"));
+    gw.start();
+
+    // The fixture refuses any redirect URI but the registered one, so the
+    // login below fails unless the gateway sends exactly that.
+    let no_redirects =
+        reqwest::blocking::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let refused = url::Url::parse_with_params(
+        &format!("http://127.0.0.1:{port}/authorize"),
+        [
+            ("client_id", APP),
+            ("redirect_uri", &format!("http://127.0.0.1:{fixed}/callback")),
+            ("code_challenge_method", "S256"),
+            ("code_challenge", "x"),
+            ("state", "s"),
+            ("resource", &format!("http://127.0.0.1:{port}/mcp")),
+        ],
+    )
+    .unwrap();
+    let other = no_redirects.get(refused).send().unwrap();
+    assert_eq!(other.status(), 400);
+
+    let login = auth(&gw, &["login", "remote"]);
+    assert!(login.status.success(), "{}\n{}", String::from_utf8_lossy(&login.stderr), gw.daemon_log());
+    let stats = seen(port);
+    assert_eq!(
+        (stats["logins"].as_u64(), stats["registrations"].as_u64(), stats["redirect_mismatch"].as_u64()),
+        (Some(1), Some(0), Some(1)),
+        "one login, no registration, no mismatch but the test's own: {stats}"
+    );
+    assert_eq!(auth_status(&gw)["registration"], "pre_registered");
+    assert_eq!(auth_status(&gw)["tokens_in"], "files", "the default store");
+    let mut client = gw.client();
+    client.initialize();
+    let reply = client.call_tool(json!(1), "remote__echo", json!({"message": "fixed"}));
+    assert_eq!(first_text(&reply), "Echo: fixed", "{reply}\n{}", gw.daemon_log());
+}
+
+#[test]
+fn a_busy_fixed_redirect_port_and_a_second_login_on_it_are_clear_errors() {
+    let fixed = free_port();
+    let uri = format!("http://127.0.0.1:{fixed}/callback");
+    let mut gw = TestGateway::new();
+    let (_, _a, first) = pre_registered(&gw, "first", &uri);
+    let (_, _b, second) = pre_registered(&gw, "second", &uri);
+    gw.write_config(&format!("servers:\n{first}{second}"));
+    gw.start();
+
+    // Another program holds the port: the login says which port, for which
+    // server, at once (no wait for a callback that cannot come).
+    let holder = std::net::TcpListener::bind(("127.0.0.1", fixed)).expect("hold the port");
+    let busy = auth(&gw, &["login", "first"]);
+    let said = String::from_utf8_lossy(&busy.stderr);
+    assert!(!busy.status.success(), "{said}");
+    assert!(
+        said.contains(&format!("127.0.0.1:{fixed}")) && said.contains("`first`") && said.contains("in use"),
+        "{said}"
+    );
+    drop(holder);
+
+    // A login to `first` waits on the port; one to `second` hears whose it is.
+    let _waiting = OwnedChild(
+        gw.command(DAEMON)
+            .args(["auth", "login", "first"])
+            .env("MCP_GATEWAY_BROWSER", "true")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn auth login"),
+    );
+    assert!(wait_until(TIMEOUT, || gw.daemon_log().contains("login: waiting for the browser")), "{}", gw.daemon_log());
+    let second = auth(&gw, &["login", "second"]);
+    let said = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "{said}");
+    assert!(said.contains(&format!("port {fixed}")) && said.contains("the login to `first` under way"), "{said}");
+    // A daemon told to stop waits for a login under way (8 s): not what this
+    // test is about.
+    let mut daemon = gw.daemon.take().expect("the daemon");
+    daemon.kill().expect("SIGKILL the daemon");
+    daemon.wait().expect("reap the daemon");
 }
