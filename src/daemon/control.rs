@@ -67,6 +67,12 @@ pub async fn handle<W: AsyncWrite + Unpin>(
             let result = loop {
                 tokio::select! {
                     result = &mut login => break result,
+                    // A login waits minutes for a person; a stopping daemon
+                    // does not (the last good tokens are kept).
+                    _ = shutdown.cancelled() => break Err(format!(
+                        "the daemon is stopping, so the login to `{server}` did not finish; \
+                         run it again once the daemon runs (the last good login is kept)"
+                    )),
                     Some(url) = shown.recv() => {
                         let mut line = serde_json::to_vec(&serde_json::json!({ "authorize_url": url })).unwrap_or_default();
                         line.push(b'\n');

@@ -463,23 +463,30 @@ fn a_busy_fixed_redirect_port_and_a_second_login_on_it_are_clear_errors() {
     drop(holder);
 
     // A login to `first` waits on the port; one to `second` hears whose it is.
-    let _waiting = OwnedChild(
-        gw.command(DAEMON)
-            .args(["auth", "login", "first"])
-            .env("MCP_GATEWAY_BROWSER", "true")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn auth login"),
-    );
+    let waiting = gw
+        .command(DAEMON)
+        .args(["auth", "login", "first"])
+        .env("MCP_GATEWAY_BROWSER", "true")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn auth login");
     assert!(wait_until(TIMEOUT, || gw.daemon_log().contains("login: waiting for the browser")), "{}", gw.daemon_log());
     let second = auth(&gw, &["login", "second"]);
     let said = String::from_utf8_lossy(&second.stderr);
     assert!(!second.status.success(), "{said}");
     assert!(said.contains(&format!("port {fixed}")) && said.contains("the login to `first` under way"), "{said}");
-    // A daemon told to stop waits for a login under way (8 s): not what this
-    // test is about.
+    // A daemon told to stop does not wait for the person: the login ends
+    // with why, and the daemon stops.
+    let stop = gw.command(DAEMON).arg("stop").output().expect("mcp-gateway stop");
+    assert!(stop.status.success(), "{}", String::from_utf8_lossy(&stop.stderr));
+    let ended = waiting.wait_with_output().expect("the waiting login ends");
+    let said = String::from_utf8_lossy(&ended.stderr);
+    assert!(!ended.status.success() && said.contains("the daemon is stopping"), "{said}");
     let mut daemon = gw.daemon.take().expect("the daemon");
-    daemon.kill().expect("SIGKILL the daemon");
-    daemon.wait().expect("reap the daemon");
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while daemon.try_wait().expect("the daemon's state").is_none() {
+        assert!(std::time::Instant::now() < deadline, "the daemon did not stop: {}", gw.daemon_log());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
