@@ -182,10 +182,16 @@ struct RawServer {
 /// `oauth:` of a remote server: a pre-registered client (`client_id`, with
 /// `client_secret` for a confidential one; values via `${VAR}`), or the URL
 /// of a Client ID Metadata Document, and the scopes to ask for instead of the
-/// server's.
+/// server's. With `grant: client_credentials` the gateway is a machine
+/// client (SEP-1046): no person, no browser; it authenticates with
+/// `client_secret` or a private key (`private_key_jwt`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OAuthConfig {
+    /// How the gateway gets its tokens: a person's login (the default) or
+    /// the client-credentials grant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<OAuthGrant>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -201,6 +207,68 @@ pub struct OAuthConfig {
     /// port each time (what dynamic registration allows).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redirect_uri: Option<String>,
+    /// `grant: client_credentials` with `private_key_jwt` (RFC 7523): the
+    /// PEM of the private key (EC P-256 for ES256, or RSA for RS256), as a
+    /// `${VAR}` of the gateway's `.env`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key: Option<String>,
+    /// The same key as a PEM file (a path, `${VAR}`s expanded), read when a
+    /// token is fetched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key_file: Option<String>,
+}
+
+/// `oauth.grant`: how the gateway gets a remote server's tokens.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OAuthGrant {
+    /// A person logs in (`auth login`, a browser): the authorization code flow.
+    #[default]
+    AuthorizationCode,
+    /// The gateway fetches tokens itself with its client credentials
+    /// (the `io.modelcontextprotocol/oauth-client-credentials` extension).
+    ClientCredentials,
+}
+
+/// Why an `oauth:` block does not hold together (the fields it names are
+/// those of the block).
+fn check_oauth(oauth: &OAuthConfig) -> Result<(), String> {
+    if oauth.client_secret.is_some() && oauth.client_id.is_none() {
+        return Err("`oauth.client_secret` needs `oauth.client_id`".into());
+    }
+    if oauth.client_id.is_some() && oauth.client_metadata_url.is_some() {
+        return Err("`oauth` names a pre-registered `client_id` and a `client_metadata_url`: pick one".into());
+    }
+    if oauth.private_key.is_some() && oauth.private_key_file.is_some() {
+        return Err("`oauth` names a `private_key` and a `private_key_file`: pick one".into());
+    }
+    let has_key = oauth.private_key.is_some() || oauth.private_key_file.is_some();
+    if oauth.grant != Some(OAuthGrant::ClientCredentials) {
+        if has_key {
+            return Err("`oauth.private_key` and `oauth.private_key_file` are for `grant: client_credentials`".into());
+        }
+        return Ok(());
+    }
+    if oauth.client_id.is_none() {
+        return Err("`grant: client_credentials` needs `oauth.client_id` (the client the authorization server \
+                    registered for the gateway)"
+            .into());
+    }
+    if oauth.client_secret.is_some() == has_key {
+        return Err("`grant: client_credentials` needs one way to authenticate: `oauth.client_secret`, or a \
+                    private key (`oauth.private_key` or `oauth.private_key_file`) for private_key_jwt"
+            .into());
+    }
+    for (set, key) in
+        [(oauth.redirect_uri.is_some(), "redirect_uri"), (oauth.client_metadata_url.is_some(), "client_metadata_url")]
+    {
+        if set {
+            return Err(format!(
+                "`oauth.{key}` is for a person's login; `grant: client_credentials` has no browser and no redirect"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Why `oauth.redirect_uri` is not a loopback redirect the gateway can listen
@@ -289,12 +357,7 @@ impl TryFrom<RawServer> for ServerConfig {
             return Err("`oauth` is for a remote server (`url`) only".into());
         }
         if let Some(oauth) = &raw.oauth {
-            if oauth.client_secret.is_some() && oauth.client_id.is_none() {
-                return Err("`oauth.client_secret` needs `oauth.client_id`".into());
-            }
-            if oauth.client_id.is_some() && oauth.client_metadata_url.is_some() {
-                return Err("`oauth` names a pre-registered `client_id` and a `client_metadata_url`: pick one".into());
-            }
+            check_oauth(oauth)?;
             if let Some(uri) = &oauth.redirect_uri {
                 check_redirect_uri(uri)?;
             }
@@ -920,6 +983,34 @@ mod tests {
         assert!(both.contains("pick one"), "{both}");
         let unknown = parse("servers:\n  r:\n    url: https://x\n    oauth: { client: i }\n").unwrap_err();
         assert!(unknown.contains("client"), "{unknown}");
+    }
+
+    #[test]
+    fn client_credentials_need_an_id_and_exactly_one_way_to_authenticate() {
+        let parse = |oauth: &str| {
+            Config::parse(Path::new("c.yaml"), &format!("servers:\n  r:\n    url: https://x\n    oauth: {oauth}\n"))
+                .map(|c| c.servers["r"].oauth.clone().unwrap())
+                .map_err(|e| e.to_string())
+        };
+        let secret = parse("{ grant: client_credentials, client_id: i, client_secret: \"${S}\" }").unwrap();
+        assert_eq!(secret.grant, Some(OAuthGrant::ClientCredentials));
+        parse("{ grant: client_credentials, client_id: i, private_key: \"${K}\" }").unwrap();
+        parse("{ grant: client_credentials, client_id: i, private_key_file: /k.pem }").unwrap();
+        for (bad, why) in [
+            ("{ grant: client_credentials, client_secret: s }", "needs `oauth.client_id`"),
+            ("{ grant: client_credentials, client_id: i }", "needs one way to authenticate"),
+            ("{ grant: client_credentials, client_id: i, client_secret: s, private_key: k }", "one way"),
+            ("{ grant: client_credentials, client_id: i, private_key: k, private_key_file: f }", "pick one"),
+            (
+                "{ grant: client_credentials, client_id: i, client_secret: s, redirect_uri: \"http://127.0.0.1:5/cb\" }",
+                "`oauth.redirect_uri` is for a person's login",
+            ),
+            ("{ client_id: i, private_key: k }", "for `grant: client_credentials`"),
+            ("{ grant: password, client_id: i }", "grant"),
+        ] {
+            let error = parse(bad).unwrap_err();
+            assert!(error.contains(why) && error.contains('r'), "{bad}: {error}");
+        }
     }
 
     #[test]
