@@ -211,7 +211,8 @@ impl Field<'_> {
                     || upper.split('_').any(|word| LOCATION_WORDS.contains(&word)))
             }
             Field::Header(name) => !name.eq_ignore_ascii_case("host"),
-            Field::OAuth(name) => *name != "client_metadata_url",
+            // A URL the authorization server fetches, or a file the daemon reads: locations.
+            Field::OAuth(name) => !matches!(*name, "client_metadata_url" | "private_key_file"),
             Field::Command | Field::Args | Field::Cwd | Field::Url | Field::Image | Field::Volumes => false,
         }
     }

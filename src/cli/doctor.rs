@@ -246,6 +246,22 @@ fn daemon(report: &mut Report, socket: &Path) {
                     Some(format!("run `{}`", login["login"].as_str().unwrap_or("mcp-gateway auth login SERVER"))),
                 );
             }
+            for problem in status["credentials"].as_array().into_iter().flatten() {
+                report.add(
+                    Level::Error,
+                    "credentials",
+                    format!(
+                        "`{}` gets no token with its client credentials: {}",
+                        problem["server"].as_str().unwrap_or("?"),
+                        problem["error"].as_str().unwrap_or("no reason given")
+                    ),
+                    Some(
+                        "fix the server's `oauth:` block (or the .env its `${VAR}`s come from); \
+                          `mcp-gateway auth login SERVER` tries again at once"
+                            .into(),
+                    ),
+                );
+            }
             for b in status["backends"].as_array().into_iter().flatten() {
                 if b["state"] == "open" || b["state"] == "backing off" {
                     report.add(

@@ -497,6 +497,15 @@ fn auth(command: AuthCommand) -> anyhow::Result<ExitCode> {
                 ),
                 answer => answer?.unwrap_or_default(),
             };
+            if answer["registration"] == "client_credentials" {
+                // A machine client: no browser was opened, and none is needed later.
+                println!(
+                    "fetched a token for `{server}` with its client credentials (issuer {}); no login is needed: \
+                     the daemon fetches new tokens itself",
+                    answer["issuer"].as_str().unwrap_or("unknown")
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
             println!("logged in to `{server}` (issuer {})", answer["issuer"].as_str().unwrap_or("unknown"));
             Ok(ExitCode::SUCCESS)
         }
@@ -513,8 +522,10 @@ fn auth(command: AuthCommand) -> anyhow::Result<ExitCode> {
                 let expires = row["expires_in_secs"].as_u64().map(|s| format!("{s} s")).unwrap_or_else(|| "-".into());
                 // The server asked for more scopes since the last login.
                 let wanted = row["wanted_scopes"].as_str().map(|w| format!("\twants scopes {w}")).unwrap_or_default();
+                // A client-credentials server's last failed token fetch (never the secret).
+                let error = row["error"].as_str().map(|e| format!("\terror: {e}")).unwrap_or_default();
                 println!(
-                    "{}\t{}\tissuer {}\tscopes {}\texpires in {expires}\tregistration {}\ttokens in {}{wanted}",
+                    "{}\t{}\tissuer {}\tscopes {}\texpires in {expires}\tregistration {}\ttokens in {}{wanted}{error}",
                     text("server"),
                     text("state"),
                     text("issuer"),

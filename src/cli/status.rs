@@ -165,6 +165,17 @@ pub fn render(status: &Value, home: &str) -> String {
         out.push_str(&rows.render());
     }
 
+    // Client-credentials servers that get no token: why, never the secret.
+    let refused = status.get("credentials").and_then(Value::as_array).cloned().unwrap_or_default();
+    if !refused.is_empty() {
+        let mut rows = Table::new(&["SERVER", "STATE", "WHY"]);
+        for c in &refused {
+            rows.row(vec![text(c, "server"), text(c, "state").replace('_', " "), text(c, "error")]);
+        }
+        out.push_str(&format!("\n{BOLD}Client credentials failing{BOLD:#}\n"));
+        out.push_str(&rows.render());
+    }
+
     let sessions = status.get("sessions").and_then(Value::as_array).cloned().unwrap_or_default();
     let mut rows = Table::new(&["ID", "CLIENT", "PROFILE", "WORKSPACE", "SERVERS", "CONNECTED"]);
     for s in &sessions {

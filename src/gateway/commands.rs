@@ -195,6 +195,22 @@ impl Gateway {
             .collect()
     }
 
+    /// The client-credentials servers whose last token fetch failed (a
+    /// refused secret or key, an authorization server that does not offer
+    /// the grant), as the daemon's own context sees them: for `status` and
+    /// `doctor`. Never a secret.
+    pub fn credential_problems(&self) -> Vec<Value> {
+        let config = self.config();
+        let asker = Asker { cwd: None, env: crate::preamble::ClientEnv::default() };
+        config
+            .servers
+            .iter()
+            .filter(|(_, s)| s.url.is_some())
+            .filter_map(|(name, _)| self.oauth_binding(name, &asker).ok())
+            .filter_map(|b| b.manager.credential_problem(&b.target))
+            .collect()
+    }
+
     /// Why a call to `server` from `session` cannot be made until a person
     /// logs in, with the command to run; `None` when no login is missing.
     pub fn login_needed(&self, server: &str, session: &super::SessionInfo) -> Option<String> {

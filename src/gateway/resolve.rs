@@ -208,6 +208,16 @@ impl Gateway {
                     client_metadata_url: value("client_metadata_url", given.client_metadata_url)?,
                     scopes: given.scopes,
                     redirect_uri: given.redirect_uri,
+                    client_credentials: given.grant == Some(crate::config::OAuthGrant::ClientCredentials),
+                    private_key: match (given.private_key, given.private_key_file) {
+                        (Some(pem), _) => {
+                            Some(crate::oauth::PrivateKey::Pem(expand(Field::OAuth("private_key"), &pem)?))
+                        }
+                        (None, Some(file)) => Some(crate::oauth::PrivateKey::File(
+                            expand(Field::OAuth("private_key_file"), &file)?.into(),
+                        )),
+                        (None, None) => None,
+                    },
                 })
             }
             _ => None,

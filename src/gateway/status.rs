@@ -56,6 +56,8 @@ impl Gateway {
             "sessions": sessions.iter().zip(&spawned).map(|(s, names)| session_row(s, names.len())).collect::<Vec<_>>(),
             "totals": totals(&backends, &spawned, daemon_rss_kib),
             "logins": self.logins_needed(),
+            // Client-credentials servers whose token fetch failed (no login helps).
+            "credentials": self.credential_problems(),
             "pending": {
                 "server_requests": self.server_requests.len(),
                 "subscriptions": self.subscriptions.len(),

@@ -104,6 +104,12 @@ pub struct ServerMetadata {
     pub authorization_response_iss_parameter_supported: bool,
     #[serde(default)]
     pub revocation_endpoint: Option<String>,
+    /// The grants the server offers, when it lists them (checked for
+    /// `grant: client_credentials`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant_types_supported: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_endpoint_auth_signing_alg_values_supported: Option<Vec<String>>,
 }
 
 /// Where the PRM of `server` may be, in order: the path-aware well-known
@@ -191,6 +197,8 @@ pub fn fallback_metadata(server: &Url) -> ServerMetadata {
         client_id_metadata_document_supported: false,
         authorization_response_iss_parameter_supported: false,
         revocation_endpoint: None,
+        grant_types_supported: None,
+        token_endpoint_auth_signing_alg_values_supported: None,
     }
 }
 

@@ -12,6 +12,7 @@ use url::Url;
 use url::form_urlencoded;
 
 use super::OAuthError;
+use super::assertion::PrivateKey;
 use super::discovery::ServerMetadata;
 
 /// How the client authenticates at the token endpoint (RFC 7591 names).
@@ -26,6 +27,10 @@ pub enum AuthMethod {
     Post,
     /// `none`: a public client; its `client_id` in the body.
     None,
+    /// `private_key_jwt` (RFC 7523): a signed assertion in the body (the
+    /// client-credentials grant only; see `assertion`).
+    #[serde(rename = "private_key_jwt")]
+    PrivateKeyJwt,
 }
 
 impl AuthMethod {
@@ -49,6 +54,8 @@ pub enum RegistrationKind {
     MetadataDocument,
     /// RFC 7591 dynamic client registration.
     Dynamic,
+    /// `grant: client_credentials`: a machine client, no person (SEP-1046).
+    ClientCredentials,
 }
 
 /// A registered client.
@@ -85,6 +92,10 @@ pub struct Settings {
     /// `oauth.redirect_uri`: the loopback redirect to listen on and send,
     /// as written (checked when the config was read).
     pub redirect_uri: Option<String>,
+    /// `grant: client_credentials`: the gateway fetches its tokens itself.
+    pub client_credentials: bool,
+    /// `oauth.private_key` / `oauth.private_key_file`, for `private_key_jwt`.
+    pub private_key: Option<PrivateKey>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -95,6 +106,8 @@ impl std::fmt::Debug for Settings {
             .field("client_metadata_url", &self.client_metadata_url)
             .field("scopes", &self.scopes)
             .field("redirect_uri", &self.redirect_uri)
+            .field("client_credentials", &self.client_credentials)
+            .field("private_key", &self.private_key)
             .finish()
     }
 }
@@ -114,6 +127,73 @@ pub fn method_for(metadata: &ServerMetadata, has_secret: bool) -> AuthMethod {
     } else {
         AuthMethod::Basic
     }
+}
+
+/// The client of `grant: client_credentials`, from the config as it is now
+/// (a rotated secret is used at once): its method is `private_key_jwt` with a
+/// key, else the secret method the authorization server supports. Checked
+/// against what the server advertises, so a mismatch is said plainly rather
+/// than left to a refused request.
+pub fn client_credentials_client(metadata: &ServerMetadata, settings: &Settings) -> Result<Client, OAuthError> {
+    let client_id = settings
+        .client_id
+        .clone()
+        .ok_or_else(|| OAuthError::Credentials("`grant: client_credentials` needs `oauth.client_id`".into()))?;
+    if let Some(grants) = &metadata.grant_types_supported
+        && !grants.iter().any(|g| g == "client_credentials")
+    {
+        return Err(OAuthError::Credentials(format!(
+            "the authorization server {} does not offer the client_credentials grant (it lists {}): \
+             `grant: client_credentials` cannot be used with it",
+            metadata.issuer,
+            grants.join(", ")
+        )));
+    }
+    let supported = metadata.token_endpoint_auth_methods_supported.as_deref().unwrap_or_default();
+    let auth_method = match &settings.private_key {
+        Some(key) => {
+            if !supported.is_empty() && !supported.iter().any(|m| m == "private_key_jwt") {
+                return Err(OAuthError::Credentials(format!(
+                    "the authorization server {} does not accept private_key_jwt (it accepts {}): use \
+                     `oauth.client_secret` instead of `{}`",
+                    metadata.issuer,
+                    supported.join(", "),
+                    key.config_key()
+                )));
+            }
+            let algorithm = key.algorithm()?;
+            if let Some(algs) = &metadata.token_endpoint_auth_signing_alg_values_supported
+                && !algs.iter().any(|a| a == algorithm)
+            {
+                return Err(OAuthError::Credentials(format!(
+                    "`{}` signs {algorithm}, which the authorization server {} does not accept (it accepts {})",
+                    key.config_key(),
+                    metadata.issuer,
+                    algs.join(", ")
+                )));
+            }
+            AuthMethod::PrivateKeyJwt
+        }
+        None => {
+            let secret_methods = ["client_secret_basic", "client_secret_post"];
+            if !supported.is_empty() && !supported.iter().any(|m| secret_methods.contains(&m.as_str())) {
+                return Err(OAuthError::Credentials(format!(
+                    "the authorization server {} does not accept a client secret (it accepts {}): \
+                     `oauth.client_secret` cannot be used with it",
+                    metadata.issuer,
+                    supported.join(", ")
+                )));
+            }
+            method_for(metadata, true)
+        }
+    };
+    Ok(Client {
+        client_id,
+        client_secret: settings.client_secret.clone(),
+        auth_method,
+        kind: RegistrationKind::ClientCredentials,
+        redirect_uri: String::new(),
+    })
 }
 
 /// Registers (or names) the client, in the revision's order: pre-registered,
@@ -270,8 +350,19 @@ pub struct TokenResponse {
 
 /// One token request's grant.
 pub enum Grant<'a> {
-    Code { code: &'a str, verifier: &'a str },
-    Refresh { refresh_token: &'a str },
+    Code {
+        code: &'a str,
+        verifier: &'a str,
+    },
+    Refresh {
+        refresh_token: &'a str,
+    },
+    /// `grant_type=client_credentials` (the scopes asked for; with
+    /// `private_key_jwt`, the signed assertion that authenticates the client).
+    ClientCredentials {
+        scope: Option<&'a str>,
+        assertion: Option<&'a str>,
+    },
 }
 
 /// POSTs a token request: the grant, `resource` (RFC 8707) when there is one,
@@ -313,6 +404,12 @@ pub async fn token(
         Some("invalid_grant") => {
             Err(OAuthError::LoginRequired("the authorization server refused the grant (invalid_grant)".into()))
         }
+        Some(code @ ("invalid_client" | "unauthorized_client" | "unsupported_grant_type")) => {
+            Err(OAuthError::Credentials(format!(
+                "the authorization server refused the client's credentials (HTTP {status}, {code}: {})",
+                error_text(&body)
+            )))
+        }
         _ if status.is_server_error() => {
             Err(OAuthError::Unreachable(format!("the token endpoint answered HTTP {status}")))
         }
@@ -334,6 +431,23 @@ fn token_form(client: &Client, grant: Grant<'_>, resource: Option<&str>) -> (Str
         Grant::Refresh { refresh_token } => {
             form.append_pair("grant_type", "refresh_token").append_pair("refresh_token", refresh_token);
         }
+        Grant::ClientCredentials { scope, assertion } => {
+            form.append_pair("grant_type", "client_credentials");
+            if let Some(scope) = scope.filter(|s| !s.is_empty()) {
+                form.append_pair("scope", scope);
+            }
+            if let Some(resource) = resource {
+                form.append_pair("resource", resource);
+            }
+            if let Some(assertion) = assertion {
+                form.append_pair("client_id", &client.client_id)
+                    .append_pair("client_assertion_type", JWT_BEARER)
+                    .append_pair("client_assertion", assertion);
+                return (form.finish(), None);
+            }
+            let basic = authenticate(&mut form, client);
+            return (form.finish(), basic);
+        }
     }
     if let Some(resource) = resource {
         form.append_pair("resource", resource);
@@ -353,12 +467,17 @@ fn authenticate(form: &mut form_urlencoded::Serializer<'_, String>, client: &Cli
             form.append_pair("client_secret", client.client_secret.as_deref().unwrap_or_default());
             None
         }
-        AuthMethod::None => {
+        // Revocation with `private_key_jwt` names the client only: an
+        // assertion is made for token requests (see `Grant::ClientCredentials`).
+        AuthMethod::None | AuthMethod::PrivateKeyJwt => {
             form.append_pair("client_id", &client.client_id);
             None
         }
     }
 }
+
+/// RFC 7523 §2.2's `client_assertion_type`.
+const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// Which token an RFC 7009 revocation request names.
 #[derive(Clone, Copy)]

@@ -5,6 +5,7 @@
 //!   RFC 8414 / OpenID authorization server metadata, the 2025-03-26 fallback.
 //! - [`flow`]: registration (pre-registered, Client ID Metadata Document,
 //!   dynamic), the authorization request, RFC 9207 `iss`, the token endpoint.
+//! - [`assertion`]: the `private_key_jwt` client assertion (RFC 7523).
 //! - [`pkce`]: S256 verifiers and `state`.
 //! - [`callback`]: the loopback listener a login's redirect comes back to.
 //! - [`store`]: the credentials on disk (0700/0600, atomic writes).
@@ -24,9 +25,19 @@
 //! token and uses it), one login per credential. A refresh runs in a task of
 //! its own, so a caller that gives up cannot lose a rotated refresh token; the
 //! new tokens are on disk before anyone uses them.
+//!
+//! A server with `grant: client_credentials` (the MCP extension
+//! `io.modelcontextprotocol/oauth-client-credentials`, SEP-1046) has no
+//! person behind it: the manager fetches a token with the client's own
+//! credentials when there is none, when it is about to expire, and on a 401,
+//! one fetch per credential at a time, and never asks anyone to log in. A
+//! refused credential is said, naming the server and the config keys to
+//! check, in `auth status`, `status` and `doctor`.
 
+mod assertion;
 mod browser;
 mod callback;
+mod client_credentials;
 mod discovery;
 mod flow;
 mod os_keyring;
@@ -41,6 +52,7 @@ use serde_json::{Value, json};
 use tracing::{info, warn};
 use url::Url;
 
+pub use assertion::PrivateKey;
 pub use browser::open;
 pub use discovery::Challenge;
 pub use flow::Settings;
@@ -121,6 +133,10 @@ pub enum OAuthError {
     LoginRequired(String),
     #[error("{0}")]
     Busy(String),
+    /// The client's own credentials were refused or cannot be used (a
+    /// client-credentials client): a config to fix, not a login.
+    #[error("{0}")]
+    Credentials(String),
 }
 
 /// What a server's 403 `insufficient_scope` comes to.
@@ -189,6 +205,18 @@ pub struct Manager {
     /// final 401): the servers `status` and `doctor` say need a login, even
     /// when nobody has logged in yet.
     challenged: Mutex<HashSet<String>>,
+    /// Per client-credentials credential: why the last token fetch failed
+    /// (never a secret), until one succeeds: for `auth status`, `status`,
+    /// `doctor` and the error of a call the server refused.
+    failures: Mutex<HashMap<String, Failure>>,
+}
+
+/// Why a client-credentials token fetch failed.
+#[derive(Debug, Clone)]
+struct Failure {
+    /// The credentials were refused or unusable (a config to fix).
+    refused: bool,
+    why: String,
 }
 
 impl std::fmt::Debug for Manager {
@@ -250,6 +278,7 @@ impl Manager {
             fixed_redirects: Arc::default(),
             backoff: Mutex::default(),
             challenged: Mutex::default(),
+            failures: Mutex::default(),
         }
     }
 
@@ -269,6 +298,9 @@ impl Manager {
     /// The access token to send to `target`, refreshed first when it is about
     /// to expire; `None` when nobody has logged in.
     pub async fn bearer(&self, target: &Target) -> Result<Option<String>, OAuthError> {
+        if target.settings.client_credentials {
+            return self.client_bearer(target).await.map(Some);
+        }
         let Some(tokens) = self.store.load(&target.key())?.and_then(|c| c.tokens) else { return Ok(None) };
         // Without a refresh token an old access token is still sent: the
         // server says whether it is still good (a 401 makes it a login).
@@ -288,6 +320,9 @@ impl Manager {
     /// The server refused `sent`: a fresh token (someone else's refresh, or
     /// one made now). One refresh per credential at a time.
     pub async fn refresh(&self, target: &Target, sent: Option<&str>) -> Result<String, OAuthError> {
+        if target.settings.client_credentials {
+            return self.client_token(target, sent, false).await;
+        }
         let key = target.key();
         let guard = entry(&self.refreshing, &key).lock_owned().await;
         let mut credential =
@@ -307,19 +342,7 @@ impl Manager {
                 self.login_required(target, "the server refused the access token and no refresh token was issued")
             );
         };
-        // A flapping authorization server gets one refresh per pause, not one
-        // per call: until the pause ends, callers hear why and when.
-        if let Some(backoff) = lock(&self.backoff).get(&key).copied()
-            && let Some(left) = backoff.until.checked_duration_since(Instant::now())
-        {
-            return Err(OAuthError::Unreachable(format!(
-                "the authorization server of `{}` failed {} refresh{} in a row; the next is tried in {} s",
-                target.server,
-                backoff.failures,
-                if backoff.failures == 1 { "" } else { "es" },
-                left.as_secs_f64().ceil() as u64
-            )));
-        }
+        self.check_backoff(target, &key)?;
         let (http, store, server) = (self.http.clone(), self.store.clone(), target.server.clone());
         let login = login_command(&target.server);
         let (task_key, key) = (key.clone(), key);
@@ -350,8 +373,32 @@ impl Manager {
             }
         });
         let answer = task.await.map_err(|e| OAuthError::Token(format!("the refresh stopped: {e}")))?;
+        self.note_backoff(target, key, &answer);
+        answer
+    }
+
+    /// A flapping authorization server gets one refresh per pause, not one
+    /// per call: until the pause ends, callers hear why and when.
+    fn check_backoff(&self, target: &Target, key: &str) -> Result<(), OAuthError> {
+        if let Some(backoff) = lock(&self.backoff).get(key).copied()
+            && let Some(left) = backoff.until.checked_duration_since(Instant::now())
+        {
+            return Err(OAuthError::Unreachable(format!(
+                "the authorization server of `{}` failed {} refresh{} in a row; the next is tried in {} s",
+                target.server,
+                backoff.failures,
+                if backoff.failures == 1 { "" } else { "es" },
+                left.as_secs_f64().ceil() as u64
+            )));
+        }
+        Ok(())
+    }
+
+    /// Starts or lengthens the pause after a refresh the authorization
+    /// server could not answer; ends it after any other outcome.
+    fn note_backoff(&self, target: &Target, key: String, answer: &Result<String, OAuthError>) {
         let mut backoff = lock(&self.backoff);
-        match &answer {
+        match answer {
             Err(OAuthError::Unreachable(why)) => {
                 let next = Backoff::after(backoff.get(&key).copied(), Instant::now());
                 warn!(server = %target.server, failures = next.failures, why, "refresh failed; the tokens are kept");
@@ -361,7 +408,6 @@ impl Manager {
                 backoff.remove(&key);
             }
         }
-        answer
     }
 
     /// The server refused a call for want of scopes (403
@@ -452,6 +498,11 @@ impl Manager {
         open: impl FnOnce(&str) -> Result<(), String>,
         timeout: Duration,
     ) -> Result<Value, OAuthError> {
+        if target.settings.client_credentials {
+            // No person and no browser: `auth login` fetches a token now.
+            self.client_token(target, None, true).await?;
+            return Ok(self.status(target));
+        }
         let key = target.key();
         let slot = entry(&self.logging_in, &key);
         let Ok(_one) = slot.try_lock() else {
@@ -534,6 +585,9 @@ impl Manager {
             Ok(c) => c,
             Err(e) => return json!({ "server": target.server, "state": "error", "error": e.to_string() }),
         };
+        if target.settings.client_credentials {
+            return self.client_status(target, credential.as_ref());
+        }
         let Some(credential) = credential else {
             return json!({ "server": target.server, "state": "logged_out", "login": login_command(&target.server) });
         };
@@ -575,6 +629,10 @@ impl Manager {
     /// `doctor`. A server nobody logged in to counts only once it has asked
     /// for a login (a 401): a public remote server needs none.
     pub fn needs_login(&self, target: &Target) -> Option<Value> {
+        // A machine client never waits for a person (see `credential_problem`).
+        if target.settings.client_credentials {
+            return None;
+        }
         let status = self.status(target);
         let state = status["state"].as_str()?;
         let asked = lock(&self.challenged).contains(&target.key());
@@ -593,7 +651,7 @@ impl Manager {
         let _no_refresh = entry(&self.refreshing, &key).lock_owned().await;
         let credential = self.store.load(&key).ok().flatten();
         let revoked = match &credential {
-            Some(c) => self.revoke(c).await,
+            Some(c) => self.revoke(c, target).await,
             None => None,
         };
         if let Some(Err(why)) = &revoked {
@@ -601,6 +659,7 @@ impl Manager {
         }
         let forgotten = self.store.remove(&key)?;
         lock(&self.backoff).remove(&key);
+        lock(&self.failures).remove(&key);
         // A server one was logged in to needs a login once logged out:
         // `status` and `doctor` say so now, not after its next refusal.
         if forgotten {
@@ -611,8 +670,14 @@ impl Manager {
 
     /// RFC 7009 revocation of a credential's tokens; `None` when there is
     /// nothing to revoke or nowhere to.
-    async fn revoke(&self, credential: &Credential) -> Option<Result<(), String>> {
+    async fn revoke(&self, credential: &Credential, target: &Target) -> Option<Result<(), String>> {
         let endpoint = credential.metadata.revocation_endpoint.as_deref()?;
+        // A client-credentials client's secret is the config's, not the store's.
+        let client = if target.settings.client_credentials {
+            flow::client_credentials_client(&credential.metadata, &target.settings).ok()?
+        } else {
+            credential.client.clone()
+        };
         let tokens = credential.tokens.as_ref()?;
         let checked = Url::parse(endpoint)
             .map_err(|e| OAuthError::Discovery(format!("the revocation endpoint is not a URL: {e}")))
@@ -627,7 +692,7 @@ impl Manager {
         ];
         for (token, kind) in each {
             let Some(token) = token else { continue };
-            if let Err(e) = flow::revoke(&self.http, endpoint, &credential.client, token, kind).await {
+            if let Err(e) = flow::revoke(&self.http, endpoint, &client, token, kind).await {
                 let name = match kind {
                     flow::TokenKind::Refresh => "the refresh token",
                     flow::TokenKind::Access => "the access token",

@@ -276,6 +276,11 @@ impl RemoteConnection {
         let oauth = self.oauth.as_ref()?;
         let command = crate::oauth::login_command(&oauth.target.server);
         match status {
+            // A client-credentials server needs no person: why its own
+            // credentials did not get a token the server takes, as is.
+            reqwest::StatusCode::UNAUTHORIZED if oauth.target.settings.client_credentials => {
+                Some(LoginRefusal::Final(oauth.manager.client_refusal(&oauth.target)))
+            }
             reqwest::StatusCode::UNAUTHORIZED => Some(LoginRefusal::Login(format!(
                 "the server needs a login (it answered 401 Unauthorized): run `{command}`"
             ))),
