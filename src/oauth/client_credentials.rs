@@ -63,16 +63,11 @@ impl Manager {
         }
         let rediscover = force || sent.is_some();
         let answer = self.fetch_client_token(target, stored.filter(|_| !rediscover)).await;
+        // Whoever hears it (a call's error, `auth login`, `doctor`) hears
+        // which keys of which server to check; never their values.
         let answer = answer.map_err(|e| match e {
-            OAuthError::Credentials(why) => OAuthError::Credentials(format!(
-                "server `{}`: {why}; check {} of `{}` in the gateway config (and its .env)",
-                target.server,
-                config_keys(target),
-                target.server
-            )),
-            OAuthError::LoginRequired(why) => OAuthError::Credentials(format!(
-                "server `{}`: {why}; check {} of `{}` in the gateway config (and its .env)",
-                target.server,
+            OAuthError::Credentials(why) | OAuthError::LoginRequired(why) => OAuthError::Credentials(format!(
+                "{why}: check {} of server `{}` in the gateway config (and the .env its ${{VAR}}s come from)",
                 config_keys(target),
                 target.server
             )),

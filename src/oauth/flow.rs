@@ -404,12 +404,9 @@ pub async fn token(
         Some("invalid_grant") => {
             Err(OAuthError::LoginRequired("the authorization server refused the grant (invalid_grant)".into()))
         }
-        Some(code @ ("invalid_client" | "unauthorized_client" | "unsupported_grant_type")) => {
-            Err(OAuthError::Credentials(format!(
-                "the authorization server refused the client's credentials (HTTP {status}, {code}: {})",
-                error_text(&body)
-            )))
-        }
+        Some("invalid_client" | "unauthorized_client" | "unsupported_grant_type") => Err(OAuthError::Credentials(
+            format!("the authorization server refused the client's credentials (HTTP {status}: {})", error_text(&body)),
+        )),
         _ if status.is_server_error() => {
             Err(OAuthError::Unreachable(format!("the token endpoint answered HTTP {status}")))
         }
@@ -612,6 +609,53 @@ mod tests {
         assert_eq!(method_for(&m, true), AuthMethod::Basic);
         m.token_endpoint_auth_methods_supported = Some(vec!["client_secret_post".into()]);
         assert_eq!(method_for(&m, true), AuthMethod::Post);
+    }
+
+    fn form_of(body: &str) -> std::collections::HashMap<String, String> {
+        form_urlencoded::parse(body.as_bytes()).into_owned().collect()
+    }
+
+    #[test]
+    fn a_client_credentials_request_carries_the_grant_scope_resource_and_the_clients_authentication() {
+        let grant = || Grant::ClientCredentials { scope: Some("a b"), assertion: None };
+        let (body, basic) = token_form(&client(AuthMethod::Basic), grant(), Some("https://as.example/mcp"));
+        let form = form_of(&body);
+        assert_eq!(form["grant_type"], "client_credentials");
+        assert_eq!(form["scope"], "a b");
+        assert_eq!(form["resource"], "https://as.example/mcp");
+        assert!(basic.is_some() && !form.contains_key("client_secret"), "{body}");
+        let (body, basic) = token_form(&client(AuthMethod::Post), grant(), None);
+        let form = form_of(&body);
+        assert_eq!((form["client_id"].as_str(), form["client_secret"].as_str()), ("id:1", "s&cr t"));
+        assert!(basic.is_none() && !form.contains_key("resource"));
+        let jwt = Grant::ClientCredentials { scope: None, assertion: Some("a.b.c") };
+        let (body, basic) = token_form(&client(AuthMethod::PrivateKeyJwt), jwt, None);
+        let form = form_of(&body);
+        assert_eq!(form["client_assertion_type"], JWT_BEARER);
+        assert_eq!(form["client_assertion"], "a.b.c");
+        assert!(basic.is_none() && !form.contains_key("client_secret") && !form.contains_key("scope"), "{body}");
+    }
+
+    #[test]
+    fn a_client_credentials_client_is_checked_against_what_the_server_advertises() {
+        let settings = Settings {
+            client_id: Some("svc".into()),
+            client_secret: Some("s".into()),
+            client_credentials: true,
+            ..Default::default()
+        };
+        let mut m = metadata();
+        let c = client_credentials_client(&m, &settings).unwrap();
+        assert_eq!((c.auth_method, c.kind), (AuthMethod::Basic, RegistrationKind::ClientCredentials));
+        m.token_endpoint_auth_methods_supported = Some(vec!["client_secret_post".into()]);
+        assert_eq!(client_credentials_client(&m, &settings).unwrap().auth_method, AuthMethod::Post);
+        m.token_endpoint_auth_methods_supported = Some(vec!["private_key_jwt".into()]);
+        let error = client_credentials_client(&m, &settings).unwrap_err().to_string();
+        assert!(error.contains("does not accept a client secret"), "{error}");
+        m.token_endpoint_auth_methods_supported = None;
+        m.grant_types_supported = Some(vec!["authorization_code".into()]);
+        let error = client_credentials_client(&m, &settings).unwrap_err().to_string();
+        assert!(error.contains("does not offer the client_credentials grant"), "{error}");
     }
 
     #[test]
