@@ -242,6 +242,14 @@ fn check_oauth(oauth: &OAuthConfig) -> Result<(), String> {
     if oauth.private_key.is_some() && oauth.private_key_file.is_some() {
         return Err("`oauth` names a `private_key` and a `private_key_file`: pick one".into());
     }
+    if let Some(file) = &oauth.private_key_file
+        && !file.starts_with('/')
+        && !file.starts_with("${")
+    {
+        return Err(format!(
+            "`oauth.private_key_file` {file:?} must be an absolute path (the daemon's directory is not the config's)"
+        ));
+    }
     let has_key = oauth.private_key.is_some() || oauth.private_key_file.is_some();
     if oauth.grant != Some(OAuthGrant::ClientCredentials) {
         if has_key {
@@ -1000,7 +1008,8 @@ mod tests {
             ("{ grant: client_credentials, client_secret: s }", "needs `oauth.client_id`"),
             ("{ grant: client_credentials, client_id: i }", "needs one way to authenticate"),
             ("{ grant: client_credentials, client_id: i, client_secret: s, private_key: k }", "one way"),
-            ("{ grant: client_credentials, client_id: i, private_key: k, private_key_file: f }", "pick one"),
+            ("{ grant: client_credentials, client_id: i, private_key: k, private_key_file: /f }", "pick one"),
+            ("{ grant: client_credentials, client_id: i, private_key_file: k.pem }", "absolute path"),
             (
                 "{ grant: client_credentials, client_id: i, client_secret: s, redirect_uri: \"http://127.0.0.1:5/cb\" }",
                 "`oauth.redirect_uri` is for a person's login",
