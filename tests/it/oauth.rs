@@ -490,3 +490,127 @@ fn a_busy_fixed_redirect_port_and_a_second_login_on_it_are_clear_errors() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+/// A gateway whose `servers:` are client-credentials servers (name → the
+/// fixture's port and the `.env` variable holding its secret), with the
+/// gateway `.env` given.
+fn machine_gateway(servers: &[(&str, u16, &str)], env: &str) -> TestGateway {
+    let mut yaml = String::from("servers:\n");
+    for (name, port, secret) in servers {
+        yaml.push_str(&format!(
+            "  {name}:\n    url: \"http://127.0.0.1:{port}/mcp\"\n    oauth: {{ grant: client_credentials, \
+             client_id: svc, client_secret: \"${{{secret}}}\" }}\n"
+        ));
+    }
+    let gw = TestGateway::new();
+    gw.write_config(&yaml);
+    let env_file = gw.home.join(".env");
+    std::fs::write(&env_file, env).expect("write .env");
+    std::fs::set_permissions(&env_file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("chmod .env");
+    gw
+}
+
+#[test]
+fn a_client_credentials_server_needs_no_login_and_gets_a_new_token_on_expiry_and_on_a_401() {
+    let port = free_port();
+    // A secret that must be form-encoded in the Basic header.
+    let mut gw = machine_gateway(&[("remote", port, "SVC_SECRET")], "SVC_SECRET=s3cr&t:+x\n");
+    let _server = oauth_server_with(&gw, port, 3, &["--machine", "svc=s3cr&t:+x"]);
+    gw.start();
+
+    // No login: the first call fetches a token with the client credentials.
+    let mut client = gw.client();
+    client.initialize();
+    let reply = client.call_tool(json!(1), "remote__echo", json!({"message": "no login"}));
+    assert_eq!(first_text(&reply), "Echo: no login", "{reply}\n{}", gw.daemon_log());
+    let stats = seen(port);
+    assert_eq!((stats["client_credentials"].as_u64(), stats["logins"].as_u64()), (Some(1), Some(0)), "{stats}");
+    assert_eq!(stats["registrations"], 0, "a pre-registered machine client registers nothing");
+    let row = auth_status(&gw);
+    assert_eq!((row["state"].as_str(), row["registration"].as_str()), (Some("logged_in"), Some("client_credentials")));
+    assert_eq!(row["refreshable"], false, "{row}");
+    assert!(row["error"].is_null(), "{row}");
+    assert_eq!(status(&gw)["logins"], json!([]), "nobody is asked to log in");
+
+    // The token expires (3 s): the next call fetches a new one, not a login.
+    assert!(
+        wait_until(TIMEOUT, || auth_status(&gw)["expires_in_secs"] == 0),
+        "the token never expired: {}",
+        auth_status(&gw)
+    );
+    let reply = client.call_tool(json!(2), "remote__echo", json!({"message": "after expiry"}));
+    assert_eq!(first_text(&reply), "Echo: after expiry", "{reply}\n{}", gw.daemon_log());
+    let stats = seen(port);
+    assert_eq!((stats["client_credentials"].as_u64(), stats["logins"].as_u64()), (Some(2), Some(0)), "{stats}");
+
+    // The server refuses the token (the authorization server forgot it): a
+    // new one is fetched on the 401 and the call goes through.
+    control(port, json!({ "forget_tokens": true }));
+    let reply = client.call_tool(json!(3), "remote__echo", json!({"message": "after a 401"}));
+    assert_eq!(first_text(&reply), "Echo: after a 401", "{reply}\n{}", gw.daemon_log());
+    let stats = seen(port);
+    assert_eq!(stats["client_credentials"], 3, "{stats}");
+    assert!(stats["unauthorized"].as_u64() >= Some(1), "{stats}");
+
+    // `auth login` on such a server fetches a token, and says so.
+    let login = auth(&gw, &["login", "remote"]);
+    let said = String::from_utf8_lossy(&login.stdout);
+    assert!(login.status.success(), "{said}{}", String::from_utf8_lossy(&login.stderr));
+    assert!(said.contains("fetched a token for `remote` with its client credentials"), "{said}");
+    let stats = seen(port);
+    assert_eq!((stats["client_credentials"].as_u64(), stats["logins"].as_u64()), (Some(4), Some(0)), "{stats}");
+    assert!(!gw.daemon_log().contains("s3cr&t"), "the secret stays out of the log");
+    let stored = std::fs::read_dir(gw.home.join("oauth")).unwrap().flatten().map(|e| e.path());
+    for file in stored.filter(|p| p.extension().is_some_and(|x| x == "json")) {
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(!text.contains("s3cr&t"), "the secret stays out of the store: {}", file.display());
+    }
+}
+
+#[test]
+fn a_refused_client_secret_is_a_clear_error_naming_the_server_and_others_keep_working() {
+    let (good_port, bad_port) = (free_port(), free_port());
+    let mut gw = machine_gateway(
+        &[("good", good_port, "GOOD_SECRET"), ("bad", bad_port, "BAD_SECRET")],
+        "GOOD_SECRET=right\nBAD_SECRET=not-the-secret-9f3\n",
+    );
+    // `good` authenticates in the body (the only method its server offers),
+    // `bad` with HTTP Basic, and a secret its server does not know.
+    let _good = oauth_server_with(&gw, good_port, 3600, &["--machine", "svc=right", "--machine-auth", "post"]);
+    let _bad = oauth_server_with(&gw, bad_port, 3600, &["--machine", "svc=right"]);
+    gw.start();
+
+    let mut client = gw.client();
+    client.initialize();
+    let reply = client.call_tool(json!(1), "good__echo", json!({"message": "still fine"}));
+    assert_eq!(first_text(&reply), "Echo: still fine", "{reply}\n{}", gw.daemon_log());
+    let reply = client.call_tool(json!(2), "bad__echo", json!({"message": "refused"}));
+    let text = reply.to_string();
+    assert!(text.contains("invalid_client") && text.contains("`oauth.client_secret`"), "{reply}");
+    assert!(!text.contains("not-the-secret"), "{reply}");
+    assert!(seen(bad_port)["invalid_client"].as_u64() >= Some(1), "{}", seen(bad_port));
+    assert_eq!(seen(good_port)["client_credentials"], 1);
+
+    // `auth status`, `status` and `doctor` say why, and which keys to check.
+    let out = auth(&gw, &["status", "bad", "--json"]);
+    let row = serde_json::from_slice::<Value>(&out.stdout).expect("auth status --json")["servers"][0].clone();
+    assert_eq!(row["state"], "credentials_refused", "{row}");
+    let why = row["error"].as_str().unwrap_or_default();
+    assert!(why.contains("`oauth.client_id` and `oauth.client_secret` of server `bad`"), "{row}");
+    let problems = status(&gw)["credentials"].clone();
+    assert_eq!(problems.as_array().map(Vec::len), Some(1), "{problems}");
+    assert_eq!(problems[0]["server"], "bad", "{problems}");
+    assert_eq!(status(&gw)["logins"], json!([]), "no login is asked of anyone");
+    let doctor = gw.command(DAEMON).arg("doctor").output().expect("doctor");
+    let said = String::from_utf8_lossy(&doctor.stdout).to_string() + &String::from_utf8_lossy(&doctor.stderr);
+    assert!(said.contains("`bad` gets no token with its client credentials"), "{said}");
+
+    // `auth login` says the same, and the other server still answers.
+    let login = auth(&gw, &["login", "bad"]);
+    let said = String::from_utf8_lossy(&login.stderr);
+    assert!(!login.status.success() && said.contains("invalid_client") && said.contains("`bad`"), "{said}");
+    let reply = client.call_tool(json!(3), "good__echo", json!({"message": "still fine"}));
+    assert_eq!(first_text(&reply), "Echo: still fine", "{reply}");
+    let log = gw.daemon_log();
+    assert!(!log.contains("not-the-secret") && !log.contains("GOOD_SECRET=right"), "no secret in the log");
+}
