@@ -61,8 +61,7 @@ impl Manager {
         if !force {
             self.check_backoff(target, &key)?;
         }
-        let rediscover = force || sent.is_some();
-        let answer = self.fetch_client_token(target, stored.filter(|_| !rediscover)).await;
+        let answer = self.fetch_client_token(target, stored, force || sent.is_some()).await;
         // Whoever hears it (a call's error, `auth login`, `doctor`) hears
         // which keys of which server to check; never their values.
         let answer = answer.map_err(|e| match e {
@@ -88,20 +87,33 @@ impl Manager {
         answer
     }
 
-    /// Discovery (unless a stored credential says where the authorization
-    /// server is), the client checked against the server's metadata, the
-    /// token request; the new token is stored before it is returned.
-    async fn fetch_client_token(&self, target: &Target, stored: Option<Credential>) -> Result<String, OAuthError> {
-        let (metadata, resource, base_scope, wanted) = match stored {
-            Some(c) => (c.metadata, c.resource, c.asked_scope, c.wanted_scope),
-            None => {
-                let url =
-                    Url::parse(&target.url).map_err(|e| OAuthError::Discovery(format!("the server's url: {e}")))?;
-                let challenge = self.probe(&url).await?;
-                let found = discovery::discover(&self.http, &url, &challenge).await?;
-                let wanted = self.store.load(&target.key()).ok().flatten().and_then(|c| c.wanted_scope);
-                (found.metadata, found.resource, found.scope, wanted)
-            }
+    /// Discovery (when nothing is stored, or `rediscover`: the server
+    /// refused a token and may have moved to another authorization server;
+    /// a stored credential's metadata is used when that discovery fails),
+    /// the client checked against the server's metadata, the token request;
+    /// the new token is stored before it is returned.
+    async fn fetch_client_token(
+        &self,
+        target: &Target,
+        stored: Option<Credential>,
+        rediscover: bool,
+    ) -> Result<String, OAuthError> {
+        let wanted = stored.as_ref().and_then(|c| c.wanted_scope.clone());
+        let found = match &stored {
+            Some(_) if !rediscover => None,
+            _ => match self.discover(target).await {
+                Ok(found) => Some(found),
+                Err(e) if stored.is_some() => {
+                    warn!(server = %target.server, error = %e, "discovery failed; using the authorization server found before");
+                    None
+                }
+                Err(e) => return Err(e),
+            },
+        };
+        let (metadata, resource, base_scope) = match (found, stored) {
+            (Some(found), _) => (found.metadata, found.resource, found.scope),
+            (None, Some(c)) => (c.metadata, c.resource, c.asked_scope),
+            (None, None) => return Err(OAuthError::Discovery("nothing was discovered".into())),
         };
         let endpoint = Url::parse(&metadata.token_endpoint)
             .map_err(|e| OAuthError::Discovery(format!("the token endpoint is not a URL: {e}")))?;
@@ -136,6 +148,14 @@ impl Manager {
         self.store.save(&target.key(), &credential)?;
         info!(server = %target.server, issuer = %credential.issuer, "fetched an access token with the client credentials");
         Ok(access)
+    }
+
+    /// What a token-less request to the server and the metadata it points
+    /// at say about its authorization server.
+    async fn discover(&self, target: &Target) -> Result<discovery::Discovered, OAuthError> {
+        let url = Url::parse(&target.url).map_err(|e| OAuthError::Discovery(format!("the server's url: {e}")))?;
+        let challenge = self.probe(&url).await?;
+        discovery::discover(&self.http, &url, &challenge).await
     }
 
     /// `auth status` of a client-credentials server: `logged_in` with a good

@@ -25,7 +25,9 @@ async fn serve(issuer: Arc<Issuer>) -> String {
             async move {
                 let n = issuer.calls.fetch_add(1, Ordering::SeqCst) + 1;
                 let form: HashMap<String, String> = url::form_urlencoded::parse(body.as_bytes()).into_owned().collect();
-                lock(&issuer.seen).push(form.get("refresh_token").cloned().unwrap_or_default());
+                // The refresh token sent, or the grant when there is none.
+                let sent = form.get("refresh_token").or_else(|| form.get("grant_type"));
+                lock(&issuer.seen).push(sent.cloned().unwrap_or_default());
                 assert_eq!(form.get("resource").map(String::as_str), Some("http://localhost:1/mcp"));
                 // Let the other callers pile up behind this refresh.
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -101,6 +103,48 @@ async fn concurrent_callers_share_one_refresh_and_the_rotated_token_is_kept() {
     // A caller that saw the old token refused gets the new one without another refresh.
     assert_eq!(manager.refresh(&target(), Some("access-1")).await.unwrap(), "access-2");
     assert_eq!(issuer.calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_credentials_callers_share_one_fetch_and_keep_no_refresh_token() {
+    let issuer = Arc::new(Issuer { calls: AtomicUsize::new(0), seen: Mutex::default(), refused: false });
+    let base = serve(issuer.clone()).await;
+    let home = tempfile::tempdir().unwrap();
+    let manager = Arc::new(Manager::new(home.path().join("oauth")));
+    expired(&manager, format!("{base}/token"));
+    let machine = || Target {
+        settings: Settings {
+            client_id: Some("svc".into()),
+            client_secret: Some("s".into()),
+            client_credentials: true,
+            ..Default::default()
+        },
+        ..target()
+    };
+    let callers: Vec<_> = (0..8)
+        .map(|_| {
+            let manager = manager.clone();
+            tokio::spawn(async move { manager.bearer(&machine()).await })
+        })
+        .collect();
+    for caller in callers {
+        assert_eq!(caller.await.unwrap().unwrap().as_deref(), Some("access-1"));
+    }
+    assert_eq!(*lock(&issuer.seen), ["client_credentials"], "one fetch for eight callers, not a refresh");
+    let stored = manager.store.load(&target().key()).unwrap().unwrap();
+    let tokens = stored.tokens.unwrap();
+    assert_eq!(tokens.refresh_token, None, "a new token is fetched instead of refreshed");
+    assert!(stored.client.client_secret.is_none(), "the secret stays in the config");
+    // A 401 of access-1 fetches access-2; a caller that saw access-1 refused too gets it without a fetch.
+    assert_eq!(manager.refresh(&machine(), Some("access-1")).await.unwrap(), "access-2");
+    assert_eq!(manager.refresh(&machine(), Some("access-1")).await.unwrap(), "access-2");
+    assert_eq!(issuer.calls.load(Ordering::SeqCst), 2);
+    let status = manager.status(&machine());
+    assert_eq!(
+        (status["state"].as_str(), status["registration"].as_str()),
+        (Some("logged_in"), Some("client_credentials"))
+    );
+    assert_eq!(manager.needs_login(&machine()), None);
 }
 
 #[tokio::test]
