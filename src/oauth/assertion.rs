@@ -115,6 +115,45 @@ f+86I1JLwUq2Vw2dQNmC7fosFPF1GnpDvfhS92hUMRRBYUr7dTOK5Jl1
 -----END PRIVATE KEY-----
 ";
 
+    /// An RSA key made for this test only.
+    const RSA_KEY: &str = "-----BEGIN PRIVATE KEY-----
+MIIEvAIBADANBgkqhkiG9w0BAQEFAASCBKYwggSiAgEAAoIBAQDd4NUL/Y/cslXj
+YoXdwTV3DKEOU2j+FqmbR0nX8Pbz28hD3sshHYt3GuVPGx89v1WQytHtQYp4t0pu
++5i3bh5ztCe7oSkCqkzqsFPPANUpHHJHrB5ImikHiF5LaHYJwVXkXq8D+wyMurF5
+T2QECrJ5fZYisJKLfUMy1Ixnwu1zUM9zlgz/4LIMEmzpJ7QW572bs8JYHcoYSs1n
+huxniscwiHh6+5MUxvYut9q7MjIAkN8x6ja+iq+xYUa6gxgMgHQyeTBmHdsMNyoi
+EnztpDPjw3gmQCkZbFo6HmR3QUt1gaffoqftD8vn9QvBRIlKSxE0lGvB72X0v9B9
+sIVOZBkRAgMBAAECggEAUDXTTv5fX51ox0b6tev+9AawwokMz65JqkTfQR1vaUDu
+6PpF3LbdkDU86JgZdy0QNcPcmDS1ZmZ8lhqGXumEQLfEFWRxevEt1TnhUlgutyn9
+dkOWvxBb/MkjrYcaBPTLpD9Gbd3373geaIh20686TglEmU3T7HFgNaP5Dhm91Y2Y
+tJYx2Drfs3Mfbh87YI1I0MUs9FCobFS0gUs73s5EVL3kCQAMLxAukfepSJxAJAvv
+nddosrbTLELVrEW5DagWusp78nkhkSX4r+sf4NX9Dm1fg5eWJAQN6uhWdkNARW7a
+GjnF8CBVJ90T/UDvQXj7HIrKp6/UoelUL2bL034wsQKBgQD5KEom2tSKuHKKYD9u
+WwviUCUrpHMf3CedFBOSuEKKrQsLCvsQf1cjtbEOS01dyoeiYfwdT13vyY/1N0lV
+cjON0CmfkmE9X7tJ+6YYRBG9rY7XhTPD+3p227BnWz3AbYlfuir1+UCmarodT1BD
+9r4NuXpixHNZ2gk2S1ZOjo1Z9wKBgQDj+MFvTZTR+41a5I0PJcmEGHKmKLFQJqTu
+Iev38G/WIguH5qTIF9/2wWXv1RoGu84oWW19CVm4///5/8C54PR3A8XKK+WLzHkA
+zhS+Fng/yqUGcrmQbdZg5RU9kUxM6igW8uZiGh84w4b1mD0BvtLaXGTcJJKxGsdO
+a/o6RM8jNwKBgGNvg+Br1wUhxXyaGtaE+YIxcBQxxkxBxYF34LPeW5gSpWSb1kTo
+PTOgMHA+9zpmOKlCp6Ze5WNsMsqvbNHwCMkg+WuYtLwUt584Ejp++AGWAXrbyyP8
++gvzczxcepGQZZHRr5GJDxcbYvmNjMAC+ihqDIDcXBjQ3npPqLsjQyBTAoGAAJ2e
+YB+UhFCqnBE79EuE1M+AF8TKXc4M6fu7eGr00l47K73KuiOeXjs9fD1WGaiOMPu0
+2P6aeG5wkYtISPg7kMq40Qf3Ub5WoVLtKWpEHt/8PB05NROm3ZIg0Y6/5wFG5HD5
+gFBTv0J/7c/gck3CogZX22RZ5RKOcT7HaTrgWFcCgYAsPTcdHarMlVdIIVbZjypL
+f9D7vEM0gy9h7WHQ5oZHw7Ig/BiyX0eL/f2GiVssa6q3RZsz3QX8LTXQVlqPM108
+MQkAZzzANAFj25bOAJsWQrHjij9pOltVoEa/65NNEzGirDV9XI4fQTcAgeM0lTNS
+e7RfzfRhj9uZRn0InecR/A==
+-----END PRIVATE KEY-----
+";
+
+    #[test]
+    fn an_rsa_key_signs_rs256() {
+        let key = PrivateKey::Pem(RSA_KEY.into());
+        assert_eq!(key.algorithm().unwrap(), "RS256");
+        let claims = claims_of(&client_assertion("cid", "https://as.example", &key).unwrap());
+        assert_eq!(claims["sub"], "cid");
+    }
+
     fn claims_of(jwt: &str) -> serde_json::Value {
         let payload = jwt.split('.').nth(1).unwrap();
         serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
