@@ -454,11 +454,20 @@ mod tests {
     use serde_json::json;
     use tracing_subscriber::layer::SubscriberExt;
 
-    /// Spans as when exporting (nextest runs each test in a process of its own).
+    /// Whether spans are exported is process-wide: the tests that set it
+    /// take turns (`cargo test` runs them on threads of one process).
+    fn exporting(on: bool) -> std::sync::MutexGuard<'static, ()> {
+        static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let turn = TURN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        EXPORTING.store(on, std::sync::atomic::Ordering::Relaxed);
+        turn
+    }
+
+    /// Spans as when exporting.
     fn with_layer(test: impl FnOnce()) {
         let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
         let (layer, _exporter) = layer(runtime.handle().clone(), None);
-        EXPORTING.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _turn = exporting(true);
         let subscriber = tracing_subscriber::registry().with(layer);
         tracing::subscriber::with_default(subscriber, test);
     }
@@ -469,6 +478,7 @@ mod tests {
 
     #[test]
     fn with_export_off_a_clients_context_goes_on_unchanged_and_a_missing_one_is_started() {
+        let _turn = exporting(false);
         let client = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
         let mut params = json!({"name": "echo", "_meta": {"traceparent": client, "tracestate": "vendor=x"}});
         let before = params.clone();
