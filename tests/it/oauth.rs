@@ -559,6 +559,13 @@ fn a_client_credentials_server_needs_no_login_and_gets_a_new_token_on_expiry_and
     assert!(said.contains("fetched a token for `remote` with its client credentials"), "{said}");
     let stats = seen(port);
     assert_eq!((stats["client_credentials"].as_u64(), stats["logins"].as_u64()), (Some(4), Some(0)), "{stats}");
+
+    // A tool that needs more scopes (403 insufficient_scope): a token asking
+    // for them too is fetched, nobody logs in, and the call goes through.
+    let reply = client.call_tool(json!(4), "remote__admin", json!({"message": "stepped up"}));
+    assert_eq!(first_text(&reply), "Admin: stepped up", "{reply}\n{}", gw.daemon_log());
+    let stats = seen(port);
+    assert_eq!((stats["client_credentials"].as_u64(), stats["logins"].as_u64()), (Some(5), Some(0)), "{stats}");
     assert!(!gw.daemon_log().contains("s3cr&t"), "the secret stays out of the log");
     let stored = std::fs::read_dir(gw.home.join("oauth")).unwrap().flatten().map(|e| e.path());
     for file in stored.filter(|p| p.extension().is_some_and(|x| x == "json")) {

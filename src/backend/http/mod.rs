@@ -166,6 +166,7 @@ impl RemoteConnection {
         let mut pause = FIRST_RETRY;
         let mut attempt = 0;
         let mut refreshed = false;
+        let mut stepped_up = false;
         loop {
             let bearer = self.bearer().await;
             let mut request = build();
@@ -198,6 +199,23 @@ impl RemoteConnection {
                     && let Err(e) = oauth.manager.need_scopes(&oauth.target, challenge.scope.as_deref())
                 {
                     warn!(server = %self.server, error = %e, "cannot record the scopes the server asked for");
+                }
+                // A client-credentials server needs no person for a step-up
+                // either: a token asking for the union, once per request (and
+                // once per scope set, as for logins: `step_up`).
+                if oauth.target.settings.client_credentials
+                    && !stepped_up
+                    && matches!(oauth.manager.step_up(&oauth.target), Some(crate::oauth::StepUp::Login { .. }))
+                {
+                    stepped_up = true;
+                    let fetched = oauth.manager.refresh(&oauth.target, bearer.as_deref()).await;
+                    self.note_refresh(fetched.as_ref().err());
+                    match fetched {
+                        Ok(_) => continue,
+                        Err(e) => {
+                            warn!(server = %self.server, error = %e, "no token with the scopes the server asked for")
+                        }
+                    }
                 }
             }
             let wait = match &result {
