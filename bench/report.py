@@ -240,7 +240,10 @@ if idle:
       f"{idle['during']['fds']} to {idle['after']['fds']} (before the test: {idle['before']['fds']}; the backend started "
       f"by the first `tools/list` keeps its pipes) and its RSS from {mb(idle['during']['rss_kb'])} to "
       f"{mb(idle['after']['rss_kb'])} MB (before: {mb(idle['before']['rss_kb'])} MB): "
-      f"{returned_pct(idle)} % of what the sessions took was returned to the OS. "
+      f"{returned_pct(idle)} % of what the sessions took was returned to the OS"
+      + (f" (\"after\" taken {f(idle['after']['settled_after_secs'], 1)} s after the fds were back: past the daemon's "
+         f"3 s settle, {'once RSS had not changed for 2 s' if idle['after'].get('rss_at_rest') else 'RSS still changing at the 30 s deadline'}). "
+         if "settled_after_secs" in idle["after"] else ". ") +
       f"Each shim: {mb(idle['shim_rss_kb']['p50'])} MB RSS median, {mb(idle['shims']['pss_kb'] / idle['sessions'])} MB PSS "
       f"({idle['sessions']:,} shims: {mb(idle['shims']['rss_kb'])} MB RSS, {mb(idle['shims']['pss_kb'])} MB PSS in all).")
     if ex:

@@ -524,16 +524,48 @@ fn idle(args: &[String]) -> Value {
     let shim_rss = summary(shim_pids.iter().map(|p| rss_kb(*p) as f64).collect());
     let t1 = Instant::now();
     let exits = close_all(sessions, Duration::from_secs(5));
-    let base_fds = before["fds"].as_u64().unwrap() as usize;
+    // The sessions' fds go back; the backend the first tools/list started
+    // keeps its pipes, so the count need not fall to `before`'s: they are
+    // back once the count has not fallen for a second (deadline 15 s).
     let deadline = Instant::now() + Duration::from_secs(15);
-    while fds(daemon) > base_fds && Instant::now() < deadline {
+    let (mut last_fds, mut fds_changed) = (fds(daemon), Instant::now());
+    while fds_changed.elapsed() < Duration::from_secs(1) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
+        let now = fds(daemon);
+        if now != last_fds {
+            (last_fds, fds_changed) = (now, Instant::now());
+        }
     }
-    let fds_back_secs = t1.elapsed().as_secs_f64();
-    std::thread::sleep(Duration::from_secs(2));
-    let after = snap();
+    let fds_back_secs = fds_changed.duration_since(t1).as_secs_f64();
+    let after = settled(daemon, fds_changed, &snap);
     json!({"name": name(c), "sessions": n, "connect_secs": connect_secs, "before": before, "during": during,
         "after": after, "fds_back_secs": fds_back_secs, "shim_exit_after_eof": exits, "shims": shims, "shim_rss_kb": shim_rss})
+}
+
+/// The daemon's memory once it has settled after the last session left: it
+/// gives back the heap its sessions freed and the code pages their set-up ran
+/// 3 s after the last session left or started (`SETTLE` in src/memory.rs), so
+/// the snapshot waits past that (4 s after `since`), then until RSS has not
+/// changed for 2 s (polled every 250 ms; deadline 30 s after `since`; the
+/// snapshot says how long it waited and whether RSS had come to rest).
+fn settled(daemon: u32, since: Instant, snap: &dyn Fn() -> Value) -> Value {
+    let (past_settle, deadline) = (since + Duration::from_secs(4), since + Duration::from_secs(30));
+    let (mut last, mut changed) = (rss_kb(daemon), Instant::now());
+    loop {
+        let now = Instant::now();
+        let resting = now >= past_settle && now.duration_since(changed) >= Duration::from_secs(2);
+        if resting || now >= deadline {
+            let mut s = snap();
+            s["settled_after_secs"] = json!(now.duration_since(since).as_secs_f64());
+            s["rss_at_rest"] = json!(resting);
+            return s;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+        let rss = rss_kb(daemon);
+        if rss != last || Instant::now() < past_settle {
+            (last, changed) = (rss, Instant::now());
+        }
+    }
 }
 
 fn main() {
