@@ -38,9 +38,16 @@ impl Gateway {
         session: &SessionInfo,
         lane: u32,
     ) -> Result<Arc<Backend>, BackendError> {
-        let (mut identity, resolved) = self.resolve(server, config, session)?;
-        identity.lane = lane;
-        let backend = match self.pool.running(&identity) {
+        let resolution = self.resolve_remembered(server, config, session)?;
+        let extra_lane;
+        let identity = match lane {
+            0 => &resolution.0,
+            lane => {
+                extra_lane = crate::backend::Identity { lane, ..resolution.0.clone() };
+                &extra_lane
+            }
+        };
+        let backend = match self.pool.running(identity) {
             Some(backend) => backend,
             // A start runs on a task of its own, so that it goes on when the
             // caller that triggered it gives up (it cancels, or its client
@@ -49,6 +56,7 @@ impl Gateway {
             // `codex exec` went ahead with no gateway tools meanwhile).
             None => {
                 let gateway = self.clone();
+                let (identity, resolved) = (identity.clone(), resolution.1.clone());
                 let config = config.clone();
                 let era = self.listed_era(server, &config);
                 let start = async move { gateway.pool.get(&identity, &config, &resolved, era).await };

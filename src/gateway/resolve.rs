@@ -3,15 +3,17 @@
 //! comes from (the credential order), and which sharing key that gives.
 
 use std::cell::RefCell;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use tracing::warn;
 
-use super::{Gateway, SessionContext, SessionInfo};
+use super::{Gateway, SessionContext, SessionInfo, lock};
 use crate::backend::{Backend, BackendError, Identity, Resolved, SharingKey};
 use crate::config::{self, ServerConfig, Share};
-use crate::credentials::{Field, Sources};
+use crate::credentials::{Field, Sources, Vars};
+use crate::sink::SessionId;
 use crate::workspace;
 
 impl Gateway {
@@ -62,11 +64,14 @@ impl Gateway {
     /// What identifies the set of servers a session sees (names and
     /// revisions, in order), without copying their definitions: the key of
     /// the session's catalog, worked out on every routed request.
-    pub(super) fn servers_signature(&self, session: &SessionInfo) -> String {
-        let config = self.config();
-        let own = self.workspace_files.load(&session.workspace);
+    pub(super) fn servers_signature(
+        &self,
+        session: &SessionInfo,
+        config: &config::Config,
+        own: &workspace::WorkspaceFile,
+    ) -> String {
         let mut signature = String::new();
-        for (name, server) in visible_servers(&config, &own, session, &self.workspace_files) {
+        for (name, server) in visible_servers(config, own, session, &self.workspace_files) {
             signature.push_str(name);
             signature.push('\u{1f}');
             signature.push_str(server.revision_str());
@@ -145,11 +150,77 @@ impl Gateway {
         def: &ServerConfig,
         session: &SessionInfo,
     ) -> Result<(Identity, Resolved), BackendError> {
+        self.resolve_reading(name, def, session).map(|(resolution, _)| resolution)
+    }
+
+    /// [`Gateway::resolve`], remembered for the session: the routed requests
+    /// of a session resolve the same definition from the same sources over
+    /// and over (expanding, hashing, the HMAC memo's key built and hashed:
+    /// about 7 % of a call's work). Kept while the definition's revision, the
+    /// config in force (the same `Arc`: a reload makes a new one) and, when a
+    /// `${VAR}` was looked up, the `.env` files read (the same `Arc`s: a
+    /// changed file is parsed anew) are all the same; an `.env` file is
+    /// still looked at (a `stat`) for each request that needs one, so an edit
+    /// counts from the next request on, as without the memo. Errors are not kept.
+    pub(super) fn resolve_remembered(
+        &self,
+        name: &str,
+        def: &ServerConfig,
+        session: &SessionInfo,
+    ) -> Result<Arc<(Identity, Resolved)>, BackendError> {
+        let config = self.config();
+        let kept = lock(&self.resolutions.by_session).get(&session.id).and_then(|servers| servers.get(name)).and_then(
+            |kept| {
+                (kept.revision == def.revision_str()
+                    && Arc::ptr_eq(&kept.config, &config)
+                    && kept.workspace == session.workspace)
+                    .then(|| (kept.envs.clone(), kept.resolution.clone()))
+            },
+        );
+        if let Some((envs, resolution)) = kept {
+            let unchanged = envs.is_none_or(|(workspace_env, gateway_env)| {
+                Arc::ptr_eq(&workspace_env, &self.env_files.load(&session.workspace.join(".env")))
+                    && Arc::ptr_eq(&gateway_env, &self.env_files.load(&self.gateway_env))
+            });
+            if unchanged {
+                return Ok(resolution);
+            }
+        }
+        let (resolution, envs) = self.resolve_reading(name, def, session)?;
+        let resolution = Arc::new(resolution);
+        let kept = Resolution {
+            revision: def.revision(),
+            config,
+            workspace: session.workspace.clone(),
+            envs,
+            resolution: resolution.clone(),
+        };
+        let mut by_session = lock(&self.resolutions.by_session);
+        if by_session.len() >= REMEMBERED_SESSIONS {
+            by_session.clear();
+        }
+        by_session.entry(session.id).or_default().insert(name.to_string(), kept);
+        Ok(resolution)
+    }
+
+    /// Forgets the resolutions of a session that has ended.
+    pub(super) fn forget_resolutions(&self, session: crate::sink::SessionId) {
+        lock(&self.resolutions.by_session).remove(&session);
+    }
+
+    /// [`Gateway::resolve`], and the `.env` files it read (the workspace's,
+    /// the gateway's), when a `${VAR}` made it read them.
+    fn resolve_reading(
+        &self,
+        name: &str,
+        def: &ServerConfig,
+        session: &SessionInfo,
+    ) -> Result<((Identity, Resolved), Option<(Vars, Vars)>), BackendError> {
         // Looked up on the first `${VAR}`: a definition without any (most
         // fields) needs no `.env` file read or even looked at, and this runs
         // on every routed request.
-        let sources = std::cell::OnceCell::new();
-        let sources = || sources.get_or_init(|| self.sources(session));
+        let read = std::cell::OnceCell::new();
+        let sources = || read.get_or_init(|| self.sources(session));
         let trusted = self.workspace_trusted(session);
         // Every (variable, value) a field used: one variable may take its
         // workspace value in a credential and another value in a location.
@@ -239,7 +310,9 @@ impl Gateway {
             parts.extend(resolved.volumes.iter().map(String::as_str));
             self.hasher.digest_memo(parts)
         };
-        Ok((Identity { server: name.to_string(), key: SharingKey(key), instance, lane: 0 }, resolved))
+        let identity = Identity { server: name.to_string(), key: SharingKey(key), instance, lane: 0 };
+        let read = read.get().map(|s| (s.workspace_env.clone().unwrap_or_default(), s.gateway_env.clone()));
+        Ok(((identity, resolved), read))
     }
 
     /// Whether this session would be served by `backend` (same resolved identity).
@@ -249,6 +322,27 @@ impl Gateway {
             .is_some_and(|(identity, _)| identity == backend.identity)
     }
 }
+
+/// The resolved instances of each session's servers (see
+/// [`Gateway::resolve_remembered`]).
+#[derive(Default)]
+pub(super) struct Resolutions {
+    by_session: Mutex<HashMap<SessionId, HashMap<String, Resolution>>>,
+}
+
+/// One server's resolution for one session, and what it was worked out from.
+struct Resolution {
+    revision: String,
+    config: Arc<config::Config>,
+    workspace: std::path::PathBuf,
+    /// The `.env` files read (the workspace's, the gateway's), if any was.
+    envs: Option<(Vars, Vars)>,
+    resolution: Arc<(Identity, Resolved)>,
+}
+
+/// More sessions than this remembered at once (never, with the sessions'
+/// limits) starts the memo afresh rather than grow it.
+const REMEMBERED_SESSIONS: usize = 4096;
 
 /// The servers a session sees, in order (see `Gateway::servers_for`), by reference.
 pub(super) fn visible_servers<'a>(
