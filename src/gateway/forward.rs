@@ -17,12 +17,12 @@ use crate::config::ServerConfig;
 impl Gateway {
     /// The live backend of `server` for a session, started if needed.
     pub async fn backend(self: &Arc<Self>, server: &str, session: &SessionInfo) -> Result<Arc<Backend>, BackendError> {
-        self.backend_of(server, &self.configured(server, session)?, session, 0).await
+        self.backend_of(server, &*self.configured(server, session)?, session, 0).await
     }
 
     /// The definition of `server` this session sees.
-    fn configured(&self, server: &str, session: &SessionInfo) -> Result<ServerConfig, BackendError> {
-        self.server_for(session, server).ok_or_else(|| BackendError::Config {
+    fn configured(&self, server: &str, session: &SessionInfo) -> Result<super::resolve::Definition, BackendError> {
+        self.definition_for(session, server).ok_or_else(|| BackendError::Config {
             server: server.to_string(),
             message: "no such server is configured for this session (or it is disabled)".into(),
         })

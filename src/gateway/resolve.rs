@@ -109,16 +109,28 @@ impl Gateway {
     }
 
     /// The definition of one server as `servers_for` gives it, without copying
-    /// the others (this runs on every routed request).
+    /// the others.
     pub fn server_for(&self, session: &SessionInfo, name: &str) -> Option<ServerConfig> {
+        self.definition_for(session, name).map(|definition| definition.clone())
+    }
+
+    /// [`Gateway::server_for`], not copied but shared with the config or
+    /// workspace file it is in (this runs on every routed request, and a copy
+    /// of a definition was about 1,000 instructions of it).
+    pub(super) fn definition_for(&self, session: &SessionInfo, name: &str) -> Option<Definition> {
         let config = self.config();
-        if workspace::mapping_for(&config, &session.workspace).is_some_and(|(_, m)| m.trust)
-            && let Some(server) = self.workspace_files.load(&session.workspace).servers.get(name).filter(|s| s.enabled)
-        {
-            return Some(server.clone());
+        if workspace::mapping_for(&config, &session.workspace).is_some_and(|(_, m)| m.trust) {
+            let own = self.workspace_files.load(&session.workspace);
+            if let Some((index, _, _)) = own.servers.get_full(name).filter(|(_, _, s)| s.enabled) {
+                return Some(Definition { source: Source::Workspace(own), index });
+            }
         }
         let allowed = session.profile.as_ref().and_then(|p| config.profiles.get(p)).and_then(|p| p.servers.as_ref());
-        config.servers.get(name).filter(|s| s.enabled && allowed.is_none_or(|a| a.iter().any(|n| n == name))).cloned()
+        let (index, _, _) = config
+            .servers
+            .get_full(name)
+            .filter(|(_, _, s)| s.enabled && allowed.is_none_or(|a| a.iter().any(|n| n == name)))?;
+        Some(Definition { source: Source::Config(config), index })
     }
 
     /// The credential sources of a session, highest first.
@@ -320,6 +332,29 @@ impl Gateway {
         self.server_for(session, &backend.server)
             .and_then(|config| self.resolve(&backend.server, &config, session).ok())
             .is_some_and(|(identity, _)| identity == backend.identity)
+    }
+}
+
+/// A server's definition, shared with the config or the workspace file it is
+/// in (see [`Gateway::definition_for`]).
+pub(super) struct Definition {
+    source: Source,
+    index: usize,
+}
+
+enum Source {
+    Config(Arc<config::Config>),
+    Workspace(Arc<workspace::WorkspaceFile>),
+}
+
+impl std::ops::Deref for Definition {
+    type Target = ServerConfig;
+
+    fn deref(&self) -> &ServerConfig {
+        match &self.source {
+            Source::Config(config) => &config.servers[self.index],
+            Source::Workspace(own) => &own.servers[self.index],
+        }
     }
 }
 
