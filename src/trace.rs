@@ -481,13 +481,24 @@ mod tests {
     use serde_json::json;
     use tracing_subscriber::layer::SubscriberExt;
 
-    /// Spans as when exporting (nextest runs each test in a process of its own).
+    /// Whether spans are exported is one flag for the process, and `cargo
+    /// test` runs these tests on threads of one process: each test that
+    /// depends on it holds this while it runs.
+    static EXPORT_FLAG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    fn export_flag() -> std::sync::MutexGuard<'static, ()> {
+        EXPORT_FLAG.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Spans as when exporting; export is off again afterwards.
     fn with_layer(test: impl FnOnce()) {
+        let _flag = export_flag();
         let provider = SdkTracerProvider::builder().build();
         let layer = spans_layer(&provider);
         EXPORTING.store(true, std::sync::atomic::Ordering::Relaxed);
         let subscriber = tracing_subscriber::registry().with(layer);
         tracing::subscriber::with_default(subscriber, test);
+        EXPORTING.store(false, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn traceparent(params: &Value) -> Vec<String> {
@@ -507,6 +518,7 @@ mod tests {
 
     #[test]
     fn with_export_off_a_clients_context_goes_on_unchanged_and_a_missing_one_is_started() {
+        let _flag = export_flag();
         let client = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
         let mut params = json!({"name": "echo", "_meta": {"traceparent": client, "tracestate": "vendor=x"}});
         let before = params.clone();

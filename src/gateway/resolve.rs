@@ -227,7 +227,7 @@ impl Gateway {
         name: &str,
         def: &ServerConfig,
         session: &SessionInfo,
-    ) -> Result<((Identity, Resolved), Option<(Vars, Vars)>), BackendError> {
+    ) -> Result<((Identity, Resolved), ReadEnvs), BackendError> {
         // Looked up on the first `${VAR}`: a definition without any (most
         // fields) needs no `.env` file read or even looked at, and this runs
         // on every routed request.
@@ -370,10 +370,13 @@ struct Resolution {
     revision: String,
     config: Arc<config::Config>,
     workspace: std::path::PathBuf,
-    /// The `.env` files read (the workspace's, the gateway's), if any was.
-    envs: Option<(Vars, Vars)>,
+    envs: ReadEnvs,
     resolution: Arc<(Identity, Resolved)>,
 }
+
+/// The `.env` files a resolution read (the workspace's, the gateway's), if
+/// a `${VAR}` made it read any.
+type ReadEnvs = Option<(Vars, Vars)>;
 
 /// More sessions than this remembered at once (never, with the sessions'
 /// limits) starts the memo afresh rather than grow it.
