@@ -98,12 +98,35 @@ impl Gateway {
         params: Value,
         session: &SessionInfo,
     ) -> Result<Answer, BackendError> {
-        let config = self.configured(server, session)?;
+        self.forward_answer_keeping(server, method, params, session, false).await.0
+    }
+
+    /// [`Gateway::forward_answer`], and, when `keep` and the backend is of the
+    /// modern era, a copy of `params` as given: only such a backend's answer
+    /// may be an `input_required` round, whose retry sends them again. A copy
+    /// on every call of a handshake-era client was about 2,500 instructions of
+    /// its hop (the copy and dropping it).
+    pub async fn forward_answer_keeping(
+        self: &Arc<Self>,
+        server: &str,
+        method: &str,
+        params: Value,
+        session: &SessionInfo,
+        keep: bool,
+    ) -> (Result<Answer, BackendError>, Option<Value>) {
+        let config = match self.configured(server, session) {
+            Ok(config) => config,
+            Err(e) => return (Err(e), None),
+        };
         let secs = config.request_timeout_secs.unwrap_or_else(|| self.config().request_timeout_secs);
         let span = crate::trace::backend_span(server, method, &params);
+        let mut kept = None;
         let call = async {
             let (backend, _claim) = self.instance_for(server, &config, method, &params, session).await?;
             let mut params = params;
+            if keep && backend.is_modern() {
+                kept = Some(params.clone());
+            }
             crate::trace::stamp(&mut params, &span);
             if backend.is_modern() {
                 // Each request speaks for its own client: that client's
@@ -132,7 +155,7 @@ impl Gateway {
             Ok(Answer::Raw(_)) => {}
             Err(_) => crate::trace::failed(&span, None),
         }
-        result
+        (result, kept)
     }
 
     /// Sessions that asked for log messages and would be served by a new backend

@@ -864,9 +864,10 @@ impl Session {
     /// that needs nothing of that (most) is relayed as the line it came in,
     /// with only the id spliced (see `raw_answer`).
     async fn forward(&self, id: Value, server: &str, method: &str, params: Value) -> Reply {
+        // Kept for a retry only when the backend is of the modern era (see
+        // `Gateway::forward_answer_keeping`).
         let rounds = !self.modern.is_modern() && modern_client::may_need_input(method);
-        let retry = if rounds { params.clone() } else { Value::Null };
-        let answer = self.gateway.forward_answer(server, method, params, &self.info).await;
+        let (answer, retry) = self.gateway.forward_answer_keeping(server, method, params, &self.info, rounds).await;
         let mut answer = match answer {
             // (An error goes the slow way: its span is marked failed.)
             Ok(Answer::Raw(raw)) if raw.is_plain() && raw.has_result() && !self.modern.is_modern() => {
@@ -875,7 +876,9 @@ impl Session {
             Ok(answer) => Ok(answer.into_value()),
             Err(e) => Err(e),
         };
-        if rounds && let Ok(response) = answer {
+        if let Some(retry) = retry
+            && let Ok(response) = answer
+        {
             answer = self.run_input_rounds(server, method, retry, response).await;
         }
         match answer {
