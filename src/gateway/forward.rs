@@ -17,12 +17,12 @@ use crate::config::ServerConfig;
 impl Gateway {
     /// The live backend of `server` for a session, started if needed.
     pub async fn backend(self: &Arc<Self>, server: &str, session: &SessionInfo) -> Result<Arc<Backend>, BackendError> {
-        self.backend_of(server, &self.configured(server, session)?, session, 0).await
+        self.backend_of(server, &*self.configured(server, session)?, session, 0).await
     }
 
     /// The definition of `server` this session sees.
-    fn configured(&self, server: &str, session: &SessionInfo) -> Result<ServerConfig, BackendError> {
-        self.server_for(session, server).ok_or_else(|| BackendError::Config {
+    fn configured(&self, server: &str, session: &SessionInfo) -> Result<super::resolve::Definition, BackendError> {
+        self.definition_for(session, server).ok_or_else(|| BackendError::Config {
             server: server.to_string(),
             message: "no such server is configured for this session (or it is disabled)".into(),
         })
@@ -38,9 +38,16 @@ impl Gateway {
         session: &SessionInfo,
         lane: u32,
     ) -> Result<Arc<Backend>, BackendError> {
-        let (mut identity, resolved) = self.resolve(server, config, session)?;
-        identity.lane = lane;
-        let backend = match self.pool.running(&identity) {
+        let resolution = self.resolve_remembered(server, config, session)?;
+        let extra_lane;
+        let identity = match lane {
+            0 => &resolution.0,
+            lane => {
+                extra_lane = crate::backend::Identity { lane, ..resolution.0.clone() };
+                &extra_lane
+            }
+        };
+        let backend = match self.pool.running(identity) {
             Some(backend) => backend,
             // A start runs on a task of its own, so that it goes on when the
             // caller that triggered it gives up (it cancels, or its client
@@ -49,6 +56,7 @@ impl Gateway {
             // `codex exec` went ahead with no gateway tools meanwhile).
             None => {
                 let gateway = self.clone();
+                let (identity, resolved) = (identity.clone(), resolution.1.clone());
                 let config = config.clone();
                 let era = self.listed_era(server, &config);
                 let start = async move { gateway.pool.get(&identity, &config, &resolved, era).await };
@@ -90,12 +98,35 @@ impl Gateway {
         params: Value,
         session: &SessionInfo,
     ) -> Result<Answer, BackendError> {
-        let config = self.configured(server, session)?;
+        self.forward_answer_keeping(server, method, params, session, false).await.0
+    }
+
+    /// [`Gateway::forward_answer`], and, when `keep` and the backend is of the
+    /// modern era, a copy of `params` as given: only such a backend's answer
+    /// may be an `input_required` round, whose retry sends them again. A copy
+    /// on every call of a handshake-era client was about 2,500 instructions of
+    /// its hop (the copy and dropping it).
+    pub async fn forward_answer_keeping(
+        self: &Arc<Self>,
+        server: &str,
+        method: &str,
+        params: Value,
+        session: &SessionInfo,
+        keep: bool,
+    ) -> (Result<Answer, BackendError>, Option<Value>) {
+        let config = match self.configured(server, session) {
+            Ok(config) => config,
+            Err(e) => return (Err(e), None),
+        };
         let secs = config.request_timeout_secs.unwrap_or_else(|| self.config().request_timeout_secs);
         let span = crate::trace::backend_span(server, method, &params);
+        let mut kept = None;
         let call = async {
             let (backend, _claim) = self.instance_for(server, &config, method, &params, session).await?;
             let mut params = params;
+            if keep && backend.is_modern() {
+                kept = Some(params.clone());
+            }
             crate::trace::stamp(&mut params, &span);
             if backend.is_modern() {
                 // Each request speaks for its own client: that client's
@@ -124,7 +155,7 @@ impl Gateway {
             Ok(Answer::Raw(_)) => {}
             Err(_) => crate::trace::failed(&span, None),
         }
-        result
+        (result, kept)
     }
 
     /// Sessions that asked for log messages and would be served by a new backend

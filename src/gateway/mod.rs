@@ -130,6 +130,8 @@ pub struct Gateway {
     env_files: EnvFiles,
     workspace_files: WorkspaceFiles,
     hasher: Hasher,
+    /// Each session's resolved instances, while their sources are unchanged.
+    resolutions: resolve::Resolutions,
     /// The OAuth client of every remote server that needs a login.
     oauth: Arc<crate::oauth::Manager>,
     /// Logins under way that clients were sent to by URL elicitation.
@@ -173,6 +175,7 @@ impl Gateway {
                 env_files: EnvFiles::default(),
                 workspace_files: WorkspaceFiles::default(),
                 hasher: Hasher::new(),
+                resolutions: Default::default(),
                 oauth,
                 elicited_logins: Default::default(),
                 watcher: std::sync::OnceLock::new(),
@@ -267,6 +270,12 @@ impl Gateway {
         lock(&self.sessions).get(&id).cloned()
     }
 
+    /// The room a session's names have, as its record says now (not copying
+    /// the record: this is read on every routed request).
+    fn name_budget(&self, session: &SessionInfo) -> NameBudget {
+        lock(&self.sessions).get(&session.id).map_or(session.name_budget, |s| s.name_budget)
+    }
+
     /// Forgets a session and everything that was pending for it: requests the
     /// backends sent it are answered with an error, its subscriptions are dropped
     /// (unsubscribing where it was the last subscriber), its log level no longer counts.
@@ -277,6 +286,8 @@ impl Gateway {
             shrink_as_it_drains(&mut sessions);
             gone
         };
+        self.forget_session_catalog(id);
+        self.forget_resolutions(id);
         if let (Some(watcher), Some(gone)) = (self.watcher.get(), gone) {
             watcher.leave(&gone.workspace);
         }

@@ -3,15 +3,17 @@
 //! comes from (the credential order), and which sharing key that gives.
 
 use std::cell::RefCell;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use tracing::warn;
 
-use super::{Gateway, SessionContext, SessionInfo};
+use super::{Gateway, SessionContext, SessionInfo, lock};
 use crate::backend::{Backend, BackendError, Identity, Resolved, SharingKey};
 use crate::config::{self, ServerConfig, Share};
-use crate::credentials::{Field, Sources};
+use crate::credentials::{Field, Sources, Vars};
+use crate::sink::SessionId;
 use crate::workspace;
 
 impl Gateway {
@@ -62,11 +64,14 @@ impl Gateway {
     /// What identifies the set of servers a session sees (names and
     /// revisions, in order), without copying their definitions: the key of
     /// the session's catalog, worked out on every routed request.
-    pub(super) fn servers_signature(&self, session: &SessionInfo) -> String {
-        let config = self.config();
-        let own = self.workspace_files.load(&session.workspace);
+    pub(super) fn servers_signature(
+        &self,
+        session: &SessionInfo,
+        config: &config::Config,
+        own: &workspace::WorkspaceFile,
+    ) -> String {
         let mut signature = String::new();
-        for (name, server) in visible_servers(&config, &own, session, &self.workspace_files) {
+        for (name, server) in visible_servers(config, own, session, &self.workspace_files) {
             signature.push_str(name);
             signature.push('\u{1f}');
             signature.push_str(server.revision_str());
@@ -104,16 +109,28 @@ impl Gateway {
     }
 
     /// The definition of one server as `servers_for` gives it, without copying
-    /// the others (this runs on every routed request).
+    /// the others.
     pub fn server_for(&self, session: &SessionInfo, name: &str) -> Option<ServerConfig> {
+        self.definition_for(session, name).map(|definition| definition.clone())
+    }
+
+    /// [`Gateway::server_for`], not copied but shared with the config or
+    /// workspace file it is in (this runs on every routed request, and a copy
+    /// of a definition was about 1,000 instructions of it).
+    pub(super) fn definition_for(&self, session: &SessionInfo, name: &str) -> Option<Definition> {
         let config = self.config();
-        if workspace::mapping_for(&config, &session.workspace).is_some_and(|(_, m)| m.trust)
-            && let Some(server) = self.workspace_files.load(&session.workspace).servers.get(name).filter(|s| s.enabled)
-        {
-            return Some(server.clone());
+        if workspace::mapping_for(&config, &session.workspace).is_some_and(|(_, m)| m.trust) {
+            let own = self.workspace_files.load(&session.workspace);
+            if let Some((index, _, _)) = own.servers.get_full(name).filter(|(_, _, s)| s.enabled) {
+                return Some(Definition { source: Source::Workspace(own), index });
+            }
         }
         let allowed = session.profile.as_ref().and_then(|p| config.profiles.get(p)).and_then(|p| p.servers.as_ref());
-        config.servers.get(name).filter(|s| s.enabled && allowed.is_none_or(|a| a.iter().any(|n| n == name))).cloned()
+        let (index, _, _) = config
+            .servers
+            .get_full(name)
+            .filter(|(_, _, s)| s.enabled && allowed.is_none_or(|a| a.iter().any(|n| n == name)))?;
+        Some(Definition { source: Source::Config(config), index })
     }
 
     /// The credential sources of a session, highest first.
@@ -145,11 +162,77 @@ impl Gateway {
         def: &ServerConfig,
         session: &SessionInfo,
     ) -> Result<(Identity, Resolved), BackendError> {
+        self.resolve_reading(name, def, session).map(|(resolution, _)| resolution)
+    }
+
+    /// [`Gateway::resolve`], remembered for the session: the routed requests
+    /// of a session resolve the same definition from the same sources over
+    /// and over (expanding, hashing, the HMAC memo's key built and hashed:
+    /// about 7 % of a call's work). Kept while the definition's revision, the
+    /// config in force (the same `Arc`: a reload makes a new one) and, when a
+    /// `${VAR}` was looked up, the `.env` files read (the same `Arc`s: a
+    /// changed file is parsed anew) are all the same; an `.env` file is
+    /// still looked at (a `stat`) for each request that needs one, so an edit
+    /// counts from the next request on, as without the memo. Errors are not kept.
+    pub(super) fn resolve_remembered(
+        &self,
+        name: &str,
+        def: &ServerConfig,
+        session: &SessionInfo,
+    ) -> Result<Arc<(Identity, Resolved)>, BackendError> {
+        let config = self.config();
+        let kept = lock(&self.resolutions.by_session).get(&session.id).and_then(|servers| servers.get(name)).and_then(
+            |kept| {
+                (kept.revision == def.revision_str()
+                    && Arc::ptr_eq(&kept.config, &config)
+                    && kept.workspace == session.workspace)
+                    .then(|| (kept.envs.clone(), kept.resolution.clone()))
+            },
+        );
+        if let Some((envs, resolution)) = kept {
+            let unchanged = envs.is_none_or(|(workspace_env, gateway_env)| {
+                Arc::ptr_eq(&workspace_env, &self.env_files.load(&session.workspace.join(".env")))
+                    && Arc::ptr_eq(&gateway_env, &self.env_files.load(&self.gateway_env))
+            });
+            if unchanged {
+                return Ok(resolution);
+            }
+        }
+        let (resolution, envs) = self.resolve_reading(name, def, session)?;
+        let resolution = Arc::new(resolution);
+        let kept = Resolution {
+            revision: def.revision(),
+            config,
+            workspace: session.workspace.clone(),
+            envs,
+            resolution: resolution.clone(),
+        };
+        let mut by_session = lock(&self.resolutions.by_session);
+        if by_session.len() >= REMEMBERED_SESSIONS {
+            by_session.clear();
+        }
+        by_session.entry(session.id).or_default().insert(name.to_string(), kept);
+        Ok(resolution)
+    }
+
+    /// Forgets the resolutions of a session that has ended.
+    pub(super) fn forget_resolutions(&self, session: crate::sink::SessionId) {
+        lock(&self.resolutions.by_session).remove(&session);
+    }
+
+    /// [`Gateway::resolve`], and the `.env` files it read (the workspace's,
+    /// the gateway's), when a `${VAR}` made it read them.
+    fn resolve_reading(
+        &self,
+        name: &str,
+        def: &ServerConfig,
+        session: &SessionInfo,
+    ) -> Result<((Identity, Resolved), ReadEnvs), BackendError> {
         // Looked up on the first `${VAR}`: a definition without any (most
         // fields) needs no `.env` file read or even looked at, and this runs
         // on every routed request.
-        let sources = std::cell::OnceCell::new();
-        let sources = || sources.get_or_init(|| self.sources(session));
+        let read = std::cell::OnceCell::new();
+        let sources = || read.get_or_init(|| self.sources(session));
         let trusted = self.workspace_trusted(session);
         // Every (variable, value) a field used: one variable may take its
         // workspace value in a credential and another value in a location.
@@ -250,7 +333,9 @@ impl Gateway {
             parts.extend(resolved.volumes.iter().map(String::as_str));
             self.hasher.digest_memo(parts)
         };
-        Ok((Identity { server: name.to_string(), key: SharingKey(key), instance, lane: 0 }, resolved))
+        let identity = Identity { server: name.to_string(), key: SharingKey(key), instance, lane: 0 };
+        let read = read.get().map(|s| (s.workspace_env.clone().unwrap_or_default(), s.gateway_env.clone()));
+        Ok(((identity, resolved), read))
     }
 
     /// Whether this session would be served by `backend` (same resolved identity).
@@ -260,6 +345,53 @@ impl Gateway {
             .is_some_and(|(identity, _)| identity == backend.identity)
     }
 }
+
+/// A server's definition, shared with the config or the workspace file it is
+/// in (see [`Gateway::definition_for`]).
+pub(super) struct Definition {
+    source: Source,
+    index: usize,
+}
+
+enum Source {
+    Config(Arc<config::Config>),
+    Workspace(Arc<workspace::WorkspaceFile>),
+}
+
+impl std::ops::Deref for Definition {
+    type Target = ServerConfig;
+
+    fn deref(&self) -> &ServerConfig {
+        match &self.source {
+            Source::Config(config) => &config.servers[self.index],
+            Source::Workspace(own) => &own.servers[self.index],
+        }
+    }
+}
+
+/// The resolved instances of each session's servers (see
+/// [`Gateway::resolve_remembered`]).
+#[derive(Default)]
+pub(super) struct Resolutions {
+    by_session: Mutex<HashMap<SessionId, HashMap<String, Resolution>>>,
+}
+
+/// One server's resolution for one session, and what it was worked out from.
+struct Resolution {
+    revision: String,
+    config: Arc<config::Config>,
+    workspace: std::path::PathBuf,
+    envs: ReadEnvs,
+    resolution: Arc<(Identity, Resolved)>,
+}
+
+/// The `.env` files a resolution read (the workspace's, the gateway's), if
+/// a `${VAR}` made it read any.
+type ReadEnvs = Option<(Vars, Vars)>;
+
+/// More sessions than this remembered at once (never, with the sessions'
+/// limits) starts the memo afresh rather than grow it.
+const REMEMBERED_SESSIONS: usize = 4096;
 
 /// The servers a session sees, in order (see `Gateway::servers_for`), by reference.
 pub(super) fn visible_servers<'a>(

@@ -134,11 +134,20 @@ async fn write_messages<W: AsyncWrite + Unpin>(
     backlog: Arc<crate::sink::Backlog>,
     front: Arc<ModernFront>,
 ) {
+    // Waited on across the loop, not made anew for each message (each new
+    // wait registered with the token, and each dropped one unregistered), and
+    // polled after the message or the write: a wake-up that has one ready
+    // then looks at nothing else. A client that stops reading blocks the
+    // write, and the cut-off is seen there.
+    let overflowed = backlog.overflowed().clone();
+    let overflowed = overflowed.cancelled();
+    tokio::pin!(overflowed);
     'messages: loop {
         let outbound = tokio::select! {
-            // A client too far behind is cut off; what is queued is dropped.
-            _ = backlog.overflowed().cancelled() => break,
+            biased;
             outbound = rx.recv() => match outbound { Some(outbound) => outbound, None => break },
+            // A client too far behind is cut off; what is queued is dropped.
+            _ = &mut overflowed => break,
         };
         backlog.written(&outbound);
         // Answers come serialized already (see `Outbound`); the rest may be
@@ -154,8 +163,9 @@ async fn write_messages<W: AsyncWrite + Unpin>(
             // A client that does not read blocks this write: the cut-off must
             // not wait for it.
             let written = tokio::select! {
-                _ = backlog.overflowed().cancelled() => break 'messages,
+                biased;
                 written = write.write_all(&line) => written,
+                _ = &mut overflowed => break 'messages,
             };
             if let Err(e) = written {
                 debug!(error = %e, "client connection closed while writing");
@@ -305,9 +315,20 @@ impl Session {
         // answers to their questions (sampling, elicitation) still arrive; a new
         // request is not started but handed back (see `hand_back`).
         let mut drain_until: Option<tokio::time::Instant> = None;
+        // Waited on across the loop, not made anew for each line, and polled
+        // after the next line (see `write_messages`): a client that keeps
+        // sending is still made to yield by the runtime's budget, and then
+        // the rest is looked at.
+        let shut_down = shutdown.cancelled();
+        tokio::pin!(shut_down);
+        let overflowed = self.info.sink.overflowed().clone();
+        let overflowed = overflowed.cancelled();
+        tokio::pin!(overflowed);
         loop {
             let frame = tokio::select! {
-                _ = shutdown.cancelled(), if drain_until.is_none() => {
+                biased;
+                frame = frames.next() => frame,
+                _ = &mut shut_down, if drain_until.is_none() => {
                     let grace = Duration::from_secs(self.gateway.config().shutdown_grace_secs);
                     drain_until = Some(tokio::time::Instant::now() + grace);
                     requests.close();
@@ -318,12 +339,11 @@ impl Session {
                     warn!("calls in flight did not finish within the shutdown grace; cancelled them");
                     break;
                 }
-                _ = self.info.sink.overflowed().cancelled() => {
+                _ = &mut overflowed => {
                     let reason = self.info.sink.overflow_reason().map(|r| r.to_string()).unwrap_or_default();
                     warn!("the client stopped reading ({reason}); disconnected it and cancelled its calls");
                     break;
                 }
-                frame = frames.next() => frame,
             };
             match frame {
                 None => {
@@ -863,9 +883,10 @@ impl Session {
     /// [`Session::forward`] without the login: a tool call refused for want
     /// of one is `Err`, why.
     async fn forward_once(&self, id: Value, server: &str, method: &str, params: Value) -> Result<Reply, LoginRefusal> {
+        // Kept for a retry only when the backend is of the modern era (see
+        // `Gateway::forward_answer_keeping`).
         let rounds = !self.modern.is_modern() && modern_client::may_need_input(method);
-        let retry = if rounds { params.clone() } else { Value::Null };
-        let answer = self.gateway.forward_answer(server, method, params, &self.info).await;
+        let (answer, retry) = self.gateway.forward_answer_keeping(server, method, params, &self.info, rounds).await;
         let mut answer = match answer {
             // (An error goes the slow way: its span is marked failed.)
             Ok(Answer::Raw(raw)) if raw.is_plain() && raw.has_result() && !self.modern.is_modern() => {
@@ -874,7 +895,9 @@ impl Session {
             Ok(answer) => Ok(answer.into_value()),
             Err(e) => Err(e),
         };
-        if rounds && let Ok(response) = answer {
+        if let Some(retry) = retry
+            && let Ok(response) = answer
+        {
             answer = self.run_input_rounds(server, method, retry, response).await;
         }
         if method == "tools/call"

@@ -78,9 +78,13 @@ fn ambiguous_sampling_is_refused_and_says_why() {
     // Long enough that the busy call is surely still running when the asker's
     // question arrives, even on a loaded machine (a 3 s call once ended first,
     // which routed the question to the asker alone and timed the test out).
+    // Its first progress says it runs on the backend: the backend's count of
+    // requests in flight may be the gateway's own listing, not this call (a
+    // faster asker then overtook it, was the only caller, and was asked).
     busy.send(&json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{
-        "name":"everything__trigger-long-running-operation","arguments":{"duration":10,"steps":10}}}));
-    assert!(wait_until(TIMEOUT, || status(&gw)["backends"][0]["in_flight"] == 1));
+        "name":"everything__trigger-long-running-operation","arguments":{"duration":10,"steps":10},
+        "_meta":{"progressToken":"busy"}}}));
+    next_request(&mut busy, "notifications/progress");
     let reply =
         asker.call_tool(json!(1), "everything__trigger-sampling-request", json!({"prompt": "hi", "maxTokens": 5}));
     let text = serde_json::to_string(&reply).unwrap();
@@ -95,8 +99,9 @@ fn ambiguous_sampling_is_refused_and_says_why() {
     // The gateway learnt which tool asks: the same two calls at once now work,
     // and the request goes to the one session whose call can ask.
     busy.send(&json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{
-        "name":"everything__trigger-long-running-operation","arguments":{"duration":3,"steps":3}}}));
-    assert!(wait_until(TIMEOUT, || status(&gw)["backends"][0]["in_flight"] == 1));
+        "name":"everything__trigger-long-running-operation","arguments":{"duration":3,"steps":3},
+        "_meta":{"progressToken":"busy again"}}}));
+    next_request(&mut busy, "notifications/progress");
     asker.send(&json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{
         "name":"everything__trigger-sampling-request","arguments":{"prompt":"hi","maxTokens":5}}}));
     let request = next_sampling_request(&mut asker);
