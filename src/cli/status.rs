@@ -60,6 +60,21 @@ fn one_line(exit: &str) -> String {
 
 /// The status as a person reads it (styled; `anstream` strips styles when
 /// stdout is not a terminal).
+/// A table of the remote servers a list in the status names (`key`), each
+/// with its state and one more column (its header, its field); empty when
+/// there are none.
+fn credential_rows(status: &Value, key: &str, title: &str, (header, field): (&'static str, &str)) -> String {
+    let listed = status.get(key).and_then(Value::as_array).cloned().unwrap_or_default();
+    if listed.is_empty() {
+        return String::new();
+    }
+    let mut rows = Table::new(&["SERVER", "STATE", header]);
+    for l in &listed {
+        rows.row(vec![text(l, "server"), text(l, "state").replace('_', " "), text(l, field)]);
+    }
+    format!("\n{BOLD}{title}{BOLD:#}\n{}", rows.render())
+}
+
 pub fn render(status: &Value, home: &str) -> String {
     let rel = |path: &str| table::under_home(path, home);
     let mut out = String::new();
@@ -155,26 +170,9 @@ pub fn render(status: &Value, home: &str) -> String {
     }
 
     // Remote servers that wait for a person to log in: the command, never a token.
-    let logins = status.get("logins").and_then(Value::as_array).cloned().unwrap_or_default();
-    if !logins.is_empty() {
-        let mut rows = Table::new(&["SERVER", "STATE", "TO LOG IN"]);
-        for l in &logins {
-            rows.row(vec![text(l, "server"), text(l, "state").replace('_', " "), text(l, "login")]);
-        }
-        out.push_str(&format!("\n{BOLD}Logins needed{BOLD:#}\n"));
-        out.push_str(&rows.render());
-    }
-
+    out.push_str(&credential_rows(status, "logins", "Logins needed", ("TO LOG IN", "login")));
     // Client-credentials servers that get no token: why, never the secret.
-    let refused = status.get("credentials").and_then(Value::as_array).cloned().unwrap_or_default();
-    if !refused.is_empty() {
-        let mut rows = Table::new(&["SERVER", "STATE", "WHY"]);
-        for c in &refused {
-            rows.row(vec![text(c, "server"), text(c, "state").replace('_', " "), text(c, "error")]);
-        }
-        out.push_str(&format!("\n{BOLD}Client credentials failing{BOLD:#}\n"));
-        out.push_str(&rows.render());
-    }
+    out.push_str(&credential_rows(status, "credentials", "Client credentials failing", ("WHY", "error")));
 
     let sessions = status.get("sessions").and_then(Value::as_array).cloned().unwrap_or_default();
     let mut rows = Table::new(&["ID", "CLIENT", "PROFILE", "WORKSPACE", "SERVERS", "CONNECTED"]);

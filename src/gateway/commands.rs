@@ -184,15 +184,7 @@ impl Gateway {
     /// context sees them (no workspace, no terminal's environment): for
     /// `status` and `doctor`. Never token material.
     pub fn logins_needed(&self) -> Vec<Value> {
-        let config = self.config();
-        let asker = Asker { cwd: None, env: crate::preamble::ClientEnv::default() };
-        config
-            .servers
-            .iter()
-            .filter(|(_, s)| s.url.is_some())
-            .filter_map(|(name, _)| self.oauth_binding(name, &asker).ok())
-            .filter_map(|b| b.manager.needs_login(&b.target))
-            .collect()
+        self.each_remote_binding(|b| b.manager.needs_login(&b.target))
     }
 
     /// The client-credentials servers whose last token fetch failed (a
@@ -200,6 +192,12 @@ impl Gateway {
     /// the grant), as the daemon's own context sees them: for `status` and
     /// `doctor`. Never a secret.
     pub fn credential_problems(&self) -> Vec<Value> {
+        self.each_remote_binding(|b| b.manager.credential_problem(&b.target))
+    }
+
+    /// What `pick` says of each remote server's credential, as the daemon's
+    /// own context sees it (no workspace, no terminal's environment).
+    fn each_remote_binding(&self, pick: impl Fn(&crate::oauth::Binding) -> Option<Value>) -> Vec<Value> {
         let config = self.config();
         let asker = Asker { cwd: None, env: crate::preamble::ClientEnv::default() };
         config
@@ -207,7 +205,7 @@ impl Gateway {
             .iter()
             .filter(|(_, s)| s.url.is_some())
             .filter_map(|(name, _)| self.oauth_binding(name, &asker).ok())
-            .filter_map(|b| b.manager.credential_problem(&b.target))
+            .filter_map(|b| pick(&b))
             .collect()
     }
 
