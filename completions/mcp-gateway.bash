@@ -1047,7 +1047,7 @@ _mcp__gateway() {
             return 0
             ;;
         mcp__gateway__subcmd__serve)
-            opts="-h --config --socket --help"
+            opts="-h --config --socket --worker-threads --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1058,6 +1058,10 @@ _mcp__gateway() {
                     return 0
                     ;;
                 --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --worker-threads)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

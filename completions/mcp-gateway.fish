@@ -42,6 +42,7 @@ complete -c mcp-gateway -n "__fish_mcp_gateway_needs_command" -f -a "federate" -
 complete -c mcp-gateway -n "__fish_mcp_gateway_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c mcp-gateway -n "__fish_mcp_gateway_using_subcommand serve" -l config -d 'The config file (YAML or TOML, by extension)' -r -F
 complete -c mcp-gateway -n "__fish_mcp_gateway_using_subcommand serve" -l socket -d 'The Unix socket to listen on' -r -F
+complete -c mcp-gateway -n "__fish_mcp_gateway_using_subcommand serve" -l worker-threads -d 'Threads that run sessions and backends. One is the fastest for a per-user daemon: every call is a few hops between tasks, and a second thread mostly adds wake-ups between threads (measured in BENCHMARKS.md); more only help many busy terminals on many cores' -r
 complete -c mcp-gateway -n "__fish_mcp_gateway_using_subcommand serve" -s h -l help -d 'Print help'
 complete -c mcp-gateway -n "__fish_mcp_gateway_using_subcommand status" -l socket -d 'The daemon\'s socket (default: see "Files" in `mcp-gateway --help`)' -r -F
 complete -c mcp-gateway -n "__fish_mcp_gateway_using_subcommand status" -l json -d 'Print JSON (stable: see `schema_version`) instead of a table'

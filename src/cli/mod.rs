@@ -59,6 +59,13 @@ pub enum Command {
         /// The Unix socket to listen on.
         #[arg(long, value_name = "PATH")]
         socket: Option<PathBuf>,
+        /// Threads that run sessions and backends. One is the fastest for a
+        /// per-user daemon: every call is a few hops between tasks, and a
+        /// second thread mostly adds wake-ups between threads (measured in
+        /// BENCHMARKS.md); more only help many busy terminals on many cores.
+        #[arg(long, value_name = "N", env = "MCP_GATEWAY_WORKER_THREADS", default_value_t = 1,
+              value_parser = clap::value_parser!(u16).range(1..=1024))]
+        worker_threads: u16,
     },
     /// Show the running daemon: each backend (sharing key, state, pid, memory,
     /// uptime, restarts, sessions), each session (client, workspace, profile),
@@ -332,7 +339,7 @@ pub fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Serve { config, socket } => serve(config, socket),
+        Command::Serve { config, socket, worker_threads } => serve(config, socket, worker_threads),
         Command::Status { json, socket } => status::run(&socket.path(), json),
         Command::Servers(command) => servers::run(command),
         Command::Logs { server, follow, lines, socket } => logs::run(&socket.path(), server.as_deref(), follow, lines),
@@ -434,7 +441,7 @@ fn wait_for_exit(socket: &std::path::Path, limit: Duration) {
 /// after the sessions' drain: a collector that is down costs the exit no more.
 const TRACE_FLUSH: Duration = Duration::from_secs(3);
 
-fn serve(config: Option<PathBuf>, socket: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+fn serve(config: Option<PathBuf>, socket: Option<PathBuf>, worker_threads: u16) -> anyhow::Result<ExitCode> {
     // Read what the service manager and the shim hand over before any thread
     // exists: listenfd edits the environment, which is only safe single-threaded.
     let listener = match listenfd::ListenFd::from_env().take_unix_listener(0).context("reading LISTEN_FDS")? {
@@ -443,7 +450,11 @@ fn serve(config: Option<PathBuf>, socket: Option<PathBuf>) -> anyhow::Result<Exi
     };
     let ready = crate::startup::take_ready_fd();
     crate::memory::one_arena();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(usize::from(worker_threads))
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
     // The exporter is part of the log, set up before the daemon reads its
     // config; an unreadable config is the daemon's to report, just below.
     let location = crate::paths::config_location(config.as_deref());

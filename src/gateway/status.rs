@@ -43,6 +43,8 @@ impl Gateway {
             "pid": std::process::id(),
             "uptime_secs": self.started.elapsed().as_secs(),
             "rss_kib": daemon_rss_kib,
+            // The threads sessions and backends run on (`serve --worker-threads`).
+            "worker_threads": tokio::runtime::Handle::try_current().ok().map(|h| h.metrics().num_workers()),
             "log": crate::logging::destination(),
             "config_path": self.config_path(),
             "servers": config.servers.keys().collect::<Vec<_>>(),

@@ -519,3 +519,33 @@ fn a_shim_replaces_a_daemon_older_than_itself() {
     let out = gw.command(DAEMON).arg("stop").output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn the_daemon_runs_on_one_worker_thread_unless_told_otherwise() {
+    // One is the default (BENCHMARKS.md: cheaper per call than one per core).
+    let mut gw = TestGateway::new();
+    gw.start();
+    assert_eq!(status(&gw)["worker_threads"], 1);
+    gw.stop();
+
+    let mut gw = TestGateway::new();
+    gw.daemon_env.push(("MCP_GATEWAY_WORKER_THREADS".into(), "3".into()));
+    gw.start();
+    assert_eq!(status(&gw)["worker_threads"], 3);
+    let mut client = gw.client();
+    assert!(client.initialize()["result"].is_object());
+    gw.stop();
+
+    // A number that is not one is refused, with the option it is for.
+    let gw = TestGateway::new();
+    let out = gw
+        .command(DAEMON)
+        .env("MCP_GATEWAY_WORKER_THREADS", "none")
+        .arg("serve")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--worker-threads") && stderr.contains("none"), "{stderr}");
+}
