@@ -14,7 +14,10 @@ use tracing::{info, warn};
 use url::Url;
 
 use super::store::{Credential, Tokens};
-use super::{Failure, Manager, OAuthError, Target, assertion, discovery, entry, expiring, flow, lock, now, union_of};
+use super::{
+    Backoff, Failure, Manager, OAuthError, Target, assertion, discovery, entry, expiring, flow, lock, now, union_of,
+};
+use std::time::Instant;
 
 impl Manager {
     /// The access token of a client-credentials server: the stored one while
@@ -60,6 +63,7 @@ impl Manager {
         }
         if !force {
             self.check_backoff(target, &key)?;
+            self.check_refusal(target, &key)?;
         }
         let answer = self.fetch_client_token(target, stored, force || sent.is_some()).await;
         // Whoever hears it (a call's error, `auth login`, `doctor`) hears
@@ -80,7 +84,12 @@ impl Manager {
             Err(e) => {
                 warn!(server = %target.server, error = %e, "fetching a token with the client credentials failed");
                 let refused = matches!(e, OAuthError::Credentials(_));
-                lock(&self.failures).insert(key.clone(), Failure { refused, why: e.to_string() });
+                let mut failures = lock(&self.failures);
+                // The same settings refused again: a longer pause.
+                let previous = failures.get(&key).and_then(|f| f.pause.as_ref()).filter(|(s, _)| *s == target.settings);
+                let pause = refused
+                    .then(|| (target.settings.clone(), Backoff::after(previous.map(|(_, b)| *b), Instant::now())));
+                failures.insert(key.clone(), Failure { refused, why: e.to_string(), pause });
             }
         }
         self.note_backoff(target, key, &answer);

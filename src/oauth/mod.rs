@@ -217,6 +217,9 @@ struct Failure {
     /// The credentials were refused or unusable (a config to fix).
     refused: bool,
     why: String,
+    /// When refused: the settings refused, and the pause before a fetch with
+    /// the same ones is sent again (see `Manager::check_refusal`).
+    pause: Option<(Settings, Backoff)>,
 }
 
 impl std::fmt::Debug for Manager {
@@ -392,6 +395,25 @@ impl Manager {
             )));
         }
         Ok(())
+    }
+
+    /// A token fetch with the client settings the authorization server
+    /// refused last is not sent again before its pause is over: every call
+    /// would ask again in vain, and a server may lock out a client that keeps
+    /// trying a wrong secret. Changed settings (the config fixed) are tried
+    /// at once, and so is `auth login`.
+    fn check_refusal(&self, target: &Target, key: &str) -> Result<(), OAuthError> {
+        let failures = lock(&self.failures);
+        let Some(Failure { why, pause: Some((settings, pause)), .. }) = failures.get(key) else { return Ok(()) };
+        match pause.until.checked_duration_since(Instant::now()) {
+            Some(left) if *settings == target.settings => Err(OAuthError::Credentials(format!(
+                "{why} (refused {} time{} in a row; asked again in {} s, or at once when the config changes)",
+                pause.failures,
+                if pause.failures == 1 { "" } else { "s" },
+                left.as_secs_f64().ceil() as u64
+            ))),
+            _ => Ok(()),
+        }
     }
 
     /// Starts or lengthens the pause after a refresh the authorization

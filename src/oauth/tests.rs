@@ -165,6 +165,48 @@ async fn invalid_grant_means_a_login_and_names_the_command() {
     assert_eq!(issuer.calls.load(Ordering::SeqCst), 1);
 }
 
+#[tokio::test]
+async fn refused_client_credentials_are_not_sent_again_until_a_pause_or_a_config_change() {
+    let issuer = Arc::new(Issuer { calls: AtomicUsize::new(0), seen: Mutex::default(), refused: true });
+    let base = serve(issuer.clone()).await;
+    let home = tempfile::tempdir().unwrap();
+    let manager = Manager::new(home.path().join("oauth"));
+    expired(&manager, format!("{base}/token"));
+    let machine = |secret: &str| Target {
+        settings: Settings {
+            client_id: Some("svc".into()),
+            client_secret: Some(secret.into()),
+            client_credentials: true,
+            ..Default::default()
+        },
+        ..target()
+    };
+    let first = manager.bearer(&machine("wrong")).await.unwrap_err();
+    assert!(matches!(first, OAuthError::Credentials(_)), "{first:?}");
+    assert_eq!(issuer.calls.load(Ordering::SeqCst), 1);
+    // The next calls are told at once, with what was refused and when it is
+    // asked again; the authorization server hears nothing of them.
+    for _ in 0..3 {
+        let again = manager.bearer(&machine("wrong")).await.unwrap_err();
+        assert!(matches!(again, OAuthError::Credentials(_)), "{again:?}");
+        let text = again.to_string();
+        assert!(text.starts_with(&first.to_string()) && text.contains("asked again in 1 s"), "{text}");
+        assert!(!text.contains("wrong"), "no secret in an error: {text}");
+    }
+    assert_eq!(issuer.calls.load(Ordering::SeqCst), 1);
+    // The pause over, the same settings are asked once more, and refused again: a longer pause.
+    let end_pause =
+        || lock(&manager.failures).get_mut(&target().key()).unwrap().pause.as_mut().unwrap().1.until = Instant::now();
+    end_pause();
+    assert!(manager.bearer(&machine("wrong")).await.is_err());
+    assert_eq!(issuer.calls.load(Ordering::SeqCst), 2);
+    let again = manager.bearer(&machine("wrong")).await.unwrap_err().to_string();
+    assert!(again.contains("refused 2 times in a row; asked again in 2 s"), "{again}");
+    // A changed config (another secret) is tried at once.
+    assert!(manager.bearer(&machine("fixed")).await.is_err());
+    assert_eq!(issuer.calls.load(Ordering::SeqCst), 3);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_logout_during_a_refresh_is_not_undone_by_the_refresh_saving_its_tokens() {
     let issuer = Arc::new(Issuer { calls: AtomicUsize::new(0), seen: Mutex::default(), refused: false });
