@@ -103,12 +103,12 @@ pub fn client_assertion(client_id: &str, audience: &str, key: &PrivateKey) -> Re
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use base64::Engine;
 
-    /// A P-256 key made for this test only.
-    const EC_KEY: &str = "-----BEGIN PRIVATE KEY-----
+    /// A P-256 key made for these tests only.
+    pub(in crate::oauth) const EC_KEY: &str = "-----BEGIN PRIVATE KEY-----
 MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg9zeJKhfC1MnQ5r4D
 xpY6ifbzWPw4D1sIQ/7ZdZNFyNWhRANCAATsdQ59colJY+vzSqpFHS1R61fEFbv7
 f+86I1JLwUq2Vw2dQNmC7fosFPF1GnpDvfhS92hUMRRBYUr7dTOK5Jl1

@@ -436,27 +436,32 @@ fn token_form(client: &Client, grant: Grant<'_>, resource: Option<&str>) -> (Str
             if let Some(resource) = resource {
                 form.append_pair("resource", resource);
             }
-            if let Some(assertion) = assertion {
-                form.append_pair("client_id", &client.client_id)
-                    .append_pair("client_assertion_type", JWT_BEARER)
-                    .append_pair("client_assertion", assertion);
-                return (form.finish(), None);
-            }
-            let basic = authenticate(&mut form, client);
+            let basic = authenticate(&mut form, client, assertion);
             return (form.finish(), basic);
         }
     }
     if let Some(resource) = resource {
         form.append_pair("resource", resource);
     }
-    let basic = authenticate(&mut form, client);
+    let basic = authenticate(&mut form, client, None);
     (form.finish(), basic)
 }
 
 /// The client's authentication on a request to the authorization server
-/// (token or revocation endpoint): its id and secret in the form, or the
-/// `Authorization: Basic` header returned.
-fn authenticate(form: &mut form_urlencoded::Serializer<'_, String>, client: &Client) -> Option<String> {
+/// (token or revocation endpoint): its id and secret in the form, its
+/// `private_key_jwt` assertion (RFC 7523 §2.2; a fresh one per request), or
+/// the `Authorization: Basic` header returned.
+fn authenticate(
+    form: &mut form_urlencoded::Serializer<'_, String>,
+    client: &Client,
+    assertion: Option<&str>,
+) -> Option<String> {
+    if let Some(assertion) = assertion {
+        form.append_pair("client_id", &client.client_id)
+            .append_pair("client_assertion_type", JWT_BEARER)
+            .append_pair("client_assertion", assertion);
+        return None;
+    }
     match client.auth_method {
         AuthMethod::Basic => Some(basic_credentials(client)),
         AuthMethod::Post => {
@@ -464,8 +469,6 @@ fn authenticate(form: &mut form_urlencoded::Serializer<'_, String>, client: &Cli
             form.append_pair("client_secret", client.client_secret.as_deref().unwrap_or_default());
             None
         }
-        // Revocation with `private_key_jwt` names the client only: an
-        // assertion is made for token requests (see `Grant::ClientCredentials`).
         AuthMethod::None | AuthMethod::PrivateKeyJwt => {
             form.append_pair("client_id", &client.client_id);
             None
@@ -484,12 +487,13 @@ pub enum TokenKind {
 }
 
 /// Revokes `token` at the server's `revocation_endpoint` (RFC 7009 §2.1),
-/// authenticated as at the token endpoint. A 200 is success, whether or not
-/// the token was still valid (§2.2).
+/// authenticated as at the token endpoint (`assertion`: a `private_key_jwt`
+/// client's). A 200 is success, whether or not the token was still valid (§2.2).
 pub async fn revoke(
     http: &reqwest::Client,
     endpoint: &str,
     client: &Client,
+    assertion: Option<&str>,
     token: &str,
     kind: TokenKind,
 ) -> Result<(), OAuthError> {
@@ -501,7 +505,7 @@ pub async fn revoke(
     let (body, basic) = {
         let mut form = form_urlencoded::Serializer::new(String::new());
         form.append_pair("token", token).append_pair("token_type_hint", hint);
-        let basic = authenticate(&mut form, client);
+        let basic = authenticate(&mut form, client, assertion);
         (form.finish(), basic)
     };
     let mut request = http.post(endpoint).header("content-type", "application/x-www-form-urlencoded");

@@ -714,7 +714,20 @@ impl Manager {
         ];
         for (token, kind) in each {
             let Some(token) = token else { continue };
-            if let Err(e) = flow::revoke(&self.http, endpoint, &client, token, kind).await {
+            // A `private_key_jwt` client proves itself as at the token
+            // endpoint: an assertion for the authorization server, fresh for
+            // each request (its `jti` is single-use).
+            let assertion = match (&target.settings.private_key, target.settings.client_credentials) {
+                (Some(key), true) => {
+                    assertion::client_assertion(&client.client_id, &credential.metadata.issuer, key).map(Some)
+                }
+                _ => Ok(None),
+            };
+            let revoked = match assertion {
+                Ok(assertion) => flow::revoke(&self.http, endpoint, &client, assertion.as_deref(), token, kind).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = revoked {
                 let name = match kind {
                     flow::TokenKind::Refresh => "the refresh token",
                     flow::TokenKind::Access => "the access token",

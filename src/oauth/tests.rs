@@ -537,6 +537,46 @@ async fn logout_revokes_the_refresh_token_then_the_access_token_then_forgets() {
 }
 
 #[tokio::test]
+async fn a_private_key_jwt_client_revokes_with_a_fresh_assertion_for_each_token() {
+    use base64::Engine;
+    let flaky = Arc::new(Flaky::default());
+    let (base, _home, manager) = against(&flaky).await;
+    revocable(&manager, &base, AuthMethod::PrivateKeyJwt);
+    let machine = Target {
+        settings: Settings {
+            client_id: Some("svc".into()),
+            client_credentials: true,
+            private_key: Some(super::assertion::PrivateKey::Pem(super::assertion::tests::EC_KEY.into())),
+            ..Default::default()
+        },
+        ..target()
+    };
+    let logout = manager.logout(&machine).await.unwrap();
+    assert_eq!(logout, Logout { forgotten: true, revoked: Some(Ok(())) });
+    let revoked = lock(&flaky.revoked).clone();
+    assert_eq!(revoked.len(), 2);
+    let mut ids = Vec::new();
+    for (form, auth) in &revoked {
+        assert_eq!(auth, &None, "no Basic header beside an assertion");
+        assert_eq!(form["client_id"], "svc");
+        assert_eq!(form["client_assertion_type"], "urn:ietf:params:oauth:client-assertion-type:jwt-bearer");
+        assert!(!form.contains_key("client_secret"));
+        let payload = form["client_assertion"].split('.').nth(1).unwrap();
+        let claims: Value =
+            serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+        assert_eq!((claims["iss"].as_str(), claims["sub"].as_str()), (Some("svc"), Some("svc")));
+        assert_eq!(claims["aud"], stored_issuer(), "the audience is the authorization server");
+        ids.push(claims["jti"].clone());
+    }
+    assert_ne!(ids[0], ids[1], "a fresh assertion for each request");
+}
+
+/// The issuer of the metadata [`expired`] stores.
+fn stored_issuer() -> String {
+    fallback_metadata(&Url::parse("http://localhost:1/mcp").unwrap()).issuer
+}
+
+#[tokio::test]
 async fn a_failed_revocation_is_reported_and_the_tokens_are_forgotten_anyway() {
     let flaky = Arc::new(Flaky::default());
     flaky.refuse_revocation.store(true, Ordering::SeqCst);
