@@ -429,7 +429,7 @@ struct Relay {
     initialize: Option<Value>,
     /// Whether the client sent `notifications/initialized`.
     initialized: bool,
-    /// Requests sent to the current daemon and not answered yet (id as JSON text).
+    /// Requests sent to the current daemon and not answered yet, by id.
     in_flight: HashMap<IdKey, InFlight>,
     /// Numbers requests in the order the client sent them, so replays keep it.
     sent: u64,

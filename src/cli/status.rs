@@ -58,8 +58,6 @@ fn one_line(exit: &str) -> String {
     }
 }
 
-/// The status as a person reads it (styled; `anstream` strips styles when
-/// stdout is not a terminal).
 /// A table of the remote servers a list in the status names (`key`), each
 /// with its state and one more column (its header, its field); empty when
 /// there are none.
@@ -75,6 +73,8 @@ fn credential_rows(status: &Value, key: &str, title: &str, (header, field): (&'s
     format!("\n{BOLD}{title}{BOLD:#}\n{}", rows.render())
 }
 
+/// The status as a person reads it (styled; `anstream` strips styles when
+/// stdout is not a terminal).
 pub fn render(status: &Value, home: &str) -> String {
     let rel = |path: &str| table::under_home(path, home);
     let mut out = String::new();

@@ -83,13 +83,13 @@ impl Manager {
             }
             Err(e) => {
                 warn!(server = %target.server, error = %e, "fetching a token with the client credentials failed");
-                let refused = matches!(e, OAuthError::Credentials(_));
                 let mut failures = lock(&self.failures);
                 // The same settings refused again: a longer pause.
-                let previous = failures.get(&key).and_then(|f| f.pause.as_ref()).filter(|(s, _)| *s == target.settings);
-                let pause = refused
+                let previous =
+                    failures.get(&key).and_then(|f| f.refused.as_ref()).filter(|(s, _)| *s == target.settings);
+                let refused = matches!(e, OAuthError::Credentials(_))
                     .then(|| (target.settings.clone(), Backoff::after(previous.map(|(_, b)| *b), Instant::now())));
-                failures.insert(key.clone(), Failure { refused, why: e.to_string(), pause });
+                failures.insert(key.clone(), Failure { why: e.to_string(), refused });
             }
         }
         self.note_backoff(target, key, &answer);
@@ -175,7 +175,7 @@ impl Manager {
         let tokens = credential.and_then(|c| c.tokens.as_ref());
         let good = tokens.is_some_and(|t| t.expires_at.is_none_or(|at| at > now()));
         let state = match &failure {
-            Some(f) if f.refused => "credentials_refused",
+            Some(f) if f.refused.is_some() => "credentials_refused",
             Some(_) if !good => "error",
             _ if good => "logged_in",
             _ => "no_token",
@@ -203,7 +203,7 @@ impl Manager {
             return None;
         }
         let failure = lock(&self.failures).get(&target.key()).cloned()?;
-        let state = if failure.refused { "credentials_refused" } else { "error" };
+        let state = if failure.refused.is_some() { "credentials_refused" } else { "error" };
         Some(json!({ "server": target.server, "state": state, "error": failure.why }))
     }
 

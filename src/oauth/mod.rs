@@ -214,12 +214,11 @@ pub struct Manager {
 /// Why a client-credentials token fetch failed.
 #[derive(Debug, Clone)]
 struct Failure {
-    /// The credentials were refused or unusable (a config to fix).
-    refused: bool,
     why: String,
-    /// When refused: the settings refused, and the pause before a fetch with
-    /// the same ones is sent again (see `Manager::check_refusal`).
-    pause: Option<(Settings, Backoff)>,
+    /// The credentials were refused or unusable (a config to fix): the
+    /// settings refused, and the pause before a fetch with the same ones is
+    /// sent again (see `Manager::check_refusal`). `None`: another failure.
+    refused: Option<(Settings, Backoff)>,
 }
 
 impl std::fmt::Debug for Manager {
@@ -404,7 +403,7 @@ impl Manager {
     /// at once, and so is `auth login`.
     fn check_refusal(&self, target: &Target, key: &str) -> Result<(), OAuthError> {
         let failures = lock(&self.failures);
-        let Some(Failure { why, pause: Some((settings, pause)), .. }) = failures.get(key) else { return Ok(()) };
+        let Some(Failure { why, refused: Some((settings, pause)) }) = failures.get(key) else { return Ok(()) };
         match pause.until.checked_duration_since(Instant::now()) {
             Some(left) if *settings == target.settings => Err(OAuthError::Credentials(format!(
                 "{why} (refused {} time{} in a row; asked again in {} s, or at once when the config changes)",
@@ -717,16 +716,16 @@ impl Manager {
             // A `private_key_jwt` client proves itself as at the token
             // endpoint: an assertion for the authorization server, fresh for
             // each request (its `jti` is single-use).
-            let assertion = match (&target.settings.private_key, target.settings.client_credentials) {
-                (Some(key), true) => {
-                    assertion::client_assertion(&client.client_id, &credential.metadata.issuer, key).map(Some)
-                }
-                _ => Ok(None),
-            };
-            let revoked = match assertion {
-                Ok(assertion) => flow::revoke(&self.http, endpoint, &client, assertion.as_deref(), token, kind).await,
-                Err(e) => Err(e),
-            };
+            let revoked = async {
+                let assertion = match (&target.settings.private_key, target.settings.client_credentials) {
+                    (Some(key), true) => {
+                        Some(assertion::client_assertion(&client.client_id, &credential.metadata.issuer, key)?)
+                    }
+                    _ => None,
+                };
+                flow::revoke(&self.http, endpoint, &client, assertion.as_deref(), token, kind).await
+            }
+            .await;
             if let Err(e) = revoked {
                 let name = match kind {
                     flow::TokenKind::Refresh => "the refresh token",

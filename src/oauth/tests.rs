@@ -44,6 +44,17 @@ async fn serve(issuer: Arc<Issuer>) -> String {
     base
 }
 
+/// A rotating token endpoint (`refused`: one that answers `invalid_grant`),
+/// and a manager in a temporary home holding an expired credential of it.
+async fn issued(refused: bool) -> (Arc<Issuer>, tempfile::TempDir, Arc<Manager>) {
+    let issuer = Arc::new(Issuer { calls: AtomicUsize::new(0), seen: Mutex::default(), refused });
+    let base = serve(issuer.clone()).await;
+    let home = tempfile::tempdir().unwrap();
+    let manager = Arc::new(Manager::new(home.path().join("oauth")));
+    expired(&manager, format!("{base}/token"));
+    (issuer, home, manager)
+}
+
 fn target() -> Target {
     Target {
         server: "remote".into(),
@@ -79,11 +90,7 @@ fn expired(manager: &Manager, token_endpoint: String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_callers_share_one_refresh_and_the_rotated_token_is_kept() {
-    let issuer = Arc::new(Issuer { calls: AtomicUsize::new(0), seen: Mutex::default(), refused: false });
-    let base = serve(issuer.clone()).await;
-    let home = tempfile::tempdir().unwrap();
-    let manager = Arc::new(Manager::new(home.path().join("oauth")));
-    expired(&manager, format!("{base}/token"));
+    let (issuer, _home, manager) = issued(false).await;
     let callers: Vec<_> = (0..8)
         .map(|_| {
             let manager = manager.clone();
@@ -107,11 +114,7 @@ async fn concurrent_callers_share_one_refresh_and_the_rotated_token_is_kept() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_credentials_callers_share_one_fetch_and_keep_no_refresh_token() {
-    let issuer = Arc::new(Issuer { calls: AtomicUsize::new(0), seen: Mutex::default(), refused: false });
-    let base = serve(issuer.clone()).await;
-    let home = tempfile::tempdir().unwrap();
-    let manager = Arc::new(Manager::new(home.path().join("oauth")));
-    expired(&manager, format!("{base}/token"));
+    let (issuer, _home, manager) = issued(false).await;
     let machine = || Target {
         settings: Settings {
             client_id: Some("svc".into()),
@@ -149,11 +152,7 @@ async fn client_credentials_callers_share_one_fetch_and_keep_no_refresh_token() 
 
 #[tokio::test]
 async fn invalid_grant_means_a_login_and_names_the_command() {
-    let issuer = Arc::new(Issuer { calls: AtomicUsize::new(0), seen: Mutex::default(), refused: true });
-    let base = serve(issuer.clone()).await;
-    let home = tempfile::tempdir().unwrap();
-    let manager = Manager::new(home.path().join("oauth"));
-    expired(&manager, format!("{base}/token"));
+    let (issuer, _home, manager) = issued(true).await;
     let error = manager.bearer(&target()).await.unwrap_err();
     assert!(matches!(error, OAuthError::LoginRequired(_)), "{error:?}");
     assert!(error.to_string().contains("mcp-gateway auth login remote"), "{error}");
@@ -167,11 +166,7 @@ async fn invalid_grant_means_a_login_and_names_the_command() {
 
 #[tokio::test]
 async fn refused_client_credentials_are_not_sent_again_until_a_pause_or_a_config_change() {
-    let issuer = Arc::new(Issuer { calls: AtomicUsize::new(0), seen: Mutex::default(), refused: true });
-    let base = serve(issuer.clone()).await;
-    let home = tempfile::tempdir().unwrap();
-    let manager = Manager::new(home.path().join("oauth"));
-    expired(&manager, format!("{base}/token"));
+    let (issuer, _home, manager) = issued(true).await;
     let machine = |secret: &str| Target {
         settings: Settings {
             client_id: Some("svc".into()),
@@ -196,7 +191,7 @@ async fn refused_client_credentials_are_not_sent_again_until_a_pause_or_a_config
     assert_eq!(issuer.calls.load(Ordering::SeqCst), 1);
     // The pause over, the same settings are asked once more, and refused again: a longer pause.
     let end_pause =
-        || lock(&manager.failures).get_mut(&target().key()).unwrap().pause.as_mut().unwrap().1.until = Instant::now();
+        || lock(&manager.failures).get_mut(&target().key()).unwrap().refused.as_mut().unwrap().1.until = Instant::now();
     end_pause();
     assert!(manager.bearer(&machine("wrong")).await.is_err());
     assert_eq!(issuer.calls.load(Ordering::SeqCst), 2);
@@ -209,11 +204,7 @@ async fn refused_client_credentials_are_not_sent_again_until_a_pause_or_a_config
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_logout_during_a_refresh_is_not_undone_by_the_refresh_saving_its_tokens() {
-    let issuer = Arc::new(Issuer { calls: AtomicUsize::new(0), seen: Mutex::default(), refused: false });
-    let base = serve(issuer.clone()).await;
-    let home = tempfile::tempdir().unwrap();
-    let manager = Arc::new(Manager::new(home.path().join("oauth")));
-    expired(&manager, format!("{base}/token"));
+    let (issuer, home, manager) = issued(false).await;
     let refreshing = {
         let manager = manager.clone();
         tokio::spawn(async move { manager.bearer(&target()).await })
