@@ -74,6 +74,13 @@ pub(super) struct Listings {
     first_fetches: Mutex<HashMap<ListingKey, FirstFetch>>,
     /// Catalogs by the exact set of servers they were built from.
     catalogs: Mutex<Catalogs>,
+    /// Re-listings after a `list_changed` under way, by backend (its `Arc`'s
+    /// address), each with whether another notice came in meanwhile: those
+    /// ask for one more re-listing after it, not one each. A server that
+    /// registers its tools one by one says `list_changed` for each
+    /// (server-everything: four at start-up), which made five listings of
+    /// every kind instead of two.
+    relisting: Mutex<HashMap<usize, bool>>,
     /// Numbers fetches in the order they start. Two can overlap (the first
     /// listing, and the re-listing after a `list_changed` the server sent
     /// meanwhile) and finish in either order: only a later-started one may
@@ -89,6 +96,7 @@ impl Listings {
             fetching: Mutex::default(),
             first_fetches: Mutex::default(),
             catalogs: Mutex::default(),
+            relisting: Mutex::default(),
             fetches: std::sync::atomic::AtomicU64::new(1),
         }
     }
@@ -209,6 +217,40 @@ const STILL_STARTING: &str =
 
 fn listing_key(name: &str, config: &ServerConfig) -> ListingKey {
     (name.to_string(), config.fingerprint())
+}
+
+/// A backend's entry in [`Listings::relisting`] while its re-listing runs;
+/// removed when that ends, however it ends.
+struct Relisting<'a> {
+    running: &'a Mutex<HashMap<usize, bool>>,
+    backend: usize,
+}
+
+impl<'a> Relisting<'a> {
+    /// `None` when a re-listing of `backend` runs already: it is asked for
+    /// one more instead.
+    fn start(running: &'a Mutex<HashMap<usize, bool>>, backend: &Arc<Backend>) -> Option<Self> {
+        let backend = Arc::as_ptr(backend) as usize;
+        let mut map = lock(running);
+        if let Some(again) = map.get_mut(&backend) {
+            *again = true;
+            return None;
+        }
+        map.insert(backend, false);
+        Some(Self { running, backend })
+    }
+
+    /// Whether a notice came during the re-listing that just ended (and so
+    /// another is due); clears the request.
+    fn again(&self) -> bool {
+        lock(self.running).get_mut(&self.backend).is_some_and(std::mem::take)
+    }
+}
+
+impl Drop for Relisting<'_> {
+    fn drop(&mut self) {
+        lock(self.running).remove(&self.backend);
+    }
 }
 
 impl Gateway {
@@ -388,15 +430,26 @@ impl Gateway {
 
     /// Re-lists after a backend said its lists changed, then tells every session
     /// if anything did change (servers also send it once at start-up).
+    /// Notices that come while a re-listing of the same backend runs are
+    /// answered by one more re-listing after it (see [`Listings::relisting`]).
     pub(super) async fn on_list_changed(self: &Arc<Self>, backend: &Arc<Backend>, method: &str) {
-        match self.relist(backend).await {
-            Ok((_, changes)) => {
-                if !changes.any() {
-                    debug!(server = %backend.server, "{method} without a change");
+        let Some(running) = Relisting::start(&self.listings.relisting, backend) else {
+            debug!(server = %backend.server, "{method} while a re-listing runs: one more follows it");
+            return;
+        };
+        loop {
+            match self.relist(backend).await {
+                Ok((_, changes)) => {
+                    if !changes.any() {
+                        debug!(server = %backend.server, "{method} without a change");
+                    }
+                    self.announce(changes);
                 }
-                self.announce(changes);
+                Err(e) => warn!(server = %backend.server, error = %e, "could not re-list after {method}"),
             }
-            Err(e) => warn!(server = %backend.server, error = %e, "could not re-list after {method}"),
+            if !running.again() {
+                return;
+            }
         }
     }
 
