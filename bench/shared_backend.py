@@ -51,6 +51,9 @@ async def client_main(spec):
                     raise SystemExit(f"call {i} failed: {result}")
             ended = time.monotonic()
             print(json.dumps({"start": started, "end": ended, "calls": calls}), flush=True)
+            # Connected until the harness has read every process's CPU time:
+            # leaving now would end the shim or proxy, and its time with it.
+            await reader.readline()
 
 
 # ---------------------------------------------------------------- /proc
@@ -88,20 +91,24 @@ def pss_kb(pid):
     return 0
 
 
-TICK = os.sysconf("SC_CLK_TCK")
-
-
 def cpu_secs(pids):
-    """utime + stime of each process, by role name (its comm)."""
+    """CPU time of each process, by role name (its comm): the scheduler's own
+    nanosecond count summed over the process's threads (`/proc/PID/task/*/schedstat`),
+    not utime+stime, which are sampled at the clock tick (10 ms: a shim that
+    runs a few µs per call would read as 0)."""
     out = {}
     for p in pids:
         try:
-            stat = Path(f"/proc/{p}/stat").read_text()
             comm = Path(f"/proc/{p}/comm").read_text().strip()
+            ns = 0
+            for t in os.listdir(f"/proc/{p}/task"):
+                try:
+                    ns += int(Path(f"/proc/{p}/task/{t}/schedstat").read_text().split()[0])
+                except OSError:
+                    pass  # a thread that just ended
         except OSError:
             continue
-        fields = stat.rsplit(")", 1)[1].split()
-        out[p] = (comm, (int(fields[11]) + int(fields[12])) / TICK)
+        out[p] = (comm, ns / 1e9)
     return out
 
 
