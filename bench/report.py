@@ -261,7 +261,9 @@ if shared:
     w("")
     w(f"{shared['clients']} client processes (Python `mcp` SDK stdio clients, a 2025 handshake each) make "
       f"{shared['calls']} sequential `echo` calls each, all started together; calls/s is all calls over the span from "
-      f"the first call to the last, median of {shared['rounds']} interleaved rounds. `direct` = each client spawns its "
+      f"the first call to the last, median of {shared['rounds']} interleaved rounds (each client stays connected until "
+      f"the round is measured, so no client's exit runs inside another's calls). CPU per call is each process's "
+      f"scheduler time (`/proc/PID/task/*/schedstat`, in ns), by process name. `direct` = each client spawns its "
       f"own server-everything; the gateway and rmcp-mux ({'rmcp-mux `proxy` as each client' + chr(39) + 's stdio bridge'}) "
       f"share one. Memory: {shared['pss_sessions']} clients connected (initialized, one call) for "
       f"{shared.get('settle', 5):g} s, the PSS and RSS of every process serving them (servers, shims or proxies, daemon, backend and its guard), not the Python clients. "
