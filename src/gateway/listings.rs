@@ -61,6 +61,11 @@ struct LiveListing {
 /// The longest a server's `ttlMs` is believed (as the SDKs clamp it).
 const LONGEST_TTL: Duration = Duration::from_secs(24 * 3600);
 
+/// How long a re-listing after a `list_changed` waits for the rest of a
+/// burst of them (server-everything's four at start-up come within a
+/// millisecond or two, each written on its own).
+const BURST: Duration = Duration::from_millis(10);
+
 /// `(server name, definition fingerprint)`.
 type ListingKey = (String, String);
 
@@ -75,11 +80,11 @@ pub(super) struct Listings {
     /// Catalogs by the exact set of servers they were built from.
     catalogs: Mutex<Catalogs>,
     /// Re-listings after a `list_changed` under way, by backend (its `Arc`'s
-    /// address), each with whether another notice came in meanwhile: those
-    /// ask for one more re-listing after it, not one each. A server that
-    /// registers its tools one by one says `list_changed` for each
+    /// address), each with whether another notice came in since its fetch
+    /// started: those ask for one more re-listing after it, not one each. A
+    /// server that registers its tools one by one says `list_changed` for each
     /// (server-everything: four at start-up), which made five listings of
-    /// every kind instead of two.
+    /// every kind where two do (the first, and one after the notices).
     relisting: Mutex<HashMap<usize, bool>>,
     /// Numbers fetches in the order they start. Two can overlap (the first
     /// listing, and the re-listing after a `list_changed` the server sent
@@ -240,8 +245,8 @@ impl<'a> Relisting<'a> {
         Some(Self { running, backend })
     }
 
-    /// Whether a notice came during the re-listing that just ended (and so
-    /// another is due); clears the request.
+    /// Whether a notice came since the last call (during the re-listing
+    /// that just ended: another is due); clears it.
     fn again(&self) -> bool {
         lock(self.running).get_mut(&self.backend).is_some_and(std::mem::take)
     }
@@ -437,7 +442,13 @@ impl Gateway {
             debug!(server = %backend.server, "{method} while a re-listing runs: one more follows it");
             return;
         };
+        // The rest of a burst is on its way (a server writes each notice on
+        // its own): a moment's wait lets one fetch answer all of it.
+        tokio::time::sleep(BURST).await;
         loop {
+            // Notices that came before this fetch starts are answered by it:
+            // the server changed before it sent them, so before it reads this.
+            running.again();
             match self.relist(backend).await {
                 Ok((_, changes)) => {
                     if !changes.any() {
