@@ -18,9 +18,11 @@
 //!
 //! One guard, not one per backend: each is a process of about 1 MB RSS (the
 //! relocated part of this binary's data alone is a third of a megabyte), and
-//! a daemon runs many backends. It lives as long as the daemon once started;
-//! if it is gone (killed by hand), the next backend starts another and tells
-//! it every group the first one knew that still exists.
+//! a daemon runs many backends. It lives while the daemon has backends: when
+//! the daemon has stopped the last one, it closes the guard's input and the
+//! guard, finding no group left, exits. If it is gone some other way (killed
+//! by hand), the next backend starts another and tells it every group the
+//! first one knew that still exists.
 //!
 //! Limits: a backend started in the instant before a SIGKILL, before its guard
 //! has read its group, has only the leader's parent-death signal; a process
@@ -106,6 +108,23 @@ pub fn watch(pgid: Pid) {
         Err(e) => tracing::warn!(error = %e, pgid = pgid.as_raw(), "cannot start the backends' process-group guard"),
     }
 }
+
+/// The daemon has stopped the backend of the group `pgid`. Once no group the
+/// guard watches is left, the guard's input is closed: it finds nothing to
+/// take down and exits, and the next backend starts another. So a daemon whose
+/// backends have all stopped (idle, reloaded away) keeps no guard.
+#[cfg(target_os = "linux")]
+pub fn release(pgid: Pid) {
+    let mut guarded = GUARDED.lock().unwrap_or_else(PoisonError::into_inner);
+    let Some(current) = guarded.as_mut() else { return };
+    current.groups.retain(|group| *group != pgid && killpg(*group, None).is_ok());
+    if current.groups.is_empty() {
+        *guarded = None;
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn release(_pgid: Pid) {}
 
 /// Writes `groups` to the guard, a decimal id a line, in one write (a pipe
 /// takes up to `PIPE_BUF` bytes whole).

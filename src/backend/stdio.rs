@@ -94,6 +94,11 @@ impl ProcessHandle {
             super::docker::stop(container, grace).await;
         }
         let Some(pgid) = self.pgid else { return };
+        self.stop_group(pgid, grace).await;
+        super::guard::release(pgid);
+    }
+
+    async fn stop_group(&self, pgid: Pid, grace: Duration) {
         if killpg(pgid, Signal::SIGTERM).is_err() {
             return; // The group is already gone.
         }

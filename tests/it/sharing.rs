@@ -207,9 +207,13 @@ fn idle_backends_are_stopped_and_come_back_on_use() {
     client.initialize();
     client.call_tool(json!(1), "fx__echo", json!({"message": "x"}));
     assert_eq!(gw.count("fixture_server.py idle"), 1);
+    let daemon = gw.daemon.as_ref().expect("daemon").id() as i32;
+    assert_eq!(guards_of(daemon).len(), 1, "the backend's process group is guarded");
     assert!(wait_until(TIMEOUT, || gw.count("fixture_server.py idle") == 0), "reaped when idle");
     assert!(gw.daemon_log().contains("stopped an idle backend"));
+    assert!(wait_until(TIMEOUT, || guards_of(daemon).is_empty()), "no guard is kept without backends");
     assert_eq!(first_text(&client.call_tool(json!(2), "fx__echo", json!({"message": "back"}))), "idle: back");
+    assert_eq!(guards_of(daemon).len(), 1, "a guard again for the backend started again");
 }
 
 #[test]

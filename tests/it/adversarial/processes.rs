@@ -35,7 +35,7 @@ fn a_sigkilled_daemon_takes_whole_backend_process_groups_with_it() {
     let mut daemon = gw.daemon.take().expect("daemon");
     // One guard for both backends' groups (a process of its own session: not
     // among the test's tagged processes, so found as the daemon's child).
-    let guards = guards_of(daemon.id() as i32);
+    let guards = common::guards_of(daemon.id() as i32);
     assert_eq!(guards.len(), 1, "one guard for the daemon's backends: {guards:?}");
 
     daemon.kill().expect("SIGKILL the daemon"); // No shutdown code runs.
@@ -55,21 +55,6 @@ fn a_sigkilled_daemon_takes_whole_backend_process_groups_with_it() {
     );
 }
 
-/// The daemon's children that are its process-group guard.
-fn guards_of(daemon: i32) -> Vec<i32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
-    entries
-        .flatten()
-        .filter_map(|entry| entry.file_name().to_string_lossy().parse::<i32>().ok())
-        .filter(|pid| {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            let ppid = stat.rsplit(')').next().unwrap_or_default().split_whitespace().nth(1);
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            ppid == Some(&daemon.to_string()) && String::from_utf8_lossy(&cmdline).contains("process-group-guard")
-        })
-        .collect()
-}
-
 /// A guard killed by hand is replaced by the next backend's start, and the new
 /// one is told every group that still exists, the earlier backend's included.
 #[test]
@@ -80,13 +65,16 @@ fn a_guard_that_is_gone_is_replaced_and_told_every_group() {
     client.initialize();
     assert_eq!(first_text(&client.call_tool(json!(1), "one__echo", json!({"message": "x"}))), "linger: x");
     let daemon_pid = gw.daemon.as_ref().expect("daemon").id() as i32;
-    let first = guards_of(daemon_pid);
+    let first = common::guards_of(daemon_pid);
     assert_eq!(first.len(), 1, "{first:?}");
     common::signal(first[0], nix::sys::signal::Signal::SIGKILL);
-    assert!(wait_until(common::TIMEOUT, || guards_of(daemon_pid).is_empty()), "the killed guard was not reaped");
+    assert!(
+        wait_until(common::TIMEOUT, || common::guards_of(daemon_pid).is_empty()),
+        "the killed guard was not reaped"
+    );
 
     assert_eq!(first_text(&client.call_tool(json!(2), "two__echo", json!({"message": "y"}))), "linger: y");
-    let second = guards_of(daemon_pid);
+    let second = common::guards_of(daemon_pid);
     assert_eq!(second.len(), 1, "a new guard for the new backend: {second:?}");
     let chains = |gw: &TestGateway| {
         gw.processes().into_iter().filter(|p| p.cmdline.contains("fixture_server.py")).collect::<Vec<_>>()

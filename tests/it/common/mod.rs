@@ -666,3 +666,18 @@ pub fn routing_headers(body: &Value) -> Vec<(&'static str, String)> {
     headers.extend(name.map(|n| ("mcp-name", n.to_string())));
     headers
 }
+
+/// The daemon's children that are its process-group guard.
+pub fn guards_of(daemon: i32) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_string_lossy().parse::<i32>().ok())
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let ppid = stat.rsplit(')').next().unwrap_or_default().split_whitespace().nth(1);
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            ppid == Some(&daemon.to_string()) && String::from_utf8_lossy(&cmdline).contains("process-group-guard")
+        })
+        .collect()
+}
