@@ -261,11 +261,13 @@ if shared:
     w("")
     w(f"{shared['clients']} client processes (Python `mcp` SDK stdio clients, a 2025 handshake each) make "
       f"{shared['calls']} sequential `echo` calls each, all started together; calls/s is all calls over the span from "
-      f"the first call to the last, median of {shared['rounds']} interleaved rounds (each client stays connected until "
+      f"the first call to the last, median of {shared['rounds']} interleaved rounds, after "
+      f"{shared.get('warmup', 0)} untimed ones in which each contender's node warms up (each client stays connected until "
       f"the round is measured, so no client's exit runs inside another's calls). CPU per call is each process's "
       f"scheduler time (`/proc/PID/task/*/schedstat`, in ns), by process name. `direct` = each client spawns its "
       f"own server-everything; the gateway and rmcp-mux ({'rmcp-mux `proxy` as each client' + chr(39) + 's stdio bridge'}) "
-      f"share one. Memory: {shared['pss_sessions']} clients connected (initialized, one call) for "
+      f"share one. Memory (the median of {shared.get('memory_runs', 1)} readings, each contender started afresh for each; "
+      f"every reading's PSS in brackets): {shared['pss_sessions']} clients connected (initialized, one call) for "
       f"{shared.get('settle', 5):g} s, the PSS and RSS of every process serving them (servers, shims or proxies, daemon, backend and its guard), not the Python clients. "
       f"Each contender's memory is read with its servers started afresh and no other contender's running: PSS splits "
       f"shared pages among all processes that map them, node's own included, so node's share still depends on what "
@@ -284,7 +286,8 @@ if shared:
         cpu = c.get("cpu_us_per_call", {})
         rest = ", ".join(f"{k} {f(v, 0)}" for k, v in sorted(cpu.items()) if k != "python" and v >= 0.5)
         w(f"| {c['name']} | {f(c['median_calls_per_s'], 0)} | {every} | {f(cpu.get('python'), 0)} | {rest} "
-          f"| {c['processes']} | {f(c['pss_kb'] / 1024)} | {f(own_kb(c) / 1024)} | {f(c['rss_kb'] / 1024)} |")
+          f"| {c['processes']} | {f(c['pss_kb'] / 1024)} ({', '.join(f(k / 1024) for k in c.get('pss_kb_runs', []))}) "
+          f"| {f(own_kb(c) / 1024)} | {f(c['rss_kb'] / 1024)} |")
     w("")
     by = {c["name"]: c for c in shared["contenders"]}
     gw, mux = by.get("gateway"), by.get("rmcp-mux")

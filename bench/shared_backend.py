@@ -4,12 +4,14 @@ client), the gateway and rmcp-mux, side by side in one run.
 Each client is its own Python process running the `mcp` SDK's stdio client (what
 a real AI client's MCP stack costs, not a tuned harness): it initializes, lists
 tools, then on a common start signal makes `--calls` sequential `echo` calls.
+Every contender first runs `--warmup` untimed rounds (its node warms up).
 Throughput is all calls over the span from the first client's first call to the
 last client's last one. Contenders are interleaved round by round, so load from
 other work on the machine hits all alike; the median round is reported.
 
 Memory: `--pss-sessions` clients connect (initialize, list, one call) and stay;
-`--settle` seconds later the PSS of every process that serves them is summed: the servers the
+`--settle` seconds later the PSS of every process that serves them is summed
+(`--memory-runs` times, each contender started afresh; the median is kept): the servers the
 clients spawned (direct), or the shims/proxies plus the daemon and its backend
 (gateway, rmcp-mux). The Python clients themselves are not counted.
 
@@ -224,7 +226,9 @@ def main():
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--calls", type=int, default=500)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--warmup", type=int, default=2, help="untimed rounds per contender before the timed ones")
     ap.add_argument("--pss-sessions", type=int, default=5)
+    ap.add_argument("--memory-runs", type=int, default=3, help="memory readings per contender (the median is kept)")
     ap.add_argument("--settle", type=float, default=5.0, help="seconds the sessions are connected before memory is read")
     ap.add_argument("--only", help="comma-separated contender names")
     ap.add_argument("--json", help="where to write the results")
@@ -283,6 +287,14 @@ def main():
 
     try:
         contenders = [launch(n) for n in names]
+        # Untimed rounds first: node compiles its hot paths over the first few
+        # thousand calls (its CPU per call falls from ~115 to ~50 µs), and
+        # each contender has a node of its own, so timed rounds that began
+        # cold measured whose node warmed up first, not the multiplexers.
+        for r in range(args.warmup):
+            for c in contenders:
+                throughput_round(c, args.clients, args.calls)
+            print(f"warm-up round {r + 1} done", file=sys.stderr)
         rates = {c.name: [] for c in contenders}
         cpus = {c.name: [] for c in contenders}
         for r in range(args.rounds):
@@ -294,20 +306,27 @@ def main():
                 shown = ", ".join(f"{k} {v:,.0f}" for k, v in sorted(cpu.items()))
                 print(f"round {r + 1}: {c.name}: {rate:,.0f} calls/s; CPU µs/call: {shown}", file=sys.stderr)
         stop_all()
+        # Alone and started afresh: a process's PSS counts the pages it
+        # shares (node's own, for one) as split with every process mapping
+        # them, so the other contenders' servers must not be running. Taken
+        # several times, interleaved: one reading of node's PSS varies by about
+        # half a megabyte, as much as the multiplexers differ.
+        readings = {c.name: [] for c in contenders}
+        for _ in range(args.memory_runs):
+            for c in contenders:
+                fresh = launch(c.name)
+                readings[c.name].append(memory(fresh, args.pss_sessions, args.settle))
+                stop_all()
         results = []
         for c in contenders:
-            # Alone and started afresh: a process's PSS counts the pages it
-            # shares (node's own, for one) as split with every process mapping
-            # them, so the other contenders' servers must not be running.
-            fresh = launch(c.name)
-            mem = memory(fresh, args.pss_sessions, args.settle)
-            stop_all()
+            runs = sorted(readings[c.name], key=lambda m: m["pss_kb"])
+            mem = dict(runs[len(runs) // 2], pss_kb_runs=[m["pss_kb"] for m in readings[c.name]])
             kinds = sorted({k for cpu in cpus[c.name] for k in cpu})
             cpu = {k: statistics.median(cpu.get(k, 0.0) for cpu in cpus[c.name]) for k in kinds}
             results.append({"name": c.name, "calls_per_s": rates[c.name],
                             "median_calls_per_s": statistics.median(rates[c.name]),
                             "cpu_us_per_call": cpu, **mem})
-        out = {"clients": args.clients, "calls": args.calls, "rounds": args.rounds,
+        out = {"clients": args.clients, "calls": args.calls, "rounds": args.rounds, "warmup": args.warmup, "memory_runs": args.memory_runs,
                "pss_sessions": args.pss_sessions, "settle": args.settle, "contenders": results}
         if args.json:
             Path(args.json).write_text(json.dumps(out, indent=1))
