@@ -20,6 +20,20 @@ fn chain(trap_term: bool) -> String {
     format!("    command: sh\n    args: [\"-c\", \"sh -c '{inner}'; true\"]\n")
 }
 
+/// The test's processes of the chains (each of their three runs the fixture).
+fn chains(gw: &TestGateway) -> Vec<common::Proc> {
+    gw.processes().into_iter().filter(|p| p.cmdline.contains("fixture_server.py")).collect()
+}
+
+/// SIGKILLs the daemon (no shutdown code runs) and lets its client go: what
+/// takes the chains down from here is their guard.
+fn kill_daemon(gw: &mut TestGateway, client: common::Client) {
+    let mut daemon = gw.daemon.take().expect("daemon");
+    daemon.kill().expect("SIGKILL the daemon");
+    daemon.wait().expect("reap the daemon");
+    drop(client);
+}
+
 #[test]
 fn a_sigkilled_daemon_takes_whole_backend_process_groups_with_it() {
     let mut gw = TestGateway::with_servers(&[("deaf", chain(true)), ("stubborn", chain(false))]);
@@ -28,19 +42,13 @@ fn a_sigkilled_daemon_takes_whole_backend_process_groups_with_it() {
     client.initialize();
     assert_eq!(first_text(&client.call_tool(json!(1), "deaf__echo", json!({"message": "x"}))), "linger: x");
     assert_eq!(first_text(&client.call_tool(json!(2), "stubborn__echo", json!({"message": "y"}))), "linger: y");
-    let chains = |gw: &TestGateway| {
-        gw.processes().into_iter().filter(|p| p.cmdline.contains("fixture_server.py")).collect::<Vec<_>>()
-    };
     assert_eq!(chains(&gw).len(), 6, "two chains of sh → sh → server: {:?}", gw.processes());
-    let mut daemon = gw.daemon.take().expect("daemon");
     // One guard for both backends' groups (a process of its own session: not
     // among the test's tagged processes, so found as the daemon's child).
-    let guards = common::guards_of(daemon.id() as i32);
+    let guards = common::guards_of(gw.daemon.as_ref().expect("daemon").id() as i32);
     assert_eq!(guards.len(), 1, "one guard for the daemon's backends: {guards:?}");
 
-    daemon.kill().expect("SIGKILL the daemon"); // No shutdown code runs.
-    daemon.wait().expect("reap the daemon");
-    drop(client);
+    kill_daemon(&mut gw, client);
     assert!(
         wait_until(Duration::from_secs(15), || chains(&gw).is_empty()),
         "backend processes outlived their SIGKILLed daemon: {:?}",
@@ -76,14 +84,8 @@ fn a_guard_that_is_gone_is_replaced_and_told_every_group() {
     assert_eq!(first_text(&client.call_tool(json!(2), "two__echo", json!({"message": "y"}))), "linger: y");
     let second = common::guards_of(daemon_pid);
     assert_eq!(second.len(), 1, "a new guard for the new backend: {second:?}");
-    let chains = |gw: &TestGateway| {
-        gw.processes().into_iter().filter(|p| p.cmdline.contains("fixture_server.py")).collect::<Vec<_>>()
-    };
     assert_eq!(chains(&gw).len(), 6, "{:?}", gw.processes());
-    let mut daemon = gw.daemon.take().expect("daemon");
-    daemon.kill().expect("SIGKILL the daemon");
-    daemon.wait().expect("reap the daemon");
-    drop(client);
+    kill_daemon(&mut gw, client);
     assert!(
         wait_until(Duration::from_secs(15), || chains(&gw).is_empty()),
         "the new guard did not take the first backend's group down: {:?}",
