@@ -14,9 +14,7 @@ use tracing::{info, warn};
 use url::Url;
 
 use super::store::{Credential, Tokens};
-use super::{
-    Backoff, Failure, Manager, OAuthError, Target, assertion, discovery, entry, expiring, flow, lock, now, union_of,
-};
+use super::{Backoff, Failure, Manager, OAuthError, Target, discovery, entry, expiring, flow, lock, now, union_of};
 use std::time::Instant;
 
 impl Manager {
@@ -134,11 +132,7 @@ impl Manager {
             Some(scopes) => union_of(&[Some(&scopes.join(" ")), wanted.as_deref()]),
             None => union_of(&[base_scope.as_deref(), wanted.as_deref()]),
         };
-        // RFC 7523: the audience is the authorization server, by its issuer.
-        let assertion = match &target.settings.private_key {
-            Some(key) => Some(assertion::client_assertion(&client.client_id, &metadata.issuer, key)?),
-            None => None,
-        };
+        let assertion = target.settings.client_assertion(&client.client_id, &metadata.issuer)?;
         let grant = flow::Grant::ClientCredentials { scope: scope.as_deref(), assertion: assertion.as_deref() };
         let answer = flow::token(&self.http, &metadata, &client, grant, resource.as_deref()).await?;
         let access = answer.access_token.clone();

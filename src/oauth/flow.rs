@@ -112,6 +112,20 @@ impl std::fmt::Debug for Settings {
     }
 }
 
+impl Settings {
+    /// The assertion a client-credentials client with a private key proves
+    /// itself with to the authorization server `issuer` (RFC 7523: the
+    /// audience is the server, by its issuer), at its token and revocation
+    /// endpoints alike; `None` for any other client. A fresh one at each
+    /// call: its `jti` is single-use.
+    pub fn client_assertion(&self, client_id: &str, issuer: &str) -> Result<Option<String>, OAuthError> {
+        match (&self.private_key, self.client_credentials) {
+            (Some(key), true) => super::assertion::client_assertion(client_id, issuer, key).map(Some),
+            _ => Ok(None),
+        }
+    }
+}
+
 /// The token endpoint method for a client with (or without) a secret: the one
 /// the server supports, Basic first (RFC 6749 §2.3.1 makes it the one every
 /// server must support).

@@ -714,15 +714,9 @@ impl Manager {
         for (token, kind) in each {
             let Some(token) = token else { continue };
             // A `private_key_jwt` client proves itself as at the token
-            // endpoint: an assertion for the authorization server, fresh for
-            // each request (its `jti` is single-use).
+            // endpoint, with a fresh assertion for each request.
             let revoked = async {
-                let assertion = match (&target.settings.private_key, target.settings.client_credentials) {
-                    (Some(key), true) => {
-                        Some(assertion::client_assertion(&client.client_id, &credential.metadata.issuer, key)?)
-                    }
-                    _ => None,
-                };
+                let assertion = target.settings.client_assertion(&client.client_id, &credential.metadata.issuer)?;
                 flow::revoke(&self.http, endpoint, &client, assertion.as_deref(), token, kind).await
             }
             .await;
