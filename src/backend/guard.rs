@@ -91,17 +91,18 @@ pub fn watch(pgid: Pid) {
         return;
     }
     let mut guarded = GUARDED.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(current) = guarded.as_mut() {
-        current.groups.retain(|group| killpg(*group, None).is_ok());
-        current.groups.push(pgid);
-        if tell(&mut current.input, &[pgid]).is_ok() {
+    let (input, mut groups) = match guarded.take() {
+        Some(Guarded { input, groups }) => (Some(input), groups),
+        None => (None, Vec::new()),
+    };
+    groups.retain(exists);
+    groups.push(pgid);
+    if let Some(mut input) = input {
+        if tell(&mut input, &[pgid]).is_ok() {
+            *guarded = Some(Guarded { input, groups });
             return;
         }
         tracing::warn!("the backends' process-group guard is gone; starting another");
-    }
-    let mut groups = guarded.take().map(|gone| gone.groups).unwrap_or_default();
-    if !groups.contains(&pgid) {
-        groups.push(pgid);
     }
     match start_guard().and_then(|mut input| tell(&mut input, &groups).map(|()| input)) {
         Ok(input) => *guarded = Some(Guarded { input, groups }),
@@ -117,7 +118,7 @@ pub fn watch(pgid: Pid) {
 pub fn release(pgid: Pid) {
     let mut guarded = GUARDED.lock().unwrap_or_else(PoisonError::into_inner);
     let Some(current) = guarded.as_mut() else { return };
-    current.groups.retain(|group| *group != pgid && killpg(*group, None).is_ok());
+    current.groups.retain(|group| *group != pgid && exists(group));
     if current.groups.is_empty() {
         *guarded = None;
     }
@@ -194,16 +195,21 @@ fn guard() {
             },
             Err(_) => break,
         }
-        groups.retain(|group| killpg(*group, None).is_ok());
+        groups.retain(exists);
     }
     groups.retain(|group| killpg(*group, Signal::SIGTERM).is_ok());
     let deadline = Instant::now() + GRACE;
-    while Instant::now() < deadline && groups.iter().any(|group| killpg(*group, None).is_ok()) {
+    while Instant::now() < deadline && groups.iter().any(exists) {
         std::thread::sleep(Duration::from_millis(20));
     }
     for group in groups {
         let _ = killpg(group, Signal::SIGKILL);
     }
+}
+
+/// Whether the process group has a process left (signal 0 checks, sends nothing).
+fn exists(group: &Pid) -> bool {
+    killpg(*group, None).is_ok()
 }
 
 /// The process groups in the complete lines of `partial` + `read`; what
